@@ -1,0 +1,104 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+
+namespace Serval.Wire;
+
+/// <summary>
+/// The Internet checksum (RFC 1071) used by the SAL header, TCP, UDP and IPv4, with pseudo-header support and
+/// incremental update (RFC 1624).
+/// </summary>
+public static class InternetChecksum
+{
+    /// <summary>
+    /// Adds <paramref name="data"/> to a running ones'-complement sum as big-endian 16-bit words. Pieces added one
+    /// after another must have even lengths, except the last.
+    /// </summary>
+    public static ulong Add(ulong sum, ReadOnlySpan<byte> data)
+    {
+        var i = 0;
+        if (data.Length >= 8)
+        {
+            // The ones'-complement sum is byte-order independent (RFC 1071 §2(B)): sum native 32-bit words into
+            // two 64-bit accumulators, fold, and swap the folded 16 bits back to network order.
+            var words = MemoryMarshal.Cast<byte, uint>(data[..(data.Length & ~7)]);
+            ulong a = 0, b = 0;
+            for (var k = 0; k < words.Length; k += 2)
+            {
+                a += words[k];
+                b += words[k + 1];
+            }
+
+            var folded = Fold(a + b);
+            sum += BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(folded) : folded;
+            i = data.Length & ~7;
+        }
+
+        for (; i + 1 < data.Length; i += 2)
+        {
+            sum += (uint)((data[i] << 8) | data[i + 1]);
+        }
+
+        if (i < data.Length)
+        {
+            sum += (uint)(data[i] << 8);
+        }
+
+        return sum;
+    }
+
+    /// <summary>Adds a 16-bit value to a running sum.</summary>
+    public static ulong Add(ulong sum, ushort value) => sum + value;
+
+    /// <summary>Folds a running sum to 16 bits (without complementing).</summary>
+    public static ushort Fold(ulong sum)
+    {
+        while ((sum >> 16) != 0)
+        {
+            sum = (sum & 0xFFFF) + (sum >> 16);
+        }
+
+        return (ushort)sum;
+    }
+
+    /// <summary>The checksum field value for a running sum: the ones' complement of the folded sum.</summary>
+    public static ushort Finish(ulong sum) => (ushort)~Fold(sum);
+
+    /// <summary>The checksum of <paramref name="data"/> (with its checksum field zeroed by the caller).</summary>
+    public static ushort Compute(ReadOnlySpan<byte> data) => Finish(Add(0, data));
+
+    /// <summary>Whether <paramref name="data"/>, checksum field included, sums to all ones.</summary>
+    public static bool Verify(ReadOnlySpan<byte> data) => Fold(Add(0, data)) == 0xFFFF;
+
+    /// <summary>The running sum of an IPv4 or IPv6 pseudo-header (RFC 9293 §3.1, RFC 8200 §8.1).</summary>
+    public static ulong PseudoHeaderSum(LinkAddress source, LinkAddress destination, byte protocol, int length)
+    {
+        Span<byte> a = stackalloc byte[16];
+        var n = source.WriteAddress(a);
+        var sum = Add(0, a[..n]);
+        n = destination.WriteAddress(a);
+        sum = Add(sum, a[..n]);
+        return sum + protocol + (uint)(length >> 16) + (uint)(length & 0xFFFF);
+    }
+
+    /// <summary>
+    /// RFC 1624 incremental update: the new checksum field after the covered bytes <paramref name="oldData"/>
+    /// change to <paramref name="newData"/> (equal even lengths, aligned on 16-bit words of the covered data).
+    /// </summary>
+    public static ushort Update(ushort checksum, ReadOnlySpan<byte> oldData, ReadOnlySpan<byte> newData)
+    {
+        if (oldData.Length != newData.Length || (oldData.Length & 1) != 0)
+        {
+            throw new ArgumentException("Old and new data must have the same even length.", nameof(newData));
+        }
+
+        // HC' = ~(~HC + ~m + m')
+        ulong sum = (ushort)~checksum;
+        for (var i = 0; i < oldData.Length; i += 2)
+        {
+            sum += (ushort)~((oldData[i] << 8) | oldData[i + 1]);
+            sum += (uint)((newData[i] << 8) | newData[i + 1]);
+        }
+
+        return Finish(sum);
+    }
+}
