@@ -236,43 +236,43 @@ public sealed class PcapReader : IDisposable
                     _interfaces.Add(((PcapLinkType)ReadU16(b), ReadTsResolution(b[8..])));
                     break;
                 case 6: // Enhanced packet
-                {
-                    if (b.Length < 20)
                     {
-                        throw new InvalidDataException($"Short pcapng packet block at offset {start}.");
-                    }
+                        if (b.Length < 20)
+                        {
+                            throw new InvalidDataException($"Short pcapng packet block at offset {start}.");
+                        }
 
-                    var iface = (int)ReadU32(b);
-                    if (iface >= _interfaces.Count)
-                    {
-                        throw new InvalidDataException($"pcapng packet at offset {start} names unknown interface {iface}.");
-                    }
+                        var iface = (int)ReadU32(b);
+                        if (iface >= _interfaces.Count)
+                        {
+                            throw new InvalidDataException($"pcapng packet at offset {start} names unknown interface {iface}.");
+                        }
 
-                    var ts = ((long)ReadU32(b[4..]) << 32) | ReadU32(b[8..]);
-                    var cap = ReadU32(b[12..]);
-                    var orig = ReadU32(b[16..]);
-                    if (cap > b.Length - 20)
-                    {
-                        throw new InvalidDataException($"pcapng packet at offset {start} overruns its block.");
-                    }
+                        var ts = ((long)ReadU32(b[4..]) << 32) | ReadU32(b[8..]);
+                        var cap = ReadU32(b[12..]);
+                        var orig = ReadU32(b[16..]);
+                        if (cap > b.Length - 20)
+                        {
+                            throw new InvalidDataException($"pcapng packet at offset {start} overruns its block.");
+                        }
 
-                    var (lt, units) = _interfaces[iface];
-                    record = new PcapRecord(ToNanoseconds(ts, units), lt, b.Slice(20, (int)cap).ToArray(), (int)Math.Min(orig, int.MaxValue));
-                    return true;
-                }
+                        var (lt, units) = _interfaces[iface];
+                        record = new PcapRecord(ToNanoseconds(ts, units), lt, b.Slice(20, (int)cap).ToArray(), (int)Math.Min(orig, int.MaxValue));
+                        return true;
+                    }
 
                 case 3: // Simple packet
-                {
-                    if (b.Length < 4 || _interfaces.Count == 0)
                     {
-                        throw new InvalidDataException($"Bad pcapng simple packet block at offset {start}.");
-                    }
+                        if (b.Length < 4 || _interfaces.Count == 0)
+                        {
+                            throw new InvalidDataException($"Bad pcapng simple packet block at offset {start}.");
+                        }
 
-                    var orig = ReadU32(b);
-                    var cap = (int)Math.Min(orig, (uint)(b.Length - 4));
-                    record = new PcapRecord(0, _interfaces[0].LinkType, b.Slice(4, cap).ToArray(), (int)Math.Min(orig, int.MaxValue));
-                    return true;
-                }
+                        var orig = ReadU32(b);
+                        var cap = (int)Math.Min(orig, (uint)(b.Length - 4));
+                        record = new PcapRecord(0, _interfaces[0].LinkType, b.Slice(4, cap).ToArray(), (int)Math.Min(orig, int.MaxValue));
+                        return true;
+                    }
 
                 default:
                     break; // Statistics, name resolution, custom blocks: skipped.

@@ -1,0 +1,3 @@
+using Serval.Cli;
+
+return CommandLine.Run(args, Console.Out, Console.Error);
