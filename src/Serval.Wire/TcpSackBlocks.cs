@@ -61,7 +61,14 @@ public readonly record struct TcpSackBlocks
     }
 
     /// <summary>A copy with only the first <paramref name="count"/> blocks.</summary>
-    public TcpSackBlocks Take(int count) => count >= Count ? this : new TcpSackBlocks(Math.Max(count, 0), _b0, _b1, _b2, _b3);
+    public TcpSackBlocks Take(int count) => count >= Count
+        ? this
+        : new TcpSackBlocks(
+            Math.Max(count, 0),
+            count > 0 ? _b0 : default,
+            count > 1 ? _b1 : default,
+            count > 2 ? _b2 : default,
+            default);
 
     /// <summary>A copy with <paramref name="block"/> appended (ignored when full).</summary>
     public TcpSackBlocks Add(TcpSackBlock block) => Count switch

@@ -242,13 +242,13 @@ public sealed class PcapReader : IDisposable
                             throw new InvalidDataException($"Short pcapng packet block at offset {start}.");
                         }
 
-                        var iface = (int)ReadU32(b);
-                        if (iface >= _interfaces.Count)
+                        var iface = ReadU32(b);
+                        if (iface >= (uint)_interfaces.Count)
                         {
                             throw new InvalidDataException($"pcapng packet at offset {start} names unknown interface {iface}.");
                         }
 
-                        var ts = ((long)ReadU32(b[4..]) << 32) | ReadU32(b[8..]);
+                        var ts = ((ulong)ReadU32(b[4..]) << 32) | ReadU32(b[8..]);
                         var cap = ReadU32(b[12..]);
                         var orig = ReadU32(b[16..]);
                         if (cap > b.Length - 20)
@@ -256,7 +256,7 @@ public sealed class PcapReader : IDisposable
                             throw new InvalidDataException($"pcapng packet at offset {start} overruns its block.");
                         }
 
-                        var (lt, units) = _interfaces[iface];
+                        var (lt, units) = _interfaces[(int)iface];
                         record = new PcapRecord(ToNanoseconds(ts, units), lt, b.Slice(20, (int)cap).ToArray(), (int)Math.Min(orig, int.MaxValue));
                         return true;
                     }
@@ -309,8 +309,11 @@ public sealed class PcapReader : IDisposable
         return units;
     }
 
-    private static long ToNanoseconds(long ticks, long unitsPerSecond) =>
-        unitsPerSecond == 1_000_000_000 ? ticks : (long)((decimal)ticks * 1_000_000_000m / unitsPerSecond);
+    private static long ToNanoseconds(ulong ticks, long unitsPerSecond)
+    {
+        var ns = (UInt128)ticks * 1_000_000_000UL / (ulong)Math.Max(unitsPerSecond, 1);
+        return ns > long.MaxValue ? long.MaxValue : (long)ns;
+    }
 
     private uint ReadU32(ReadOnlySpan<byte> b) => _bigEndian ? BinaryPrimitives.ReadUInt32BigEndian(b) : BinaryPrimitives.ReadUInt32LittleEndian(b);
 
