@@ -66,6 +66,9 @@ public sealed partial class ServiceTable
     /// </summary>
     public IEnumerable<ServiceEntry> Entries => PrefixTrie.Enumerate(Volatile.Read(ref _current).Root);
 
+    /// <summary>The current published version (tests and benchmarks look inside it).</summary>
+    internal TableVersion CurrentVersion => Volatile.Read(ref _current);
+
     /// <summary>Longest-prefix match of <paramref name="serviceId"/> over all entries; null when nothing matches.</summary>
     public ServiceEntry? Lookup(ServiceId serviceId) => PrefixTrie.Lookup(Volatile.Read(ref _current).Root, serviceId);
 
