@@ -1,0 +1,381 @@
+using Serval.Wire;
+
+namespace Serval.Stack.Services;
+
+/// <summary>Updates: add, remove, modify, per-interface removal and expiry. One writer at a time.</summary>
+public sealed partial class ServiceTable
+{
+    // Writer-side indexes (touched only under _writeLock): prefixes with FORWARD rules per interface, and
+    // prefixes with at least one rule that has a timeout.
+    private readonly Dictionary<int, HashSet<ServicePrefix>> _byInterface = [];
+    private readonly HashSet<ServicePrefix> _timed = [];
+
+    /// <summary>
+    /// Adds a rule: <paramref name="target"/> at <paramref name="priority"/> with <paramref name="weight"/> (0 means
+    /// 1) to the entry of <paramref name="prefix"/>, creating the entry if needed.
+    /// </summary>
+    /// <param name="prefix">The serviceID prefix (0–256 bits).</param>
+    /// <param name="target">The target; it must be <see cref="ServiceTarget.IsValid"/>.</param>
+    /// <param name="priority">0 to <see cref="MaxPriority"/>; the highest priority set is the one used.</param>
+    /// <param name="weight">0 to <see cref="MaxWeight"/>; 0 is stored as 1.</param>
+    /// <param name="flags">Service flags stored with the rule.</param>
+    /// <param name="idleTimeout">If set (positive), the rule expires after this long without a recorded resolution.</param>
+    /// <param name="hardTimeout">If set (positive), the rule expires this long after <paramref name="now"/>.</param>
+    /// <param name="now">The current monotonic time (starts the timeouts).</param>
+    /// <returns>
+    /// <see cref="ServiceTableResult.Ok"/>; <see cref="ServiceTableResult.AlreadyExists"/> when the entry holds a
+    /// target with the same identity in any priority set; or the Invalid… result for the faulty argument.
+    /// </returns>
+    public ServiceTableResult Add(
+        ServicePrefix prefix,
+        ServiceTarget target,
+        uint priority = DefaultPriority,
+        uint weight = DefaultWeight,
+        ServiceFlags flags = ServiceFlags.None,
+        TimeSpan? idleTimeout = null,
+        TimeSpan? hardTimeout = null,
+        TimeSpan now = default)
+    {
+        if (!target.IsValid)
+        {
+            return ServiceTableResult.InvalidTarget;
+        }
+
+        if (priority > MaxPriority)
+        {
+            return ServiceTableResult.InvalidPriority;
+        }
+
+        if (weight > MaxWeight)
+        {
+            return ServiceTableResult.InvalidWeight;
+        }
+
+        if (idleTimeout <= TimeSpan.Zero || hardTimeout <= TimeSpan.Zero)
+        {
+            return ServiceTableResult.InvalidTimeout;
+        }
+
+        lock (_writeLock)
+        {
+            var version = _current;
+            var old = PrefixTrie.Find(version.Root, prefix);
+            if (old is not null && old.TryGetRule(target, out _))
+            {
+                return ServiceTableResult.AlreadyExists;
+            }
+
+            var rule = new ServiceRule(
+                target,
+                priority,
+                weight == 0 ? 1 : weight,
+                flags,
+                idleTimeout,
+                hardTimeout,
+                now,
+                new ServiceCounters(),
+                old?.Counters ?? new ServiceCounters());
+            var updated = old is null ? ServiceEntry.Create(prefix, rule) : old.WithRule(rule);
+            var pending = new Pending(version);
+            Replace(ref pending, prefix, old, updated);
+            Publish(pending);
+            return ServiceTableResult.Ok;
+        }
+    }
+
+    /// <summary>
+    /// Removes the rule of <paramref name="prefix"/>'s entry whose target has the identity of
+    /// <paramref name="target"/> (any type: FORWARD by address and interface, DEMUX by socket, DELAY, DROP).
+    /// Removing the last rule removes the entry.
+    /// </summary>
+    /// <returns><see cref="ServiceTableResult.Ok"/>, <see cref="ServiceTableResult.NotFound"/>, or <see cref="ServiceTableResult.InvalidTarget"/> when the target's identity fields are unusable.</returns>
+    public ServiceTableResult Remove(ServicePrefix prefix, ServiceTarget target)
+    {
+        if (!target.HasValidIdentity)
+        {
+            return ServiceTableResult.InvalidTarget;
+        }
+
+        lock (_writeLock)
+        {
+            var version = _current;
+            var old = PrefixTrie.Find(version.Root, prefix);
+            if (old is null || !old.TryGetRule(target, out var rule))
+            {
+                return ServiceTableResult.NotFound;
+            }
+
+            var pending = new Pending(version);
+            Replace(ref pending, prefix, old, old.Without(r => ReferenceEquals(r, rule)));
+            Publish(pending);
+            return ServiceTableResult.Ok;
+        }
+    }
+
+    /// <summary>
+    /// Changes the rule of <paramref name="prefix"/>'s entry whose target has the identity of
+    /// <paramref name="target"/>. Only the values given change; everything else (including counters, timeouts and
+    /// the time it was added) is kept. A rule whose priority changes moves to the end of its new set.
+    /// </summary>
+    /// <param name="prefix">The entry's exact prefix.</param>
+    /// <param name="target">Names the rule (see <see cref="ServiceTarget.IsSameTarget"/>).</param>
+    /// <param name="newAddress">FORWARD only: the new next-hop address (the interface stays).</param>
+    /// <param name="priority">New priority, 0 to <see cref="MaxPriority"/>.</param>
+    /// <param name="weight">New weight, 0 to <see cref="MaxWeight"/> (0 is stored as 1).</param>
+    /// <param name="flags">New flags.</param>
+    /// <returns>
+    /// <see cref="ServiceTableResult.Ok"/> (also when nothing is given to change); <see cref="ServiceTableResult.NotFound"/>;
+    /// <see cref="ServiceTableResult.AlreadyExists"/> when the new address makes it equal to another rule of the
+    /// entry; or the Invalid… result for the faulty argument.
+    /// </returns>
+    public ServiceTableResult Modify(
+        ServicePrefix prefix,
+        ServiceTarget target,
+        LinkAddress? newAddress = null,
+        uint? priority = null,
+        uint? weight = null,
+        ServiceFlags? flags = null)
+    {
+        if (!target.HasValidIdentity)
+        {
+            return ServiceTableResult.InvalidTarget;
+        }
+
+        if (newAddress is { } address && (target.Type != ServiceTargetType.Forward || address.IsNone))
+        {
+            return ServiceTableResult.InvalidTarget;
+        }
+
+        if (priority > MaxPriority)
+        {
+            return ServiceTableResult.InvalidPriority;
+        }
+
+        if (weight > MaxWeight)
+        {
+            return ServiceTableResult.InvalidWeight;
+        }
+
+        lock (_writeLock)
+        {
+            var version = _current;
+            var old = PrefixTrie.Find(version.Root, prefix);
+            if (old is null || !old.TryGetRule(target, out var rule))
+            {
+                return ServiceTableResult.NotFound;
+            }
+
+            var newTarget = newAddress is { } a ? rule.Target with { Address = a } : rule.Target;
+            if (!newTarget.IsSameTarget(rule.Target) && old.TryGetRule(newTarget, out _))
+            {
+                return ServiceTableResult.AlreadyExists;
+            }
+
+            var updatedRule = rule.With(
+                newTarget,
+                priority ?? rule.Priority,
+                weight is { } w ? (w == 0 ? 1 : w) : rule.Weight,
+                flags ?? rule.Flags);
+            var pending = new Pending(version);
+            Replace(ref pending, prefix, old, old.WithReplaced(rule, updatedRule));
+            Publish(pending);
+            return ServiceTableResult.Ok;
+        }
+    }
+
+    /// <summary>
+    /// Removes every FORWARD rule on interface <paramref name="interfaceIndex"/> (an interface went down),
+    /// including the interface's default broadcast rule; entries left empty are removed.
+    /// </summary>
+    /// <returns>The number of rules removed.</returns>
+    public int RemoveInterface(int interfaceIndex)
+    {
+        lock (_writeLock)
+        {
+            if (!_byInterface.TryGetValue(interfaceIndex, out var prefixes))
+            {
+                return 0;
+            }
+
+            var pending = new Pending(_current);
+            var removed = 0;
+            foreach (var prefix in prefixes.ToArray())
+            {
+                var old = PrefixTrie.Find(pending.Root, prefix)!;
+                var updated = old.Without(r => r.Target.Type == ServiceTargetType.Forward && r.Target.Interface == interfaceIndex);
+                removed += old.RuleCount - (updated?.RuleCount ?? 0);
+                Replace(ref pending, prefix, old, updated);
+            }
+
+            Publish(pending);
+            return removed;
+        }
+    }
+
+    /// <summary>
+    /// Removes every rule whose hard timeout (from when it was added) or idle timeout (from its last recorded
+    /// resolution, or from when it was added if never used) has run out at <paramref name="now"/>. Entries left
+    /// empty are removed.
+    /// </summary>
+    /// <param name="now">The current monotonic time.</param>
+    /// <param name="expired">If given, receives one element per removed rule.</param>
+    /// <returns>The number of rules removed.</returns>
+    public int Expire(TimeSpan now, ICollection<ServiceExpiration>? expired = null)
+    {
+        lock (_writeLock)
+        {
+            if (_timed.Count == 0)
+            {
+                return 0;
+            }
+
+            Pending pending = new(_current);
+            var removed = 0;
+            var due = new List<ServiceRule>();
+            foreach (var prefix in _timed.ToArray())
+            {
+                var old = PrefixTrie.Find(pending.Root, prefix)!;
+                due.Clear();
+                foreach (var rule in old.Rules)
+                {
+                    if (rule.ExpiredAt(now) is { } reason)
+                    {
+                        due.Add(rule);
+                        expired?.Add(new ServiceExpiration(prefix, rule, reason));
+                    }
+                }
+
+                if (due.Count > 0)
+                {
+                    removed += due.Count;
+                    Replace(ref pending, prefix, old, old.Without(due.Contains));
+                }
+            }
+
+            if (removed > 0)
+            {
+                Publish(pending);
+            }
+
+            return removed;
+        }
+    }
+
+    /// <summary>
+    /// The earliest time at which <see cref="Expire"/> would remove something, given the uses recorded so far (a
+    /// later use can only push an idle deadline back); null when no rule has a timeout. Takes the writer lock and
+    /// looks at every rule with a timeout.
+    /// </summary>
+    public TimeSpan? NextExpiry
+    {
+        get
+        {
+            lock (_writeLock)
+            {
+                TimeSpan? next = null;
+                foreach (var prefix in _timed)
+                {
+                    foreach (var rule in PrefixTrie.Find(_current.Root, prefix)!.Rules)
+                    {
+                        if (rule.ExpiresAt is { } at && (next is null || at < next.Value))
+                        {
+                            next = at;
+                        }
+                    }
+                }
+
+                return next;
+            }
+        }
+    }
+
+    /// <summary>Replaces <paramref name="old"/> (null: none) by <paramref name="updated"/> (null: remove) in every trie and writer index.</summary>
+    private void Replace(ref Pending pending, ServicePrefix prefix, ServiceEntry? old, ServiceEntry? updated)
+    {
+        pending.Root = updated is null ? PrefixTrie.Remove(pending.Root, prefix) : PrefixTrie.Set(pending.Root, updated);
+        pending.Count += (updated is null ? 0 : 1) - (old is null ? 0 : 1);
+        pending.Tcp = ReplaceIn(pending.Tcp, prefix, old?.DemuxTcp is not null, updated?.DemuxTcp is not null ? updated : null);
+        pending.Udp = ReplaceIn(pending.Udp, prefix, old?.DemuxUdp is not null, updated?.DemuxUdp is not null ? updated : null);
+        pending.AnyDemux = ReplaceIn(pending.AnyDemux, prefix, old?.DemuxAny is not null, updated?.DemuxAny is not null ? updated : null);
+
+        if (old is not null)
+        {
+            foreach (var rule in old.Rules)
+            {
+                if (rule.Target.Type == ServiceTargetType.Forward && !HasInterface(updated, rule.Target.Interface)
+                    && _byInterface.TryGetValue(rule.Target.Interface, out var set))
+                {
+                    set.Remove(prefix);
+                    if (set.Count == 0)
+                    {
+                        _byInterface.Remove(rule.Target.Interface);
+                    }
+                }
+            }
+        }
+
+        if (updated is not null)
+        {
+            foreach (var rule in updated.Rules)
+            {
+                if (rule.Target.Type == ServiceTargetType.Forward)
+                {
+                    if (!_byInterface.TryGetValue(rule.Target.Interface, out var set))
+                    {
+                        _byInterface[rule.Target.Interface] = set = [];
+                    }
+
+                    set.Add(prefix);
+                }
+            }
+        }
+
+        if (updated?.HasTimeouts == true)
+        {
+            _timed.Add(prefix);
+        }
+        else
+        {
+            _timed.Remove(prefix);
+        }
+
+        static TrieNode ReplaceIn(TrieNode root, ServicePrefix prefix, bool had, ServiceEntry? updated) =>
+            updated is not null ? PrefixTrie.Set(root, updated) : had ? PrefixTrie.Remove(root, prefix) : root;
+
+        static bool HasInterface(ServiceEntry? entry, int interfaceIndex)
+        {
+            if (entry is null)
+            {
+                return false;
+            }
+
+            foreach (var rule in entry.Rules)
+            {
+                if (rule.Target.Type == ServiceTargetType.Forward && rule.Target.Interface == interfaceIndex)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+    }
+
+    private void Publish(in Pending pending)
+    {
+        var previous = _current;
+        Volatile.Write(
+            ref _current,
+            new TableVersion(pending.Root, pending.Tcp, pending.Udp, pending.AnyDemux, pending.Count, previous.Number + 1));
+    }
+
+    /// <summary>The tries and count of the version being built.</summary>
+    private struct Pending(TableVersion from)
+    {
+        public TrieNode Root = from.Root;
+        public TrieNode Tcp = from.Tcp;
+        public TrieNode Udp = from.Udp;
+        public TrieNode AnyDemux = from.AnyDemux;
+        public int Count = from.Count;
+    }
+}
