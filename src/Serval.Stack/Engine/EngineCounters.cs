@@ -1,0 +1,136 @@
+namespace Serval.Stack;
+
+/// <summary>Engine-wide counters. Read from any thread (values are updated by the engine's thread only).</summary>
+public sealed class EngineCounters
+{
+    private long _packetsReceived;
+    private long _packetsSent;
+    private long _bytesReceived;
+    private long _bytesSent;
+    private long _malformed;
+    private long _badTransportChecksum;
+    private long _unknownFlow;
+    private long _resetsSent;
+    private long _resetsIgnored;
+    private long _badNonce;
+    private long _oldVerno;
+    private long _synDropped;
+    private long _controlRetransmissions;
+    private long _forwarded;
+    private long _forwardLoops;
+    private long _noRoute;
+    private long _delayed;
+    private long _delayExpired;
+    private long _delayOverflow;
+    private long _datagramsDropped;
+    private long _eventsDropped;
+
+    /// <summary>Packets handed to the engine.</summary>
+    public long PacketsReceived => Volatile.Read(ref _packetsReceived);
+
+    /// <summary>Packets transmitted.</summary>
+    public long PacketsSent => Volatile.Read(ref _packetsSent);
+
+    /// <summary>Bytes handed to the engine.</summary>
+    public long BytesReceived => Volatile.Read(ref _bytesReceived);
+
+    /// <summary>Bytes transmitted.</summary>
+    public long BytesSent => Volatile.Read(ref _bytesSent);
+
+    /// <summary>Packets dropped because they did not parse (bad lengths, bad SAL checksum, bad extensions).</summary>
+    public long Malformed => Volatile.Read(ref _malformed);
+
+    /// <summary>Packets dropped because the transport checksum failed.</summary>
+    public long BadTransportChecksum => Volatile.Read(ref _badTransportChecksum);
+
+    /// <summary>Packets for a flowID that no flow has.</summary>
+    public long UnknownFlow => Volatile.Read(ref _unknownFlow);
+
+    /// <summary>RSTs sent.</summary>
+    public long ResetsSent => Volatile.Read(ref _resetsSent);
+
+    /// <summary>RSTs ignored because their nonce matched neither side.</summary>
+    public long ResetsIgnored => Volatile.Read(ref _resetsIgnored);
+
+    /// <summary>Control packets ignored because of a wrong nonce.</summary>
+    public long BadNonce => Volatile.Read(ref _badNonce);
+
+    /// <summary>Control packets with an old verno (answered with a pure ACK and dropped).</summary>
+    public long OldVerno => Volatile.Read(ref _oldVerno);
+
+    /// <summary>SYNs dropped because a pending-request or accept bound was reached.</summary>
+    public long SynDropped => Volatile.Read(ref _synDropped);
+
+    /// <summary>Control packets (and SYN-ACKs) retransmitted.</summary>
+    public long ControlRetransmissions => Volatile.Read(ref _controlRetransmissions);
+
+    /// <summary>Packets forwarded by service-router resolution.</summary>
+    public long Forwarded => Volatile.Read(ref _forwarded);
+
+    /// <summary>Packets not forwarded because our address was already in their SOURCE extension, or it was full.</summary>
+    public long ForwardLoops => Volatile.Read(ref _forwardLoops);
+
+    /// <summary>First packets no rule resolved (or a DROP rule discarded).</summary>
+    public long NoRoute => Volatile.Read(ref _noRoute);
+
+    /// <summary>Packets queued by DELAY rules.</summary>
+    public long Delayed => Volatile.Read(ref _delayed);
+
+    /// <summary>Delayed packets dropped because no verdict came in time.</summary>
+    public long DelayExpired => Volatile.Read(ref _delayExpired);
+
+    /// <summary>Packets a DELAY rule could not queue because the queue was full.</summary>
+    public long DelayOverflow => Volatile.Read(ref _delayOverflow);
+
+    /// <summary>Datagrams dropped because a receive queue was full or nothing could take them.</summary>
+    public long DatagramsDropped => Volatile.Read(ref _datagramsDropped);
+
+    /// <summary>Events discarded because the driver did not drain the event queue.</summary>
+    public long EventsDropped => Volatile.Read(ref _eventsDropped);
+
+    internal void Received(int bytes)
+    {
+        _packetsReceived++;
+        _bytesReceived += bytes;
+    }
+
+    internal void Sent(int bytes)
+    {
+        _packetsSent++;
+        _bytesSent += bytes;
+    }
+
+    internal void MalformedPacket() => _malformed++;
+
+    internal void BadTransportChecksumPacket() => _badTransportChecksum++;
+
+    internal void UnknownFlowPacket() => _unknownFlow++;
+
+    internal void ResetSent() => _resetsSent++;
+
+    internal void ResetIgnored() => _resetsIgnored++;
+
+    internal void BadNoncePacket() => _badNonce++;
+
+    internal void OldVernoPacket() => _oldVerno++;
+
+    internal void SynDroppedPacket() => _synDropped++;
+
+    internal void ControlRetransmission() => _controlRetransmissions++;
+
+    internal void ForwardedPacket() => _forwarded++;
+
+    internal void ForwardLoop() => _forwardLoops++;
+
+    internal void NoRoutePacket() => _noRoute++;
+
+    internal void DelayedPacket() => _delayed++;
+
+    internal void DelayExpiredPacket() => _delayExpired++;
+
+    internal void DelayOverflowPacket() => _delayOverflow++;
+
+    internal void DatagramDropped() => _datagramsDropped++;
+
+    internal void EventDropped() => _eventsDropped++;
+}

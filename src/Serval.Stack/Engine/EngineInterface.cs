@@ -1,0 +1,21 @@
+using Serval.Wire;
+
+namespace Serval.Stack;
+
+/// <summary>The engine's view of one interface.</summary>
+internal sealed class EngineInterface(int index, InterfaceConfig config)
+{
+    public int Index { get; } = index;
+
+    public string Name { get; } = config.Name;
+
+    public LinkAddress Address { get; set; } = config.Address;
+
+    public LinkAddress Broadcast { get; set; } = config.Broadcast;
+
+    public int Mtu { get; } = config.Mtu;
+
+    public bool IsUp { get; set; }
+
+    public bool IsLoopback { get; init; }
+}

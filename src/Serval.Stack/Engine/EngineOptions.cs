@@ -1,0 +1,100 @@
+namespace Serval.Stack;
+
+/// <summary>
+/// Engine settings. Defaults follow PROTOCOL.md (ours where it differs from the reference). Validated once by the
+/// <see cref="Engine"/> constructor.
+/// </summary>
+public sealed record EngineOptions
+{
+    /// <summary>The default settings.</summary>
+    public static EngineOptions Default { get; } = new();
+
+    /// <summary>Host or service-router resolution.</summary>
+    public EngineMode Mode { get; init; } = EngineMode.Host;
+
+    /// <summary>Initial control-channel retransmission timeout (PROTOCOL.md §6: 1 s).</summary>
+    public TimeSpan InitialRto { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Lower bound of the control-channel RTO.</summary>
+    public TimeSpan MinRto { get; init; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>Upper bound of the control-channel RTO.</summary>
+    public TimeSpan MaxRto { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Control packets are retransmitted this many times before the flow fails with a timeout.</summary>
+    public int MaxControlRetransmissions { get; init; } = 15;
+
+    /// <summary>How long a pending connection request lives without the client's ACK.</summary>
+    public TimeSpan PendingRequestLifetime { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How many times the server retransmits a SYN-ACK on its own timer.</summary>
+    public int MaxSynAckRetransmissions { get; init; } = 5;
+
+    /// <summary>Most pending connection requests per listener; SYNs beyond are dropped and counted.</summary>
+    public int MaxPendingRequests { get; init; } = 1024;
+
+    /// <summary>TIME-WAIT duration.</summary>
+    public TimeSpan TimeWait { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>How long FIN-WAIT-2 waits for the peer's FIN.</summary>
+    public TimeSpan FinWait2Timeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Most packets held by DELAY rules at once.</summary>
+    public int DelayQueueCapacity { get; init; } = 1024;
+
+    /// <summary>How long a delayed packet waits for a verdict before it is dropped.</summary>
+    public TimeSpan DelayQueueLifetime { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Most datagrams queued for reading per datagram socket or flow; more are dropped and counted.</summary>
+    public int DatagramQueueCapacity { get; init; } = 1024;
+
+    /// <summary>Largest datagram payload accepted by a send.</summary>
+    public int MaxDatagramSize { get; init; } = 65000;
+
+    /// <summary>Most events held for the driver; the oldest are discarded beyond (and counted).</summary>
+    public int EventQueueCapacity { get; init; } = 65536;
+
+    /// <summary>Checks every value; throws <see cref="ArgumentException"/> naming the bad one.</summary>
+    public void Validate()
+    {
+        static void Positive(TimeSpan t, string name)
+        {
+            if (t <= TimeSpan.Zero)
+            {
+                throw new ArgumentException($"{name} must be positive; got {t}.", name);
+            }
+        }
+
+        Positive(InitialRto, nameof(InitialRto));
+        Positive(MinRto, nameof(MinRto));
+        Positive(MaxRto, nameof(MaxRto));
+        Positive(PendingRequestLifetime, nameof(PendingRequestLifetime));
+        Positive(TimeWait, nameof(TimeWait));
+        Positive(FinWait2Timeout, nameof(FinWait2Timeout));
+        Positive(DelayQueueLifetime, nameof(DelayQueueLifetime));
+        if (MinRto > MaxRto)
+        {
+            throw new ArgumentException($"MinRto ({MinRto}) exceeds MaxRto ({MaxRto}).", nameof(MinRto));
+        }
+
+        if (MaxControlRetransmissions is < 0 or > 1000)
+        {
+            throw new ArgumentException("MaxControlRetransmissions must be 0 to 1000.", nameof(MaxControlRetransmissions));
+        }
+
+        if (MaxSynAckRetransmissions is < 0 or > 100)
+        {
+            throw new ArgumentException("MaxSynAckRetransmissions must be 0 to 100.", nameof(MaxSynAckRetransmissions));
+        }
+
+        if (MaxPendingRequests < 1 || DelayQueueCapacity < 0 || DatagramQueueCapacity < 1 || EventQueueCapacity < 16)
+        {
+            throw new ArgumentException("Queue bounds must be positive (event queue at least 16).");
+        }
+
+        if (MaxDatagramSize is < 1 or > 65_000)
+        {
+            throw new ArgumentException("MaxDatagramSize must be 1 to 65000 bytes.", nameof(MaxDatagramSize));
+        }
+    }
+}

@@ -1,0 +1,44 @@
+namespace Serval.Stack;
+
+/// <summary>Why a socket operation failed or a connection ended. Maps onto <see cref="System.Net.Sockets.SocketError"/>.</summary>
+public enum ServalError
+{
+    /// <summary>No error.</summary>
+    None = 0,
+
+    /// <summary>The service refused the connection (RST in reply to the SYN).</summary>
+    ConnectionRefused,
+
+    /// <summary>The peer reset the connection.</summary>
+    ConnectionReset,
+
+    /// <summary>No answer within the retransmission limit.</summary>
+    TimedOut,
+
+    /// <summary>No service-table rule resolves the serviceID, or a DROP rule did.</summary>
+    NoRoute,
+
+    /// <summary>The connection was aborted locally.</summary>
+    Aborted,
+
+    /// <summary>The serviceID or prefix is already bound by a socket of this protocol.</summary>
+    AddressInUse,
+
+    /// <summary>The socket is not in a state that allows the operation.</summary>
+    InvalidState,
+
+    /// <summary>An argument is out of range (empty or oversized datagram, bad prefix).</summary>
+    InvalidArgument,
+
+    /// <summary>The socket handle is unknown or already closed.</summary>
+    BadHandle,
+
+    /// <summary>The operation would exceed a bound (queue full); retry later.</summary>
+    WouldBlock,
+
+    /// <summary>The local interface or address the flow used went away.</summary>
+    NetworkDown,
+
+    /// <summary>A migration could not be completed.</summary>
+    MigrationFailed,
+}
