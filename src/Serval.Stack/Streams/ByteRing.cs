@@ -8,7 +8,7 @@ namespace Serval.Stack.Streams;
 /// </summary>
 internal sealed class ByteRing
 {
-    private const int InitialCapacity = 16 * 1024;
+    internal const int InitialCapacity = 16 * 1024;
 
     private byte[] _storage = [];
     private int _mask = -1;

@@ -6,9 +6,9 @@ namespace Serval.Stack.Streams;
 /// </summary>
 internal sealed class CubicCongestionController : CongestionController
 {
-    private const double C = 0.4;
-    private const double Beta = 0.7;
-    private const double AlphaReno = 3 * (1 - Beta) / (1 + Beta);
+    internal const double C = 0.4;
+    internal const double Beta = 0.7;
+    internal const double AlphaReno = 3 * (1 - Beta) / (1 + Beta);
 
     private double _wMax;
     private double _k;

@@ -7,7 +7,7 @@ namespace Serval.Stack.Streams;
 /// </summary>
 internal sealed class RttEstimator
 {
-    private static readonly TimeSpan Granularity = TimeSpan.FromMilliseconds(1);
+    internal static readonly TimeSpan Granularity = TimeSpan.FromMilliseconds(1);
     private readonly TimeSpan _minRto;
     private readonly TimeSpan _maxRto;
     private TimeSpan _baseRto;

@@ -9,7 +9,7 @@ namespace Serval.Stack.Streams;
 /// </summary>
 public sealed partial class StreamConnection
 {
-    private const int MaxSackBlocksProcessed = TcpSackBlocks.MaxBlocks;
+    internal const int MaxSackBlocksProcessed = TcpSackBlocks.MaxBlocks;
 
     // Scoreboard totals, kept in step with the segment flags by SetFlags/ForgetFirst.
     private long _pipe;

@@ -7,8 +7,8 @@ namespace Serval.Stack.Streams;
 /// </summary>
 public sealed partial class StreamConnection
 {
-    private static readonly TimeSpan WorstCaseDelayedAck = TimeSpan.FromMilliseconds(200);
-    private static readonly TimeSpan MinProbeTimeout = TimeSpan.FromMilliseconds(10);
+    internal static readonly TimeSpan WorstCaseDelayedAck = TimeSpan.FromMilliseconds(200);
+    internal static readonly TimeSpan MinProbeTimeout = TimeSpan.FromMilliseconds(10);
 
     private TimeSpan? _rtxDeadline;
     private bool _rtxIsProbe;

@@ -27,8 +27,8 @@ namespace Serval.Stack.Streams;
 /// </remarks>
 public sealed partial class StreamConnection
 {
-    private const int DupThresh = 3;
-    private const int MaxSackRecent = 4;
+    internal const int DupThresh = 3;
+    internal const int MaxSackRecent = 4;
 
     private readonly StreamOptions _options;
     private readonly ByteRing _sendRing;

@@ -3,9 +3,9 @@ namespace Serval.Stack.Tests.Streams;
 /// <summary>The named paths the transfer tests run over (forward = data direction, reverse = ACK direction).</summary>
 internal static class PathProfiles
 {
-    private const long Rate = 100_000_000;
+    internal const long Rate = 100_000_000;
 
-    private static readonly Dictionary<string, (LinkProfile Forward, LinkProfile Reverse)> Profiles = new()
+    internal static readonly Dictionary<string, (LinkProfile Forward, LinkProfile Reverse)> Profiles = new()
     {
         ["clean-5ms"] = Symmetric(new LinkProfile { Delay = Ms(5), BitsPerSecond = Rate }),
         ["loss-1pct"] = Symmetric(new LinkProfile { Delay = Ms(10), BitsPerSecond = Rate, Loss = 0.01 }),

@@ -9,7 +9,7 @@ namespace Serval.Stack.Tests.Streams;
 /// </summary>
 public sealed class TransferTests
 {
-    private const long TenMiB = 10L * 1024 * 1024;
+    internal const long TenMiB = 10L * 1024 * 1024;
 
     private readonly ITestOutputHelper _output;
 
