@@ -1,0 +1,245 @@
+namespace Serval.Stack.Streams;
+
+/// <summary>
+/// Timers: retransmission (RFC 6298) or tail-loss probe (RFC 8985 §7), RACK reordering, delayed ACK, persist
+/// (zero-window probing, RFC 9293 §3.8.6.1) and keepalive (RFC 9293 §3.8.4). All are deadlines compared with the
+/// <c>now</c> the engine passes; nothing runs by itself.
+/// </summary>
+public sealed partial class StreamConnection
+{
+    internal static readonly TimeSpan WorstCaseDelayedAck = TimeSpan.FromMilliseconds(200);
+    internal static readonly TimeSpan MinProbeTimeout = TimeSpan.FromMilliseconds(10);
+
+    private TimeSpan? _rtxDeadline;
+    private bool _rtxIsProbe;
+    private TimeSpan? _reorderDeadline;
+    private TimeSpan? _persistDeadline;
+    private int _persistBackoff;
+    private int _persistProbes;
+    private int _keepAliveSent;
+    private int _consecutiveTimeouts;
+
+    /// <summary>
+    /// The earliest deadline at which <see cref="TryPoll"/> (or <see cref="OnTimeout"/>) must be called, or null
+    /// when no timer runs. While frozen only the delayed-ACK timer counts. TIME-WAIT is not a transport timer.
+    /// </summary>
+    public TimeSpan? NextTimeout
+    {
+        get
+        {
+            if (!IsSynchronized)
+            {
+                return null;
+            }
+
+            var next = _delayedAckDeadline;
+            if (_frozen)
+            {
+                return next;
+            }
+
+            next = Earliest(next, _rtxDeadline);
+            next = Earliest(next, _reorderDeadline);
+            next = Earliest(next, _persistDeadline);
+            next = Earliest(next, KeepAliveDeadline);
+            return next;
+        }
+    }
+
+    private TimeSpan? KeepAliveDeadline =>
+        _options.KeepAlive is { } idle && _state is not StreamState.TimeWait && _sent.Count == 0 && !HasUnsentData
+            ? _lastReceived + idle + (_keepAliveSent * _options.KeepAliveInterval)
+            : null;
+
+    /// <summary>
+    /// Runs the timers that expired by <paramref name="now"/> (retransmission timeout, tail-loss probe, RACK
+    /// reordering timer, delayed ACK, persist, keepalive). Optional: <see cref="TryPoll"/> calls it. A timer may
+    /// close the connection with <see cref="StreamError.TimedOut"/>.
+    /// </summary>
+    public void OnTimeout(TimeSpan now)
+    {
+        if (!IsSynchronized)
+        {
+            return;
+        }
+
+        if (_delayedAckDeadline is { } ack && now >= ack)
+        {
+            _delayedAckDeadline = null;
+            _ackNow = true;
+        }
+
+        if (_frozen)
+        {
+            return;
+        }
+
+        if (_reorderDeadline is { } reorder && now >= reorder)
+        {
+            _reorderDeadline = null;
+            if (DetectLossRack(now) && _recovery == RecoveryMode.None)
+            {
+                EnterFastRecovery(now);
+                if (!_recoveryNoCut)
+                {
+                    ProportionalRateReduction(0);
+                }
+            }
+        }
+
+        if (_rtxDeadline is { } rtx && now >= rtx)
+        {
+            _rtxDeadline = null;
+            if (_rtxIsProbe)
+            {
+                _rtxIsProbe = false;
+                if (_sent.Count > 0)
+                {
+                    _tlpPending = true;
+                    ArmRetransmissionTimer(now, allowProbe: false);
+                }
+            }
+            else
+            {
+                OnRetransmissionTimeout(now);
+                if (!IsSynchronized)
+                {
+                    return;
+                }
+            }
+        }
+
+        if (_persistDeadline is { } persist && now >= persist)
+        {
+            _persistDeadline = null;
+            if (_sent.Count == 0 && HasUnsentData)
+            {
+                if (_sndWnd == 0)
+                {
+                    _probePending = true;
+                }
+                else
+                {
+                    _swsOverride = true;
+                }
+            }
+        }
+
+        if (KeepAliveDeadline is { } keepAlive && now >= keepAlive)
+        {
+            if (_keepAliveSent >= _options.KeepAliveProbes)
+            {
+                Terminate(StreamError.TimedOut);
+                return;
+            }
+
+            _keepAliveSent++;
+            _keepAlivePending = true;
+        }
+    }
+
+    private void OnRetransmissionTimeout(TimeSpan now)
+    {
+        if (_sent.Count == 0)
+        {
+            return;
+        }
+
+        _consecutiveTimeouts++;
+        if (_consecutiveTimeouts > _options.MaxRetransmissions)
+        {
+            Terminate(StreamError.TimedOut);
+            return;
+        }
+
+        _statTimeouts++;
+        _cc.OnRetransmissionTimeout(now, _sndNxt - _sndUna, firstInEpisode: _consecutiveTimeouts == 1);
+
+        // RFC 8985 §6.3: everything not SACKed is lost.
+        for (var i = 0; i < _sent.Count; i++)
+        {
+            ref var s = ref _sent[i];
+            if (!s.Has(SentSegmentFlags.Sacked))
+            {
+                SetFlags(ref s, (s.Flags | SentSegmentFlags.Lost) & ~SentSegmentFlags.Retransmitted);
+            }
+        }
+
+        _recovery = RecoveryMode.Timeout;
+        _recoveryPoint = _sndNxt;
+        _recoveryNoCut = false;
+        _dupAcks = 0;
+        _renoSacked = 0;
+        _tlpOutstanding = false;
+        _tlpPending = false;
+        _reorderDeadline = null;
+        _rtt.BackOff();
+        ArmRetransmissionTimer(now, allowProbe: false);
+    }
+
+    /// <summary>
+    /// (Re)starts the retransmission timer; with SACK, outside recovery and with an RTT sample, a tail-loss probe
+    /// timeout of 2·SRTT (plus the worst-case delayed ACK when one segment is in flight) replaces it when shorter.
+    /// </summary>
+    private void ArmRetransmissionTimer(TimeSpan now, bool allowProbe)
+    {
+        if (_sent.Count == 0)
+        {
+            _rtxDeadline = null;
+            _rtxIsProbe = false;
+            return;
+        }
+
+        var rto = _rtt.Rto;
+        if (allowProbe && _sackEnabled && _recovery == RecoveryMode.None && !_tlpOutstanding && _rtt.HasSample)
+        {
+            var pto = 2 * _rtt.SmoothedRtt;
+            if (_sent.Count == 1)
+            {
+                pto += WorstCaseDelayedAck;
+            }
+
+            if (pto < MinProbeTimeout)
+            {
+                pto = MinProbeTimeout;
+            }
+
+            if (pto < rto)
+            {
+                _rtxDeadline = now + pto;
+                _rtxIsProbe = true;
+                return;
+            }
+        }
+
+        _rtxDeadline = now + rto;
+        _rtxIsProbe = false;
+    }
+
+    private TimeSpan PersistInterval()
+    {
+        var interval = _rtt.HasSample ? _rtt.SmoothedRtt + (4 * _rtt.RttVariance) : _options.InitialRto;
+        if (interval < _options.MinRto)
+        {
+            interval = _options.MinRto;
+        }
+
+        for (var i = 1; i < _persistBackoff && interval < _options.MaxRto; i++)
+        {
+            interval += interval;
+        }
+
+        return interval > _options.MaxRto ? _options.MaxRto : interval;
+    }
+
+    private void ArmPersistIfIdle(TimeSpan now)
+    {
+        if (_sent.Count == 0 && _persistDeadline is null && !_probePending)
+        {
+            _persistDeadline = now + PersistInterval();
+        }
+    }
+
+    private static TimeSpan? Earliest(TimeSpan? a, TimeSpan? b) =>
+        a is null ? b : b is null ? a : a.Value <= b.Value ? a : b;
+}
