@@ -1,0 +1,515 @@
+using Serval.Stack.Streams;
+using Serval.Wire;
+
+namespace Serval.Stack;
+
+public sealed partial class Engine
+{
+    // ----------------------------------------------------------------------------------------------------------
+    // The single-slot control channel (PROTOCOL.md §6)
+
+    /// <summary>Puts a control packet in the flow's slot, merging the flags of one still unacknowledged.</summary>
+    private static void QueueControl(Flow flow, SalControlFlags flags, uint verno, TimeSpan now)
+    {
+        if (flow.ControlPending)
+        {
+            flags |= flow.ControlFlags & ~SalControlFlags.Ack;
+        }
+
+        flow.ControlFlags = flags;
+        flow.ControlVerno = verno;
+        flow.ControlPending = true;
+        flow.Retransmits = 0; // Ours: backoff restarts with every new control packet (reference bug 16).
+        flow.ControlRetransmitted = false;
+        flow.ControlSentAt = now;
+        flow.RetransmitAt = now + flow.Rto;
+    }
+
+    /// <summary>Processes the control ackno: frees the slot and takes an RTT sample (Karn's rule).</summary>
+    private void AckControl(Flow flow, uint ackno, TimeSpan now)
+    {
+        if (flow.ControlPending && Serial.Lt(flow.ControlVerno, ackno))
+        {
+            if (!flow.ControlRetransmitted)
+            {
+                SampleRtt(flow, now - flow.ControlSentAt);
+            }
+
+            flow.ControlPending = false;
+            flow.Retransmits = 0;
+        }
+
+        if (Serial.Gt(ackno, flow.SndUna))
+        {
+            flow.SndUna = ackno;
+        }
+    }
+
+    /// <summary>RFC 6298 §2 estimator.</summary>
+    private void SampleRtt(Flow flow, TimeSpan rtt)
+    {
+        if (rtt < TimeSpan.Zero)
+        {
+            return;
+        }
+
+        if (!flow.HasRttSample)
+        {
+            flow.Srtt = rtt;
+            flow.RttVar = rtt / 2;
+            flow.HasRttSample = true;
+        }
+        else
+        {
+            var delta = flow.Srtt - rtt;
+            flow.RttVar = (flow.RttVar * 3 / 4) + (delta.Duration() / 4);
+            flow.Srtt = (flow.Srtt * 7 / 8) + (rtt / 8);
+        }
+
+        var rto = flow.Srtt + TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(1).Ticks, 4 * flow.RttVar.Ticks));
+        flow.Rto = Clamp(rto);
+    }
+
+    private TimeSpan Clamp(TimeSpan rto) => rto < _options.MinRto ? _options.MinRto : rto > _options.MaxRto ? _options.MaxRto : rto;
+
+    private TimeSpan Backoff(TimeSpan rto, int retransmits)
+    {
+        var shift = Math.Min(retransmits, 20);
+        var ticks = rto.Ticks << shift;
+        return ticks <= 0 || ticks > _options.MaxRto.Ticks ? _options.MaxRto : TimeSpan.FromTicks(ticks);
+    }
+
+    private void ResendControl(Flow flow, TimeSpan now)
+    {
+        if ((flow.ControlFlags & SalControlFlags.Syn) != 0)
+        {
+            if (flow.DelayedPacketId == 0)
+            {
+                SendSyn(flow, now);
+            }
+
+            return;
+        }
+
+        SendControlOnly(flow, flow.ControlFlags, flow.ControlVerno);
+    }
+
+    private ServalError SendSyn(Flow flow, TimeSpan now)
+    {
+        var repr = new SalPacketRepr
+        {
+            SourceFlow = flow.LocalFlow,
+            Protocol = (byte)flow.Protocol,
+            Control = new SalControl(SalControlFlags.Syn, flow.Iss, 0, flow.LocalNonce),
+            DestinationService = flow.Service,
+            Tcp = flow.Stream?.CreateSyn(now) ?? default,
+            Udp = new UdpRepr { HasChecksum = true },
+        };
+        return SendFirst(repr, [], flow.Service, flow, null, now);
+    }
+
+    private void SendConnAck(Flow flow, TimeSpan now)
+    {
+        var repr = new SalPacketRepr
+        {
+            SourceFlow = flow.LocalFlow,
+            DestinationFlow = flow.PeerFlow,
+            Protocol = (byte)flow.Protocol,
+            Control = new SalControl(SalControlFlags.Ack, flow.SndNxt, flow.RcvNxt, flow.LocalNonce),
+            DestinationService = flow.Service,
+            Tcp = flow.Stream?.CreateHandshakeAck() ?? default,
+            Udp = new UdpRepr { HasChecksum = false },
+        };
+        SendOnFlow(flow, repr, []);
+    }
+
+    private void SendPureAck(Flow flow) => SendControlOnly(flow, SalControlFlags.Ack, flow.SndNxt);
+
+    private void SendControlOnly(Flow flow, SalControlFlags flags, uint verno)
+    {
+        var repr = new SalPacketRepr
+        {
+            SourceFlow = flow.LocalFlow,
+            DestinationFlow = flow.PeerFlow,
+            Protocol = (byte)flow.Protocol,
+            Control = new SalControl(flags, verno, flow.RcvNxt, flow.LocalNonce),
+            ControlOnly = true,
+        };
+        SendOnFlow(flow, repr, []);
+    }
+
+    /// <summary>Sends the SAL FIN (consumes a verno) and moves to FIN-WAIT-1 or LAST-ACK.</summary>
+    private void SendFin(Flow flow, TimeSpan now)
+    {
+        var verno = flow.SndNxt;
+        flow.SndNxt++;
+        QueueControl(flow, SalControlFlags.Fin, verno, now);
+        flow.State = flow.State == SalState.CloseWait ? SalState.LastAck : SalState.FinWait1;
+        SendControlOnly(flow, flow.ControlFlags, flow.ControlVerno);
+        Schedule(flow);
+    }
+
+    /// <summary>Sends a packet on an established flow (RSYN-flagged packets leave from the migration address).</summary>
+    private void SendOnFlow(Flow flow, in SalPacketRepr repr, ReadOnlySpan<byte> payload)
+    {
+        var ifIndex = flow.Interface;
+        var source = flow.LocalAddress;
+        var destination = flow.PeerAddress;
+        if (repr.Control is { } c && c.Has(SalControlFlags.Rsyn))
+        {
+            if (flow.MigrationInterface >= 0 && (uint)flow.MigrationInterface < (uint)_interfaces.Count)
+            {
+                ifIndex = flow.MigrationInterface;
+                source = _interfaces[ifIndex].Address;
+            }
+
+            if (flow.Migration is MigrationState.RsynReceived or MigrationState.RsynSentReceived && !flow.MigrationPeerAddress.IsNone)
+            {
+                destination = flow.MigrationPeerAddress;
+            }
+        }
+
+        if (!TryGetUpInterface(ifIndex, out _))
+        {
+            return;
+        }
+
+        var n = Send(ifIndex, source, destination, repr, payload);
+        flow.PacketsSent++;
+        flow.BytesSent += n;
+    }
+
+    /// <summary>An RST for a packet that matches no flow (never for a SYN or an RST), built from the packet alone.</summary>
+    private void SendResetFor(EngineInterface iface, LinkAddress source, LinkAddress destination, in SalPacketRepr p, bool broadcast)
+    {
+        SalControl control;
+        if (p.Control is { } c)
+        {
+            if (c.Has(SalControlFlags.Rst) || (c.Has(SalControlFlags.Syn) && !c.Has(SalControlFlags.Ack)))
+            {
+                return;
+            }
+
+            control = c.Has(SalControlFlags.Ack)
+                ? new SalControl(SalControlFlags.Rst, c.Ackno, 0, c.Nonce)
+                : new SalControl(
+                    SalControlFlags.Rst | SalControlFlags.Ack,
+                    0,
+                    c.Verno + (c.Has(SalControlFlags.Syn) ? 1u : 0u) + (c.Has(SalControlFlags.Fin) ? 1u : 0u), // reference bug 8 fixed
+                    c.Nonce);
+        }
+        else
+        {
+            control = new SalControl(SalControlFlags.Rst | SalControlFlags.Ack, 0, 0, default);
+        }
+
+        var repr = new SalPacketRepr
+        {
+            SourceFlow = p.DestinationFlow,
+            DestinationFlow = p.SourceFlow,
+            Protocol = p.Protocol,
+            Control = control,
+            ControlOnly = true,
+        };
+        Send(iface.Index, broadcast ? iface.Address : destination, source, repr, []);
+        Counters.ResetSent();
+    }
+
+    /// <summary>Sends an active RST (if the peer is known) and ends the flow with <paramref name="error"/>.</summary>
+    private void ResetFlow(Flow flow, TimeSpan now, ServalError error)
+    {
+        if (flow.State is not (SalState.Init or SalState.Request or SalState.Closed or SalState.Listen))
+        {
+            SendControlOnly(flow, SalControlFlags.Rst | SalControlFlags.Ack, flow.SndNxt);
+            Counters.ResetSent();
+        }
+
+        Fail(flow, error, now);
+    }
+
+    // ----------------------------------------------------------------------------------------------------------
+    // Ends of flows
+
+    /// <summary>Ends a flow with an error (reported unless the application already released it).</summary>
+    private void Fail(Flow flow, ServalError error, TimeSpan now)
+    {
+        if (flow.State == SalState.Closed)
+        {
+            return;
+        }
+
+        flow.Error = error;
+        if (flow.Stream is { } st && st.State != StreamState.Closed)
+        {
+            st.Abort();
+            while (st.TryPoll(now, _payloadScratch, out _, out _))
+            {
+                // The stream's own RST is not sent: the SAL already reset or lost the flow.
+            }
+        }
+
+        RemoveFlow(flow);
+        if (!flow.Released && (flow.Listener is null || flow.Accepted))
+        {
+            Emit(new EngineEvent(EngineEventKind.Closed, flow.Handle, Error: error));
+        }
+    }
+
+    /// <summary>Ends a flow after the graceful close exchange.</summary>
+    private void Finish(Flow flow, TimeSpan now)
+    {
+        _ = now;
+        RemoveFlow(flow);
+        if (!flow.Released)
+        {
+            Emit(new EngineEvent(EngineEventKind.Closed, flow.Handle));
+        }
+    }
+
+    /// <summary>Removes a flow without any report (pending requests, application close before connection).</summary>
+    private void Destroy(Flow flow)
+    {
+        flow.Released = true;
+        RemoveFlow(flow);
+    }
+
+    private void RemoveFlow(Flow flow)
+    {
+        flow.State = SalState.Closed;
+        _flows.Remove(flow.LocalFlow.Value);
+        _transmitPending.Remove(flow);
+        flow.ScheduledAt = null;
+        if (flow.Listener is { } l)
+        {
+            l.Pending.Remove((flow.PeerFlow.Value, flow.PeerNonce.Value));
+            if (!flow.InAcceptQueue && !IsAccepted(flow))
+            {
+                flow.Released = true; // never handed to the application
+            }
+        }
+
+        if (flow.DelayedPacketId != 0)
+        {
+            RemoveDelayed(flow.DelayedPacketId);
+            flow.DelayedPacketId = 0;
+        }
+
+        if (flow.Released)
+        {
+            _sockets.Remove(flow.Handle.Value);
+        }
+    }
+
+    /// <summary>Whether a server-side flow was handed out by <see cref="Accept"/>.</summary>
+    private static bool IsAccepted(Flow flow) => flow.Accepted;
+
+    private void EnterTimeWait(Flow flow, TimeSpan now)
+    {
+        flow.State = SalState.TimeWait;
+        var rto35 = TimeSpan.FromTicks(flow.Rto.Ticks * 7 / 2);
+        flow.StateTimerAt = now + (rto35 > _options.TimeWait ? rto35 : _options.TimeWait);
+        if (flow.Stream is null || flow.Stream.ReadsCompleted)
+        {
+            Emit(new EngineEvent(EngineEventKind.Readable, flow.Handle));
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------------------------
+    // Timers and transport output
+
+    private void MarkTransmit(Flow flow)
+    {
+        if (flow.State != SalState.Closed)
+        {
+            _transmitPending.Add(flow);
+        }
+    }
+
+    /// <summary>Registers the flow's earliest timer with the timer heap.</summary>
+    private void Schedule(Flow flow)
+    {
+        if (flow.State == SalState.Closed)
+        {
+            flow.ScheduledAt = null;
+            return;
+        }
+
+        TimeSpan? next = null;
+        void Min(TimeSpan t) => next = next is null || t < next ? t : next;
+        if (flow.ControlPending)
+        {
+            Min(flow.RetransmitAt);
+        }
+
+        if (flow.State == SalState.Respond)
+        {
+            Min(flow.PendingExpiresAt);
+            if (flow.SynAckRetransmits < _options.MaxSynAckRetransmissions)
+            {
+                Min(flow.SynAckRetransmitAt);
+            }
+        }
+
+        if (flow.StateTimerAt is { } st && flow.State is SalState.TimeWait or SalState.FinWait2)
+        {
+            Min(st);
+        }
+
+        if (flow.Stream is { } s && flow.IsSynchronized && s.NextTimeout is { } tt)
+        {
+            Min(tt);
+        }
+
+        if (next == flow.ScheduledAt)
+        {
+            return;
+        }
+
+        flow.ScheduledAt = next;
+        if (next is { } at)
+        {
+            _timers.Enqueue(flow, at);
+        }
+    }
+
+    private readonly List<Flow> _dueScratch = [];
+
+    private void RunTimers(TimeSpan now)
+    {
+        _dueScratch.Clear();
+        while (_timers.TryPeek(out var flow, out var at) && at <= now)
+        {
+            _timers.Dequeue();
+            if (flow.ScheduledAt != at || !_flows.ContainsKey(flow.LocalFlow.Value))
+            {
+                continue;
+            }
+
+            flow.ScheduledAt = null;
+            _dueScratch.Add(flow);
+        }
+
+        foreach (var flow in _dueScratch)
+        {
+            if (flow.State != SalState.Closed)
+            {
+                OnFlowTimer(flow, now);
+                Schedule(flow);
+            }
+        }
+
+        if (Services.NextExpiry is { } e && e <= now)
+        {
+            Services.Expire(now);
+        }
+    }
+
+    private void OnFlowTimer(Flow flow, TimeSpan now)
+    {
+        if (flow.State == SalState.Respond)
+        {
+            if (now >= flow.PendingExpiresAt)
+            {
+                Destroy(flow);
+                return;
+            }
+
+            if (flow.SynAckRetransmits < _options.MaxSynAckRetransmissions && now >= flow.SynAckRetransmitAt)
+            {
+                flow.SynAckRetransmits++;
+                Counters.ControlRetransmission();
+                SendSynAck(flow, now);
+                flow.SynAckRetransmitAt = now + Backoff(_options.InitialRto, flow.SynAckRetransmits);
+            }
+        }
+
+        if (flow.ControlPending && now >= flow.RetransmitAt)
+        {
+            if (flow.Retransmits >= _options.MaxControlRetransmissions)
+            {
+                ResetFlow(flow, now, flow.Migration == MigrationState.None ? ServalError.TimedOut : ServalError.MigrationFailed);
+                return;
+            }
+
+            flow.Retransmits++;
+            flow.ControlRetransmitted = true;
+            flow.RetransmitAt = now + Backoff(flow.Rto, flow.Retransmits);
+            Counters.ControlRetransmission();
+            ResendControl(flow, now);
+        }
+
+        if (flow.StateTimerAt is { } st && now >= st && flow.State is SalState.TimeWait or SalState.FinWait2)
+        {
+            Finish(flow, now);
+            return;
+        }
+
+        if (flow.Stream is { } s && flow.IsSynchronized && s.NextTimeout is { } tt && now >= tt)
+        {
+            s.OnTimeout(now);
+            MarkTransmit(flow);
+        }
+    }
+
+    /// <summary>Pumps stream output for flows that may have something to send, and moves closes along.</summary>
+    private void FlushTransports(TimeSpan now)
+    {
+        if (_transmitPending.Count == 0)
+        {
+            return;
+        }
+
+        _transmitScratch.Clear();
+        _transmitScratch.AddRange(_transmitPending);
+        _transmitPending.Clear();
+        foreach (var flow in _transmitScratch)
+        {
+            if (flow.State == SalState.Closed)
+            {
+                continue;
+            }
+
+            if (flow.Stream is { } st && flow.IsSynchronized)
+            {
+                var frozen = flow.Migration != MigrationState.None;
+                var budget = 4096;
+                while (!frozen && budget-- > 0 && st.TryPoll(now, _payloadScratch, out var seg, out var len))
+                {
+                    var repr = new SalPacketRepr
+                    {
+                        SourceFlow = flow.LocalFlow,
+                        DestinationFlow = flow.PeerFlow,
+                        Protocol = SalPacketRepr.ProtocolTcp,
+                        Tcp = seg,
+                    };
+                    SendOnFlow(flow, repr, _payloadScratch.AsSpan(0, len));
+                }
+
+                if (st.Error != StreamError.None && st.State == StreamState.Closed)
+                {
+                    var error = st.Error switch
+                    {
+                        StreamError.Reset => ServalError.ConnectionReset,
+                        StreamError.TimedOut => ServalError.TimedOut,
+                        StreamError.Refused => ServalError.ConnectionRefused,
+                        _ => ServalError.Aborted,
+                    };
+                    ResetFlow(flow, now, error);
+                    continue;
+                }
+
+                if (flow.CloseRequested && st.FinAcknowledged && flow.State is SalState.Connected or SalState.CloseWait)
+                {
+                    SendFin(flow, now);
+                }
+                else if (flow.Released && flow.State is SalState.Connected or SalState.CloseWait && !flow.CloseRequested)
+                {
+                    flow.CloseRequested = true;
+                    st.CompleteWrites();
+                }
+            }
+
+            Schedule(flow);
+        }
+    }
+}

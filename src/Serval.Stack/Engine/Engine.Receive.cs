@@ -1,0 +1,542 @@
+using Serval.Stack.Services;
+using Serval.Stack.Streams;
+using Serval.Wire;
+
+namespace Serval.Stack;
+
+public sealed partial class Engine
+{
+    /// <summary>
+    /// Hands the engine a packet (SAL header onward) that arrived on interface <paramref name="interfaceIndex"/> from
+    /// <paramref name="source"/> to <paramref name="destination"/> (the link addresses, with UDP ports on UDP links).
+    /// Malformed packets are dropped and counted; responses are queued for <see cref="Poll"/>.
+    /// </summary>
+    public void Receive(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, TimeSpan now)
+    {
+        _now = now;
+        Counters.Received(packet.Length);
+        if (!TryGetUpInterface(interfaceIndex, out var iface))
+        {
+            Counters.MalformedPacket();
+            return;
+        }
+
+        if (!SalPacketRepr.TryParse(packet, out var p, out var payloadOffset, out var payloadLength, out _))
+        {
+            Counters.MalformedPacket();
+            return;
+        }
+
+        if (!SalPacketRepr.VerifyTransportChecksum(packet, new TransportPseudoHeader(source, destination))
+            && !(p.SourceRoute is { } route && SalPacketRepr.VerifyTransportChecksum(packet, new TransportPseudoHeader(route.First, destination))))
+        {
+            Counters.BadTransportChecksumPacket();
+            return;
+        }
+
+        var payload = packet.Slice(payloadOffset, payloadLength);
+        var broadcast = !iface.Broadcast.IsNone && destination.SameAddress(iface.Broadcast);
+        var synNoAck = p.Control is { } c0 && c0.Has(SalControlFlags.Syn) && !c0.Has(SalControlFlags.Ack);
+        if (!synNoAck && !p.DestinationFlow.IsNone)
+        {
+            if (_flows.TryGetValue(p.DestinationFlow.Value, out var flow))
+            {
+                OnFlowPacket(flow, iface, source, destination, p, payload, packet.Length, now);
+                return;
+            }
+
+            Counters.UnknownFlowPacket();
+            if (p.Control is not { } rc || !rc.Has(SalControlFlags.Rst))
+            {
+                SendResetFor(iface, source, destination, p, broadcast);
+            }
+
+            return;
+        }
+
+        // A first packet: SYN, or an unconnected datagram.
+        if (p.DestinationService is not { } service || p.Control is { } rst && rst.Has(SalControlFlags.Rst))
+        {
+            Counters.MalformedPacket();
+            return;
+        }
+
+        if (_options.Mode == EngineMode.ServiceRouter)
+        {
+            ResolveIncoming(iface, source, destination, p, packet, payload, broadcast, now);
+            return;
+        }
+
+        if (Services.TryLookupDemux(service, p.Protocol, out var entry, out var rule))
+        {
+            Services.RecordResolved(rule, packet.Length, now);
+            DeliverToSocket(rule.Target.Socket, iface, source, destination, p, payload, now);
+            return;
+        }
+
+        Services.RecordDropped(entry, packet.Length);
+        Counters.NoRoutePacket();
+        if (!synNoAck && p.Control is not null)
+        {
+            SendResetFor(iface, source, destination, p, broadcast);
+        }
+    }
+
+    /// <summary>A first packet reached a local DEMUX rule.</summary>
+    private void DeliverToSocket(long socket, EngineInterface iface, LinkAddress source, LinkAddress destination, in SalPacketRepr p, ReadOnlySpan<byte> payload, TimeSpan now)
+    {
+        if (!_sockets.TryGetValue(socket, out var s))
+        {
+            Counters.NoRoutePacket();
+            return;
+        }
+
+        if (p.Control is { } c && c.Has(SalControlFlags.Syn) && !c.Has(SalControlFlags.Ack))
+        {
+            if (s is ListenerSocket l && (byte)l.Protocol == p.Protocol)
+            {
+                OnSyn(l, iface, source, destination, p, c, now);
+            }
+            else
+            {
+                Counters.NoRoutePacket();
+            }
+
+            return;
+        }
+
+        if (p.Control is null && p.Protocol == SalPacketRepr.ProtocolUdp && p.SourceService is { } from && s is DatagramSocket d)
+        {
+            DeliverDatagram(d, payload, from, source);
+            return;
+        }
+
+        Counters.DatagramDropped();
+    }
+
+    private void DeliverDatagram(DatagramSocket d, ReadOnlySpan<byte> payload, ServiceId from, LinkAddress source)
+    {
+        if (payload.IsEmpty || d.Queue.Count >= _options.DatagramQueueCapacity)
+        {
+            Counters.DatagramDropped();
+            return;
+        }
+
+        d.Queue.Enqueue(new ReceivedDatagram(payload.ToArray(), from, source));
+        if (d.Queue.Count == 1)
+        {
+            Emit(new EngineEvent(EngineEventKind.Readable, d.Handle));
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------------------------
+    // Server side of the handshake
+
+    private void OnSyn(ListenerSocket l, EngineInterface iface, LinkAddress source, LinkAddress destination, in SalPacketRepr p, SalControl c, TimeSpan now)
+    {
+        if (l.Pending.TryGetValue((p.SourceFlow.Value, c.Nonce.Value), out var existing))
+        {
+            // Duplicate SYN: our SYN-ACK was lost or is late; answer again.
+            Counters.ControlRetransmission();
+            SendSynAck(existing, now);
+            return;
+        }
+
+        if (l.Pending.Count >= _options.MaxPendingRequests || l.AcceptQueue.Count >= l.Backlog)
+        {
+            Counters.SynDroppedPacket();
+            return;
+        }
+
+        var flow = new Flow(NewHandle(), l.Protocol, NewFlowId(), NewNonce(), _random.NextUInt32())
+        {
+            State = SalState.Respond,
+            PeerFlow = p.SourceFlow,
+            PeerNonce = c.Nonce,
+            RcvNxt = c.Verno + 1,
+            Service = p.DestinationService!.Value,
+            Interface = iface.Index,
+            LocalAddress = iface.Address,
+            PeerAddress = p.SourceRoute is { } r ? AdoptPort(r.First, source, iface) : source,
+            SynSource = p.SourceRoute,
+            Listener = l,
+            Rto = _options.InitialRto,
+            PendingExpiresAt = now + _options.PendingRequestLifetime,
+            SynAckRetransmitAt = now + _options.InitialRto,
+        };
+        flow.SndNxt = flow.Iss + 1;
+        if (flow.Protocol == TransportProtocol.Stream)
+        {
+            var stream = new StreamConnection(StreamOptionsFor(iface), _random, now);
+            if (!stream.OnSyn(p.Tcp, now))
+            {
+                Counters.MalformedPacket();
+                return;
+            }
+
+            flow.Stream = stream;
+        }
+
+        _flows.Add(flow.LocalFlow.Value, flow);
+        _sockets.Add(flow.Handle.Value, flow);
+        l.Pending.Add((p.SourceFlow.Value, c.Nonce.Value), flow);
+        SendSynAck(flow, now);
+        Schedule(flow);
+    }
+
+    private StreamOptions StreamOptionsFor(EngineInterface iface)
+    {
+        var mss = iface.Mtu - SalHeaderView.BaseLength - TcpHeaderView.MinLength;
+        return StreamOptions.Mss > mss ? StreamOptions with { Mss = mss } : StreamOptions;
+    }
+
+    /// <summary>A SOURCE address names a host; on UDP links it is reached on the port the link uses.</summary>
+    private static LinkAddress AdoptPort(LinkAddress routeAddress, LinkAddress linkSource, EngineInterface iface) =>
+        routeAddress.SameAddress(linkSource) ? linkSource : routeAddress.WithPort(iface.Address.Port);
+
+    private void SendSynAck(Flow flow, TimeSpan now)
+    {
+        SalSourceRoute? route = null;
+        if (flow.SynSource is { } syn && syn.TryAppend(flow.LocalAddress, out var appended))
+        {
+            route = appended;
+        }
+
+        var repr = new SalPacketRepr
+        {
+            SourceFlow = flow.LocalFlow,
+            DestinationFlow = flow.PeerFlow,
+            Protocol = (byte)flow.Protocol,
+            Control = new SalControl(SalControlFlags.Syn | SalControlFlags.Ack, flow.Iss, flow.RcvNxt, flow.LocalNonce),
+            SourceRoute = route,
+            Tcp = flow.Stream?.CreateSynAck(now) ?? default,
+            Udp = new UdpRepr { HasChecksum = false },
+        };
+        SendOnFlow(flow, repr, []);
+    }
+
+    // ----------------------------------------------------------------------------------------------------------
+    // Packets of known flows
+
+    private void OnFlowPacket(Flow flow, EngineInterface iface, LinkAddress source, LinkAddress destination, in SalPacketRepr p, ReadOnlySpan<byte> payload, int length, TimeSpan now)
+    {
+        flow.PacketsReceived++;
+        flow.BytesReceived += length;
+        if (p.Control is { } c)
+        {
+            if (c.Has(SalControlFlags.Rst))
+            {
+                OnReset(flow, c, now);
+                return;
+            }
+
+            switch (flow.State)
+            {
+                case SalState.Request:
+                    if (c.Has(SalControlFlags.Syn | SalControlFlags.Ack))
+                    {
+                        OnSynAck(flow, iface, source, p, c, payload, now);
+                    }
+
+                    return;
+                case SalState.Respond:
+                    if (c.Nonce != flow.PeerNonce)
+                    {
+                        Counters.BadNoncePacket();
+                        return;
+                    }
+
+                    if (c.Has(SalControlFlags.Ack) && !c.Has(SalControlFlags.Syn) && c.Verno == flow.RcvNxt && c.Ackno == flow.Iss + 1)
+                    {
+                        OnHandshakeAck(flow, p, payload, now);
+                    }
+
+                    return;
+                case SalState.Closed or SalState.Init or SalState.Listen:
+                    return;
+            }
+
+            if (c.Nonce != flow.PeerNonce)
+            {
+                if (c.Has(SalControlFlags.Syn | SalControlFlags.Ack) && p.SourceFlow != flow.PeerFlow)
+                {
+                    // Another host answered the same (broadcast) SYN: refuse it so it frees its request at once.
+                    SendResetFor(iface, source, destination, p, false);
+                    return;
+                }
+
+                Counters.BadNoncePacket();
+                return;
+            }
+
+            if (c.Has(SalControlFlags.Syn | SalControlFlags.Ack))
+            {
+                // Our handshake ACK was lost: the server retransmitted its SYN-ACK.
+                if (flow.Listener is null)
+                {
+                    SendConnAck(flow, now);
+                }
+
+                return;
+            }
+
+            var pureAck = c.IsPureAck;
+            var rsynAck = (c.Flags & ~SalControlFlags.Reserved) == (SalControlFlags.Rsyn | SalControlFlags.Ack);
+            if (!pureAck && !rsynAck && Serial.Lt(c.Verno, flow.RcvNxt))
+            {
+                Counters.OldVernoPacket();
+                SendPureAck(flow);
+                return;
+            }
+
+            if (c.Has(SalControlFlags.Ack))
+            {
+                OnControlAck(flow, c, now);
+                if (flow.State == SalState.Closed)
+                {
+                    return;
+                }
+            }
+
+            if (c.Has(SalControlFlags.Rsyn))
+            {
+                OnRsyn(flow, iface, source, c, now);
+            }
+
+            if (c.Has(SalControlFlags.Fin))
+            {
+                OnFin(flow, c, now);
+            }
+        }
+
+        if (!p.ControlOnly && flow.IsSynchronized)
+        {
+            OnTransport(flow, p, payload, now);
+        }
+    }
+
+    private void OnSynAck(Flow flow, EngineInterface iface, LinkAddress source, in SalPacketRepr p, SalControl c, ReadOnlySpan<byte> payload, TimeSpan now)
+    {
+        if (c.Ackno != flow.Iss + 1)
+        {
+            return;
+        }
+
+        if (flow.Stream is { } st && !st.OnSynAck(p.Tcp, now))
+        {
+            return;
+        }
+
+        flow.PeerFlow = p.SourceFlow;
+        flow.PeerNonce = c.Nonce;
+        flow.RcvNxt = c.Verno + 1;
+        AckControl(flow, c.Ackno, now);
+        flow.Interface = iface.Index;
+        flow.LocalAddress = iface.Address;
+        flow.PeerAddress = p.SourceRoute is { } r ? AdoptPort(r.Last, source, iface) : source;
+        flow.State = SalState.Connected;
+        flow.Stream?.UpdateMss(StreamOptionsFor(iface).Mss);
+        SendConnAck(flow, now);
+        if (!payload.IsEmpty && flow.Stream is null)
+        {
+            OnTransport(flow, p, payload, now);
+        }
+
+        Emit(new EngineEvent(EngineEventKind.Connected, flow.Handle));
+        MarkTransmit(flow);
+        Schedule(flow);
+    }
+
+    private void OnHandshakeAck(Flow flow, in SalPacketRepr p, ReadOnlySpan<byte> payload, TimeSpan now)
+    {
+        var l = flow.Listener!;
+        if (l.Released)
+        {
+            return;
+        }
+
+        if (flow.Stream is { } st && (p.ControlOnly || p.Protocol != SalPacketRepr.ProtocolTcp || !st.OnHandshakeAck(p.Tcp, payload, now)))
+        {
+            return;
+        }
+
+        if (l.AcceptQueue.Count >= l.Backlog)
+        {
+            Counters.SynDroppedPacket();
+            return;
+        }
+
+        flow.SndUna = flow.Iss + 1;
+        flow.State = SalState.Connected;
+        l.Pending.Remove((flow.PeerFlow.Value, flow.PeerNonce.Value));
+        l.AcceptQueue.Enqueue(flow);
+        flow.InAcceptQueue = true;
+        if (flow.Stream is null && !payload.IsEmpty && !p.ControlOnly)
+        {
+            OnTransport(flow, p, payload, now);
+        }
+
+        Emit(new EngineEvent(EngineEventKind.ConnectionPending, l.Handle));
+        MarkTransmit(flow);
+        Schedule(flow);
+    }
+
+    private void OnReset(Flow flow, SalControl c, TimeSpan now)
+    {
+        // Ours: an RST counts only when it carries our nonce (a reply to our packet) or the peer's (an active reset).
+        var known = c.Nonce == flow.LocalNonce || (flow.State != SalState.Request && c.Nonce == flow.PeerNonce);
+        if (!known)
+        {
+            Counters.ResetIgnored();
+            return;
+        }
+
+        switch (flow.State)
+        {
+            case SalState.Request:
+                Fail(flow, ServalError.ConnectionRefused, now);
+                break;
+            case SalState.Respond:
+                Destroy(flow);
+                break;
+            case SalState.TimeWait or SalState.Closed:
+                Destroy(flow);
+                break;
+            default:
+                Fail(flow, ServalError.ConnectionReset, now);
+                break;
+        }
+    }
+
+    private void OnControlAck(Flow flow, SalControl c, TimeSpan now)
+    {
+        var ackno = c.Ackno;
+        var migrating = flow.Migration is MigrationState.RsynReceived or MigrationState.RsynSentReceived;
+        if (Serial.Lt(ackno, flow.SndUna) || (Serial.Gt(ackno, flow.SndNxt) && !migrating))
+        {
+            return;
+        }
+
+        var acked = flow.ControlPending && (Serial.Lt(flow.ControlVerno, ackno) || migrating);
+        var ackedFlags = flow.ControlFlags;
+        AckControl(flow, ackno, now);
+        if (migrating && !c.Has(SalControlFlags.Rsyn))
+        {
+            CompletePeerMigration(flow, now);
+        }
+
+        if (!acked)
+        {
+            return;
+        }
+
+        if ((ackedFlags & SalControlFlags.Rsyn) != 0 && flow.Migration == MigrationState.RsynSent)
+        {
+            // Handled by OnRsyn when the RSYN|ACK carries RSYN; a plain ACK does not complete our migration.
+        }
+
+        if ((ackedFlags & SalControlFlags.Fin) != 0)
+        {
+            switch (flow.State)
+            {
+                case SalState.FinWait1:
+                    flow.State = SalState.FinWait2;
+                    flow.StateTimerAt = now + _options.FinWait2Timeout;
+                    break;
+                case SalState.Closing:
+                    EnterTimeWait(flow, now);
+                    break;
+                case SalState.LastAck:
+                    Finish(flow, now);
+                    return;
+            }
+        }
+
+        Schedule(flow);
+    }
+
+    private void OnFin(Flow flow, SalControl c, TimeSpan now)
+    {
+        if (flow.PeerClosed)
+        {
+            SendPureAck(flow); // retransmitted FIN
+            return;
+        }
+
+        flow.PeerClosed = true;
+        flow.RcvNxt = c.Verno + 1;
+        SendPureAck(flow);
+        switch (flow.State)
+        {
+            case SalState.Connected:
+                flow.State = SalState.CloseWait;
+                break;
+            case SalState.FinWait1:
+                if (flow.ControlPending && (flow.ControlFlags & SalControlFlags.Fin) != 0)
+                {
+                    flow.State = SalState.Closing;
+                }
+                else
+                {
+                    EnterTimeWait(flow, now);
+                }
+
+                break;
+            case SalState.FinWait2:
+                EnterTimeWait(flow, now);
+                break;
+        }
+
+        Emit(new EngineEvent(EngineEventKind.Readable, flow.Handle));
+        if (flow.CloseRequested && flow.State == SalState.CloseWait && (flow.Stream is null || flow.Stream.FinAcknowledged))
+        {
+            SendFin(flow, now);
+        }
+
+        Schedule(flow);
+    }
+
+    private void OnTransport(Flow flow, in SalPacketRepr p, ReadOnlySpan<byte> payload, TimeSpan now)
+    {
+        if (flow.Stream is { } st)
+        {
+            if (p.Protocol != SalPacketRepr.ProtocolTcp)
+            {
+                return;
+            }
+
+            var readable = st.Readable;
+            var free = st.SendBufferFree;
+            st.OnSegment(p.Tcp, payload, now);
+            if (!readable && st.Readable)
+            {
+                Emit(new EngineEvent(EngineEventKind.Readable, flow.Handle));
+            }
+
+            if (free == 0 && st.SendBufferFree > 0)
+            {
+                Emit(new EngineEvent(EngineEventKind.Writable, flow.Handle));
+            }
+
+            MarkTransmit(flow);
+            return;
+        }
+
+        if (payload.IsEmpty || p.Protocol != SalPacketRepr.ProtocolUdp || flow.PeerClosed)
+        {
+            return;
+        }
+
+        if (flow.Datagrams.Count >= _options.DatagramQueueCapacity)
+        {
+            Counters.DatagramDropped();
+            return;
+        }
+
+        flow.Datagrams.Enqueue(payload.ToArray());
+        if (flow.Datagrams.Count == 1)
+        {
+            Emit(new EngineEvent(EngineEventKind.Readable, flow.Handle));
+        }
+    }
+}

@@ -1,0 +1,344 @@
+using Serval.Stack.Services;
+using Serval.Wire;
+
+namespace Serval.Stack;
+
+public sealed partial class Engine
+{
+    private readonly List<DelayedPacket> _delayed = [];
+    private long _nextDelayId = 1;
+
+    /// <summary>Number of packets held by DELAY rules.</summary>
+    public int DelayedCount => _delayed.Count;
+
+    /// <summary>
+    /// Sends a locally generated first packet (SYN or unconnected datagram) according to the service table:
+    /// the advisory address if the flow has one, else the top priority set of the longest matching prefix — one
+    /// target chosen by weight, or every target when the set is flagged multicast.
+    /// </summary>
+    private ServalError SendFirst(in SalPacketRepr repr, ReadOnlySpan<byte> payload, ServiceId service, Flow? flow, DatagramSocket? socket, TimeSpan now)
+    {
+        if (flow is { AdvisoryAddress.IsNone: false })
+        {
+            foreach (var i in _interfaces)
+            {
+                if (i.IsUp && !i.IsLoopback && i.Address.Family == flow.AdvisoryAddress.Family)
+                {
+                    flow.Interface = i.Index;
+                    flow.LocalAddress = i.Address;
+                    var advisory = flow.AdvisoryAddress.Port == 0 ? flow.AdvisoryAddress.WithPort(i.Address.Port) : flow.AdvisoryAddress;
+                    Send(i.Index, i.Address, advisory, repr, payload);
+                    return ServalError.None;
+                }
+            }
+
+            return ServalError.NoRoute;
+        }
+
+        var entry = Services.Lookup(service);
+        if (entry is null)
+        {
+            Counters.NoRoutePacket();
+            return ServalError.NoRoute;
+        }
+
+        var sent = false;
+        if ((entry.TopSet.Flags & ServiceFlags.Multicast) != 0)
+        {
+            foreach (var rule in entry.TopSet.Rules)
+            {
+                sent |= SendFirstTo(rule, repr, payload, service, flow, socket, now);
+            }
+        }
+        else if (Services.TrySelect(entry, _random, out var rule))
+        {
+            sent = SendFirstTo(rule, repr, payload, service, flow, socket, now);
+        }
+
+        if (!sent)
+        {
+            Counters.NoRoutePacket();
+        }
+
+        return sent ? ServalError.None : ServalError.NoRoute;
+    }
+
+    private bool SendFirstTo(ServiceRule rule, in SalPacketRepr repr, ReadOnlySpan<byte> payload, ServiceId service, Flow? flow, DatagramSocket? socket, TimeSpan now)
+    {
+        var length = repr.GetLength(payload.Length);
+        switch (rule.Target.Type)
+        {
+            case ServiceTargetType.Forward:
+                if (!TryGetUpInterface(rule.Target.Interface, out var iface))
+                {
+                    Services.RecordDropped(rule, length);
+                    return false;
+                }
+
+                if (flow is not null)
+                {
+                    flow.Interface = iface.Index;
+                    flow.LocalAddress = iface.Address;
+                }
+
+                Send(iface.Index, iface.Address, rule.Target.Address, repr, payload);
+                Services.RecordResolved(rule, length, now);
+                return true;
+            case ServiceTargetType.Demux:
+                var lo = _interfaces[0];
+                if (flow is not null)
+                {
+                    flow.Interface = 0;
+                    flow.LocalAddress = lo.Address;
+                }
+
+                Send(0, lo.Address, lo.Address, repr, payload);
+                Services.RecordResolved(rule, length, now);
+                return true;
+            case ServiceTargetType.Delay:
+                if (_delayed.Count >= _options.DelayQueueCapacity)
+                {
+                    Counters.DelayOverflowPacket();
+                    Services.RecordDropped(rule, length);
+                    return false;
+                }
+
+                var d = new DelayedPacket
+                {
+                    Id = _nextDelayId++,
+                    ExpiresAt = now + _options.DelayQueueLifetime,
+                    Service = service,
+                    Flow = flow,
+                    DatagramSocket = socket?.Handle ?? default,
+                    Payload = socket is null ? null : payload.ToArray(),
+                };
+                if (flow is not null)
+                {
+                    flow.DelayedPacketId = d.Id;
+                }
+
+                EnqueueDelayed(d, rule, length, now);
+                return true;
+            default:
+                Services.RecordDropped(rule, length);
+                return false;
+        }
+    }
+
+    private void EnqueueDelayed(DelayedPacket d, ServiceRule rule, int length, TimeSpan now)
+    {
+        _delayed.Add(d);
+        Counters.DelayedPacket();
+        Services.RecordResolved(rule, length, now);
+        Emit(new EngineEvent(EngineEventKind.PacketDelayed, Prefix: ServicePrefix.Exact(d.Service), DelayedPacketId: d.Id));
+    }
+
+    /// <summary>
+    /// Releases a delayed packet: it is resolved again (normally against the rule the resolver just installed).
+    /// False when the id is unknown or already expired.
+    /// </summary>
+    public bool ReleaseDelayed(long id, TimeSpan now)
+    {
+        _now = now;
+        var d = TakeDelayed(id);
+        if (d is null)
+        {
+            return false;
+        }
+
+        if (d.Flow is { } flow)
+        {
+            flow.DelayedPacketId = 0;
+            if (flow.State == SalState.Request && SendSyn(flow, now) == ServalError.NoRoute && flow.DelayedPacketId == 0)
+            {
+                Fail(flow, ServalError.NoRoute, now);
+            }
+        }
+        else if (d.Payload is { } payload && _sockets.TryGetValue(d.DatagramSocket.Value, out var s) && s is DatagramSocket ds)
+        {
+            SendDatagram(ds, d.Service, payload, now);
+        }
+        else if (d.Packet is { } packet && TryGetUpInterface(d.Interface, out var iface)
+            && SalPacketRepr.TryParse(packet, out var p, out var off, out var len, out _))
+        {
+            ResolveIncoming(iface, d.Source, d.Destination, p, packet, packet.AsSpan(off, len), false, now);
+        }
+
+        return true;
+    }
+
+    /// <summary>Drops a delayed packet; a connection waiting on it fails with <see cref="ServalError.NoRoute"/>.</summary>
+    public bool DropDelayed(long id, TimeSpan now)
+    {
+        _now = now;
+        var d = TakeDelayed(id);
+        if (d is null)
+        {
+            return false;
+        }
+
+        if (d.Flow is { State: SalState.Request } flow)
+        {
+            flow.DelayedPacketId = 0;
+            Fail(flow, ServalError.NoRoute, now);
+        }
+
+        return true;
+    }
+
+    private DelayedPacket? TakeDelayed(long id)
+    {
+        var i = _delayed.FindIndex(x => x.Id == id);
+        if (i < 0)
+        {
+            return null;
+        }
+
+        var d = _delayed[i];
+        _delayed.RemoveAt(i);
+        return d;
+    }
+
+    private void RemoveDelayed(long id) => TakeDelayed(id);
+
+    private void ExpireDelayed(TimeSpan now)
+    {
+        while (_delayed.Count > 0 && _delayed[0].ExpiresAt <= now)
+        {
+            var d = _delayed[0];
+            _delayed.RemoveAt(0);
+            Counters.DelayExpiredPacket();
+            if (d.Flow is { } flow)
+            {
+                flow.DelayedPacketId = 0; // its SYN retransmission will resolve again
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------------------------
+    // Service-router resolution of received first packets (PROTOCOL.md §8)
+
+    private void ResolveIncoming(EngineInterface iface, LinkAddress source, LinkAddress destination, in SalPacketRepr p, ReadOnlySpan<byte> packet, ReadOnlySpan<byte> payload, bool broadcast, TimeSpan now)
+    {
+        var service = p.DestinationService!.Value;
+        var entry = Services.Lookup(service);
+        if (entry is null)
+        {
+            Counters.NoRoutePacket();
+            return;
+        }
+
+        if ((entry.TopSet.Flags & ServiceFlags.Multicast) != 0)
+        {
+            foreach (var rule in entry.TopSet.Rules)
+            {
+                ResolveIncomingTo(rule, iface, source, destination, p, packet, payload, broadcast, now);
+            }
+        }
+        else if (Services.TrySelect(entry, _random, out var rule))
+        {
+            ResolveIncomingTo(rule, iface, source, destination, p, packet, payload, broadcast, now);
+        }
+    }
+
+    private void ResolveIncomingTo(ServiceRule rule, EngineInterface iface, LinkAddress source, LinkAddress destination, in SalPacketRepr p, ReadOnlySpan<byte> packet, ReadOnlySpan<byte> payload, bool broadcast, TimeSpan now)
+    {
+        switch (rule.Target.Type)
+        {
+            case ServiceTargetType.Demux:
+                var socket = rule.Target.Socket;
+                if (rule.Target.Protocol != p.Protocol)
+                {
+                    if (!Services.TryLookupDemux(p.DestinationService!.Value, p.Protocol, out _, out var other))
+                    {
+                        Counters.NoRoutePacket();
+                        return;
+                    }
+
+                    socket = other.Target.Socket;
+                }
+
+                Services.RecordResolved(rule, packet.Length, now);
+                DeliverToSocket(socket, iface, source, destination, p, payload, now);
+                return;
+            case ServiceTargetType.Forward:
+                Forward(rule, iface, source, p, payload, packet.Length, broadcast, now);
+                return;
+            case ServiceTargetType.Delay:
+                if (_delayed.Count >= _options.DelayQueueCapacity)
+                {
+                    Counters.DelayOverflowPacket();
+                    Services.RecordDropped(rule, packet.Length);
+                    return;
+                }
+
+                EnqueueDelayed(
+                    new DelayedPacket
+                    {
+                        Id = _nextDelayId++,
+                        ExpiresAt = now + _options.DelayQueueLifetime,
+                        Service = p.DestinationService!.Value,
+                        Packet = packet.ToArray(),
+                        Interface = iface.Index,
+                        Source = source,
+                        Destination = destination,
+                    },
+                    rule,
+                    packet.Length,
+                    now);
+                return;
+            default:
+                Services.RecordDropped(rule, packet.Length);
+                Counters.NoRoutePacket();
+                return;
+        }
+    }
+
+    /// <summary>
+    /// Forwards a first packet: never a link broadcast; loop if our address is already in SOURCE; append our
+    /// address (or create SOURCE [client, us]); rewrite only the destination; checksums recomputed.
+    /// </summary>
+    private void Forward(ServiceRule rule, EngineInterface iface, LinkAddress source, in SalPacketRepr p, ReadOnlySpan<byte> payload, int length, bool broadcast, TimeSpan now)
+    {
+        if (broadcast || !TryGetUpInterface(rule.Target.Interface, out var outIface))
+        {
+            Services.RecordDropped(rule, length);
+            Counters.NoRoutePacket();
+            return;
+        }
+
+        SalSourceRoute route;
+        if (p.SourceRoute is { } existing)
+        {
+            if (existing.ContainsAddress(iface.Address) || !existing.TryAppend(iface.Address, out route))
+            {
+                Services.RecordDropped(rule, length);
+                Counters.ForwardLoop();
+                return;
+            }
+        }
+        else
+        {
+            if (source.Family != iface.Address.Family)
+            {
+                Services.RecordDropped(rule, length);
+                Counters.ForwardLoop();
+                return;
+            }
+
+            route = new SalSourceRoute([source, iface.Address]);
+        }
+
+        if (rule.Target.Address.SameAddress(iface.Address) && rule.Target.Address.Port == iface.Address.Port)
+        {
+            Services.RecordDropped(rule, length);
+            Counters.ForwardLoop();
+            return;
+        }
+
+        var forwarded = p with { SourceRoute = route };
+        Send(outIface.Index, route.First, rule.Target.Address, forwarded, payload);
+        Services.RecordResolved(rule, length, now);
+        Counters.ForwardedPacket();
+    }
+}

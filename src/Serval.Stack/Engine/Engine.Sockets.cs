@@ -1,0 +1,397 @@
+using Serval.Stack.Services;
+using Serval.Stack.Streams;
+using Serval.Wire;
+
+namespace Serval.Stack;
+
+public sealed partial class Engine
+{
+    /// <summary>Stream transport settings for new connections (the MSS is derived per path).</summary>
+    public StreamOptions StreamOptions { get; set; } = StreamOptions.Default;
+
+    /// <summary>
+    /// Binds a listening socket to <paramref name="prefix"/>: installs its DEMUX rule (priority 32000, weight 1024)
+    /// and emits <see cref="EngineEventKind.ServiceRegistered"/>. A stream and a datagram listener may share a prefix.
+    /// </summary>
+    public ServalError Listen(ServicePrefix prefix, TransportProtocol protocol, int backlog, TimeSpan now, out SocketHandle handle)
+    {
+        _now = now;
+        handle = SocketHandle.None;
+        if (backlog < 1 || (prefix.Length == 0 && prefix.Id.IsZero) || !Enum.IsDefined(protocol))
+        {
+            return ServalError.InvalidArgument;
+        }
+
+        var h = NewHandle();
+        var r = Services.Add(prefix, ServiceTarget.Demux(h.Value, (byte)protocol), ServiceTable.SocketPriority, ServiceTable.SocketWeight, now: now);
+        if (r != ServiceTableResult.Ok)
+        {
+            return r == ServiceTableResult.AlreadyExists || HasDemuxFor(prefix, protocol) ? ServalError.AddressInUse : ServalError.InvalidArgument;
+        }
+
+        var l = new ListenerSocket(h, protocol, prefix, backlog);
+        _sockets.Add(h.Value, l);
+        handle = h;
+        Emit(new EngineEvent(EngineEventKind.ServiceRegistered, h, prefix, protocol));
+        return ServalError.None;
+    }
+
+    private bool HasDemuxFor(ServicePrefix prefix, TransportProtocol protocol) =>
+        Services.TryGetExact(prefix, out var e) && e.Rules.Any(r => r.Target.Type == ServiceTargetType.Demux && r.Target.Protocol == (byte)protocol);
+
+    /// <summary>Takes an established connection from a listener's accept queue.</summary>
+    public ServalError Accept(SocketHandle listener, out SocketHandle connection)
+    {
+        connection = SocketHandle.None;
+        if (!_sockets.TryGetValue(listener.Value, out var s) || s is not ListenerSocket l || l.Released)
+        {
+            return ServalError.BadHandle;
+        }
+
+        while (l.AcceptQueue.TryDequeue(out var flow))
+        {
+            flow.InAcceptQueue = false;
+            if (flow.State == SalState.Closed)
+            {
+                continue;
+            }
+
+            flow.Accepted = true;
+            connection = flow.Handle;
+            return ServalError.None;
+        }
+
+        return ServalError.WouldBlock;
+    }
+
+    /// <summary>Number of connections waiting in a listener's accept queue.</summary>
+    public int PendingAccepts(SocketHandle listener) =>
+        _sockets.TryGetValue(listener.Value, out var s) && s is ListenerSocket l ? l.AcceptQueue.Count : 0;
+
+    /// <summary>
+    /// Opens a connection to <paramref name="service"/>: sends the SYN according to the service table (or straight
+    /// to <paramref name="advisoryAddress"/> when given). Completion is reported by <see cref="EngineEventKind.Connected"/>
+    /// or <see cref="EngineEventKind.Closed"/> with an error.
+    /// </summary>
+    public ServalError Connect(ServiceId service, TransportProtocol protocol, TimeSpan now, out SocketHandle handle, LinkAddress advisoryAddress = default)
+    {
+        _now = now;
+        handle = SocketHandle.None;
+        if (!Enum.IsDefined(protocol) || service.IsZero)
+        {
+            return ServalError.InvalidArgument;
+        }
+
+        var flow = new Flow(NewHandle(), protocol, NewFlowId(), NewNonce(), _random.NextUInt32())
+        {
+            Service = service,
+            AdvisoryAddress = advisoryAddress,
+            State = SalState.Request,
+            Rto = _options.InitialRto,
+        };
+        if (protocol == TransportProtocol.Stream)
+        {
+            flow.Stream = new StreamConnection(StreamOptions, _random, now);
+        }
+
+        _flows.Add(flow.LocalFlow.Value, flow);
+        _sockets.Add(flow.Handle.Value, flow);
+        handle = flow.Handle;
+
+        // SYN consumes verno = ISS.
+        flow.SndNxt = flow.Iss + 1;
+        QueueControl(flow, SalControlFlags.Syn, flow.Iss, now);
+        var result = SendSyn(flow, now);
+        if (result != ServalError.None)
+        {
+            Fail(flow, result, now);
+            return ServalError.None; // Reported through the Closed event and the socket's error.
+        }
+
+        Schedule(flow);
+        return ServalError.None;
+    }
+
+    /// <summary>The state of a connection (or <see cref="SalState.Listen"/> for listeners, <see cref="SalState.Init"/> for datagram sockets).</summary>
+    public SalState GetState(SocketHandle handle) => _sockets.TryGetValue(handle.Value, out var s)
+        ? s switch
+        {
+            Flow f => f.State,
+            ListenerSocket => SalState.Listen,
+            _ => SalState.Init,
+        }
+        : SalState.Closed;
+
+    /// <summary>The error that ended a connection, or <see cref="ServalError.None"/>.</summary>
+    public ServalError GetError(SocketHandle handle) =>
+        _sockets.TryGetValue(handle.Value, out var s) ? (s as Flow)?.Error ?? ServalError.None : ServalError.BadHandle;
+
+    /// <summary>The serviceID a connection was made to.</summary>
+    public ServiceId GetService(SocketHandle handle) =>
+        _sockets.TryGetValue(handle.Value, out var s) && s is Flow f ? f.Service : default;
+
+    /// <summary>
+    /// Queues <paramref name="data"/> for sending: on a stream, as much as the send buffer takes (the count is returned
+    /// in <paramref name="written"/>; 0 means full, wait for <see cref="EngineEventKind.Writable"/>); on a connected
+    /// datagram flow, one datagram.
+    /// </summary>
+    public ServalError Write(SocketHandle handle, ReadOnlySpan<byte> data, TimeSpan now, out int written)
+    {
+        _now = now;
+        written = 0;
+        if (!_sockets.TryGetValue(handle.Value, out var s) || s is not Flow flow || flow.Released)
+        {
+            return ServalError.BadHandle;
+        }
+
+        if (flow.Error != ServalError.None)
+        {
+            return flow.Error;
+        }
+
+        if (flow.Protocol == TransportProtocol.Stream)
+        {
+            if (flow.State is SalState.Request or SalState.Respond)
+            {
+                // Data written before establishment waits in the send buffer.
+                written = flow.Stream!.Write(data);
+                return ServalError.None;
+            }
+
+            if (!flow.IsSynchronized || flow.CloseRequested || flow.Stream!.WritesCompleted)
+            {
+                return ServalError.InvalidState;
+            }
+
+            written = flow.Stream.Write(data);
+            MarkTransmit(flow);
+            return ServalError.None;
+        }
+
+        if (data.IsEmpty || data.Length > Math.Min(_options.MaxDatagramSize, PathPayloadLimit(flow)))
+        {
+            return ServalError.InvalidArgument;
+        }
+
+        if (flow.State is not (SalState.Connected or SalState.CloseWait) || flow.CloseRequested)
+        {
+            return ServalError.InvalidState;
+        }
+
+        var repr = new SalPacketRepr
+        {
+            SourceFlow = flow.LocalFlow,
+            DestinationFlow = flow.PeerFlow,
+            Protocol = SalPacketRepr.ProtocolUdp,
+            Udp = new UdpRepr { HasChecksum = true },
+        };
+        SendOnFlow(flow, repr, data);
+        written = data.Length;
+        return ServalError.None;
+    }
+
+    private int PathPayloadLimit(Flow flow) =>
+        (uint)flow.Interface < (uint)_interfaces.Count ? _interfaces[flow.Interface].Mtu - SalHeaderView.BaseLength - UdpRepr.HeaderLength : _options.MaxDatagramSize;
+
+    /// <summary>
+    /// Reads from a connection: stream bytes in order, or one datagram of a connected datagram flow (truncated to the
+    /// buffer). <paramref name="read"/> 0 with <see cref="ServalError.None"/> and <paramref name="completed"/> true
+    /// means end of stream; 0 with <paramref name="completed"/> false means nothing yet.
+    /// </summary>
+    public ServalError Read(SocketHandle handle, Span<byte> buffer, TimeSpan now, out int read, out bool completed)
+    {
+        _now = now;
+        read = 0;
+        completed = false;
+        if (!_sockets.TryGetValue(handle.Value, out var s) || s is not Flow flow || flow.Released)
+        {
+            return ServalError.BadHandle;
+        }
+
+        if (flow.Protocol == TransportProtocol.Stream)
+        {
+            var st = flow.Stream!;
+            var before = st.BytesAvailable;
+            read = st.Read(buffer);
+            completed = read == 0 && st.ReadsCompleted;
+            if (read > 0 && before >= st.Options.ReceiveBufferSize / 2)
+            {
+                MarkTransmit(flow); // window update
+            }
+            else if (read > 0)
+            {
+                MarkTransmit(flow);
+            }
+
+            if (read == 0 && !completed && flow.Error != ServalError.None)
+            {
+                return flow.Error;
+            }
+
+            return ServalError.None;
+        }
+
+        if (flow.Datagrams.TryDequeue(out var d))
+        {
+            read = Math.Min(d.Length, buffer.Length);
+            d.AsSpan(0, read).CopyTo(buffer);
+            return ServalError.None;
+        }
+
+        completed = flow.PeerClosed || flow.State is SalState.Closed;
+        return flow.Error;
+    }
+
+    /// <summary>Bytes (stream) or datagrams (datagram flow) ready to read.</summary>
+    public int Available(SocketHandle handle) => _sockets.TryGetValue(handle.Value, out var s) && s is Flow f
+        ? f.Stream?.BytesAvailable ?? f.Datagrams.Count
+        : s is DatagramSocket d ? d.Queue.Count : 0;
+
+    /// <summary>Free space in a stream's send buffer.</summary>
+    public int SendBufferFree(SocketHandle handle) =>
+        _sockets.TryGetValue(handle.Value, out var s) && s is Flow { Stream: { } st } ? st.SendBufferFree : 0;
+
+    /// <summary>Half-close: a stream sends its FIN after the queued data; the connection stays open for reading.</summary>
+    public ServalError CompleteWrites(SocketHandle handle, TimeSpan now)
+    {
+        _now = now;
+        if (!_sockets.TryGetValue(handle.Value, out var s) || s is not Flow flow || flow.Released)
+        {
+            return ServalError.BadHandle;
+        }
+
+        if (flow.Stream is null)
+        {
+            return ServalError.InvalidState;
+        }
+
+        flow.Stream.CompleteWrites();
+        MarkTransmit(flow);
+        return ServalError.None;
+    }
+
+    /// <summary>
+    /// Closes a socket and releases its handle. Listeners and datagram sockets remove their DEMUX rule
+    /// (<see cref="EngineEventKind.ServiceUnregistered"/>). A connection closes gracefully (transport FIN, then SAL
+    /// FIN, PROTOCOL.md §6) and lingers until the exchange ends; with unread data it is reset instead.
+    /// </summary>
+    public ServalError Close(SocketHandle handle, TimeSpan now)
+    {
+        _now = now;
+        if (!_sockets.TryGetValue(handle.Value, out var s) || s.Released)
+        {
+            return ServalError.BadHandle;
+        }
+
+        s.Released = true;
+        switch (s)
+        {
+            case ListenerSocket l:
+                CloseListener(l, now);
+                break;
+            case DatagramSocket d:
+                CloseDatagramSocket(d);
+                break;
+            case Flow f:
+                CloseFlow(f, now);
+                break;
+        }
+
+        return ServalError.None;
+    }
+
+    /// <summary>Aborts a connection: sends an RST at once and releases the handle.</summary>
+    public ServalError Abort(SocketHandle handle, TimeSpan now)
+    {
+        _now = now;
+        if (!_sockets.TryGetValue(handle.Value, out var s) || s.Released)
+        {
+            return ServalError.BadHandle;
+        }
+
+        if (s is not Flow f)
+        {
+            return Close(handle, now);
+        }
+
+        f.Released = true;
+        ResetFlow(f, now, ServalError.Aborted);
+        return ServalError.None;
+    }
+
+    private void CloseListener(ListenerSocket l, TimeSpan now)
+    {
+        Services.Remove(l.Prefix, ServiceTarget.Demux(l.Handle.Value, (byte)l.Protocol));
+        Emit(new EngineEvent(EngineEventKind.ServiceUnregistered, l.Handle, l.Prefix, l.Protocol));
+        foreach (var p in l.Pending.Values.ToList())
+        {
+            ResetFlow(p, now, ServalError.Aborted);
+        }
+
+        while (l.AcceptQueue.TryDequeue(out var f))
+        {
+            f.Released = true;
+            ResetFlow(f, now, ServalError.Aborted);
+        }
+
+        _sockets.Remove(l.Handle.Value);
+    }
+
+    private void CloseFlow(Flow f, TimeSpan now)
+    {
+        switch (f.State)
+        {
+            case SalState.Init or SalState.Request or SalState.Respond or SalState.Closed:
+                Destroy(f);
+                return;
+            case SalState.TimeWait or SalState.FinWait1 or SalState.FinWait2 or SalState.Closing or SalState.LastAck:
+                f.CloseRequested = true;
+                return;
+        }
+
+        f.CloseRequested = true;
+        if (f.Stream is { } st)
+        {
+            if (st.BytesAvailable > 0)
+            {
+                // Unread data: reset (PROTOCOL.md §6).
+                ResetFlow(f, now, ServalError.Aborted);
+                return;
+            }
+
+            st.CompleteWrites();
+            MarkTransmit(f);
+            return;
+        }
+
+        // Datagram flows send the SAL FIN at once.
+        SendFin(f, now);
+    }
+
+    /// <summary>Snapshot of every connection and pending request.</summary>
+    public IReadOnlyList<FlowInfo> GetFlows() => [.. _flows.Values.Select(ToInfo)];
+
+    /// <summary>Snapshot of one connection.</summary>
+    public FlowInfo? GetFlow(SocketHandle handle) =>
+        _sockets.TryGetValue(handle.Value, out var s) && s is Flow f ? ToInfo(f) : null;
+
+    private static FlowInfo ToInfo(Flow f) => new()
+    {
+        Socket = f.Handle,
+        LocalFlow = f.LocalFlow,
+        PeerFlow = f.PeerFlow,
+        Service = f.Service,
+        Protocol = f.Protocol,
+        State = f.State,
+        Migration = f.Migration,
+        Interface = f.Interface,
+        LocalAddress = f.LocalAddress,
+        PeerAddress = f.PeerAddress,
+        PacketsSent = f.PacketsSent,
+        PacketsReceived = f.PacketsReceived,
+        BytesSent = f.BytesSent,
+        BytesReceived = f.BytesReceived,
+        ControlSrtt = f.Srtt,
+        Stream = f.Stream?.Statistics,
+    };
+}

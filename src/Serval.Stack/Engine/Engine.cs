@@ -1,0 +1,304 @@
+using System.Buffers;
+using System.Diagnostics.CodeAnalysis;
+using Serval.Stack.Services;
+using Serval.Wire;
+
+namespace Serval.Stack;
+
+/// <summary>
+/// One Serval host's protocol engine (DESIGN.md, "The engine"): interfaces, the service table, the flow table, the SAL
+/// (handshake, control channel, close/reset, service-router forwarding, migration) and the transports. Sans-I/O and
+/// single-threaded: packets come in through <see cref="Receive"/>, go out through <see cref="Poll"/> into an
+/// <see cref="IPacketSink"/>, <see cref="NextTimeout"/> says when to poll again, and every time is the caller's
+/// <c>now</c>. Socket operations are plain calls that never block and never throw for network conditions.
+/// </summary>
+/// <remarks>Not thread-safe, except <see cref="Services"/> lookups and <see cref="Counters"/> reads.</remarks>
+public sealed partial class Engine
+{
+    private const int ScratchSize = 65_536 + 1024;
+
+    private readonly EngineOptions _options;
+    private readonly IRandomSource _random;
+    private readonly List<EngineInterface> _interfaces = [];
+    private readonly Dictionary<uint, Flow> _flows = [];
+    private readonly Dictionary<long, SocketBase> _sockets = [];
+    private readonly Queue<Outbound> _outbound = new();
+    private readonly Queue<Outbound> _loopback = new();
+    private readonly Queue<EngineEvent> _events = new();
+    private readonly PriorityQueue<Flow, TimeSpan> _timers = new();
+    private readonly HashSet<Flow> _transmitPending = [];
+    private readonly List<Flow> _transmitScratch = [];
+    private readonly byte[] _scratch = new byte[ScratchSize];
+    private readonly byte[] _payloadScratch = new byte[ScratchSize];
+    private long _nextHandle = 1;
+    private TimeSpan _now;
+
+    /// <summary>Creates an engine with its loopback interface (index 0).</summary>
+    /// <exception cref="ArgumentException">An option is invalid.</exception>
+    public Engine(EngineOptions options, IRandomSource random)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(random);
+        options.Validate();
+        _options = options;
+        _random = random;
+        _interfaces.Add(new EngineInterface(0, new InterfaceConfig { Name = "lo", Address = LinkAddress.Parse("127.0.0.1"), Mtu = 65_000 })
+        {
+            IsUp = true,
+            IsLoopback = true,
+        });
+    }
+
+    /// <summary>The settings this engine runs with.</summary>
+    public EngineOptions Options => _options;
+
+    /// <summary>The service table (lookups are safe from any thread).</summary>
+    public ServiceTable Services { get; } = new();
+
+    /// <summary>Engine-wide counters.</summary>
+    public EngineCounters Counters { get; } = new();
+
+    /// <summary>Number of live flows (connections, pending requests, closing flows).</summary>
+    public int FlowCount => _flows.Count;
+
+    /// <summary>The last <c>now</c> the engine saw.</summary>
+    public TimeSpan Now => _now;
+
+    // ----------------------------------------------------------------------------------------------------------
+    // Interfaces
+
+    /// <summary>Adds an interface (down until <see cref="SetInterfaceUp"/>); returns its index (1, 2, …).</summary>
+    /// <exception cref="ArgumentException">The address is missing or the MTU too small for a SAL SYN.</exception>
+    public int AddInterface(InterfaceConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (config.Address.IsNone)
+        {
+            throw new ArgumentException("An interface needs an address.", nameof(config));
+        }
+
+        if (config.Mtu < 256)
+        {
+            throw new ArgumentException($"Interface MTU {config.Mtu} is below the 256 bytes a SAL SYN needs.", nameof(config));
+        }
+
+        var iface = new EngineInterface(_interfaces.Count, config);
+        _interfaces.Add(iface);
+        return iface.Index;
+    }
+
+    /// <summary>Brings an interface up (installing its broadcast default rule) or down (removing its FORWARD rules).</summary>
+    public void SetInterfaceUp(int index, bool up, TimeSpan now)
+    {
+        _now = now;
+        var iface = GetInterface(index);
+        if (iface.IsUp == up || iface.IsLoopback)
+        {
+            return;
+        }
+
+        iface.IsUp = up;
+        if (up)
+        {
+            if (!iface.Broadcast.IsNone)
+            {
+                Services.Add(ServicePrefix.Default, ServiceTarget.Forward(iface.Broadcast, index), ServiceTable.BroadcastPriority, ServiceTable.BroadcastWeight, now: now);
+            }
+
+            Emit(new EngineEvent(EngineEventKind.InterfaceUp, Interface: index));
+        }
+        else
+        {
+            Services.RemoveInterface(index);
+            Emit(new EngineEvent(EngineEventKind.InterfaceDown, Interface: index));
+        }
+    }
+
+    /// <summary>Changes an interface's address (flows using the old address keep it until they migrate).</summary>
+    public void SetInterfaceAddress(int index, LinkAddress address, TimeSpan now)
+    {
+        _now = now;
+        if (address.IsNone)
+        {
+            throw new ArgumentException("An interface needs an address.", nameof(address));
+        }
+
+        var iface = GetInterface(index);
+        iface.Address = address;
+        Emit(new EngineEvent(EngineEventKind.AddressChanged, Interface: index));
+    }
+
+    /// <summary>A snapshot of every interface, loopback (index 0) first.</summary>
+    public IReadOnlyList<InterfaceInfo> Interfaces =>
+        [.. _interfaces.Select(i => new InterfaceInfo(i.Index, i.Name, i.Address, i.Broadcast, i.Mtu, i.IsUp))];
+
+    private EngineInterface GetInterface(int index) =>
+        (uint)index < (uint)_interfaces.Count
+            ? _interfaces[index]
+            : throw new ArgumentOutOfRangeException(nameof(index), index, "No such interface.");
+
+    private bool TryGetUpInterface(int index, [NotNullWhen(true)] out EngineInterface? iface)
+    {
+        iface = (uint)index < (uint)_interfaces.Count ? _interfaces[index] : null;
+        return iface is { IsUp: true };
+    }
+
+    // ----------------------------------------------------------------------------------------------------------
+    // Events
+
+    /// <summary>Takes the next event for the driver or controller.</summary>
+    public bool TryGetEvent(out EngineEvent engineEvent) => _events.TryDequeue(out engineEvent);
+
+    private void Emit(EngineEvent e)
+    {
+        if (_events.Count >= _options.EventQueueCapacity)
+        {
+            _events.Dequeue();
+            Counters.EventDropped();
+        }
+
+        _events.Enqueue(e);
+    }
+
+    // ----------------------------------------------------------------------------------------------------------
+    // Polling
+
+    /// <summary>
+    /// Runs expired timers and transport output, then hands every queued packet to <paramref name="sink"/>.
+    /// Call after <see cref="Receive"/>, after socket operations, and when <see cref="NextTimeout"/> is reached.
+    /// </summary>
+    public void Poll(TimeSpan now, IPacketSink sink)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        _now = now;
+        for (var round = 0; round < 64; round++)
+        {
+            RunTimers(now);
+            ExpireDelayed(now);
+            FlushTransports(now);
+            var moved = false;
+            while (_loopback.TryDequeue(out var lo))
+            {
+                moved = true;
+                try
+                {
+                    Receive(0, lo.Source, lo.Destination, lo.Buffer.AsSpan(0, lo.Length), now);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(lo.Buffer);
+                }
+            }
+
+            while (_outbound.TryDequeue(out var o))
+            {
+                try
+                {
+                    sink.Send(o.Interface, o.Source, o.Destination, o.Buffer.AsSpan(0, o.Length));
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(o.Buffer);
+                }
+            }
+
+            if (!moved && _transmitPending.Count == 0)
+            {
+                break;
+            }
+        }
+    }
+
+    /// <summary>
+    /// When the engine next needs <see cref="Poll"/> without new input: <paramref name="now"/> when work is queued,
+    /// otherwise the earliest timer, or null when nothing is scheduled.
+    /// </summary>
+    public TimeSpan? NextTimeout(TimeSpan now)
+    {
+        if (_outbound.Count > 0 || _loopback.Count > 0 || _transmitPending.Count > 0)
+        {
+            return now;
+        }
+
+        TimeSpan? next = null;
+        while (_timers.TryPeek(out var flow, out var at))
+        {
+            if (flow.ScheduledAt != at || !_flows.ContainsKey(flow.LocalFlow.Value))
+            {
+                _timers.Dequeue(); // stale entry
+                continue;
+            }
+
+            next = at;
+            break;
+        }
+
+        if (_delayed.Count > 0)
+        {
+            var d = _delayed[0].ExpiresAt;
+            next = next is null || d < next ? d : next;
+        }
+
+        var expiry = Services.NextExpiry;
+        if (expiry is { } e)
+        {
+            next = next is null || e < next ? e : next;
+        }
+
+        return next;
+    }
+
+    private readonly record struct Outbound(int Interface, LinkAddress Source, LinkAddress Destination, byte[] Buffer, int Length);
+
+    /// <summary>Queues a built packet for the interface (or the loopback queue).</summary>
+    private void Transmit(int iface, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet)
+    {
+        var buf = ArrayPool<byte>.Shared.Rent(packet.Length);
+        packet.CopyTo(buf);
+        var o = new Outbound(iface, source, destination, buf, packet.Length);
+        if (iface == 0)
+        {
+            _loopback.Enqueue(o);
+        }
+        else
+        {
+            _outbound.Enqueue(o);
+        }
+
+        Counters.Sent(packet.Length);
+    }
+
+    /// <summary>Emits <paramref name="repr"/> with <paramref name="payload"/> from <paramref name="source"/> to <paramref name="destination"/>.</summary>
+    private int Send(int iface, LinkAddress source, LinkAddress destination, in SalPacketRepr repr, ReadOnlySpan<byte> payload)
+    {
+        var n = repr.Emit(_scratch, payload, new TransportPseudoHeader(source, destination));
+        if (n > 0)
+        {
+            Transmit(iface, source, destination, _scratch.AsSpan(0, n));
+        }
+
+        return n;
+    }
+
+    // ----------------------------------------------------------------------------------------------------------
+    // Identifiers
+
+    private SocketHandle NewHandle() => new(_nextHandle++);
+
+    /// <summary>A random non-zero flowID unused by any live flow or socket (PROTOCOL.md §4: ours, not sequential).</summary>
+    private FlowId NewFlowId()
+    {
+        while (true)
+        {
+            var v = _random.NextUInt32();
+            if (v != 0 && !_flows.ContainsKey(v) && !_datagramFlowIds.Contains(v))
+            {
+                return new FlowId(v);
+            }
+        }
+    }
+
+    private Nonce NewNonce() => new(_random.NextUInt64());
+
+    private readonly HashSet<uint> _datagramFlowIds = [];
+}

@@ -1,0 +1,128 @@
+using Serval.Stack.Streams;
+using Serval.Wire;
+
+namespace Serval.Stack;
+
+/// <summary>
+/// One SAL flow: a connection's control channel (verno/ackno, nonces, the single-slot retransmission queue),
+/// addressing, and its transport (a <see cref="StreamConnection"/> or a datagram queue).
+/// </summary>
+internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, FlowId localFlow, Nonce localNonce, uint iss)
+    : SocketBase(handle, protocol)
+{
+    public SalState State { get; set; } = SalState.Init;
+
+    public MigrationState Migration { get; set; }
+
+    public FlowId LocalFlow { get; } = localFlow;
+
+    public FlowId PeerFlow { get; set; }
+
+    public Nonce LocalNonce { get; } = localNonce;
+
+    public Nonce PeerNonce { get; set; }
+
+    /// <summary>The serviceID the client asked for (both sides).</summary>
+    public ServiceId Service { get; set; }
+
+    public int Interface { get; set; }
+
+    public LinkAddress LocalAddress { get; set; }
+
+    public LinkAddress PeerAddress { get; set; }
+
+    /// <summary>Optional address a client gave to skip resolution.</summary>
+    public LinkAddress AdvisoryAddress { get; set; }
+
+    // Control sequence space (PROTOCOL.md §5–6).
+    public uint Iss { get; } = iss;
+
+    public uint SndUna { get; set; } = iss;
+
+    public uint SndNxt { get; set; } = iss;
+
+    public uint RcvNxt { get; set; }
+
+    // The single control slot.
+    public bool ControlPending { get; set; }
+
+    public SalControlFlags ControlFlags { get; set; }
+
+    public uint ControlVerno { get; set; }
+
+    public TimeSpan ControlSentAt { get; set; }
+
+    public bool ControlRetransmitted { get; set; }
+
+    public int Retransmits { get; set; }
+
+    public TimeSpan RetransmitAt { get; set; }
+
+    // RFC 6298 estimator.
+    public TimeSpan Srtt { get; set; }
+
+    public TimeSpan RttVar { get; set; }
+
+    public TimeSpan Rto { get; set; }
+
+    public bool HasRttSample { get; set; }
+
+    // Other timers.
+    public TimeSpan? StateTimerAt { get; set; }
+
+    public TimeSpan PendingExpiresAt { get; set; }
+
+    public int SynAckRetransmits { get; set; }
+
+    public TimeSpan SynAckRetransmitAt { get; set; }
+
+    /// <summary>The time of the earliest timer this flow last registered (for the engine's timer heap).</summary>
+    public TimeSpan? ScheduledAt { get; set; }
+
+    public ServalError Error { get; set; }
+
+    /// <summary>The application asked to close; the SAL FIN follows the transport's FIN.</summary>
+    public bool CloseRequested { get; set; }
+
+    /// <summary>Pending request's listener, or the listener an accepted child came from.</summary>
+    public ListenerSocket? Listener { get; set; }
+
+    /// <summary>Whether the application received this server-side flow from Accept.</summary>
+    public bool Accepted { get; set; }
+
+    /// <summary>Identifier of this flow's SYN held by a DELAY rule, or 0.</summary>
+    public long DelayedPacketId { get; set; }
+
+    /// <summary>The verno of our outstanding RSYN.</summary>
+    public uint MigrationVerno { get; set; }
+
+    /// <summary>Whether this flow sits in its listener's accept queue.</summary>
+    public bool InAcceptQueue { get; set; }
+
+    /// <summary>The SOURCE extension of the SYN, echoed (with our address appended) in the SYN-ACK.</summary>
+    public SalSourceRoute? SynSource { get; set; }
+
+    public StreamConnection? Stream { get; set; }
+
+    public Queue<byte[]> Datagrams { get; } = new();
+
+    /// <summary>The peer closed its direction (SAL FIN received).</summary>
+    public bool PeerClosed { get; set; }
+
+    /// <summary>Migration target interface, and the address the peer's RSYN came from.</summary>
+    public int MigrationInterface { get; set; } = -1;
+
+    public LinkAddress MigrationPeerAddress { get; set; }
+
+    public long PacketsSent { get; set; }
+
+    public long PacketsReceived { get; set; }
+
+    public long BytesSent { get; set; }
+
+    public long BytesReceived { get; set; }
+
+    /// <summary>Whether the flow's transport may carry data (established, or closing with data still flowing).</summary>
+    public bool IsSynchronized => State is SalState.Connected or SalState.FinWait1 or SalState.FinWait2
+        or SalState.CloseWait or SalState.LastAck or SalState.Closing or SalState.TimeWait;
+}

@@ -1,0 +1,18 @@
+using Serval.Wire;
+
+namespace Serval.Stack;
+
+/// <summary>A listening socket: owns a DEMUX rule, pending requests and the accept queue.</summary>
+internal sealed class ListenerSocket(SocketHandle handle, TransportProtocol protocol, ServicePrefix prefix, int backlog)
+    : SocketBase(handle, protocol)
+{
+    public ServicePrefix Prefix { get; } = prefix;
+
+    public int Backlog { get; } = backlog;
+
+    /// <summary>Pending requests keyed by the client's flowID and nonce (a duplicate SYN finds its request).</summary>
+    public Dictionary<(uint PeerFlow, ulong PeerNonce), Flow> Pending { get; } = [];
+
+    /// <summary>Established connections not yet accepted.</summary>
+    public Queue<Flow> AcceptQueue { get; } = new();
+}
