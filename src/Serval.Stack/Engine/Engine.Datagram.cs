@@ -19,6 +19,11 @@ public sealed partial class Engine
             return ServalError.InvalidArgument;
         }
 
+        if (prefix is { } bound && HasDemuxFor(bound, TransportProtocol.Datagram))
+        {
+            return ServalError.AddressInUse;
+        }
+
         var flowId = NewFlowId();
         var socket = new DatagramSocket(NewHandle(), flowId);
         if (prefix is { } p)

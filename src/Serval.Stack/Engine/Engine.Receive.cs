@@ -111,6 +111,14 @@ public sealed partial class Engine
             return;
         }
 
+        if (p.Control is not null)
+        {
+            // Neither a SYN nor a datagram: nothing here can take it (reference §2.5: RST).
+            Counters.UnknownFlowPacket();
+            SendResetFor(iface, source, destination, p, false);
+            return;
+        }
+
         Counters.DatagramDropped();
     }
 

@@ -22,6 +22,11 @@ public sealed partial class Engine
             return ServalError.InvalidArgument;
         }
 
+        if (HasDemuxFor(prefix, protocol))
+        {
+            return ServalError.AddressInUse;
+        }
+
         var h = NewHandle();
         var r = Services.Add(prefix, ServiceTarget.Demux(h.Value, (byte)protocol), ServiceTable.SocketPriority, ServiceTable.SocketWeight, now: now);
         if (r != ServiceTableResult.Ok)
