@@ -419,7 +419,10 @@ public sealed partial class Engine
                 flow.SynAckRetransmits++;
                 Counters.ControlRetransmission();
                 SendSynAck(flow, now);
-                flow.SynAckRetransmitAt = now + Backoff(_options.InitialRto, flow.SynAckRetransmits);
+                // Exponential backoff, each gap capped so that every retransmission fits in the request's lifetime.
+                var gap = Backoff(_options.InitialRto, flow.SynAckRetransmits);
+                var cap = _options.PendingRequestLifetime / (_options.MaxSynAckRetransmissions + 1);
+                flow.SynAckRetransmitAt = now + (gap < cap ? gap : cap);
             }
         }
 
