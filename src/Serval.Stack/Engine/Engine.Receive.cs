@@ -192,10 +192,41 @@ public sealed partial class Engine
         Schedule(flow);
     }
 
+    /// <summary>Stream options with the MSS of the path through <paramref name="iface"/>: MTU − SAL base header − TCP header.</summary>
     private StreamOptions StreamOptionsFor(EngineInterface iface)
     {
         var mss = iface.Mtu - SalHeaderView.BaseLength - TcpHeaderView.MinLength;
-        return StreamOptions.Mss > mss ? StreamOptions with { Mss = mss } : StreamOptions;
+        return StreamOptions.Mss == mss ? StreamOptions : StreamOptions with { Mss = mss };
+    }
+
+    /// <summary>The interface a first packet to <paramref name="service"/> would most likely leave through.</summary>
+    private EngineInterface LikelyInterface(ServiceId service, LinkAddress advisory)
+    {
+        if (advisory.IsNone && Services.Lookup(service) is { } entry)
+        {
+            foreach (var rule in entry.TopSet.Rules)
+            {
+                if (rule.Target.Type == ServiceTargetType.Forward && TryGetUpInterface(rule.Target.Interface, out var i))
+                {
+                    return i;
+                }
+
+                if (rule.Target.Type == ServiceTargetType.Demux)
+                {
+                    return _interfaces[0];
+                }
+            }
+        }
+
+        foreach (var i in _interfaces)
+        {
+            if (i.IsUp && !i.IsLoopback && (advisory.IsNone || i.Address.Family == advisory.Family))
+            {
+                return i;
+            }
+        }
+
+        return _interfaces[0];
     }
 
     /// <summary>A SOURCE address names a host; on UDP links it is reached on the port the link uses.</summary>

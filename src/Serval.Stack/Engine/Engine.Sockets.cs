@@ -96,7 +96,7 @@ public sealed partial class Engine
         };
         if (protocol == TransportProtocol.Stream)
         {
-            flow.Stream = new StreamConnection(StreamOptions, _random, now);
+            flow.Stream = new StreamConnection(StreamOptionsFor(LikelyInterface(service, advisoryAddress)), _random, now);
         }
 
         _flows.Add(flow.LocalFlow.Value, flow);
