@@ -430,6 +430,11 @@ public sealed partial class Engine
         {
             if (flow.Retransmits >= _options.MaxControlRetransmissions)
             {
+                if (flow.Migration != MigrationState.None)
+                {
+                    Counters.MigrationFailed();
+                }
+
                 ResetFlow(flow, now, flow.Migration == MigrationState.None ? ServalError.TimedOut : ServalError.MigrationFailed);
                 return;
             }

@@ -93,6 +93,9 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
     /// <summary>Identifier of this flow's SYN held by a DELAY rule, or 0.</summary>
     public long DelayedPacketId { get; set; }
 
+    /// <summary>When our current migration started.</summary>
+    public TimeSpan MigrationStartedAt { get; set; }
+
     /// <summary>The verno of our outstanding RSYN.</summary>
     public uint MigrationVerno { get; set; }
 
