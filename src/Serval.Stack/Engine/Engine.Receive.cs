@@ -27,8 +27,8 @@ public sealed partial class Engine
             return;
         }
 
-        if (!SalPacketRepr.VerifyTransportChecksum(packet, new TransportPseudoHeader(source, destination))
-            && !(p.SourceRoute is { } route && SalPacketRepr.VerifyTransportChecksum(packet, new TransportPseudoHeader(route.First, destination))))
+        if (!SalPacketRepr.VerifyTransportChecksum(packet, TransportPseudoHeader.ForLink(source, destination))
+            && !(p.SourceRoute is { } route && SalPacketRepr.VerifyTransportChecksum(packet, TransportPseudoHeader.ForLink(route.First, destination))))
         {
             Counters.BadTransportChecksumPacket();
             return;
@@ -261,6 +261,18 @@ public sealed partial class Engine
     {
         flow.PacketsReceived++;
         flow.BytesReceived += length;
+        if (p.PathProbe is { } probe)
+        {
+            OnPathProbe(flow, source, p, probe, now);
+            return;
+        }
+
+        if (flow.IsSynchronized && flow.State != SalState.TimeWait && flow.Migration == MigrationState.None
+            && source != flow.PeerAddress && !(p.Control is { } mc && mc.Has(SalControlFlags.Rsyn)))
+        {
+            ValidatePath(flow, source, now);
+        }
+
         if (p.Control is { } c)
         {
             if (c.Has(SalControlFlags.Rst))
