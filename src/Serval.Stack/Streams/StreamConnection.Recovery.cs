@@ -35,6 +35,18 @@ public sealed partial class StreamConnection
     private TimeSpan _rackRtt;
     private long _rackFack;
     private bool _reorderingSeen;
+    private int _reorderWindowMultiplier = 1;
+    private int _reorderWindowPersist;
+    private long _dsackRoundEnd = -1;
+    private long _lastDsackStart = -1;
+    private long _lastDsackEnd = -1;
+
+    // Undo of a spurious reduction (D-SACK for every retransmission of the episode).
+    private bool _undoValid;
+    private long _undoMarker;
+    private int _undoRetransmissions;
+    private long _priorCwnd;
+    private long _priorSsthresh;
 
     private enum RecoveryMode
     {
@@ -127,7 +139,13 @@ public sealed partial class StreamConnection
 
         if (ackPos < _sndUna)
         {
-            return true; // An old duplicate: ignore the ACK, keep the data.
+            // An old (reordered) ACK: ignore its acknowledgement, but its SACK information is still news.
+            if (_sackEnabled && segment.SackBlocks.Count > 0)
+            {
+                ProcessSackBlocks(segment.SackBlocks, ackPos, now);
+            }
+
+            return true;
         }
 
         _persistProbes = 0;
@@ -209,14 +227,14 @@ public sealed partial class StreamConnection
 
             if (haveSample)
             {
-                _rtt.OnSample(now - sampleSentAt);
+                OnRttSample(now - sampleSentAt);
             }
             else if (echo is { } e && e.EchoReply != 0)
             {
                 var ms = unchecked((int)(TsNow(now) - e.EchoReply));
                 if (ms >= 0 && ms < 3_600_000)
                 {
-                    _rtt.OnSample(TimeSpan.FromMilliseconds(ms));
+                    OnRttSample(TimeSpan.FromMilliseconds(ms));
                 }
             }
 
@@ -228,7 +246,7 @@ public sealed partial class StreamConnection
 
         if (_sackEnabled && segment.SackBlocks.Count > 0)
         {
-            delivered += ProcessSackBlocks(segment.SackBlocks, now);
+            delivered += ProcessSackBlocks(segment.SackBlocks, ackPos, now);
         }
 
         // Reneging (RFC 2018 §8): the peer SACKed data it has not acknowledged cumulatively even though the
@@ -276,7 +294,7 @@ public sealed partial class StreamConnection
         }
         else if (ackPos > priorUna)
         {
-            _cc.OnAck(ackPos - priorUna, now, _rtt.HasSample ? _rtt.SmoothedRtt : TimeSpan.Zero, _cwndLimited);
+            _cc.OnAck(ackPos - priorUna, ackPos, _sndNxt, now, _rtt.HasSample ? _rtt.SmoothedRtt : TimeSpan.Zero, _cwndLimited);
         }
 
         if (_tlpOutstanding && _sndUna >= _tlpEnd)
@@ -353,20 +371,38 @@ public sealed partial class StreamConnection
         return false;
     }
 
-    private long ProcessSackBlocks(in TcpSackBlocks blocks, TimeSpan now)
+    private void OnRttSample(TimeSpan rtt)
     {
+        _rtt.OnSample(rtt);
+        _cc.OnRttSample(rtt);
+    }
+
+    private long ProcessSackBlocks(in TcpSackBlocks blocks, long ackPos, TimeSpan now)
+    {
+        // D-SACK (RFC 2883 §4): a first block below the segment's cumulative ACK or inside the second block.
+        var first = 0;
+        var l0 = SndPosition(blocks[0].Left);
+        var r0 = SndPosition(blocks[0].Right);
+        if (r0 > l0 && r0 - l0 <= int.MaxValue && (r0 <= ackPos ||
+            (blocks.Count > 1 && l0 >= SndPosition(blocks[1].Left) && r0 <= SndPosition(blocks[1].Right))))
+        {
+            _statSackBlocks++;
+            OnDsack(l0, r0);
+            first = 1;
+        }
+
         // Sort the blocks by left edge so that RACK's reordering detection sees them in sequence order.
         Span<long> lefts = stackalloc long[MaxSackBlocksProcessed];
         Span<long> rights = stackalloc long[MaxSackBlocksProcessed];
         var n = 0;
-        for (var b = 0; b < blocks.Count && b < MaxSackBlocksProcessed; b++)
+        for (var b = first; b < blocks.Count && b < MaxSackBlocksProcessed; b++)
         {
             _statSackBlocks++;
             var l = SndPosition(blocks[b].Left);
             var r = SndPosition(blocks[b].Right);
             if (r <= l || l < _sndUna || r > _sndNxt)
             {
-                continue; // D-SACK or bogus.
+                continue; // Bogus or stale.
             }
 
             var k = n++;
@@ -415,6 +451,80 @@ public sealed partial class StreamConnection
         return delivered;
     }
 
+    /// <summary>
+    /// The peer received [<paramref name="start"/>, <paramref name="end"/>) twice: there is reordering (widen
+    /// RACK's reordering window, RFC 8985 §6.2 step 4), and if every retransmission of the last recovery episode
+    /// turns out duplicate, the reduction was spurious and is undone.
+    /// </summary>
+    private void OnDsack(long start, long end)
+    {
+        if (start == _lastDsackStart && end == _lastDsackEnd)
+        {
+            return; // The same report again (a duplicated ACK).
+        }
+
+        _lastDsackStart = start;
+        _lastDsackEnd = end;
+        _statDsacks++;
+        _reorderingSeen = true;
+        if (_dsackRoundEnd >= 0 && _sndUna >= _dsackRoundEnd)
+        {
+            _dsackRoundEnd = -1;
+        }
+
+        if (_dsackRoundEnd < 0)
+        {
+            _dsackRoundEnd = _sndNxt;
+            if (_reorderWindowMultiplier < 16)
+            {
+                _reorderWindowMultiplier++;
+            }
+
+            _reorderWindowPersist = 16;
+        }
+
+        if (_undoValid && _undoRetransmissions > 0 && start >= _undoMarker)
+        {
+            _undoRetransmissions -= (int)Math.Max(1, (end - start) / Math.Max(1, DataMss));
+            if (_undoRetransmissions <= 0)
+            {
+                UndoReduction();
+            }
+        }
+    }
+
+    private void BeginUndoEpisode()
+    {
+        _undoValid = true;
+        _undoMarker = _sndUna;
+        _undoRetransmissions = 0;
+        _priorCwnd = _cc.Cwnd;
+        _priorSsthresh = _cc.Ssthresh;
+    }
+
+    private void UndoReduction()
+    {
+        _undoValid = false;
+        _statUndos++;
+        _cc.Undo(_priorCwnd, _priorSsthresh);
+        for (var i = 0; i < _sent.Count; i++)
+        {
+            ref var s = ref _sent[i];
+            if (IsLostPending(s.Flags))
+            {
+                SetFlags(ref s, s.Flags & ~SentSegmentFlags.Lost);
+            }
+        }
+
+        if (_recovery != RecoveryMode.None)
+        {
+            _recovery = RecoveryMode.None;
+            _recoveryNoCut = false;
+            _dupAcks = 0;
+            _renoSacked = 0;
+        }
+    }
+
     /// <summary>RACK bookkeeping for a segment newly delivered, cumulatively or selectively (RFC 8985 §6.2 steps 2–3).</summary>
     private void OnDelivered(ref SentSegment s, TimeSpan now)
     {
@@ -449,7 +559,7 @@ public sealed partial class StreamConnection
             return TimeSpan.Zero;
         }
 
-        var w = _rtt.MinRtt / 4;
+        var w = _reorderWindowMultiplier * _rtt.MinRtt / 4;
         return _rtt.HasSample && w > _rtt.SmoothedRtt ? _rtt.SmoothedRtt : w;
     }
 
@@ -511,6 +621,7 @@ public sealed partial class StreamConnection
         }
 
         var flight = _sndNxt - _sndUna;
+        BeginUndoEpisode();
         _cc.OnCongestionEvent(now, flight);
         _prrDelivered = 0;
         _prrOut = 0;
@@ -541,6 +652,10 @@ public sealed partial class StreamConnection
         _recoveryNoCut = false;
         _dupAcks = 0;
         _renoSacked = 0;
+        if (--_reorderWindowPersist <= 0)
+        {
+            _reorderWindowMultiplier = 1;
+        }
     }
 
     /// <summary>PRR-SSRB (RFC 6937 §3.1) for one ACK during fast recovery.</summary>

@@ -41,6 +41,7 @@ public sealed partial class StreamConnection
             next = Earliest(next, _rtxDeadline);
             next = Earliest(next, _reorderDeadline);
             next = Earliest(next, _persistDeadline);
+            next = Earliest(next, _pacingDeadline);
             next = Earliest(next, KeepAliveDeadline);
             return next;
         }
@@ -153,6 +154,11 @@ public sealed partial class StreamConnection
         }
 
         _statTimeouts++;
+        if (_consecutiveTimeouts == 1)
+        {
+            BeginUndoEpisode();
+        }
+
         _cc.OnRetransmissionTimeout(now, _sndNxt - _sndUna, firstInEpisode: _consecutiveTimeouts == 1);
 
         // RFC 8985 §6.3: everything not SACKed is lost.

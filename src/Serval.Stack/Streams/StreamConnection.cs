@@ -205,6 +205,8 @@ public sealed partial class StreamConnection
         WindowProbes = _statWindowProbes,
         KeepAliveProbes = _statKeepAliveProbes,
         SackBlocksReceived = _statSackBlocks,
+        DsacksReceived = _statDsacks,
+        SpuriousRecoveriesUndone = _statUndos,
         DuplicateSegmentsReceived = _statDuplicateSegments,
         OutOfOrderSegmentsReceived = _statOutOfOrderSegments,
         SmoothedRtt = _rtt.SmoothedRtt,
