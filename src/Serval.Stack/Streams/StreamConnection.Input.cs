@@ -93,6 +93,11 @@ public sealed partial class StreamConnection
 
         if (rst)
         {
+            if (_state == StreamState.TimeWait)
+            {
+                return; // RFC 1337: a reset must not cut TIME-WAIT short.
+            }
+
             if (segPos == _rcvNxt)
             {
                 Terminate(StreamError.Reset);

@@ -284,7 +284,7 @@ public sealed partial class StreamConnection
         var unsent = HasUnsentData ? 1 + _writeEnd - _sndNxt : 0;
         if (unsent == 0 && !finPending)
         {
-            _cwndLimited = false; // Application-limited.
+            NotCongestionLimited(); // Application-limited.
             return false;
         }
 
@@ -312,7 +312,7 @@ public sealed partial class StreamConnection
             length = Math.Min(Math.Min(unsent, maxPayload), windowRoom);
             if (length <= 0)
             {
-                _cwndLimited = false;
+                NotCongestionLimited(); // Receiver-limited.
                 ArmPersistIfIdle(now);
                 return false;
             }
@@ -322,7 +322,7 @@ public sealed partial class StreamConnection
                 // Limited by the peer's window: sender-side silly window avoidance (RFC 9293 §3.8.6.2.1).
                 if (length < _maxSndWnd / 2 && !_swsOverride)
                 {
-                    _cwndLimited = false;
+                    NotCongestionLimited();
                     ArmPersistIfIdle(now);
                     return false;
                 }
@@ -373,8 +373,24 @@ public sealed partial class StreamConnection
         {
             ArmRetransmissionTimer(now, allowProbe: true);
         }
+        else
+        {
+            MaybeArmProbe(now);
+        }
 
         return true;
+    }
+
+    /// <summary>
+    /// The sender stopped for a reason other than the congestion window (no data, or the peer's window); unless
+    /// retransmissions are waiting for the window, the window should not grow (RFC 7661 spirit).
+    /// </summary>
+    private void NotCongestionLimited()
+    {
+        if (_lostPending == 0)
+        {
+            _cwndLimited = false;
+        }
     }
 
     /// <summary>Pacing rate in bytes per second (0 = not pacing).</summary>

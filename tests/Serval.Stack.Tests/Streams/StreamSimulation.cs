@@ -31,7 +31,8 @@ internal sealed class StreamSimulation : IDisposable
         SimulatedLink serverToClient,
         ulong seed,
         uint? clientIss = null,
-        uint? serverIss = null)
+        uint? serverIss = null,
+        Func<TcpRepr, TcpRepr>? clientSynTransform = null)
     {
         var client = new StreamEndpoint("client", new StreamConnection(clientOptions, new SeededRandomSource(seed), Now, clientIss), seed * 31 + 7);
         var server = new StreamEndpoint("server", new StreamConnection(serverOptions, new SeededRandomSource(seed + 1), Now, serverIss), seed * 31 + 11);
@@ -41,6 +42,11 @@ internal sealed class StreamSimulation : IDisposable
         server.Destination = client;
 
         var syn = RoundTrip(client.Connection.CreateSyn(Now));
+        if (clientSynTransform is not null)
+        {
+            syn = clientSynTransform(syn);
+        }
+
         Now += clientToServer.Profile.Delay;
         if (!server.Connection.OnSyn(syn, Now))
         {
