@@ -7,7 +7,7 @@ namespace Serval.Stack.Tests.Streams;
 /// <summary>The handshake methods the SAL drives, and option negotiation (RFC 9293 §3.5, RFC 7323, RFC 2018).</summary>
 public sealed class HandshakeTests
 {
-    private static readonly TimeSpan T0 = TimeSpan.FromSeconds(1);
+    internal static readonly TimeSpan T0 = TimeSpan.FromSeconds(1);
 
     private static StreamConnection New(StreamOptions? options = null, uint? iss = null) =>
         new(options ?? ScriptedPeer.TestOptions, new SeededRandomSource(9), T0, iss);

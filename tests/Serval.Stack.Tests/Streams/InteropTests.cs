@@ -12,13 +12,13 @@ namespace Serval.Stack.Tests.Streams;
 public sealed class InteropTests
 {
     // Client SYN: seq 0xab505383, window 0, MSS 1448, NOP, WS 1.
-    private static readonly byte[] ReferenceSyn = Convert.FromHexString("00000000ab5053830000000070020000" + "6dc00000020405a801030301");
+    internal static readonly byte[] ReferenceSyn = Convert.FromHexString("00000000ab5053830000000070020000" + "6dc00000020405a801030301");
 
     // Server SYN-ACK: seq 0x07cb93aa, ack 0xab505384, window 5792, MSS 1448, NOP, WS 1.
-    private static readonly byte[] ReferenceSynAck = Convert.FromHexString("0000000007cb93aaab505384701216a0" + "bb990000020405a801030301");
+    internal static readonly byte[] ReferenceSynAck = Convert.FromHexString("0000000007cb93aaab505384701216a0" + "bb990000020405a801030301");
 
     // Client handshake ACK: seq 0xab505384, ack 0x07cb93ab, window 2896 (×2).
-    private static readonly byte[] ReferenceAck = Convert.FromHexString("00000000ab50538407cb93ab50100b50f2a20000");
+    internal static readonly byte[] ReferenceAck = Convert.FromHexString("00000000ab50538407cb93ab50100b50f2a20000");
 
     private static TcpRepr Parse(byte[] bytes)
     {

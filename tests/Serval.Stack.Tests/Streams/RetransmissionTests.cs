@@ -7,7 +7,7 @@ namespace Serval.Stack.Tests.Streams;
 /// <summary>Loss recovery: the retransmission timer (RFC 6298), SACK/RACK (RFC 8985), NewReno (RFC 6582), reneging.</summary>
 public sealed class RetransmissionTests
 {
-    private static readonly TcpRepr NoSack = ScriptedPeer.DefaultPeerOptions with { SackPermitted = false };
+    internal static readonly TcpRepr NoSack = ScriptedPeer.DefaultPeerOptions with { SackPermitted = false };
 
     [Fact]
     public void Retransmission_timer_backs_off_exponentially_then_gives_up()
