@@ -288,6 +288,11 @@ public sealed partial class StreamConnection
     {
         if (_state == StreamState.Closed)
         {
+            if (_error == StreamError.None && _rcvNxt == 0 && _handshakeTransmissions == 0)
+            {
+                Terminate(StreamError.Aborted); // Never opened.
+            }
+
             return;
         }
 
