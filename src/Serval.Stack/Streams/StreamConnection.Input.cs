@@ -146,7 +146,7 @@ public sealed partial class StreamConnection
         }
 
         // TS.Recent (RFC 7323 §4.3).
-        if (_tsEnabled && segment.Timestamp is { } ts && segPos <= _lastAckSent)
+        if (_tsEnabled && segment.Timestamp is { } ts && segPos <= _lastAckSent && unchecked((int)(ts.Value - _tsRecent)) >= 0)
         {
             _tsRecent = ts.Value;
         }

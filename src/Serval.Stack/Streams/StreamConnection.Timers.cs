@@ -75,6 +75,11 @@ public sealed partial class StreamConnection
             return;
         }
 
+        if (_pacingDeadline is { } pace && now >= pace)
+        {
+            _pacingDeadline = null; // The next poll may send again.
+        }
+
         if (_reorderDeadline is { } reorder && now >= reorder)
         {
             _reorderDeadline = null;

@@ -72,8 +72,12 @@ internal sealed class StreamSimulation : IDisposable
         return (client, server);
     }
 
-    /// <summary>Runs until <paramref name="done"/> holds (true) or nothing can happen / the time limit passes (false).</summary>
-    public bool RunUntil(Func<bool> done, TimeSpan limit)
+    /// <summary>
+    /// Runs until <paramref name="done"/> holds (true) or nothing can happen / the time limit passes (false).
+    /// <paramref name="tick"/> wakes the applications periodically even when the network is idle (for applications
+    /// that act on a schedule of their own).
+    /// </summary>
+    public bool RunUntil(Func<bool> done, TimeSpan limit, TimeSpan? tick = null)
     {
         var deadline = Now + limit;
         var sameTime = 0;
@@ -90,6 +94,11 @@ internal sealed class StreamSimulation : IDisposable
             }
 
             TimeSpan? next = Network.NextEvent;
+            if (tick is { } t0 && (next is null || Now + t0 < next))
+            {
+                next = Now + t0;
+            }
+
             foreach (var e in _endpoints)
             {
                 var t = e.Connection.NextTimeout;
