@@ -183,6 +183,10 @@ public sealed partial class StreamConnection
         SetFlags(ref s, s.Flags | SentSegmentFlags.Retransmitted | SentSegmentFlags.EverRetransmitted);
         s.SentAt = now;
         _lostHint = s.End;
+        if (s.End > _highestRetransmittedEnd)
+        {
+            _highestRetransmittedEnd = s.End;
+        }
         ConsumePacingTokens(s.Length);
         _statRetransmissions++;
         _statBytesRetransmitted += dataLength;
@@ -262,6 +266,11 @@ public sealed partial class StreamConnection
             var flags = s.Has(SentSegmentFlags.Fin) ? TcpFlags.Fin | TcpFlags.Psh : TcpFlags.None;
             SetFlags(ref s, s.Flags | SentSegmentFlags.EverRetransmitted);
             s.SentAt = now;
+            if (s.End > _highestRetransmittedEnd)
+            {
+                _highestRetransmittedEnd = s.End;
+            }
+
             _statRetransmissions++;
             _statBytesRetransmitted += dataLength;
             _statBytesSent += dataLength;

@@ -35,6 +35,10 @@ public sealed partial class StreamConnection
     private TimeSpan _rackRtt;
     private long _rackFack;
     private bool _reorderingSeen;
+    private readonly long[] _sackCacheLeft = new long[MaxSackBlocksProcessed];
+    private readonly long[] _sackCacheRight = new long[MaxSackBlocksProcessed];
+    private int _sackCacheCount;
+    private long _highestRetransmittedEnd;
     private int _reorderWindowMultiplier = 1;
     private int _reorderWindowPersist;
     private long _dsackRoundEnd = -1;
@@ -259,6 +263,8 @@ public sealed partial class StreamConnection
                 SetFlags(ref s, s.Flags & ~SentSegmentFlags.Sacked);
             }
 
+            _sackCacheCount = 0;
+
             var quick = _rtt.SmoothedRtt / 2;
             _rtxDeadline = now + (quick > TimeSpan.FromMilliseconds(10) ? quick : TimeSpan.FromMilliseconds(10));
             _rtxIsProbe = false;
@@ -420,7 +426,23 @@ public sealed partial class StreamConnection
         long delivered = 0;
         for (var b = 0; b < n; b++)
         {
-            var i = _sent.IndexOf(lefts[b]);
+            // A block seen before with the same left edge was already applied up to its old right edge (SACK
+            // marks are only ever cleared on reneging, which empties this cache): scan only what is new.
+            var from = lefts[b];
+            for (var c = 0; c < _sackCacheCount; c++)
+            {
+                if (_sackCacheLeft[c] == lefts[b] && _sackCacheRight[c] > from)
+                {
+                    from = Math.Min(_sackCacheRight[c], rights[b]);
+                }
+            }
+
+            if (from >= rights[b])
+            {
+                continue;
+            }
+
+            var i = _sent.IndexOf(from);
             if (i < 0)
             {
                 continue;
@@ -431,7 +453,7 @@ public sealed partial class StreamConnection
                 ref var s = ref _sent[i];
                 if (s.Start < lefts[b])
                 {
-                    continue;
+                    continue; // Only partly inside the block.
                 }
 
                 if (s.End > rights[b])
@@ -448,6 +470,9 @@ public sealed partial class StreamConnection
             }
         }
 
+        _sackCacheCount = n;
+        lefts[..n].CopyTo(_sackCacheLeft);
+        rights[..n].CopyTo(_sackCacheRight);
         return delivered;
     }
 
@@ -579,15 +604,36 @@ public sealed partial class StreamConnection
             ref var s = ref _sent[i];
             if (s.SentAt > _rackXmit || (s.SentAt == _rackXmit && s.End >= _rackEnd))
             {
-                if (_everRetransmitted == 0)
+                if (_everRetransmitted == 0 || (!s.Has(SentSegmentFlags.EverRetransmitted) && s.Start >= _highestRetransmittedEnd))
                 {
-                    break; // First transmissions are in sequence order: all later ones were sent later.
+                    break; // First transmissions go out in sequence order, and no retransmission lies beyond.
                 }
 
                 continue;
             }
 
-            if (s.Has(SentSegmentFlags.Sacked) || IsLostPending(s.Flags))
+            if (s.Has(SentSegmentFlags.Sacked))
+            {
+                // Skip the rest of a SACKed run in one step when the last ACK's blocks describe it.
+                for (var c = 0; c < _sackCacheCount; c++)
+                {
+                    if (_sackCacheLeft[c] <= s.Start && s.End < _sackCacheRight[c])
+                    {
+                        // Resume at the segment holding the block's last octet (it may reach past the block).
+                        var j = _sent.IndexOf(_sackCacheRight[c] - 1);
+                        if (j - 1 > i)
+                        {
+                            i = j - 1;
+                        }
+
+                        break;
+                    }
+                }
+
+                continue;
+            }
+
+            if (IsLostPending(s.Flags))
             {
                 continue;
             }

@@ -11,6 +11,8 @@ namespace Serval.Stack.Tests.Streams;
 /// </summary>
 public sealed class AllocationTests
 {
+    internal const long DropEvery = 500;
+
     private readonly ITestOutputHelper _output;
 
     public AllocationTests(ITestOutputHelper output) => _output = output;
@@ -21,6 +23,7 @@ public sealed class AllocationTests
     public void Bulk_transfer_allocates_nothing_per_segment(bool sack)
     {
         var options = StreamOptions.Default with { UseSack = sack, UseTimestamps = sack };
+
         var now = TimeSpan.FromSeconds(1);
         var a = new StreamConnection(options, new SeededRandomSource(1), now);
         var b = new StreamConnection(options, new SeededRandomSource(2), now);
@@ -42,8 +45,8 @@ public sealed class AllocationTests
                 a.Write(chunk);
                 while (a.TryPoll(now, payload, out var s, out var n))
                 {
-                    // Drop one segment in 500 to exercise SACK / recovery on the way.
-                    if (++segments % 500 != 0)
+                    // Drop one segment in DropEvery to exercise SACK / recovery on the way.
+                    if (++segments % DropEvery != 0)
                     {
                         b.OnSegment(s, payload.AsSpan(0, n), now);
                     }
