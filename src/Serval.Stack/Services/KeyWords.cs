@@ -17,8 +17,8 @@ internal readonly struct KeyWords
     private readonly ulong _w2;
     private readonly ulong _w3;
 
-    // DepthMasks[d / 8] keeps bits [0, d) of a key: what a node at depth d compares.
-    private static readonly KeyWords[] DepthMasks = BuildDepthMasks();
+    // _depthMasks[d / 8] keeps bits [0, d) of a key: what a node at depth d compares.
+    private static readonly KeyWords[] _depthMasks = BuildDepthMasks();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public KeyWords(ServiceId id)
@@ -45,7 +45,7 @@ internal readonly struct KeyWords
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool MatchesThrough(in KeyWords canonical, int depth)
     {
-        ref readonly var m = ref DepthMasks[depth >> 3];
+        ref readonly var m = ref _depthMasks[depth >> 3];
         return (((_w0 & m._w0) ^ canonical._w0) | ((_w1 & m._w1) ^ canonical._w1) |
                 ((_w2 & m._w2) ^ canonical._w2) | ((_w3 & m._w3) ^ canonical._w3)) == 0;
     }
@@ -78,7 +78,7 @@ internal readonly struct KeyWords
     /// <summary>These words with every bit at or after <paramref name="depth"/> (a multiple of 8) cleared.</summary>
     public KeyWords Truncate(int depth)
     {
-        ref readonly var m = ref DepthMasks[depth >> 3];
+        ref readonly var m = ref _depthMasks[depth >> 3];
         return new KeyWords(_w0 & m._w0, _w1 & m._w1, _w2 & m._w2, _w3 & m._w3);
     }
 

@@ -294,7 +294,7 @@ internal static class PrefixTrie
         return -1;
     }
 
-    /// <summary>A copy of <paramref name="interior"/> with <paramref name="entry"/> replacing its namesake or inserted after every shorter prefix.</summary>
+    /// <summary>A copy of <paramref name="interior"/> with <paramref name="entry"/> replacing its namesake or inserted in (length, id) order.</summary>
     private static ServiceEntry[] WithInterior(ServiceEntry[] interior, ServiceEntry entry)
     {
         var i = IndexOf(interior, entry.Prefix);
@@ -305,8 +305,10 @@ internal static class PrefixTrie
             return copy;
         }
 
+        // Canonical order: by length, then by id (shorter first is what the run encoding needs).
         var at = 0;
-        while (at < interior.Length && interior[at].Prefix.Length <= entry.Prefix.Length)
+        while (at < interior.Length && (interior[at].Prefix.Length < entry.Prefix.Length
+            || (interior[at].Prefix.Length == entry.Prefix.Length && interior[at].Prefix.Id < entry.Prefix.Id)))
         {
             at++;
         }

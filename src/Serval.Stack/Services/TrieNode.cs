@@ -29,7 +29,7 @@ internal sealed class TrieNode
     /// <summary>The entry whose prefix is exactly <see cref="Key"/>/<see cref="Depth"/>, if any.</summary>
     public readonly ServiceEntry? Self;
 
-    /// <summary>Entries with a length strictly inside the node's byte, shortest first.</summary>
+    /// <summary>Entries with a length strictly inside the node's byte, ordered by length, then id.</summary>
     public readonly ServiceEntry[] Interior;
 
     /// <summary>Slots that have a child.</summary>
@@ -48,7 +48,7 @@ internal sealed class TrieNode
     public readonly ServiceEntry?[] Runs;
 
     [ThreadStatic]
-    private static ServiceEntry?[]? t_paint;
+    private static ServiceEntry?[]? _paint;
 
     private TrieNode(
         KeyWords key,
@@ -88,7 +88,7 @@ internal sealed class TrieNode
     public TrieNode WithLocal(ServiceEntry? self, ServiceEntry[] interior)
     {
         var count = Count - (Self is null ? 0 : 1) - Interior.Length + (self is null ? 0 : 1) + interior.Length;
-        var paint = t_paint ??= new ServiceEntry?[256];
+        var paint = _paint ??= new ServiceEntry?[256];
         Array.Fill(paint, self);
         foreach (var entry in interior)
         {

@@ -94,12 +94,12 @@ internal static class TrieInvariants
             entries.Add(self);
         }
 
-        var lastLength = d;
+        ServicePrefix? last = null;
         foreach (var e in node.Interior)
         {
             Assert.InRange(e.Prefix.Length, d + 1, d + 7);
-            Assert.True(e.Prefix.Length >= lastLength, "interior not sorted by length");
-            lastLength = e.Prefix.Length;
+            Assert.True(last is null || last.Value.Length < e.Prefix.Length || (last.Value.Length == e.Prefix.Length && last.Value.Id < e.Prefix.Id), "interior not in (length, id) order");
+            last = e.Prefix;
             Assert.True(Matches(e.Prefix.Id, node));
             entries.Add(e);
         }
