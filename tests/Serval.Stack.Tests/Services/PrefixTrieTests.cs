@@ -118,7 +118,7 @@ public sealed class PrefixTrieTests
         static void Collect(TrieNode node, HashSet<TrieNode> set)
         {
             set.Add(node);
-            foreach (var child in node.Children.OfType<TrieNode>())
+            foreach (var child in node.Children.Select(c => c.Item).OfType<TrieNode>())
             {
                 Collect(child, set);
             }

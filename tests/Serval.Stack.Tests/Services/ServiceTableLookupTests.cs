@@ -84,6 +84,30 @@ public sealed class ServiceTableLookupTests
     }
 
     [Fact]
+    public void Batch_lookup_matches_single_lookups()
+    {
+        var table = new ServiceTable();
+        var gen = new ServiceIdGenerator(21);
+        foreach (var p in Enumerable.Range(0, 3000).Select(_ => gen.Prefix()).Distinct())
+        {
+            table.Add(p, ServiceTarget.Drop());
+        }
+
+        foreach (var n in new[] { 0, 1, 15, 16, 17, 100 })
+        {
+            var keys = Enumerable.Range(0, n).Select(i => i % 2 == 0 ? gen.Id() : gen.RandomId()).ToArray();
+            var results = new ServiceEntry?[n + 2];
+            table.LookupBatch(keys, results);
+            for (var i = 0; i < n; i++)
+            {
+                Assert.Same(table.Lookup(keys[i]), results[i]);
+            }
+        }
+
+        Assert.Throws<ArgumentException>(() => table.LookupBatch(new ServiceId[3], new ServiceEntry?[2]));
+    }
+
+    [Fact]
     public void Demux_lookup_only_sees_entries_with_a_socket_of_that_protocol()
     {
         var table = new ServiceTable();

@@ -122,6 +122,21 @@ public sealed class ServiceTablePropertyTests
             Same(exact is not null, table.TryGetExact(probe, out var found), step, "exact");
             AssertSame(exact, found);
 
+            if (step % 100 == 0)
+            {
+                // The batched lookup gives the answers of the single one (37: not a multiple of its lane count).
+                var batch = Enumerable.Range(0, 37).Select(i => i % 3 == 0 ? gen.RandomId() : gen.Id()).ToArray();
+                var results = new ServiceEntry?[batch.Length];
+                table.LookupBatch(batch, results);
+                for (var i = 0; i < batch.Length; i++)
+                {
+                    if (!ReferenceEquals(results[i], table.Lookup(batch[i])))
+                    {
+                        Assert.Fail($"step {step}: batch lookup of {batch[i]} gave {results[i]?.Prefix}, single {table.Lookup(batch[i])?.Prefix}");
+                    }
+                }
+            }
+
             if (step % 2500 == 0)
             {
                 TrieInvariants.Check(table);

@@ -105,6 +105,7 @@ internal static class TrieInvariants
         }
 
         // Local expansion against brute force.
+        Assert.Equal(node.Local.Covered.Count, node.Covered.Count);
         for (var slot = 0; slot < 256; slot++)
         {
             ServiceEntry? best = node.Self;
@@ -131,6 +132,16 @@ internal static class TrieInvariants
             }
 
             children++;
+
+            // The slot's pre-check: the first (up to 31) bits after this node's byte of the tail / skipped path,
+            // and a flag in the lowest bit when there are more.
+            var childSlot = node.Children[node.ChildSlots.RankBefore(slot)];
+            var (childId, end) = child is TrieNode n ? (ToId(n.Key), n.Depth) : (((ServiceEntry)child).Prefix.Id, ((ServiceEntry)child).Prefix.Length);
+            var checkedBits = Math.Min(31, end - (d + 8));
+            var expectedCheck = checkedBits == 0 ? 0u : (uint)childId.GetBits(d + 8, checkedBits) << (32 - checkedBits);
+            Assert.Equal(checkedBits == 0 ? 0u : uint.MaxValue << (32 - checkedBits), childSlot.Mask);
+            Assert.Equal(expectedCheck | (end - (d + 8) > 31 ? 1u : 0u), childSlot.Check);
+
             if (child is ServiceEntry tail)
             {
                 Assert.True(tail.Prefix.Length >= d + 8);
