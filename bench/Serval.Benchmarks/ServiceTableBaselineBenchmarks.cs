@@ -15,7 +15,7 @@ namespace Serval.Benchmarks;
 [CategoriesColumn]
 public class ServiceTableBaselineBenchmarks
 {
-    private const int Batch = 1 << 14;
+    public const int Batch = 1 << 14;
 
     private ServiceTable _table = null!;
     private ServiceTableReferenceTrie _reference = null!;

@@ -9,8 +9,9 @@ namespace Serval.Benchmarks;
 [MemoryDiagnoser]
 public class ServiceTableLookupBenchmarks
 {
-    private const int Batch = 1 << 14;
+    public const int Batch = 1 << 14;
 
+    private readonly ServiceEntry?[] _results = new ServiceEntry?[64];
     private ServiceTable _table = null!;
     private ServiceId[] _randomKeys = null!;
     private ServiceId[] _hitKeys = null!;
@@ -35,6 +36,36 @@ public class ServiceTableLookupBenchmarks
     /// <summary>Keys under stored prefixes (each resolves to its prefix or a longer one).</summary>
     [Benchmark(OperationsPerInvoke = Batch)]
     public int LookupHit() => Run(_hitKeys);
+
+    /// <summary>Uniformly random keys, 64 per <see cref="ServiceTable.LookupBatch"/> call (a receive batch).</summary>
+    [Benchmark(OperationsPerInvoke = Batch)]
+    public int LookupBatchRandom() => RunBatched(_randomKeys);
+
+    /// <summary>Keys under stored prefixes, 64 per <see cref="ServiceTable.LookupBatch"/> call.</summary>
+    [Benchmark(OperationsPerInvoke = Batch)]
+    public int LookupBatchHit() => RunBatched(_hitKeys);
+
+    private int RunBatched(ServiceId[] keys)
+    {
+        var table = _table;
+        var results = _results;
+        var start = _offset;
+        _offset = (start + Batch) & (keys.Length - 1);
+        var found = 0;
+        for (var i = start; i < start + Batch; i += results.Length)
+        {
+            table.LookupBatch(keys.AsSpan(i, results.Length), results);
+            foreach (var entry in results)
+            {
+                if (entry is not null)
+                {
+                    found++;
+                }
+            }
+        }
+
+        return found;
+    }
 
     private int Run(ServiceId[] keys)
     {

@@ -14,7 +14,7 @@ internal static class ServiceTableWorkload
     /// <summary>Number of keys each benchmark cycles through (32 MB of keys, far more than any cache).</summary>
     public const int KeyCount = 1 << 20;
 
-    private static readonly int[] CommonLengths = [32, 48, 64, 96, 128];
+    private static readonly int[] _commonLengths = [32, 48, 64, 96, 128];
 
     /// <summary>
     /// <paramref name="count"/> distinct prefixes: 5% /8–/31, 60% /32–/128 (half of them at /32, /48, /64, /96 or
@@ -95,7 +95,7 @@ internal static class ServiceTableWorkload
 
         if (u < 65)
         {
-            return random.NextBelow(2) == 0 ? CommonLengths[random.NextBelow((ulong)CommonLengths.Length)] : 32 + (int)random.NextBelow(97);
+            return random.NextBelow(2) == 0 ? _commonLengths[random.NextBelow((ulong)_commonLengths.Length)] : 32 + (int)random.NextBelow(97);
         }
 
         return u < 75 ? 129 + (int)random.NextBelow(127) : 256;

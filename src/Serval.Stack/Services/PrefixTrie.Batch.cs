@@ -15,12 +15,6 @@ internal static partial class PrefixTrie
     /// <summary>Keys walked together.</summary>
     public const int Lanes = 16;
 
-    // Lane states.
-    private const byte AtNode = 0;    // the lane's node header was prefetched; branch on the key's byte
-    private const byte AtSlot = 1;    // the child slot was prefetched; check it and move down
-    private const byte AtTail = 2;    // the tail entry was prefetched; compare the whole prefix
-    private const byte Done = 3;
-
     /// <summary>Longest-prefix match of every key of <paramref name="ids"/> into the same index of <paramref name="results"/>.</summary>
     public static void LookupBatch(TrieNode root, ReadOnlySpan<ServiceId> ids, Span<ServiceEntry?> results)
     {
@@ -38,7 +32,7 @@ internal static partial class PrefixTrie
         LaneNodes bests = default;
         LaneInts bestSlots = default;
         LaneInts positions = default;
-        LaneBytes states = default;
+        LaneStates states = default;
         LaneBytes verify = default;
         for (var lane = 0; lane < count; lane++)
         {
@@ -52,98 +46,98 @@ internal static partial class PrefixTrie
             {
                 switch (states[lane])
                 {
-                    case AtNode:
-                    {
-                        var node = nodes[lane]!;
-                        var key = new KeyWords(ids[lane]);
-                        if (verify[lane] != 0 && !key.MatchesThrough(node.Key, node.Depth))
+                    case LaneState.AtNode:
                         {
-                            Finish(ref states[lane], ref results[lane], bests[lane], bestSlots[lane], ref active);
+                            var node = nodes[lane]!;
+                            var key = new KeyWords(ids[lane]);
+                            if (verify[lane] != 0 && !key.MatchesThrough(node.Key, node.Depth))
+                            {
+                                Finish(ref states[lane], ref results[lane], bests[lane], bestSlots[lane], ref active);
+                                break;
+                            }
+
+                            var slot = key.ByteAt(node.Depth);
+                            if (node.Covered.Test(slot))
+                            {
+                                bests[lane] = node;
+                                bestSlots[lane] = slot;
+                            }
+
+                            if (!node.ChildSlots.Test(slot))
+                            {
+                                Finish(ref states[lane], ref results[lane], bests[lane], bestSlots[lane], ref active);
+                                break;
+                            }
+
+                            var position = node.ChildSlots.RankBefore(slot);
+                            positions[lane] = position;
+                            Prefetch(ref node.Children[position]);
+                            states[lane] = LaneState.AtSlot;
                             break;
                         }
 
-                        var slot = key.ByteAt(node.Depth);
-                        if (node.Covered.Test(slot))
+                    case LaneState.AtSlot:
                         {
-                            bests[lane] = node;
-                            bestSlots[lane] = slot;
-                        }
+                            var node = nodes[lane]!;
+                            ref readonly var childSlot = ref node.Children[positions[lane]];
+                            var key = new KeyWords(ids[lane]);
+                            if ((((key.Bits32At(node.Depth + 8) & childSlot.Mask) ^ childSlot.Check) & ~TrieNode.ChildSlot.MoreBits) != 0)
+                            {
+                                Finish(ref states[lane], ref results[lane], bests[lane], bestSlots[lane], ref active);
+                                break;
+                            }
 
-                        if (!node.ChildSlots.Test(slot))
-                        {
-                            Finish(ref states[lane], ref results[lane], bests[lane], bestSlots[lane], ref active);
-                            break;
-                        }
+                            var more = (byte)(childSlot.Check & TrieNode.ChildSlot.MoreBits);
+                            var child = childSlot.Item;
+                            if (child.GetType() == typeof(TrieNode))
+                            {
+                                var next = Unsafe.As<TrieNode>(child);
+                                nodes[lane] = next;
+                                verify[lane] = more;
+                                PrefetchObject(next, lines: 2);
+                                states[lane] = LaneState.AtNode;
+                                break;
+                            }
 
-                        var position = node.ChildSlots.RankBefore(slot);
-                        positions[lane] = position;
-                        Prefetch(ref node.Children[position]);
-                        states[lane] = AtSlot;
-                        break;
-                    }
+                            var tail = Unsafe.As<ServiceEntry>(child);
+                            if (more == 0)
+                            {
+                                results[lane] = tail;
+                                states[lane] = LaneState.Done;
+                                active--;
+                                break;
+                            }
 
-                    case AtSlot:
-                    {
-                        var node = nodes[lane]!;
-                        ref readonly var childSlot = ref node.Children[positions[lane]];
-                        var key = new KeyWords(ids[lane]);
-                        if ((((key.Bits32At(node.Depth + 8) & childSlot.Mask) ^ childSlot.Check) & ~TrieNode.ChildSlot.MoreBits) != 0)
-                        {
-                            Finish(ref states[lane], ref results[lane], bests[lane], bestSlots[lane], ref active);
-                            break;
-                        }
-
-                        var more = (byte)(childSlot.Check & TrieNode.ChildSlot.MoreBits);
-                        var child = childSlot.Item;
-                        if (child.GetType() == typeof(TrieNode))
-                        {
-                            var next = Unsafe.As<TrieNode>(child);
-                            nodes[lane] = next;
-                            verify[lane] = more;
-                            PrefetchObject(next, lines: 2);
-                            states[lane] = AtNode;
-                            break;
-                        }
-
-                        var tail = Unsafe.As<ServiceEntry>(child);
-                        if (more == 0)
-                        {
                             results[lane] = tail;
-                            states[lane] = Done;
-                            active--;
+                            PrefetchObject(tail, lines: 2);
+                            states[lane] = LaneState.AtTail;
                             break;
                         }
 
-                        results[lane] = tail;
-                        PrefetchObject(tail, lines: 2);
-                        states[lane] = AtTail;
-                        break;
-                    }
-
-                    case AtTail:
-                    {
-                        var tail = results[lane]!;
-                        if (ids[lane].CommonPrefixLength(tail.Prefix.Id) >= tail.Prefix.Length)
+                    case LaneState.AtTail:
                         {
-                            states[lane] = Done;
-                            active--;
-                        }
-                        else
-                        {
-                            Finish(ref states[lane], ref results[lane], bests[lane], bestSlots[lane], ref active);
-                        }
+                            var tail = results[lane]!;
+                            if (ids[lane].CommonPrefixLength(tail.Prefix.Id) >= tail.Prefix.Length)
+                            {
+                                states[lane] = LaneState.Done;
+                                active--;
+                            }
+                            else
+                            {
+                                Finish(ref states[lane], ref results[lane], bests[lane], bestSlots[lane], ref active);
+                            }
 
-                        break;
-                    }
+                            break;
+                        }
                 }
             }
         }
     }
 
-    private static void Finish(ref byte state, ref ServiceEntry? result, TrieNode? best, int bestSlot, ref int active)
+    private static void Finish(ref LaneState state, ref ServiceEntry? result, TrieNode? best, int bestSlot, ref int active)
     {
         result = best?.LocalBest(bestSlot);
-        state = Done;
+        state = LaneState.Done;
         active--;
     }
 
@@ -187,5 +181,26 @@ internal static partial class PrefixTrie
     private struct LaneBytes
     {
         private byte _element;
+    }
+
+    [InlineArray(Lanes)]
+    private struct LaneStates
+    {
+        private LaneState _element;
+    }
+
+    private enum LaneState : byte
+    {
+        /// <summary>The lane's node header was prefetched: branch on the key's byte.</summary>
+        AtNode,
+
+        /// <summary>The child slot was prefetched: check it and move down.</summary>
+        AtSlot,
+
+        /// <summary>The tail entry was prefetched: compare the whole prefix.</summary>
+        AtTail,
+
+        /// <summary>The lane has its answer.</summary>
+        Done,
     }
 }
