@@ -48,7 +48,8 @@ public sealed partial class ServiceTable
     /// <summary>Largest accepted weight (2³¹ − 1).</summary>
     public const uint MaxWeight = int.MaxValue;
 
-    private readonly Lock _writeLock = new();
+    private int _writerThread;
+    private int _writerDepth;
     private TableVersion _current = TableVersion.Empty;
 
     /// <summary>Table-wide counters: every resolution and drop recorded through this table.</summary>
