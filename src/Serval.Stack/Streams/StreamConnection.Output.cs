@@ -206,7 +206,7 @@ public sealed partial class StreamConnection
         if (_rtxDeadline is null || _rtxIsProbe || index == 0)
         {
             // Like Linux, retransmitting the oldest segment restarts the timer: its repair needs a round trip.
-            ArmRetransmissionTimer(now, allowProbe: false);
+            ArmRetransmissionDeadline(now, allowProbe: false);
         }
 
         return true;
@@ -281,7 +281,7 @@ public sealed partial class StreamConnection
         _statTailLossProbes++;
         _tlpOutstanding = true;
         _tlpEnd = _sndNxt;
-        ArmRetransmissionTimer(now, allowProbe: false);
+        ArmRetransmissionDeadline(now, allowProbe: false);
         return true;
     }
 
@@ -380,7 +380,7 @@ public sealed partial class StreamConnection
         _persistBackoff = 0;
         if (_rtxDeadline is null || _rtxIsProbe)
         {
-            ArmRetransmissionTimer(now, allowProbe: true);
+            ArmRetransmissionDeadline(now, allowProbe: true);
         }
         else
         {

@@ -317,7 +317,7 @@ public sealed partial class StreamConnection
             }
             else
             {
-                ArmRetransmissionTimer(now, allowProbe: true); // RFC 6298 (5.3).
+                ArmRetransmissionDeadline(now, allowProbe: true); // RFC 6298 (5.3).
             }
         }
 

@@ -102,7 +102,7 @@ public sealed partial class StreamConnection
                 if (_sent.Count > 0)
                 {
                     _tlpPending = true;
-                    ArmRetransmissionTimer(now, allowProbe: false);
+                    ArmRetransmissionDeadline(now, allowProbe: false);
                 }
             }
             else
@@ -185,14 +185,14 @@ public sealed partial class StreamConnection
         _tlpPending = false;
         _reorderDeadline = null;
         _rtt.BackOff();
-        ArmRetransmissionTimer(now, allowProbe: false);
+        ArmRetransmissionDeadline(now, allowProbe: false);
     }
 
     /// <summary>
     /// (Re)starts the retransmission timer; with SACK, outside recovery and with an RTT sample, a tail-loss probe
     /// timeout of 2·SRTT (plus the worst-case delayed ACK when one segment is in flight) replaces it when shorter.
     /// </summary>
-    private void ArmRetransmissionTimer(TimeSpan now, bool allowProbe)
+    private void ArmRetransmissionDeadline(TimeSpan now, bool allowProbe)
     {
         if (_sent.Count == 0)
         {

@@ -350,7 +350,7 @@ public sealed partial class StreamConnection
 
         if (_sent.Count > 0)
         {
-            ArmRetransmissionTimer(now, allowProbe: false);
+            ArmRetransmissionDeadline(now, allowProbe: false);
         }
         else
         {
