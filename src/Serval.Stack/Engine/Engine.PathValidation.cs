@@ -23,17 +23,23 @@ public sealed partial class Engine
 
     private void OnPathProbe(Flow flow, LinkAddress source, in SalPacketRepr p, SalPathProbe probe, TimeSpan now)
     {
-        if (p.Control is not { } c || c.Nonce != flow.PeerNonce || !flow.IsSynchronized)
+        if (!flow.IsSynchronized)
         {
-            Counters.PathValidationFailed();
-            Counters.BadNoncePacket();
             return;
         }
 
         if (!probe.IsResponse)
         {
-            // Answer from our side of the flow; the response travels the path the challenge came over.
+            // A challenge carries no nonce (it goes to an address not yet trusted, which must not learn ours). The
+            // response carries our nonce and travels back to where the challenge came from.
             SendPathProbe(flow, source, new SalPathProbe(true, probe.Challenge));
+            return;
+        }
+
+        if (p.Control is not { } c || c.Nonce != flow.PeerNonce)
+        {
+            Counters.PathValidationFailed();
+            Counters.BadNoncePacket();
             return;
         }
 
@@ -63,7 +69,7 @@ public sealed partial class Engine
             SourceFlow = flow.LocalFlow,
             DestinationFlow = flow.PeerFlow,
             Protocol = (byte)flow.Protocol,
-            Control = new SalControl(SalControlFlags.Ack, flow.SndNxt, flow.RcvNxt, flow.LocalNonce),
+            Control = new SalControl(SalControlFlags.Ack, flow.SndNxt, flow.RcvNxt, probe.IsResponse ? flow.LocalNonce : default),
             PathProbe = probe,
             ControlOnly = true,
         };

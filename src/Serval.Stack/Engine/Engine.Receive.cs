@@ -267,8 +267,11 @@ public sealed partial class Engine
             return;
         }
 
-        if (flow.IsSynchronized && flow.State != SalState.TimeWait && flow.Migration == MigrationState.None
-            && source != flow.PeerAddress && !(p.Control is { } mc && mc.Has(SalControlFlags.Rsyn)))
+        // A packet of this flow from a new source (NAT rebinding): validate the path before replies follow it. Only
+        // packets that can belong to the flow count: no control, or control with the peer's nonce (not RSYN, which
+        // migrates explicitly, nor SYN/RST).
+        if (flow.IsSynchronized && flow.State != SalState.TimeWait && flow.Migration == MigrationState.None && source != flow.PeerAddress
+            && (p.Control is not { } mc || (mc.Nonce == flow.PeerNonce && (mc.Flags & (SalControlFlags.Rsyn | SalControlFlags.Syn | SalControlFlags.Rst)) == 0)))
         {
             ValidatePath(flow, source, now);
         }

@@ -103,4 +103,20 @@ public sealed class NatRebindingTests
         var r = h.Expect(p => p.PathProbe is { IsResponse: true, Challenge: 77 }, "PATH response");
         Assert.Equal(f.OurNonce, r.Control!.Value.Nonce);
     }
+
+    [Fact]
+    public void A_challenge_never_reveals_the_flow_nonce_and_stray_packets_do_not_trigger_one()
+    {
+        var h = new PacketHarness();
+        var f = h.EstablishedFlow();
+        var stranger = LinkAddress.Parse("10.0.0.77");
+
+        // A control packet with a foreign nonce (another host's SYN-ACK, a spoof) does not start a validation.
+        h.Send(PacketHarness.Control(SalControlFlags.Fin, f.TheirNext, f.OurNext, f.Theirs, f.Ours, new Nonce(3)), from: stranger);
+        h.ExpectNothing();
+
+        h.Send(PacketHarness.Data(f.Theirs, f.Ours), "x"u8, from: stranger);
+        var challenge = h.Expect(p => p.PathProbe is { IsResponse: false });
+        Assert.Equal(default, challenge.Control!.Value.Nonce);
+    }
 }
