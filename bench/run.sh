@@ -2,6 +2,8 @@
 # Runs a named benchmark set; the last line printed is the set's one-line summary (other tools read it).
 #   bench/run.sh wire             parse/emit of SAL packets:  wire: parse_ns=<median> emit_ns=<median> alloc_bytes=<n>
 #   bench/run.sh service-table    service-table lookups (BenchmarkDotNet), updates and memory
+#   bench/run.sh stream-sim       two engines in memory on one thread, 1 GiB stream transfer:
+#                                 stream-sim: goodput_gbps=<n> cpu_ns_per_byte=<n> alloc_bytes_per_segment=<n>
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -11,7 +13,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 usage() {
   echo "usage: $0 NAME" >&2
-  echo "  names: wire service-table" >&2
+  echo "  names: wire service-table stream-sim" >&2
   exit 2
 }
 
@@ -33,6 +35,10 @@ case "$1" in
     # ServiceTableBenchmarkConfig). Then the summary mode: updates/s, bytes per prefix, and the final line.
     (cd "$here" && dotnet "$binary" --filter '*ServiceTable*' --artifacts "$artifacts") >&2
     dotnet "$binary" --service-table-summary "$artifacts"
+    ;;
+  stream-sim)
+    dotnet build "$project" -c Release --nologo -v quiet >&2
+    dotnet "$binary" stream-sim "${STREAM_SIM_BYTES:-1073741824}"
     ;;
   *)
     usage
