@@ -179,11 +179,8 @@ internal sealed unsafe class SocketIo : IDisposable
 
             // The first message failed (ICMP unreachable reported late, no buffer, no route): drop it, go on.
             _counters.SendError();
-            if (Logger.IsEnabled(Microsoft.Extensions.Logging.LogLevel.Debug))
-            {
-                HostLog.LinkSendFailed(Logger, _name, SockAddr.Read(batch.NameSpan(start)), (SocketError)errno);
-            }
-
+            var failed = SockAddr.Read(batch.NameSpan(start));
+            HostLog.LinkSendFailed(Logger, _name, failed, (SocketError)errno);
             start++;
         }
 
