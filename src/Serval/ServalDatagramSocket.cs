@@ -50,7 +50,10 @@ public sealed class ServalDatagramSocket : IAsyncDisposable
         var driver = host.Driver;
         var state = await driver.InvokeAsync(d =>
         {
-            var r = d.Engine.BindDatagram(localPrefix, d.Now, out var handle);
+            var handle = SocketHandle.None;
+            var r = localPrefix is { } p && d.IsBound(p, TransportProtocol.Datagram)
+                ? ServalError.AddressInUse
+                : d.Engine.BindDatagram(localPrefix, d.Now, out handle);
             if (r != ServalError.None)
             {
                 throw new ServalException(r, $"Cannot bind datagrams to {localPrefix}: {r}.");

@@ -41,7 +41,10 @@ public sealed class ServalListener : IAsyncDisposable
         var prefix = options.ListenEndPoint.Prefix;
         var state = await driver.InvokeAsync(d =>
         {
-            var r = d.Engine.Listen(prefix, options.Protocol, options.ListenBacklog, d.Now, out var handle);
+            var handle = SocketHandle.None;
+            var r = d.IsBound(prefix, options.Protocol)
+                ? ServalError.AddressInUse
+                : d.Engine.Listen(prefix, options.Protocol, options.ListenBacklog, d.Now, out handle);
             if (r != ServalError.None)
             {
                 throw new ServalException(r, $"Cannot listen on {prefix}: {r}.");

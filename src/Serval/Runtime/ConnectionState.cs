@@ -38,6 +38,9 @@ internal sealed class ConnectionState : SocketState
     /// <summary>The application released the socket (closed, aborted, or the host stopped).</summary>
     public bool IsReleased { get; private set; }
 
+    /// <summary>What operations after release fail with.</summary>
+    private Exception _releaseReason = new ObjectDisposedException(nameof(ServalStream));
+
     private StreamOperation? _pendingRead;
     private StreamOperation? _pendingWrite;
     private bool _completeWritesAfterWrite;
@@ -93,7 +96,7 @@ internal sealed class ConnectionState : SocketState
     {
         if (IsReleased)
         {
-            op.TrySetException(new ObjectDisposedException(nameof(ServalStream)));
+            op.TrySetException(_releaseReason);
             return;
         }
 
@@ -148,7 +151,7 @@ internal sealed class ConnectionState : SocketState
     {
         if (IsReleased)
         {
-            op.TrySetException(new ObjectDisposedException(nameof(ServalStream)));
+            op.TrySetException(_releaseReason);
             return;
         }
 
@@ -242,6 +245,7 @@ internal sealed class ConnectionState : SocketState
         }
 
         IsReleased = true;
+        _releaseReason = reason ?? _releaseReason;
         driver.Sockets.Remove(Handle.Value);
         if (abort)
         {

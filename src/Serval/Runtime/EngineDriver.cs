@@ -114,6 +114,15 @@ internal sealed partial class EngineDriver : IPacketSink
         throw new ArgumentException($"No link has the address family of {nextHop}.", nameof(nextHop));
     }
 
+    /// <summary>
+    /// Whether a socket of <paramref name="protocol"/> already binds exactly <paramref name="prefix"/>. The engine's
+    /// <see cref="Engine.Listen"/> adds a second DEMUX rule instead of reporting <see cref="ServalError.AddressInUse"/>
+    /// (its duplicate check compares whole targets, which differ by socket handle), so the runtime checks first.
+    /// </summary>
+    public bool IsBound(ServicePrefix prefix, TransportProtocol protocol) =>
+        Engine.Services.TryGetExact(prefix, out var entry)
+        && entry.Rules.Any(r => r.Target.Type == ServiceTargetType.Demux && r.Target.Protocol == (byte)protocol);
+
     public void Start()
     {
         for (var i = 0; i < _links.Length; i++)
