@@ -1,0 +1,17 @@
+using Serval.Demo;
+
+// serval-demo                              the demo network (README.md)
+// serval-demo echo-server ADDRESS SERVICE  one echo host on ADDRESS:54325 (stream and datagram) until stdin closes
+return args switch
+{
+    [] => await DemoNetwork.RunAsync(Console.Out, TimeSpan.FromSeconds(16)),
+    ["--quick"] => await DemoNetwork.RunAsync(Console.Out, TimeSpan.FromSeconds(8)),
+    ["echo-server", var address, var service] => await EchoServerCommand.RunAsync(address, service),
+    _ => Usage(),
+};
+
+static int Usage()
+{
+    Console.Error.WriteLine("usage: serval-demo [--quick] | serval-demo echo-server ADDRESS SERVICE");
+    return 2;
+}
