@@ -11,6 +11,10 @@ public sealed class LinkCounters
     private long _receiveDropped;
     private long _systemCalls;
 
+    internal LinkCounters()
+    {
+    }
+
     /// <summary>Packets handed to the operating system (or the hub).</summary>
     public long PacketsSent => Volatile.Read(ref _packetsSent);
 
