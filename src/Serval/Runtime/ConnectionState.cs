@@ -247,7 +247,7 @@ internal sealed class ConnectionState : SocketState
         IsReleased = true;
         _releaseReason = reason ?? _releaseReason;
         driver.Sockets.Remove(Handle.Value);
-        if (abort)
+        if (abort && driver.Engine.GetState(Handle) != SalState.Closed)
         {
             driver.Engine.Abort(Handle, driver.Now);
         }
