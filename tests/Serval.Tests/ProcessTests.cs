@@ -35,12 +35,17 @@ public sealed class ProcessTests
     {
         try
         {
-            process.StandardInput.Close(); // echo-server ends when its input closes
+            if (!process.HasExited)
+            {
+                process.StandardInput.Close(); // the child ends when its input closes
+            }
+
             using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(5));
             await process.WaitForExitAsync(wait.Token);
         }
-        catch (OperationCanceledException)
+        catch (Exception e) when (e is OperationCanceledException or IOException)
         {
+            // not exited in time, or its input pipe is already gone: killed below
         }
         finally
         {
@@ -82,6 +87,41 @@ public sealed class ProcessTests
         finally
         {
             await StopAsync(child);
+        }
+    }
+
+    [Fact]
+    public async Task Through_a_router_in_another_process_to_a_server_in_a_third()
+    {
+        var ct = TestNet.Timeout(60);
+        var service = ServiceId.FromName("test.process.routed");
+        var serverAddress = TestNet.NextAddress();
+        var routerAddress = TestNet.NextAddress();
+        var server = StartDemo("echo-server", serverAddress.ToString(), "test.process.routed");
+        var router = StartDemo("router", routerAddress.ToString(), "test.process.routed", serverAddress.ToString());
+        try
+        {
+            foreach (var child in new[] { server, router })
+            {
+                var ready = await child.StandardOutput.ReadLineAsync(ct).AsTask().WaitAsync(TimeSpan.FromSeconds(30), ct);
+                Assert.True(ready?.StartsWith("READY ", StringComparison.Ordinal) == true, $"child said '{ready}'");
+            }
+
+            await using var client = await TestNet.UdpHostAsync("client", defaultRouter: LinkAddress.FromIPAddress(routerAddress, ServalInfo.DefaultUdpPort));
+            for (var i = 0; i < 3; i++)
+            {
+                var (sent, received) = await StreamTests.TransferAsync(client, service, 1024 * 1024, ct);
+                Assert.Equal(SHA256.HashData(sent), SHA256.HashData(received));
+            }
+
+            router.StandardInput.Close();
+            var report = await router.StandardOutput.ReadLineAsync(ct).AsTask().WaitAsync(TimeSpan.FromSeconds(20), ct);
+            Assert.Equal("FORWARDED 3 RECEIVED 3", report); // the router saw the three SYNs and nothing else
+        }
+        finally
+        {
+            await StopAsync(router);
+            await StopAsync(server);
         }
     }
 
