@@ -428,7 +428,7 @@ public sealed partial class StreamConnection
         }
 
         // Bursts of about a millisecond, at least two and at most 64 KiB worth of segments.
-        var burst = Math.Clamp(rate / 1000, 2.0 * DataMss, 65536.0);
+        var burst = Math.Max(2.0 * DataMss, Math.Min(rate / 1000, 65536.0));
         var elapsed = (now - _pacingRefilled).TotalSeconds;
         _pacingRefilled = now;
         _pacingTokens = Math.Min(burst, _pacingTokens + (elapsed > 0 ? elapsed * rate : 0));

@@ -33,7 +33,7 @@ public readonly record struct SalFrame
     public bool UdpEncapsulated { get; init; }
 
     /// <summary>The pseudo-header the SAL packet's transport checksum uses.</summary>
-    public TransportPseudoHeader PseudoHeader => new(Source, Destination);
+    public TransportPseudoHeader PseudoHeader => TransportPseudoHeader.ForLink(Source, Destination);
 
     /// <summary>Finds the SAL packet in a frame; false when the frame carries no Serval packet.</summary>
     public static bool TryLocate(PcapLinkType linkType, ReadOnlySpan<byte> frame, out SalFrame located)
