@@ -145,4 +145,33 @@ internal sealed class ControlTopology
 
         return accepted;
     }
+
+    /// <summary>Sends <paramref name="size"/> bytes from a server connection to a client connection and checks they all arrive.</summary>
+    public void Exchange(ControlNode server, SocketHandle serverConnection, SocketHandle clientConnection, int size)
+    {
+        var data = SimApp.RandomBytes(size, size);
+        var sent = 0;
+        var received = new MemoryStream();
+        var buffer = new byte[16 * 1024];
+        var ok = Net.RunUntil(
+            () =>
+            {
+                while (sent < data.Length && server.Host.Engine.Write(serverConnection, data.AsSpan(sent), server.Now, out var n) == ServalError.None && n > 0)
+                {
+                    sent += n;
+                }
+
+                server.Host.Pump();
+                while (Client.Host.Engine.Read(clientConnection, buffer, Client.Now, out var n, out _) == ServalError.None && n > 0)
+                {
+                    received.Write(buffer, 0, n);
+                }
+
+                Client.Host.Pump();
+                return received.Length == data.Length;
+            },
+            TimeSpan.FromSeconds(30));
+        Assert.True(ok, $"sent {sent}, received {received.Length} of {data.Length}");
+        Assert.Equal(SimApp.Sha(data), SimApp.Sha(received.ToArray()));
+    }
 }
