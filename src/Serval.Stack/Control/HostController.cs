@@ -10,16 +10,20 @@ namespace Serval.Stack.ControlPlane;
 /// the host's address changes. Sans-I/O: see <see cref="IEngineController"/> for how it is driven.
 /// </summary>
 /// <remarks>
-/// Start the controller before applications bind: prefixes bound earlier are not discovered. Not thread-safe; call
-/// it on the engine's thread. <see cref="Counters"/> may be read from any thread.
+/// Hand it the engine's events from the start (it may be started later): prefixes bound before it saw any event are
+/// not discovered. If the engine's event queue overflows, prefixes whose sockets are gone are found on the next
+/// <see cref="Poll"/> and unregistered. Not thread-safe; call it on the engine's thread. <see cref="Counters"/> may be
+/// read from any thread.
 /// </remarks>
 public sealed class HostController : IEngineController
 {
+    private readonly Engine _engine;
     private readonly HostControllerOptions _options;
     private readonly RegistrationClient _client;
     private readonly Dictionary<ServicePrefix, Dictionary<long, TransportProtocol>> _local = [];
     private readonly Dictionary<ServicePrefix, uint> _weights = [];
     private readonly HashSet<ServicePrefix> _draining = [];
+    private long _eventsDropped;
 
     /// <summary>Creates a controller for <paramref name="engine"/>; nothing happens until <see cref="Start"/>.</summary>
     /// <exception cref="ArgumentException">An option is invalid.</exception>
@@ -29,6 +33,7 @@ public sealed class HostController : IEngineController
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(random);
         options.Validate();
+        _engine = engine;
         _options = options;
         _client = new RegistrationClient(engine, options, random, Counters);
     }
@@ -47,7 +52,20 @@ public sealed class HostController : IEngineController
 
     /// <summary>Binds the control socket, installs the rules toward the routers and registers the prefixes seen so far.</summary>
     /// <returns>The engine's error if the socket cannot be created.</returns>
-    public ServalError Start(TimeSpan now) => _client.Start(now);
+    public ServalError Start(TimeSpan now)
+    {
+        var error = _client.Start(now);
+        if (error == ServalError.None)
+        {
+            _eventsDropped = _engine.Counters.EventsDropped;
+            foreach (var prefix in _local.Keys)
+            {
+                Update(prefix, now);
+            }
+        }
+
+        return error;
+    }
 
     /// <summary>Unregisters every prefix (one message per router, not retried), closes the socket and removes the rules it installed.</summary>
     public void Stop(TimeSpan now) => _client.Stop(now);
@@ -89,7 +107,16 @@ public sealed class HostController : IEngineController
     }
 
     /// <inheritdoc/>
-    public void Poll(TimeSpan now) => _client.Poll(now);
+    public void Poll(TimeSpan now)
+    {
+        if (_engine.Counters.EventsDropped != _eventsDropped)
+        {
+            _eventsDropped = _engine.Counters.EventsDropped;
+            Reconcile(now);
+        }
+
+        _client.Poll(now);
+    }
 
     /// <inheritdoc/>
     public TimeSpan? NextTimeout(TimeSpan now) => _client.NextTimeout();
@@ -136,6 +163,26 @@ public sealed class HostController : IEngineController
 
     /// <summary>Sends every registration to every router again now.</summary>
     public void ReregisterAll(TimeSpan now) => _client.ReregisterAll(now);
+
+    /// <summary>
+    /// The engine's event queue overflowed, so an unbind may have been missed: withdraw every prefix the table no
+    /// longer has a socket rule for.
+    /// </summary>
+    private void Reconcile(TimeSpan now)
+    {
+        foreach (var prefix in _local.Keys.ToList())
+        {
+            var bound = _engine.Services.TryGetExact(prefix, out var entry)
+                && entry.Rules.Any(r => r.Target.Type == Services.ServiceTargetType.Demux && _local[prefix].ContainsKey(r.Target.Socket));
+            if (!bound)
+            {
+                _local.Remove(prefix);
+                _weights.Remove(prefix);
+                _draining.Remove(prefix);
+                _client.Withdraw(prefix, now);
+            }
+        }
+    }
 
     private void OnBound(ServicePrefix prefix, SocketHandle socket, TransportProtocol protocol, TimeSpan now)
     {

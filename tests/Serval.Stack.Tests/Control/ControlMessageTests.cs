@@ -75,12 +75,57 @@ public sealed class ControlMessageTests
         }));
 
     [Fact]
-    public void The_parser_survives_arbitrary_bytes() =>
-        Check.One(Config.WithMaxTest(20_000), Prop.ForAll(Gen.Choose(0, 120).SelectMany(n => Gen.ArrayOf(Gen.Choose(0, 255).Select(b => (byte)b), n)).ToArbitrary(), bytes =>
+    public void The_parser_survives_arbitrary_and_mutated_bytes()
+    {
+        var rng = new Random(20120425);
+        var valid = new byte[ControlProtocol.AuthenticatedLength];
+        var accepted = 0;
+        for (var i = 0; i < 100_000; i++)
         {
-            var ok = ControlMessage.TryParse(bytes, out var m, out var error);
-            return ok ? error == ControlMessageError.None && m.Sender != 0 : error != ControlMessageError.None && m == default;
-        }));
+            byte[] bytes;
+            switch (i % 3)
+            {
+                case 0: // anything
+                    bytes = new byte[rng.Next(0, 130)];
+                    rng.NextBytes(bytes);
+                    break;
+                case 1: // the right length and version, random contents
+                    bytes = new byte[rng.Next(2) == 0 ? ControlProtocol.BodyLength : ControlProtocol.AuthenticatedLength];
+                    rng.NextBytes(bytes);
+                    bytes[0] = ControlProtocol.Version;
+                    break;
+                default: // a valid message with a few bytes changed
+                    var n = Sample() with { Type = (ControlMessageType)rng.Next(1, 5), Flags = 0, Weight = 1 };
+                    var length = n.Emit(valid, rng.Next(2) == 0 ? Key : default);
+                    bytes = valid[..length];
+                    for (var k = rng.Next(1, 4); k > 0; k--)
+                    {
+                        bytes[rng.Next(length)] = (byte)rng.Next(256);
+                    }
+
+                    break;
+            }
+
+            if (ControlMessage.TryParse(bytes, out var m, out var error))
+            {
+                accepted++;
+                Assert.Equal(ControlMessageError.None, error);
+                Assert.NotEqual(0ul, m.Sender);
+                var again = new byte[ControlProtocol.BodyLength];
+                m.Emit(again); // no key: the same body without the Authenticated flag
+                var body = bytes[..ControlProtocol.BodyLength];
+                body[2] &= unchecked((byte)~ControlMessageFlags.Authenticated);
+                Assert.True(body.AsSpan().SequenceEqual(again), "parse then emit changed the body");
+            }
+            else
+            {
+                Assert.NotEqual(ControlMessageError.None, error);
+                Assert.Equal(default, m);
+            }
+        }
+
+        Assert.InRange(accepted, 1000, 50_000); // the mutations reach past the first checks
+    }
 
     [Fact]
     public void Every_single_bit_flip_of_an_authenticated_message_breaks_its_mac()

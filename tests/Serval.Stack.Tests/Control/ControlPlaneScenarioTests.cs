@@ -252,6 +252,48 @@ public sealed class ControlPlaneScenarioTests
     }
 
     [Fact]
+    public void A_restarted_host_controller_registers_its_services_again()
+    {
+        var t = Build(14, replicas: 1);
+        var r = t.Replicas[0];
+        var controller = t.ReplicaControllers[0];
+        Listen(r, Web);
+        t.Net.RunFor(TimeSpan.FromMilliseconds(50));
+        r.Do(() => controller.Stop(r.Now));
+        t.Net.RunFor(TimeSpan.FromMilliseconds(50));
+        Assert.Empty(t.RouterTargets(Web));
+
+        Assert.Equal(ServalError.None, r.Do(() => controller.Start(r.Now)));
+        t.Net.RunFor(TimeSpan.FromMilliseconds(50));
+        Assert.Single(t.RouterTargets(Web));
+    }
+
+    [Fact]
+    public void An_unbind_lost_in_an_event_queue_overflow_is_still_unregistered()
+    {
+        var t = Build(15, replicas: 0);
+        t.AddReplica(engine: EngineOptions.Default with { EventQueueCapacity = 16 });
+        var r = t.Replicas[0];
+        var listener = Listen(r, Web);
+        t.Net.RunFor(TimeSpan.FromMilliseconds(50));
+        Assert.Single(t.RouterTargets(Web));
+
+        // Close it, then bind and close twenty more services before the events are drained: the first ones are lost.
+        r.Do(() =>
+        {
+            r.Host.Engine.Close(listener, r.Now);
+            for (var i = 0; i < 20; i++)
+            {
+                r.Host.Engine.Listen(ServicePrefix.Exact(ServiceId.FromName($"s{i}")), TransportProtocol.Stream, 1, r.Now, out var h);
+                r.Host.Engine.Close(h, r.Now);
+            }
+        });
+        Assert.True(r.Host.Engine.Counters.EventsDropped > 0);
+        Assert.True(t.Net.RunUntil(() => t.RouterTargets(Web).Count == 0, TimeSpan.FromSeconds(1.1)));
+        Assert.Empty(t.ReplicaControllers[0].GetRegistrations());
+    }
+
+    [Fact]
     public void Registrations_go_to_every_configured_router()
     {
         var second = LinkAddress.Parse("10.0.0.253");

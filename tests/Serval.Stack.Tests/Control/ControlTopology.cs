@@ -82,9 +82,9 @@ internal sealed class ControlTopology
         Assert.Equal(ServalError.None, Router.Do(() => RouterController.Start(Router.Now)));
     }
 
-    public (ControlNode Node, HostController Controller, int Interface) AddHost(string name, LinkAddress address, HostControllerOptions options)
+    public (ControlNode Node, HostController Controller, int Interface) AddHost(string name, LinkAddress address, HostControllerOptions options, EngineOptions? engine = null)
     {
-        var host = Net.AddHost(name);
+        var host = Net.AddHost(name, engine);
         var iface = host.Attach(Lan, address);
         var node = new ControlNode(Net, host);
         var controller = node.Add(new HostController(host.Engine, options, new SeededRandomSource(Net.Random.NextUInt64())));
@@ -92,11 +92,11 @@ internal sealed class ControlTopology
         return (node, controller, iface);
     }
 
-    public int AddReplica(HostControllerOptions? options = null)
+    public int AddReplica(HostControllerOptions? options = null, EngineOptions? engine = null)
     {
         var i = Replicas.Count;
         var address = LinkAddress.FromIPv4(0x0A00000B + (uint)i);
-        var (node, controller, iface) = AddHost($"replica{i}", address, options ?? HostOptions());
+        var (node, controller, iface) = AddHost($"replica{i}", address, options ?? HostOptions(), engine);
         Replicas.Add(node);
         ReplicaControllers.Add(controller);
         ReplicaAddrs.Add(address);
