@@ -1,20 +1,44 @@
 #!/usr/bin/env bash
-# Runs a named benchmark suite; the last line printed is the suite's summary (other tools read it).
-#   bench/run.sh wire            parse/emit of SAL packets: "wire: parse_ns=<median> emit_ns=<median> alloc_bytes=<n>"
+# Runs a named benchmark set; the last line printed is the set's one-line summary (other tools read it).
+#   bench/run.sh wire             parse/emit of SAL packets:  wire: parse_ns=<median> emit_ns=<median> alloc_bytes=<n>
+#   bench/run.sh service-table    service-table lookups (BenchmarkDotNet), updates and memory
+#   bench/run.sh stream-sim       two engines in memory on one thread, 1 GiB stream transfer:
+#                                 stream-sim: goodput_gbps=<n> cpu_ns_per_byte=<n> alloc_bytes_per_segment=<n>
 set -euo pipefail
-cd "$(dirname "$0")/.."
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+project="$here/Serval.Benchmarks/Serval.Benchmarks.csproj"
+binary="$here/Serval.Benchmarks/bin/Release/net10.0/Serval.Benchmarks.dll"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
-usage() { echo "usage: bench/run.sh wire" >&2; exit 2; }
-[ $# -ge 1 ] || usage
+usage() {
+  echo "usage: $0 NAME" >&2
+  echo "  names: wire service-table stream-sim" >&2
+  exit 2
+}
+
+[ $# -eq 1 ] || usage
 
 case "$1" in
   wire)
-    dotnet build bench/Serval.Benchmarks -c Release >&2
+    dotnet build "$project" -c Release --nologo -v quiet >&2
     log=$(mktemp)
-    (cd bench/Serval.Benchmarks && dotnet run -c Release --no-build -- wire) | tee "$log" >&2
+    (cd "$here/Serval.Benchmarks" && dotnet "$binary" wire) | tee "$log" >&2
     grep '^wire: ' "$log" | tail -n 1
     rm -f "$log"
+    ;;
+  service-table)
+    artifacts="$here/BenchmarkDotNet.Artifacts/service-table"
+    dotnet build "$project" -c Release --nologo -v quiet >&2
+    rm -rf "$artifacts"
+    # BenchmarkDotNet: lookups against 100k and 1M prefixes, and the reference's one-bit trie (short job, see
+    # ServiceTableBenchmarkConfig). Then the summary mode: updates/s, bytes per prefix, and the final line.
+    (cd "$here" && dotnet "$binary" --filter '*ServiceTable*' --artifacts "$artifacts") >&2
+    dotnet "$binary" --service-table-summary "$artifacts"
+    ;;
+  stream-sim)
+    dotnet build "$project" -c Release --nologo -v quiet >&2
+    dotnet "$binary" stream-sim "${STREAM_SIM_BYTES:-1073741824}"
     ;;
   *)
     usage

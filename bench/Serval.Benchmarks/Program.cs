@@ -7,6 +7,16 @@ using Serval.Benchmarks;
 
 // `dotnet run -c Release -- wire` runs one named suite and prints its summary line last;
 // anything else goes to BenchmarkDotNet's own switcher (e.g. --filter '*Wire*').
+if (args.Length > 0 && args[0] == "--service-table-summary")
+{
+    return ServiceTableSummary.Run(args[1..]);
+}
+
+if (args.Length > 0 && args[0] == "stream-sim")
+{
+    return StreamSimBenchmark.Run(args[1..]);
+}
+
 if (args.Length > 0 && args[0] == "wire")
 {
     var summary = BenchmarkRunner.Run<WireBenchmarks>(SuiteConfig.Short());

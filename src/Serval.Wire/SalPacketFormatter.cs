@@ -34,6 +34,11 @@ public static class SalPacketFormatter
             sb.Append(inv, $"\n  {(r.IsIPv6 ? "SOURCE6" : "SOURCE")} {r}");
         }
 
+        if (p.PathProbe is { } probe)
+        {
+            sb.Append(inv, $"\n  PATH {(probe.IsResponse ? "response" : "challenge")} {probe.Challenge:x16}");
+        }
+
         var ck = transportChecksumOk switch
         {
             true => " csum=ok",

@@ -7,7 +7,7 @@ namespace Serval.Wire;
 /// The payload is not part of the value: <see cref="TryParse"/> reports where it is, and <see cref="Emit"/> takes it.
 /// </summary>
 /// <remarks>
-/// Extensions are emitted in the reference's order: CONTROL, SERVICE (destination), SERVICE (source), SOURCE/SOURCE6.
+/// Extensions are emitted in the reference's order: CONTROL, SERVICE (destination), SERVICE (source), SOURCE/SOURCE6, then our PATH.
 /// PAD and ADDRESS are accepted and skipped on parse and never emitted. Parser limits (PROTOCOL.md §3): the walk
 /// covers exactly <c>length×4−12</c> bytes, at most 10 extensions, one CONTROL, two SERVICE, one SOURCE.
 /// </remarks>
@@ -49,6 +49,9 @@ public readonly record struct SalPacketRepr
     /// <summary>The SOURCE or SOURCE6 extension, if present.</summary>
     public SalSourceRoute? SourceRoute { get; init; }
 
+    /// <summary>The PATH extension (ours: path validation), if present.</summary>
+    public SalPathProbe? PathProbe { get; init; }
+
     /// <summary>
     /// Whether the packet ends after the SAL header, with no transport header (the reference sends SAL FIN, ACK, RSYN,
     /// RSYN|ACK and RST this way).
@@ -67,7 +70,8 @@ public readonly record struct SalPacketRepr
         + (Control.HasValue ? SalControl.Length : 0)
         + (DestinationService.HasValue ? ServiceLength : 0)
         + (SourceService.HasValue ? ServiceLength : 0)
-        + (SourceRoute?.Length ?? 0);
+        + (SourceRoute?.Length ?? 0)
+        + (PathProbe.HasValue ? SalPathProbe.Length : 0);
 
     /// <summary>Length of the transport header this value emits.</summary>
     public int TransportHeaderLength => ControlOnly ? 0 : Protocol == ProtocolTcp ? Tcp.HeaderLength : UdpRepr.HeaderLength;
@@ -115,7 +119,7 @@ public readonly record struct SalPacketRepr
             return false;
         }
 
-        if (!TryParseExtensions(packet[SalHeaderView.BaseLength..hl], out var control, out var dst, out var src, out var route, out error))
+        if (!TryParseExtensions(packet[SalHeaderView.BaseLength..hl], out var control, out var dst, out var src, out var route, out var probe, out error))
         {
             return false;
         }
@@ -158,6 +162,7 @@ public readonly record struct SalPacketRepr
             DestinationService = dst,
             SourceService = src,
             SourceRoute = route,
+            PathProbe = probe,
             ControlOnly = controlOnly,
             Tcp = tcp,
             Udp = udp,
@@ -172,8 +177,10 @@ public readonly record struct SalPacketRepr
         out ServiceId? destination,
         out ServiceId? source,
         out SalSourceRoute? route,
+        out SalPathProbe? probe,
         out WireError error)
     {
+        probe = null;
         control = null;
         destination = null;
         source = null;
@@ -272,6 +279,21 @@ public readonly record struct SalPacketRepr
                     }
 
                     break;
+                case SalPathProbe.Type:
+                    if (len != SalPathProbe.Length)
+                    {
+                        error = WireError.BadExtensionLength;
+                        return false;
+                    }
+
+                    if (probe.HasValue)
+                    {
+                        error = WireError.DuplicatePathProbe;
+                        return false;
+                    }
+
+                    probe = SalPathProbe.Read(e);
+                    break;
                 default:
                     error = WireError.UnknownExtension;
                     return false;
@@ -358,6 +380,11 @@ public readonly record struct SalPacketRepr
         if (SourceRoute is { } r)
         {
             o += r.Emit(buffer[o..]);
+        }
+
+        if (PathProbe is { } probe)
+        {
+            o += probe.Emit(buffer[o..]);
         }
 
         BinaryPrimitives.WriteUInt16BigEndian(buffer[10..], InternetChecksum.Compute(buffer[..sal]));

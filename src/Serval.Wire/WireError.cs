@@ -21,7 +21,7 @@ public enum WireError
     /// <summary>The SAL protocol byte is neither 6 (TCP) nor 17 (UDP).</summary>
     UnknownTransport,
 
-    /// <summary>An extension type is not defined (type 6 or higher, or a non-zero low nibble).</summary>
+    /// <summary>An extension type is not defined (type 7 or higher).</summary>
     UnknownExtension,
 
     /// <summary>An extension's length is below its type's minimum, not of the form the type allows, or runs past the header.</summary>
@@ -38,6 +38,9 @@ public enum WireError
 
     /// <summary>A second SOURCE or SOURCE6 extension.</summary>
     DuplicateSource,
+
+    /// <summary>A second PATH extension.</summary>
+    DuplicatePathProbe,
 
     /// <summary>A SOURCE/SOURCE6 extension with fewer than 2 or more than the allowed number of addresses.</summary>
     BadSourceAddressCount,

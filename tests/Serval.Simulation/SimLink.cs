@@ -46,6 +46,9 @@ public sealed class SimLink
     /// <summary>Packets dropped by loss, MTU, queue or partition.</summary>
     public long Dropped { get; private set; }
 
+    /// <summary>An optional NAT in front of one host on this link.</summary>
+    public SimNat? Nat { get; set; }
+
     /// <summary>Optional observer of every packet offered: (time, sender, source, destination, bytes).</summary>
     public Action<TimeSpan, SimHost, LinkAddress, LinkAddress, byte[]>? Observer { get; set; }
 
@@ -75,6 +78,12 @@ public sealed class SimLink
         var copy = packet.ToArray();
         Observer?.Invoke(now, sender, source, destination, copy);
         WriteCapture(now, source, destination, copy);
+        if (Nat is { } nat && !nat.Translate(ref source, ref destination))
+        {
+            Dropped++;
+            return;
+        }
+
         var c = Conditions;
         if (Partitioned || copy.Length > c.Mtu || (c.Loss > 0 && _random.NextDouble() < c.Loss))
         {

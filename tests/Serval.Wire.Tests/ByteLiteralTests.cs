@@ -104,6 +104,19 @@ public sealed class ByteLiteralTests
     }
 
     [Fact]
+    public void Path_probe_extension()
+    {
+        var ext = Hex("600c 0100 0102030405060708");
+        var p = WithExtensionArea(ext, out var packet);
+        Assert.Equal(new SalPathProbe(true, 0x0102030405060708), p.PathProbe);
+        var buf = Filled(14);
+        Assert.Equal(12, p.PathProbe!.Value.Emit(buf));
+        Assert.Equal(ext, buf[..12]);
+        Assert.Equal(0xA5, buf[12]);
+        Assert.Equal(packet, Reemit(p));
+    }
+
+    [Fact]
     public void Pad_and_address_are_parsed_and_skipped()
     {
         var ext = Hex("00 00 00 00 300c 0000 00000001 00000002");

@@ -86,6 +86,7 @@ internal static class Generators
         from tcp in Tcps
         from udpck in Gen.Elements(false, true)
         from controlOnly in Gen.Elements(false, false, false, true)
+        from probe in Gen.OneOf(Gen.Constant<SalPathProbe?>(null), UInt64.SelectMany(_ => Gen.Elements(false, true), (c, r) => (SalPathProbe?)new SalPathProbe(r, c)))
         select new SalPacketRepr
         {
             SourceFlow = new FlowId(src),
@@ -95,6 +96,7 @@ internal static class Generators
             DestinationService = nsvc > 0 ? d : null,
             SourceService = nsvc > 1 ? s : null,
             SourceRoute = route,
+            PathProbe = probe,
             ControlOnly = controlOnly,
             Tcp = proto == SalPacketRepr.ProtocolTcp && !controlOnly ? tcp : default,
             Udp = proto == SalPacketRepr.ProtocolUdp && !controlOnly ? new UdpRepr { HasChecksum = udpck } : default,

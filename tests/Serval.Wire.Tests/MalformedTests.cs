@@ -83,7 +83,13 @@ public sealed class MalformedTests
     public void Extension_length_below_two() => Assert.Equal(WireError.BadExtensionLength, Reject(Ext("1001 0000")));
 
     [Fact]
-    public void Unknown_extension_type() => Assert.Equal(WireError.UnknownExtension, Reject(Ext("6004 0000")));
+    public void Unknown_extension_type() => Assert.Equal(WireError.UnknownExtension, Reject(Ext("7004 0000")));
+
+    [Fact]
+    public void Second_path_probe() => Assert.Equal(WireError.DuplicatePathProbe, Reject(Ext("600c 0000 0000000000000001 600c 0100 0000000000000001")));
+
+    [Fact]
+    public void Path_probe_with_wrong_length() => Assert.Equal(WireError.BadExtensionLength, Reject(Ext("6008 0000 00000000")));
 
     [Fact]
     public void Leftover_single_byte_is_malformed() => Assert.Equal(WireError.BadExtensionLength, Reject(Ext("000000 10")));

@@ -430,6 +430,11 @@ public sealed partial class Engine
         {
             if (flow.Retransmits >= _options.MaxControlRetransmissions)
             {
+                if (flow.Migration != MigrationState.None)
+                {
+                    Counters.MigrationFailed();
+                }
+
                 ResetFlow(flow, now, flow.Migration == MigrationState.None ? ServalError.TimedOut : ServalError.MigrationFailed);
                 return;
             }
@@ -463,7 +468,11 @@ public sealed partial class Engine
         }
 
         _transmitScratch.Clear();
-        _transmitScratch.AddRange(_transmitPending);
+        foreach (var pending in _transmitPending)
+        {
+            _transmitScratch.Add(pending); // (AddRange would box the set's enumerator)
+        }
+
         _transmitPending.Clear();
         foreach (var flow in _transmitScratch)
         {

@@ -61,6 +61,8 @@ public sealed partial class Engine
             flags |= SalControlFlags.Fin;
         }
 
+        Counters.MigrationStarted();
+        flow.MigrationStartedAt = now;
         flow.MigrationVerno = flow.SndNxt;
         flow.SndNxt++;
         QueueControl(flow, flags, flow.MigrationVerno, now);
@@ -89,6 +91,7 @@ public sealed partial class Engine
             }
 
             flow.MigrationInterface = -1;
+            Counters.MigrationCompleted(now - flow.MigrationStartedAt);
             if (flow.Migration == MigrationState.RsynSentReceived)
             {
                 flow.Migration = MigrationState.RsynReceived;

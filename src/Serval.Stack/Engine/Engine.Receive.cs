@@ -27,8 +27,8 @@ public sealed partial class Engine
             return;
         }
 
-        if (!SalPacketRepr.VerifyTransportChecksum(packet, new TransportPseudoHeader(source, destination))
-            && !(p.SourceRoute is { } route && SalPacketRepr.VerifyTransportChecksum(packet, new TransportPseudoHeader(route.First, destination))))
+        if (!SalPacketRepr.VerifyTransportChecksum(packet, TransportPseudoHeader.ForLink(source, destination))
+            && !(p.SourceRoute is { } route && SalPacketRepr.VerifyTransportChecksum(packet, TransportPseudoHeader.ForLink(route.First, destination))))
         {
             Counters.BadTransportChecksumPacket();
             return;
@@ -261,6 +261,21 @@ public sealed partial class Engine
     {
         flow.PacketsReceived++;
         flow.BytesReceived += length;
+        if (p.PathProbe is { } probe)
+        {
+            OnPathProbe(flow, source, p, probe, now);
+            return;
+        }
+
+        // A packet of this flow from a new source (NAT rebinding): validate the path before replies follow it. Only
+        // packets that can belong to the flow count: no control, or control with the peer's nonce (not RSYN, which
+        // migrates explicitly, nor SYN/RST).
+        if (flow.IsSynchronized && flow.State != SalState.TimeWait && flow.Migration == MigrationState.None && source != flow.PeerAddress
+            && (p.Control is not { } mc || (mc.Nonce == flow.PeerNonce && (mc.Flags & (SalControlFlags.Rsyn | SalControlFlags.Syn | SalControlFlags.Rst)) == 0)))
+        {
+            ValidatePath(flow, source, now);
+        }
+
         if (p.Control is { } c)
         {
             if (c.Has(SalControlFlags.Rst))

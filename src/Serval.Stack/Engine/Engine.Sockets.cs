@@ -320,6 +320,12 @@ public sealed partial class Engine
         }
 
         f.Released = true;
+        if (f.State == SalState.Closed)
+        {
+            Destroy(f); // already ended (refused, reset, timed out): just release the handle
+            return ServalError.None;
+        }
+
         ResetFlow(f, now, ServalError.Aborted);
         return ServalError.None;
     }

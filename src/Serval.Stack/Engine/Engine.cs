@@ -271,7 +271,7 @@ public sealed partial class Engine
     /// <summary>Emits <paramref name="repr"/> with <paramref name="payload"/> from <paramref name="source"/> to <paramref name="destination"/>.</summary>
     private int Send(int iface, LinkAddress source, LinkAddress destination, in SalPacketRepr repr, ReadOnlySpan<byte> payload)
     {
-        var n = repr.Emit(_scratch, payload, new TransportPseudoHeader(source, destination));
+        var n = repr.Emit(_scratch, payload, TransportPseudoHeader.ForLink(source, destination));
         if (n > 0)
         {
             Transmit(iface, source, destination, _scratch.AsSpan(0, n));

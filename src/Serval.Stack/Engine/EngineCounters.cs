@@ -24,6 +24,13 @@ public sealed class EngineCounters
     private long _delayOverflow;
     private long _datagramsDropped;
     private long _eventsDropped;
+    private long _migrationsStarted;
+    private long _migrationsCompleted;
+    private long _migrationsFailed;
+    private long _pathValidationFailures;
+    private long _pathsValidated;
+    private long _migrationTicksTotal;
+    private long _migrationTicksMax;
 
     /// <summary>Packets handed to the engine.</summary>
     public long PacketsReceived => Volatile.Read(ref _packetsReceived);
@@ -87,6 +94,45 @@ public sealed class EngineCounters
 
     /// <summary>Events discarded because the driver did not drain the event queue.</summary>
     public long EventsDropped => Volatile.Read(ref _eventsDropped);
+
+    /// <summary>Migrations this host started (RSYN sent).</summary>
+    public long MigrationsStarted => Volatile.Read(ref _migrationsStarted);
+
+    /// <summary>Migrations this host started that completed (RSYN|ACK received).</summary>
+    public long MigrationsCompleted => Volatile.Read(ref _migrationsCompleted);
+
+    /// <summary>Migrations that failed (retransmission limit).</summary>
+    public long MigrationsFailed => Volatile.Read(ref _migrationsFailed);
+
+    /// <summary>Path validations that failed or carried a wrong nonce (NAT rebinding).</summary>
+    public long PathValidationFailures => Volatile.Read(ref _pathValidationFailures);
+
+    /// <summary>New paths validated and adopted (NAT rebinding).</summary>
+    public long PathsValidated => Volatile.Read(ref _pathsValidated);
+
+    /// <summary>Total time from RSYN to completion over all completed migrations.</summary>
+    public TimeSpan MigrationTimeTotal => TimeSpan.FromTicks(Volatile.Read(ref _migrationTicksTotal));
+
+    /// <summary>Longest time from RSYN to completion.</summary>
+    public TimeSpan MigrationTimeMax => TimeSpan.FromTicks(Volatile.Read(ref _migrationTicksMax));
+
+    internal void MigrationStarted() => _migrationsStarted++;
+
+    internal void MigrationCompleted(TimeSpan took)
+    {
+        _migrationsCompleted++;
+        _migrationTicksTotal += took.Ticks;
+        if (took.Ticks > _migrationTicksMax)
+        {
+            _migrationTicksMax = took.Ticks;
+        }
+    }
+
+    internal void MigrationFailed() => _migrationsFailed++;
+
+    internal void PathValidationFailed() => _pathValidationFailures++;
+
+    internal void PathValidated() => _pathsValidated++;
 
     internal void Received(int bytes)
     {

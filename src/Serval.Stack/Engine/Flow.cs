@@ -93,6 +93,18 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
     /// <summary>Identifier of this flow's SYN held by a DELAY rule, or 0.</summary>
     public long DelayedPacketId { get; set; }
 
+    /// <summary>A new source address the peer's packets came from, being validated (NAT rebinding).</summary>
+    public LinkAddress PathCandidate { get; set; }
+
+    /// <summary>The challenge sent to <see cref="PathCandidate"/>; 0 when none is outstanding.</summary>
+    public ulong PathChallenge { get; set; }
+
+    /// <summary>When the challenge was sent.</summary>
+    public TimeSpan PathChallengeAt { get; set; }
+
+    /// <summary>When our current migration started.</summary>
+    public TimeSpan MigrationStartedAt { get; set; }
+
     /// <summary>The verno of our outstanding RSYN.</summary>
     public uint MigrationVerno { get; set; }
 

@@ -19,6 +19,12 @@ internal readonly struct Bitmap256
     // Byte i = number of set bits in words 0..i-1 (at most 192, so it fits).
     private readonly uint _before;
 
+    /// <summary>A set from its four 64-bit words (slot i is bit i % 64 of word i / 64).</summary>
+    public Bitmap256(ReadOnlySpan<ulong> words)
+        : this(words[0], words[1], words[2], words[3])
+    {
+    }
+
     private Bitmap256(ulong w0, ulong w1, ulong w2, ulong w3)
     {
         _w0 = w0;

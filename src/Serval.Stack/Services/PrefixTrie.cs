@@ -8,7 +8,7 @@ namespace Serval.Stack.Services;
 /// the nodes on the path they change (at most 32, usually 2–4) and share everything else, returning a new root.
 /// The root is always a node at depth 0 (possibly empty).
 /// </summary>
-internal static class PrefixTrie
+internal static partial class PrefixTrie
 {
     /// <summary>An empty trie.</summary>
     public static TrieNode EmptyRoot { get; } = TrieNode.Empty(default, 0);
@@ -22,7 +22,8 @@ internal static class PrefixTrie
         var bestSlot = 0;
         while (true)
         {
-            var slot = key.ByteAt(node.Depth);
+            var depth = node.Depth;
+            var slot = key.ByteAt(depth);
             if (node.Covered.Test(slot))
             {
                 best = node;
@@ -34,11 +35,18 @@ internal static class PrefixTrie
                 break;
             }
 
-            var child = node.Children[node.ChildSlots.RankBefore(slot)];
+            ref readonly var childSlot = ref node.Children[node.ChildSlots.RankBefore(slot)];
+            var check = ((key.Bits32At(depth + 8) & childSlot.Mask) ^ childSlot.Check) & ~TrieNode.ChildSlot.MoreBits;
+            if (check != 0)
+            {
+                break;
+            }
+
+            var child = childSlot.Item;
             if (child.GetType() == typeof(TrieNode))
             {
                 var next = Unsafe.As<TrieNode>(child);
-                if (!key.MatchesThrough(next.Key, next.Depth))
+                if ((childSlot.Check & TrieNode.ChildSlot.MoreBits) != 0 && !key.MatchesThrough(next.Key, next.Depth))
                 {
                     break;
                 }
@@ -47,8 +55,9 @@ internal static class PrefixTrie
                 continue;
             }
 
+            // A tail: the slot checked everything after the parent's byte unless it says there is more.
             var tail = Unsafe.As<ServiceEntry>(child);
-            if (id.CommonPrefixLength(tail.Prefix.Id) >= tail.Prefix.Length)
+            if ((childSlot.Check & TrieNode.ChildSlot.MoreBits) == 0 || id.CommonPrefixLength(tail.Prefix.Id) >= tail.Prefix.Length)
             {
                 return tail;
             }
@@ -134,7 +143,7 @@ internal static class PrefixTrie
             // Pushed in reverse so that children come out in slot order.
             for (var i = node.Children.Length - 1; i >= 0; i--)
             {
-                stack.Push(node.Children[i]);
+                stack.Push(node.Children[i].Item);
             }
         }
     }
@@ -145,7 +154,7 @@ internal static class PrefixTrie
         var n = 1;
         foreach (var child in root.Children)
         {
-            if (child is TrieNode node)
+            if (child.Item is TrieNode node)
             {
                 n += CountNodes(node);
             }
@@ -275,10 +284,10 @@ internal static class PrefixTrie
 
         if (node.Count == 1)
         {
-            return node.Self ?? (node.Interior.Length == 1 ? node.Interior[0] : node.Children[0]);
+            return node.Self ?? (node.Interior.Length == 1 ? node.Interior[0] : node.Children[0].Item);
         }
 
-        return node.Self is null && node.Interior.Length == 0 && node.Children.Length == 1 ? node.Children[0] : node;
+        return node.Self is null && node.Interior.Length == 0 && node.Children.Length == 1 ? node.Children[0].Item : node;
     }
 
     private static int IndexOf(ServiceEntry[] interior, ServicePrefix prefix)
@@ -294,7 +303,7 @@ internal static class PrefixTrie
         return -1;
     }
 
-    /// <summary>A copy of <paramref name="interior"/> with <paramref name="entry"/> replacing its namesake or inserted after every shorter prefix.</summary>
+    /// <summary>A copy of <paramref name="interior"/> with <paramref name="entry"/> replacing its namesake or inserted in (length, id) order.</summary>
     private static ServiceEntry[] WithInterior(ServiceEntry[] interior, ServiceEntry entry)
     {
         var i = IndexOf(interior, entry.Prefix);
@@ -305,8 +314,10 @@ internal static class PrefixTrie
             return copy;
         }
 
+        // Canonical order: by length, then by id (shorter first is what the run encoding needs).
         var at = 0;
-        while (at < interior.Length && interior[at].Prefix.Length <= entry.Prefix.Length)
+        while (at < interior.Length && (interior[at].Prefix.Length < entry.Prefix.Length
+            || (interior[at].Prefix.Length == entry.Prefix.Length && interior[at].Prefix.Id < entry.Prefix.Id)))
         {
             at++;
         }

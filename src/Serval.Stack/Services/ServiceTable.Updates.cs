@@ -2,10 +2,44 @@ using Serval.Wire;
 
 namespace Serval.Stack.Services;
 
-/// <summary>Updates: add, remove, modify, per-interface removal and expiry. One writer at a time.</summary>
+/// <summary>
+/// Updates: add, remove, modify, per-interface removal and expiry. One writer at a time, by contract: the engine's
+/// thread owns the table (the runtime marshals every change there). Readers never wait. A second thread entering an
+/// update while one is in progress gets an <see cref="InvalidOperationException"/> instead of a torn table.
+/// </summary>
 public sealed partial class ServiceTable
 {
-    // Writer-side indexes (touched only under _writeLock): prefixes with FORWARD rules per interface, and
+    /// <summary>Marks the calling thread as the writer (re-entrant) until the returned scope is disposed.</summary>
+    private WriterScope EnterWriter()
+    {
+        var me = Environment.CurrentManagedThreadId;
+        if (Volatile.Read(ref _writerThread) == me)
+        {
+            _writerDepth++;
+            return new WriterScope(this);
+        }
+
+        if (Interlocked.CompareExchange(ref _writerThread, me, 0) != 0)
+        {
+            throw new InvalidOperationException("ServiceTable updates must come from one thread at a time (the engine's thread).");
+        }
+
+        _writerDepth = 1;
+        return new WriterScope(this);
+    }
+
+    private readonly struct WriterScope(ServiceTable table) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (--table._writerDepth == 0)
+            {
+                Volatile.Write(ref table._writerThread, 0);
+            }
+        }
+    }
+
+    // Writer-side indexes (touched only by the single writer): prefixes with FORWARD rules per interface, and
     // prefixes with at least one rule that has a timeout.
     private readonly Dictionary<int, HashSet<ServicePrefix>> _byInterface = [];
     private readonly HashSet<ServicePrefix> _timed = [];
@@ -56,7 +90,7 @@ public sealed partial class ServiceTable
             return ServiceTableResult.InvalidTimeout;
         }
 
-        lock (_writeLock)
+        using (EnterWriter())
         {
             var version = _current;
             var old = PrefixTrie.Find(version.Root, prefix);
@@ -96,7 +130,7 @@ public sealed partial class ServiceTable
             return ServiceTableResult.InvalidTarget;
         }
 
-        lock (_writeLock)
+        using (EnterWriter())
         {
             var version = _current;
             var old = PrefixTrie.Find(version.Root, prefix);
@@ -156,7 +190,7 @@ public sealed partial class ServiceTable
             return ServiceTableResult.InvalidWeight;
         }
 
-        lock (_writeLock)
+        using (EnterWriter())
         {
             var version = _current;
             var old = PrefixTrie.Find(version.Root, prefix);
@@ -190,7 +224,7 @@ public sealed partial class ServiceTable
     /// <returns>The number of rules removed.</returns>
     public int RemoveInterface(int interfaceIndex)
     {
-        lock (_writeLock)
+        using (EnterWriter())
         {
             if (!_byInterface.TryGetValue(interfaceIndex, out var prefixes))
             {
@@ -222,7 +256,7 @@ public sealed partial class ServiceTable
     /// <returns>The number of rules removed.</returns>
     public int Expire(TimeSpan now, ICollection<ServiceExpiration>? expired = null)
     {
-        lock (_writeLock)
+        using (EnterWriter())
         {
             if (_timed.Count == 0)
             {
@@ -263,14 +297,14 @@ public sealed partial class ServiceTable
 
     /// <summary>
     /// The earliest time at which <see cref="Expire"/> would remove something, given the uses recorded so far (a
-    /// later use can only push an idle deadline back); null when no rule has a timeout. Takes the writer lock and
-    /// looks at every rule with a timeout.
+    /// later use can only push an idle deadline back); null when no rule has a timeout. A writer-side operation: call it
+    /// from the thread that updates the table.
     /// </summary>
     public TimeSpan? NextExpiry
     {
         get
         {
-            lock (_writeLock)
+            using (EnterWriter())
             {
                 TimeSpan? next = null;
                 foreach (var prefix in _timed)

@@ -48,7 +48,8 @@ public sealed partial class ServiceTable
     /// <summary>Largest accepted weight (2³¹ − 1).</summary>
     public const uint MaxWeight = int.MaxValue;
 
-    private readonly Lock _writeLock = new();
+    private int _writerThread;
+    private int _writerDepth;
     private TableVersion _current = TableVersion.Empty;
 
     /// <summary>Table-wide counters: every resolution and drop recorded through this table.</summary>
@@ -71,6 +72,22 @@ public sealed partial class ServiceTable
 
     /// <summary>Longest-prefix match of <paramref name="serviceId"/> over all entries; null when nothing matches.</summary>
     public ServiceEntry? Lookup(ServiceId serviceId) => PrefixTrie.Lookup(Volatile.Read(ref _current).Root, serviceId);
+
+    /// <summary>
+    /// Longest-prefix match of every serviceID in <paramref name="serviceIds"/> into the same index of
+    /// <paramref name="results"/> (the answers <see cref="Lookup"/> would give, all from one version). Faster than
+    /// one call per key for a batch of packets: the memory accesses of up to 16 keys overlap. Allocates nothing.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="serviceIds"/>.</exception>
+    public void LookupBatch(ReadOnlySpan<ServiceId> serviceIds, Span<ServiceEntry?> results)
+    {
+        if (results.Length < serviceIds.Length)
+        {
+            throw new ArgumentException("The results span is shorter than the serviceIDs span.", nameof(results));
+        }
+
+        PrefixTrie.LookupBatch(Volatile.Read(ref _current).Root, serviceIds, results);
+    }
 
     /// <summary>The entry whose prefix is exactly <paramref name="prefix"/>.</summary>
     public bool TryGetExact(ServicePrefix prefix, [NotNullWhen(true)] out ServiceEntry? entry)

@@ -72,7 +72,7 @@ internal sealed class CubicCongestionController : CongestionController
     }
 
     /// <inheritdoc/>
-    public override void OnCongestionEvent(TimeSpan now, long flightSize)
+    protected override void ReduceOnCongestion(TimeSpan now, long flightSize)
     {
         double mss = Mss;
         var cwnd = Cwnd / mss;

@@ -23,7 +23,7 @@ internal sealed class NewRenoCongestionController : CongestionController
     }
 
     /// <inheritdoc/>
-    public override void OnCongestionEvent(TimeSpan now, long flightSize)
+    protected override void ReduceOnCongestion(TimeSpan now, long flightSize)
     {
         Ssthresh = Math.Max(flightSize / 2, 2L * Mss);
         _bytesAcked = 0;

@@ -6,6 +6,9 @@ namespace Serval.Stack.Streams;
 public sealed partial class StreamConnection
 {
     private TcpRepr _peerSyn;
+    private bool _dsackPending;
+    private long _dsackStart;
+    private long _dsackEnd;
     private int _peerMss;
     private TimeSpan _lastReceived;
 
@@ -42,8 +45,9 @@ public sealed partial class StreamConnection
         var segPos = RcvPosition(segment.SequenceNumber);
         var segLen = payload.Length + (fin ? 1 : 0);
 
-        // PAWS (RFC 7323 §5.3): a timestamp older than TS.Recent marks an old duplicate.
-        if (_tsEnabled && !rst && segment.Timestamp is { } pawsTs && unchecked((int)(pawsTs.Value - _tsRecent)) < 0)
+        // PAWS (RFC 7323 §5.3): a timestamp older than TS.Recent marks an old duplicate. Like Linux, pure ACKs are
+        // exempt: a reordered ACK is harmless and its SACK information (D-SACK above all) is still useful.
+        if (_tsEnabled && !rst && segLen > 0 && segment.Timestamp is { } pawsTs && unchecked((int)(pawsTs.Value - _tsRecent)) < 0)
         {
             _ackNow = true;
             _statDuplicateSegments++;
@@ -77,6 +81,11 @@ public sealed partial class StreamConnection
                 {
                     _statDuplicateSegments++;
                 }
+
+                if (payload.Length > 0 && segPos < _rcvNxt)
+                {
+                    ReportDuplicate(segPos, Math.Min(segPos + payload.Length, _rcvNxt));
+                }
             }
 
             return;
@@ -84,6 +93,11 @@ public sealed partial class StreamConnection
 
         if (rst)
         {
+            if (_state == StreamState.TimeWait)
+            {
+                return; // RFC 1337: a reset must not cut TIME-WAIT short.
+            }
+
             if (segPos == _rcvNxt)
             {
                 Terminate(StreamError.Reset);
@@ -132,7 +146,7 @@ public sealed partial class StreamConnection
         }
 
         // TS.Recent (RFC 7323 §4.3).
-        if (_tsEnabled && segment.Timestamp is { } ts && segPos <= _lastAckSent)
+        if (_tsEnabled && segment.Timestamp is { } ts && segPos <= _lastAckSent && unchecked((int)(ts.Value - _tsRecent)) >= 0)
         {
             _tsRecent = ts.Value;
         }
@@ -173,6 +187,7 @@ public sealed partial class StreamConnection
 
         if (start < _rcvNxt)
         {
+            ReportDuplicate(start, Math.Min(end, _rcvNxt));
             start = _rcvNxt;
         }
 
@@ -218,7 +233,12 @@ public sealed partial class StreamConnection
         else
         {
             _statOutOfOrderSegments++;
-            if (_outOfOrder.Add(start, end))
+            var holder = _outOfOrder.IndexOf(start);
+            if (holder >= 0 && _outOfOrder[holder].End >= end)
+            {
+                ReportDuplicate(start, end);
+            }
+            else if (_outOfOrder.Add(start, end))
             {
                 RememberSackBlock(start);
             }
@@ -287,10 +307,33 @@ public sealed partial class StreamConnection
         _sackRecentCount = n + 1;
     }
 
+    /// <summary>Reports duplicate data in the next ACK's first SACK block (D-SACK, RFC 2883).</summary>
+    private void ReportDuplicate(long start, long end)
+    {
+        if (_sackEnabled && end > start)
+        {
+            _dsackPending = true;
+            _dsackStart = start;
+            _dsackEnd = end;
+        }
+    }
+
     private TcpSackBlocks BuildSackBlocks(int maxBlocks)
     {
         var blocks = TcpSackBlocks.Empty;
-        if (!_sackEnabled || _outOfOrder.Count == 0)
+        if (!_sackEnabled)
+        {
+            return blocks;
+        }
+
+        if (_dsackPending)
+        {
+            _dsackPending = false;
+            blocks = blocks.Add(new TcpSackBlock(RcvWire(_dsackStart), RcvWire(_dsackEnd)));
+            maxBlocks--;
+        }
+
+        if (_outOfOrder.Count == 0)
         {
             return blocks;
         }

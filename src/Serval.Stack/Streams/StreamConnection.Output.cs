@@ -12,6 +12,11 @@ public sealed partial class StreamConnection
     private bool _swsOverride;
     private bool _keepAlivePending;
 
+    // Pacing: a token bucket refilled at the pacing rate.
+    private double _pacingTokens = double.MaxValue;
+    private TimeSpan _pacingRefilled;
+    private TimeSpan? _pacingDeadline;
+
     private long _statBytesSent;
     private long _statBytesRetransmitted;
     private long _statSegmentsSent;
@@ -25,6 +30,8 @@ public sealed partial class StreamConnection
     private long _statSackBlocks;
     private long _statDuplicateSegments;
     private long _statOutOfOrderSegments;
+    private long _statDsacks;
+    private long _statUndos;
 
     private int MaxSegmentsInFlight => Math.Max(1024, 4 * (_options.SendBufferSize / Math.Max(1, DataMss)));
 
@@ -58,6 +65,7 @@ public sealed partial class StreamConnection
             return false;
         }
 
+        _pacingDeadline = null;
         OnTimeout(now);
         if (!IsSynchronized)
         {
@@ -140,6 +148,11 @@ public sealed partial class StreamConnection
             return false;
         }
 
+        if (!PacingAllows(now))
+        {
+            return false;
+        }
+
         var index = FindFirstLostPending();
         if (index < 0)
         {
@@ -170,6 +183,11 @@ public sealed partial class StreamConnection
         SetFlags(ref s, s.Flags | SentSegmentFlags.Retransmitted | SentSegmentFlags.EverRetransmitted);
         s.SentAt = now;
         _lostHint = s.End;
+        if (s.End > _highestRetransmittedEnd)
+        {
+            _highestRetransmittedEnd = s.End;
+        }
+        ConsumePacingTokens(s.Length);
         _statRetransmissions++;
         _statBytesRetransmitted += dataLength;
         _statBytesSent += dataLength;
@@ -178,11 +196,17 @@ public sealed partial class StreamConnection
             _prrOut += s.Length;
         }
 
+        if (_undoValid)
+        {
+            _undoRetransmissions++;
+        }
+
         segment = BuildHeader(s.Start, flags, now, withSack);
         payloadLength = dataLength;
-        if (_rtxDeadline is null || _rtxIsProbe)
+        if (_rtxDeadline is null || _rtxIsProbe || index == 0)
         {
-            ArmRetransmissionTimer(now, allowProbe: false);
+            // Like Linux, retransmitting the oldest segment restarts the timer: its repair needs a round trip.
+            ArmRetransmissionDeadline(now, allowProbe: false);
         }
 
         return true;
@@ -242,6 +266,11 @@ public sealed partial class StreamConnection
             var flags = s.Has(SentSegmentFlags.Fin) ? TcpFlags.Fin | TcpFlags.Psh : TcpFlags.None;
             SetFlags(ref s, s.Flags | SentSegmentFlags.EverRetransmitted);
             s.SentAt = now;
+            if (s.End > _highestRetransmittedEnd)
+            {
+                _highestRetransmittedEnd = s.End;
+            }
+
             _statRetransmissions++;
             _statBytesRetransmitted += dataLength;
             _statBytesSent += dataLength;
@@ -252,7 +281,7 @@ public sealed partial class StreamConnection
         _statTailLossProbes++;
         _tlpOutstanding = true;
         _tlpEnd = _sndNxt;
-        ArmRetransmissionTimer(now, allowProbe: false);
+        ArmRetransmissionDeadline(now, allowProbe: false);
         return true;
     }
 
@@ -264,7 +293,7 @@ public sealed partial class StreamConnection
         var unsent = HasUnsentData ? 1 + _writeEnd - _sndNxt : 0;
         if (unsent == 0 && !finPending)
         {
-            _cwndLimited = false; // Application-limited.
+            NotCongestionLimited(); // Application-limited.
             return false;
         }
 
@@ -283,11 +312,16 @@ public sealed partial class StreamConnection
                 return false;
             }
 
+            if (!ignoreCongestionWindow && !PacingAllows(now))
+            {
+                return false;
+            }
+
             var windowRoom = _sndUna + _sndWnd - _sndNxt;
             length = Math.Min(Math.Min(unsent, maxPayload), windowRoom);
             if (length <= 0)
             {
-                _cwndLimited = false;
+                NotCongestionLimited(); // Receiver-limited.
                 ArmPersistIfIdle(now);
                 return false;
             }
@@ -297,7 +331,7 @@ public sealed partial class StreamConnection
                 // Limited by the peer's window: sender-side silly window avoidance (RFC 9293 §3.8.6.2.1).
                 if (length < _maxSndWnd / 2 && !_swsOverride)
                 {
-                    _cwndLimited = false;
+                    NotCongestionLimited();
                     ArmPersistIfIdle(now);
                     return false;
                 }
@@ -331,6 +365,7 @@ public sealed partial class StreamConnection
         }
 
         _statBytesSent += length;
+        ConsumePacingTokens(record.Length);
         if (_recovery == RecoveryMode.Fast)
         {
             _prrOut += record.Length;
@@ -345,18 +380,83 @@ public sealed partial class StreamConnection
         _persistBackoff = 0;
         if (_rtxDeadline is null || _rtxIsProbe)
         {
-            ArmRetransmissionTimer(now, allowProbe: true);
+            ArmRetransmissionDeadline(now, allowProbe: true);
+        }
+        else
+        {
+            MaybeArmProbe(now);
         }
 
         return true;
     }
 
+    /// <summary>
+    /// The sender stopped for a reason other than the congestion window (no data, or the peer's window); unless
+    /// retransmissions are waiting for the window, the window should not grow (RFC 7661 spirit).
+    /// </summary>
+    private void NotCongestionLimited()
+    {
+        if (_lostPending == 0)
+        {
+            _cwndLimited = false;
+        }
+    }
+
+    /// <summary>Pacing rate in bytes per second (0 = not pacing).</summary>
+    private double PacingRate
+    {
+        get
+        {
+            if (!_options.Pacing || !_rtt.HasSample)
+            {
+                return 0;
+            }
+
+            var srtt = Math.Max(_rtt.SmoothedRtt.TotalSeconds, 1e-6);
+            var gain = _cc.InSlowStart ? 2.0 : 1.25;
+            return gain * Math.Max(_cc.Cwnd, 2L * DataMss) / srtt;
+        }
+    }
+
+    /// <summary>Whether the token bucket holds a full segment; if not, records when it will.</summary>
+    private bool PacingAllows(TimeSpan now)
+    {
+        var rate = PacingRate;
+        if (rate <= 0)
+        {
+            return true;
+        }
+
+        // Bursts of about a millisecond, at least two and at most 64 KiB worth of segments.
+        var burst = Math.Clamp(rate / 1000, 2.0 * DataMss, 65536.0);
+        var elapsed = (now - _pacingRefilled).TotalSeconds;
+        _pacingRefilled = now;
+        _pacingTokens = Math.Min(burst, _pacingTokens + (elapsed > 0 ? elapsed * rate : 0));
+        if (_pacingTokens >= DataMss)
+        {
+            return true;
+        }
+
+        var wait = (DataMss - _pacingTokens) / rate;
+        _pacingDeadline = now + TimeSpan.FromTicks(Math.Max(1, (long)Math.Ceiling(wait * TimeSpan.TicksPerSecond)));
+        return false;
+    }
+
+    private void ConsumePacingTokens(int bytes)
+    {
+        if (_pacingTokens != double.MaxValue)
+        {
+            _pacingTokens -= bytes;
+        }
+    }
+
     private int OptionsLength(bool withSack)
     {
         var length = _tsEnabled ? 12 : 0;
-        if (withSack && _sackEnabled && _outOfOrder.Count > 0)
+        var wanted = _outOfOrder.Count + (_dsackPending ? 1 : 0);
+        if (withSack && _sackEnabled && wanted > 0)
         {
-            var blocks = Math.Min(_outOfOrder.Count, _tsEnabled ? 3 : 4);
+            var blocks = Math.Min(wanted, _tsEnabled ? 3 : 4);
             length += 4 + (8 * blocks);
         }
 

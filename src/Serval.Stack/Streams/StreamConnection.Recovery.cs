@@ -35,6 +35,22 @@ public sealed partial class StreamConnection
     private TimeSpan _rackRtt;
     private long _rackFack;
     private bool _reorderingSeen;
+    private readonly long[] _sackCacheLeft = new long[MaxSackBlocksProcessed];
+    private readonly long[] _sackCacheRight = new long[MaxSackBlocksProcessed];
+    private int _sackCacheCount;
+    private long _highestRetransmittedEnd;
+    private int _reorderWindowMultiplier = 1;
+    private int _reorderWindowPersist;
+    private long _dsackRoundEnd = -1;
+    private long _lastDsackStart = -1;
+    private long _lastDsackEnd = -1;
+
+    // Undo of a spurious reduction (D-SACK for every retransmission of the episode).
+    private bool _undoValid;
+    private long _undoMarker;
+    private int _undoRetransmissions;
+    private long _priorCwnd;
+    private long _priorSsthresh;
 
     private enum RecoveryMode
     {
@@ -127,7 +143,13 @@ public sealed partial class StreamConnection
 
         if (ackPos < _sndUna)
         {
-            return true; // An old duplicate: ignore the ACK, keep the data.
+            // An old (reordered) ACK: ignore its acknowledgement, but its SACK information is still news.
+            if (_sackEnabled && segment.SackBlocks.Count > 0)
+            {
+                ProcessSackBlocks(segment.SackBlocks, ackPos, now);
+            }
+
+            return true;
         }
 
         _persistProbes = 0;
@@ -209,14 +231,14 @@ public sealed partial class StreamConnection
 
             if (haveSample)
             {
-                _rtt.OnSample(now - sampleSentAt);
+                OnRttSample(now - sampleSentAt);
             }
             else if (echo is { } e && e.EchoReply != 0)
             {
                 var ms = unchecked((int)(TsNow(now) - e.EchoReply));
                 if (ms >= 0 && ms < 3_600_000)
                 {
-                    _rtt.OnSample(TimeSpan.FromMilliseconds(ms));
+                    OnRttSample(TimeSpan.FromMilliseconds(ms));
                 }
             }
 
@@ -228,7 +250,7 @@ public sealed partial class StreamConnection
 
         if (_sackEnabled && segment.SackBlocks.Count > 0)
         {
-            delivered += ProcessSackBlocks(segment.SackBlocks, now);
+            delivered += ProcessSackBlocks(segment.SackBlocks, ackPos, now);
         }
 
         // Reneging (RFC 2018 §8): the peer SACKed data it has not acknowledged cumulatively even though the
@@ -240,6 +262,8 @@ public sealed partial class StreamConnection
                 ref var s = ref _sent[i];
                 SetFlags(ref s, s.Flags & ~SentSegmentFlags.Sacked);
             }
+
+            _sackCacheCount = 0;
 
             var quick = _rtt.SmoothedRtt / 2;
             _rtxDeadline = now + (quick > TimeSpan.FromMilliseconds(10) ? quick : TimeSpan.FromMilliseconds(10));
@@ -276,7 +300,7 @@ public sealed partial class StreamConnection
         }
         else if (ackPos > priorUna)
         {
-            _cc.OnAck(ackPos - priorUna, now, _rtt.HasSample ? _rtt.SmoothedRtt : TimeSpan.Zero, _cwndLimited);
+            _cc.OnAck(ackPos - priorUna, ackPos, _sndNxt, now, _rtt.HasSample ? _rtt.SmoothedRtt : TimeSpan.Zero, _cwndLimited);
         }
 
         if (_tlpOutstanding && _sndUna >= _tlpEnd)
@@ -293,7 +317,7 @@ public sealed partial class StreamConnection
             }
             else
             {
-                ArmRetransmissionTimer(now, allowProbe: true); // RFC 6298 (5.3).
+                ArmRetransmissionDeadline(now, allowProbe: true); // RFC 6298 (5.3).
             }
         }
 
@@ -353,20 +377,38 @@ public sealed partial class StreamConnection
         return false;
     }
 
-    private long ProcessSackBlocks(in TcpSackBlocks blocks, TimeSpan now)
+    private void OnRttSample(TimeSpan rtt)
     {
+        _rtt.OnSample(rtt);
+        _cc.OnRttSample(rtt);
+    }
+
+    private long ProcessSackBlocks(in TcpSackBlocks blocks, long ackPos, TimeSpan now)
+    {
+        // D-SACK (RFC 2883 §4): a first block below the segment's cumulative ACK or inside the second block.
+        var first = 0;
+        var l0 = SndPosition(blocks[0].Left);
+        var r0 = SndPosition(blocks[0].Right);
+        if (r0 > l0 && r0 - l0 <= int.MaxValue && (r0 <= ackPos ||
+            (blocks.Count > 1 && l0 >= SndPosition(blocks[1].Left) && r0 <= SndPosition(blocks[1].Right))))
+        {
+            _statSackBlocks++;
+            OnDsack(l0, r0);
+            first = 1;
+        }
+
         // Sort the blocks by left edge so that RACK's reordering detection sees them in sequence order.
         Span<long> lefts = stackalloc long[MaxSackBlocksProcessed];
         Span<long> rights = stackalloc long[MaxSackBlocksProcessed];
         var n = 0;
-        for (var b = 0; b < blocks.Count && b < MaxSackBlocksProcessed; b++)
+        for (var b = first; b < blocks.Count && b < MaxSackBlocksProcessed; b++)
         {
             _statSackBlocks++;
             var l = SndPosition(blocks[b].Left);
             var r = SndPosition(blocks[b].Right);
             if (r <= l || l < _sndUna || r > _sndNxt)
             {
-                continue; // D-SACK or bogus.
+                continue; // Bogus or stale.
             }
 
             var k = n++;
@@ -384,7 +426,23 @@ public sealed partial class StreamConnection
         long delivered = 0;
         for (var b = 0; b < n; b++)
         {
-            var i = _sent.IndexOf(lefts[b]);
+            // A block seen before with the same left edge was already applied up to its old right edge (SACK
+            // marks are only ever cleared on reneging, which empties this cache): scan only what is new.
+            var from = lefts[b];
+            for (var c = 0; c < _sackCacheCount; c++)
+            {
+                if (_sackCacheLeft[c] == lefts[b] && _sackCacheRight[c] > from)
+                {
+                    from = Math.Min(_sackCacheRight[c], rights[b]);
+                }
+            }
+
+            if (from >= rights[b])
+            {
+                continue;
+            }
+
+            var i = _sent.IndexOf(from);
             if (i < 0)
             {
                 continue;
@@ -395,7 +453,7 @@ public sealed partial class StreamConnection
                 ref var s = ref _sent[i];
                 if (s.Start < lefts[b])
                 {
-                    continue;
+                    continue; // Only partly inside the block.
                 }
 
                 if (s.End > rights[b])
@@ -412,7 +470,84 @@ public sealed partial class StreamConnection
             }
         }
 
+        _sackCacheCount = n;
+        lefts[..n].CopyTo(_sackCacheLeft);
+        rights[..n].CopyTo(_sackCacheRight);
         return delivered;
+    }
+
+    /// <summary>
+    /// The peer received [<paramref name="start"/>, <paramref name="end"/>) twice: there is reordering (widen
+    /// RACK's reordering window, RFC 8985 §6.2 step 4), and if every retransmission of the last recovery episode
+    /// turns out duplicate, the reduction was spurious and is undone.
+    /// </summary>
+    private void OnDsack(long start, long end)
+    {
+        if (start == _lastDsackStart && end == _lastDsackEnd)
+        {
+            return; // The same report again (a duplicated ACK).
+        }
+
+        _lastDsackStart = start;
+        _lastDsackEnd = end;
+        _statDsacks++;
+        _reorderingSeen = true;
+        if (_dsackRoundEnd >= 0 && _sndUna >= _dsackRoundEnd)
+        {
+            _dsackRoundEnd = -1;
+        }
+
+        if (_dsackRoundEnd < 0)
+        {
+            _dsackRoundEnd = _sndNxt;
+            if (_reorderWindowMultiplier < 16)
+            {
+                _reorderWindowMultiplier++;
+            }
+
+            _reorderWindowPersist = 16;
+        }
+
+        if (_undoValid && _undoRetransmissions > 0 && start >= _undoMarker)
+        {
+            _undoRetransmissions -= (int)Math.Max(1, (end - start) / Math.Max(1, DataMss));
+            if (_undoRetransmissions <= 0)
+            {
+                UndoReduction();
+            }
+        }
+    }
+
+    private void BeginUndoEpisode()
+    {
+        _undoValid = true;
+        _undoMarker = _sndUna;
+        _undoRetransmissions = 0;
+        _priorCwnd = _cc.Cwnd;
+        _priorSsthresh = _cc.Ssthresh;
+    }
+
+    private void UndoReduction()
+    {
+        _undoValid = false;
+        _statUndos++;
+        _cc.Undo(_priorCwnd, _priorSsthresh);
+        for (var i = 0; i < _sent.Count; i++)
+        {
+            ref var s = ref _sent[i];
+            if (IsLostPending(s.Flags))
+            {
+                SetFlags(ref s, s.Flags & ~SentSegmentFlags.Lost);
+            }
+        }
+
+        if (_recovery != RecoveryMode.None)
+        {
+            _recovery = RecoveryMode.None;
+            _recoveryNoCut = false;
+            _dupAcks = 0;
+            _renoSacked = 0;
+        }
     }
 
     /// <summary>RACK bookkeeping for a segment newly delivered, cumulatively or selectively (RFC 8985 §6.2 steps 2–3).</summary>
@@ -449,7 +584,7 @@ public sealed partial class StreamConnection
             return TimeSpan.Zero;
         }
 
-        var w = _rtt.MinRtt / 4;
+        var w = _reorderWindowMultiplier * _rtt.MinRtt / 4;
         return _rtt.HasSample && w > _rtt.SmoothedRtt ? _rtt.SmoothedRtt : w;
     }
 
@@ -469,15 +604,36 @@ public sealed partial class StreamConnection
             ref var s = ref _sent[i];
             if (s.SentAt > _rackXmit || (s.SentAt == _rackXmit && s.End >= _rackEnd))
             {
-                if (_everRetransmitted == 0)
+                if (_everRetransmitted == 0 || (!s.Has(SentSegmentFlags.EverRetransmitted) && s.Start >= _highestRetransmittedEnd))
                 {
-                    break; // First transmissions are in sequence order: all later ones were sent later.
+                    break; // First transmissions go out in sequence order, and no retransmission lies beyond.
                 }
 
                 continue;
             }
 
-            if (s.Has(SentSegmentFlags.Sacked) || IsLostPending(s.Flags))
+            if (s.Has(SentSegmentFlags.Sacked))
+            {
+                // Skip the rest of a SACKed run in one step when the last ACK's blocks describe it.
+                for (var c = 0; c < _sackCacheCount; c++)
+                {
+                    if (_sackCacheLeft[c] <= s.Start && s.End < _sackCacheRight[c])
+                    {
+                        // Resume at the segment holding the block's last octet (it may reach past the block).
+                        var j = _sent.IndexOf(_sackCacheRight[c] - 1);
+                        if (j - 1 > i)
+                        {
+                            i = j - 1;
+                        }
+
+                        break;
+                    }
+                }
+
+                continue;
+            }
+
+            if (IsLostPending(s.Flags))
             {
                 continue;
             }
@@ -511,6 +667,7 @@ public sealed partial class StreamConnection
         }
 
         var flight = _sndNxt - _sndUna;
+        BeginUndoEpisode();
         _cc.OnCongestionEvent(now, flight);
         _prrDelivered = 0;
         _prrOut = 0;
@@ -541,6 +698,10 @@ public sealed partial class StreamConnection
         _recoveryNoCut = false;
         _dupAcks = 0;
         _renoSacked = 0;
+        if (--_reorderWindowPersist <= 0)
+        {
+            _reorderWindowMultiplier = 1;
+        }
     }
 
     /// <summary>PRR-SSRB (RFC 6937 §3.1) for one ACK during fast recovery.</summary>

@@ -41,6 +41,7 @@ public sealed partial class StreamConnection
             next = Earliest(next, _rtxDeadline);
             next = Earliest(next, _reorderDeadline);
             next = Earliest(next, _persistDeadline);
+            next = Earliest(next, _pacingDeadline);
             next = Earliest(next, KeepAliveDeadline);
             return next;
         }
@@ -74,6 +75,11 @@ public sealed partial class StreamConnection
             return;
         }
 
+        if (_pacingDeadline is { } pace && now >= pace)
+        {
+            _pacingDeadline = null; // The next poll may send again.
+        }
+
         if (_reorderDeadline is { } reorder && now >= reorder)
         {
             _reorderDeadline = null;
@@ -96,7 +102,7 @@ public sealed partial class StreamConnection
                 if (_sent.Count > 0)
                 {
                     _tlpPending = true;
-                    ArmRetransmissionTimer(now, allowProbe: false);
+                    ArmRetransmissionDeadline(now, allowProbe: false);
                 }
             }
             else
@@ -153,6 +159,11 @@ public sealed partial class StreamConnection
         }
 
         _statTimeouts++;
+        if (_consecutiveTimeouts == 1)
+        {
+            BeginUndoEpisode();
+        }
+
         _cc.OnRetransmissionTimeout(now, _sndNxt - _sndUna, firstInEpisode: _consecutiveTimeouts == 1);
 
         // RFC 8985 §6.3: everything not SACKed is lost.
@@ -174,14 +185,14 @@ public sealed partial class StreamConnection
         _tlpPending = false;
         _reorderDeadline = null;
         _rtt.BackOff();
-        ArmRetransmissionTimer(now, allowProbe: false);
+        ArmRetransmissionDeadline(now, allowProbe: false);
     }
 
     /// <summary>
     /// (Re)starts the retransmission timer; with SACK, outside recovery and with an RTT sample, a tail-loss probe
     /// timeout of 2·SRTT (plus the worst-case delayed ACK when one segment is in flight) replaces it when shorter.
     /// </summary>
-    private void ArmRetransmissionTimer(TimeSpan now, bool allowProbe)
+    private void ArmRetransmissionDeadline(TimeSpan now, bool allowProbe)
     {
         if (_sent.Count == 0)
         {
@@ -193,17 +204,7 @@ public sealed partial class StreamConnection
         var rto = _rtt.Rto;
         if (allowProbe && _sackEnabled && _recovery == RecoveryMode.None && !_tlpOutstanding && _rtt.HasSample)
         {
-            var pto = 2 * _rtt.SmoothedRtt;
-            if (_sent.Count == 1)
-            {
-                pto += WorstCaseDelayedAck;
-            }
-
-            if (pto < MinProbeTimeout)
-            {
-                pto = MinProbeTimeout;
-            }
-
+            var pto = ProbeTimeout();
             if (pto < rto)
             {
                 _rtxDeadline = now + pto;
@@ -216,6 +217,33 @@ public sealed partial class StreamConnection
         _rtxIsProbe = false;
     }
 
+    /// <summary>Replaces a running retransmission timer by a tail-loss probe when that would fire earlier.</summary>
+    private void MaybeArmProbe(TimeSpan now)
+    {
+        if (_rtxDeadline is not { } deadline || _rtxIsProbe || !_sackEnabled || _recovery != RecoveryMode.None || _tlpOutstanding || !_rtt.HasSample)
+        {
+            return;
+        }
+
+        var pto = ProbeTimeout();
+        if (now + pto < deadline)
+        {
+            _rtxDeadline = now + pto;
+            _rtxIsProbe = true;
+        }
+    }
+
+    private TimeSpan ProbeTimeout()
+    {
+        var pto = 2 * _rtt.SmoothedRtt;
+        if (_sent.Count == 1)
+        {
+            pto += WorstCaseDelayedAck;
+        }
+
+        return pto < MinProbeTimeout ? MinProbeTimeout : pto;
+    }
+
     private TimeSpan PersistInterval()
     {
         var interval = _rtt.HasSample ? _rtt.SmoothedRtt + (4 * _rtt.RttVariance) : _options.InitialRto;
@@ -224,7 +252,7 @@ public sealed partial class StreamConnection
             interval = _options.MinRto;
         }
 
-        for (var i = 1; i < _persistBackoff && interval < _options.MaxRto; i++)
+        for (var i = 0; i < _persistBackoff && interval < _options.MaxRto; i++)
         {
             interval += interval;
         }

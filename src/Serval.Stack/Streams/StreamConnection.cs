@@ -205,6 +205,8 @@ public sealed partial class StreamConnection
         WindowProbes = _statWindowProbes,
         KeepAliveProbes = _statKeepAliveProbes,
         SackBlocksReceived = _statSackBlocks,
+        DsacksReceived = _statDsacks,
+        SpuriousRecoveriesUndone = _statUndos,
         DuplicateSegmentsReceived = _statDuplicateSegments,
         OutOfOrderSegmentsReceived = _statOutOfOrderSegments,
         SmoothedRtt = _rtt.SmoothedRtt,
@@ -286,6 +288,11 @@ public sealed partial class StreamConnection
     {
         if (_state == StreamState.Closed)
         {
+            if (_error == StreamError.None && _rcvNxt == 0 && _handshakeTransmissions == 0)
+            {
+                Terminate(StreamError.Aborted); // Never opened.
+            }
+
             return;
         }
 
@@ -343,7 +350,7 @@ public sealed partial class StreamConnection
 
         if (_sent.Count > 0)
         {
-            ArmRetransmissionTimer(now, allowProbe: false);
+            ArmRetransmissionDeadline(now, allowProbe: false);
         }
         else
         {

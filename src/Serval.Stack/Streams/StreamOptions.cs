@@ -37,6 +37,14 @@ public sealed record StreamOptions
     public bool NoDelay { get; init; } = true;
 
     /// <summary>
+    /// Spread transmissions over the round trip (true, the default) at 2·cwnd/SRTT in slow start and
+    /// 1.25·cwnd/SRTT afterwards, in bursts of at most about a millisecond; when false the window goes out at once.
+    /// Pacing makes <see cref="StreamConnection.TryPoll"/> return false with data pending and report the next send
+    /// time through <see cref="StreamConnection.NextTimeout"/>.
+    /// </summary>
+    public bool Pacing { get; init; } = true;
+
+    /// <summary>
     /// Longest an acknowledgement of in-order data is delayed (default 40 ms); every second full-sized segment is
     /// acknowledged at once regardless. <see cref="TimeSpan.Zero"/> acknowledges every segment immediately.
     /// </summary>

@@ -42,6 +42,12 @@ public readonly record struct StreamStatistics
     /// <summary>SACK blocks received in acknowledgements.</summary>
     public long SackBlocksReceived { get; init; }
 
+    /// <summary>D-SACK reports received (the peer got data twice).</summary>
+    public long DsacksReceived { get; init; }
+
+    /// <summary>Window reductions undone because every retransmission proved spurious.</summary>
+    public long SpuriousRecoveriesUndone { get; init; }
+
     /// <summary>Received segments with data that were (partly) outside the window or already received.</summary>
     public long DuplicateSegmentsReceived { get; init; }
 

@@ -173,7 +173,8 @@ public sealed class RouterScenarioTests
         var clients = Enumerable.Range(0, 1000).Select(_ => t.Client.Connect(Web, TransportProtocol.Datagram)).ToList();
         t.Net.RunUntil(() => clients.All(c => t.Client.Engine.GetState(c) is SalState.Connected or SalState.Closed), TimeSpan.FromMinutes(30));
         var connected = clients.Count(c => t.Client.IsConnected(c));
-        Assert.True(connected >= 990, $"{connected} of 1000 connected");
+        var failures = string.Join(", ", clients.Where(c => !t.Client.IsConnected(c)).GroupBy(c => (t.Client.Engine.GetState(c), t.Client.Engine.GetError(c))).Select(g => $"{g.Key}: {g.Count()}"));
+        Assert.True(connected >= 990, $"{connected} of 1000 connected; others {failures}");
     }
 
     [Fact]

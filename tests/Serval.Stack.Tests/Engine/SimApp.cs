@@ -90,8 +90,17 @@ internal static class SimApp
                 return closeAfter ? done : received.Length >= data.Length;
             },
             timeout);
-        Assert.True(ok, $"transfer incomplete: sent {sent}, received {received.Length} of {data.Length}");
+        Assert.True(ok, $"transfer incomplete: sent {sent}, received {received.Length} of {data.Length}; sender {Describe(from, sender)}; receiver {Describe(to, receiver)}");
         return received.ToArray();
+    }
+
+    public static string Describe(SimHost host, SocketHandle h)
+    {
+        var f = host.Engine.GetFlow(h);
+        var c = host.Engine.Counters;
+        return f is null
+            ? $"{host.Name}: no flow ({host.Engine.GetError(h)})"
+            : $"{host.Name}: {f.State}/{f.Migration} peer {f.PeerAddress} local {f.LocalAddress} validated {c.PathsValidated} failures {c.PathValidationFailures} stream [{f.Stream}]";
     }
 
     public static byte[] RandomBytes(int n, int seed)

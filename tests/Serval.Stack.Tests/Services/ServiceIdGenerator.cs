@@ -9,7 +9,7 @@ namespace Serval.Stack.Tests.Services;
 /// </summary>
 internal sealed class ServiceIdGenerator
 {
-    private static readonly int[] Splits = [0, 1, 3, 7, 8, 9, 12, 15, 16, 17, 24, 31, 32, 33, 40, 63, 64, 65, 100, 127, 128, 129, 191, 192, 200, 247, 248, 249, 255, 256];
+    private static readonly int[] _splits = [0, 1, 3, 7, 8, 9, 12, 15, 16, 17, 24, 31, 32, 33, 40, 63, 64, 65, 100, 127, 128, 129, 191, 192, 200, 247, 248, 249, 255, 256];
 
     private readonly Random _random;
     private readonly ServiceId[] _bases;
@@ -36,7 +36,7 @@ internal sealed class ServiceIdGenerator
     /// <summary>A clustered id: a base's first bits, then random bits.</summary>
     public ServiceId Id()
     {
-        var split = _random.Next(4) == 0 ? _random.Next(257) : Splits[_random.Next(Splits.Length)];
+        var split = _random.Next(4) == 0 ? _random.Next(257) : _splits[_random.Next(_splits.Length)];
         return new ServicePrefix(_bases[_random.Next(_bases.Length)], split).Apply(RandomId());
     }
 
@@ -45,7 +45,7 @@ internal sealed class ServiceIdGenerator
     {
         var length = _random.Next(3) == 0
             ? _random.Next(257)
-            : Math.Clamp(Splits[_random.Next(Splits.Length)] + _random.Next(-2, 3), 0, 256);
+            : Math.Clamp(_splits[_random.Next(_splits.Length)] + _random.Next(-2, 3), 0, 256);
         return new ServicePrefix(Id(), length);
     }
 }

@@ -7,7 +7,7 @@ namespace Serval.Stack.Tests.Services;
 /// <summary>The service table agrees with <see cref="NaiveServiceTable"/> on long seeded random operation sequences.</summary>
 public sealed class ServiceTablePropertyTests
 {
-    private static readonly LinkAddress[] Addresses =
+    private static readonly LinkAddress[] _addresses =
     [
         LinkAddress.Parse("10.0.0.1"),
         LinkAddress.Parse("10.0.0.2:54325"),
@@ -15,8 +15,8 @@ public sealed class ServiceTablePropertyTests
         LinkAddress.Parse("[fd00::1]:54325"),
     ];
 
-    private static readonly uint[] Priorities = [0, 1, 1, 5, 5, 32000, int.MaxValue];
-    private static readonly uint[] Weights = [0, 1, 2, 7, 1024, int.MaxValue];
+    private static readonly uint[] _priorities = [0, 1, 1, 5, 5, 32000, int.MaxValue];
+    private static readonly uint[] _weights = [0, 1, 2, 7, 1024, int.MaxValue];
 
     [Fact]
     public void Hundred_thousand_random_operations_agree_with_a_linear_scan_reference()
@@ -40,8 +40,8 @@ public sealed class ServiceTablePropertyTests
             {
                 op = "add";
                 var target = Target(rng);
-                var priority = rng.Next(50) == 0 ? (uint)int.MaxValue + 1 : Priorities[rng.Next(Priorities.Length)];
-                var weight = rng.Next(50) == 0 ? uint.MaxValue : Weights[rng.Next(Weights.Length)];
+                var priority = rng.Next(50) == 0 ? (uint)int.MaxValue + 1 : _priorities[rng.Next(_priorities.Length)];
+                var weight = rng.Next(50) == 0 ? uint.MaxValue : _weights[rng.Next(_weights.Length)];
                 var idle = Timeout(rng);
                 var hard = Timeout(rng);
                 var expected = model.Add(prefix, target, priority, weight, idle, hard, now);
@@ -62,10 +62,10 @@ public sealed class ServiceTablePropertyTests
                 op = "modify";
                 var target = Existing(model, prefix, rng) ?? Target(rng);
                 LinkAddress? address = (target.Type == ServiceTargetType.Forward || rng.Next(20) == 0) && rng.Next(3) == 0
-                    ? Addresses[rng.Next(Addresses.Length)]
+                    ? _addresses[rng.Next(_addresses.Length)]
                     : null;
-                uint? priority = rng.Next(2) == 0 ? Priorities[rng.Next(Priorities.Length)] : null;
-                uint? weight = rng.Next(2) == 0 ? Weights[rng.Next(Weights.Length)] : null;
+                uint? priority = rng.Next(2) == 0 ? _priorities[rng.Next(_priorities.Length)] : null;
+                uint? weight = rng.Next(2) == 0 ? _weights[rng.Next(_weights.Length)] : null;
                 var expected = model.Modify(prefix, target, address, priority, weight);
                 Same(expected, table.Modify(prefix, target, address, priority, weight), step, "modify");
                 op += ":" + expected;
@@ -122,6 +122,21 @@ public sealed class ServiceTablePropertyTests
             Same(exact is not null, table.TryGetExact(probe, out var found), step, "exact");
             AssertSame(exact, found);
 
+            if (step % 100 == 0)
+            {
+                // The batched lookup gives the answers of the single one (37: not a multiple of its lane count).
+                var batch = Enumerable.Range(0, 37).Select(i => i % 3 == 0 ? gen.RandomId() : gen.Id()).ToArray();
+                var results = new ServiceEntry?[batch.Length];
+                table.LookupBatch(batch, results);
+                for (var i = 0; i < batch.Length; i++)
+                {
+                    if (!ReferenceEquals(results[i], table.Lookup(batch[i])))
+                    {
+                        Assert.Fail($"step {step}: batch lookup of {batch[i]} gave {results[i]?.Prefix}, single {table.Lookup(batch[i])?.Prefix}");
+                    }
+                }
+            }
+
             if (step % 2500 == 0)
             {
                 TrieInvariants.Check(table);
@@ -150,7 +165,7 @@ public sealed class ServiceTablePropertyTests
 
     private static ServiceTarget Target(Random rng) => rng.Next(40) switch
     {
-        < 20 => ServiceTarget.Forward(Addresses[rng.Next(Addresses.Length)], rng.Next(3)),
+        < 20 => ServiceTarget.Forward(_addresses[rng.Next(_addresses.Length)], rng.Next(3)),
         < 30 => ServiceTarget.Demux(1 + rng.Next(6), rng.Next(2) == 0 ? (byte)6 : (byte)17),
         < 33 => ServiceTarget.Delay(),
         < 36 => ServiceTarget.Drop(),

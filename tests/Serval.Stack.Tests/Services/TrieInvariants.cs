@@ -94,17 +94,18 @@ internal static class TrieInvariants
             entries.Add(self);
         }
 
-        var lastLength = d;
+        ServicePrefix? last = null;
         foreach (var e in node.Interior)
         {
             Assert.InRange(e.Prefix.Length, d + 1, d + 7);
-            Assert.True(e.Prefix.Length >= lastLength, "interior not sorted by length");
-            lastLength = e.Prefix.Length;
+            Assert.True(last is null || last.Value.Length < e.Prefix.Length || (last.Value.Length == e.Prefix.Length && last.Value.Id < e.Prefix.Id), "interior not in (length, id) order");
+            last = e.Prefix;
             Assert.True(Matches(e.Prefix.Id, node));
             entries.Add(e);
         }
 
         // Local expansion against brute force.
+        Assert.Equal(node.Local.Covered.Count, node.Covered.Count);
         for (var slot = 0; slot < 256; slot++)
         {
             ServiceEntry? best = node.Self;
@@ -131,6 +132,16 @@ internal static class TrieInvariants
             }
 
             children++;
+
+            // The slot's pre-check: the first (up to 31) bits after this node's byte of the tail / skipped path,
+            // and a flag in the lowest bit when there are more.
+            var childSlot = node.Children[node.ChildSlots.RankBefore(slot)];
+            var (childId, end) = child is TrieNode n ? (ToId(n.Key), n.Depth) : (((ServiceEntry)child).Prefix.Id, ((ServiceEntry)child).Prefix.Length);
+            var checkedBits = Math.Min(31, end - (d + 8));
+            var expectedCheck = checkedBits == 0 ? 0u : (uint)childId.GetBits(d + 8, checkedBits) << (32 - checkedBits);
+            Assert.Equal(checkedBits == 0 ? 0u : uint.MaxValue << (32 - checkedBits), childSlot.Mask);
+            Assert.Equal(expectedCheck | (end - (d + 8) > 31 ? 1u : 0u), childSlot.Check);
+
             if (child is ServiceEntry tail)
             {
                 Assert.True(tail.Prefix.Length >= d + 8);

@@ -48,6 +48,11 @@ internal sealed class StreamEndpoint : IPacketSink, IDisposable
 
     public TimeSpan? FirstByteReadAt { get; private set; }
 
+    /// <summary>When set, <see cref="MarkReachedAt"/> records when this many bytes had been read.</summary>
+    public long MarkAfterBytes { get; set; } = -1;
+
+    public TimeSpan? MarkReachedAt { get; private set; }
+
     public TimeSpan? LastByteReadAt { get; private set; }
 
     public TimeSpan? ReadsCompletedAt { get; private set; }
@@ -86,6 +91,10 @@ internal sealed class StreamEndpoint : IPacketSink, IDisposable
                 BytesRead += n;
                 FirstByteReadAt ??= now;
                 LastByteReadAt = now;
+                if (MarkAfterBytes >= 0 && MarkReachedAt is null && BytesRead >= MarkAfterBytes)
+                {
+                    MarkReachedAt = now;
+                }
             }
 
             if (Connection.ReadsCompleted && ReadsCompletedAt is null)

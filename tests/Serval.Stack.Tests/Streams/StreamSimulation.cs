@@ -31,7 +31,8 @@ internal sealed class StreamSimulation : IDisposable
         SimulatedLink serverToClient,
         ulong seed,
         uint? clientIss = null,
-        uint? serverIss = null)
+        uint? serverIss = null,
+        Func<TcpRepr, TcpRepr>? clientSynTransform = null)
     {
         var client = new StreamEndpoint("client", new StreamConnection(clientOptions, new SeededRandomSource(seed), Now, clientIss), seed * 31 + 7);
         var server = new StreamEndpoint("server", new StreamConnection(serverOptions, new SeededRandomSource(seed + 1), Now, serverIss), seed * 31 + 11);
@@ -41,6 +42,11 @@ internal sealed class StreamSimulation : IDisposable
         server.Destination = client;
 
         var syn = RoundTrip(client.Connection.CreateSyn(Now));
+        if (clientSynTransform is not null)
+        {
+            syn = clientSynTransform(syn);
+        }
+
         Now += clientToServer.Profile.Delay;
         if (!server.Connection.OnSyn(syn, Now))
         {
@@ -66,8 +72,12 @@ internal sealed class StreamSimulation : IDisposable
         return (client, server);
     }
 
-    /// <summary>Runs until <paramref name="done"/> holds (true) or nothing can happen / the time limit passes (false).</summary>
-    public bool RunUntil(Func<bool> done, TimeSpan limit)
+    /// <summary>
+    /// Runs until <paramref name="done"/> holds (true) or nothing can happen / the time limit passes (false).
+    /// <paramref name="tick"/> wakes the applications periodically even when the network is idle (for applications
+    /// that act on a schedule of their own).
+    /// </summary>
+    public bool RunUntil(Func<bool> done, TimeSpan limit, TimeSpan? tick = null)
     {
         var deadline = Now + limit;
         var sameTime = 0;
@@ -84,6 +94,11 @@ internal sealed class StreamSimulation : IDisposable
             }
 
             TimeSpan? next = Network.NextEvent;
+            if (tick is { } t0 && (next is null || Now + t0 < next))
+            {
+                next = Now + t0;
+            }
+
             foreach (var e in _endpoints)
             {
                 var t = e.Connection.NextTimeout;

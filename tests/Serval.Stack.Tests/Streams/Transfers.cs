@@ -1,4 +1,5 @@
 using Serval.Stack.Streams;
+using Serval.Wire;
 
 namespace Serval.Stack.Tests.Streams;
 
@@ -18,14 +19,17 @@ internal static class Transfers
         StreamOptions? senderOptions = null,
         StreamOptions? receiverOptions = null,
         bool serverSends = false,
-        TimeSpan? limit = null)
+        TimeSpan? limit = null,
+        Func<TcpRepr, TcpRepr>? clientSynTransform = null,
+        uint? clientIss = null,
+        uint? serverIss = null)
     {
         using var sim = new StreamSimulation();
         var clientToServer = sim.CreateLink(serverSends ? reverse : forward, seed * 7919 + 1);
         var serverToClient = sim.CreateLink(serverSends ? forward : reverse, seed * 7919 + 2);
         var clientOptions = (serverSends ? receiverOptions : senderOptions) ?? StreamOptions.Default;
         var serverOptions = (serverSends ? senderOptions : receiverOptions) ?? StreamOptions.Default;
-        var (client, server) = sim.Connect(clientOptions, serverOptions, clientToServer, serverToClient, seed);
+        var (client, server) = sim.Connect(clientOptions, serverOptions, clientToServer, serverToClient, seed, clientIss, serverIss, clientSynTransform);
         var sender = serverSends ? server : client;
         var receiver = serverSends ? client : server;
         sender.BytesToSend = bytes;

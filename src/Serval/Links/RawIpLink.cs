@@ -1,0 +1,174 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Serval.Native;
+using Serval.Wire;
+
+namespace Serval.Links;
+
+/// <summary>
+/// Raw IP with protocol number 144 (PROTOCOL.md §1), IPv4 or IPv6: what the reference implementation speaks, so
+/// interoperability runs over it. Needs root or CAP_NET_RAW (<see cref="IsSupported"/>). The socket is bound to one
+/// local address; since every raw socket for protocol 144 in the namespace receives a copy of every such packet,
+/// packets not addressed to that address are discarded. IPv4 packets arrive with their IP header, which is stripped.
+/// </summary>
+public sealed class RawIpLink : ServalLink, ISocketIoHandler
+{
+    private static readonly Lazy<bool> s_supported = new(Probe);
+    private readonly SocketIo _io;
+    private readonly bool _ipv4;
+    private ILinkReceiver? _receiver;
+
+    /// <summary>Opens a raw protocol-144 socket bound to <paramref name="address"/>.</summary>
+    /// <param name="address">A specific local IPv4 or IPv6 address.</param>
+    /// <param name="mtu">Largest SAL packet; null picks 1480 (IPv4) or 1460 (IPv6), a 1500-byte path.</param>
+    /// <param name="useBatching">Use <c>sendmmsg</c>/<c>recvmmsg</c> (default true).</param>
+    /// <exception cref="PlatformNotSupportedException">Not Linux, or no CAP_NET_RAW (see <see cref="IsSupported"/>).</exception>
+    /// <exception cref="ArgumentException">The address is a wildcard or the MTU is out of range.</exception>
+    public RawIpLink(IPAddress address, int? mtu = null, bool useBatching = true)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        if (address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any))
+        {
+            throw new ArgumentException("Bind a raw IP link to a specific address, not a wildcard.", nameof(address));
+        }
+
+        if (mtu is < 256 or > 65_000)
+        {
+            throw new ArgumentException($"MTU must be 256 to 65000 bytes (was {mtu}).", nameof(mtu));
+        }
+
+        _ipv4 = address.AddressFamily == AddressFamily.InterNetwork;
+        var socket = Open(_ipv4 ? LinuxSockets.AfInet : LinuxSockets.AfInet6, out var errno)
+            ?? throw new PlatformNotSupportedException($"A raw IP socket for protocol 144 needs Linux and CAP_NET_RAW (errno {errno}).");
+        try
+        {
+            socket.Bind(new IPEndPoint(address, 0));
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+
+        LocalAddress = LinkAddress.FromIPAddress(address);
+        Mtu = mtu ?? (_ipv4 ? 1480 : 1460);
+        Name = $"ip144 {LocalAddress}";
+        // IPv4 receive includes the IP header (up to 60 bytes).
+        _io = new SocketIo(socket, Name, Mtu + (_ipv4 ? 60 : 0), useBatching, Counters, this);
+    }
+
+    /// <summary>Whether this process may open raw protocol-144 sockets (Linux with root or CAP_NET_RAW).</summary>
+    public static bool IsSupported => s_supported.Value;
+
+    /// <inheritdoc/>
+    public override string Name { get; }
+
+    /// <inheritdoc/>
+    public override LinkAddress LocalAddress { get; }
+
+    /// <inheritdoc/>
+    public override int Mtu { get; }
+
+    /// <summary>Whether this link sends and receives with <c>sendmmsg</c>/<c>recvmmsg</c>.</summary>
+    public bool IsBatching => _io.Batching;
+
+    private static bool Probe()
+    {
+        using var s = Open(LinuxSockets.AfInet, out _);
+        return s is not null;
+    }
+
+    private static Socket? Open(int family, out int errno)
+    {
+        errno = 0;
+        if (!LinuxSockets.IsPlatformSupported)
+        {
+            return null;
+        }
+
+        int fd;
+        try
+        {
+            fd = LinuxSockets.Socket(family, LinuxSockets.SockRaw, ServalInfo.IPProtocolNumber);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return null;
+        }
+
+        if (fd < 0)
+        {
+            errno = Marshal.GetLastPInvokeError();
+            return null;
+        }
+
+        try
+        {
+            return new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+        }
+        catch
+        {
+            LinuxSockets.Close(fd);
+            throw;
+        }
+    }
+
+    /// <inheritdoc/>
+    public override void Start(ILinkReceiver receiver)
+    {
+        ArgumentNullException.ThrowIfNull(receiver);
+        if (Interlocked.CompareExchange(ref _receiver, receiver, null) is not null)
+        {
+            throw new InvalidOperationException("The link is already started.");
+        }
+
+        _io.StartReceiving();
+    }
+
+    /// <inheritdoc/>
+    public override void Send(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet) =>
+        _io.Send(destination.WithPort(0), packet);
+
+    /// <inheritdoc/>
+    public override void Flush() => _io.Flush();
+
+    internal override void AttachLogger(Microsoft.Extensions.Logging.ILogger logger) => _io.Logger = logger;
+
+    void ISocketIoHandler.OnDatagram(LinkAddress source, ReadOnlySpan<byte> datagram)
+    {
+        var destination = LocalAddress;
+        if (_ipv4)
+        {
+            if (!Ipv4Repr.TryParse(datagram, out var ip, out var headerLength, out var payloadLength, out _)
+                || ip.Protocol != ServalInfo.IPProtocolNumber || ip.IsFragment)
+            {
+                Counters.Dropped();
+                return;
+            }
+
+            if (!ip.Destination.SameAddress(LocalAddress))
+            {
+                return; // another host's packet: every raw socket sees every protocol-144 packet
+            }
+
+            source = ip.Source;
+            destination = ip.Destination;
+            datagram = datagram.Slice(headerLength, payloadLength);
+        }
+
+        Counters.Received(datagram.Length);
+        _receiver?.Receive(source.WithPort(0), destination, datagram);
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _io.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,67 @@
+using Serval.Wire;
+
+namespace Serval.Links;
+
+/// <summary>
+/// One link (interface) of a <see cref="ServalHost"/>: the underlay that carries SAL packets — UDP encapsulation,
+/// raw IP protocol 144, an in-memory hub, or a decorator around another link. A host owns its links: it starts them
+/// when it starts and disposes them when it stops.
+/// </summary>
+/// <remarks>
+/// Threading: <see cref="Start"/>, <see cref="Send"/> and <see cref="Flush"/> are called by the host's engine thread
+/// only. A link delivers received packets to the <see cref="ILinkReceiver"/> from any thread (usually its own
+/// receive thread). <see cref="Send"/> must not throw for network conditions: a packet that cannot be sent is dropped
+/// and counted, as a network would.
+/// </remarks>
+public abstract class ServalLink : IDisposable
+{
+    /// <summary>A readable name ("udp 127.0.0.2:54325").</summary>
+    public abstract string Name { get; }
+
+    /// <summary>This host's address on the link (with the UDP port on UDP links).</summary>
+    public abstract LinkAddress LocalAddress { get; }
+
+    /// <summary>The link's broadcast address, or <see cref="LinkAddress.None"/> (no ad hoc default rule).</summary>
+    public virtual LinkAddress BroadcastAddress => LinkAddress.None;
+
+    /// <summary>The largest SAL packet the link carries.</summary>
+    public abstract int Mtu { get; }
+
+    /// <summary>Packets sent, received and dropped by this link.</summary>
+    public LinkCounters Counters { get; } = new();
+
+    /// <summary>Starts delivering received packets to <paramref name="receiver"/>. Called once.</summary>
+    public abstract void Start(ILinkReceiver receiver);
+
+    /// <summary>
+    /// Sends <paramref name="packet"/> (SAL header onward) to <paramref name="destination"/>. <paramref name="source"/>
+    /// is the address the engine computed the transport checksum with; links that cannot choose their source ignore
+    /// it. The span is valid only during the call; a link may queue a copy until <see cref="Flush"/>.
+    /// </summary>
+    public abstract void Send(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet);
+
+    /// <summary>Transmits whatever <see cref="Send"/> queued (batching links send several packets per system call).</summary>
+    public virtual void Flush()
+    {
+    }
+
+    /// <summary>Gives the link the host's logger (decorators pass it on).</summary>
+    internal virtual void AttachLogger(Microsoft.Extensions.Logging.ILogger logger)
+    {
+    }
+
+    /// <summary>Stops receiving and releases the link's resources.</summary>
+    public void Dispose()
+    {
+        Dispose(true);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Releases resources; <paramref name="disposing"/> is false only from a finalizer.</summary>
+    protected virtual void Dispose(bool disposing)
+    {
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => Name;
+}

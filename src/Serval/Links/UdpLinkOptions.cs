@@ -1,0 +1,34 @@
+namespace Serval.Links;
+
+/// <summary>Settings of a <see cref="UdpLink"/>. Validated by the link's constructor.</summary>
+public sealed record UdpLinkOptions
+{
+    /// <summary>The defaults.</summary>
+    public static UdpLinkOptions Default { get; } = new();
+
+    /// <summary>Largest SAL packet (the UDP payload); null picks 1472 for IPv4 and 1452 for IPv6 (a 1500-byte path).</summary>
+    public int? Mtu { get; init; }
+
+    /// <summary>Use <c>sendmmsg</c>/<c>recvmmsg</c> on Linux (default true); false forces the managed socket calls.</summary>
+    public bool UseBatching { get; init; } = true;
+
+    /// <summary>Kernel receive buffer size requested for the socket (default 4 MiB; the kernel may cap it).</summary>
+    public int SocketReceiveBufferSize { get; init; } = 4 * 1024 * 1024;
+
+    /// <summary>Kernel send buffer size requested for the socket (default 4 MiB; the kernel may cap it).</summary>
+    public int SocketSendBufferSize { get; init; } = 4 * 1024 * 1024;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
+    public void Validate()
+    {
+        if (Mtu is < 256 or > 65_507)
+        {
+            throw new ArgumentException($"{nameof(Mtu)} must be 256 to 65507 bytes (was {Mtu}).", nameof(Mtu));
+        }
+
+        if (SocketReceiveBufferSize < 0 || SocketSendBufferSize < 0)
+        {
+            throw new ArgumentException("Socket buffer sizes must not be negative.", nameof(SocketReceiveBufferSize));
+        }
+    }
+}

@@ -1,0 +1,83 @@
+using System.Runtime.InteropServices;
+
+namespace Serval.Native;
+
+/// <summary>
+/// libc socket calls that .NET does not expose: raw sockets for protocol 144 (.NET refuses unknown protocol numbers),
+/// and the batch calls <c>sendmmsg</c>/<c>recvmmsg</c>. Declared for 64-bit Linux (glibc and musl share these layouts).
+/// </summary>
+internal static unsafe partial class LinuxSockets
+{
+    public const int AfInet = 2;
+    public const int AfInet6 = 10;
+    public const int SockRaw = 3;
+    public const int SolSocket = 1;
+    public const int SoRcvTimeo = 20;
+    public const int MsgTrunc = 0x20;
+    public const int MsgDontWait = 0x40;
+    public const int MsgWaitForOne = 0x10000;
+    public const int EIntr = 4;
+    public const int EAgain = 11;
+    public const int EPerm = 1;
+    public const int EAcces = 13;
+    public const int EConnRefused = 111;
+    public const int ENoBufs = 105;
+
+    private const string Libc = "libc";
+
+    /// <summary>Whether the batch calls and raw sockets can be used on this platform at all.</summary>
+    public static bool IsPlatformSupported => OperatingSystem.IsLinux() && IntPtr.Size == 8;
+
+    [LibraryImport(Libc, EntryPoint = "socket", SetLastError = true)]
+    public static partial int Socket(int domain, int type, int protocol);
+
+    [LibraryImport(Libc, EntryPoint = "close", SetLastError = true)]
+    public static partial int Close(int fd);
+
+    [LibraryImport(Libc, EntryPoint = "setsockopt", SetLastError = true)]
+    public static partial int SetSockOpt(nint fd, int level, int name, void* value, uint length);
+
+    [LibraryImport(Libc, EntryPoint = "recvmmsg", SetLastError = true)]
+    public static partial int RecvMmsg(nint fd, MMsgHdr* messages, uint count, int flags, void* timeout);
+
+    [LibraryImport(Libc, EntryPoint = "sendmmsg", SetLastError = true)]
+    public static partial int SendMmsg(nint fd, MMsgHdr* messages, uint count, int flags);
+
+    /// <summary>Sets SO_RCVTIMEO so that a blocking receive returns EAGAIN after <paramref name="milliseconds"/>.</summary>
+    public static bool SetReceiveTimeout(nint fd, int milliseconds)
+    {
+        var tv = stackalloc long[2];
+        tv[0] = milliseconds / 1000;
+        tv[1] = milliseconds % 1000 * 1000;
+        return SetSockOpt(fd, SolSocket, SoRcvTimeo, tv, 16) == 0;
+    }
+
+    /// <summary>struct iovec.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct IoVec
+    {
+        public void* Base;
+        public nuint Length;
+    }
+
+    /// <summary>struct msghdr (64-bit Linux).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct MsgHdr
+    {
+        public void* Name;
+        public uint NameLength;
+        public IoVec* Iov;
+        public nuint IovLength;
+        public void* Control;
+        public nuint ControlLength;
+        public int Flags;
+    }
+
+    /// <summary>struct mmsghdr.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct MMsgHdr
+    {
+        public MsgHdr Header;
+        public uint Length;
+    }
+}

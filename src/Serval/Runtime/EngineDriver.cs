@@ -1,0 +1,406 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Serval.Links;
+using Serval.Stack;
+using Serval.Stack.Services;
+using Serval.Wire;
+
+namespace Serval.Runtime;
+
+/// <summary>
+/// Drives one <see cref="Stack.Engine"/> on one dedicated thread (DESIGN.md, "The runtime"): take work from
+/// applications, take packets from links, feed the engine, poll it, transmit, dispatch its events to socket state, and
+/// sleep until the next timer, packet or request. Nothing else touches the engine, except the thread-safe
+/// <see cref="ServiceTable"/> reads and <see cref="EngineCounters"/>.
+/// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The metrics are disposed when the engine thread ends; the wake event outlives it for late signals.")]
+internal sealed partial class EngineDriver : IPacketSink
+{
+    private const int InboundPerRound = 64;
+    private const int WorkPerRound = 256;
+
+    private readonly ServalLink[] _links;
+    private readonly ConcurrentQueue<IWorkItem> _work = new();
+    private readonly ConcurrentQueue<InboundPacket> _inbound = new();
+    private readonly ManualResetEventSlim _wake = new(false, 10);
+    private readonly Thread _thread;
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly long _startTimestamp = Stopwatch.GetTimestamp();
+    private readonly int _inboundCapacity;
+    private readonly HostMetrics _metrics;
+    private int _inboundCount;
+    private int _signaled;
+    private long _inboundDropped;
+    private int _flowCount;
+    private volatile bool _stopRequested;
+    private volatile bool _closed;
+
+    public EngineDriver(ServalHostOptions options)
+    {
+        Name = options.Name;
+        Logger = options.LoggerFactory.CreateLogger("Serval.Host");
+        Engine = new Engine(options.Engine, options.Random ?? CryptoRandomSource.Instance) { StreamOptions = options.Stream };
+        _inboundCapacity = options.InboundQueueCapacity;
+        _links = [.. options.Links];
+        var now = Now;
+        for (var i = 0; i < _links.Length; i++)
+        {
+            var link = _links[i];
+            var index = Engine.AddInterface(new InterfaceConfig
+            {
+                Name = link.Name,
+                Address = link.LocalAddress,
+                Broadcast = link.BroadcastAddress,
+                Mtu = link.Mtu,
+            });
+            Debug.Assert(index == i + 1, "interfaces are numbered in link order");
+            Engine.SetInterfaceUp(index, true, now);
+            HostLog.LinkAttached(Logger, Name, index, link.Name, link.Mtu);
+        }
+
+        if (!options.DefaultRouter.IsNone)
+        {
+            Engine.Services.Add(ServicePrefix.Default, ForwardTarget(options.DefaultRouter), now: now);
+        }
+
+        Interfaces = Engine.Interfaces;
+        _metrics = new HostMetrics(Name, this);
+        _thread = new Thread(Run) { IsBackground = true, Name = $"serval engine {Name}" };
+    }
+
+    public string Name { get; }
+
+    public ILogger Logger { get; }
+
+    /// <summary>The engine: engine thread only (except <see cref="Engine.Services"/> and <see cref="Engine.Counters"/>).</summary>
+    public Engine Engine { get; }
+
+    public EngineCounters Counters => Engine.Counters;
+
+    public IReadOnlyList<InterfaceInfo> Interfaces { get; }
+
+    public IReadOnlyList<ServalLink> Links => _links;
+
+    public HostMetrics Metrics => _metrics;
+
+    /// <summary>Socket state by engine handle (engine thread only).</summary>
+    public Dictionary<long, SocketState> Sockets { get; } = [];
+
+    /// <summary>The engine's clock: monotonic time since the driver was created.</summary>
+    public TimeSpan Now => Stopwatch.GetElapsedTime(_startTimestamp);
+
+    public long InboundDropped => Volatile.Read(ref _inboundDropped);
+
+    /// <summary>The engine's flow count as of the end of the last round (readable from any thread).</summary>
+    public int FlowCountSnapshot => Volatile.Read(ref _flowCount);
+
+    public bool IsClosed => _closed;
+
+    public Task Stopped => _stopped.Task;
+
+    /// <summary>A FORWARD target to <paramref name="nextHop"/> on the first interface of its address family.</summary>
+    public ServiceTarget ForwardTarget(LinkAddress nextHop)
+    {
+        for (var i = 0; i < _links.Length; i++)
+        {
+            if (_links[i].LocalAddress.Family == nextHop.Family)
+            {
+                return ServiceTarget.Forward(nextHop, i + 1);
+            }
+        }
+
+        throw new ArgumentException($"No link has the address family of {nextHop}.", nameof(nextHop));
+    }
+
+    /// <summary>
+    /// Whether a socket of <paramref name="protocol"/> already binds exactly <paramref name="prefix"/>. The engine's
+    /// <see cref="Engine.Listen"/> adds a second DEMUX rule instead of reporting <see cref="ServalError.AddressInUse"/>
+    /// (its duplicate check compares whole targets, which differ by socket handle), so the runtime checks first.
+    /// </summary>
+    public bool IsBound(ServicePrefix prefix, TransportProtocol protocol) =>
+        Engine.Services.TryGetExact(prefix, out var entry)
+        && entry.Rules.Any(r => r.Target.Type == ServiceTargetType.Demux && r.Target.Protocol == (byte)protocol);
+
+    public void Start()
+    {
+        for (var i = 0; i < _links.Length; i++)
+        {
+            _links[i].AttachLogger(Logger);
+            _links[i].Start(new Port(this, i + 1));
+        }
+
+        _thread.Start();
+        HostLog.HostStarted(Logger, Name, _links.Length, Engine.Options.Mode);
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Crossing into the engine thread
+
+    /// <summary>Queues <paramref name="item"/> for the engine thread; abandons it at once if the host has stopped.</summary>
+    public void Post(IWorkItem item)
+    {
+        _work.Enqueue(item);
+        if (_closed)
+        {
+            DrainAbandoned();
+            return;
+        }
+
+        Signal();
+    }
+
+    /// <summary>Runs <paramref name="function"/> on the engine thread.</summary>
+    public Task<T> InvokeAsync<T>(Func<EngineDriver, T> function)
+    {
+        var item = new FuncWorkItem<T>(function);
+        Post(item);
+        return item.Completion.Task;
+    }
+
+    private void Signal()
+    {
+        if (Interlocked.Exchange(ref _signaled, 1) == 0)
+        {
+            _wake.Set();
+        }
+    }
+
+    private void OnReceived(int iface, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet)
+    {
+        if (_closed || Interlocked.Increment(ref _inboundCount) > _inboundCapacity)
+        {
+            if (!_closed)
+            {
+                Interlocked.Decrement(ref _inboundCount);
+                if ((Interlocked.Increment(ref _inboundDropped) & 1023) == 1)
+                {
+                    HostLog.InboundDropped(Logger, Name, InboundDropped);
+                }
+            }
+
+            return;
+        }
+
+        var buffer = ArrayPool<byte>.Shared.Rent(packet.Length);
+        packet.CopyTo(buffer);
+        _inbound.Enqueue(new InboundPacket(iface, source, destination, buffer, packet.Length));
+        Signal();
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // The engine thread
+
+    private void Run()
+    {
+        try
+        {
+            while (!_stopRequested)
+            {
+                Volatile.Write(ref _signaled, 0);
+                _wake.Reset();
+                var busy = RunWork();
+                busy |= RunInbound();
+                Pump();
+                if (busy || !_work.IsEmpty || !_inbound.IsEmpty)
+                {
+                    continue;
+                }
+
+                var now = Now;
+                var next = Engine.NextTimeout(now);
+                var wait = next is { } at ? Math.Clamp((int)Math.Ceiling((at - now).TotalMilliseconds), 0, 1000) : 1000;
+                if (wait > 0)
+                {
+                    _wake.Wait(wait);
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            HostLog.EngineThreadFailed(Logger, e, Name);
+        }
+        finally
+        {
+            Shutdown();
+        }
+    }
+
+    private bool RunWork()
+    {
+        var n = 0;
+        while (n < WorkPerRound && _work.TryDequeue(out var item))
+        {
+            n++;
+            item.Execute(this);
+        }
+
+        return n == WorkPerRound;
+    }
+
+    private bool RunInbound()
+    {
+        var total = 0;
+        for (var round = 0; round < 16; round++)
+        {
+            var n = 0;
+            var now = Now;
+            while (n < InboundPerRound && _inbound.TryDequeue(out var p))
+            {
+                n++;
+                Interlocked.Decrement(ref _inboundCount);
+                try
+                {
+                    Engine.Receive(p.Interface, p.Source, p.Destination, p.Buffer.AsSpan(0, p.Length), now);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(p.Buffer);
+                }
+            }
+
+            total += n;
+            if (n < InboundPerRound)
+            {
+                break;
+            }
+
+            Pump();
+        }
+
+        return total >= InboundPerRound * 16;
+    }
+
+    /// <summary>Polls, transmits and dispatches events until the engine has nothing more to say right now.</summary>
+    private void Pump()
+    {
+        for (var i = 0; i < 16; i++)
+        {
+            Engine.Poll(Now, this);
+            for (var l = 0; l < _links.Length; l++)
+            {
+                _links[l].Flush();
+            }
+
+            if (!DispatchEvents())
+            {
+                break;
+            }
+        }
+
+        Volatile.Write(ref _flowCount, Engine.FlowCount);
+    }
+
+    private bool DispatchEvents()
+    {
+        var any = false;
+        while (Engine.TryGetEvent(out var e))
+        {
+            any = true;
+            if (Logger.IsEnabled(LogLevel.Debug))
+            {
+                HostLog.EngineEvent(Logger, Name, e.Kind, e.Socket.Value, e.Error);
+            }
+
+            if (!e.Socket.IsNone && Sockets.TryGetValue(e.Socket.Value, out var state))
+            {
+                state.OnEvent(this, e);
+            }
+
+            EventObserver?.Invoke(e);
+        }
+
+        return any;
+    }
+
+    /// <summary>Called on the engine thread for every engine event (the place a controller hooks in).</summary>
+    public Action<EngineEvent>? EventObserver { get; set; }
+
+    void IPacketSink.Send(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet)
+    {
+        if ((uint)(interfaceIndex - 1) < (uint)_links.Length)
+        {
+            _links[interfaceIndex - 1].Send(source, destination, packet);
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Stopping
+
+    public Task StopAsync()
+    {
+        _stopRequested = true;
+        _wake.Set();
+        if (!_thread.IsAlive && _thread.ThreadState == System.Threading.ThreadState.Unstarted)
+        {
+            Shutdown();
+        }
+
+        return _stopped.Task;
+    }
+
+    private void Shutdown()
+    {
+        var reason = new ObjectDisposedException(nameof(ServalHost), $"The Serval host '{Name}' has stopped.");
+        try
+        {
+            // Tell peers: reset open connections, release bound services.
+            var now = Now;
+            foreach (var state in Sockets.Values.ToList())
+            {
+                state.OnHostStopped(this, reason);
+            }
+
+            Sockets.Clear();
+            Engine.Poll(now, this);
+            foreach (var link in _links)
+            {
+                link.Flush();
+            }
+        }
+        catch (Exception e)
+        {
+            HostLog.EngineThreadFailed(Logger, e, Name);
+        }
+
+        _closed = true;
+        DrainAbandoned();
+        foreach (var link in _links)
+        {
+            try
+            {
+                link.Dispose();
+            }
+            catch (Exception e)
+            {
+                HostLog.LinkReceiveFailed(Logger, e, link.Name);
+            }
+        }
+
+        while (_inbound.TryDequeue(out var p))
+        {
+            ArrayPool<byte>.Shared.Return(p.Buffer);
+        }
+
+        _metrics.Dispose();
+        HostLog.HostStopped(Logger, Name);
+        _stopped.TrySetResult();
+    }
+
+    private void DrainAbandoned()
+    {
+        var reason = new ObjectDisposedException(nameof(ServalHost), $"The Serval host '{Name}' has stopped.");
+        while (_work.TryDequeue(out var item))
+        {
+            item.Abandon(reason);
+        }
+    }
+
+    /// <summary>The receiver a link delivers to: tags packets with the link's interface index.</summary>
+    private sealed class Port(EngineDriver driver, int iface) : ILinkReceiver
+    {
+        public void Receive(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet) =>
+            driver.OnReceived(iface, source, destination, packet);
+    }
+}

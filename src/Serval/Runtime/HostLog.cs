@@ -1,0 +1,39 @@
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using Serval.Stack;
+
+namespace Serval.Runtime;
+
+/// <summary>Log messages of the runtime and links, with stable event ids (1xx host, 2xx links, 3xx rules).</summary>
+internal static partial class HostLog
+{
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Serval host {Host} started with {Interfaces} interface(s), mode {Mode}")]
+    public static partial void HostStarted(ILogger logger, string host, int interfaces, EngineMode mode);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Serval host {Host} stopped")]
+    public static partial void HostStopped(ILogger logger, string host);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Critical, Message = "Serval host {Host}: the engine thread failed; the host is stopping")]
+    public static partial void EngineThreadFailed(ILogger logger, Exception exception, string host);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Debug, Message = "Serval host {Host}: event {Kind} socket {Socket} error {Error}")]
+    public static partial void EngineEvent(ILogger logger, string host, EngineEventKind kind, long socket, ServalError error);
+
+    [LoggerMessage(EventId = 104, Level = LogLevel.Warning, Message = "Serval host {Host}: inbound queue full, packets dropped (total {Dropped})")]
+    public static partial void InboundDropped(ILogger logger, string host, long dropped);
+
+    [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Serval host {Host}: interface {Interface} is {Link} (MTU {Mtu})")]
+    public static partial void LinkAttached(ILogger logger, string host, int @interface, string link, int mtu);
+
+    [LoggerMessage(EventId = 201, Level = LogLevel.Debug, Message = "Link {Link}: send to {Destination} failed: {Error}")]
+    public static partial void LinkSendFailed(ILogger logger, string link, Serval.Wire.LinkAddress destination, SocketError error);
+
+    [LoggerMessage(EventId = 202, Level = LogLevel.Error, Message = "Link {Link}: the receive loop failed; the link receives nothing more")]
+    public static partial void LinkReceiveFailed(ILogger logger, Exception exception, string link);
+
+    [LoggerMessage(EventId = 203, Level = LogLevel.Warning, Message = "Link {Link}: receive error {Error}")]
+    public static partial void LinkReceiveError(ILogger logger, string link, SocketError error);
+
+    [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "Serval host {Host}: rule {Operation} {Prefix} {Target}: {Result}")]
+    public static partial void RuleChanged(ILogger logger, string host, string operation, Serval.Wire.ServicePrefix prefix, Serval.Stack.Services.ServiceTarget target, Serval.Stack.Services.ServiceTableResult result);
+}

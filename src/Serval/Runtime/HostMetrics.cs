@@ -1,0 +1,55 @@
+using System.Diagnostics.Metrics;
+using Serval.Stack;
+
+namespace Serval.Runtime;
+
+/// <summary>
+/// The host's instruments on the meter <see cref="MeterName"/> (STYLE.md rule 7): observable counters over the
+/// engine's counters and observable gauges of flows and rules, all tagged with the host name (never a flowID).
+/// </summary>
+internal sealed class HostMetrics : IDisposable
+{
+    public const string MeterName = "Serval";
+
+    private readonly Meter _meter;
+    private readonly Counter<long> _connectionsOpened;
+    private readonly Counter<long> _connectionsFailed;
+    private readonly KeyValuePair<string, object?> _hostTag;
+
+    public HostMetrics(string host, EngineDriver driver)
+    {
+        _hostTag = new KeyValuePair<string, object?>("serval.host", host);
+        _meter = new Meter(new MeterOptions(MeterName) { Tags = [_hostTag] });
+        var c = driver.Counters;
+        Observe("serval.packets.received", "{packet}", "SAL packets handed to the engine.", () => c.PacketsReceived);
+        Observe("serval.packets.sent", "{packet}", "SAL packets the engine transmitted.", () => c.PacketsSent);
+        Observe("serval.bytes.received", "By", "SAL bytes handed to the engine.", () => c.BytesReceived);
+        Observe("serval.bytes.sent", "By", "SAL bytes the engine transmitted.", () => c.BytesSent);
+        Observe("serval.packets.malformed", "{packet}", "Packets dropped because they did not parse.", () => c.Malformed);
+        Observe("serval.packets.bad_checksum", "{packet}", "Packets dropped because the transport checksum failed.", () => c.BadTransportChecksum);
+        Observe("serval.packets.unknown_flow", "{packet}", "Packets for a flowID no flow has.", () => c.UnknownFlow);
+        Observe("serval.packets.forwarded", "{packet}", "First packets forwarded by service-router resolution.", () => c.Forwarded);
+        Observe("serval.packets.no_route", "{packet}", "First packets no rule resolved.", () => c.NoRoute);
+        Observe("serval.packets.delayed", "{packet}", "Packets queued by DELAY rules.", () => c.Delayed);
+        Observe("serval.sal.resets_sent", "{packet}", "SAL RSTs sent.", () => c.ResetsSent);
+        Observe("serval.sal.control_retransmissions", "{packet}", "Control packets retransmitted.", () => c.ControlRetransmissions);
+        Observe("serval.sal.syn_dropped", "{packet}", "SYNs dropped at a full accept queue.", () => c.SynDropped);
+        Observe("serval.datagrams.dropped", "{datagram}", "Datagrams dropped at a full receive queue.", () => c.DatagramsDropped);
+        Observe("serval.host.inbound_dropped", "{packet}", "Received packets dropped because the host's inbound queue was full.", () => driver.InboundDropped);
+        _meter.CreateObservableGauge("serval.flows.active", () => driver.FlowCountSnapshot, "{flow}", "Live flows (connections, pending requests, closing flows).");
+        _meter.CreateObservableGauge("serval.services.entries", () => driver.Engine.Services.Count, "{entry}", "Service-table entries (prefixes).");
+        _connectionsOpened = _meter.CreateCounter<long>("serval.connections.opened", "{connection}", "Connections established (connected or accepted).");
+        _connectionsFailed = _meter.CreateCounter<long>("serval.connections.failed", "{connection}", "Connection attempts that failed.");
+    }
+
+    private void Observe(string name, string unit, string description, Func<long> read) =>
+        _meter.CreateObservableCounter(name, read, unit, description);
+
+    public void ConnectionOpened(TransportProtocol protocol) =>
+        _connectionsOpened.Add(1, new KeyValuePair<string, object?>("serval.transport", protocol == TransportProtocol.Stream ? "stream" : "datagram"));
+
+    public void ConnectionFailed(ServalError error) =>
+        _connectionsFailed.Add(1, new KeyValuePair<string, object?>("serval.error", error.ToString()));
+
+    public void Dispose() => _meter.Dispose();
+}

@@ -1,0 +1,115 @@
+using Serval.Runtime;
+using Serval.Stack;
+using Serval.Wire;
+
+namespace Serval;
+
+/// <summary>
+/// A stream connection to a service (System.Net.Quic's <c>QuicConnection</c> shape, with the one bidirectional stream
+/// a Serval stream flow carries: <see cref="GetStream"/>). Disposing closes gracefully; the flow lingers in the
+/// engine only for the closing handshake.
+/// </summary>
+public sealed class ServalConnection : IAsyncDisposable
+{
+    private readonly EngineDriver _driver;
+    private readonly ConnectionState _state;
+    private readonly ServalStream _stream;
+    private int _disposed;
+
+    internal ServalConnection(EngineDriver driver, ConnectionState state, ServiceId service)
+    {
+        _driver = driver;
+        _state = state;
+        Service = service;
+        _stream = new ServalStream(this, driver, state);
+    }
+
+    /// <summary>The service this connection was made to (on the server side: the service the listener is bound to).</summary>
+    public ServiceId Service { get; }
+
+    /// <summary>The service end point of the connection.</summary>
+    public ServiceEndPoint RemoteEndPoint => new(Service);
+
+    /// <summary>Connects to a service: sends the SYN as the service table (or the advisory address) says, and completes when the connection is established.</summary>
+    /// <exception cref="ArgumentException">An option is invalid.</exception>
+    /// <exception cref="ServalException">No rule resolves the service (<see cref="ServalError.NoRoute"/>), no answer (<see cref="ServalError.TimedOut"/>), or the service refused.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (the attempt is aborted).</exception>
+    /// <exception cref="ObjectDisposedException">The host has stopped.</exception>
+    public static async ValueTask<ServalConnection> ConnectAsync(ServalConnectionOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var driver = options.Host.Driver;
+        var state = await StartConnectAsync(driver, options, TransportProtocol.Stream, cancellationToken).ConfigureAwait(false);
+        return new ServalConnection(driver, state, options.Service);
+    }
+
+    internal static async Task<ConnectionState> StartConnectAsync(EngineDriver driver, ServalConnectionOptions options, TransportProtocol protocol, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var state = await driver.InvokeAsync(d =>
+        {
+            var r = d.Engine.Connect(options.Service, protocol, d.Now, out var handle, options.AdvisoryAddress);
+            if (r != ServalError.None)
+            {
+                throw new ServalException(r);
+            }
+
+            var s = new ConnectionState(handle, protocol) { Connect = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) };
+            d.Sockets[handle.Value] = s;
+            return s;
+        }).ConfigureAwait(false);
+        try
+        {
+            await state.Connect!.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            driver.Post(new FuncWorkItem<bool>(d =>
+            {
+                state.Close(d, abort: true);
+                return true;
+            }));
+            throw;
+        }
+
+        return state;
+    }
+
+    /// <summary>The connection's stream (always the same instance).</summary>
+    public ServalStream GetStream() => _stream;
+
+    /// <summary>A snapshot of the flow's addresses, state and statistics; null once it is gone.</summary>
+    public async ValueTask<FlowInfo?> GetFlowInfoAsync(CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return await _driver.InvokeAsync(d => d.Engine.GetFlow(_state.Handle)).WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Closes gracefully: queued data is delivered, then the flow's FIN exchange runs in the engine (a reset instead if received data was left unread).</summary>
+    public ValueTask DisposeAsync() => CloseAsync(abort: false);
+
+    internal async ValueTask CloseAsync(bool abort)
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            await _driver.InvokeAsync(d =>
+            {
+                _state.Close(d, abort);
+                return true;
+            }).ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The host stopped first and released everything.
+        }
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"connection to {Service}";
+}

@@ -1,0 +1,80 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Serval.Links;
+using Serval.Stack;
+using Serval.Stack.Streams;
+using Serval.Wire;
+
+namespace Serval;
+
+/// <summary>Settings of a <see cref="ServalHost"/>. Validated once by <see cref="ServalHost.StartAsync"/>.</summary>
+public sealed record ServalHostOptions
+{
+    /// <summary>A host with no links (only the engine's loopback interface) and default settings.</summary>
+    public static ServalHostOptions Default { get; } = new();
+
+    /// <summary>A readable name for logs and metrics (tag <c>serval.host</c>).</summary>
+    public string Name { get; init; } = "serval";
+
+    /// <summary>
+    /// The host's links, each becoming one interface (index 1, 2, … in this order). The host owns them: it starts them
+    /// and disposes them when it stops. None is needed for services used only inside the host (loopback).
+    /// </summary>
+    public IReadOnlyList<ServalLink> Links { get; init; } = [];
+
+    /// <summary>Engine settings, including <see cref="EngineOptions.Mode"/> (host or service router).</summary>
+    public EngineOptions Engine { get; init; } = EngineOptions.Default;
+
+    /// <summary>Stream transport settings for new connections.</summary>
+    public StreamOptions Stream { get; init; } = StreamOptions.Default;
+
+    /// <summary>
+    /// When set, a default FORWARD rule (prefix /0) to this address is installed at start: every serviceID not served
+    /// locally resolves through this service router. The rule uses the first link of the same address family.
+    /// </summary>
+    public LinkAddress DefaultRouter { get; init; }
+
+    /// <summary>Where the host logs (default: nowhere).</summary>
+    public ILoggerFactory LoggerFactory { get; init; } = NullLoggerFactory.Instance;
+
+    /// <summary>The engine's random source; null uses the cryptographic source.</summary>
+    public IRandomSource? Random { get; init; }
+
+    /// <summary>Most received packets waiting for the engine thread; more are dropped and counted (default 65536).</summary>
+    public int InboundQueueCapacity { get; init; } = 65_536;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Name))
+        {
+            throw new ArgumentException("A host needs a name.", nameof(Name));
+        }
+
+        ArgumentNullException.ThrowIfNull(Links, nameof(Links));
+        ArgumentNullException.ThrowIfNull(Engine, nameof(Engine));
+        ArgumentNullException.ThrowIfNull(Stream, nameof(Stream));
+        ArgumentNullException.ThrowIfNull(LoggerFactory, nameof(LoggerFactory));
+        if (Links.Any(l => l is null))
+        {
+            throw new ArgumentException("A link is null.", nameof(Links));
+        }
+
+        if (Links.Distinct().Count() != Links.Count)
+        {
+            throw new ArgumentException("The same link is listed twice.", nameof(Links));
+        }
+
+        Engine.Validate();
+        Stream.Validate();
+        if (InboundQueueCapacity < 16)
+        {
+            throw new ArgumentException($"{nameof(InboundQueueCapacity)} must be at least 16 (was {InboundQueueCapacity}).", nameof(InboundQueueCapacity));
+        }
+
+        if (!DefaultRouter.IsNone && !Links.Any(l => l.LocalAddress.Family == DefaultRouter.Family))
+        {
+            throw new ArgumentException($"No link has the address family of the default router {DefaultRouter}.", nameof(DefaultRouter));
+        }
+    }
+}

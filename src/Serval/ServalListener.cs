@@ -1,0 +1,124 @@
+using Serval.Runtime;
+using Serval.Stack;
+
+namespace Serval;
+
+/// <summary>
+/// Accepts connections to a service or a prefix of services on one host (System.Net.Quic's <c>QuicListener</c>
+/// shape). Binding installs the DEMUX rule and reports the service as registered; disposing removes both and resets
+/// connections not yet accepted.
+/// </summary>
+public sealed class ServalListener : IAsyncDisposable
+{
+    private readonly EngineDriver _driver;
+    private readonly ListenerState _state;
+    private int _disposed;
+
+    private ServalListener(EngineDriver driver, ListenerState state, ServalListenerOptions options)
+    {
+        _driver = driver;
+        _state = state;
+        LocalEndPoint = new ServiceEndPoint(options.ListenEndPoint.Service, options.ListenEndPoint.PrefixLength);
+        Protocol = options.Protocol;
+    }
+
+    /// <summary>The service or prefix this listener is bound to.</summary>
+    public ServiceEndPoint LocalEndPoint { get; }
+
+    /// <summary>The transport of the connections this listener accepts.</summary>
+    public TransportProtocol Protocol { get; }
+
+    /// <summary>Binds a listener.</summary>
+    /// <exception cref="ArgumentException">An option is invalid.</exception>
+    /// <exception cref="ServalException">The service is already bound for this protocol on the host (<see cref="ServalError.AddressInUse"/>).</exception>
+    /// <exception cref="ObjectDisposedException">The host has stopped.</exception>
+    public static async ValueTask<ServalListener> ListenAsync(ServalListenerOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        cancellationToken.ThrowIfCancellationRequested();
+        var driver = options.Host.Driver;
+        var prefix = options.ListenEndPoint.Prefix;
+        var state = await driver.InvokeAsync(d =>
+        {
+            var handle = SocketHandle.None;
+            var r = d.IsBound(prefix, options.Protocol)
+                ? ServalError.AddressInUse
+                : d.Engine.Listen(prefix, options.Protocol, options.ListenBacklog, d.Now, out handle);
+            if (r != ServalError.None)
+            {
+                throw new ServalException(r, $"Cannot listen on {prefix}: {r}.");
+            }
+
+            var s = new ListenerState(handle, options.Protocol);
+            d.Sockets[handle.Value] = s;
+            return s;
+        }).ConfigureAwait(false);
+        return new ServalListener(driver, state, options);
+    }
+
+    /// <summary>Waits for the next established stream connection.</summary>
+    /// <exception cref="InvalidOperationException">This is a datagram listener.</exception>
+    /// <exception cref="ObjectDisposedException">The listener or the host is disposed.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public async ValueTask<ServalConnection> AcceptConnectionAsync(CancellationToken cancellationToken = default)
+    {
+        if (Protocol != TransportProtocol.Stream)
+        {
+            throw new InvalidOperationException("This listener accepts datagram flows: use AcceptDatagramSocketAsync.");
+        }
+
+        var state = await AcceptAsync(cancellationToken).ConfigureAwait(false);
+        return new ServalConnection(_driver, state, LocalEndPoint.Service);
+    }
+
+    /// <summary>Waits for the next connected datagram flow (a client's <see cref="ServalDatagramSocket.ConnectAsync"/>).</summary>
+    /// <exception cref="InvalidOperationException">This is a stream listener.</exception>
+    /// <exception cref="ObjectDisposedException">The listener or the host is disposed.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public async ValueTask<ServalDatagramSocket> AcceptDatagramSocketAsync(CancellationToken cancellationToken = default)
+    {
+        if (Protocol != TransportProtocol.Datagram)
+        {
+            throw new InvalidOperationException("This listener accepts stream connections: use AcceptConnectionAsync.");
+        }
+
+        var state = await AcceptAsync(cancellationToken).ConfigureAwait(false);
+        return new ServalDatagramSocket(_driver, state);
+    }
+
+    private async Task<ConnectionState> AcceptAsync(CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        cancellationToken.ThrowIfCancellationRequested();
+        var accept = new TaskCompletionSource<ConnectionState>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var registration = cancellationToken.UnsafeRegister(static (s, ct) => ((TaskCompletionSource<ConnectionState>)s!).TrySetCanceled(ct), accept);
+        _driver.Post(new ActionWorkItem<ConnectionState>(d => _state.BeginAccept(d, accept), accept));
+        return await accept.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>Unbinds the service and resets connections not yet accepted; pending accepts fail with <see cref="ObjectDisposedException"/>.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            await _driver.InvokeAsync(d =>
+            {
+                _state.Close(d, new ObjectDisposedException(nameof(ServalListener)));
+                return true;
+            }).ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The host stopped first and released everything.
+        }
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"listener {LocalEndPoint}";
+}

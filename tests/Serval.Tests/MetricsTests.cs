@@ -1,0 +1,55 @@
+using System.Diagnostics.Metrics;
+using Serval.Wire;
+using Xunit;
+
+namespace Serval.Tests;
+
+/// <summary>The host publishes its counters on the "Serval" meter, tagged with the host name.</summary>
+public sealed class MetricsTests
+{
+    [Fact]
+    public async Task Packet_counters_and_flow_gauge_are_observable()
+    {
+        var ct = TestNet.Timeout();
+        var name = "metrics-" + Guid.NewGuid().ToString("N")[..8];
+        var seen = new Dictionary<string, long>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == "Serval" && instrument.Meter.Tags?.Any(t => t.Key == "serval.host" && (string?)t.Value == name) == true)
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, state) =>
+        {
+            lock (seen)
+            {
+                seen[instrument.Name] = value;
+            }
+        });
+        listener.SetMeasurementEventCallback<int>((instrument, value, tags, state) =>
+        {
+            lock (seen)
+            {
+                seen[instrument.Name] = value;
+            }
+        });
+        listener.Start();
+
+        await using var server = await TestNet.UdpHostAsync("server");
+        await using var client = await TestNet.UdpHostAsync(name);
+        var echo = ServiceId.FromName("test.metrics");
+        await using var l = await StreamTests.EchoServerAsync(server, echo, ct);
+        var (sent, received) = await StreamTests.TransferAsync(client, echo, 100_000, ct, server.Address());
+        Assert.Equal(sent, received);
+        listener.RecordObservableInstruments();
+        lock (seen)
+        {
+            Assert.True(seen["serval.packets.sent"] > 10);
+            Assert.True(seen["serval.bytes.received"] > 1000);
+            Assert.True(seen.ContainsKey("serval.flows.active"));
+            Assert.True(seen["serval.connections.opened"] >= 1);
+        }
+    }
+}

@@ -1,0 +1,302 @@
+using System.Security.Cryptography;
+using System.Text;
+using Serval.Stack;
+using Serval.Wire;
+using Xunit;
+
+namespace Serval.Tests;
+
+/// <summary>Stream connections between hosts in one process over real UDP sockets on loopback.</summary>
+public sealed class StreamTests
+{
+    private static readonly ServiceId Echo = ServiceId.FromName("test.echo");
+
+    internal static async Task<ServalListener> EchoServerAsync(ServalHost host, ServiceId service, CancellationToken ct)
+    {
+        var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = host, ListenEndPoint = new ServiceEndPoint(service) }, ct);
+        _ = Task.Run(async () =>
+        {
+            while (true)
+            {
+                ServalConnection c;
+                try
+                {
+                    c = await listener.AcceptConnectionAsync(ct);
+                }
+                catch (Exception)
+                {
+                    return;
+                }
+
+                _ = Task.Run(async () =>
+                {
+                    await using (c)
+                    {
+                        var s = c.GetStream();
+                        var buffer = new byte[65536];
+                        try
+                        {
+                            int n;
+                            while ((n = await s.ReadAsync(buffer, ct)) > 0)
+                            {
+                                await s.WriteAsync(buffer.AsMemory(0, n), ct);
+                            }
+
+                            s.CompleteWrites();
+                            await s.WritesClosed;
+                        }
+                        catch (Exception)
+                        {
+                            // the test decides what matters
+                        }
+                    }
+                }, CancellationToken.None);
+            }
+        }, CancellationToken.None);
+        return listener;
+    }
+
+    [Fact]
+    public async Task Echo_over_udp_with_an_advisory_address()
+    {
+        var ct = TestNet.Timeout();
+        await using var server = await TestNet.UdpHostAsync("server");
+        await using var client = await TestNet.UdpHostAsync("client");
+        await using var listener = await EchoServerAsync(server, Echo, ct);
+
+        await using var connection = await ServalConnection.ConnectAsync(
+            new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = server.Address() }, ct);
+        var stream = connection.GetStream();
+        var message = Encoding.UTF8.GetBytes("hello, service");
+        await stream.WriteAsync(message, ct);
+        stream.CompleteWrites();
+        var reply = new MemoryStream();
+        await stream.CopyToAsync(reply, ct);
+        Assert.Equal(message, reply.ToArray());
+        await stream.ReadsClosed;
+    }
+
+    internal static async Task<(byte[] Sent, byte[] Received)> TransferAsync(ServalHost client, ServiceId service, int size, CancellationToken ct, LinkAddress advisory = default)
+    {
+        var data = new byte[size];
+        new Random(size).NextBytes(data);
+        await using var connection = await ServalConnection.ConnectAsync(
+            new ServalConnectionOptions { Host = client, Service = service, AdvisoryAddress = advisory }, ct);
+        var stream = connection.GetStream();
+        var received = new MemoryStream();
+        var reader = Task.Run(() => stream.CopyToAsync(received, ct), CancellationToken.None);
+        for (var offset = 0; offset < data.Length; offset += 100_000)
+        {
+            await stream.WriteAsync(data.AsMemory(offset, Math.Min(100_000, data.Length - offset)), ct);
+        }
+
+        stream.CompleteWrites();
+        await reader;
+        return (data, received.ToArray());
+    }
+
+    [Fact]
+    public async Task Large_transfer_arrives_intact()
+    {
+        var ct = TestNet.Timeout(60);
+        await using var server = await TestNet.UdpHostAsync("server");
+        await using var client = await TestNet.UdpHostAsync("client");
+        await using var listener = await EchoServerAsync(server, Echo, ct);
+        var (sent, received) = await TransferAsync(client, Echo, 16 * 1024 * 1024, ct, server.Address());
+        Assert.Equal(SHA256.HashData(sent), SHA256.HashData(received));
+    }
+
+    [Fact]
+    public async Task Connection_through_a_service_router_sends_only_the_syn_through_it()
+    {
+        var ct = TestNet.Timeout(30);
+        await using var router = await TestNet.UdpHostAsync("router", TestNet.FastEngine with { Mode = EngineMode.ServiceRouter });
+        await using var server = await TestNet.UdpHostAsync("server");
+        await using var client = await TestNet.UdpHostAsync("client", defaultRouter: router.Address());
+        await using var listener = await EchoServerAsync(server, Echo, ct);
+        Assert.Equal(Stack.Services.ServiceTableResult.Ok, await router.AddRuleAsync(ServicePrefix.Exact(Echo), router.ForwardTo(server.Address()), cancellationToken: ct));
+
+        var (sent, received) = await TransferAsync(client, Echo, 1024 * 1024, ct);
+        Assert.Equal(SHA256.HashData(sent), SHA256.HashData(received));
+        // Only the SYN (and any retransmission of it) went through the router; the data went directly.
+        Assert.True(router.Counters.Forwarded >= 1);
+        Assert.Equal(router.Counters.Forwarded, router.Counters.PacketsReceived);
+        Assert.True(server.Counters.PacketsReceived > 100);
+        var rule = Assert.Single(router.GetRules(), r => r.Prefix == ServicePrefix.Exact(Echo));
+        Assert.Equal(router.Counters.Forwarded, rule.PacketsResolved);
+    }
+
+    [Fact]
+    public async Task Connect_without_a_route_fails_with_no_route()
+    {
+        var ct = TestNet.Timeout();
+        await using var client = await TestNet.UdpHostAsync("client");
+        var e = await Assert.ThrowsAsync<ServalException>(async () =>
+            await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo }, ct));
+        Assert.Equal(ServalError.NoRoute, e.Error);
+        Assert.Equal(System.Net.Sockets.SocketError.HostUnreachable, e.SocketErrorCode);
+    }
+
+    [Fact]
+    public async Task Connect_to_a_silent_address_times_out()
+    {
+        var ct = TestNet.Timeout();
+        var engine = TestNet.FastEngine with { InitialRto = TimeSpan.FromMilliseconds(50), MinRto = TimeSpan.FromMilliseconds(50), MaxControlRetransmissions = 2 };
+        await using var client = await TestNet.UdpHostAsync("client", engine);
+        await using var silent = await TestNet.UdpHostAsync("silent");
+        var e = await Assert.ThrowsAsync<ServalException>(async () =>
+            await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = silent.Address() }, ct));
+        Assert.Equal(ServalError.TimedOut, e.Error);
+        Assert.Equal(System.Net.Sockets.SocketError.TimedOut, e.SocketErrorCode);
+        Assert.True(await TestNet.EventuallyAsync(async () => await client.GetFlowCountAsync(ct) == 0));
+    }
+
+    [Fact]
+    public async Task Abort_resets_the_peer()
+    {
+        var ct = TestNet.Timeout();
+        await using var server = await TestNet.UdpHostAsync("server");
+        await using var client = await TestNet.UdpHostAsync("client");
+        await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(Echo) }, ct);
+        var accept = listener.AcceptConnectionAsync(ct);
+        await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = server.Address() }, ct);
+        await using var accepted = await accept;
+        var read = accepted.GetStream().ReadAsync(new byte[16], ct);
+        connection.GetStream().Abort();
+        var e = await Assert.ThrowsAsync<ServalException>(async () => await read);
+        Assert.Equal(ServalError.ConnectionReset, e.Error);
+        await Assert.ThrowsAsync<ServalException>(() => accepted.GetStream().ReadsClosed);
+        await Assert.ThrowsAsync<ServalException>(async () => await connection.GetStream().WriteAsync(new byte[1], ct));
+    }
+
+    [Fact]
+    public async Task Pending_operations_are_cancelled()
+    {
+        var ct = TestNet.Timeout();
+        await using var server = await TestNet.UdpHostAsync("server");
+        await using var client = await TestNet.UdpHostAsync("client");
+        await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(Echo) }, ct);
+
+        using var cancelAccept = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await listener.AcceptConnectionAsync(cancelAccept.Token));
+
+        var accept = listener.AcceptConnectionAsync(ct);
+        await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = server.Address() }, ct);
+        await using var accepted = await accept;
+        using var cancelRead = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await connection.GetStream().ReadAtLeastAsync(new byte[16], 1, cancellationToken: cancelRead.Token));
+
+        // The stream still works after a cancelled read.
+        await accepted.GetStream().WriteAsync(new byte[] { 42 }, ct);
+        var one = new byte[1];
+        await connection.GetStream().ReadExactlyAsync(one, ct);
+        Assert.Equal(42, one[0]);
+
+        using var cancelConnect = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
+        await using var silent = await TestNet.UdpHostAsync("silent");
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+            await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = silent.Address() }, cancelConnect.Token));
+    }
+
+    [Fact]
+    public async Task Disposing_connections_and_listeners_leaves_no_flow()
+    {
+        var ct = TestNet.Timeout(30);
+        await using var server = await TestNet.UdpHostAsync("server");
+        await using var client = await TestNet.UdpHostAsync("client");
+        var listener = await EchoServerAsync(server, Echo, ct);
+        for (var i = 0; i < 5; i++)
+        {
+            var (sent, received) = await TransferAsync(client, Echo, 10_000, ct, server.Address());
+            Assert.Equal(sent, received);
+        }
+
+        // Connections disposed mid-stream (with unread data) are reset, not leaked.
+        for (var i = 0; i < 3; i++)
+        {
+            var c = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = server.Address() }, ct);
+            await c.GetStream().WriteAsync(new byte[5000], ct);
+            await c.DisposeAsync();
+        }
+
+        await listener.DisposeAsync();
+        Assert.True(await TestNet.EventuallyAsync(async () => await client.GetFlowCountAsync(ct) == 0 && await server.GetFlowCountAsync(ct) == 0), "flows left");
+        Assert.DoesNotContain(server.GetRules(), r => r.Prefix == ServicePrefix.Exact(Echo));
+    }
+
+    [Fact]
+    public async Task Stopping_the_host_fails_pending_operations()
+    {
+        var ct = TestNet.Timeout();
+        var server = await TestNet.UdpHostAsync("server");
+        await using var client = await TestNet.UdpHostAsync("client");
+        var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(Echo) }, ct);
+        var accept = listener.AcceptConnectionAsync(ct);
+        await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = server.Address() }, ct);
+        var accepted = await accept;
+        var serverRead = accepted.GetStream().ReadAsync(new byte[16], ct);
+        var clientRead = connection.GetStream().ReadAsync(new byte[16], ct);
+        var pendingAccept = listener.AcceptConnectionAsync(ct);
+
+        await server.DisposeAsync();
+        await Assert.ThrowsAsync<ObjectDisposedException>(async () => await serverRead);
+        await Assert.ThrowsAsync<ObjectDisposedException>(async () => await pendingAccept);
+        var reset = await Assert.ThrowsAsync<ServalException>(async () => await clientRead);
+        Assert.Equal(ServalError.ConnectionReset, reset.Error);
+        await Assert.ThrowsAsync<ObjectDisposedException>(async () =>
+            await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(Echo) }, ct));
+        await listener.DisposeAsync();
+        await accepted.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Listening_twice_on_a_service_is_address_in_use()
+    {
+        var ct = TestNet.Timeout();
+        await using var host = await TestNet.UdpHostAsync("host");
+        await using var first = await ServalListener.ListenAsync(new ServalListenerOptions { Host = host, ListenEndPoint = new ServiceEndPoint(Echo) }, ct);
+        var e = await Assert.ThrowsAsync<ServalException>(async () =>
+            await ServalListener.ListenAsync(new ServalListenerOptions { Host = host, ListenEndPoint = new ServiceEndPoint(Echo) }, ct));
+        Assert.Equal(ServalError.AddressInUse, e.Error);
+    }
+
+    [Fact]
+    public async Task A_service_on_the_same_host_is_reached_over_loopback()
+    {
+        var ct = TestNet.Timeout();
+        await using var host = await ServalHost.StartAsync(new ServalHostOptions { Name = "alone", Engine = TestNet.FastEngine }, ct);
+        await using var listener = await EchoServerAsync(host, Echo, ct);
+        var (sent, received) = await TransferAsync(host, Echo, 300_000, ct);
+        Assert.Equal(sent, received);
+    }
+
+    [Fact]
+    public async Task The_pipe_view_reads_and_writes()
+    {
+        var ct = TestNet.Timeout();
+        await using var server = await TestNet.UdpHostAsync("server");
+        await using var client = await TestNet.UdpHostAsync("client");
+        await using var listener = await EchoServerAsync(server, Echo, ct);
+        await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = server.Address() }, ct);
+        var pipe = connection.GetStream().AsDuplexPipe();
+        await pipe.Output.WriteAsync(Encoding.ASCII.GetBytes("pipes"), ct);
+        await pipe.Output.CompleteAsync();
+        var all = new MemoryStream();
+        while (true)
+        {
+            var result = await pipe.Input.ReadAsync(ct);
+            foreach (var segment in result.Buffer)
+            {
+                await all.WriteAsync(segment, ct);
+            }
+
+            pipe.Input.AdvanceTo(result.Buffer.End);
+            if (result.IsCompleted)
+            {
+                break;
+            }
+        }
+
+        Assert.Equal("pipes", Encoding.ASCII.GetString(all.ToArray()));
+    }
+}
