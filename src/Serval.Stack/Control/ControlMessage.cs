@@ -1,0 +1,203 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using Serval.Wire;
+
+namespace Serval.Stack.ControlPlane;
+
+/// <summary>
+/// A control-plane message (docs/control-protocol.md): one registration, unregistration or acknowledgement, carried
+/// as the payload of an unconnected Serval datagram. <see cref="TryParse"/> validates every field; malformed input is
+/// <c>false</c> and a <see cref="ControlMessageError"/>, never an exception. <see cref="Emit"/> writes the 76-byte
+/// body and, given a key, the HMAC-SHA256 trailer.
+/// </summary>
+public readonly record struct ControlMessage
+{
+    /// <summary>What the message is.</summary>
+    public ControlMessageType Type { get; init; }
+
+    /// <summary>
+    /// Flags. <see cref="ControlMessageFlags.Authenticated"/> is set by <see cref="TryParse"/> when a MAC is present
+    /// (not verified — see <see cref="ControlMessageView.VerifyMac"/>) and ignored by <see cref="Emit"/>, which sets
+    /// it from the key.
+    /// </summary>
+    public ControlMessageFlags Flags { get; init; }
+
+    /// <summary>Acks: the outcome. Requests: <see cref="ControlStatus.Ok"/>.</summary>
+    public ControlStatus Status { get; init; }
+
+    /// <summary>The requesting controller's incarnation identifier (random, non-zero); acks echo it.</summary>
+    public ulong Sender { get; init; }
+
+    /// <summary>The requester's sequence number (one per message sent); acks echo it.</summary>
+    public uint Sequence { get; init; }
+
+    /// <summary>Requests: the router epoch the sender last learned (0 = unknown). Acks: the router's epoch.</summary>
+    public ulong Epoch { get; init; }
+
+    /// <summary>Requests: the sender's estimate of the router clock (ms). Acks: the router clock (ms).</summary>
+    public ulong Timestamp { get; init; }
+
+    /// <summary>Register: the weight of the FORWARD rule (1 to 2³¹ − 1). Acks: echoed. Unregister: 0.</summary>
+    public uint Weight { get; init; }
+
+    /// <summary>Register: the lease asked for (ms). RegisterAck: the lease granted. Unregister: 0.</summary>
+    public uint LeaseMilliseconds { get; init; }
+
+    /// <summary>The registered prefix.</summary>
+    public ServicePrefix Prefix { get; init; }
+
+    /// <summary>Transports bound on the prefix (informational).</summary>
+    public ServiceTransports Transports { get; init; }
+
+    /// <summary>Whether a MAC trailer was present when parsed.</summary>
+    public bool IsAuthenticated => (Flags & ControlMessageFlags.Authenticated) != 0;
+
+    /// <summary>Whether <see cref="Type"/> is an acknowledgement.</summary>
+    public bool IsAck => Type is ControlMessageType.RegisterAck or ControlMessageType.UnregisterAck;
+
+    /// <summary>The lease as a time span.</summary>
+    public TimeSpan Lease => TimeSpan.FromMilliseconds(LeaseMilliseconds);
+
+    /// <summary>Bytes <see cref="Emit"/> writes: 76, or 108 with a key.</summary>
+    public static int GetLength(bool authenticated) => authenticated ? ControlProtocol.AuthenticatedLength : ControlProtocol.BodyLength;
+
+    /// <summary>Parses and validates a whole message (docs/control-protocol.md, "Validation").</summary>
+    public static bool TryParse(ReadOnlySpan<byte> data, out ControlMessage message, out ControlMessageError error)
+    {
+        message = default;
+        if (!ControlMessageView.TryCreate(data, out var v, out error))
+        {
+            return false;
+        }
+
+        error = Validate(v);
+        if (error != ControlMessageError.None)
+        {
+            return false;
+        }
+
+        message = new ControlMessage
+        {
+            Type = (ControlMessageType)v.Type,
+            Flags = (ControlMessageFlags)v.Flags,
+            Status = (ControlStatus)v.Status,
+            Sender = v.Sender,
+            Sequence = v.Sequence,
+            Epoch = v.Epoch,
+            Timestamp = v.Timestamp,
+            Weight = v.Weight,
+            LeaseMilliseconds = v.LeaseMilliseconds,
+            Prefix = new ServicePrefix(v.ServiceId, v.PrefixLength),
+            Transports = (ServiceTransports)v.Transports,
+        };
+        return true;
+    }
+
+    private static ControlMessageError Validate(ControlMessageView v)
+    {
+        if (v.Type is < (byte)ControlMessageType.Register or > (byte)ControlMessageType.UnregisterAck)
+        {
+            return ControlMessageError.UnknownType;
+        }
+
+        var type = (ControlMessageType)v.Type;
+        var flags = (ControlMessageFlags)v.Flags;
+        var allowed = ControlMessageFlags.Authenticated | type switch
+        {
+            ControlMessageType.Register => ControlMessageFlags.Draining | ControlMessageFlags.Refresh,
+            ControlMessageType.RegisterAck => ControlMessageFlags.Draining,
+            _ => ControlMessageFlags.None,
+        };
+        if ((flags & ~allowed) != 0)
+        {
+            return ControlMessageError.BadFlags;
+        }
+
+        var ack = type is ControlMessageType.RegisterAck or ControlMessageType.UnregisterAck;
+        if (ack ? v.Status > (byte)ControlStatus.Rejected : v.Status != 0)
+        {
+            return ControlMessageError.BadStatus;
+        }
+
+        if (v.Sender == 0)
+        {
+            return ControlMessageError.BadSender;
+        }
+
+        var weightOk = type switch
+        {
+            ControlMessageType.Register => v.Weight is >= 1 and <= ControlProtocol.MaxWeight,
+            ControlMessageType.Unregister => v.Weight == 0,
+            _ => v.Weight <= ControlProtocol.MaxWeight,
+        };
+        if (!weightOk)
+        {
+            return ControlMessageError.BadWeight;
+        }
+
+        var leaseOk = type switch
+        {
+            ControlMessageType.Register => v.LeaseMilliseconds is >= 1 and <= ControlProtocol.MaxLeaseMilliseconds,
+            ControlMessageType.Unregister => v.LeaseMilliseconds == 0,
+            _ => v.LeaseMilliseconds <= ControlProtocol.MaxLeaseMilliseconds,
+        };
+        if (!leaseOk)
+        {
+            return ControlMessageError.BadLease;
+        }
+
+        if (v.PrefixLength > ServiceId.Bits || v.ServiceId.Truncate(v.PrefixLength) != v.ServiceId)
+        {
+            return ControlMessageError.BadPrefix;
+        }
+
+        if ((v.Transports & ~(byte)(ServiceTransports.Stream | ServiceTransports.Datagram)) != 0)
+        {
+            return ControlMessageError.BadTransports;
+        }
+
+        return v.Reserved != 0 ? ControlMessageError.BadReserved : ControlMessageError.None;
+    }
+
+    /// <summary>
+    /// Writes the message into <paramref name="buffer"/>: the body, and with a non-empty <paramref name="key"/> the
+    /// Authenticated flag and the HMAC-SHA256 trailer. Returns the number of bytes written (76 or 108).
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="buffer"/> is too small.</exception>
+    public int Emit(Span<byte> buffer, ReadOnlySpan<byte> key = default)
+    {
+        var authenticated = !key.IsEmpty;
+        var length = GetLength(authenticated);
+        if (buffer.Length < length)
+        {
+            throw new ArgumentException($"A control message needs {length} bytes; the buffer has {buffer.Length}.", nameof(buffer));
+        }
+
+        var flags = Flags & ~ControlMessageFlags.Authenticated;
+        if (authenticated)
+        {
+            flags |= ControlMessageFlags.Authenticated;
+        }
+
+        buffer[0] = ControlProtocol.Version;
+        buffer[1] = (byte)Type;
+        buffer[2] = (byte)flags;
+        buffer[3] = (byte)Status;
+        BinaryPrimitives.WriteUInt64BigEndian(buffer[4..], Sender);
+        BinaryPrimitives.WriteUInt32BigEndian(buffer[12..], Sequence);
+        BinaryPrimitives.WriteUInt64BigEndian(buffer[16..], Epoch);
+        BinaryPrimitives.WriteUInt64BigEndian(buffer[24..], Timestamp);
+        BinaryPrimitives.WriteUInt32BigEndian(buffer[32..], Weight);
+        BinaryPrimitives.WriteUInt32BigEndian(buffer[36..], LeaseMilliseconds);
+        BinaryPrimitives.WriteUInt16BigEndian(buffer[40..], (ushort)Prefix.Length);
+        buffer[42] = (byte)Transports;
+        buffer[43] = 0;
+        Prefix.Id.WriteTo(buffer[44..]);
+        if (authenticated)
+        {
+            HMACSHA256.HashData(key, buffer[..ControlProtocol.BodyLength], buffer[ControlProtocol.BodyLength..length]);
+        }
+
+        return length;
+    }
+}

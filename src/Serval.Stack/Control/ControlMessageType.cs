@@ -1,0 +1,17 @@
+namespace Serval.Stack.ControlPlane;
+
+/// <summary>The kind of a control-plane message (docs/control-protocol.md, "Types").</summary>
+public enum ControlMessageType : byte
+{
+    /// <summary>Host → router: install (or refresh) a FORWARD rule for a prefix toward the sender's address.</summary>
+    Register = 1,
+
+    /// <summary>Host → router: remove the sender's registration of a prefix.</summary>
+    Unregister = 2,
+
+    /// <summary>Router → host: answer to a <see cref="Register"/>.</summary>
+    RegisterAck = 3,
+
+    /// <summary>Router → host: answer to an <see cref="Unregister"/>.</summary>
+    UnregisterAck = 4,
+}

@@ -1,0 +1,109 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using Serval.Wire;
+
+namespace Serval.Stack.ControlPlane;
+
+/// <summary>
+/// A view over a control-plane message (docs/control-protocol.md, "Layout"). <see cref="TryCreate"/> checks the
+/// version and that the length matches the Authenticated flag; afterwards no accessor throws. Field values are not
+/// validated here — <see cref="ControlMessage.TryParse"/> does that.
+/// </summary>
+public readonly ref struct ControlMessageView
+{
+    private readonly ReadOnlySpan<byte> _b;
+
+    private ControlMessageView(ReadOnlySpan<byte> b) => _b = b;
+
+    /// <summary>Wraps <paramref name="message"/> after checking its version and length.</summary>
+    public static bool TryCreate(ReadOnlySpan<byte> message, out ControlMessageView view, out ControlMessageError error)
+    {
+        view = default;
+        if (message.Length is not (ControlProtocol.BodyLength or ControlProtocol.AuthenticatedLength))
+        {
+            error = ControlMessageError.BadLength;
+            return false;
+        }
+
+        if (message[0] != ControlProtocol.Version)
+        {
+            error = ControlMessageError.UnsupportedVersion;
+            return false;
+        }
+
+        var authenticated = (message[2] & (byte)ControlMessageFlags.Authenticated) != 0;
+        if (authenticated != (message.Length == ControlProtocol.AuthenticatedLength))
+        {
+            error = ControlMessageError.BadLength;
+            return false;
+        }
+
+        view = new ControlMessageView(message);
+        error = ControlMessageError.None;
+        return true;
+    }
+
+    /// <summary>Protocol version (always <see cref="ControlProtocol.Version"/> once created).</summary>
+    public byte Version => _b[0];
+
+    /// <summary>Raw type byte.</summary>
+    public byte Type => _b[1];
+
+    /// <summary>Raw flag bits.</summary>
+    public byte Flags => _b[2];
+
+    /// <summary>Raw status byte.</summary>
+    public byte Status => _b[3];
+
+    /// <summary>The sender's incarnation identifier.</summary>
+    public ulong Sender => BinaryPrimitives.ReadUInt64BigEndian(_b[4..]);
+
+    /// <summary>The sender's message sequence number.</summary>
+    public uint Sequence => BinaryPrimitives.ReadUInt32BigEndian(_b[12..]);
+
+    /// <summary>Router epoch (requests: the one the sender believes current; acks: the router's).</summary>
+    public ulong Epoch => BinaryPrimitives.ReadUInt64BigEndian(_b[16..]);
+
+    /// <summary>Router clock in milliseconds (requests: the sender's estimate; acks: the router's).</summary>
+    public ulong Timestamp => BinaryPrimitives.ReadUInt64BigEndian(_b[24..]);
+
+    /// <summary>Weight.</summary>
+    public uint Weight => BinaryPrimitives.ReadUInt32BigEndian(_b[32..]);
+
+    /// <summary>Lease in milliseconds.</summary>
+    public uint LeaseMilliseconds => BinaryPrimitives.ReadUInt32BigEndian(_b[36..]);
+
+    /// <summary>Prefix length in bits (valid: 0–256).</summary>
+    public ushort PrefixLength => BinaryPrimitives.ReadUInt16BigEndian(_b[40..]);
+
+    /// <summary>Raw transport bits.</summary>
+    public byte Transports => _b[42];
+
+    /// <summary>Reserved byte (must be zero).</summary>
+    public byte Reserved => _b[43];
+
+    /// <summary>The prefix's 32 serviceID bytes.</summary>
+    public ServiceId ServiceId => ServiceId.Read(_b[44..]);
+
+    /// <summary>Whether a MAC trailer is present.</summary>
+    public bool HasMac => _b.Length == ControlProtocol.AuthenticatedLength;
+
+    /// <summary>The bytes the MAC covers.</summary>
+    public ReadOnlySpan<byte> Body => _b[..ControlProtocol.BodyLength];
+
+    /// <summary>The MAC trailer (empty when absent).</summary>
+    public ReadOnlySpan<byte> Mac => _b[ControlProtocol.BodyLength..];
+
+    /// <summary>Whether the MAC is present and is HMAC-SHA256 of <see cref="Body"/> under <paramref name="key"/> (constant-time compare).</summary>
+    public bool VerifyMac(ReadOnlySpan<byte> key)
+    {
+        if (!HasMac || key.IsEmpty)
+        {
+            return false;
+        }
+
+        Span<byte> expected = stackalloc byte[ControlProtocol.MacLength];
+        HMACSHA256.HashData(key, Body, expected);
+        return CryptographicOperations.FixedTimeEquals(expected, Mac);
+    }
+}

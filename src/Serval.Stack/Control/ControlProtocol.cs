@@ -1,0 +1,38 @@
+using Serval.Wire;
+
+namespace Serval.Stack.ControlPlane;
+
+/// <summary>
+/// Constants of Serval's control-plane protocol (docs/control-protocol.md): registration messages carried as
+/// payloads of unconnected Serval datagrams to a well-known router serviceID.
+/// </summary>
+public static class ControlProtocol
+{
+    /// <summary>The protocol version this implementation speaks.</summary>
+    public const byte Version = 1;
+
+    /// <summary>Length of a message body (everything the MAC covers).</summary>
+    public const int BodyLength = 76;
+
+    /// <summary>Length of the HMAC-SHA256 trailer.</summary>
+    public const int MacLength = 32;
+
+    /// <summary>Length of an authenticated message (body + MAC).</summary>
+    public const int AuthenticatedLength = BodyLength + MacLength;
+
+    /// <summary>Shortest key accepted for HMAC authentication, in bytes.</summary>
+    public const int MinKeyLength = 16;
+
+    /// <summary>Longest lease a Register may ask for, in milliseconds (one hour).</summary>
+    public const uint MaxLeaseMilliseconds = 3_600_000;
+
+    /// <summary>Largest weight a Register may carry (the service table's limit).</summary>
+    public const uint MaxWeight = int.MaxValue;
+
+    /// <summary>
+    /// The well-known serviceID routers listen on: SHA-256 of the UTF-8 name <c>serval.router</c>
+    /// (<c>ServiceId.FromName("serval.router")</c>). Deliberately not the reference's 88888, whose servd speaks a
+    /// different format.
+    /// </summary>
+    public static ServiceId RouterServiceId { get; } = ServiceId.FromName("serval.router");
+}

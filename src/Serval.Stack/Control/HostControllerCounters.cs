@@ -1,0 +1,82 @@
+namespace Serval.Stack.ControlPlane;
+
+/// <summary>Counters of a <see cref="HostController"/> (or of a router's upstream registration). Read from any thread.</summary>
+public sealed class HostControllerCounters
+{
+    private long _messagesSent;
+    private long _retransmissions;
+    private long _acksReceived;
+    private long _staleAcks;
+    private long _rejectedAcks;
+    private long _routerRestarts;
+    private long _addressChanges;
+    private long _malformed;
+    private long _unauthenticated;
+    private long _unexpectedAcks;
+    private long _sendFailures;
+    private long _registrationsDropped;
+
+    internal HostControllerCounters()
+    {
+    }
+
+    /// <summary>Register and Unregister messages handed to the engine.</summary>
+    public long MessagesSent => Volatile.Read(ref _messagesSent);
+
+    /// <summary>Messages sent again because the previous one was not answered.</summary>
+    public long Retransmissions => Volatile.Read(ref _retransmissions);
+
+    /// <summary>Authentic acknowledgements that matched an outstanding message.</summary>
+    public long AcksReceived => Volatile.Read(ref _acksReceived);
+
+    /// <summary>Acknowledgements with status Stale (the router's epoch or clock was not known yet).</summary>
+    public long StaleAcks => Volatile.Read(ref _staleAcks);
+
+    /// <summary>Acknowledgements with status Rejected.</summary>
+    public long RejectedAcks => Volatile.Read(ref _rejectedAcks);
+
+    /// <summary>Times a router answered with a new epoch (every registration is then sent again at once).</summary>
+    public long RouterRestarts => Volatile.Read(ref _routerRestarts);
+
+    /// <summary>Local address changes that triggered re-registration.</summary>
+    public long AddressChanges => Volatile.Read(ref _addressChanges);
+
+    /// <summary>Datagrams on the control socket that did not parse or were not acknowledgements.</summary>
+    public long Malformed => Volatile.Read(ref _malformed);
+
+    /// <summary>Acknowledgements without a valid MAC while a key is configured.</summary>
+    public long Unauthenticated => Volatile.Read(ref _unauthenticated);
+
+    /// <summary>Authentic acknowledgements that matched no outstanding message (late, duplicated or replayed).</summary>
+    public long UnexpectedAcks => Volatile.Read(ref _unexpectedAcks);
+
+    /// <summary>Sends the engine refused (no route to the router, interface down).</summary>
+    public long SendFailures => Volatile.Read(ref _sendFailures);
+
+    /// <summary>Prefixes not tracked because the limit was reached.</summary>
+    public long RegistrationsDropped => Volatile.Read(ref _registrationsDropped);
+
+    internal void CountMessagesSent() => Volatile.Write(ref _messagesSent, _messagesSent + 1);
+
+    internal void CountRetransmissions() => Volatile.Write(ref _retransmissions, _retransmissions + 1);
+
+    internal void CountAcksReceived() => Volatile.Write(ref _acksReceived, _acksReceived + 1);
+
+    internal void CountStaleAcks() => Volatile.Write(ref _staleAcks, _staleAcks + 1);
+
+    internal void CountRejectedAcks() => Volatile.Write(ref _rejectedAcks, _rejectedAcks + 1);
+
+    internal void CountRouterRestarts() => Volatile.Write(ref _routerRestarts, _routerRestarts + 1);
+
+    internal void CountAddressChanges() => Volatile.Write(ref _addressChanges, _addressChanges + 1);
+
+    internal void CountMalformed() => Volatile.Write(ref _malformed, _malformed + 1);
+
+    internal void CountUnauthenticated() => Volatile.Write(ref _unauthenticated, _unauthenticated + 1);
+
+    internal void CountUnexpectedAcks() => Volatile.Write(ref _unexpectedAcks, _unexpectedAcks + 1);
+
+    internal void CountSendFailures() => Volatile.Write(ref _sendFailures, _sendFailures + 1);
+
+    internal void CountRegistrationsDropped() => Volatile.Write(ref _registrationsDropped, _registrationsDropped + 1);
+}

@@ -1,0 +1,607 @@
+using Serval.Stack.Services;
+using Serval.Wire;
+
+namespace Serval.Stack.ControlPlane;
+
+/// <summary>
+/// The requesting side of the control protocol (docs/control-protocol.md, "Host behaviour"), shared by
+/// <see cref="HostController"/> and a router's upstream registration: a set of prefixes kept registered with every
+/// configured router through one unbound datagram socket — sent at once, retransmitted with backoff until
+/// acknowledged, refreshed before the lease runs out, unregistered explicitly, and all sent again when a router
+/// answers with a new epoch.
+/// </summary>
+internal sealed class RegistrationClient
+{
+    /// <summary>Priority of the exact routes toward each router's serviceID (below socket DEMUX rules, above everything else we install).</summary>
+    internal const uint RouterRoutePriority = 30_000;
+
+    private readonly Engine _engine;
+    private readonly HostControllerOptions _options;
+    private readonly IRandomSource _random;
+    private readonly RouterLink[] _routers;
+    private readonly Dictionary<ServicePrefix, ClientEntry> _entries = [];
+    private readonly PriorityQueue<(ClientSlot Slot, long Generation), TimeSpan> _timers = new();
+    private readonly Dictionary<ServicePrefix, ServiceTarget> _pinned = [];
+    private readonly List<ServiceTarget> _defaults = [];
+    private readonly byte[] _message = new byte[ControlProtocol.AuthenticatedLength];
+    private readonly byte[] _receive = new byte[ControlProtocol.AuthenticatedLength + 1];
+    private readonly uint _leaseMilliseconds;
+    private SocketHandle _socket;
+    private ulong _sender;
+    private uint _sequence;
+
+    public RegistrationClient(Engine engine, HostControllerOptions options, IRandomSource random, HostControllerCounters counters)
+    {
+        _engine = engine;
+        _options = options;
+        _random = random;
+        Counters = counters;
+        _routers = [.. options.Routers.Select((r, i) => new RouterLink(r, i))];
+        _leaseMilliseconds = (uint)options.Lease.TotalMilliseconds;
+        _sender = NewSender();
+    }
+
+    public HostControllerCounters Counters { get; }
+
+    public SocketHandle Socket => _socket;
+
+    public ulong Sender => _sender;
+
+    public bool Started => !_socket.IsNone;
+
+    /// <summary>Binds the control socket (unbound: the engine gives it a random serviceID on its first send) and installs the routes.</summary>
+    public ServalError Start(TimeSpan now)
+    {
+        if (Started)
+        {
+            return ServalError.None;
+        }
+
+        var error = _engine.BindDatagram(null, now, out _socket);
+        if (error != ServalError.None)
+        {
+            return error;
+        }
+
+        EnsureRules(now);
+        foreach (var e in _entries.Values)
+        {
+            foreach (var slot in e.Slots)
+            {
+                StartRound(slot, now);
+            }
+        }
+
+        return ServalError.None;
+    }
+
+    /// <summary>Unregisters everything once (best effort), closes the socket and removes the routes it installed.</summary>
+    public void Stop(TimeSpan now)
+    {
+        if (!Started)
+        {
+            return;
+        }
+
+        foreach (var e in _entries.Values)
+        {
+            e.Withdrawn = true;
+            foreach (var slot in e.Slots)
+            {
+                slot.Attempts = 0;
+                Send(slot, now);
+            }
+        }
+
+        _entries.Clear();
+        _timers.Clear();
+        _engine.Close(_socket, now);
+        _socket = SocketHandle.None;
+        foreach (var (prefix, target) in _pinned)
+        {
+            _engine.Services.Remove(prefix, target);
+        }
+
+        foreach (var target in _defaults)
+        {
+            _engine.Services.Remove(ServicePrefix.Default, target);
+        }
+
+        _pinned.Clear();
+        _defaults.Clear();
+    }
+
+    /// <summary>Registers (or updates) <paramref name="prefix"/>; false when the limit of tracked prefixes is reached.</summary>
+    public bool Set(ServicePrefix prefix, uint weight, bool draining, ServiceTransports transports, TimeSpan now)
+    {
+        if (!_entries.TryGetValue(prefix, out var e))
+        {
+            if (_entries.Count >= _options.MaxRegistrations)
+            {
+                Counters.CountRegistrationsDropped();
+                return false;
+            }
+
+            e = new ClientEntry(prefix, _routers.Length);
+            _entries.Add(prefix, e);
+        }
+        else if (!e.Withdrawn && e.Weight == weight && e.Draining == draining && e.Transports == transports)
+        {
+            return true;
+        }
+
+        e.Weight = weight;
+        e.Draining = draining;
+        e.Transports = transports;
+        e.Withdrawn = false;
+        foreach (var slot in e.Slots)
+        {
+            slot.Done = false;
+            StartRound(slot, now);
+        }
+
+        return true;
+    }
+
+    /// <summary>Unregisters <paramref name="prefix"/> from every router (at once, retried a few times).</summary>
+    public void Withdraw(ServicePrefix prefix, TimeSpan now)
+    {
+        if (!_entries.TryGetValue(prefix, out var e) || e.Withdrawn)
+        {
+            return;
+        }
+
+        e.Withdrawn = true;
+        foreach (var slot in e.Slots)
+        {
+            slot.Done = false;
+            StartRound(slot, now);
+        }
+
+        RemoveIfDone(e);
+    }
+
+    /// <summary>Sends every registration to every router again now (address change, interface back up).</summary>
+    public void ReregisterAll(TimeSpan now)
+    {
+        foreach (var e in _entries.Values)
+        {
+            foreach (var slot in e.Slots)
+            {
+                if (!(e.Withdrawn && slot.Done))
+                {
+                    StartRound(slot, now);
+                }
+            }
+        }
+    }
+
+    public void OnReadable(SocketHandle socket, TimeSpan now)
+    {
+        if (Started && socket == _socket)
+        {
+            Drain(now);
+        }
+    }
+
+    public void Poll(TimeSpan now)
+    {
+        if (!Started)
+        {
+            return;
+        }
+
+        Drain(now);
+        while (_timers.TryPeek(out var item, out var at) && at <= now)
+        {
+            _timers.Dequeue();
+            if (item.Generation == item.Slot.Generation && !item.Slot.Entry.Removed)
+            {
+                Fire(item.Slot, now);
+            }
+        }
+    }
+
+    public TimeSpan? NextTimeout()
+    {
+        if (!Started)
+        {
+            return null;
+        }
+
+        while (_timers.TryPeek(out var item, out var at))
+        {
+            if (item.Generation == item.Slot.Generation && !item.Slot.Entry.Removed)
+            {
+                return at;
+            }
+
+            _timers.Dequeue();
+        }
+
+        return null;
+    }
+
+    public IReadOnlyList<HostRegistration> GetRegistrations() =>
+        [.. _entries.Values.Where(e => !e.Withdrawn).Select(e => new HostRegistration(e.Prefix, e.Weight, e.Draining, e.Transports, e.Slots.Count(s => s.Acked)))];
+
+    public IReadOnlyList<RouterStatus> GetRouters() =>
+        [.. _routers.Select(r => new RouterStatus(r.Endpoint, r.Epoch, r.LastAckAt))];
+
+    /// <summary>Installs the default rule toward each router and the exact route to each router's serviceID.</summary>
+    public void EnsureRules(TimeSpan now)
+    {
+        if (!Started)
+        {
+            return;
+        }
+
+        foreach (var r in _routers)
+        {
+            if (_options.InstallDefaultRule)
+            {
+                var target = ServiceTarget.Forward(r.Endpoint.Address, r.Endpoint.Interface);
+                if (_engine.Services.Add(ServicePrefix.Default, target, _options.DefaultRulePriority, 1, now: now) == ServiceTableResult.Ok
+                    && !_defaults.Contains(target))
+                {
+                    _defaults.Add(target);
+                }
+            }
+
+            EnsureRoute(r, now);
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------------------------
+
+    private void StartRound(ClientSlot slot, TimeSpan now)
+    {
+        slot.Attempts = 0;
+        Schedule(slot, now);
+    }
+
+    private void Schedule(ClientSlot slot, TimeSpan at)
+    {
+        slot.Generation++;
+        _timers.Enqueue((slot, slot.Generation), at);
+    }
+
+    private void Cancel(ClientSlot slot) => slot.Generation++;
+
+    private void Fire(ClientSlot slot, TimeSpan now)
+    {
+        var e = slot.Entry;
+        if (e.Withdrawn)
+        {
+            if (slot.Done)
+            {
+                return;
+            }
+
+            if (slot.Attempts >= _options.MaxUnregisterAttempts)
+            {
+                // Unanswered: the router's lease removes the registration anyway.
+                slot.Done = true;
+                slot.Acked = false;
+                RemoveIfDone(e);
+                return;
+            }
+        }
+
+        if (slot.Attempts > 0)
+        {
+            Counters.CountRetransmissions();
+        }
+
+        Send(slot, now);
+        Schedule(slot, now + RetryDelay(slot.Attempts));
+    }
+
+    /// <summary>Sends the slot's current message (Register or Unregister) with a new sequence number.</summary>
+    private void Send(ClientSlot slot, TimeSpan now)
+    {
+        var e = slot.Entry;
+        var r = _routers[slot.Router];
+        var sequence = NextSequence();
+        if (slot.Attempts == 0)
+        {
+            slot.RoundStart = sequence;
+        }
+
+        slot.LastSequence = sequence;
+        slot.Attempts++;
+        var register = !e.Withdrawn;
+        var flags = ControlMessageFlags.None;
+        if (register && e.Draining)
+        {
+            flags |= ControlMessageFlags.Draining;
+        }
+
+        if (register && slot.Acked)
+        {
+            flags |= ControlMessageFlags.Refresh;
+        }
+
+        var message = new ControlMessage
+        {
+            Type = register ? ControlMessageType.Register : ControlMessageType.Unregister,
+            Flags = flags,
+            Sender = _sender,
+            Sequence = sequence,
+            Epoch = r.Epoch,
+            Timestamp = r.EstimateClock(now),
+            Weight = register ? e.Weight : 0,
+            LeaseMilliseconds = register ? _leaseMilliseconds : 0,
+            Prefix = e.Prefix,
+            Transports = e.Transports,
+        };
+        var n = message.Emit(_message, _options.Key.Span);
+        EnsureRoute(r, now);
+        if (_engine.SendTo(_socket, r.Endpoint.ServiceId, _message.AsSpan(0, n), now) == ServalError.None)
+        {
+            Counters.CountMessagesSent();
+        }
+        else
+        {
+            Counters.CountSendFailures();
+        }
+    }
+
+    private uint NextSequence()
+    {
+        if (_sequence == uint.MaxValue)
+        {
+            // Sequence space exhausted: continue as a new sender (routers see a new incarnation; old state expires).
+            _sender = NewSender();
+            _sequence = 0;
+            foreach (var e in _entries.Values)
+            {
+                foreach (var slot in e.Slots)
+                {
+                    slot.Attempts = 0;
+                }
+            }
+        }
+
+        return ++_sequence;
+    }
+
+    private ulong NewSender()
+    {
+        while (true)
+        {
+            var s = _random.NextUInt64();
+            if (s != 0 && s != _sender)
+            {
+                return s;
+            }
+        }
+    }
+
+    private TimeSpan RetryDelay(int attempts)
+    {
+        var ticks = _options.RetryInterval.Ticks << Math.Min(Math.Max(attempts - 1, 0), 20);
+        return ticks <= 0 || ticks > _options.RefreshInterval.Ticks ? _options.RefreshInterval : TimeSpan.FromTicks(ticks);
+    }
+
+    /// <summary>The refresh period with up to 10 % taken off at random, so that refreshes of many prefixes spread out.</summary>
+    private TimeSpan RefreshDelay() =>
+        TimeSpan.FromTicks(_options.RefreshInterval.Ticks - (long)(_options.RefreshInterval.Ticks * 0.1 * _random.NextDouble()));
+
+    private void RemoveIfDone(ClientEntry e)
+    {
+        if (e.Withdrawn && e.Slots.All(s => s.Done))
+        {
+            e.Removed = true;
+            _entries.Remove(e.Prefix);
+        }
+    }
+
+    /// <summary>
+    /// Points the exact route for the router's serviceID at this router. Routers sharing one serviceID (the usual
+    /// case: the well-known one) share the route, so it is re-pointed before each send.
+    /// </summary>
+    private void EnsureRoute(RouterLink r, TimeSpan now)
+    {
+        var prefix = ServicePrefix.Exact(r.Endpoint.ServiceId);
+        var target = ServiceTarget.Forward(r.Endpoint.Address, r.Endpoint.Interface);
+        var services = _engine.Services;
+        var pinned = _pinned.TryGetValue(prefix, out var current);
+        if (pinned && current == target && services.TryGetExact(prefix, out var entry) && entry.TryGetRule(target, out _))
+        {
+            return;
+        }
+
+        if (pinned && current != target)
+        {
+            services.Remove(prefix, current);
+        }
+
+        services.Add(prefix, target, RouterRoutePriority, 1, now: now);
+        _pinned[prefix] = target;
+    }
+
+    private void Drain(TimeSpan now)
+    {
+        while (_engine.ReceiveFrom(_socket, _receive, out var n, out _, out _) == ServalError.None)
+        {
+            OnAck(_receive.AsSpan(0, n), now);
+        }
+    }
+
+    private void OnAck(ReadOnlySpan<byte> data, TimeSpan now)
+    {
+        if (!ControlMessage.TryParse(data, out var m, out _) || !m.IsAck)
+        {
+            Counters.CountMalformed();
+            return;
+        }
+
+        if (!_options.Key.IsEmpty
+            && !(ControlMessageView.TryCreate(data, out var view, out _) && view.VerifyMac(_options.Key.Span)))
+        {
+            Counters.CountUnauthenticated();
+            return;
+        }
+
+        if (m.Sender != _sender || !_entries.TryGetValue(m.Prefix, out var e))
+        {
+            Counters.CountUnexpectedAcks();
+            return;
+        }
+
+        var slot = e.Slots.FirstOrDefault(s => s.Attempts > 0 && m.Sequence >= s.RoundStart && m.Sequence <= s.LastSequence);
+        var expected = e.Withdrawn ? ControlMessageType.UnregisterAck : ControlMessageType.RegisterAck;
+        if (slot is null || m.Type != expected || (e.Withdrawn && slot.Done))
+        {
+            Counters.CountUnexpectedAcks();
+            return;
+        }
+
+        Counters.CountAcksReceived();
+        var r = _routers[slot.Router];
+        var restarted = r.Learn(m, now);
+        if (restarted)
+        {
+            Counters.CountRouterRestarts();
+        }
+
+        switch (m.Status)
+        {
+            case ControlStatus.Ok when e.Withdrawn:
+                slot.Done = true;
+                slot.Acked = false;
+                slot.Attempts = 0;
+                Cancel(slot);
+                RemoveIfDone(e);
+                break;
+            case ControlStatus.Ok:
+                slot.Acked = true;
+                slot.Attempts = 0;
+                Schedule(slot, now + RefreshDelay());
+                break;
+            case ControlStatus.Stale:
+                // Not applied; we now know the router's epoch and clock. Resend at once (backing off if it persists).
+                Counters.CountStaleAcks();
+                Schedule(slot, slot.Attempts <= 2 ? now : now + RetryDelay(slot.Attempts));
+                break;
+            default:
+                Counters.CountRejectedAcks();
+                if (e.Withdrawn)
+                {
+                    slot.Done = true;
+                    Cancel(slot);
+                    RemoveIfDone(e);
+                }
+                else
+                {
+                    slot.Acked = false;
+                    slot.Attempts = 0;
+                    Schedule(slot, now + _options.RefreshInterval);
+                }
+
+                break;
+        }
+
+        if (restarted)
+        {
+            // The router lost its state: send it everything again now.
+            foreach (var other in _entries.Values)
+            {
+                var s = other.Slots[slot.Router];
+                if (s != slot && !(other.Withdrawn && s.Done))
+                {
+                    s.Acked = false;
+                    StartRound(s, now);
+                }
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------------------------
+
+    private sealed class RouterLink(RouterEndpoint endpoint, int index)
+    {
+        public RouterEndpoint Endpoint { get; } = endpoint;
+
+        public int Index { get; } = index;
+
+        public ulong Epoch { get; private set; }
+
+        public long ClockOffset { get; private set; }
+
+        public bool HasClock { get; private set; }
+
+        public TimeSpan? LastAckAt { get; private set; }
+
+        /// <summary>Our estimate of the router clock (ms), 0 before its first answer.</summary>
+        public ulong EstimateClock(TimeSpan now) => HasClock ? (ulong)Math.Max(0, Milliseconds(now) + ClockOffset) : 0;
+
+        /// <summary>Takes the epoch and clock of an authentic acknowledgement; true when the epoch changed from a known one (restart).</summary>
+        public bool Learn(in ControlMessage ack, TimeSpan now)
+        {
+            var restarted = Epoch != 0 && ack.Epoch != Epoch;
+            Epoch = ack.Epoch;
+            ClockOffset = (long)Math.Min(ack.Timestamp, long.MaxValue / 2) - Milliseconds(now);
+            HasClock = true;
+            LastAckAt = now;
+            return restarted;
+        }
+
+        private static long Milliseconds(TimeSpan t) => t.Ticks / TimeSpan.TicksPerMillisecond;
+    }
+
+    private sealed class ClientEntry
+    {
+        public ClientEntry(ServicePrefix prefix, int routers)
+        {
+            Prefix = prefix;
+            Slots = new ClientSlot[routers];
+            for (var i = 0; i < routers; i++)
+            {
+                Slots[i] = new ClientSlot(this, i);
+            }
+        }
+
+        public ServicePrefix Prefix { get; }
+
+        public ClientSlot[] Slots { get; }
+
+        public uint Weight { get; set; }
+
+        public bool Draining { get; set; }
+
+        public ServiceTransports Transports { get; set; }
+
+        /// <summary>Being unregistered.</summary>
+        public bool Withdrawn { get; set; }
+
+        /// <summary>Forgotten (stale timers skip it).</summary>
+        public bool Removed { get; set; }
+    }
+
+    /// <summary>One prefix's state with one router.</summary>
+    private sealed class ClientSlot(ClientEntry entry, int router)
+    {
+        public ClientEntry Entry { get; } = entry;
+
+        public int Router { get; } = router;
+
+        /// <summary>Invalidates queued timer items when bumped.</summary>
+        public long Generation { get; set; }
+
+        /// <summary>Messages sent in the current round (0: the round has not started).</summary>
+        public int Attempts { get; set; }
+
+        /// <summary>Sequence number of the round's first message; acks of any message of the round count.</summary>
+        public uint RoundStart { get; set; }
+
+        public uint LastSequence { get; set; }
+
+        /// <summary>The router acknowledged the registration and holds it.</summary>
+        public bool Acked { get; set; }
+
+        /// <summary>Withdrawn entries: this router is done (acknowledged or given up).</summary>
+        public bool Done { get; set; }
+    }
+}

@@ -1,0 +1,121 @@
+using Serval.Stack.Services;
+using Serval.Wire;
+
+namespace Serval.Stack.ControlPlane;
+
+/// <summary>Settings of a <see cref="RouterController"/>. Validated once by its constructor.</summary>
+public sealed record RouterControllerOptions
+{
+    /// <summary>The default settings.</summary>
+    public static RouterControllerOptions Default { get; } = new();
+
+    /// <summary>The serviceID the router listens on (default <see cref="ControlProtocol.RouterServiceId"/>).</summary>
+    public ServiceId ServiceId { get; init; } = ControlProtocol.RouterServiceId;
+
+    /// <summary>
+    /// Interface on which registered hosts are reached; null (default) picks, per host, the up interface of the
+    /// same address family whose address shares the longest prefix with the host's address.
+    /// </summary>
+    public int? Interface { get; init; }
+
+    /// <summary>Shared HMAC-SHA256 key (at least 16 bytes); when set, unauthenticated, stale and replayed messages are ignored and counted.</summary>
+    public ReadOnlyMemory<byte> Key { get; init; }
+
+    /// <summary>With a key: how far a request's timestamp may be from the router clock (default 10 s).</summary>
+    public TimeSpan ReplayWindow { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long a sender's state (reply route, replay window) is kept after its last accepted message once it has no registration (default 30 s; above <see cref="ReplayWindow"/>).</summary>
+    public TimeSpan PeerRetention { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Shortest lease granted (longer asked leases are granted up to <see cref="MaxLease"/>).</summary>
+    public TimeSpan MinLease { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Longest lease granted.</summary>
+    public TimeSpan MaxLease { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Priority of the FORWARD rules registrations install (default 10).</summary>
+    public uint RulePriority { get; init; } = 10;
+
+    /// <summary>Priority of the exact-match routes toward each sender's control socket (default 30000, below socket DEMUX rules).</summary>
+    public uint ReplyRoutePriority { get; init; } = 30_000;
+
+    /// <summary>Shortest prefix a host may register (default 1: nobody registers the default prefix).</summary>
+    public int MinPrefixLength { get; init; } = 1;
+
+    /// <summary>Most registrations held; more are rejected and counted.</summary>
+    public int MaxRegistrations { get; init; } = 100_000;
+
+    /// <summary>Most registrations one sender may hold.</summary>
+    public int MaxRegistrationsPerPeer { get; init; } = 10_000;
+
+    /// <summary>Most senders tracked.</summary>
+    public int MaxPeers { get; init; } = 10_000;
+
+    /// <summary>Registration of this router's services with an upstream router (hierarchy), or null.</summary>
+    public HostControllerOptions? Upstream { get; init; }
+
+    /// <summary>
+    /// Prefixes exported upstream in place of the registrations they cover: an aggregate is registered while at
+    /// least one non-draining registration falls inside it, with the sum of their weights.
+    /// </summary>
+    public IReadOnlyList<ServicePrefix> UpstreamAggregates { get; init; } = [];
+
+    /// <summary>Whether registrations no aggregate covers are exported upstream as they are (default true).</summary>
+    public bool ExportUncovered { get; init; } = true;
+
+    /// <summary>Checks every value; throws <see cref="ArgumentException"/> naming the bad one.</summary>
+    public void Validate()
+    {
+        if (ServiceId.IsZero)
+        {
+            throw new ArgumentException("The router needs a serviceID.", nameof(ServiceId));
+        }
+
+        if (Interface < 0)
+        {
+            throw new ArgumentException("Interface must be ≥ 0.", nameof(Interface));
+        }
+
+        if (!Key.IsEmpty && Key.Length < ControlProtocol.MinKeyLength)
+        {
+            throw new ArgumentException($"A key has at least {ControlProtocol.MinKeyLength} bytes.", nameof(Key));
+        }
+
+        if (ReplayWindow <= TimeSpan.Zero || PeerRetention <= ReplayWindow)
+        {
+            throw new ArgumentException("ReplayWindow must be positive and PeerRetention longer than it.", nameof(PeerRetention));
+        }
+
+        if (MinLease <= TimeSpan.Zero || MaxLease < MinLease || MaxLease.TotalMilliseconds > ControlProtocol.MaxLeaseMilliseconds)
+        {
+            throw new ArgumentException("Leases must satisfy 0 < MinLease ≤ MaxLease ≤ 1 hour.", nameof(MaxLease));
+        }
+
+        if (RulePriority > ServiceTable.MaxPriority || ReplyRoutePriority > ServiceTable.MaxPriority)
+        {
+            throw new ArgumentException("Priorities must not exceed the service table's maximum.", nameof(RulePriority));
+        }
+
+        if (MinPrefixLength is < 0 or > ServiceId.Bits)
+        {
+            throw new ArgumentException("MinPrefixLength is 0 to 256.", nameof(MinPrefixLength));
+        }
+
+        if (MaxRegistrations < 1 || MaxRegistrationsPerPeer < 1 || MaxPeers < 1)
+        {
+            throw new ArgumentException("Limits must be positive.", nameof(MaxRegistrations));
+        }
+
+        ArgumentNullException.ThrowIfNull(UpstreamAggregates);
+        if (Upstream is { } up)
+        {
+            up.Validate();
+            if (up.Routers.Any(r => r.ServiceId == ServiceId))
+            {
+                throw new ArgumentException(
+                    "An upstream router must listen on a serviceID other than this router's own (its exact DEMUX rule would capture the messages).",
+                    nameof(Upstream));
+            }
+        }
+    }
+}
