@@ -37,6 +37,22 @@ public sealed record ServalHostOptions
     /// <summary>Where the host logs (default: nowhere).</summary>
     public ILoggerFactory LoggerFactory { get; init; } = NullLoggerFactory.Instance;
 
+    /// <summary>
+    /// A service router to register this host's bound services with (docs/control-protocol.md): the host's controller
+    /// registers each bind, refreshes on a lease, unregisters on close, and installs its default rule toward the router.
+    /// <see cref="LinkAddress.None"/> (default) runs no registration.
+    /// </summary>
+    public LinkAddress RegisterWithRouter { get; init; }
+
+    /// <summary>Registration settings (refresh, lease, weights, key) when <see cref="RegisterWithRouter"/> is set; the routers list is filled in.</summary>
+    public Stack.ControlPlane.HostControllerOptions Registration { get; init; } = Stack.ControlPlane.HostControllerOptions.Default;
+
+    /// <summary>
+    /// Runs the router controller: accepts registrations and installs (and expires) FORWARD rules for them. Use with
+    /// <see cref="EngineOptions.Mode"/> = <see cref="EngineMode.ServiceRouter"/>; null (default) runs none.
+    /// </summary>
+    public Stack.ControlPlane.RouterControllerOptions? RouterControl { get; init; }
+
     /// <summary>The engine's random source; null uses the cryptographic source.</summary>
     public IRandomSource? Random { get; init; }
 
@@ -71,6 +87,15 @@ public sealed record ServalHostOptions
         {
             throw new ArgumentException($"{nameof(InboundQueueCapacity)} must be at least 16 (was {InboundQueueCapacity}).", nameof(InboundQueueCapacity));
         }
+
+        if (!RegisterWithRouter.IsNone && !Links.Any(l => l.LocalAddress.Family == RegisterWithRouter.Family))
+        {
+            throw new ArgumentException($"No link has the address family of the registration router {RegisterWithRouter}.", nameof(RegisterWithRouter));
+        }
+
+        ArgumentNullException.ThrowIfNull(Registration, nameof(Registration));
+        Registration.Validate();
+        RouterControl?.Validate();
 
         if (!DefaultRouter.IsNone && !Links.Any(l => l.LocalAddress.Family == DefaultRouter.Family))
         {

@@ -30,6 +30,7 @@ internal sealed partial class EngineDriver : IPacketSink
     private readonly long _startTimestamp = Stopwatch.GetTimestamp();
     private readonly int _inboundCapacity;
     private readonly HostMetrics _metrics;
+    private readonly List<Stack.ControlPlane.IEngineController> _controllers = [];
     private int _inboundCount;
     private int _signaled;
     private long _inboundDropped;
@@ -66,6 +67,22 @@ internal sealed partial class EngineDriver : IPacketSink
         }
 
         Interfaces = Engine.Interfaces;
+        var random = options.Random ?? CryptoRandomSource.Instance;
+        if (!options.RegisterWithRouter.IsNone)
+        {
+            var target = ForwardTarget(options.RegisterWithRouter);
+            var registration = options.Registration with
+            {
+                Routers = [new Stack.ControlPlane.RouterEndpoint(options.RegisterWithRouter, target.Interface)],
+            };
+            _controllers.Add(new Stack.ControlPlane.HostController(Engine, registration, random));
+        }
+
+        if (options.RouterControl is { } routerOptions)
+        {
+            _controllers.Add(new Stack.ControlPlane.RouterController(Engine, routerOptions, random));
+        }
+
         _metrics = new HostMetrics(Name, this);
         _thread = new Thread(Run) { IsBackground = true, Name = $"serval engine {Name}" };
     }
@@ -196,6 +213,7 @@ internal sealed partial class EngineDriver : IPacketSink
     {
         try
         {
+            StartControllers();
             while (!_stopRequested)
             {
                 Volatile.Write(ref _signaled, 0);
@@ -210,6 +228,14 @@ internal sealed partial class EngineDriver : IPacketSink
 
                 var now = Now;
                 var next = Engine.NextTimeout(now);
+                foreach (var controller in _controllers)
+                {
+                    if (controller.NextTimeout(now) is { } c && (next is null || c < next))
+                    {
+                        next = c;
+                    }
+                }
+
                 var wait = next is { } at ? Math.Clamp((int)Math.Ceiling((at - now).TotalMilliseconds), 0, 1000) : 1000;
                 if (wait > 0)
                 {
@@ -277,6 +303,11 @@ internal sealed partial class EngineDriver : IPacketSink
     {
         for (var i = 0; i < 16; i++)
         {
+            foreach (var controller in _controllers)
+            {
+                controller.Poll(Now);
+            }
+
             Engine.Poll(Now, this);
             for (var l = 0; l < _links.Length; l++)
             {
@@ -308,11 +339,42 @@ internal sealed partial class EngineDriver : IPacketSink
                 state.OnEvent(this, e);
             }
 
+            foreach (var controller in _controllers)
+            {
+                controller.OnEvent(e, Now);
+            }
+
             EventObserver?.Invoke(e);
         }
 
         return any;
     }
+
+    private void StartControllers()
+    {
+        var now = Now;
+        foreach (var controller in _controllers)
+        {
+            var error = controller switch
+            {
+                Stack.ControlPlane.HostController h => h.Start(now),
+                Stack.ControlPlane.RouterController r => r.Start(now),
+                _ => ServalError.None,
+            };
+            if (error != ServalError.None)
+            {
+                throw new InvalidOperationException($"The Serval host '{Name}' could not start its {controller.GetType().Name}: {error}.");
+            }
+        }
+
+        Pump();
+    }
+
+    /// <summary>The host's registration controller, if any (engine thread only).</summary>
+    internal Stack.ControlPlane.HostController? HostController => _controllers.OfType<Stack.ControlPlane.HostController>().FirstOrDefault();
+
+    /// <summary>The host's router controller, if any (engine thread only).</summary>
+    internal Stack.ControlPlane.RouterController? RouterController => _controllers.OfType<Stack.ControlPlane.RouterController>().FirstOrDefault();
 
     /// <summary>Called on the engine thread for every engine event (the place a controller hooks in).</summary>
     public Action<EngineEvent>? EventObserver { get; set; }
@@ -345,11 +407,25 @@ internal sealed partial class EngineDriver : IPacketSink
         var reason = new ObjectDisposedException(nameof(ServalHost), $"The Serval host '{Name}' has stopped.");
         try
         {
-            // Tell peers: reset open connections, release bound services.
+            // Tell peers: reset open connections, release bound services, withdraw registrations.
             var now = Now;
             foreach (var state in Sockets.Values.ToList())
             {
                 state.OnHostStopped(this, reason);
+            }
+
+            DispatchEvents();
+            foreach (var controller in _controllers)
+            {
+                switch (controller)
+                {
+                    case Stack.ControlPlane.HostController h:
+                        h.Stop(now);
+                        break;
+                    case Stack.ControlPlane.RouterController r:
+                        r.Stop(now);
+                        break;
+                }
             }
 
             Sockets.Clear();
