@@ -81,7 +81,7 @@ internal static partial class PrefixTrie
                             var node = nodes[lane]!;
                             ref readonly var childSlot = ref node.Children[positions[lane]];
                             var key = new KeyWords(ids[lane]);
-                            if ((((key.Bits32At(node.Depth + 8) & childSlot.Mask) ^ childSlot.Check) & ~TrieNode.ChildSlot.MoreBits) != 0)
+                            if ((((key.Bits32At(node.Depth + 8) & TrieNode.ChildSlot.MaskOf(childSlot.CheckedBits)) ^ childSlot.Check) & ~TrieNode.ChildSlot.MoreBits) != 0)
                             {
                                 Finish(ref states[lane], ref results[lane], bests[lane], bestSlots[lane], ref active);
                                 break;
@@ -91,6 +91,13 @@ internal static partial class PrefixTrie
                             var child = childSlot.Item;
                             if (child.GetType() == typeof(TrieNode))
                             {
+                                // Stop here if the child has nothing in the key's group of slots.
+                                if (((childSlot.Summary >> (key.ByteAt(childSlot.ChildDepth) >> 2)) & 1) == 0)
+                                {
+                                    Finish(ref states[lane], ref results[lane], bests[lane], bestSlots[lane], ref active);
+                                    break;
+                                }
+
                                 var next = Unsafe.As<TrieNode>(child);
                                 nodes[lane] = next;
                                 verify[lane] = more;

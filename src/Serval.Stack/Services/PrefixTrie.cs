@@ -36,8 +36,7 @@ internal static partial class PrefixTrie
             }
 
             ref readonly var childSlot = ref node.Children[node.ChildSlots.RankBefore(slot)];
-            var check = ((key.Bits32At(depth + 8) & childSlot.Mask) ^ childSlot.Check) & ~TrieNode.ChildSlot.MoreBits;
-            if (check != 0)
+            if ((((key.Bits32At(depth + 8) & TrieNode.ChildSlot.MaskOf(childSlot.CheckedBits)) ^ childSlot.Check) & ~TrieNode.ChildSlot.MoreBits) != 0)
             {
                 break;
             }
@@ -45,6 +44,12 @@ internal static partial class PrefixTrie
             var child = childSlot.Item;
             if (child.GetType() == typeof(TrieNode))
             {
+                // Stop here if the child has nothing in the key's group of slots (no need to load it).
+                if (((childSlot.Summary >> (key.ByteAt(childSlot.ChildDepth) >> 2)) & 1) == 0)
+                {
+                    break;
+                }
+
                 var next = Unsafe.As<TrieNode>(child);
                 if ((childSlot.Check & TrieNode.ChildSlot.MoreBits) != 0 && !key.MatchesThrough(next.Key, next.Depth))
                 {

@@ -123,32 +123,44 @@ internal sealed class TrieNode
 
     /// <summary>
     /// The slot for <paramref name="child"/>: the bits a key must have right after this node's byte to reach it
-    /// (up to 31 of them: the rest of a tail's prefix, or the path a child node skips), and whether there are more.
+    /// (up to 31 of them: the rest of a tail's prefix, or the path a child node skips), whether there are more,
+    /// and for a child node its depth and a summary of the slots where it has something.
     /// </summary>
     private ChildSlot SlotFor(object child)
     {
         var start = Depth + 8;
-        var (key, end) = child is TrieNode node
+        var node = child as TrieNode;
+        var (key, end) = node is not null
             ? (node.Key, node.Depth)
             : (new KeyWords(((ServiceEntry)child).Prefix.Id), ((ServiceEntry)child).Prefix.Length);
-        var bits = Math.Min(ChildSlot.CheckedBits, end - start);
-        var mask = bits == 0 ? 0u : uint.MaxValue << (32 - bits);
-        var more = end - start > ChildSlot.CheckedBits ? ChildSlot.MoreBits : 0u;
-        return new ChildSlot(child, (key.Bits32At(start) & mask) | more, mask);
+        var bits = Math.Min(ChildSlot.MaxCheckedBits, end - start);
+        var more = end - start > ChildSlot.MaxCheckedBits ? ChildSlot.MoreBits : 0u;
+        return new ChildSlot(
+            child,
+            (key.Bits32At(start) & ChildSlot.MaskOf(bits)) | more,
+            (byte)bits,
+            (byte)(node?.Depth ?? 0),
+            node?.ChildSlots.FoldByFour(node.Covered) ?? 0);
     }
 
     /// <summary>
-    /// A child with the check that lets a lookup reject most wrong keys without touching the child: the key's
-    /// 32 bits at offset depth + 8, masked with <see cref="Mask"/>, must equal <see cref="Check"/> apart from its
-    /// lowest bit, which is <see cref="MoreBits"/> when the child has more than <see cref="CheckedBits"/> bits to
-    /// compare (a tail longer than that, or a node that skips more than that).
+    /// A child, with what a lookup needs to reject most keys without touching it. The key's 32 bits at offset
+    /// depth + 8, masked to their first <see cref="CheckedBits"/>, must equal <see cref="Check"/> apart from its
+    /// lowest bit, which is <see cref="MoreBits"/> when the child has more than that to compare (a tail longer
+    /// than that, or a node that skips more than that). For a child node, <see cref="Summary"/> bit g says
+    /// whether it has a child or a local entry in slots 4g to 4g + 3 of its byte (at <see cref="ChildDepth"/>):
+    /// a clear bit means the node has nothing for the key.
     /// </summary>
-    internal readonly record struct ChildSlot(object Item, uint Check, uint Mask)
+    internal readonly record struct ChildSlot(object Item, uint Check, byte CheckedBits, byte ChildDepth, ulong Summary)
     {
         /// <summary>How many bits the slot checks at most (the 32nd, lowest, bit is the flag).</summary>
-        public const int CheckedBits = 31;
+        public const int MaxCheckedBits = 31;
 
         /// <summary>The flag in <see cref="Check"/>: more bits than the slot checks must be compared.</summary>
         public const uint MoreBits = 1;
+
+        /// <summary>The mask that keeps the first <paramref name="bits"/> (0–31) of 32.</summary>
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        public static uint MaskOf(int bits) => (uint)((ulong)uint.MaxValue << (32 - bits));
     }
 }

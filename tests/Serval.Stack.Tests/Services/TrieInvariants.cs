@@ -139,8 +139,17 @@ internal static class TrieInvariants
             var (childId, end) = child is TrieNode n ? (ToId(n.Key), n.Depth) : (((ServiceEntry)child).Prefix.Id, ((ServiceEntry)child).Prefix.Length);
             var checkedBits = Math.Min(31, end - (d + 8));
             var expectedCheck = checkedBits == 0 ? 0u : (uint)childId.GetBits(d + 8, checkedBits) << (32 - checkedBits);
-            Assert.Equal(checkedBits == 0 ? 0u : uint.MaxValue << (32 - checkedBits), childSlot.Mask);
+            Assert.Equal(checkedBits, childSlot.CheckedBits);
             Assert.Equal(expectedCheck | (end - (d + 8) > 31 ? 1u : 0u), childSlot.Check);
+            if (child is TrieNode childNode)
+            {
+                Assert.Equal(childNode.Depth, childSlot.ChildDepth);
+                for (var g = 0; g < 64; g++)
+                {
+                    var any = Enumerable.Range(4 * g, 4).Any(s => childNode.ChildAt(s) is not null || childNode.LocalBest(s) is not null);
+                    Assert.Equal(any, ((childSlot.Summary >> g) & 1) != 0);
+                }
+            }
 
             if (child is ServiceEntry tail)
             {
