@@ -23,6 +23,7 @@ public class ServiceTableLookupBenchmarks
     [GlobalSetup]
     public void Setup()
     {
+        ServiceTableFixtures.ReleaseReferences();
         var fixture = ServiceTableFixtures.Get(Size);
         _table = fixture.Table;
         _randomKeys = ServiceTableFixtures.RandomKeys;

@@ -55,6 +55,10 @@ internal readonly struct Bitmap256
         return (int)((_before >> (word << 3)) & 0xFF) + BitOperations.PopCount(Word(word) & ((1UL << slot) - 1));
     }
 
+    /// <summary>Number of set bits before <paramref name="slot"/> within its 64-slot word.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int RankInWord(int slot) => BitOperations.PopCount(Word(slot >> 6) & ((1UL << slot) - 1));
+
     /// <summary>Number of set bits at or before <paramref name="slot"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int RankThrough(int slot)

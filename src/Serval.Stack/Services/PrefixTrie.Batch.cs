@@ -69,9 +69,8 @@ internal static partial class PrefixTrie
                                 break;
                             }
 
-                            var position = node.ChildSlots.RankBefore(slot);
-                            positions[lane] = position;
-                            Prefetch(ref node.Children[position]);
+                            positions[lane] = slot;
+                            Prefetch(ref Unsafe.AsRef(in node.SlotAt(slot)));
                             states[lane] = LaneState.AtSlot;
                             break;
                         }
@@ -79,7 +78,7 @@ internal static partial class PrefixTrie
                     case LaneState.AtSlot:
                         {
                             var node = nodes[lane]!;
-                            ref readonly var childSlot = ref node.Children[positions[lane]];
+                            ref readonly var childSlot = ref node.SlotAt(positions[lane]);
                             var key = new KeyWords(ids[lane]);
                             if ((((key.Bits32At(node.Depth + 8) & TrieNode.ChildSlot.MaskOf(childSlot.CheckedBits)) ^ childSlot.Check) & ~TrieNode.ChildSlot.MoreBits) != 0)
                             {
