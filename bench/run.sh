@@ -33,7 +33,7 @@ case "$1" in
     rm -rf "$artifacts"
     # BenchmarkDotNet: lookups against 100k and 1M prefixes, and the reference's one-bit trie (short job, see
     # ServiceTableBenchmarkConfig). Then the summary mode: updates/s, bytes per prefix, and the final line.
-    (cd "$here" && dotnet "$binary" --filter '*ServiceTable*' --artifacts "$artifacts") >&2
+    (cd "$here" && dotnet "$binary" --filter '*ServiceTable*' --artifacts "$artifacts")
     dotnet "$binary" --service-table-summary "$artifacts"
     ;;
   stream-sim)

@@ -29,16 +29,11 @@ public class ServiceTableBaselineBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        var prefixes = ServiceTableWorkload.Prefixes(Size, 1);
-        _table = ServiceTableWorkload.BuildTable(prefixes);
-        _reference = new ServiceTableReferenceTrie();
-        foreach (var entry in _table.Entries)
-        {
-            _reference.Insert(entry.Prefix, entry);
-        }
-
-        _randomKeys = ServiceTableWorkload.RandomKeys(ServiceTableWorkload.KeyCount, 2);
-        _hitKeys = ServiceTableWorkload.HitKeys(prefixes, ServiceTableWorkload.KeyCount, 3);
+        var fixture = ServiceTableFixtures.Get(Size);
+        _table = fixture.Table;
+        _reference = ServiceTableFixtures.Reference(Size);
+        _randomKeys = ServiceTableFixtures.RandomKeys;
+        _hitKeys = fixture.HitKeys;
 
         // Both structures must give the same answers, or the comparison means nothing.
         for (var i = 0; i < 100_000; i++)

@@ -23,10 +23,11 @@ public class ServiceTableLookupBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        var prefixes = ServiceTableWorkload.Prefixes(Size, 1);
-        _table = ServiceTableWorkload.BuildTable(prefixes);
-        _randomKeys = ServiceTableWorkload.RandomKeys(ServiceTableWorkload.KeyCount, 2);
-        _hitKeys = ServiceTableWorkload.HitKeys(prefixes, ServiceTableWorkload.KeyCount, 3);
+        ServiceTableFixtures.ReleaseReferences();
+        var fixture = ServiceTableFixtures.Get(Size);
+        _table = fixture.Table;
+        _randomKeys = ServiceTableFixtures.RandomKeys;
+        _hitKeys = fixture.HitKeys;
     }
 
     /// <summary>Uniformly random 256-bit keys (most resolve to a short prefix or nothing).</summary>

@@ -55,6 +55,10 @@ internal readonly struct Bitmap256
         return (int)((_before >> (word << 3)) & 0xFF) + BitOperations.PopCount(Word(word) & ((1UL << slot) - 1));
     }
 
+    /// <summary>Number of set bits before <paramref name="slot"/> within its 64-slot word.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int RankInWord(int slot) => BitOperations.PopCount(Word(slot >> 6) & ((1UL << slot) - 1));
+
     /// <summary>Number of set bits at or before <paramref name="slot"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int RankThrough(int slot)
@@ -69,6 +73,26 @@ internal readonly struct Bitmap256
 
     /// <summary>This set with <paramref name="slot"/> removed.</summary>
     public Bitmap256 Without(int slot) => Change(slot, false);
+
+    /// <summary>
+    /// A 64-bit summary: bit g is set when any of slots 4g to 4g + 3 is set in this set or in
+    /// <paramref name="other"/>.
+    /// </summary>
+    public ulong FoldByFour(in Bitmap256 other)
+    {
+        ulong summary = 0;
+        for (var group = 0; group < 64; group++)
+        {
+            var word = group >> 4;
+            var shift = (group & 15) << 2;
+            if ((((Word(word) | other.Word(word)) >> shift) & 0xF) != 0)
+            {
+                summary |= 1UL << group;
+            }
+        }
+
+        return summary;
+    }
 
     /// <summary>The lowest set slot at or after <paramref name="slot"/>, or -1.</summary>
     public int NextSetAtOrAfter(int slot)

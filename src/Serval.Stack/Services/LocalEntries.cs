@@ -7,9 +7,6 @@ namespace Serval.Stack.Services;
 /// </summary>
 internal sealed class LocalEntries
 {
-    [ThreadStatic]
-    private static ServiceEntry?[]? _paint;
-
     private LocalEntries(ServiceEntry? self, ServiceEntry[] interior, Bitmap256 covered, Bitmap256 runStarts, ServiceEntry?[] runs)
     {
         Self = self;
@@ -51,14 +48,16 @@ internal sealed class LocalEntries
             return None;
         }
 
-        var paint = _paint ??= new ServiceEntry?[256];
-        Array.Fill(paint, self);
-        foreach (var entry in interior)
+        // Paint indexes, not references (no write barrier per slot): 0 = nothing, 1 = self, 2 + i = interior[i].
+        Span<ushort> paint = stackalloc ushort[256];
+        paint.Fill(self is null ? (ushort)0 : (ushort)1);
+        for (var i = 0; i < interior.Length; i++)
         {
             // Shortest first, so longer prefixes overwrite the slots they share with shorter ones.
+            var entry = interior[i];
             var extra = entry.Prefix.Length - depth;
             var first = (int)entry.Prefix.Id.GetBits(depth, extra) << (8 - extra);
-            Array.Fill(paint, entry, first, 1 << (8 - extra));
+            paint.Slice(first, 1 << (8 - extra)).Fill((ushort)(2 + i));
         }
 
         Span<ulong> covered = stackalloc ulong[4];
@@ -68,12 +67,12 @@ internal sealed class LocalEntries
         var runCount = 0;
         for (var slot = 0; slot < 256; slot++)
         {
-            if (paint[slot] is not null)
+            if (paint[slot] != 0)
             {
                 covered[slot >> 6] |= 1UL << slot;
             }
 
-            if (slot == 0 || !ReferenceEquals(paint[slot], paint[slot - 1]))
+            if (slot == 0 || paint[slot] != paint[slot - 1])
             {
                 starts[slot >> 6] |= 1UL << slot;
                 runCount++;
@@ -84,13 +83,17 @@ internal sealed class LocalEntries
         var run = 0;
         for (var slot = 0; slot < 256; slot++)
         {
-            if (slot == 0 || !ReferenceEquals(paint[slot], paint[slot - 1]))
+            if (slot == 0 || paint[slot] != paint[slot - 1])
             {
-                runs[run++] = paint[slot];
+                runs[run++] = paint[slot] switch
+                {
+                    0 => null,
+                    1 => self,
+                    var i => interior[i - 2],
+                };
             }
         }
 
-        Array.Clear(paint);
         return new LocalEntries(self, interior, new Bitmap256(covered), new Bitmap256(starts), runs);
     }
 }

@@ -69,9 +69,8 @@ internal static partial class PrefixTrie
                                 break;
                             }
 
-                            var position = node.ChildSlots.RankBefore(slot);
-                            positions[lane] = position;
-                            Prefetch(ref node.Children[position]);
+                            positions[lane] = slot;
+                            Prefetch(ref Unsafe.AsRef(in node.SlotAt(slot)));
                             states[lane] = LaneState.AtSlot;
                             break;
                         }
@@ -79,9 +78,9 @@ internal static partial class PrefixTrie
                     case LaneState.AtSlot:
                         {
                             var node = nodes[lane]!;
-                            ref readonly var childSlot = ref node.Children[positions[lane]];
+                            ref readonly var childSlot = ref node.SlotAt(positions[lane]);
                             var key = new KeyWords(ids[lane]);
-                            if ((((key.Bits32At(node.Depth + 8) & childSlot.Mask) ^ childSlot.Check) & ~TrieNode.ChildSlot.MoreBits) != 0)
+                            if ((((key.Bits32At(node.Depth + 8) & TrieNode.ChildSlot.MaskOf(childSlot.CheckedBits)) ^ childSlot.Check) & ~TrieNode.ChildSlot.MoreBits) != 0)
                             {
                                 Finish(ref states[lane], ref results[lane], bests[lane], bestSlots[lane], ref active);
                                 break;
@@ -91,6 +90,13 @@ internal static partial class PrefixTrie
                             var child = childSlot.Item;
                             if (child.GetType() == typeof(TrieNode))
                             {
+                                // Stop here if the child has nothing in the key's group of slots.
+                                if (((childSlot.Summary >> (key.ByteAt(childSlot.ChildDepth) >> 2)) & 1) == 0)
+                                {
+                                    Finish(ref states[lane], ref results[lane], bests[lane], bestSlots[lane], ref active);
+                                    break;
+                                }
+
                                 var next = Unsafe.As<TrieNode>(child);
                                 nodes[lane] = next;
                                 verify[lane] = more;

@@ -35,9 +35,8 @@ internal static partial class PrefixTrie
                 break;
             }
 
-            ref readonly var childSlot = ref node.Children[node.ChildSlots.RankBefore(slot)];
-            var check = ((key.Bits32At(depth + 8) & childSlot.Mask) ^ childSlot.Check) & ~TrieNode.ChildSlot.MoreBits;
-            if (check != 0)
+            ref readonly var childSlot = ref node.SlotAt(slot);
+            if ((((key.Bits32At(depth + 8) & TrieNode.ChildSlot.MaskOf(childSlot.CheckedBits)) ^ childSlot.Check) & ~TrieNode.ChildSlot.MoreBits) != 0)
             {
                 break;
             }
@@ -45,6 +44,12 @@ internal static partial class PrefixTrie
             var child = childSlot.Item;
             if (child.GetType() == typeof(TrieNode))
             {
+                // Stop here if the child has nothing in the key's group of slots (no need to load it).
+                if (((childSlot.Summary >> (key.ByteAt(childSlot.ChildDepth) >> 2)) & 1) == 0)
+                {
+                    break;
+                }
+
                 var next = Unsafe.As<TrieNode>(child);
                 if ((childSlot.Check & TrieNode.ChildSlot.MoreBits) != 0 && !key.MatchesThrough(next.Key, next.Depth))
                 {
@@ -141,9 +146,12 @@ internal static partial class PrefixTrie
             }
 
             // Pushed in reverse so that children come out in slot order.
-            for (var i = node.Children.Length - 1; i >= 0; i--)
+            for (var slot = 255; slot >= 0; slot--)
             {
-                stack.Push(node.Children[i].Item);
+                if (node.ChildAt(slot) is { } child)
+                {
+                    stack.Push(child);
+                }
             }
         }
     }
@@ -152,9 +160,9 @@ internal static partial class PrefixTrie
     public static int CountNodes(TrieNode root)
     {
         var n = 1;
-        foreach (var child in root.Children)
+        for (var slot = 0; slot < 256; slot++)
         {
-            if (child.Item is TrieNode node)
+            if (root.ChildAt(slot) is TrieNode node)
             {
                 n += CountNodes(node);
             }
@@ -284,10 +292,10 @@ internal static partial class PrefixTrie
 
         if (node.Count == 1)
         {
-            return node.Self ?? (node.Interior.Length == 1 ? node.Interior[0] : node.Children[0].Item);
+            return node.Self ?? (node.Interior.Length == 1 ? node.Interior[0] : node.FirstChild());
         }
 
-        return node.Self is null && node.Interior.Length == 0 && node.Children.Length == 1 ? node.Children[0].Item : node;
+        return node.Self is null && node.Interior.Length == 0 && node.ChildCount == 1 ? node.FirstChild() : node;
     }
 
     private static int IndexOf(ServiceEntry[] interior, ServicePrefix prefix)

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Diagnostics.CodeAnalysis;
+using System.Runtime.InteropServices;
 using Serval.Wire;
 
 namespace Serval.Stack.Services;
@@ -172,28 +173,31 @@ public sealed class ServiceEntry
             return null;
         }
 
-        var priorities = new SortedSet<uint>(Comparer<uint>.Create((a, b) => b.CompareTo(a)));
-        foreach (var rule in rules)
+        // Stable insertion sort by priority, highest first (entries hold a handful of rules).
+        for (var i = 1; i < rules.Count; i++)
         {
-            priorities.Add(rule.Priority);
-        }
-
-        var sets = ImmutableArray.CreateBuilder<ServicePrioritySet>(priorities.Count);
-        var members = ImmutableArray.CreateBuilder<ServiceRule>();
-        foreach (var priority in priorities)
-        {
-            members.Clear();
-            foreach (var rule in rules)
+            var rule = rules[i];
+            var j = i - 1;
+            while (j >= 0 && rules[j].Priority < rule.Priority)
             {
-                if (rule.Priority == priority)
-                {
-                    members.Add(rule);
-                }
+                rules[j + 1] = rules[j];
+                j--;
             }
 
-            sets.Add(new ServicePrioritySet(priority, members.ToImmutable()));
+            rules[j + 1] = rule;
         }
 
-        return new ServiceEntry(Prefix, sets.MoveToImmutable(), Counters);
+        var sets = ImmutableArray.CreateBuilder<ServicePrioritySet>();
+        var start = 0;
+        for (var i = 1; i <= rules.Count; i++)
+        {
+            if (i == rules.Count || rules[i].Priority != rules[start].Priority)
+            {
+                sets.Add(new ServicePrioritySet(rules[start].Priority, ImmutableArray.Create(CollectionsMarshal.AsSpan(rules).Slice(start, i - start))));
+                start = i;
+            }
+        }
+
+        return new ServiceEntry(Prefix, sets.ToImmutable(), Counters);
     }
 }

@@ -39,9 +39,7 @@ public sealed partial class ServiceTable
         }
     }
 
-    // Writer-side indexes (touched only by the single writer): prefixes with FORWARD rules per interface, and
-    // prefixes with at least one rule that has a timeout.
-    private readonly Dictionary<int, HashSet<ServicePrefix>> _byInterface = [];
+    // Writer-side index (touched only by the single writer): prefixes with at least one rule that has a timeout.
     private readonly HashSet<ServicePrefix> _timed = [];
 
     /// <summary>
@@ -219,29 +217,41 @@ public sealed partial class ServiceTable
 
     /// <summary>
     /// Removes every FORWARD rule on interface <paramref name="interfaceIndex"/> (an interface went down),
-    /// including the interface's default broadcast rule; entries left empty are removed.
+    /// including the interface's default broadcast rule; entries left empty are removed. Scans every entry (an
+    /// index would cost memory and time on every update for an event this rare); lookups are not held up.
     /// </summary>
     /// <returns>The number of rules removed.</returns>
     public int RemoveInterface(int interfaceIndex)
     {
         using (EnterWriter())
         {
-            if (!_byInterface.TryGetValue(interfaceIndex, out var prefixes))
+            var pending = new Pending(_current);
+            var affected = new List<ServiceEntry>();
+            foreach (var entry in PrefixTrie.Enumerate(pending.Root))
             {
-                return 0;
+                foreach (var rule in entry.Rules)
+                {
+                    if (rule.Target.Type == ServiceTargetType.Forward && rule.Target.Interface == interfaceIndex)
+                    {
+                        affected.Add(entry);
+                        break;
+                    }
+                }
             }
 
-            var pending = new Pending(_current);
             var removed = 0;
-            foreach (var prefix in prefixes.ToArray())
+            foreach (var old in affected)
             {
-                var old = PrefixTrie.Find(pending.Root, prefix)!;
                 var updated = old.Without(r => r.Target.Type == ServiceTargetType.Forward && r.Target.Interface == interfaceIndex);
                 removed += old.RuleCount - (updated?.RuleCount ?? 0);
-                Replace(ref pending, prefix, old, updated);
+                Replace(ref pending, old.Prefix, old, updated);
             }
 
-            Publish(pending);
+            if (removed > 0)
+            {
+                Publish(pending);
+            }
+
             return removed;
         }
     }
@@ -323,7 +333,7 @@ public sealed partial class ServiceTable
         }
     }
 
-    /// <summary>Replaces <paramref name="old"/> (null: none) by <paramref name="updated"/> (null: remove) in every trie and writer index.</summary>
+    /// <summary>Replaces <paramref name="old"/> (null: none) by <paramref name="updated"/> (null: remove) in every trie and the timer index.</summary>
     private void Replace(ref Pending pending, ServicePrefix prefix, ServiceEntry? old, ServiceEntry? updated)
     {
         pending.Root = updated is null ? PrefixTrie.Remove(pending.Root, prefix) : PrefixTrie.Set(pending.Root, updated);
@@ -331,38 +341,6 @@ public sealed partial class ServiceTable
         pending.Tcp = ReplaceIn(pending.Tcp, prefix, old?.DemuxTcp is not null, updated?.DemuxTcp is not null ? updated : null);
         pending.Udp = ReplaceIn(pending.Udp, prefix, old?.DemuxUdp is not null, updated?.DemuxUdp is not null ? updated : null);
         pending.AnyDemux = ReplaceIn(pending.AnyDemux, prefix, old?.DemuxAny is not null, updated?.DemuxAny is not null ? updated : null);
-
-        if (old is not null)
-        {
-            foreach (var rule in old.Rules)
-            {
-                if (rule.Target.Type == ServiceTargetType.Forward && !HasInterface(updated, rule.Target.Interface)
-                    && _byInterface.TryGetValue(rule.Target.Interface, out var set))
-                {
-                    set.Remove(prefix);
-                    if (set.Count == 0)
-                    {
-                        _byInterface.Remove(rule.Target.Interface);
-                    }
-                }
-            }
-        }
-
-        if (updated is not null)
-        {
-            foreach (var rule in updated.Rules)
-            {
-                if (rule.Target.Type == ServiceTargetType.Forward)
-                {
-                    if (!_byInterface.TryGetValue(rule.Target.Interface, out var set))
-                    {
-                        _byInterface[rule.Target.Interface] = set = [];
-                    }
-
-                    set.Add(prefix);
-                }
-            }
-        }
 
         if (updated?.HasTimeouts == true)
         {
@@ -375,24 +353,6 @@ public sealed partial class ServiceTable
 
         static TrieNode ReplaceIn(TrieNode root, ServicePrefix prefix, bool had, ServiceEntry? updated) =>
             updated is not null ? PrefixTrie.Set(root, updated) : had ? PrefixTrie.Remove(root, prefix) : root;
-
-        static bool HasInterface(ServiceEntry? entry, int interfaceIndex)
-        {
-            if (entry is null)
-            {
-                return false;
-            }
-
-            foreach (var rule in entry.Rules)
-            {
-                if (rule.Target.Type == ServiceTargetType.Forward && rule.Target.Interface == interfaceIndex)
-                {
-                    return true;
-                }
-            }
-
-            return false;
-        }
     }
 
     private void Publish(in Pending pending)

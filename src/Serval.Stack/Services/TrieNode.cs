@@ -12,13 +12,16 @@ namespace Serval.Stack.Services;
 /// <see cref="Covered"/> says which slots have one. Longer prefixes live below: a child slot holds either a node
 /// or, when only one prefix lives below that slot, the entry itself (a tail). The shape is canonical — a node
 /// exists only where at least two prefixes branch or end within its byte — so the trie depends only on the set
-/// of prefixes, not on the order of updates. Field order matters: the fields a lookup reads at every level
-/// (<see cref="Children"/>, <see cref="Depth"/>, <see cref="ChildSlots"/>, <see cref="Covered"/>) come first.
+/// of prefixes, not on the order of updates. The children are kept in four arrays, one per 64 slots, so that an
+/// update copies at most 64 slots of a wide node rather than 256; the index inside an array is one popcount.
 /// </remarks>
 internal sealed class TrieNode
 {
-    /// <summary>One element per set slot of <see cref="ChildSlots"/>, in slot order.</summary>
-    public readonly ChildSlot[] Children;
+    /// <summary>The children of slots 0–63, 64–127, 128–191 and 192–255, each in slot order.</summary>
+    public readonly Chunks Children;
+
+    /// <summary>The best local entry of each run (a copy of <see cref="LocalEntries.Runs"/>).</summary>
+    public readonly ServiceEntry?[] Runs;
 
     /// <summary>The prefixes that end inside this node's byte.</summary>
     public readonly LocalEntries Local;
@@ -35,16 +38,23 @@ internal sealed class TrieNode
     /// <summary>Slots covered by a local entry (a copy of <see cref="LocalEntries.Covered"/>).</summary>
     public readonly Bitmap256 Covered;
 
+    /// <summary>Where the runs of <see cref="Runs"/> start (a copy of <see cref="LocalEntries.RunStarts"/>).</summary>
+    public readonly Bitmap256 RunStarts;
+
     /// <summary>Bits [0, Depth) shared by every prefix below; later bits are zero.</summary>
     public readonly KeyWords Key;
 
-    private TrieNode(KeyWords key, int depth, int count, LocalEntries local, Bitmap256 childSlots, ChildSlot[] children)
+    private static readonly Chunks _noChildren = CreateNoChildren();
+
+    private TrieNode(KeyWords key, int depth, int count, LocalEntries local, Bitmap256 childSlots, in Chunks children)
     {
         Key = key;
         Depth = depth;
         Count = count;
         Local = local;
         Covered = local.Covered;
+        RunStarts = local.RunStarts;
+        Runs = local.Runs;
         ChildSlots = childSlots;
         Children = children;
     }
@@ -55,14 +65,24 @@ internal sealed class TrieNode
     /// <summary>Entries with a length strictly inside the node's byte, ordered by length, then id.</summary>
     public ServiceEntry[] Interior => Local.Interior;
 
+    /// <summary>Number of children.</summary>
+    public int ChildCount => ChildSlots.Count;
+
     /// <summary>A node with nothing in it at <paramref name="depth"/> on the path <paramref name="key"/>.</summary>
-    public static TrieNode Empty(KeyWords key, int depth) => new(key.Truncate(depth), depth, 0, LocalEntries.None, default, []);
+    public static TrieNode Empty(KeyWords key, int depth) => new(key.Truncate(depth), depth, 0, LocalEntries.None, default, _noChildren);
 
     /// <summary>The best local entry for <paramref name="slot"/> (null when <see cref="Covered"/> does not contain it).</summary>
-    public ServiceEntry? LocalBest(int slot) => Local.Best(slot);
+    public ServiceEntry? LocalBest(int slot) => Runs[RunStarts.RankThrough(slot) - 1];
+
+    /// <summary>The child slot of <paramref name="slot"/>, which must be in <see cref="ChildSlots"/>.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public ref readonly ChildSlot SlotAt(int slot) => ref Children[slot >> 6][ChildSlots.RankInWord(slot)];
 
     /// <summary>The child at <paramref name="slot"/>, or null.</summary>
-    public object? ChildAt(int slot) => ChildSlots.Test(slot) ? Children[ChildSlots.RankBefore(slot)].Item : null;
+    public object? ChildAt(int slot) => ChildSlots.Test(slot) ? SlotAt(slot).Item : null;
+
+    /// <summary>The child with the lowest slot (the node must have one).</summary>
+    public object FirstChild() => SlotAt(ChildSlots.NextSetAtOrAfter(0)).Item;
 
     /// <summary>This node with other local entries.</summary>
     public TrieNode WithLocal(ServiceEntry? self, ServiceEntry[] interior)
@@ -75,24 +95,25 @@ internal sealed class TrieNode
     public TrieNode WithChild(int slot, object? child)
     {
         var present = ChildSlots.Test(slot);
-        var index = ChildSlots.RankBefore(slot);
-        ChildSlot[] children;
+        var old = Children[slot >> 6];
+        var index = ChildSlots.RankInWord(slot);
+        ChildSlot[] chunk;
         Bitmap256 slots;
         int count;
         if (present)
         {
-            count = Count - CountOf(Children[index].Item) + CountOf(child);
+            count = Count - CountOf(old[index].Item) + CountOf(child);
             if (child is null)
             {
-                children = new ChildSlot[Children.Length - 1];
-                Array.Copy(Children, children, index);
-                Array.Copy(Children, index + 1, children, index, Children.Length - index - 1);
+                chunk = old.Length == 1 ? [] : new ChildSlot[old.Length - 1];
+                Array.Copy(old, chunk, index);
+                Array.Copy(old, index + 1, chunk, index, old.Length - index - 1);
                 slots = ChildSlots.Without(slot);
             }
             else
             {
-                children = (ChildSlot[])Children.Clone();
-                children[index] = SlotFor(child);
+                chunk = (ChildSlot[])old.Clone();
+                chunk[index] = SlotFor(child);
                 slots = ChildSlots;
             }
         }
@@ -104,14 +125,27 @@ internal sealed class TrieNode
             }
 
             count = Count + CountOf(child);
-            children = new ChildSlot[Children.Length + 1];
-            Array.Copy(Children, children, index);
-            children[index] = SlotFor(child);
-            Array.Copy(Children, index, children, index + 1, Children.Length - index);
+            chunk = new ChildSlot[old.Length + 1];
+            Array.Copy(old, chunk, index);
+            chunk[index] = SlotFor(child);
+            Array.Copy(old, index, chunk, index + 1, old.Length - index);
             slots = ChildSlots.With(slot);
         }
 
+        var children = Children;
+        children[slot >> 6] = chunk;
         return new TrieNode(Key, Depth, count, Local, slots, children);
+    }
+
+    private static Chunks CreateNoChildren()
+    {
+        Chunks none = default;
+        for (var i = 0; i < 4; i++)
+        {
+            none[i] = [];
+        }
+
+        return none;
     }
 
     private static int CountOf(object? item) => item switch
@@ -123,32 +157,51 @@ internal sealed class TrieNode
 
     /// <summary>
     /// The slot for <paramref name="child"/>: the bits a key must have right after this node's byte to reach it
-    /// (up to 31 of them: the rest of a tail's prefix, or the path a child node skips), and whether there are more.
+    /// (up to 31 of them: the rest of a tail's prefix, or the path a child node skips), whether there are more,
+    /// and for a child node its depth and a summary of the slots where it has something.
     /// </summary>
     private ChildSlot SlotFor(object child)
     {
         var start = Depth + 8;
-        var (key, end) = child is TrieNode node
+        var node = child as TrieNode;
+        var (key, end) = node is not null
             ? (node.Key, node.Depth)
             : (new KeyWords(((ServiceEntry)child).Prefix.Id), ((ServiceEntry)child).Prefix.Length);
-        var bits = Math.Min(ChildSlot.CheckedBits, end - start);
-        var mask = bits == 0 ? 0u : uint.MaxValue << (32 - bits);
-        var more = end - start > ChildSlot.CheckedBits ? ChildSlot.MoreBits : 0u;
-        return new ChildSlot(child, (key.Bits32At(start) & mask) | more, mask);
+        var bits = Math.Min(ChildSlot.MaxCheckedBits, end - start);
+        var more = end - start > ChildSlot.MaxCheckedBits ? ChildSlot.MoreBits : 0u;
+        return new ChildSlot(
+            child,
+            (key.Bits32At(start) & ChildSlot.MaskOf(bits)) | more,
+            (byte)bits,
+            (byte)(node?.Depth ?? 0),
+            node?.ChildSlots.FoldByFour(node.Covered) ?? 0);
     }
 
     /// <summary>
-    /// A child with the check that lets a lookup reject most wrong keys without touching the child: the key's
-    /// 32 bits at offset depth + 8, masked with <see cref="Mask"/>, must equal <see cref="Check"/> apart from its
-    /// lowest bit, which is <see cref="MoreBits"/> when the child has more than <see cref="CheckedBits"/> bits to
-    /// compare (a tail longer than that, or a node that skips more than that).
+    /// A child, with what a lookup needs to reject most keys without touching it. The key's 32 bits at offset
+    /// depth + 8, masked to their first <see cref="CheckedBits"/>, must equal <see cref="Check"/> apart from its
+    /// lowest bit, which is <see cref="MoreBits"/> when the child has more than that to compare (a tail longer
+    /// than that, or a node that skips more than that). For a child node, <see cref="Summary"/> bit g says
+    /// whether it has a child or a local entry in slots 4g to 4g + 3 of its byte (at <see cref="ChildDepth"/>):
+    /// a clear bit means the node has nothing for the key.
     /// </summary>
-    internal readonly record struct ChildSlot(object Item, uint Check, uint Mask)
+    internal readonly record struct ChildSlot(object Item, uint Check, byte CheckedBits, byte ChildDepth, ulong Summary)
     {
         /// <summary>How many bits the slot checks at most (the 32nd, lowest, bit is the flag).</summary>
-        public const int CheckedBits = 31;
+        public const int MaxCheckedBits = 31;
 
         /// <summary>The flag in <see cref="Check"/>: more bits than the slot checks must be compared.</summary>
         public const uint MoreBits = 1;
+
+        /// <summary>The mask that keeps the first <paramref name="bits"/> (0–31) of 32.</summary>
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        public static uint MaskOf(int bits) => (uint)((ulong)uint.MaxValue << (32 - bits));
+    }
+
+    /// <summary>Four child arrays, one per 64 slots.</summary>
+    [System.Runtime.CompilerServices.InlineArray(4)]
+    internal struct Chunks
+    {
+        private ChildSlot[] _chunk;
     }
 }

@@ -59,7 +59,7 @@ public sealed class PrefixTrieTests
 
         var root = table.CurrentVersion.Root;
         Assert.Equal(0, root.Count);
-        Assert.Empty(root.Children);
+        Assert.Equal(0, root.ChildCount);
         Assert.True(root.Covered.IsEmpty);
         Assert.Equal(1, PrefixTrie.CountNodes(root));
     }
@@ -118,7 +118,7 @@ public sealed class PrefixTrieTests
         static void Collect(TrieNode node, HashSet<TrieNode> set)
         {
             set.Add(node);
-            foreach (var child in node.Children.Select(c => c.Item).OfType<TrieNode>())
+            foreach (var child in Enumerable.Range(0, 256).Select(node.ChildAt).OfType<TrieNode>())
             {
                 Collect(child, set);
             }

@@ -135,12 +135,21 @@ internal static class TrieInvariants
 
             // The slot's pre-check: the first (up to 31) bits after this node's byte of the tail / skipped path,
             // and a flag in the lowest bit when there are more.
-            var childSlot = node.Children[node.ChildSlots.RankBefore(slot)];
+            var childSlot = node.SlotAt(slot);
             var (childId, end) = child is TrieNode n ? (ToId(n.Key), n.Depth) : (((ServiceEntry)child).Prefix.Id, ((ServiceEntry)child).Prefix.Length);
             var checkedBits = Math.Min(31, end - (d + 8));
             var expectedCheck = checkedBits == 0 ? 0u : (uint)childId.GetBits(d + 8, checkedBits) << (32 - checkedBits);
-            Assert.Equal(checkedBits == 0 ? 0u : uint.MaxValue << (32 - checkedBits), childSlot.Mask);
+            Assert.Equal(checkedBits, childSlot.CheckedBits);
             Assert.Equal(expectedCheck | (end - (d + 8) > 31 ? 1u : 0u), childSlot.Check);
+            if (child is TrieNode childNode)
+            {
+                Assert.Equal(childNode.Depth, childSlot.ChildDepth);
+                for (var g = 0; g < 64; g++)
+                {
+                    var any = Enumerable.Range(4 * g, 4).Any(s => childNode.ChildAt(s) is not null || childNode.LocalBest(s) is not null);
+                    Assert.Equal(any, ((childSlot.Summary >> g) & 1) != 0);
+                }
+            }
 
             if (child is ServiceEntry tail)
             {
@@ -159,13 +168,17 @@ internal static class TrieInvariants
             }
         }
 
-        Assert.Equal(children, node.Children.Length);
+        Assert.Equal(children, node.ChildCount);
+        for (var w = 0; w < 4; w++)
+        {
+            Assert.Equal(Enumerable.Range(64 * w, 64).Count(s => node.ChildSlots.Test(s)), node.Children[w].Length);
+        }
         Assert.Equal(entries.Count, node.Count);
         Assert.Equal(entries.Count, entries.Select(e => e.Prefix).Distinct().Count());
         if (!isRoot)
         {
             Assert.True(node.Count >= 2, "a node must hold at least two prefixes");
-            Assert.False(node.Self is null && node.Interior.Length == 0 && node.Children.Length == 1, "a pass-through node must be collapsed");
+            Assert.False(node.Self is null && node.Interior.Length == 0 && node.ChildCount == 1, "a pass-through node must be collapsed");
             var lcp = 256;
             var minLength = 256;
             foreach (var e in entries)
