@@ -111,6 +111,14 @@ public sealed partial class Engine
         {
             Services.RemoveInterface(index);
             Emit(new EngineEvent(EngineEventKind.InterfaceDown, Interface: index));
+            if (_options.AutoMigrate)
+            {
+                var to = _interfaces.FirstOrDefault(i => i.IsUp && !i.IsLoopback && i.Index != index && i.Address.Family == iface.Address.Family);
+                if (to is not null)
+                {
+                    MigrateInterface(index, to.Index, now);
+                }
+            }
         }
     }
 
@@ -124,8 +132,20 @@ public sealed partial class Engine
         }
 
         var iface = GetInterface(index);
+        var old = iface.Address;
         iface.Address = address;
         Emit(new EngineEvent(EngineEventKind.AddressChanged, Interface: index));
+        if (_options.AutoMigrate && iface.IsUp && old != address)
+        {
+            // Flows on the old address move to the new one with an RSYN from it.
+            foreach (var flow in _flows.Values.Where(f => f.Interface == index && f.LocalAddress == old && f.IsSynchronized && f.State != SalState.TimeWait).ToList())
+            {
+                if (flow.PeerAddress.Family == address.Family)
+                {
+                    StartMigration(flow, iface, now);
+                }
+            }
+        }
     }
 
     /// <summary>A snapshot of every interface, loopback (index 0) first.</summary>

@@ -54,6 +54,12 @@ public sealed record EngineOptions
     /// <summary>Most events held for the driver; the oldest are discarded beyond (and counted).</summary>
     public int EventQueueCapacity { get; init; } = 65536;
 
+    /// <summary>
+    /// Move flows automatically (RSYN) when their interface goes down — to the first remaining up interface of the
+    /// same address family — or when their interface's address changes (to the new address).
+    /// </summary>
+    public bool AutoMigrate { get; init; } = true;
+
     /// <summary>Checks every value; throws <see cref="ArgumentException"/> naming the bad one.</summary>
     public void Validate()
     {

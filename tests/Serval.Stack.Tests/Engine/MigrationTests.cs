@@ -188,6 +188,23 @@ public sealed class MigrationTests
     }
 
     [Fact]
+    public void Interface_going_down_moves_the_flow_automatically()
+    {
+        var t = Build(8, 0.01);
+        TransferWith(t, 5 * 1024 * 1024, 8, s => s.Client.Do(e => e.SetInterfaceUp(s.ClientIfaces[0], false, s.Client.Now)), 2 * 1024 * 1024);
+        Assert.Equal(LinkAddress.Parse("10.0.0.3"), t.Server.Engine.GetFlow(t.S)!.PeerAddress);
+        Assert.Equal(1, t.Client.Engine.Counters.MigrationsCompleted);
+    }
+
+    [Fact]
+    public void Address_change_moves_the_flow_to_the_new_address()
+    {
+        var t = Build(9, 0.0);
+        TransferWith(t, 2 * 1024 * 1024, 9, s => s.Client.Do(e => e.SetInterfaceAddress(s.ClientIfaces[0], LinkAddress.Parse("10.0.0.9"), s.Client.Now)), 512 * 1024);
+        Assert.Equal(LinkAddress.Parse("10.0.0.9"), t.Server.Engine.GetFlow(t.S)!.PeerAddress);
+    }
+
+    [Fact]
     public void Spoofed_rsyn_ack_with_wrong_nonce_is_ignored_and_the_flow_is_undisturbed()
     {
         var h = new PacketHarness();
