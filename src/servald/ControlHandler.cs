@@ -214,7 +214,7 @@ internal sealed class ControlHandler(ServalHost host)
             throw new RequestException("bad_request", $"unknown migrate kind '{kind}' (flow, interface or service)");
         }
 
-        return Error("not_supported", $"migrate {kind}: not supported yet (the runtime does not expose migration requests)");
+        return Error("not_supported", "not supported yet: the runtime does not expose migration requests");
     }
 
     private static string RequiredString(JsonObject request, string name) =>
