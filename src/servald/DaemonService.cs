@@ -4,16 +4,16 @@ using Microsoft.Extensions.Logging;
 
 namespace Serval.Daemon;
 
-/// <summary>Runs one <see cref="Daemon"/> for the lifetime of the Generic Host.</summary>
+/// <summary>Runs one <see cref="ServalDaemon"/> for the lifetime of the Generic Host.</summary>
 internal sealed partial class DaemonService(IConfiguration configuration, ILoggerFactory loggerFactory) : IHostedService
 {
     private readonly ILogger _logger = loggerFactory.CreateLogger<DaemonService>();
-    private Daemon? _daemon;
+    private ServalDaemon? _daemon;
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var options = configuration.GetSection(DaemonOptions.Section).Get<DaemonOptions>() ?? new DaemonOptions();
-        _daemon = await Daemon.StartAsync(options, loggerFactory, cancellationToken).ConfigureAwait(false);
+        _daemon = await ServalDaemon.StartAsync(options, loggerFactory, cancellationToken).ConfigureAwait(false);
         if (_logger.IsEnabled(LogLevel.Information))
         {
             var mode = options.Mode.ToString();

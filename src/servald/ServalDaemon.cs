@@ -11,12 +11,12 @@ namespace Serval.Daemon;
 /// socket and, when configured, the Prometheus endpoint. <see cref="DaemonService"/> runs one inside the Generic Host;
 /// tests start one directly.
 /// </summary>
-internal sealed class Daemon : IAsyncDisposable
+internal sealed class ServalDaemon : IAsyncDisposable
 {
     private readonly ControlServer _control;
     private readonly MetricsExporter? _metrics;
 
-    private Daemon(ServalHost host, ControlServer control, MetricsExporter? metrics, DaemonOptions options)
+    private ServalDaemon(ServalHost host, ControlServer control, MetricsExporter? metrics, DaemonOptions options)
     {
         Host = host;
         _control = control;
@@ -30,7 +30,7 @@ internal sealed class Daemon : IAsyncDisposable
 
     public string ControlSocket => _control.Path;
 
-    public static async Task<Daemon> StartAsync(DaemonOptions options, ILoggerFactory loggerFactory, CancellationToken cancellationToken = default)
+    public static async Task<ServalDaemon> StartAsync(DaemonOptions options, ILoggerFactory loggerFactory, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(loggerFactory);
@@ -80,7 +80,7 @@ internal sealed class Daemon : IAsyncDisposable
             throw;
         }
 
-        return new Daemon(host, control, metrics, options);
+        return new ServalDaemon(host, control, metrics, options);
     }
 
     private static List<ServalLink> CreateLinks(DaemonOptions options)
