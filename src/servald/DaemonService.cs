@@ -12,7 +12,16 @@ internal sealed partial class DaemonService(IConfiguration configuration, ILogge
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        var options = configuration.GetSection(DaemonOptions.Section).Get<DaemonOptions>() ?? new DaemonOptions();
+        DaemonOptions options;
+        try
+        {
+            options = configuration.GetSection(DaemonOptions.Section).Get<DaemonOptions>() ?? new DaemonOptions();
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new DaemonException($"invalid configuration: {e.Message}", e);
+        }
+
         _daemon = await ServalDaemon.StartAsync(options, loggerFactory, cancellationToken).ConfigureAwait(false);
         if (_logger.IsEnabled(LogLevel.Information))
         {
