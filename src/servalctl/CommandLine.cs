@@ -1,38 +1,45 @@
+using System.CommandLine;
+
 namespace Serval.Cli;
 
-/// <summary>Dispatches servalctl verbs. Exit codes: 0 success, 1 failure, 2 usage error.</summary>
+/// <summary>
+/// servalctl's verbs (System.CommandLine), mirroring the reference <c>serv</c> tool: <c>service add|del|mod|list</c>,
+/// <c>flow list</c>, <c>stats</c>, <c>migrate flow|interface|service</c>, plus <c>decode</c>.
+/// Exit codes: 0 success, 1 failure (daemon error, daemon not running), 2 usage error.
+/// </summary>
 internal static class CommandLine
 {
-    private const string Usage = """
-        usage: servalctl <command> [arguments]
-
-        commands:
-          decode [FILE]   print every Serval packet of a pcap/pcapng capture (default: an embedded sample)
-          help            show this text
-        """;
-
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
-        if (args.Length == 0 || args[0] is "help" or "--help" or "-h")
+        var context = new CliContext(output, error);
+        var root = new RootCommand("Control a Serval host daemon (servald) and decode Serval captures.");
+        root.Add(context.Socket);
+        root.Add(ServiceCommands.Create(context));
+        root.Add(InspectCommands.CreateFlow(context));
+        root.Add(InspectCommands.CreateStats(context));
+        root.Add(MigrateCommands.Create(context));
+        root.Add(CreateDecode(context));
+
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
         {
-            (args.Length == 0 ? error : output).WriteLine(Usage);
-            return args.Length == 0 ? 2 : 0;
+            foreach (var e in parse.Errors)
+            {
+                error.WriteLine($"servalctl: {e.Message}");
+            }
+
+            error.WriteLine("Run 'servalctl --help' for usage.");
+            return 2;
         }
 
-        switch (args[0])
-        {
-            case "decode":
-                if (args.Length > 2)
-                {
-                    error.WriteLine("servalctl decode: expected at most one FILE");
-                    return 2;
-                }
+        return parse.Invoke(new InvocationConfiguration { Output = output, Error = error });
+    }
 
-                return DecodeCommand.Run(args.Length == 2 ? args[1] : null, output, error);
-            default:
-                error.WriteLine($"servalctl: unknown command '{args[0]}'");
-                error.WriteLine(Usage);
-                return 2;
-        }
+    private static Command CreateDecode(CliContext context)
+    {
+        var file = new Argument<string?>("FILE") { Description = "pcap or pcapng file (default: an embedded sample)", Arity = ArgumentArity.ZeroOrOne };
+        var decode = new Command("decode", "print every Serval packet of a pcap/pcapng capture") { file };
+        decode.SetAction(p => DecodeCommand.Run(p.GetValue(file), context.Output, context.Error));
+        return decode;
     }
 }

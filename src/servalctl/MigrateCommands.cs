@@ -1,0 +1,60 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json.Nodes;
+
+namespace Serval.Cli;
+
+/// <summary>
+/// <c>servalctl migrate flow FLOWID IFACE | interface IFACE1 IFACE2 | service SERVICEID IFACE</c>. Arguments are
+/// checked here; servald answers "not supported yet" until the runtime exposes migration requests.
+/// </summary>
+internal static class MigrateCommands
+{
+    public static Command Create(CliContext context)
+    {
+        var migrate = new Command("migrate", "move flows to another interface");
+
+        var flowId = new Argument<string>("FLOWID") { Description = "flowID (decimal or 0x hex)" };
+        var flowIface = new Argument<string>("IFACE") { Description = "interface to move to" };
+        var flow = new Command("flow", "migrate one flow") { flowId, flowIface };
+        flow.SetAction(p =>
+        {
+            var text = p.GetValue(flowId)!;
+            var ok = text.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
+                ? uint.TryParse(text.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var id)
+                : uint.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out id);
+            return ok
+                ? Send(context, p, "migrate flow", new JsonObject { ["kind"] = "flow", ["flow"] = id, ["interface"] = p.GetValue(flowIface) })
+                : context.Usage("migrate flow", $"malformed flowID '{text}': expected a 32-bit decimal or 0x hex number");
+        });
+
+        var from = new Argument<string>("IFACE1") { Description = "interface whose flows move" };
+        var to = new Argument<string>("IFACE2") { Description = "interface they move to" };
+        var iface = new Command("interface", "migrate every flow of an interface") { from, to };
+        iface.SetAction(p => Send(context, p, "migrate interface", new JsonObject { ["kind"] = "interface", ["from"] = p.GetValue(from), ["interface"] = p.GetValue(to) }));
+
+        var serviceId = new Argument<string>("SERVICEID") { Description = "service whose flows move" };
+        var serviceIface = new Argument<string>("IFACE") { Description = "interface to move to" };
+        var service = new Command("service", "migrate every flow of a service") { serviceId, serviceIface };
+        service.SetAction(p => ServiceIdArgument.TryParse(p.GetValue(serviceId)!, out var prefix, out var why)
+            ? Send(context, p, "migrate service", new JsonObject { ["kind"] = "service", ["prefix"] = prefix.ToString(), ["interface"] = p.GetValue(serviceIface) })
+            : context.Usage("migrate service", $"malformed serviceID: {why}"));
+
+        migrate.Add(flow);
+        migrate.Add(iface);
+        migrate.Add(service);
+        return migrate;
+    }
+
+    private static int Send(CliContext context, ParseResult p, string verb, JsonObject request)
+    {
+        request["op"] = "migrate";
+        if (context.Request(p, verb, request) is null)
+        {
+            return 1;
+        }
+
+        context.Output.WriteLine($"{verb}: ok");
+        return 0;
+    }
+}

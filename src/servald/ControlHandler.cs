@@ -1,0 +1,231 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Serval.Links;
+using Serval.Stack;
+using Serval.Stack.Services;
+using Serval.Wire;
+
+namespace Serval.Daemon;
+
+/// <summary>
+/// Executes control requests against a <see cref="ServalHost"/>: <c>rules.list|add|del|mod</c>, <c>flows.list</c>,
+/// <c>stats</c>, <c>migrate</c>. Every request gets exactly one response object: <c>{"ok":true,…}</c> or
+/// <c>{"ok":false,"error":CODE,"message":TEXT}</c>. The schema is in docs/servald.md.
+/// </summary>
+internal sealed class ControlHandler(ServalHost host)
+{
+    public async ValueTask<JsonObject> HandleAsync(JsonObject request, CancellationToken cancellationToken)
+    {
+        var op = request["op"]?.GetValueKind() == System.Text.Json.JsonValueKind.String ? (string?)request["op"] : null;
+        try
+        {
+            return op switch
+            {
+                "rules.list" => ListRules(),
+                "rules.add" or "rules.del" or "rules.mod" => await ChangeRuleAsync(op, request, cancellationToken).ConfigureAwait(false),
+                "flows.list" => await ListFlowsAsync(cancellationToken).ConfigureAwait(false),
+                "stats" => await StatsAsync(cancellationToken).ConfigureAwait(false),
+                "migrate" => Migrate(request),
+                null => Error("bad_request", "missing \"op\""),
+                _ => Error("unknown_op", $"unknown op '{op}'"),
+            };
+        }
+        catch (RequestException e)
+        {
+            return Error(e.Code, e.Message);
+        }
+        catch (ObjectDisposedException)
+        {
+            return Error("stopping", "servald is stopping");
+        }
+    }
+
+    public static JsonObject Error(string code, string message) => new() { ["ok"] = false, ["error"] = code, ["message"] = message };
+
+    private static JsonObject Ok() => new() { ["ok"] = true };
+
+    private JsonObject ListRules()
+    {
+        var rules = new JsonArray();
+        foreach (var r in host.GetRules())
+        {
+            rules.Add(RuleJson(r));
+        }
+
+        var response = Ok();
+        response["rules"] = rules;
+        return response;
+    }
+
+    internal static JsonObject RuleJson(ServiceRuleInfo r) => new()
+    {
+        ["prefix"] = r.Prefix.ToString(),
+        ["service"] = r.Prefix.Id.ToString(),
+        ["bits"] = r.Prefix.Length,
+        ["target"] = TargetJson(r.Target),
+        ["priority"] = r.Priority,
+        ["weight"] = r.Weight,
+        ["flags"] = r.Flags.ToString(),
+        ["packetsResolved"] = r.PacketsResolved,
+        ["bytesResolved"] = r.BytesResolved,
+        ["packetsDropped"] = r.PacketsDropped,
+    };
+
+    private static JsonObject TargetJson(ServiceTarget t) => t.Type switch
+    {
+        ServiceTargetType.Forward => new() { ["type"] = "forward", ["address"] = t.Address.ToString(), ["interface"] = t.Interface },
+        ServiceTargetType.Demux => new() { ["type"] = "demux", ["socket"] = t.Socket, ["protocol"] = t.Protocol == ServiceTarget.TcpProtocol ? "stream" : "datagram" },
+        ServiceTargetType.Delay => new() { ["type"] = "delay" },
+        ServiceTargetType.Drop => new() { ["type"] = "drop" },
+        _ => new() { ["type"] = t.Type.ToString().ToLowerInvariant() },
+    };
+
+    private async ValueTask<JsonObject> ChangeRuleAsync(string op, JsonObject request, CancellationToken cancellationToken)
+    {
+        var prefixText = RequiredString(request, "prefix");
+        if (!ServicePrefix.TryParse(prefixText, out var prefix, out var why))
+        {
+            throw new RequestException("bad_request", $"bad prefix '{prefixText}': {why}");
+        }
+
+        var target = ParseTarget(RequiredString(request, "target"));
+        var priority = OptionalUInt(request, "priority");
+        var weight = OptionalUInt(request, "weight");
+        var result = op switch
+        {
+            "rules.add" => await host.AddRuleAsync(prefix, target, priority ?? ServiceTable.DefaultPriority, weight ?? ServiceTable.DefaultWeight, cancellationToken).ConfigureAwait(false),
+            "rules.del" => await host.RemoveRuleAsync(prefix, target, cancellationToken).ConfigureAwait(false),
+            _ => await host.ModifyRuleAsync(prefix, target, priority, weight, cancellationToken).ConfigureAwait(false),
+        };
+        return result switch
+        {
+            ServiceTableResult.Ok => Ok(),
+            ServiceTableResult.NotFound => Error("not_found", $"no rule {prefix} -> {target}"),
+            ServiceTableResult.AlreadyExists => Error("already_exists", $"a rule {prefix} -> {target} already exists"),
+            _ => Error("invalid", $"{op} {prefix} -> {target}: {result}"),
+        };
+    }
+
+    private ServiceTarget ParseTarget(string text)
+    {
+        switch (text.ToLowerInvariant())
+        {
+            case "drop":
+                return ServiceTarget.Drop();
+            case "delay":
+                return ServiceTarget.Delay();
+        }
+
+        LinkAddress address;
+        try
+        {
+            address = LinkAddress.Parse(text);
+        }
+        catch (FormatException e)
+        {
+            throw new RequestException("bad_request", $"bad target: {e.Message} (expected an address, address:port, 'drop' or 'delay')");
+        }
+
+        if (address.Port == 0 && host.Links.Any(l => l is UdpLink && l.LocalAddress.Family == address.Family))
+        {
+            address = address.WithPort(ServalInfo.DefaultUdpPort);
+        }
+
+        try
+        {
+            return host.ForwardTo(address);
+        }
+        catch (ArgumentException)
+        {
+            throw new RequestException("invalid", $"no link of this host can reach {address}");
+        }
+    }
+
+    private async ValueTask<JsonObject> ListFlowsAsync(CancellationToken cancellationToken)
+    {
+        var flows = new JsonArray();
+        foreach (var f in await host.GetFlowsAsync(cancellationToken).ConfigureAwait(false))
+        {
+            flows.Add(new JsonObject
+            {
+                ["socket"] = f.Socket.Value,
+                ["localFlow"] = f.LocalFlow.ToString(),
+                ["peerFlow"] = f.PeerFlow.ToString(),
+                ["service"] = f.Service.ToString(),
+                ["protocol"] = f.Protocol.ToString(),
+                ["state"] = f.State.ToString(),
+                ["migration"] = f.Migration.ToString(),
+                ["interface"] = f.Interface,
+                ["localAddress"] = f.LocalAddress.ToString(),
+                ["peerAddress"] = f.PeerAddress.ToString(),
+                ["packetsSent"] = f.PacketsSent,
+                ["packetsReceived"] = f.PacketsReceived,
+                ["bytesSent"] = f.BytesSent,
+                ["bytesReceived"] = f.BytesReceived,
+                ["controlSrttMs"] = f.ControlSrtt.TotalMilliseconds,
+            });
+        }
+
+        var response = Ok();
+        response["flows"] = flows;
+        return response;
+    }
+
+    private async ValueTask<JsonObject> StatsAsync(CancellationToken cancellationToken)
+    {
+        var engine = new JsonObject();
+        foreach (var p in typeof(EngineCounters).GetProperties())
+        {
+            var value = p.GetValue(host.Counters);
+            engine[char.ToLowerInvariant(p.Name[0]) + p.Name[1..] + (value is TimeSpan ? "Ms" : string.Empty)] = value switch
+            {
+                long l => l,
+                TimeSpan t => t.TotalMilliseconds,
+                _ => Convert.ToString(value, CultureInfo.InvariantCulture),
+            };
+        }
+
+        var rules = host.GetRules();
+        var response = Ok();
+        response["host"] = new JsonObject
+        {
+            ["name"] = host.Name,
+            ["mode"] = host.Options.Engine.Mode.ToString(),
+            ["links"] = new JsonArray([.. host.Links.Select(l => (JsonNode)JsonValue.Create(l.Name))]),
+            ["flows"] = await host.GetFlowCountAsync(cancellationToken).ConfigureAwait(false),
+        };
+        response["engine"] = engine;
+        response["table"] = new JsonObject
+        {
+            ["entries"] = rules.Select(r => r.Prefix).Distinct().Count(),
+            ["rules"] = rules.Count,
+            ["packetsResolved"] = rules.Sum(r => r.PacketsResolved),
+            ["bytesResolved"] = rules.Sum(r => r.BytesResolved),
+            ["packetsDropped"] = rules.Sum(r => r.PacketsDropped),
+        };
+        return response;
+    }
+
+    private static JsonObject Migrate(JsonObject request)
+    {
+        var kind = RequiredString(request, "kind");
+        if (kind is not ("flow" or "interface" or "service"))
+        {
+            throw new RequestException("bad_request", $"unknown migrate kind '{kind}' (flow, interface or service)");
+        }
+
+        return Error("not_supported", "not supported yet: the runtime does not expose migration requests");
+    }
+
+    private static string RequiredString(JsonObject request, string name) =>
+        request[name] is JsonValue v && v.TryGetValue<string>(out var s)
+            ? s
+            : throw new RequestException("bad_request", $"missing string \"{name}\"");
+
+    private static uint? OptionalUInt(JsonObject request, string name) => request[name] switch
+    {
+        null => null,
+        JsonValue v when v.TryGetValue<uint>(out var n) => n,
+        _ => throw new RequestException("bad_request", $"\"{name}\" must be a non-negative integer"),
+    };
+}

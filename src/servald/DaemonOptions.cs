@@ -1,0 +1,31 @@
+using Serval.Stack;
+
+namespace Serval.Daemon;
+
+/// <summary>The <c>Serval</c> configuration section of servald (appsettings.json, environment, command line).</summary>
+internal sealed class DaemonOptions
+{
+    /// <summary>The configuration section name.</summary>
+    public const string Section = "Serval";
+
+    /// <summary>Host name (logs, metric tag).</summary>
+    public string Name { get; set; } = "servald";
+
+    /// <summary>Host or service router.</summary>
+    public EngineMode Mode { get; set; } = EngineMode.Host;
+
+    /// <summary>UDP links; none configured means one on 127.0.0.1:54325.</summary>
+    public List<UdpEndpoint>? Udp { get; set; }
+
+    /// <summary>Also open a raw IP link (protocol 144, needs CAP_NET_RAW) on each UDP link's address (default off).</summary>
+    public bool RawIp { get; set; }
+
+    /// <summary>Path of the control socket; null uses <see cref="ControlSocketPath.Default"/>.</summary>
+    public string? ControlSocket { get; set; }
+
+    /// <summary>Prometheus endpoint, e.g. <c>http://127.0.0.1:9465/metrics/</c>; null disables it. Loopback only.</summary>
+    public string? MetricsUrl { get; set; }
+
+    /// <summary>The control socket path to use.</summary>
+    public string ControlSocketOrDefault => string.IsNullOrEmpty(ControlSocket) ? ControlSocketPath.Default : ControlSocket;
+}

@@ -1,0 +1,86 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging.Abstractions;
+using Serval.Daemon;
+
+namespace Serval.Cli.Tests;
+
+public sealed class DaemonTests
+{
+    [Fact]
+    public async Task Control_socket_is_only_open_to_its_owner_and_removed_on_stop()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"servald-perm-{Guid.NewGuid():N}.sock");
+        var daemon = await ServalDaemon.StartAsync(Options(path), NullLoggerFactory.Instance, TestContext.Current.CancellationToken);
+        try
+        {
+            if (!OperatingSystem.IsWindows())
+            {
+                Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+            }
+        }
+        finally
+        {
+            await daemon.DisposeAsync();
+        }
+
+        Assert.False(File.Exists(path));
+    }
+
+    [Fact]
+    public async Task A_second_daemon_on_the_same_socket_is_refused()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"servald-twice-{Guid.NewGuid():N}.sock");
+        await using var first = await ServalDaemon.StartAsync(Options(path), NullLoggerFactory.Instance, TestContext.Current.CancellationToken);
+        var e = await Assert.ThrowsAsync<DaemonException>(() => ServalDaemon.StartAsync(Options(path), NullLoggerFactory.Instance, TestContext.Current.CancellationToken));
+        Assert.Contains("already listening", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Service_router_mode_comes_from_configuration()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"servald-router-{Guid.NewGuid():N}.sock");
+        var options = Options(path);
+        options.Mode = Stack.EngineMode.ServiceRouter;
+        await using var daemon = await ServalDaemon.StartAsync(options, NullLoggerFactory.Instance, TestContext.Current.CancellationToken);
+        var stats = CliResult.Run("stats", "--json", "--socket", path);
+        Assert.Equal("ServiceRouter", (string)stats.Json["host"]!["mode"]!);
+    }
+
+    [Theory]
+    [InlineData("http://0.0.0.0:9465/metrics")]
+    [InlineData("http://10.1.2.3:9465/metrics")]
+    [InlineData("http://example.com/metrics")]
+    public void Metrics_on_a_non_loopback_address_are_refused(string url)
+    {
+        var e = Assert.Throws<DaemonException>(() => MetricsExporter.ValidatePrefix(url));
+        Assert.Contains("loopback", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Metrics_are_served_in_prometheus_text_format()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"servald-metrics-{Guid.NewGuid():N}.sock");
+        var options = Options(path);
+        options.Name = "metrics-test";
+        options.MetricsUrl = $"http://127.0.0.1:{FreeTcpPort()}/metrics";
+        await using var daemon = await ServalDaemon.StartAsync(options, NullLoggerFactory.Instance, TestContext.Current.CancellationToken);
+        using var http = new HttpClient();
+        var text = await http.GetStringAsync(new Uri(options.MetricsUrl + "/"), TestContext.Current.CancellationToken);
+        Assert.Contains("# TYPE serval_packets_received_total counter", text, StringComparison.Ordinal);
+        Assert.Contains("serval_packets_received_total{serval_host=\"metrics-test\"} 0", text, StringComparison.Ordinal);
+    }
+
+    private static int FreeTcpPort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    private static DaemonOptions Options(string path) => new()
+    {
+        ControlSocket = path,
+        Udp = [new UdpEndpoint { Address = $"127.0.0.{Random.Shared.Next(2, 250)}", Port = 0 }],
+    };
+}
