@@ -86,6 +86,23 @@ public sealed class ServalConnection : IAsyncDisposable
         return await _driver.InvokeAsync(d => d.Engine.GetFlow(_state.Handle)).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Moves this connection to another of the host's links (PROTOCOL.md §10): an RSYN from that link's address, and
+    /// the flow switches when the peer answers. Completes when the move has started; the flow keeps its data.
+    /// </summary>
+    /// <param name="linkIndex">Index into <see cref="ServalHost.Links"/> of the link to move to.</param>
+    /// <param name="cancellationToken">Cancels the wait (not the migration).</param>
+    /// <exception cref="ServalException">The link is down or of another address family, or the connection cannot move in its state.</exception>
+    public async ValueTask MigrateAsync(int linkIndex, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var r = await _driver.InvokeAsync(d => d.Engine.Migrate(_state.Handle, linkIndex + 1, d.Now)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (r != ServalError.None)
+        {
+            throw new ServalException(r, $"Cannot move the connection to link {linkIndex}: {r}.");
+        }
+    }
+
     /// <summary>Closes gracefully: queued data is delivered, then the flow's FIN exchange runs in the engine (a reset instead if received data was left unread).</summary>
     public ValueTask DisposeAsync() => CloseAsync(abort: false);
 
