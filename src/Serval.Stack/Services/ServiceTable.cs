@@ -70,7 +70,11 @@ public sealed partial class ServiceTable
     internal TableVersion CurrentVersion => Volatile.Read(ref _current);
 
     /// <summary>Longest-prefix match of <paramref name="serviceId"/> over all entries; null when nothing matches.</summary>
-    public ServiceEntry? Lookup(ServiceId serviceId) => PrefixTrie.Lookup(Volatile.Read(ref _current).Root, serviceId);
+    public ServiceEntry? Lookup(ServiceId serviceId)
+    {
+        var version = Volatile.Read(ref _current);
+        return version.Top.Lookup(version.Root, serviceId);
+    }
 
     /// <summary>
     /// Longest-prefix match of every serviceID in <paramref name="serviceIds"/> into the same index of
