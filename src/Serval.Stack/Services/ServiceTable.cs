@@ -89,7 +89,8 @@ public sealed partial class ServiceTable
             throw new ArgumentException("The results span is shorter than the serviceIDs span.", nameof(results));
         }
 
-        PrefixTrie.LookupBatch(Volatile.Read(ref _current).Root, serviceIds, results);
+        var version = Volatile.Read(ref _current);
+        PrefixTrie.LookupBatch(version.Root, version.Top, serviceIds, results);
     }
 
     /// <summary>The entry whose prefix is exactly <paramref name="prefix"/>.</summary>

@@ -47,7 +47,7 @@ internal sealed class TopIndex
     {
         var key = new KeyWords(id);
         var value = (int)(id.GetWord(0) >> 48);
-        var quarter = _chunks[value >> 12]?[(value >> 6) & 63];
+        var quarter = QuarterOf(value);
         if (quarter is null)
         {
             return RootBest(root, value);
@@ -70,6 +70,10 @@ internal sealed class TopIndex
                 return best ?? RootBest(root, value);
         }
     }
+
+    /// <summary>The 64 entries that hold the 16-bit <paramref name="value"/> (at index value % 64), or null when they are all empty.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Entry[]? QuarterOf(int value) => _chunks[value >> 12]?[(value >> 6) & 63];
 
     /// <summary>The entry of the 16-bit value (<paramref name="b0"/>, <paramref name="b1"/>); default when its quarter is empty.</summary>
     public Entry EntryAt(int b0, int b1)
