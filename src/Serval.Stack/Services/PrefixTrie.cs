@@ -17,7 +17,16 @@ internal static partial class PrefixTrie
     public static ServiceEntry? Lookup(TrieNode root, in ServiceId id)
     {
         var key = new KeyWords(id);
-        var node = root;
+        return WalkFrom(root, key, id, null);
+    }
+
+    /// <summary>
+    /// The longest-prefix walk from <paramref name="node"/> (which <paramref name="key"/> is known to reach), with
+    /// <paramref name="fallback"/> as the answer when nothing at or below the node matches.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static ServiceEntry? WalkFrom(TrieNode node, in KeyWords key, in ServiceId id, ServiceEntry? fallback)
+    {
         TrieNode? best = null;
         var bestSlot = 0;
         while (true)
@@ -35,42 +44,64 @@ internal static partial class PrefixTrie
                 break;
             }
 
-            ref readonly var childSlot = ref node.SlotAt(slot);
-            if ((((key.Bits32At(depth + 8) & TrieNode.ChildSlot.MaskOf(childSlot.CheckedBits)) ^ childSlot.Check) & ~TrieNode.ChildSlot.MoreBits) != 0)
+            switch (Through(node.SlotAt(slot), depth + 8, key, id, out var next, out var tail))
             {
-                break;
-            }
-
-            var child = childSlot.Item;
-            if (child.GetType() == typeof(TrieNode))
-            {
-                // Stop here if the child has nothing in the key's group of slots (no need to load it).
-                if (((childSlot.Summary >> (key.ByteAt(childSlot.ChildDepth) >> 2)) & 1) == 0)
-                {
-                    break;
-                }
-
-                var next = Unsafe.As<TrieNode>(child);
-                if ((childSlot.Check & TrieNode.ChildSlot.MoreBits) != 0 && !key.MatchesThrough(next.Key, next.Depth))
-                {
-                    break;
-                }
-
-                node = next;
-                continue;
-            }
-
-            // A tail: the slot checked everything after the parent's byte unless it says there is more.
-            var tail = Unsafe.As<ServiceEntry>(child);
-            if ((childSlot.Check & TrieNode.ChildSlot.MoreBits) == 0 || id.CommonPrefixLength(tail.Prefix.Id) >= tail.Prefix.Length)
-            {
-                return tail;
+                case Step.Down:
+                    node = next!;
+                    continue;
+                case Step.Tail:
+                    return tail;
             }
 
             break;
         }
 
-        return best?.LocalBest(bestSlot);
+        return best is null ? fallback : best.LocalBest(bestSlot);
+    }
+
+    /// <summary>
+    /// Follows <paramref name="slot"/> for a key whose bits [0, <paramref name="start"/>) are known to match:
+    /// <see cref="Step.Down"/> to a node the key reaches, <see cref="Step.Tail"/> when the slot is a tail that
+    /// contains the key, <see cref="Step.Stop"/> when nothing below the slot can match.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Step Through(in TrieNode.ChildSlot slot, int start, in KeyWords key, in ServiceId id, out TrieNode? next, out ServiceEntry? tail)
+    {
+        next = null;
+        tail = null;
+        if ((((key.Bits32At(start) & TrieNode.ChildSlot.MaskOf(slot.CheckedBits)) ^ slot.Check) & ~TrieNode.ChildSlot.MoreBits) != 0)
+        {
+            return Step.Stop;
+        }
+
+        var child = slot.Item;
+        if (child.GetType() == typeof(TrieNode))
+        {
+            // Stop if the child has nothing in the key's group of slots (no need to load it).
+            if (((slot.Summary >> (key.ByteAt(slot.ChildDepth) >> 2)) & 1) == 0)
+            {
+                return Step.Stop;
+            }
+
+            var node = Unsafe.As<TrieNode>(child);
+            if ((slot.Check & TrieNode.ChildSlot.MoreBits) != 0 && !key.MatchesThrough(node.Key, node.Depth))
+            {
+                return Step.Stop;
+            }
+
+            next = node;
+            return Step.Down;
+        }
+
+        // A tail: the slot checked everything after `start` unless it says there is more.
+        var entry = Unsafe.As<ServiceEntry>(child);
+        if ((slot.Check & TrieNode.ChildSlot.MoreBits) == 0 || id.CommonPrefixLength(entry.Prefix.Id) >= entry.Prefix.Length)
+        {
+            tail = entry;
+            return Step.Tail;
+        }
+
+        return Step.Stop;
     }
 
     /// <summary>The entry whose prefix is exactly <paramref name="prefix"/>, or null.</summary>
@@ -331,5 +362,18 @@ internal static partial class PrefixTrie
         }
 
         return [.. interior.AsSpan(0, at), entry, .. interior.AsSpan(at)];
+    }
+
+    /// <summary>The outcome of following a child slot.</summary>
+    internal enum Step
+    {
+        /// <summary>Nothing below the slot matches the key.</summary>
+        Stop,
+
+        /// <summary>The key reaches the child node.</summary>
+        Down,
+
+        /// <summary>The slot's tail entry contains the key.</summary>
+        Tail,
     }
 }

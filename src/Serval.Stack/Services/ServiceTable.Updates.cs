@@ -337,6 +337,7 @@ public sealed partial class ServiceTable
     private void Replace(ref Pending pending, ServicePrefix prefix, ServiceEntry? old, ServiceEntry? updated)
     {
         pending.Root = updated is null ? PrefixTrie.Remove(pending.Root, prefix) : PrefixTrie.Set(pending.Root, updated);
+        pending.Top = pending.Top.Update(pending.Root, prefix);
         pending.Count += (updated is null ? 0 : 1) - (old is null ? 0 : 1);
         pending.Tcp = ReplaceIn(pending.Tcp, prefix, old?.DemuxTcp is not null, updated?.DemuxTcp is not null ? updated : null);
         pending.Udp = ReplaceIn(pending.Udp, prefix, old?.DemuxUdp is not null, updated?.DemuxUdp is not null ? updated : null);
@@ -360,13 +361,14 @@ public sealed partial class ServiceTable
         var previous = _current;
         Volatile.Write(
             ref _current,
-            new TableVersion(pending.Root, pending.Tcp, pending.Udp, pending.AnyDemux, pending.Count, previous.Number + 1));
+            new TableVersion(pending.Root, pending.Top, pending.Tcp, pending.Udp, pending.AnyDemux, pending.Count, previous.Number + 1));
     }
 
     /// <summary>The tries and count of the version being built.</summary>
     private struct Pending(TableVersion from)
     {
         public TrieNode Root = from.Root;
+        public TopIndex Top = from.Top;
         public TrieNode Tcp = from.Tcp;
         public TrieNode Udp = from.Udp;
         public TrieNode AnyDemux = from.AnyDemux;

@@ -71,7 +71,11 @@ public sealed partial class ServiceTable
     internal TableVersion CurrentVersion => Volatile.Read(ref _current);
 
     /// <summary>Longest-prefix match of <paramref name="serviceId"/> over all entries; null when nothing matches.</summary>
-    public ServiceEntry? Lookup(ServiceId serviceId) => PrefixTrie.Lookup(Volatile.Read(ref _current).Root, serviceId);
+    public ServiceEntry? Lookup(ServiceId serviceId)
+    {
+        var version = Volatile.Read(ref _current);
+        return version.Top.Lookup(version.Root, serviceId);
+    }
 
     /// <summary>
     /// Longest-prefix match of every serviceID in <paramref name="serviceIds"/> into the same index of
@@ -86,7 +90,8 @@ public sealed partial class ServiceTable
             throw new ArgumentException("The results span is shorter than the serviceIDs span.", nameof(results));
         }
 
-        PrefixTrie.LookupBatch(Volatile.Read(ref _current).Root, serviceIds, results);
+        var version = Volatile.Read(ref _current);
+        PrefixTrie.LookupBatch(version.Root, version.Top, serviceIds, results);
     }
 
     /// <summary>The entry whose prefix is exactly <paramref name="prefix"/>.</summary>

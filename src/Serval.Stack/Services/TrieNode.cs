@@ -155,27 +155,8 @@ internal sealed class TrieNode
         _ => 1,
     };
 
-    /// <summary>
-    /// The slot for <paramref name="child"/>: the bits a key must have right after this node's byte to reach it
-    /// (up to 31 of them: the rest of a tail's prefix, or the path a child node skips), whether there are more,
-    /// and for a child node its depth and a summary of the slots where it has something.
-    /// </summary>
-    private ChildSlot SlotFor(object child)
-    {
-        var start = Depth + 8;
-        var node = child as TrieNode;
-        var (key, end) = node is not null
-            ? (node.Key, node.Depth)
-            : (new KeyWords(((ServiceEntry)child).Prefix.Id), ((ServiceEntry)child).Prefix.Length);
-        var bits = Math.Min(ChildSlot.MaxCheckedBits, end - start);
-        var more = end - start > ChildSlot.MaxCheckedBits ? ChildSlot.MoreBits : 0u;
-        return new ChildSlot(
-            child,
-            (key.Bits32At(start) & ChildSlot.MaskOf(bits)) | more,
-            (byte)bits,
-            (byte)(node?.Depth ?? 0),
-            node?.ChildSlots.FoldByFour(node.Covered) ?? 0);
-    }
+    /// <summary>The slot for <paramref name="child"/> of this node (its checks start right after this node's byte).</summary>
+    private ChildSlot SlotFor(object child) => ChildSlot.For(child, Depth + 8);
 
     /// <summary>
     /// A child, with what a lookup needs to reject most keys without touching it. The key's 32 bits at offset
@@ -192,6 +173,28 @@ internal sealed class TrieNode
 
         /// <summary>The flag in <see cref="Check"/>: more bits than the slot checks must be compared.</summary>
         public const uint MoreBits = 1;
+
+        /// <summary>
+        /// The slot for <paramref name="child"/> reached with the key's bits [0, <paramref name="start"/>) already
+        /// matched: the bits it must have from <paramref name="start"/> on (up to 31 of them: the rest of a tail's
+        /// prefix, or the path a child node skips), whether there are more, and for a child node its depth and a
+        /// summary of the slots where it has something.
+        /// </summary>
+        public static ChildSlot For(object child, int start)
+        {
+            var node = child as TrieNode;
+            var (key, end) = node is not null
+                ? (node.Key, node.Depth)
+                : (new KeyWords(((ServiceEntry)child).Prefix.Id), ((ServiceEntry)child).Prefix.Length);
+            var bits = Math.Min(MaxCheckedBits, end - start);
+            var more = end - start > MaxCheckedBits ? MoreBits : 0u;
+            return new ChildSlot(
+                child,
+                (key.Bits32At(start) & MaskOf(bits)) | more,
+                (byte)bits,
+                (byte)(node?.Depth ?? 0),
+                node?.ChildSlots.FoldByFour(node.Covered) ?? 0);
+        }
 
         /// <summary>The mask that keeps the first <paramref name="bits"/> (0–31) of 32.</summary>
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]

@@ -124,4 +124,74 @@ public sealed class PrefixTrieTests
             }
         }
     }
+
+    [Fact]
+    public void Single_batch_and_naive_lookups_agree_on_near_miss_keys()
+    {
+        var gen = new ServiceIdGenerator(14, bases: 8);
+        var table = new ServiceTable();
+        var model = new NaiveServiceTable();
+        var prefixes = Enumerable.Range(0, 3000).Select(_ => gen.Prefix()).Distinct().ToList();
+        foreach (var p in prefixes)
+        {
+            table.Add(p, ServiceTarget.Drop());
+            model.Add(p, ServiceTarget.Drop(), 1, 1, null, null, TimeSpan.Zero);
+        }
+
+        // Keys inside stored prefixes, keys one bit off a stored prefix (at every depth), and random keys.
+        var random = gen.Random;
+        var keys = new List<ServiceId>();
+        foreach (var p in prefixes.Take(1500))
+        {
+            var inside = p.Apply(gen.RandomId());
+            keys.Add(inside);
+            if (p.Length > 0)
+            {
+                var bit = random.Next(p.Length);
+                keys.Add(inside.WithBit(bit, !inside.GetBit(bit)));
+            }
+
+            keys.Add(gen.RandomId());
+        }
+
+        var results = new ServiceEntry?[keys.Count];
+        table.LookupBatch(keys.ToArray(), results);
+        for (var i = 0; i < keys.Count; i++)
+        {
+            var expected = model.Lookup(keys[i])?.Prefix;
+            Assert.Equal(expected, table.Lookup(keys[i])?.Prefix);
+            Assert.Equal(expected, results[i]?.Prefix);
+        }
+
+        TrieInvariants.Check(table);
+    }
+
+    [Fact]
+    public void Top_index_follows_updates_of_short_and_long_prefixes()
+    {
+        var table = new ServiceTable();
+        var id = ServiceId.Parse("0xabcd1234");
+        var lengths = new[] { 0, 4, 7, 8, 9, 12, 15, 16, 17, 24, 40, 256 };
+        var random = new Random(3);
+        for (var round = 0; round < 300; round++)
+        {
+            var length = lengths[random.Next(lengths.Length)];
+            var prefix = new ServicePrefix(random.Next(3) == 0 ? id.WithBit(random.Next(16), true) : id, length);
+            if (random.Next(2) == 0)
+            {
+                table.Add(prefix, ServiceTarget.Drop());
+            }
+            else
+            {
+                table.Remove(prefix, ServiceTarget.Drop());
+            }
+
+            if (round % 10 == 0)
+            {
+                TrieInvariants.Check(table);
+            }
+        }
+
+        TrieInvariants.Check(table);
+    }
 }

@@ -12,6 +12,19 @@ internal static class TrieInvariants
         var version = table.CurrentVersion;
         var all = Check(version.Root);
         Assert.Equal(version.Count, all.Count);
+
+        // The top index, maintained incrementally, equals one built from scratch.
+        var rebuilt = TopIndex.Build(version.Root);
+        for (var b0 = 0; b0 < 256; b0++)
+        {
+            for (var b1 = 0; b1 < 256; b1++)
+            {
+                if (version.Top.EntryAt(b0, b1) != rebuilt.EntryAt(b0, b1))
+                {
+                    Assert.Fail($"top index entry {b0:x2}{b1:x2}: {version.Top.EntryAt(b0, b1)} instead of {rebuilt.EntryAt(b0, b1)}");
+                }
+            }
+        }
         CheckDemux(version.Tcp, all, e => e.Rules.Any(r => r.Target.Type == ServiceTargetType.Demux && r.Target.Protocol == 6));
         CheckDemux(version.Udp, all, e => e.Rules.Any(r => r.Target.Type == ServiceTargetType.Demux && r.Target.Protocol == 17));
         CheckDemux(version.AnyDemux, all, e => e.Rules.Any(r => r.Target.Type == ServiceTargetType.Demux));
