@@ -20,9 +20,6 @@ internal sealed class TrieNode
     /// <summary>The children of slots 0–63, 64–127, 128–191 and 192–255, each in slot order.</summary>
     public readonly Chunks Children;
 
-    /// <summary>The best local entry of each run (a copy of <see cref="LocalEntries.Runs"/>).</summary>
-    public readonly ServiceEntry?[] Runs;
-
     /// <summary>The prefixes that end inside this node's byte.</summary>
     public readonly LocalEntries Local;
 
@@ -38,9 +35,6 @@ internal sealed class TrieNode
     /// <summary>Slots covered by a local entry (a copy of <see cref="LocalEntries.Covered"/>).</summary>
     public readonly Bitmap256 Covered;
 
-    /// <summary>Where the runs of <see cref="Runs"/> start (a copy of <see cref="LocalEntries.RunStarts"/>).</summary>
-    public readonly Bitmap256 RunStarts;
-
     /// <summary>Bits [0, Depth) shared by every prefix below; later bits are zero.</summary>
     public readonly KeyWords Key;
 
@@ -53,8 +47,6 @@ internal sealed class TrieNode
         Count = count;
         Local = local;
         Covered = local.Covered;
-        RunStarts = local.RunStarts;
-        Runs = local.Runs;
         ChildSlots = childSlots;
         Children = children;
     }
@@ -72,7 +64,7 @@ internal sealed class TrieNode
     public static TrieNode Empty(KeyWords key, int depth) => new(key.Truncate(depth), depth, 0, LocalEntries.None, default, _noChildren);
 
     /// <summary>The best local entry for <paramref name="slot"/> (null when <see cref="Covered"/> does not contain it).</summary>
-    public ServiceEntry? LocalBest(int slot) => Runs[RunStarts.RankThrough(slot) - 1];
+    public ServiceEntry? LocalBest(int slot) => Local.Best(slot);
 
     /// <summary>The child slot of <paramref name="slot"/>, which must be in <see cref="ChildSlots"/>.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
