@@ -75,7 +75,7 @@ internal sealed class TopIndex
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Entry[]? PageOf(int value) => _chunks[value >> 11]?[(value >> 5) & 63];
 
-    /// <summary>The entry of the 16-bit value (<paramref name="b0"/>, <paramref name="b1"/>); default when its quarter is empty.</summary>
+    /// <summary>The entry of the 16-bit value (<paramref name="b0"/>, <paramref name="b1"/>); default when its page is empty.</summary>
     public Entry EntryAt(int b0, int b1)
     {
         var value = (b0 << 8) | b1;
