@@ -12,12 +12,12 @@ namespace Serval.Stack.Services;
 /// <see cref="Covered"/> says which slots have one. Longer prefixes live below: a child slot holds either a node
 /// or, when only one prefix lives below that slot, the entry itself (a tail). The shape is canonical — a node
 /// exists only where at least two prefixes branch or end within its byte — so the trie depends only on the set
-/// of prefixes, not on the order of updates. The children are kept in four arrays, one per 64 slots, so that an
-/// update copies at most 64 slots of a wide node rather than 256; the index inside an array is one popcount.
+/// of prefixes, not on the order of updates. The children are kept in eight arrays, one per 32 slots, so that an
+/// update copies at most 32 slots of a wide node rather than 256; the index inside an array is one popcount.
 /// </remarks>
 internal sealed class TrieNode
 {
-    /// <summary>The children of slots 0–63, 64–127, 128–191 and 192–255, each in slot order.</summary>
+    /// <summary>The children of slots 0–31, 32–63, …, 224–255: eight arrays, each in slot order.</summary>
     public readonly Chunks Children;
 
     /// <summary>The prefixes that end inside this node's byte.</summary>
@@ -68,7 +68,7 @@ internal sealed class TrieNode
 
     /// <summary>The child slot of <paramref name="slot"/>, which must be in <see cref="ChildSlots"/>.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    public ref readonly ChildSlot SlotAt(int slot) => ref Children[slot >> 6][ChildSlots.RankInWord(slot)];
+    public ref readonly ChildSlot SlotAt(int slot) => ref Children[slot >> 5][ChildSlots.RankInHalf(slot)];
 
     /// <summary>The child at <paramref name="slot"/>, or null.</summary>
     public object? ChildAt(int slot) => ChildSlots.Test(slot) ? SlotAt(slot).Item : null;
@@ -87,8 +87,8 @@ internal sealed class TrieNode
     public TrieNode WithChild(int slot, object? child)
     {
         var present = ChildSlots.Test(slot);
-        var old = Children[slot >> 6];
-        var index = ChildSlots.RankInWord(slot);
+        var old = Children[slot >> 5];
+        var index = ChildSlots.RankInHalf(slot);
         ChildSlot[] chunk;
         Bitmap256 slots;
         int count;
@@ -125,14 +125,14 @@ internal sealed class TrieNode
         }
 
         var children = Children;
-        children[slot >> 6] = chunk;
+        children[slot >> 5] = chunk;
         return new TrieNode(Key, Depth, count, Local, slots, children);
     }
 
     private static Chunks CreateNoChildren()
     {
         Chunks none = default;
-        for (var i = 0; i < 4; i++)
+        for (var i = 0; i < 8; i++)
         {
             none[i] = [];
         }
@@ -193,8 +193,8 @@ internal sealed class TrieNode
         public static uint MaskOf(int bits) => (uint)((ulong)uint.MaxValue << (32 - bits));
     }
 
-    /// <summary>Four child arrays, one per 64 slots.</summary>
-    [System.Runtime.CompilerServices.InlineArray(4)]
+    /// <summary>Eight child arrays, one per 32 slots.</summary>
+    [System.Runtime.CompilerServices.InlineArray(8)]
     internal struct Chunks
     {
         private ChildSlot[] _chunk;
