@@ -55,9 +55,10 @@ internal readonly struct Bitmap256
         return (int)((_before >> (word << 3)) & 0xFF) + BitOperations.PopCount(Word(word) & ((1UL << slot) - 1));
     }
 
-    /// <summary>Number of set bits before <paramref name="slot"/> within its 64-slot word.</summary>
+    /// <summary>Number of set bits before <paramref name="slot"/> within its group of 32 slots.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int RankInWord(int slot) => BitOperations.PopCount(Word(slot >> 6) & ((1UL << slot) - 1));
+    public int RankInHalf(int slot) =>
+        BitOperations.PopCount((uint)(Word(slot >> 6) >> (slot & 32)) & ((1u << slot) - 1)); // uint shifts use the low 5 bits
 
     /// <summary>Number of set bits at or before <paramref name="slot"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -81,14 +82,27 @@ internal readonly struct Bitmap256
     public ulong FoldByFour(in Bitmap256 other)
     {
         ulong summary = 0;
-        for (var group = 0; group < 64; group++)
+        for (var word = 0; word < 4; word++)
         {
-            var word = group >> 4;
-            var shift = (group & 15) << 2;
-            if ((((Word(word) | other.Word(word)) >> shift) & 0xF) != 0)
+            // OR each group of four bits into its lowest bit, then gather every fourth bit.
+            var x = Word(word) | other.Word(word);
+            x |= x >> 1;
+            x |= x >> 2;
+            ulong groups;
+            if (System.Runtime.Intrinsics.X86.Bmi2.X64.IsSupported)
             {
-                summary |= 1UL << group;
+                groups = System.Runtime.Intrinsics.X86.Bmi2.X64.ParallelBitExtract(x, 0x1111_1111_1111_1111);
             }
+            else
+            {
+                groups = 0;
+                for (var g = 0; g < 16; g++)
+                {
+                    groups |= ((x >> (4 * g)) & 1) << g;
+                }
+            }
+
+            summary |= groups << (16 * word);
         }
 
         return summary;

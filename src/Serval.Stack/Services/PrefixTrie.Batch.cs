@@ -41,10 +41,10 @@ internal static partial class PrefixTrie
         {
             var value = (int)(ids[lane].GetWord(0) >> 48);
             fallbacks[lane] = root.Covered.Test(value >> 8) ? root.LocalBest(value >> 8) : null;
-            if (top.QuarterOf(value) is { } quarter)
+            if (top.PageOf(value) is { } page)
             {
                 positions[lane] = value;
-                Prefetch(ref quarter[value & 63]);
+                Prefetch(ref page[value & 31]);
                 states[lane] = LaneState.AtTop;
             }
             else
@@ -64,7 +64,7 @@ internal static partial class PrefixTrie
                     case LaneState.AtTop:
                         {
                             var value = positions[lane];
-                            ref readonly var entry = ref top.QuarterOf(value)![value & 63];
+                            ref readonly var entry = ref top.PageOf(value)![value & 31];
                             fallbacks[lane] = entry.Best ?? fallbacks[lane];
                             if (entry.Slot.Item is null)
                             {

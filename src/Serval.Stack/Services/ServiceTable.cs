@@ -79,8 +79,9 @@ public sealed partial class ServiceTable
 
     /// <summary>
     /// Longest-prefix match of every serviceID in <paramref name="serviceIds"/> into the same index of
-    /// <paramref name="results"/> (the answers <see cref="Lookup"/> would give, all from one version). Faster than
-    /// one call per key for a batch of packets: the memory accesses of up to 16 keys overlap. Allocates nothing.
+    /// <paramref name="results"/> (the answers <see cref="Lookup"/> would give, all from one version). The memory
+    /// accesses of up to 16 keys overlap, which pays off when keys resolve to long prefixes (packets for
+    /// registered services); keys that stop near the top are as fast one by one. Allocates nothing.
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="results"/> is shorter than <paramref name="serviceIds"/>.</exception>
     public void LookupBatch(ReadOnlySpan<ServiceId> serviceIds, Span<ServiceEntry?> results)

@@ -11,11 +11,11 @@ namespace Serval.Stack.Services;
 /// root node. For most keys a lookup is then one access to this index; the rest continue in the trie from there.
 /// </summary>
 /// <remarks>
-/// Immutable and persistent like the trie: the 65,536 entries are kept in 1,024 arrays of 64 ("quarters"), whose
-/// references are kept in 16 arrays of 64 held inline by the index. An update recomputes only the entries under
+/// Immutable and persistent like the trie: the 65,536 entries are kept in 2,048 arrays of 32 ("pages"), whose
+/// references are kept in 32 arrays of 64 held inline by the index. An update recomputes only the entries under
 /// the changed prefix (one for a prefix longer than 16 bits, up to 256 for one of 8 to 16 bits, none for a shorter
-/// one) and copies the quarters that hold them and one array of quarter references. A quarter with nothing in it is
-/// null. Because the trie's shape is canonical, an entry depends only on the prefixes under its 16-bit value, which
+/// one) and copies the pages that hold them and one array of page references (about 1.5 KB in all). A page with
+/// nothing in it is null. Because the trie's shape is canonical, an entry depends only on the prefixes under its 16-bit value, which
 /// is what makes that update rule exact.
 /// </remarks>
 internal sealed class TopIndex
@@ -23,14 +23,14 @@ internal sealed class TopIndex
     /// <summary>An index for an empty trie.</summary>
     public static readonly TopIndex Empty = new(default);
 
-    private readonly QuarterChunks _chunks;
+    private readonly PageChunks _chunks;
 
-    private TopIndex(in QuarterChunks chunks) => _chunks = chunks;
+    private TopIndex(in PageChunks chunks) => _chunks = chunks;
 
     /// <summary>Builds the index of <paramref name="root"/> from scratch.</summary>
     public static TopIndex Build(TrieNode root)
     {
-        QuarterChunks chunks = default;
+        PageChunks chunks = default;
         for (var b0 = 0; b0 < 256; b0++)
         {
             if (root.ChildAt(b0) is not null)
@@ -47,13 +47,13 @@ internal sealed class TopIndex
     {
         var key = new KeyWords(id);
         var value = (int)(id.GetWord(0) >> 48);
-        var quarter = QuarterOf(value);
-        if (quarter is null)
+        var page = PageOf(value);
+        if (page is null)
         {
             return RootBest(root, value);
         }
 
-        ref readonly var entry = ref quarter[value & 63];
+        ref readonly var entry = ref page[value & 31];
         var best = entry.Best;
         if (entry.Slot.Item is null)
         {
@@ -71,16 +71,16 @@ internal sealed class TopIndex
         }
     }
 
-    /// <summary>The 64 entries that hold the 16-bit <paramref name="value"/> (at index value % 64), or null when they are all empty.</summary>
+    /// <summary>The 32 entries that hold the 16-bit <paramref name="value"/> (at index value % 32), or null when they are all empty.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Entry[]? QuarterOf(int value) => _chunks[value >> 12]?[(value >> 6) & 63];
+    public Entry[]? PageOf(int value) => _chunks[value >> 11]?[(value >> 5) & 63];
 
-    /// <summary>The entry of the 16-bit value (<paramref name="b0"/>, <paramref name="b1"/>); default when its quarter is empty.</summary>
+    /// <summary>The entry of the 16-bit value (<paramref name="b0"/>, <paramref name="b1"/>); default when its page is empty.</summary>
     public Entry EntryAt(int b0, int b1)
     {
         var value = (b0 << 8) | b1;
-        var quarter = _chunks[value >> 12]?[(value >> 6) & 63];
-        return quarter is null ? default : quarter[value & 63];
+        var page = PageOf(value);
+        return page is null ? default : page[value & 31];
     }
 
     /// <summary>The index of <paramref name="newRoot"/>, given that it differs from this index's trie only by the prefix <paramref name="changed"/>.</summary>
@@ -116,18 +116,18 @@ internal sealed class TopIndex
         root.Covered.Test(value >> 8) ? root.LocalBest(value >> 8) : null;
 
     /// <summary>Recomputes the entries (<paramref name="b0"/>, b1) for b1 in [<paramref name="first"/>, first + <paramref name="count"/>).</summary>
-    private static void Recompute(ref QuarterChunks chunks, TrieNode root, int b0, int first, int count)
+    private static void Recompute(ref PageChunks chunks, TrieNode root, int b0, int first, int count)
     {
-        var chunkIndex = b0 >> 4; // 16 first bytes (4,096 values) per chunk
+        var chunkIndex = b0 >> 3; // 8 first bytes (2,048 values) per chunk
         var chunk = chunks[chunkIndex] is { } existing ? (Entry[]?[])existing.Clone() : new Entry[]?[64];
         var top = root.ChildAt(b0) is not null;
-        for (var q = first >> 6; q <= (first + count - 1) >> 6; q++)
+        for (var page = first >> 5; page <= (first + count - 1) >> 5; page++)
         {
-            var slot = ((b0 & 15) << 2) | q; // quarter within the chunk
-            var entries = chunk[slot] is { } previous ? (Entry[])previous.Clone() : new Entry[64];
-            for (var b1 = Math.Max(first, q * 64); b1 < Math.Min(first + count, (q + 1) * 64); b1++)
+            var slot = ((b0 & 7) << 3) | page; // page within the chunk
+            var entries = chunk[slot] is { } previous ? (Entry[])previous.Clone() : new Entry[32];
+            for (var b1 = Math.Max(first, page * 32); b1 < Math.Min(first + count, (page + 1) * 32); b1++)
             {
-                entries[b1 & 63] = top ? Compute(root, b0, b1) : default;
+                entries[b1 & 31] = top ? Compute(root, b0, b1) : default;
             }
 
             chunk[slot] = Array.TrueForAll(entries, e => e.Best is null && e.Slot.Item is null) ? null : entries;
@@ -186,9 +186,9 @@ internal sealed class TopIndex
     /// <param name="Best">The longest prefix of 8 to 16 bits containing the value.</param>
     internal readonly record struct Entry(TrieNode.ChildSlot Slot, ServiceEntry? Best);
 
-    /// <summary>Sixteen arrays of 64 quarter references (null when empty).</summary>
-    [InlineArray(16)]
-    private struct QuarterChunks
+    /// <summary>Thirty-two arrays of 64 page references (null when empty).</summary>
+    [InlineArray(32)]
+    private struct PageChunks
     {
         private Entry[]?[]? _chunk;
     }

@@ -12,16 +12,13 @@ namespace Serval.Stack.Services;
 /// <see cref="Covered"/> says which slots have one. Longer prefixes live below: a child slot holds either a node
 /// or, when only one prefix lives below that slot, the entry itself (a tail). The shape is canonical — a node
 /// exists only where at least two prefixes branch or end within its byte — so the trie depends only on the set
-/// of prefixes, not on the order of updates. The children are kept in four arrays, one per 64 slots, so that an
-/// update copies at most 64 slots of a wide node rather than 256; the index inside an array is one popcount.
+/// of prefixes, not on the order of updates. The children are kept in eight arrays, one per 32 slots, so that an
+/// update copies at most 32 slots of a wide node rather than 256; the index inside an array is one popcount.
 /// </remarks>
 internal sealed class TrieNode
 {
-    /// <summary>The children of slots 0–63, 64–127, 128–191 and 192–255, each in slot order.</summary>
+    /// <summary>The children of slots 0–31, 32–63, …, 224–255: eight arrays, each in slot order.</summary>
     public readonly Chunks Children;
-
-    /// <summary>The best local entry of each run (a copy of <see cref="LocalEntries.Runs"/>).</summary>
-    public readonly ServiceEntry?[] Runs;
 
     /// <summary>The prefixes that end inside this node's byte.</summary>
     public readonly LocalEntries Local;
@@ -38,9 +35,6 @@ internal sealed class TrieNode
     /// <summary>Slots covered by a local entry (a copy of <see cref="LocalEntries.Covered"/>).</summary>
     public readonly Bitmap256 Covered;
 
-    /// <summary>Where the runs of <see cref="Runs"/> start (a copy of <see cref="LocalEntries.RunStarts"/>).</summary>
-    public readonly Bitmap256 RunStarts;
-
     /// <summary>Bits [0, Depth) shared by every prefix below; later bits are zero.</summary>
     public readonly KeyWords Key;
 
@@ -53,8 +47,6 @@ internal sealed class TrieNode
         Count = count;
         Local = local;
         Covered = local.Covered;
-        RunStarts = local.RunStarts;
-        Runs = local.Runs;
         ChildSlots = childSlots;
         Children = children;
     }
@@ -72,11 +64,11 @@ internal sealed class TrieNode
     public static TrieNode Empty(KeyWords key, int depth) => new(key.Truncate(depth), depth, 0, LocalEntries.None, default, _noChildren);
 
     /// <summary>The best local entry for <paramref name="slot"/> (null when <see cref="Covered"/> does not contain it).</summary>
-    public ServiceEntry? LocalBest(int slot) => Runs[RunStarts.RankThrough(slot) - 1];
+    public ServiceEntry? LocalBest(int slot) => Local.Best(slot);
 
     /// <summary>The child slot of <paramref name="slot"/>, which must be in <see cref="ChildSlots"/>.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    public ref readonly ChildSlot SlotAt(int slot) => ref Children[slot >> 6][ChildSlots.RankInWord(slot)];
+    public ref readonly ChildSlot SlotAt(int slot) => ref Children[slot >> 5][ChildSlots.RankInHalf(slot)];
 
     /// <summary>The child at <paramref name="slot"/>, or null.</summary>
     public object? ChildAt(int slot) => ChildSlots.Test(slot) ? SlotAt(slot).Item : null;
@@ -95,8 +87,8 @@ internal sealed class TrieNode
     public TrieNode WithChild(int slot, object? child)
     {
         var present = ChildSlots.Test(slot);
-        var old = Children[slot >> 6];
-        var index = ChildSlots.RankInWord(slot);
+        var old = Children[slot >> 5];
+        var index = ChildSlots.RankInHalf(slot);
         ChildSlot[] chunk;
         Bitmap256 slots;
         int count;
@@ -133,14 +125,14 @@ internal sealed class TrieNode
         }
 
         var children = Children;
-        children[slot >> 6] = chunk;
+        children[slot >> 5] = chunk;
         return new TrieNode(Key, Depth, count, Local, slots, children);
     }
 
     private static Chunks CreateNoChildren()
     {
         Chunks none = default;
-        for (var i = 0; i < 4; i++)
+        for (var i = 0; i < 8; i++)
         {
             none[i] = [];
         }
@@ -201,8 +193,8 @@ internal sealed class TrieNode
         public static uint MaskOf(int bits) => (uint)((ulong)uint.MaxValue << (32 - bits));
     }
 
-    /// <summary>Four child arrays, one per 64 slots.</summary>
-    [System.Runtime.CompilerServices.InlineArray(4)]
+    /// <summary>Eight child arrays, one per 32 slots.</summary>
+    [System.Runtime.CompilerServices.InlineArray(8)]
     internal struct Chunks
     {
         private ChildSlot[] _chunk;

@@ -182,9 +182,9 @@ internal static class TrieInvariants
         }
 
         Assert.Equal(children, node.ChildCount);
-        for (var w = 0; w < 4; w++)
+        for (var w = 0; w < 8; w++)
         {
-            Assert.Equal(Enumerable.Range(64 * w, 64).Count(s => node.ChildSlots.Test(s)), node.Children[w].Length);
+            Assert.Equal(Enumerable.Range(32 * w, 32).Count(s => node.ChildSlots.Test(s)), node.Children[w].Length);
         }
         Assert.Equal(entries.Count, node.Count);
         Assert.Equal(entries.Count, entries.Select(e => e.Prefix).Distinct().Count());
