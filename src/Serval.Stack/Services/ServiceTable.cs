@@ -14,7 +14,7 @@ namespace Serval.Stack.Services;
 /// <see cref="Count"/>, <see cref="Version"/>, selection and the counter methods) take no lock, never wait and
 /// allocate nothing (except the <see cref="Entries"/> enumerator), from any number of threads. Each read works on
 /// one published immutable version, so it sees the table either before or after a concurrent update, never a
-/// mix. Updates are serialized by a private lock (one writer at a time); each builds a new version by copying
+/// mix. Updates come from one writer at a time (the engine's thread; a concurrent second writer gets an InvalidOperationException); each builds a new version by copying
 /// only the trie nodes on the changed path and publishes it with one reference write.
 /// </para>
 /// <para>
