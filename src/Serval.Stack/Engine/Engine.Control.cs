@@ -125,6 +125,29 @@ public sealed partial class Engine
 
     private void SendPureAck(Flow flow) => SendControlOnly(flow, SalControlFlags.Ack, flow.SndNxt);
 
+    /// <summary>Sends a control-only packet to a given address (migration replies go where the request came from).</summary>
+    private void SendControlOnlyTo(Flow flow, SalControlFlags flags, uint verno, LinkAddress destination)
+    {
+        var ifIndex = (flags & SalControlFlags.Rsyn) != 0 && flow.MigrationInterface >= 0 ? flow.MigrationInterface : flow.Interface;
+        if (!TryGetUpInterface(ifIndex, out var iface))
+        {
+            return;
+        }
+
+        var repr = new SalPacketRepr
+        {
+            SourceFlow = flow.LocalFlow,
+            DestinationFlow = flow.PeerFlow,
+            Protocol = (byte)flow.Protocol,
+            Control = new SalControl(flags, verno, flow.RcvNxt, flow.LocalNonce),
+            ControlOnly = true,
+        };
+        var source = ifIndex == flow.Interface ? flow.LocalAddress : iface.Address;
+        var n = Send(ifIndex, source, destination, repr, []);
+        flow.PacketsSent++;
+        flow.BytesSent += n;
+    }
+
     private void SendControlOnly(Flow flow, SalControlFlags flags, uint verno)
     {
         var repr = new SalPacketRepr
@@ -355,6 +378,11 @@ public sealed partial class Engine
             Min(st);
         }
 
+        if (flow.RsynAckOwed)
+        {
+            Min(flow.RsynAckAt);
+        }
+
         if (flow.Stream is { } s && flow.IsSynchronized && s.NextTimeout is { } tt)
         {
             Min(tt);
@@ -444,6 +472,15 @@ public sealed partial class Engine
             flow.RetransmitAt = now + Backoff(flow.Rto, flow.Retransmits);
             Counters.ControlRetransmission();
             ResendControl(flow, now);
+        }
+
+        if (flow.RsynAckOwed && now >= flow.RsynAckAt)
+        {
+            OnRsynAckTimer(flow, now);
+            if (flow.State == SalState.Closed)
+            {
+                return;
+            }
         }
 
         if (flow.StateTimerAt is { } st && now >= st && flow.State is SalState.TimeWait or SalState.FinWait2)

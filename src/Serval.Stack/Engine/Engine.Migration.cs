@@ -72,12 +72,23 @@ public sealed partial class Engine
     }
 
     /// <summary>An RSYN (peer migrates) or RSYN|ACK (our migration is answered).</summary>
+    /// <remarks>
+    /// Our own RSYN sits in the control slot; the RSYN|ACK we owe the peer is retransmitted on its own timer
+    /// (<see cref="Flow.RsynAckOwed"/>), so neither can displace the other (docs/migration-model.md).
+    /// </remarks>
     private void OnRsyn(Flow flow, EngineInterface iface, LinkAddress source, SalControl c, TimeSpan now)
     {
         if (c.Has(SalControlFlags.Ack))
         {
-            if (flow.Migration is not (MigrationState.RsynSent or MigrationState.RsynSentReceived) || c.Ackno != flow.MigrationVerno + 1)
+            if (c.Ackno != flow.MigrationVerno + 1)
             {
+                return;
+            }
+
+            if (flow.Migration is not (MigrationState.RsynSent or MigrationState.RsynSentReceived))
+            {
+                // Our final ACK was lost and the peer retransmitted its RSYN|ACK: answer again where it came from.
+                SendControlOnlyTo(flow, SalControlFlags.Ack, flow.SndNxt, source);
                 return;
             }
 
@@ -94,8 +105,8 @@ public sealed partial class Engine
             Counters.MigrationCompleted(now - flow.MigrationStartedAt);
             if (flow.Migration == MigrationState.RsynSentReceived)
             {
+                // The peer moves too; its address is the one its RSYN came from (not this RSYN|ACK's, which may be old).
                 flow.Migration = MigrationState.RsynReceived;
-                flow.MigrationPeerAddress = source;
             }
             else
             {
@@ -104,8 +115,10 @@ public sealed partial class Engine
                 Emit(new EngineEvent(EngineEventKind.Migrated, flow.Handle, Interface: flow.Interface));
             }
 
-            SendPureAck(flow);
+            // The final ACK goes back where the RSYN|ACK came from: the peer's current address.
+            SendControlOnlyTo(flow, SalControlFlags.Ack, flow.SndNxt, source);
             MarkTransmit(flow);
+            Schedule(flow);
             return;
         }
 
@@ -122,26 +135,49 @@ public sealed partial class Engine
         flow.RcvNxt = c.Verno + 1;
         flow.MigrationPeerAddress = source;
         flow.Stream?.Freeze();
-        var flags = SalControlFlags.Rsyn | SalControlFlags.Ack;
-        QueueControl(flow, flags, flow.SndNxt, now);
-        SendControlOnly(flow, flow.ControlFlags, flow.ControlVerno);
+        flow.RsynAckOwed = true;
+        flow.RsynAckRetransmits = 0;
+        flow.RsynAckAt = now + flow.Rto;
+        SendRsynAck(flow, source);
         Schedule(flow);
+    }
+
+    /// <summary>Sends the RSYN|ACK for the peer's migration (verno not consumed) to <paramref name="destination"/>.</summary>
+    private void SendRsynAck(Flow flow, LinkAddress destination) =>
+        SendControlOnlyTo(flow, SalControlFlags.Rsyn | SalControlFlags.Ack, flow.SndNxt, destination);
+
+    /// <summary>The owed RSYN|ACK's retransmission timer.</summary>
+    private void OnRsynAckTimer(Flow flow, TimeSpan now)
+    {
+        if (flow.RsynAckRetransmits >= _options.MaxControlRetransmissions)
+        {
+            Counters.MigrationFailed();
+            ResetFlow(flow, now, ServalError.MigrationFailed);
+            return;
+        }
+
+        flow.RsynAckRetransmits++;
+        flow.RsynAckAt = now + Backoff(flow.Rto, flow.RsynAckRetransmits);
+        Counters.ControlRetransmission();
+        SendRsynAck(flow, flow.MigrationPeerAddress);
     }
 
     /// <summary>The final ACK of the peer's migration: adopt its new address and resume.</summary>
     private void CompletePeerMigration(Flow flow, TimeSpan now)
     {
         flow.PeerAddress = flow.MigrationPeerAddress;
-        flow.ControlPending = false; // the RSYN|ACK is acknowledged
+        flow.RsynAckOwed = false; // our RSYN|ACK is acknowledged; our own RSYN, if any, stays in the control slot
         if (flow.Migration == MigrationState.RsynSentReceived)
         {
             flow.Migration = MigrationState.RsynSent;
+            Schedule(flow);
             return;
         }
 
         flow.Migration = MigrationState.None;
         flow.Stream?.Resume(now);
         MarkTransmit(flow);
+        Schedule(flow);
         Emit(new EngineEvent(EngineEventKind.Migrated, flow.Handle, Interface: flow.Interface));
     }
 }

@@ -336,6 +336,13 @@ public sealed partial class Engine
 
             var pureAck = c.IsPureAck;
             var rsynAck = (c.Flags & ~SalControlFlags.Reserved) == (SalControlFlags.Rsyn | SalControlFlags.Ack);
+            if ((c.Flags & ~SalControlFlags.Reserved) == SalControlFlags.Rsyn && c.Verno == flow.RcvNxt - 1)
+            {
+                // A duplicate of the RSYN we accepted: our RSYN|ACK was lost; answer it again where it came from.
+                SendRsynAck(flow, source);
+                return;
+            }
+
             if (!pureAck && !rsynAck && Serial.Lt(c.Verno, flow.RcvNxt))
             {
                 Counters.OldVernoPacket();
@@ -345,7 +352,7 @@ public sealed partial class Engine
 
             if (c.Has(SalControlFlags.Ack))
             {
-                OnControlAck(flow, c, now);
+                OnControlAck(flow, c, source, now);
                 if (flow.State == SalState.Closed)
                 {
                     return;
@@ -462,7 +469,7 @@ public sealed partial class Engine
         }
     }
 
-    private void OnControlAck(Flow flow, SalControl c, TimeSpan now)
+    private void OnControlAck(Flow flow, SalControl c, LinkAddress source, TimeSpan now)
     {
         var ackno = c.Ackno;
         var migrating = flow.Migration is MigrationState.RsynReceived or MigrationState.RsynSentReceived;
@@ -471,10 +478,22 @@ public sealed partial class Engine
             return;
         }
 
-        var acked = flow.ControlPending && (Serial.Lt(flow.ControlVerno, ackno) || migrating);
+        // Our RSYN is acknowledged only by the matching RSYN|ACK (handled in OnRsyn), never by a plain ACK.
+        var rsynPending = flow.ControlPending && (flow.ControlFlags & SalControlFlags.Rsyn) != 0;
+        if (rsynPending && !c.Has(SalControlFlags.Rsyn))
+        {
+            if (migrating && flow.RsynAckOwed && source == flow.MigrationPeerAddress)
+            {
+                CompletePeerMigration(flow, now);
+            }
+
+            return;
+        }
+
+        var acked = flow.ControlPending && Serial.Lt(flow.ControlVerno, ackno);
         var ackedFlags = flow.ControlFlags;
         AckControl(flow, ackno, now);
-        if (migrating && !c.Has(SalControlFlags.Rsyn))
+        if (migrating && !c.Has(SalControlFlags.Rsyn) && flow.RsynAckOwed && source == flow.MigrationPeerAddress)
         {
             CompletePeerMigration(flow, now);
         }

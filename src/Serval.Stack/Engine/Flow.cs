@@ -102,6 +102,15 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
     /// <summary>When the challenge was sent.</summary>
     public TimeSpan PathChallengeAt { get; set; }
 
+    /// <summary>We owe the peer an RSYN|ACK for its migration, retransmitted until its final ACK arrives.</summary>
+    public bool RsynAckOwed { get; set; }
+
+    /// <summary>When the owed RSYN|ACK is next retransmitted.</summary>
+    public TimeSpan RsynAckAt { get; set; }
+
+    /// <summary>Retransmissions of the owed RSYN|ACK so far.</summary>
+    public int RsynAckRetransmits { get; set; }
+
     /// <summary>When our current migration started.</summary>
     public TimeSpan MigrationStartedAt { get; set; }
 

@@ -1,7 +1,4 @@
-// Regression tests for the defects the Promela model found in the engine's migration logic
-// (docs/migration-model.md, "Engine findings").  Not compiled: copy into
-// tests/Serval.Stack.Tests/Engine/ when fixing the engine.  On commit 0daf590 all five fail
-// (F1..F5 below; the messages are quoted in the doc).
+// Regression tests for the defects the Promela model found in the migration logic (docs/migration-model.md).
 using Serval.Stack;
 using Serval.Wire;
 using Xunit;
