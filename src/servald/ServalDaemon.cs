@@ -14,12 +14,14 @@ namespace Serval.Daemon;
 internal sealed class ServalDaemon : IAsyncDisposable
 {
     private readonly ControlServer _control;
+    private readonly AppServer _apps;
     private readonly MetricsExporter? _metrics;
 
-    private ServalDaemon(ServalHost host, ControlServer control, MetricsExporter? metrics, DaemonOptions options)
+    private ServalDaemon(ServalHost host, ControlServer control, AppServer apps, MetricsExporter? metrics, DaemonOptions options)
     {
         Host = host;
         _control = control;
+        _apps = apps;
         _metrics = metrics;
         Options = options;
     }
@@ -61,9 +63,10 @@ internal sealed class ServalDaemon : IAsyncDisposable
 
         ControlServer? control = null;
         MetricsExporter? metrics = null;
+        var apps = new AppServer(host, loggerFactory.CreateLogger<AppServer>());
         try
         {
-            control = ControlServer.Start(options.ControlSocketOrDefault, new ControlHandler(host), loggerFactory.CreateLogger<ControlServer>());
+            control = ControlServer.Start(options.ControlSocketOrDefault, new ControlHandler(host), loggerFactory.CreateLogger<ControlServer>(), apps);
             if (metricsPrefix is not null)
             {
                 metrics = MetricsExporter.Start(metricsPrefix, host.Name);
@@ -76,11 +79,12 @@ internal sealed class ServalDaemon : IAsyncDisposable
                 await control.DisposeAsync().ConfigureAwait(false);
             }
 
+            await apps.DisposeAsync().ConfigureAwait(false);
             await host.DisposeAsync().ConfigureAwait(false);
             throw;
         }
 
-        return new ServalDaemon(host, control, metrics, options);
+        return new ServalDaemon(host, control, apps, metrics, options);
     }
 
     private static List<ServalLink> CreateLinks(DaemonOptions options)
@@ -133,6 +137,7 @@ internal sealed class ServalDaemon : IAsyncDisposable
     {
         _metrics?.Dispose();
         await _control.DisposeAsync().ConfigureAwait(false);
+        await _apps.DisposeAsync().ConfigureAwait(false);
         await Host.DisposeAsync().ConfigureAwait(false);
     }
 }
