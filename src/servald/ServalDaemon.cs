@@ -46,7 +46,7 @@ internal sealed class ServalDaemon : IAsyncDisposable
                 {
                     Name = options.Name,
                     Links = links,
-                    Engine = EngineOptions.Default with { Mode = options.Mode },
+                    Engine = EngineOptions.Default with { Mode = options.Mode, TimeWait = options.TimeWait ?? EngineOptions.Default.TimeWait },
                     LoggerFactory = loggerFactory,
                 },
                 cancellationToken).ConfigureAwait(false);
