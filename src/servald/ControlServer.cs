@@ -56,20 +56,33 @@ internal sealed partial class ControlServer : IAsyncDisposable
             Directory.CreateDirectory(dir);
         }
 
+        // Bound under a temporary name, restricted to mode 0600, listening, and only then renamed into place: the
+        // path never exists with the default (umask) mode, and a client that finds it can connect.
         var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        var temporary = $"{path}.{Environment.ProcessId}.tmp";
         try
         {
-            listener.Bind(new UnixDomainSocketEndPoint(path));
+            File.Delete(temporary);
+            listener.Bind(new UnixDomainSocketEndPoint(temporary));
             if (!OperatingSystem.IsWindows())
             {
-                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             }
 
             listener.Listen(16);
+            File.Move(temporary, path, overwrite: true);
         }
         catch (Exception e) when (e is SocketException or IOException or UnauthorizedAccessException)
         {
             listener.Dispose();
+            try
+            {
+                File.Delete(temporary);
+            }
+            catch (IOException)
+            {
+            }
+
             throw new DaemonException($"cannot listen on control socket {path}: {e.Message}", e);
         }
 
