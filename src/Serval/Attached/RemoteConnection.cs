@@ -299,6 +299,11 @@ internal sealed class RemoteConnection : IRemoteObject
     /// <summary>Sends one datagram of a connected flow and waits for the daemon's result.</summary>
     public async ValueTask SendDatagramAsync(ReadOnlyMemory<byte> datagram, CancellationToken cancellationToken)
     {
+        if (datagram.Length > DaemonProtocol.MaxDataChunk)
+        {
+            throw new ServalException(ServalError.InvalidArgument, $"A datagram cannot be larger than {DaemonProtocol.MaxDataChunk} bytes.");
+        }
+
         var result = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await _datagramSend.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
