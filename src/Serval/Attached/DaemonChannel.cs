@@ -266,6 +266,37 @@ internal sealed class DaemonChannel : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// Closes our sending side (the peer reads the end of the channel, closes its object and then the channel) and
+    /// waits, bounded, until <paramref name="peerDone"/> (a reader of this channel that ends with the channel) completes.
+    /// </summary>
+    public async Task ShutdownAndWaitAsync(Task peerDone)
+    {
+        try
+        {
+            await _sendLock.WaitAsync(CloseWait).ConfigureAwait(false);
+            try
+            {
+                _socket.Shutdown(SocketShutdown.Send);
+            }
+            finally
+            {
+                _sendLock.Release();
+            }
+
+            await peerDone.WaitAsync(CloseWait).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or TimeoutException)
+        {
+            // gone already, or the daemon does not answer: closing the socket below is all that is left
+        }
+
+        Dispose();
+    }
+
+    /// <summary>How long a close waits for the daemon to confirm.</summary>
+    private static readonly TimeSpan CloseWait = TimeSpan.FromSeconds(5);
+
     /// <summary>Ends the channel: the peer sees the connection close.</summary>
     public void Dispose()
     {
