@@ -65,7 +65,21 @@ internal sealed class RemoteListener : IRemoteObject
         if (done != open)
         {
             // Closed while waiting: the pending open is ended by its own channel's close (detach) or left to fail.
-            _ = open.ContinueWith(static t => t.Result.Channel.Dispose(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+            _ = open.ContinueWith(
+                static t =>
+                {
+                    if (t.IsCompletedSuccessfully)
+                    {
+                        t.Result.Channel.Dispose();
+                    }
+                    else
+                    {
+                        _ = t.Exception; // the daemon failed it when the listener closed: observed, nothing to do
+                    }
+                },
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
             throw _closeReason!;
         }
 
