@@ -93,16 +93,17 @@ internal static class StreamSimBenchmark
             if (measuredFrom < 0 && received >= warmup)
             {
                 measuredFrom = received;
-                allocStart = GC.GetAllocatedBytesForCurrentThread();
                 packetsStart = toB.Packets + toA.Packets;
                 cpuStart = Process.GetCurrentProcess().TotalProcessorTime;
+                allocStart = GC.GetAllocatedBytesForCurrentThread();
                 wall.Start();
             }
         }
 
         wall.Stop();
-        var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuStart;
+        // Allocation first: reading the process's CPU time allocates (the Process object and /proc parsing).
         var alloc = GC.GetAllocatedBytesForCurrentThread() - allocStart;
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuStart;
         var packets = toB.Packets + toA.Packets - packetsStart;
         var bytes = received - measuredFrom;
         // Goodput per CPU-second of the one thread that runs both engines: on a shared machine the wall clock also
