@@ -20,7 +20,8 @@ namespace Serval.Tests;
 /// equal SHA-256, both replicas served connections, and the service router's engine saw nothing but the SYNs it
 /// forwarded. Run over raw IP (protocol 144) and over UDP encapsulation, with all hosts in this process (links created
 /// inside the namespaces), and over UDP with the router and the replicas as separate <c>serval-demo</c> processes.
-/// Needs root (namespaces; raw IP); skipped otherwise.
+/// Over raw IP a packet socket in the client's namespace also checks every packet on the client's veth against the
+/// reference implementation's layout (<see cref="ReferenceLayout"/>). Needs root (namespaces; raw IP); skipped otherwise.
 /// </summary>
 public sealed class NetnsMultiHostTests(ITestOutputHelper output)
 {
@@ -84,7 +85,24 @@ public sealed class NetnsMultiHostTests(ITestOutputHelper output)
                 new ServalHostOptions { Name = "netns-client", Links = [Link(underlay, net.Client, StarNetwork.ClientAddress)], Engine = engine, DefaultRouter = router.Address(0) },
                 ct);
             var devicesBefore = RouterDevices(net);
+
+            // Over raw IP, a packet socket in the client's namespace sees the real packets on the client's veth (both
+            // directions, kernel-made IPv4 headers) and checks each against the reference's layout.
+            using var tap = underlay == Underlay.RawIp ? net.Client.Invoke(() => PacketTap.OnInterfaces(client.Address())) : null;
             var result = await RunClientAsync(client, [replicas[0].Address(), replicas[1].Address()], ct);
+            var tapReport = string.Empty;
+            if (tap is not null)
+            {
+                // Every connection has closed (SAL FIN and ACK both ways) before the tap stops.
+                Assert.True(await TestNet.EventuallyAsync(async () => await client.GetFlowCountAsync(ct) == 0, seconds: 20), "connections did not close");
+                tap.Dispose();
+                Assert.True(tap.Failures.Count == 0, string.Join("\n", tap.Failures));
+                // The tap reads as fast as it can; at full speed its socket may drop some packets (the flows do not
+                // notice), so it checks a large sample, which must still include every kind of packet.
+                Assert.True(tap.Packets.Count > 1000, $"the tap saw only {tap.Packets.Count} packets");
+                RawIpLayoutTests.AssertReferenceLayout(tap.Packets, requireEveryKind: true, minConnections: result.Connections);
+                tapReport = $"; {tap.Packets.Count} packets on the client's veth checked against the reference layout";
+            }
 
             // Both replicas served connections and carried their share of the data.
             for (var i = 0; i < 2; i++)
@@ -116,7 +134,7 @@ public sealed class NetnsMultiHostTests(ITestOutputHelper output)
 
             Assert.Equal(0, client.Counters.BadTransportChecksum);
             Assert.Equal(0, client.Counters.Malformed);
-            output.WriteLine($"{underlay}: {result.Connections} connections ({result.ConnectionsPerReplica[0]} + {result.ConnectionsPerReplica[1]}), {2 * BytesPerReplica >> 20} MiB echoed in {result.TransferTime.TotalSeconds:F1} s; service router forwarded {forwarded} packets; whole test {clock.Elapsed.TotalSeconds:F1} s");
+            output.WriteLine($"{underlay}: {result.Connections} connections ({result.ConnectionsPerReplica[0]} + {result.ConnectionsPerReplica[1]}), {2 * BytesPerReplica >> 20} MiB echoed in {result.TransferTime.TotalSeconds:F1} s; service router forwarded {forwarded} packets{tapReport}; whole test {clock.Elapsed.TotalSeconds:F1} s");
         }
         finally
         {
