@@ -39,6 +39,8 @@ internal sealed class ServalDaemon : IAsyncDisposable
         ServalHost host;
         try
         {
+            var registration = ControlPlaneConfig.Registration(options, links);
+            var router = ControlPlaneConfig.Router(options, links);
             host = await ServalHost.StartAsync(
                 new ServalHostOptions
                 {
@@ -46,23 +48,35 @@ internal sealed class ServalDaemon : IAsyncDisposable
                     Links = links,
                     Engine = EngineOptions.Default with { Mode = options.Mode },
                     LoggerFactory = loggerFactory,
+                    Registration = registration ?? Stack.ControlPlane.HostControllerOptions.Default,
+                    RouterControl = router,
                 },
                 cancellationToken).ConfigureAwait(false);
         }
-        catch (ArgumentException e)
+        catch (Exception e) when (e is ArgumentException or DaemonException)
         {
             foreach (var l in links)
             {
                 l.Dispose();
             }
 
-            throw new DaemonException($"invalid configuration: {e.Message}", e);
+            throw e as DaemonException ?? new DaemonException($"invalid configuration: {e.Message}", e);
         }
 
         ControlServer? control = null;
         MetricsExporter? metrics = null;
         try
         {
+            foreach (var drained in ControlPlaneConfig.InitialDrains(options))
+            {
+                if (!host.IsRegistrationRouter)
+                {
+                    throw new DaemonException("Serval:Router:Drain needs the router controller (ServiceRouter mode, Serval:Router:Enabled)");
+                }
+
+                await host.SetRouterDrainingAsync(drained, null, true, cancellationToken).ConfigureAwait(false);
+            }
+
             control = ControlServer.Start(options.ControlSocketOrDefault, new ControlHandler(host), loggerFactory.CreateLogger<ControlServer>());
             if (metricsPrefix is not null)
             {
