@@ -1,3 +1,4 @@
+using Serval.Attached;
 using Serval.Runtime;
 using Serval.Stack;
 using Serval.Wire;
@@ -11,8 +12,9 @@ namespace Serval;
 /// </summary>
 public sealed class ServalConnection : IAsyncDisposable
 {
-    private readonly EngineDriver _driver;
-    private readonly ConnectionState _state;
+    private readonly EngineDriver? _driver;
+    private readonly ConnectionState? _state;
+    private readonly RemoteConnection? _remote;
     private readonly ServalStream _stream;
     private int _disposed;
 
@@ -22,6 +24,13 @@ public sealed class ServalConnection : IAsyncDisposable
         _state = state;
         Service = service;
         _stream = new ServalStream(this, driver, state);
+    }
+
+    internal ServalConnection(RemoteConnection remote, ServiceId service)
+    {
+        _remote = remote;
+        Service = service;
+        _stream = new ServalStream(this, remote);
     }
 
     /// <summary>The service this connection was made to (on the server side: the service the listener is bound to).</summary>
@@ -39,6 +48,13 @@ public sealed class ServalConnection : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        if (options.Host.Daemon is { } daemon)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var remote = await RemoteConnection.ConnectAsync(daemon, options.Service, TransportProtocol.Stream, options.AdvisoryAddress, cancellationToken).ConfigureAwait(false);
+            return new ServalConnection(remote, options.Service);
+        }
+
         var driver = options.Host.Driver;
         var state = await StartConnectAsync(driver, options, TransportProtocol.Stream, cancellationToken).ConfigureAwait(false);
         return new ServalConnection(driver, state, options.Service);
@@ -83,20 +99,33 @@ public sealed class ServalConnection : IAsyncDisposable
     public async ValueTask<FlowInfo?> GetFlowInfoAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return await _driver.InvokeAsync(d => d.Engine.GetFlow(_state.Handle)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (_remote is not null)
+        {
+            return await _remote.GetFlowInfoAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        var handle = _state!.Handle;
+        return await _driver!.InvokeAsync(d => d.Engine.GetFlow(handle)).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
     /// Moves this connection to another of the host's links (PROTOCOL.md §10): an RSYN from that link's address, and
     /// the flow switches when the peer answers. Completes when the move has started; the flow keeps its data.
     /// </summary>
-    /// <param name="linkIndex">Index into <see cref="ServalHost.Links"/> of the link to move to.</param>
+    /// <param name="linkIndex">Index into <see cref="ServalHost.Links"/> of the link to move to (attached: of the daemon's links).</param>
     /// <param name="cancellationToken">Cancels the wait (not the migration).</param>
     /// <exception cref="ServalException">The link is down or of another address family, or the connection cannot move in its state.</exception>
     public async ValueTask MigrateAsync(int linkIndex, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var r = await _driver.InvokeAsync(d => d.Engine.Migrate(_state.Handle, linkIndex + 1, d.Now)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (_remote is not null)
+        {
+            await _remote.MigrateAsync(linkIndex, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var handle = _state!.Handle;
+        var r = await _driver!.InvokeAsync(d => d.Engine.Migrate(handle, linkIndex + 1, d.Now)).WaitAsync(cancellationToken).ConfigureAwait(false);
         if (r != ServalError.None)
         {
             throw new ServalException(r, $"Cannot move the connection to link {linkIndex}: {r}.");
@@ -113,11 +142,18 @@ public sealed class ServalConnection : IAsyncDisposable
             return;
         }
 
+        if (_remote is not null)
+        {
+            await _remote.CloseAsync(abort).ConfigureAwait(false);
+            return;
+        }
+
+        var state = _state!;
         try
         {
-            await _driver.InvokeAsync(d =>
+            await _driver!.InvokeAsync(d =>
             {
-                _state.Close(d, abort);
+                state.Close(d, abort);
                 return true;
             }).ConfigureAwait(false);
         }

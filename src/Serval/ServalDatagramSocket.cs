@@ -1,3 +1,4 @@
+using Serval.Attached;
 using Serval.Runtime;
 using Serval.Stack;
 using Serval.Wire;
@@ -12,10 +13,20 @@ namespace Serval;
 /// </summary>
 public sealed class ServalDatagramSocket : IAsyncDisposable
 {
-    private readonly EngineDriver _driver;
+    private readonly EngineDriver? _driver;
     private readonly DatagramSocketState? _unconnected;
     private readonly ConnectionState? _connected;
+    private readonly RemoteDatagramSocket? _remoteUnconnected;
+    private readonly RemoteConnection? _remoteConnected;
     private int _disposed;
+
+    private ServalDatagramSocket(RemoteDatagramSocket remote, ServicePrefix? localPrefix)
+    {
+        _remoteUnconnected = remote;
+        LocalPrefix = localPrefix;
+    }
+
+    internal ServalDatagramSocket(RemoteConnection remote) => _remoteConnected = remote;
 
     private ServalDatagramSocket(EngineDriver driver, DatagramSocketState state, ServicePrefix? localPrefix)
     {
@@ -31,7 +42,7 @@ public sealed class ServalDatagramSocket : IAsyncDisposable
     }
 
     /// <summary>Whether this socket is connected to one service instance.</summary>
-    public bool IsConnected => _connected is not null;
+    public bool IsConnected => _connected is not null || _remoteConnected is not null;
 
     /// <summary>The prefix an unconnected socket is bound to, or null (unbound, or connected).</summary>
     public ServicePrefix? LocalPrefix { get; }
@@ -47,6 +58,12 @@ public sealed class ServalDatagramSocket : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(host);
         cancellationToken.ThrowIfCancellationRequested();
+        if (host.Daemon is { } daemon)
+        {
+            var remote = await RemoteDatagramSocket.BindAsync(daemon, localPrefix, cancellationToken).ConfigureAwait(false);
+            return new ServalDatagramSocket(remote, localPrefix);
+        }
+
         var driver = host.Driver;
         var state = await driver.InvokeAsync(d =>
         {
@@ -74,6 +91,13 @@ public sealed class ServalDatagramSocket : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        if (options.Host.Daemon is { } daemon)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var remote = await RemoteConnection.ConnectAsync(daemon, options.Service, TransportProtocol.Datagram, options.AdvisoryAddress, cancellationToken).ConfigureAwait(false);
+            return new ServalDatagramSocket(remote);
+        }
+
         var driver = options.Host.Driver;
         var state = await ServalConnection.StartConnectAsync(driver, options, TransportProtocol.Datagram, cancellationToken).ConfigureAwait(false);
         return new ServalDatagramSocket(driver, state);
@@ -84,10 +108,21 @@ public sealed class ServalDatagramSocket : IAsyncDisposable
     /// <exception cref="ServalException">No rule resolves the destination, or the datagram is empty or too large.</exception>
     public async ValueTask SendToAsync(ServiceId destination, ReadOnlyMemory<byte> datagram, CancellationToken cancellationToken = default)
     {
-        var state = _unconnected ?? throw new InvalidOperationException("A connected socket sends with SendAsync.");
+        if (_unconnected is null && _remoteUnconnected is null)
+        {
+            throw new InvalidOperationException("A connected socket sends with SendAsync.");
+        }
+
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         cancellationToken.ThrowIfCancellationRequested();
-        var r = await _driver.InvokeAsync(d => state.IsClosed ? ServalError.BadHandle : d.Engine.SendTo(state.Handle, destination, datagram.Span, d.Now)).ConfigureAwait(false);
+        if (_remoteUnconnected is not null)
+        {
+            await _remoteUnconnected.SendToAsync(destination, datagram, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var state = _unconnected!;
+        var r = await _driver!.InvokeAsync(d => state.IsClosed ? ServalError.BadHandle : d.Engine.SendTo(state.Handle, destination, datagram.Span, d.Now)).ConfigureAwait(false);
         if (r != ServalError.None)
         {
             throw new ServalException(r);
@@ -99,12 +134,22 @@ public sealed class ServalDatagramSocket : IAsyncDisposable
     /// <exception cref="ObjectDisposedException">The socket or the host is disposed.</exception>
     public async ValueTask<ServalReceiveResult> ReceiveFromAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        var state = _unconnected ?? throw new InvalidOperationException("A connected socket receives with ReceiveAsync.");
+        if (_unconnected is null && _remoteUnconnected is null)
+        {
+            throw new InvalidOperationException("A connected socket receives with ReceiveAsync.");
+        }
+
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         cancellationToken.ThrowIfCancellationRequested();
+        if (_remoteUnconnected is not null)
+        {
+            return await _remoteUnconnected.ReceiveFromAsync(buffer, cancellationToken).ConfigureAwait(false);
+        }
+
+        var state = _unconnected!;
         var request = new DatagramSocketState.ReceiveRequest(buffer);
         using var registration = cancellationToken.UnsafeRegister(static (s, ct) => ((TaskCompletionSource<ServalReceiveResult>)s!).TrySetCanceled(ct), request.Completion);
-        _driver.Post(new ActionWorkItem<ServalReceiveResult>(d => state.BeginReceive(d, request), request.Completion));
+        _driver!.Post(new ActionWorkItem<ServalReceiveResult>(d => state.BeginReceive(d, request), request.Completion));
         return await request.Completion.Task.ConfigureAwait(false);
     }
 
@@ -113,13 +158,23 @@ public sealed class ServalDatagramSocket : IAsyncDisposable
     /// <exception cref="ServalException">The flow failed, or the datagram is empty or larger than the path allows.</exception>
     public async ValueTask SendAsync(ReadOnlyMemory<byte> datagram, CancellationToken cancellationToken = default)
     {
-        var state = _connected ?? throw new InvalidOperationException("An unconnected socket sends with SendToAsync.");
+        if (_connected is null && _remoteConnected is null)
+        {
+            throw new InvalidOperationException("An unconnected socket sends with SendToAsync.");
+        }
+
         if (datagram.IsEmpty)
         {
             throw new ServalException(ServalError.InvalidArgument, "A datagram cannot be empty.");
         }
 
-        await state.WriteOperation.Start(_driver, default, datagram, cancellationToken).ConfigureAwait(false);
+        if (_remoteConnected is not null)
+        {
+            await _remoteConnected.SendDatagramAsync(datagram, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        await _connected!.WriteOperation.Start(_driver!, default, datagram, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Receives one datagram of a connected flow (truncated to <paramref name="buffer"/>); 0 when the peer closed.</summary>
@@ -127,8 +182,13 @@ public sealed class ServalDatagramSocket : IAsyncDisposable
     /// <exception cref="ServalException">The flow failed.</exception>
     public ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
+        if (_remoteConnected is not null)
+        {
+            return _remoteConnected.ReadAsync(buffer, cancellationToken);
+        }
+
         var state = _connected ?? throw new InvalidOperationException("An unconnected socket receives with ReceiveFromAsync.");
-        return state.ReadOperation.Start(_driver, buffer, default, cancellationToken);
+        return state.ReadOperation.Start(_driver!, buffer, default, cancellationToken);
     }
 
     /// <summary>Closes the socket: unbinds its service (unconnected) or closes the flow (connected). Pending receives fail with <see cref="ObjectDisposedException"/>.</summary>
@@ -139,9 +199,21 @@ public sealed class ServalDatagramSocket : IAsyncDisposable
             return;
         }
 
+        if (_remoteUnconnected is not null)
+        {
+            _remoteUnconnected.Close();
+            return;
+        }
+
+        if (_remoteConnected is not null)
+        {
+            await _remoteConnected.CloseAsync(abort: false).ConfigureAwait(false);
+            return;
+        }
+
         try
         {
-            await _driver.InvokeAsync(d =>
+            await _driver!.InvokeAsync(d =>
             {
                 _unconnected?.Close(d, new ObjectDisposedException(nameof(ServalDatagramSocket)));
                 _connected?.Close(d, abort: false);

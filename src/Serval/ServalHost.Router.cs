@@ -6,16 +6,18 @@ namespace Serval;
 /// <summary>The router controller of a host started with <see cref="ServalHostOptions.RouterControl"/>.</summary>
 public sealed partial class ServalHost
 {
-    /// <summary>Whether this host runs a router controller (<see cref="ServalHostOptions.RouterControl"/>).</summary>
-    public bool IsRegistrationRouter => Options.RouterControl is not null;
+    /// <summary>Whether this host runs a router controller (<see cref="ServalHostOptions.RouterControl"/>); false on an attached host (ask servald: <c>servalctl router registrations</c>).</summary>
+    public bool IsRegistrationRouter => !IsAttached && Options.RouterControl is not null;
 
     /// <summary>The router controller's registrations and drains, read on the engine thread.</summary>
     /// <exception cref="InvalidOperationException">The host runs no router controller.</exception>
+    /// <exception cref="NotSupportedException">The host is attached to servald.</exception>
     public async ValueTask<RouterSnapshot> GetRouterSnapshotAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
+        var driver = Embedded(nameof(GetRouterSnapshotAsync));
         RequireRouter();
-        return await _driver.InvokeAsync(d =>
+        return await driver.InvokeAsync(d =>
         {
             var router = d.RouterController!;
             var now = d.Now;
@@ -47,6 +49,7 @@ public sealed partial class ServalHost
     /// <returns>True when this changed the drains; false when it was already so.</returns>
     /// <exception cref="InvalidOperationException">The host runs no router controller.</exception>
     /// <exception cref="ArgumentException"><paramref name="registeredHost"/> is <see cref="LinkAddress.None"/>.</exception>
+    /// <exception cref="NotSupportedException">The host is attached to servald.</exception>
     public async ValueTask<bool> SetRouterDrainingAsync(LinkAddress registeredHost, ServicePrefix? prefix, bool draining, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
@@ -56,7 +59,7 @@ public sealed partial class ServalHost
             throw new ArgumentException("A drain names a host address.", nameof(registeredHost));
         }
 
-        return await _driver.InvokeAsync(d => d.RouterController!.SetDraining(registeredHost, prefix, draining, d.Now)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return await Embedded(nameof(SetRouterDrainingAsync)).InvokeAsync(d => d.RouterController!.SetDraining(registeredHost, prefix, draining, d.Now)).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private void RequireRouter()

@@ -1,3 +1,6 @@
+using System.Runtime.InteropServices;
+using System.Text.Json.Nodes;
+using Serval.Attached;
 using Serval.Links;
 using Serval.Runtime;
 using Serval.Stack;
@@ -11,15 +14,29 @@ namespace Serval;
 /// connections and datagram sockets are created on a host; the host also exposes its service table (rules with
 /// counters) and its flows. Dispose it to stop: open connections are reset, pending operations fail with
 /// <see cref="ObjectDisposedException"/>, links are closed.
+/// <para>
+/// A host is either embedded (<see cref="StartAsync"/>: this process runs the engine) or attached
+/// (<see cref="AttachAsync"/>: the engine runs in servald and this process uses it through a Unix domain socket, see
+/// docs/daemon-mode.md). Listeners, connections, streams and datagram sockets work the same on both; the members
+/// that need the engine in this process (<see cref="Links"/>, <see cref="Interfaces"/>, <see cref="Counters"/>)
+/// throw <see cref="NotSupportedException"/> on an attached host.
+/// </para>
 /// </summary>
 public sealed partial class ServalHost : IAsyncDisposable
 {
-    private readonly EngineDriver _driver;
+    private readonly EngineDriver? _driver;
+    private readonly DaemonClient? _daemon;
 
     private ServalHost(EngineDriver driver, ServalHostOptions options)
     {
         _driver = driver;
         Options = options;
+    }
+
+    private ServalHost(DaemonClient daemon)
+    {
+        _daemon = daemon;
+        Options = new ServalHostOptions { Name = daemon.Name };
     }
 
     /// <summary>Starts a host: creates its engine, brings up one interface per link and starts the engine thread.</summary>
@@ -34,33 +51,115 @@ public sealed partial class ServalHost : IAsyncDisposable
         return ValueTask.FromResult(new ServalHost(driver, options));
     }
 
-    /// <summary>The options the host was started with.</summary>
+    /// <summary>
+    /// Attaches to a running servald through its socket (<paramref name="socketPath"/>, e.g.
+    /// <see cref="DefaultDaemonSocketPath"/>): the returned host (<see cref="IsAttached"/>) shares the daemon's engine
+    /// and service table with every other attached application. Each listener, connection and datagram socket is one
+    /// Unix connection to the daemon; when this process ends, the daemon closes them (services unregister at once).
+    /// Disposing the attached host closes this application's sockets; the daemon keeps running.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="socketPath"/> is empty.</exception>
+    /// <exception cref="ServalException">No daemon answers on the path (<see cref="ServalError.ConnectionRefused"/>).</exception>
+    public static async ValueTask<ServalHost> AttachAsync(string socketPath, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(socketPath);
+        cancellationToken.ThrowIfCancellationRequested();
+        var client = await DaemonClient.AttachAsync(socketPath, cancellationToken).ConfigureAwait(false);
+        return new ServalHost(client);
+    }
+
+    /// <summary>
+    /// The path servald listens on when not configured otherwise (and <see cref="AttachAsync"/> callers usually want):
+    /// <c>$XDG_RUNTIME_DIR/servald.sock</c> when that variable is set, else <c>/tmp/servald-UID.sock</c>.
+    /// </summary>
+    public static string DefaultDaemonSocketPath
+    {
+        get
+        {
+            var runtimeDir = Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR");
+            if (!string.IsNullOrEmpty(runtimeDir))
+            {
+                return Path.Combine(runtimeDir, "servald.sock");
+            }
+
+            var uid = OperatingSystem.IsWindows() ? 0u : GetUid();
+            return Path.Combine("/tmp", $"servald-{uid}.sock");
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "getuid")]
+    private static partial uint GetUid();
+
+    /// <summary>Whether this host is attached to servald (<see cref="AttachAsync"/>) rather than embedded.</summary>
+    public bool IsAttached => _daemon is not null;
+
+    /// <summary>The options the host was started with (attached: only the daemon host's <see cref="ServalHostOptions.Name"/>).</summary>
     public ServalHostOptions Options { get; }
 
-    /// <summary>The host's name (logs and the <c>serval.host</c> metric tag).</summary>
-    public string Name => _driver.Name;
+    /// <summary>The host's name (logs and the <c>serval.host</c> metric tag); attached: the daemon host's name.</summary>
+    public string Name => _daemon?.Name ?? _driver!.Name;
 
-    /// <summary>Whether the host has stopped.</summary>
-    public bool IsStopped => _driver.IsClosed;
+    /// <summary>Whether the host has stopped (attached: detached, or the daemon went away).</summary>
+    public bool IsStopped => _daemon?.IsDetached ?? _driver!.IsClosed;
 
     /// <summary>The interfaces as of start: loopback (index 0), then one per link.</summary>
-    public IReadOnlyList<InterfaceInfo> Interfaces => _driver.Interfaces;
+    /// <exception cref="NotSupportedException">The host is attached (the interfaces belong to the daemon).</exception>
+    public IReadOnlyList<InterfaceInfo> Interfaces => Embedded(nameof(Interfaces)).Interfaces;
 
     /// <summary>The host's links, in interface order (interface index = position + 1).</summary>
-    public IReadOnlyList<ServalLink> Links => _driver.Links;
+    /// <exception cref="NotSupportedException">The host is attached (the link objects live in the daemon).</exception>
+    public IReadOnlyList<ServalLink> Links => Embedded(nameof(Links)).Links;
 
     /// <summary>The engine's counters (readable from any thread).</summary>
-    public EngineCounters Counters => _driver.Counters;
+    /// <exception cref="NotSupportedException">The host is attached (servalctl stats shows the daemon's counters).</exception>
+    public EngineCounters Counters => Embedded(nameof(Counters)).Counters;
 
-    internal EngineDriver Driver => _driver;
+    /// <summary>The engine driver of an embedded host.</summary>
+    /// <exception cref="InvalidOperationException">The host is attached.</exception>
+    internal EngineDriver Driver => _driver ?? throw new InvalidOperationException("This Serval host is attached to servald: it has no engine in this process.");
 
-    /// <summary>A FORWARD target to <paramref name="nextHop"/> on this host's first link of the same address family.</summary>
+    /// <summary>The daemon client of an attached host, or null.</summary>
+    internal DaemonClient? Daemon => _daemon;
+
+    private EngineDriver Embedded(string member) =>
+        _driver ?? throw new NotSupportedException($"ServalHost.{member} is not available on a host attached to servald ({_daemon!.SocketPath}): the engine runs in the daemon.");
+
+    /// <summary>A FORWARD target to <paramref name="nextHop"/> on this host's first link of the same address family (attached: the daemon's links).</summary>
     /// <exception cref="ArgumentException">No link has that address family.</exception>
-    public ServiceTarget ForwardTo(LinkAddress nextHop) => _driver.ForwardTarget(nextHop);
+    public ServiceTarget ForwardTo(LinkAddress nextHop)
+    {
+        if (_daemon is null)
+        {
+            return _driver!.ForwardTarget(nextHop);
+        }
 
-    /// <summary>Every rule of the service table with its counters (a consistent snapshot; no wait for the engine).</summary>
-    public IReadOnlyList<ServiceRuleInfo> GetRules() =>
-        [.. _driver.Engine.Services.Entries.SelectMany(e => e.Rules.Select(r => ServiceRuleInfo.From(e, r)))];
+        for (var i = 0; i < _daemon.LinkAddresses.Count; i++)
+        {
+            if (_daemon.LinkAddresses[i].Family == nextHop.Family)
+            {
+                return ServiceTarget.Forward(nextHop, i + 1);
+            }
+        }
+
+        throw new ArgumentException($"No link of the daemon has the address family of {nextHop}.", nameof(nextHop));
+    }
+
+    /// <summary>
+    /// Every rule of the service table with its counters (a consistent snapshot; no wait for the engine). Attached:
+    /// the daemon's table, which blocks for one round trip to the daemon.
+    /// </summary>
+    /// <exception cref="ServalException">Attached, and the daemon went away.</exception>
+    /// <exception cref="ObjectDisposedException">Attached, and the host was disposed.</exception>
+    public IReadOnlyList<ServiceRuleInfo> GetRules()
+    {
+        if (_daemon is { } daemon)
+        {
+            var reply = daemon.RequestAsync(new JsonObject { ["op"] = "rules.list" }, CancellationToken.None).GetAwaiter().GetResult();
+            return DaemonProtocol.FromNode<ServiceRuleInfo[]>(reply["rules"]) ?? [];
+        }
+
+        return [.. _driver!.Engine.Services.Entries.SelectMany(e => e.Rules.Select(r => ServiceRuleInfo.From(e, r)))];
+    }
 
     /// <summary>Adds a rule to the service table.</summary>
     public ValueTask<ServiceTableResult> AddRuleAsync(
@@ -69,7 +168,7 @@ public sealed partial class ServalHost : IAsyncDisposable
         uint priority = ServiceTable.DefaultPriority,
         uint weight = ServiceTable.DefaultWeight,
         CancellationToken cancellationToken = default) =>
-        RuleAsync("add", prefix, target, d => d.Engine.Services.Add(prefix, target, priority, weight, now: d.Now), cancellationToken);
+        RuleAsync("add", prefix, target, d => d.Engine.Services.Add(prefix, target, priority, weight, now: d.Now), cancellationToken, priority, weight);
 
     /// <summary>Removes the rule of <paramref name="prefix"/> whose target is <paramref name="target"/>.</summary>
     public ValueTask<ServiceTableResult> RemoveRuleAsync(ServicePrefix prefix, ServiceTarget target, CancellationToken cancellationToken = default) =>
@@ -82,13 +181,30 @@ public sealed partial class ServalHost : IAsyncDisposable
         uint? priority = null,
         uint? weight = null,
         CancellationToken cancellationToken = default) =>
-        RuleAsync("modify", prefix, target, d => d.Engine.Services.Modify(prefix, target, priority: priority, weight: weight), cancellationToken);
+        RuleAsync("modify", prefix, target, d => d.Engine.Services.Modify(prefix, target, priority: priority, weight: weight), cancellationToken, priority, weight);
 
-    private async ValueTask<ServiceTableResult> RuleAsync(string operation, ServicePrefix prefix, ServiceTarget target, Func<EngineDriver, ServiceTableResult> change, CancellationToken cancellationToken)
+    private async ValueTask<ServiceTableResult> RuleAsync(string operation, ServicePrefix prefix, ServiceTarget target, Func<EngineDriver, ServiceTableResult> change, CancellationToken cancellationToken, uint? priority = null, uint? weight = null)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var result = await _driver.InvokeAsync(change).WaitAsync(cancellationToken).ConfigureAwait(false);
-        HostLog.RuleChanged(_driver.Logger, Name, operation, prefix, target, result);
+        if (_daemon is { } daemon)
+        {
+            var reply = await daemon.RequestAsync(
+                new JsonObject
+                {
+                    ["op"] = "rules.change",
+                    ["change"] = operation,
+                    ["prefix"] = prefix.ToString(),
+                    ["target"] = DaemonProtocol.ToNode(target),
+                    ["priority"] = priority,
+                    ["weight"] = weight,
+                },
+                cancellationToken).ConfigureAwait(false);
+            return Enum.Parse<ServiceTableResult>((string)reply["result"]!);
+        }
+
+        var driver = Driver;
+        var result = await driver.InvokeAsync(change).WaitAsync(cancellationToken).ConfigureAwait(false);
+        HostLog.RuleChanged(driver.Logger, Name, operation, prefix, target, result);
         return result;
     }
 
@@ -96,19 +212,42 @@ public sealed partial class ServalHost : IAsyncDisposable
     public async ValueTask<IReadOnlyList<FlowInfo>> GetFlowsAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return await _driver.InvokeAsync(d => d.Engine.GetFlows()).WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (_daemon is { } daemon)
+        {
+            var reply = await daemon.RequestAsync(new JsonObject { ["op"] = "flows.list" }, cancellationToken).ConfigureAwait(false);
+            return DaemonProtocol.FromNode<FlowInfo[]>(reply["flows"]) ?? [];
+        }
+
+        return await Driver.InvokeAsync(d => d.Engine.GetFlows()).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The number of live flows, read on the engine thread.</summary>
     public async ValueTask<int> GetFlowCountAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return await _driver.InvokeAsync(d => d.Engine.FlowCount).WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (_daemon is { } daemon)
+        {
+            var reply = await daemon.RequestAsync(new JsonObject { ["op"] = "flows.count" }, cancellationToken).ConfigureAwait(false);
+            return (int)reply["count"]!;
+        }
+
+        return await Driver.InvokeAsync(d => d.Engine.FlowCount).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Stops the host: resets open connections, releases bound services, closes the links, ends the thread.</summary>
-    public async ValueTask StopAsync(CancellationToken cancellationToken = default) =>
-        await _driver.StopAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+    /// <summary>
+    /// Stops the host: resets open connections, releases bound services, closes the links, ends the thread. Attached:
+    /// closes this application's listeners, connections and sockets in the daemon (the daemon keeps running).
+    /// </summary>
+    public async ValueTask StopAsync(CancellationToken cancellationToken = default)
+    {
+        if (_daemon is { } daemon)
+        {
+            await daemon.DetachAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        await _driver!.StopAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
 
     /// <summary>Stops the host (see <see cref="StopAsync"/>).</summary>
     public ValueTask DisposeAsync() => StopAsync(CancellationToken.None);

@@ -1,3 +1,4 @@
+using Serval.Attached;
 using Serval.Runtime;
 using Serval.Stack;
 
@@ -10,14 +11,16 @@ namespace Serval;
 /// </summary>
 public sealed class ServalListener : IAsyncDisposable
 {
-    private readonly EngineDriver _driver;
-    private readonly ListenerState _state;
+    private readonly EngineDriver? _driver;
+    private readonly ListenerState? _state;
+    private readonly RemoteListener? _remote;
     private int _disposed;
 
-    private ServalListener(EngineDriver driver, ListenerState state, ServalListenerOptions options)
+    private ServalListener(EngineDriver? driver, ListenerState? state, RemoteListener? remote, ServalListenerOptions options)
     {
         _driver = driver;
         _state = state;
+        _remote = remote;
         LocalEndPoint = new ServiceEndPoint(options.ListenEndPoint.Service, options.ListenEndPoint.PrefixLength);
         Protocol = options.Protocol;
     }
@@ -37,6 +40,12 @@ public sealed class ServalListener : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         cancellationToken.ThrowIfCancellationRequested();
+        if (options.Host.Daemon is { } daemon)
+        {
+            var remote = await RemoteListener.ListenAsync(daemon, options, cancellationToken).ConfigureAwait(false);
+            return new ServalListener(null, null, remote, options);
+        }
+
         var driver = options.Host.Driver;
         var prefix = options.ListenEndPoint.Prefix;
         var state = await driver.InvokeAsync(d =>
@@ -54,7 +63,7 @@ public sealed class ServalListener : IAsyncDisposable
             d.Sockets[handle.Value] = s;
             return s;
         }).ConfigureAwait(false);
-        return new ServalListener(driver, state, options);
+        return new ServalListener(driver, state, null, options);
     }
 
     /// <summary>Waits for the next established stream connection.</summary>
@@ -68,8 +77,14 @@ public sealed class ServalListener : IAsyncDisposable
             throw new InvalidOperationException("This listener accepts datagram flows: use AcceptDatagramSocketAsync.");
         }
 
+        if (_remote is not null)
+        {
+            var remote = await AcceptRemoteAsync(_remote, cancellationToken).ConfigureAwait(false);
+            return new ServalConnection(remote, LocalEndPoint.Service);
+        }
+
         var state = await AcceptAsync(cancellationToken).ConfigureAwait(false);
-        return new ServalConnection(_driver, state, LocalEndPoint.Service);
+        return new ServalConnection(_driver!, state, LocalEndPoint.Service);
     }
 
     /// <summary>Waits for the next connected datagram flow (a client's <see cref="ServalDatagramSocket.ConnectAsync"/>).</summary>
@@ -83,8 +98,21 @@ public sealed class ServalListener : IAsyncDisposable
             throw new InvalidOperationException("This listener accepts stream connections: use AcceptConnectionAsync.");
         }
 
+        if (_remote is not null)
+        {
+            var remote = await AcceptRemoteAsync(_remote, cancellationToken).ConfigureAwait(false);
+            return new ServalDatagramSocket(remote);
+        }
+
         var state = await AcceptAsync(cancellationToken).ConfigureAwait(false);
-        return new ServalDatagramSocket(_driver, state);
+        return new ServalDatagramSocket(_driver!, state);
+    }
+
+    private async Task<RemoteConnection> AcceptRemoteAsync(RemoteListener remote, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        cancellationToken.ThrowIfCancellationRequested();
+        return await remote.AcceptAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<ConnectionState> AcceptAsync(CancellationToken cancellationToken)
@@ -93,7 +121,8 @@ public sealed class ServalListener : IAsyncDisposable
         cancellationToken.ThrowIfCancellationRequested();
         var accept = new TaskCompletionSource<ConnectionState>(TaskCreationOptions.RunContinuationsAsynchronously);
         using var registration = cancellationToken.UnsafeRegister(static (s, ct) => ((TaskCompletionSource<ConnectionState>)s!).TrySetCanceled(ct), accept);
-        _driver.Post(new ActionWorkItem<ConnectionState>(d => _state.BeginAccept(d, accept), accept));
+        var state = _state!;
+        _driver!.Post(new ActionWorkItem<ConnectionState>(d => state.BeginAccept(d, accept), accept));
         return await accept.Task.ConfigureAwait(false);
     }
 
@@ -105,11 +134,18 @@ public sealed class ServalListener : IAsyncDisposable
             return;
         }
 
+        if (_remote is not null)
+        {
+            _remote.Close();
+            return;
+        }
+
+        var state = _state!;
         try
         {
-            await _driver.InvokeAsync(d =>
+            await _driver!.InvokeAsync(d =>
             {
-                _state.Close(d, new ObjectDisposedException(nameof(ServalListener)));
+                state.Close(d, new ObjectDisposedException(nameof(ServalListener)));
                 return true;
             }).ConfigureAwait(false);
         }

@@ -1,4 +1,5 @@
 using System.IO.Pipelines;
+using Serval.Attached;
 using Serval.Runtime;
 
 namespace Serval;
@@ -12,8 +13,9 @@ namespace Serval;
 public sealed class ServalStream : Stream
 {
     private readonly ServalConnection _connection;
-    private readonly EngineDriver _driver;
-    private readonly ConnectionState _state;
+    private readonly EngineDriver? _driver;
+    private readonly ConnectionState? _state;
+    private readonly RemoteConnection? _remote;
     private IDuplexPipe? _pipe;
 
     internal ServalStream(ServalConnection connection, EngineDriver driver, ConnectionState state)
@@ -23,11 +25,20 @@ public sealed class ServalStream : Stream
         _state = state;
     }
 
-    /// <summary>Completes when the peer's end of stream has been read; faults if the connection failed or was aborted.</summary>
-    public Task ReadsClosed => _state.ReadsClosed.Task;
+    internal ServalStream(ServalConnection connection, RemoteConnection remote)
+    {
+        _connection = connection;
+        _remote = remote;
+    }
 
-    /// <summary>Completes when writing is finished (<see cref="CompleteWrites"/>, or a graceful close); faults if the connection failed or was aborted.</summary>
-    public Task WritesClosed => _state.WritesClosed.Task;
+    /// <summary>Completes when the peer's end of stream has been read; faults if the connection failed or was aborted.</summary>
+    public Task ReadsClosed => _remote is null ? _state!.ReadsClosed.Task : _remote.ReadsClosed.Task;
+
+    /// <summary>
+    /// Completes when writing is finished (<see cref="CompleteWrites"/>, or a graceful close); faults if the connection
+    /// failed or was aborted. Attached (<see cref="ServalHost.IsAttached"/>): completes when the daemon reports it.
+    /// </summary>
+    public Task WritesClosed => _remote is null ? _state!.WritesClosed.Task : _remote.WritesClosed.Task;
 
     /// <inheritdoc/>
     public override bool CanRead => true;
@@ -52,18 +63,28 @@ public sealed class ServalStream : Stream
     /// <exception cref="ServalException">The connection was reset, timed out or aborted.</exception>
     /// <exception cref="InvalidOperationException">Another read is in progress.</exception>
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-        _state.ReadOperation.Start(_driver, buffer, default, cancellationToken);
+        _remote is null ? _state!.ReadOperation.Start(_driver!, buffer, default, cancellationToken) : _remote.ReadAsync(buffer, cancellationToken);
 
     /// <inheritdoc/>
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    /// <summary>Writes all of <paramref name="buffer"/> into the send buffer, waiting for room as the peer acknowledges.</summary>
+    /// <summary>
+    /// Writes all of <paramref name="buffer"/> into the send buffer, waiting for room as the peer acknowledges.
+    /// Attached (<see cref="ServalHost.IsAttached"/>): completes when the bytes are in the channel to the daemon, which
+    /// backs up when the flow's send buffer is full; a failure in the daemon fails the next write. Cancelling a write
+    /// that is blocked in the middle of a frame aborts the connection.
+    /// </summary>
     /// <exception cref="ServalException">The connection was reset, timed out or aborted, or writes were completed.</exception>
     /// <exception cref="InvalidOperationException">Another write is in progress.</exception>
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        var pending = _state.WriteOperation.Start(_driver, default, buffer, cancellationToken);
+        if (_remote is not null)
+        {
+            return _remote.WriteAsync(buffer, cancellationToken);
+        }
+
+        var pending = _state!.WriteOperation.Start(_driver!, default, buffer, cancellationToken);
         if (pending.IsCompletedSuccessfully)
         {
             _ = pending.Result;
@@ -103,11 +124,21 @@ public sealed class ServalStream : Stream
     public override void SetLength(long value) => throw new NotSupportedException();
 
     /// <summary>Finishes the write side: the peer reads end of stream after the data already written. Reading goes on.</summary>
-    public void CompleteWrites() => _driver.Post(new FuncWorkItem<bool>(d =>
+    public void CompleteWrites()
     {
-        _state.CompleteWrites(d);
-        return true;
-    }));
+        if (_remote is not null)
+        {
+            _remote.CompleteWrites();
+            return;
+        }
+
+        var state = _state!;
+        _driver!.Post(new FuncWorkItem<bool>(d =>
+        {
+            state.CompleteWrites(d);
+            return true;
+        }));
+    }
 
     /// <summary>Aborts the connection at once (a reset to the peer); pending and later operations fail with <see cref="ServalException"/>.</summary>
     public void Abort() => _ = _connection.CloseAsync(abort: true).AsTask();

@@ -22,11 +22,46 @@ internal static class EchoServerCommand
 
         using var stop = new CancellationTokenSource();
         await using var host = await ServalHost.StartAsync(new ServalHostOptions { Name = "echo-server", Links = [new UdpLink(ip)] }, stop.Token).ConfigureAwait(false);
+        return await ServeAsync(host, endPoint, $"READY {host.Links[0].LocalAddress}", stop).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// <c>serval-demo echo-attached SOCKET SERVICE</c>: the same echo service in an application attached to the
+    /// servald at SOCKET (docs/daemon-mode.md); prints <c>READY pid</c>.
+    /// </summary>
+    public static async Task<int> RunAttachedAsync(string socketPath, string serviceText)
+    {
+        if (!ServiceEndPoint.TryParse(serviceText, out var endPoint))
+        {
+            await Console.Error.WriteLineAsync("echo-attached: SERVICE must be a serviceID or name.").ConfigureAwait(false);
+            return 2;
+        }
+
+        using var stop = new CancellationTokenSource();
+        ServalHost host;
+        try
+        {
+            host = await ServalHost.AttachAsync(socketPath, stop.Token).ConfigureAwait(false);
+        }
+        catch (ServalException e)
+        {
+            await Console.Error.WriteLineAsync($"echo-attached: {e.Message}").ConfigureAwait(false);
+            return 1;
+        }
+
+        await using (host.ConfigureAwait(false))
+        {
+            return await ServeAsync(host, endPoint, $"READY {Environment.ProcessId}", stop).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<int> ServeAsync(ServalHost host, ServiceEndPoint endPoint, string ready, CancellationTokenSource stop)
+    {
         await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = host, ListenEndPoint = endPoint }, stop.Token).ConfigureAwait(false);
         await using var datagrams = await ServalDatagramSocket.BindAsync(host, endPoint.Prefix, stop.Token).ConfigureAwait(false);
         var streams = Task.Run(() => ServeStreamsAsync(listener, stop.Token), CancellationToken.None);
         var dgrams = Task.Run(() => ServeDatagramsAsync(host, datagrams, stop.Token), CancellationToken.None);
-        Console.WriteLine($"READY {host.Links[0].LocalAddress}");
+        Console.WriteLine(ready);
         await Console.Out.FlushAsync(stop.Token).ConfigureAwait(false);
         await Console.In.ReadToEndAsync(stop.Token).ConfigureAwait(false);
         await stop.CancelAsync().ConfigureAwait(false);

@@ -16,24 +16,29 @@ internal sealed partial class ControlServer : IAsyncDisposable
     private static readonly JsonSerializerOptions s_json = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private readonly Socket _listener;
     private readonly ControlHandler _handler;
+    private readonly AppServer? _apps;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _acceptLoop;
 
-    private ControlServer(string path, Socket listener, ControlHandler handler, ILogger logger)
+    private ControlServer(string path, Socket listener, ControlHandler handler, AppServer? apps, ILogger logger)
     {
         Path = path;
         _listener = listener;
         _handler = handler;
+        _apps = apps;
         _logger = logger;
         _acceptLoop = Task.Run(AcceptLoopAsync);
     }
 
     public string Path { get; }
 
-    /// <summary>Binds <paramref name="path"/> (removing a stale socket left by a dead daemon) and starts serving.</summary>
+    /// <summary>
+    /// Binds <paramref name="path"/> (removing a stale socket left by a dead daemon) and starts serving; connections
+    /// that start with the application preamble go to <paramref name="apps"/> (docs/daemon-mode.md).
+    /// </summary>
     /// <exception cref="DaemonException">Another daemon serves that path, or it cannot be bound.</exception>
-    public static ControlServer Start(string path, ControlHandler handler, ILogger logger)
+    public static ControlServer Start(string path, ControlHandler handler, ILogger logger, AppServer? apps = null)
     {
         if (File.Exists(path))
         {
@@ -51,24 +56,37 @@ internal sealed partial class ControlServer : IAsyncDisposable
             Directory.CreateDirectory(dir);
         }
 
+        // Bound under a temporary name, restricted to mode 0600, listening, and only then renamed into place: the
+        // path never exists with the default (umask) mode, and a client that finds it can connect.
         var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        var temporary = $"{path}.{Environment.ProcessId}.tmp";
         try
         {
-            listener.Bind(new UnixDomainSocketEndPoint(path));
+            File.Delete(temporary);
+            listener.Bind(new UnixDomainSocketEndPoint(temporary));
             if (!OperatingSystem.IsWindows())
             {
-                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             }
 
             listener.Listen(16);
+            File.Move(temporary, path, overwrite: true);
         }
         catch (Exception e) when (e is SocketException or IOException or UnauthorizedAccessException)
         {
             listener.Dispose();
+            try
+            {
+                File.Delete(temporary);
+            }
+            catch (IOException)
+            {
+            }
+
             throw new DaemonException($"cannot listen on control socket {path}: {e.Message}", e);
         }
 
-        return new ControlServer(path, listener, handler, logger);
+        return new ControlServer(path, listener, handler, apps, logger);
     }
 
     private static bool IsAlive(string path)
@@ -107,6 +125,18 @@ internal sealed partial class ControlServer : IAsyncDisposable
     {
         try
         {
+            if (_apps is not null)
+            {
+                // An attached application starts with a byte no JSON request line starts with.
+                var first = new byte[1];
+                var n = await client.ReceiveAsync(first, SocketFlags.Peek, _stop.Token).ConfigureAwait(false);
+                if (n == 1 && first[0] == Serval.Attached.DaemonProtocol.MagicByte)
+                {
+                    await _apps.ServeAsync(client).ConfigureAwait(false);
+                    return;
+                }
+            }
+
             await using var stream = new NetworkStream(client, ownsSocket: true);
             using var reader = new StreamReader(stream, Encoding.UTF8);
             await using var writer = new StreamWriter(stream, new UTF8Encoding(false)) { NewLine = "\n", AutoFlush = true };

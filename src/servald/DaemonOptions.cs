@@ -14,6 +14,9 @@ internal sealed class DaemonOptions
     /// <summary>Host or service router.</summary>
     public EngineMode Mode { get; set; } = EngineMode.Host;
 
+    /// <summary>How long a closed flow lingers in TIME-WAIT (<see cref="EngineOptions.TimeWait"/>); null keeps the engine default (60 s).</summary>
+    public TimeSpan? TimeWait { get; set; }
+
     /// <summary>UDP links; none configured means one on 127.0.0.1:54325.</summary>
     public List<UdpEndpoint>? Udp { get; set; }
 

@@ -14,12 +14,14 @@ namespace Serval.Daemon;
 internal sealed class ServalDaemon : IAsyncDisposable
 {
     private readonly ControlServer _control;
+    private readonly AppServer _apps;
     private readonly MetricsExporter? _metrics;
 
-    private ServalDaemon(ServalHost host, ControlServer control, MetricsExporter? metrics, DaemonOptions options)
+    private ServalDaemon(ServalHost host, ControlServer control, AppServer apps, MetricsExporter? metrics, DaemonOptions options)
     {
         Host = host;
         _control = control;
+        _apps = apps;
         _metrics = metrics;
         Options = options;
     }
@@ -46,7 +48,7 @@ internal sealed class ServalDaemon : IAsyncDisposable
                 {
                     Name = options.Name,
                     Links = links,
-                    Engine = EngineOptions.Default with { Mode = options.Mode },
+                    Engine = EngineOptions.Default with { Mode = options.Mode, TimeWait = options.TimeWait ?? EngineOptions.Default.TimeWait },
                     LoggerFactory = loggerFactory,
                     Registration = registration ?? Stack.ControlPlane.HostControllerOptions.Default,
                     RouterControl = router,
@@ -65,6 +67,7 @@ internal sealed class ServalDaemon : IAsyncDisposable
 
         ControlServer? control = null;
         MetricsExporter? metrics = null;
+        var apps = new AppServer(host, loggerFactory.CreateLogger<AppServer>());
         try
         {
             foreach (var drained in ControlPlaneConfig.InitialDrains(options))
@@ -77,7 +80,7 @@ internal sealed class ServalDaemon : IAsyncDisposable
                 await host.SetRouterDrainingAsync(drained, null, true, cancellationToken).ConfigureAwait(false);
             }
 
-            control = ControlServer.Start(options.ControlSocketOrDefault, new ControlHandler(host), loggerFactory.CreateLogger<ControlServer>());
+            control = ControlServer.Start(options.ControlSocketOrDefault, new ControlHandler(host), loggerFactory.CreateLogger<ControlServer>(), apps);
             if (metricsPrefix is not null)
             {
                 metrics = MetricsExporter.Start(metricsPrefix, host.Name);
@@ -90,11 +93,12 @@ internal sealed class ServalDaemon : IAsyncDisposable
                 await control.DisposeAsync().ConfigureAwait(false);
             }
 
+            await apps.DisposeAsync().ConfigureAwait(false);
             await host.DisposeAsync().ConfigureAwait(false);
             throw;
         }
 
-        return new ServalDaemon(host, control, metrics, options);
+        return new ServalDaemon(host, control, apps, metrics, options);
     }
 
     private static List<ServalLink> CreateLinks(DaemonOptions options)
@@ -147,6 +151,7 @@ internal sealed class ServalDaemon : IAsyncDisposable
     {
         _metrics?.Dispose();
         await _control.DisposeAsync().ConfigureAwait(false);
+        await _apps.DisposeAsync().ConfigureAwait(false);
         await Host.DisposeAsync().ConfigureAwait(false);
     }
 }

@@ -5,19 +5,30 @@ using Xunit;
 
 namespace Serval.Tests;
 
-/// <summary>Unconnected and connected datagrams between hosts over UDP on loopback.</summary>
-public sealed class DatagramTests
+/// <summary>
+/// Unconnected and connected datagrams between hosts over UDP on loopback, with embedded hosts
+/// (<see cref="EmbeddedDatagramTests"/>) and with applications attached to servald processes (<see cref="AttachedDatagramTests"/>).
+/// </summary>
+public abstract class DatagramTests(HostMode mode) : IAsyncDisposable
 {
+    protected HostMode Mode { get; } = mode;
+
+    public ValueTask DisposeAsync()
+    {
+        GC.SuppressFinalize(this);
+        return Mode.DisposeAsync();
+    }
+
     [Fact]
     public async Task Datagrams_carry_the_source_service_and_replies_find_it()
     {
         var ct = TestNet.Timeout();
         var serviceA = ServiceId.FromName("test.dgram.a");
         var serviceB = ServiceId.FromName("test.dgram.b");
-        await using var hostA = await TestNet.UdpHostAsync("a");
-        await using var hostB = await TestNet.UdpHostAsync("b");
-        await hostA.AddRuleAsync(ServicePrefix.Exact(serviceB), hostA.ForwardTo(hostB.Address()), cancellationToken: ct);
-        await hostB.AddRuleAsync(ServicePrefix.Exact(serviceA), hostB.ForwardTo(hostA.Address()), cancellationToken: ct);
+        await using var hostA = await Mode.HostAsync("a");
+        await using var hostB = await Mode.HostAsync("b");
+        await hostA.AddRuleAsync(ServicePrefix.Exact(serviceB), hostA.ForwardTo(Mode.AddressOf(hostB)), cancellationToken: ct);
+        await hostB.AddRuleAsync(ServicePrefix.Exact(serviceA), hostB.ForwardTo(Mode.AddressOf(hostA)), cancellationToken: ct);
         await using var a = await ServalDatagramSocket.BindAsync(hostA, ServicePrefix.Exact(serviceA), ct);
         await using var b = await ServalDatagramSocket.BindAsync(hostB, ServicePrefix.Exact(serviceB), ct);
 
@@ -26,7 +37,7 @@ public sealed class DatagramTests
         var got = await receive;
         Assert.Equal(4, got.ReceivedBytes);
         Assert.Equal(serviceA, got.Source);
-        Assert.True(got.SourceAddress.SameAddress(hostA.Address()));
+        Assert.True(got.SourceAddress.SameAddress(Mode.AddressOf(hostA)));
 
         await b.SendToAsync(got.Source, Encoding.ASCII.GetBytes("pong"), ct);
         var buffer = new byte[100];
@@ -40,9 +51,9 @@ public sealed class DatagramTests
     {
         var ct = TestNet.Timeout();
         var service = ServiceId.FromName("test.dgram.burst");
-        await using var hostA = await TestNet.UdpHostAsync("a");
-        await using var hostB = await TestNet.UdpHostAsync("b");
-        await hostA.AddRuleAsync(ServicePrefix.Exact(service), hostA.ForwardTo(hostB.Address()), cancellationToken: ct);
+        await using var hostA = await Mode.HostAsync("a");
+        await using var hostB = await Mode.HostAsync("b");
+        await hostA.AddRuleAsync(ServicePrefix.Exact(service), hostA.ForwardTo(Mode.AddressOf(hostB)), cancellationToken: ct);
         await using var a = await ServalDatagramSocket.BindAsync(hostA, cancellationToken: ct);
         await using var b = await ServalDatagramSocket.BindAsync(hostB, ServicePrefix.Exact(service), ct);
         for (var i = 0; i < 200; i++)
@@ -65,7 +76,7 @@ public sealed class DatagramTests
     public async Task Sending_to_an_unresolvable_service_throws_no_route()
     {
         var ct = TestNet.Timeout();
-        await using var host = await TestNet.UdpHostAsync("a");
+        await using var host = await Mode.HostAsync("a");
         await using var socket = await ServalDatagramSocket.BindAsync(host, cancellationToken: ct);
         var e = await Assert.ThrowsAsync<ServalException>(async () => await socket.SendToAsync(ServiceId.FromName("nowhere"), new byte[] { 1 }, ct));
         Assert.Equal(ServalError.NoRoute, e.Error);
@@ -75,7 +86,7 @@ public sealed class DatagramTests
     public async Task Receive_is_cancelled_and_disposal_fails_pending_receives()
     {
         var ct = TestNet.Timeout();
-        await using var host = await TestNet.UdpHostAsync("a");
+        await using var host = await Mode.HostAsync("a");
         var socket = await ServalDatagramSocket.BindAsync(host, ServicePrefix.Exact(ServiceId.FromName("test.dgram.cancel")), ct);
         using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
         await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await socket.ReceiveFromAsync(new byte[10], cancel.Token));
@@ -90,13 +101,13 @@ public sealed class DatagramTests
     {
         var ct = TestNet.Timeout();
         var service = ServiceId.FromName("test.dgram.connected");
-        await using var server = await TestNet.UdpHostAsync("server");
-        await using var client = await TestNet.UdpHostAsync("client");
+        await using var server = await Mode.HostAsync("server");
+        await using var client = await Mode.HostAsync("client");
         await using var listener = await ServalListener.ListenAsync(
             new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(service), Protocol = TransportProtocol.Datagram }, ct);
         var accept = listener.AcceptDatagramSocketAsync(ct);
         await using var socket = await ServalDatagramSocket.ConnectAsync(
-            new ServalConnectionOptions { Host = client, Service = service, AdvisoryAddress = server.Address() }, ct);
+            new ServalConnectionOptions { Host = client, Service = service, AdvisoryAddress = Mode.AddressOf(server) }, ct);
         Assert.True(socket.IsConnected);
         await using var accepted = await accept;
         for (var i = 0; i < 10; i++)
@@ -113,3 +124,9 @@ public sealed class DatagramTests
         await Assert.ThrowsAsync<InvalidOperationException>(async () => await socket.SendToAsync(service, new byte[1], ct));
     }
 }
+
+/// <summary>The datagram suite on hosts embedded in the test process.</summary>
+public sealed class EmbeddedDatagramTests() : DatagramTests(new EmbeddedMode());
+
+/// <summary>The datagram suite on applications attached to servald processes.</summary>
+public sealed class AttachedDatagramTests() : DatagramTests(new AttachedMode());

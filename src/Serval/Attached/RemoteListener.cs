@@ -1,0 +1,89 @@
+using System.Text.Json.Nodes;
+using Serval.Stack;
+
+namespace Serval.Attached;
+
+/// <summary>
+/// The application side of a listener that lives in servald. Its channel stays open while the listener is bound
+/// (closing it, or the process ending, unbinds the service); each accept opens a fresh channel that the daemon answers
+/// when a connection is accepted and that then carries that connection.
+/// </summary>
+internal sealed class RemoteListener : IRemoteObject
+{
+    private readonly DaemonClient _client;
+    private readonly DaemonChannel _channel;
+    private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private volatile Exception? _closeReason;
+
+    private RemoteListener(DaemonClient client, DaemonChannel channel, long id, TransportProtocol protocol)
+    {
+        _client = client;
+        _channel = channel;
+        Id = id;
+        Protocol = protocol;
+        client.Register(this);
+        _ = WatchAsync();
+    }
+
+    public long Id { get; }
+
+    public TransportProtocol Protocol { get; }
+
+    public static async Task<RemoteListener> ListenAsync(DaemonClient client, ServalListenerOptions options, CancellationToken cancellationToken)
+    {
+        var (channel, reply) = await client.OpenAsync(
+            new JsonObject
+            {
+                ["op"] = "listen",
+                ["service"] = options.ListenEndPoint.Service.ToString(),
+                ["bits"] = options.ListenEndPoint.PrefixLength,
+                ["protocol"] = options.Protocol.ToString(),
+                ["backlog"] = options.ListenBacklog,
+            },
+            cancellationToken).ConfigureAwait(false);
+        return new RemoteListener(client, channel, (long?)reply["id"] ?? 0, options.Protocol);
+    }
+
+    /// <summary>The listener channel carries nothing after its reply: it ending means the daemon went away.</summary>
+    private async Task WatchAsync()
+    {
+        await _channel.WaitForPeerActivityAsync(CancellationToken.None).ConfigureAwait(false);
+        OnDetached(_client.IsDetached ? _client.DetachedException() : _client.DaemonGoneException());
+    }
+
+    /// <summary>Waits for the next accepted connection on a fresh channel.</summary>
+    public async Task<RemoteConnection> AcceptAsync(CancellationToken cancellationToken)
+    {
+        if (_closeReason is { } closed)
+        {
+            throw closed;
+        }
+
+        var open = _client.OpenAsync(new JsonObject { ["op"] = "accept", ["listener"] = Id }, cancellationToken);
+        var done = await Task.WhenAny(open, _closed.Task).ConfigureAwait(false);
+        if (done != open)
+        {
+            // Closed while waiting: the pending open is ended by its own channel's close (detach) or left to fail.
+            _ = open.ContinueWith(static t => t.Result.Channel.Dispose(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+            throw _closeReason!;
+        }
+
+        var (channel, reply) = await open.ConfigureAwait(false);
+        return RemoteConnection.Accepted(_client, channel, Protocol, reply);
+    }
+
+    public void Close() => OnDetached(new ObjectDisposedException(nameof(ServalListener)));
+
+    public void OnDetached(Exception reason)
+    {
+        if (_closeReason is not null)
+        {
+            return;
+        }
+
+        _closeReason = reason;
+        _client.Unregister(this);
+        _channel.Dispose();
+        _closed.TrySetResult();
+    }
+}

@@ -1,0 +1,584 @@
+using System.Collections.Concurrent;
+using System.Net.Sockets;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using Serval.Attached;
+using Serval.Stack;
+using Serval.Stack.Services;
+using Serval.Wire;
+
+namespace Serval.Daemon;
+
+/// <summary>
+/// Serves attached applications (<see cref="ServalHost.AttachAsync"/>, docs/daemon-mode.md) on the control socket:
+/// a connection whose first byte is <see cref="DaemonProtocol.MagicByte"/> is an application channel. Each channel is
+/// bridged to the daemon's own host through the public API, one pump per direction; when the channel closes (the
+/// application disposed the object, or its process ended) the object is closed at once, so a listener's service
+/// unregisters immediately.
+/// </summary>
+internal sealed partial class AppServer(ServalHost host, ILogger logger) : IAsyncDisposable
+{
+    private const int PumpBuffer = DaemonProtocol.MaxDataChunk;
+
+    private readonly ConcurrentDictionary<long, ServalListener> _listeners = new();
+    private readonly ConcurrentDictionary<long, ServalConnection> _connections = new();
+    private readonly ConcurrentDictionary<DaemonChannel, Task> _channels = new();
+    private readonly CancellationTokenSource _stop = new();
+    private long _nextId;
+
+    /// <summary>Serves one application connection (its preamble not yet read) until it closes.</summary>
+    public Task ServeAsync(Socket socket)
+    {
+        var channel = new DaemonChannel(socket, sendPreamble: false);
+        var task = ServeChannelAsync(channel);
+        _channels[channel] = task;
+        if (_stop.IsCancellationRequested)
+        {
+            channel.Dispose();
+        }
+
+        return task;
+    }
+
+    private async Task ServeChannelAsync(DaemonChannel channel)
+    {
+        await Task.Yield();
+        try
+        {
+            if (!await channel.ReceivePreambleAsync(_stop.Token).ConfigureAwait(false))
+            {
+                return;
+            }
+
+            var request = await channel.ReceiveReplyAsync(_stop.Token).ConfigureAwait(false);
+            if (request is null)
+            {
+                return;
+            }
+
+            var op = (string?)request["op"];
+            switch (op)
+            {
+                case "hello":
+                    await SessionAsync(channel).ConfigureAwait(false);
+                    break;
+                case "listen":
+                    await ListenAsync(channel, request).ConfigureAwait(false);
+                    break;
+                case "accept":
+                    await AcceptAsync(channel, request).ConfigureAwait(false);
+                    break;
+                case "connect":
+                    await ConnectAsync(channel, request).ConfigureAwait(false);
+                    break;
+                case "bind":
+                    await BindAsync(channel, request).ConfigureAwait(false);
+                    break;
+                default:
+                    await channel.SendReplyAsync(DaemonProtocol.Fail(new NotSupportedException($"unknown op '{op}'"))).ConfigureAwait(false);
+                    break;
+            }
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException or InvalidDataException or System.Text.Json.JsonException)
+        {
+            ChannelEnded(logger, e.Message);
+        }
+        finally
+        {
+            _channels.TryRemove(channel, out _);
+            channel.Dispose();
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Session: host information, rules, flows
+
+    private async Task SessionAsync(DaemonChannel channel)
+    {
+        var links = new JsonArray();
+        foreach (var l in host.Links)
+        {
+            links.Add(l.LocalAddress.ToString());
+        }
+
+        var hello = DaemonProtocol.Ok();
+        hello["name"] = host.Name;
+        hello["links"] = links;
+        await channel.SendReplyAsync(hello).ConfigureAwait(false);
+        while (await channel.ReceiveReplyAsync(_stop.Token).ConfigureAwait(false) is { } request)
+        {
+            JsonObject reply;
+            try
+            {
+                reply = await HandleSessionAsync(request).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is ServalException or ArgumentException or FormatException or InvalidOperationException or NotSupportedException or ObjectDisposedException or System.Text.Json.JsonException)
+            {
+                reply = DaemonProtocol.Fail(e is FormatException or System.Text.Json.JsonException ? new ArgumentException(e.Message) : e);
+            }
+
+            await channel.SendReplyAsync(reply).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<JsonObject> HandleSessionAsync(JsonObject request)
+    {
+        var ct = _stop.Token;
+        var reply = DaemonProtocol.Ok();
+        switch ((string?)request["op"])
+        {
+            case "rules.list":
+                reply["rules"] = DaemonProtocol.ToNode(host.GetRules());
+                break;
+            case "rules.change":
+                {
+                    var prefix = ServicePrefix.Parse((string)request["prefix"]!, null);
+                    var target = DaemonProtocol.FromNode<ServiceTarget>(request["target"]);
+                    var priority = (uint?)request["priority"];
+                    var weight = (uint?)request["weight"];
+                    var result = (string?)request["change"] switch
+                    {
+                        "add" => await host.AddRuleAsync(prefix, target, priority ?? ServiceTable.DefaultPriority, weight ?? ServiceTable.DefaultWeight, ct).ConfigureAwait(false),
+                        "remove" => await host.RemoveRuleAsync(prefix, target, ct).ConfigureAwait(false),
+                        "modify" => await host.ModifyRuleAsync(prefix, target, priority, weight, ct).ConfigureAwait(false),
+                        var other => throw new ArgumentException($"unknown rule change '{other}'"),
+                    };
+                    reply["result"] = result.ToString();
+                    break;
+                }
+
+            case "flows.list":
+                reply["flows"] = DaemonProtocol.ToNode(await host.GetFlowsAsync(ct).ConfigureAwait(false));
+                break;
+            case "flows.count":
+                reply["count"] = await host.GetFlowCountAsync(ct).ConfigureAwait(false);
+                break;
+            case "flow.info":
+                reply["flow"] = DaemonProtocol.ToNode(await Connection(request).GetFlowInfoAsync(ct).ConfigureAwait(false));
+                break;
+            case "flow.migrate":
+                await Connection(request).MigrateAsync((int?)request["link"] ?? throw new ArgumentException("missing \"link\""), ct).ConfigureAwait(false);
+                break;
+            case var op:
+                throw new NotSupportedException($"unknown session op '{op}'");
+        }
+
+        return reply;
+    }
+
+    private ServalConnection Connection(JsonObject request) =>
+        _connections.TryGetValue((long?)request["id"] ?? 0, out var c) ? c : throw new ObjectDisposedException(nameof(ServalConnection), "The connection is closed.");
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Listeners and accepts
+
+    private async Task ListenAsync(DaemonChannel channel, JsonObject request)
+    {
+        ServalListener listener;
+        try
+        {
+            var service = ServiceId.Parse((string)request["service"]!, null);
+            var bits = (int?)request["bits"] ?? ServiceId.Bits;
+            listener = await ServalListener.ListenAsync(
+                new ServalListenerOptions
+                {
+                    Host = host,
+                    ListenEndPoint = new ServiceEndPoint(service, bits),
+                    Protocol = Enum.Parse<TransportProtocol>((string?)request["protocol"] ?? nameof(TransportProtocol.Stream)),
+                    ListenBacklog = (int?)request["backlog"] ?? 128,
+                },
+                _stop.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is ServalException or ArgumentException or FormatException or ObjectDisposedException)
+        {
+            await channel.SendReplyAsync(DaemonProtocol.Fail(e)).ConfigureAwait(false);
+            return;
+        }
+
+        var id = Interlocked.Increment(ref _nextId);
+        _listeners[id] = listener;
+        try
+        {
+            var reply = DaemonProtocol.Ok();
+            reply["id"] = id;
+            await channel.SendReplyAsync(reply).ConfigureAwait(false);
+
+            // The listener lives as long as its channel: closed by the application, or by its process ending.
+            await channel.WaitForPeerActivityAsync(_stop.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            _listeners.TryRemove(id, out _);
+            await listener.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async Task AcceptAsync(DaemonChannel channel, JsonObject request)
+    {
+        if (!_listeners.TryGetValue((long?)request["listener"] ?? 0, out var listener))
+        {
+            await channel.SendReplyAsync(DaemonProtocol.Fail(new ObjectDisposedException(nameof(ServalListener)))).ConfigureAwait(false);
+            return;
+        }
+
+        var accepted = await WhileOpenAsync(channel, ct => listener.Protocol == TransportProtocol.Stream
+            ? AcceptConnection(listener, ct)
+            : AcceptDatagram(listener, ct)).ConfigureAwait(false);
+        if (accepted is ServalConnection c)
+        {
+            await RunConnectionAsync(channel, c).ConfigureAwait(false);
+        }
+        else if (accepted is ServalDatagramSocket d)
+        {
+            await RunConnectedDatagramAsync(channel, d).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<object> AcceptConnection(ServalListener listener, CancellationToken ct) => await listener.AcceptConnectionAsync(ct).ConfigureAwait(false);
+
+    private static async Task<object> AcceptDatagram(ServalListener listener, CancellationToken ct) => await listener.AcceptDatagramSocketAsync(ct).ConfigureAwait(false);
+
+    /// <summary>
+    /// Runs an operation that may wait long (accept, connect) while watching the channel: if the application closes it
+    /// (cancelled, or gone) the operation is cancelled. Failures are replied; null then.
+    /// </summary>
+    private async Task<object?> WhileOpenAsync(DaemonChannel channel, Func<CancellationToken, Task<object>> operation)
+    {
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        using var stopWatching = new CancellationTokenSource();
+        var watch = channel.WaitForPeerActivityAsync(stopWatching.Token).ContinueWith(
+            t =>
+            {
+                if (!stopWatching.IsCancellationRequested)
+                {
+                    cancel.Cancel();
+                }
+            },
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+        object result;
+        try
+        {
+            result = await operation(cancel.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return null; // the application went away (or the daemon is stopping)
+        }
+        catch (Exception e) when (e is ServalException or ArgumentException or FormatException or ObjectDisposedException or InvalidOperationException)
+        {
+            await stopWatching.CancelAsync().ConfigureAwait(false);
+            await watch.ConfigureAwait(false);
+            await channel.SendReplyAsync(DaemonProtocol.Fail(e)).ConfigureAwait(false);
+            return null;
+        }
+
+        await stopWatching.CancelAsync().ConfigureAwait(false);
+        await watch.ConfigureAwait(false);
+        return result;
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Connections
+
+    private async Task ConnectAsync(DaemonChannel channel, JsonObject request)
+    {
+        ServiceId service;
+        TransportProtocol protocol;
+        LinkAddress advisory;
+        try
+        {
+            service = ServiceId.Parse((string)request["service"]!, null);
+            protocol = Enum.Parse<TransportProtocol>((string?)request["protocol"] ?? nameof(TransportProtocol.Stream));
+            advisory = (string?)request["advisory"] is { } a && a != "-" ? LinkAddress.Parse(a) : LinkAddress.None;
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or NullReferenceException)
+        {
+            await channel.SendReplyAsync(DaemonProtocol.Fail(new ArgumentException(e.Message))).ConfigureAwait(false);
+            return;
+        }
+
+        var options = new ServalConnectionOptions { Host = host, Service = service, AdvisoryAddress = advisory };
+        var opened = await WhileOpenAsync(channel, async ct => protocol == TransportProtocol.Stream
+            ? await ServalConnection.ConnectAsync(options, ct).ConfigureAwait(false)
+            : await ServalDatagramSocket.ConnectAsync(options, ct).ConfigureAwait(false)).ConfigureAwait(false);
+        if (opened is ServalConnection c)
+        {
+            await RunConnectionAsync(channel, c).ConfigureAwait(false);
+        }
+        else if (opened is ServalDatagramSocket d)
+        {
+            await RunConnectedDatagramAsync(channel, d).ConfigureAwait(false);
+        }
+    }
+
+    private async Task RunConnectionAsync(DaemonChannel channel, ServalConnection connection)
+    {
+        var id = Interlocked.Increment(ref _nextId);
+        _connections[id] = connection;
+        var stream = connection.GetStream();
+        var abort = true;
+        try
+        {
+            var reply = DaemonProtocol.Ok();
+            reply["id"] = id;
+            await channel.SendReplyAsync(reply).ConfigureAwait(false);
+            _ = ReportWritesClosedAsync(channel, stream.WritesClosed);
+            _ = ReadPumpAsync(channel, stream.ReadAsync, FrameType.EndOfStream);
+            Exception? writeError = null;
+            while (true)
+            {
+                var frame = await channel.ReceiveAsync(_stop.Token).ConfigureAwait(false);
+                try
+                {
+                    switch (frame.Type)
+                    {
+                        case FrameType.Data:
+                            if (writeError is null)
+                            {
+                                try
+                                {
+                                    await stream.WriteAsync(frame.Memory, _stop.Token).ConfigureAwait(false);
+                                }
+                                catch (Exception e) when (e is ServalException or ObjectDisposedException or InvalidOperationException)
+                                {
+                                    writeError = e;
+                                    await channel.SendAsync(FrameType.WriteFailed, DaemonProtocol.ErrorPayload(e)).ConfigureAwait(false);
+                                }
+                            }
+
+                            break;
+                        case FrameType.CompleteWrites:
+                            stream.CompleteWrites();
+                            break;
+                        case FrameType.Close:
+                            abort = false;
+                            return;
+                        case FrameType.Abort:
+                        case FrameType.None:
+                            return;
+                        default:
+                            throw new InvalidDataException($"unexpected frame {frame.Type} on a connection channel");
+                    }
+                }
+                finally
+                {
+                    frame.Return();
+                }
+            }
+        }
+        finally
+        {
+            _connections.TryRemove(id, out _);
+            if (abort)
+            {
+                stream.Abort();
+            }
+
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static async Task ReportWritesClosedAsync(DaemonChannel channel, Task writesClosed)
+    {
+        try
+        {
+            await writesClosed.ConfigureAwait(false);
+            await channel.SendAsync(FrameType.WritesClosed).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is ServalException or ObjectDisposedException)
+        {
+            try
+            {
+                await channel.SendAsync(FrameType.WritesClosed, DaemonProtocol.ErrorPayload(e)).ConfigureAwait(false);
+            }
+            catch (Exception gone) when (gone is SocketException or ObjectDisposedException or IOException)
+            {
+                // the application is gone
+            }
+        }
+        catch (Exception e) when (e is SocketException or IOException)
+        {
+            // the application is gone
+        }
+    }
+
+    /// <summary>Copies what the daemon's object receives to the application, one frame per read, until the end or a failure.</summary>
+    private async Task ReadPumpAsync(DaemonChannel channel, Func<Memory<byte>, CancellationToken, ValueTask<int>> read, FrameType end)
+    {
+        var buffer = new byte[PumpBuffer];
+        try
+        {
+            while (true)
+            {
+                int n;
+                try
+                {
+                    n = await read(buffer, _stop.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is ServalException or ObjectDisposedException or OperationCanceledException)
+                {
+                    await channel.SendAsync(FrameType.ReadFailed, DaemonProtocol.ErrorPayload(e)).ConfigureAwait(false);
+                    return;
+                }
+
+                if (n == 0)
+                {
+                    await channel.SendAsync(end).ConfigureAwait(false);
+                    return;
+                }
+
+                await channel.SendAsync(FrameType.Data, buffer.AsMemory(0, n)).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
+        {
+            // the application is gone; its channel's pump closes the object
+        }
+    }
+
+    private async Task RunConnectedDatagramAsync(DaemonChannel channel, ServalDatagramSocket socket)
+    {
+        var id = Interlocked.Increment(ref _nextId);
+        try
+        {
+            var reply = DaemonProtocol.Ok();
+            reply["id"] = id;
+            await channel.SendReplyAsync(reply).ConfigureAwait(false);
+            _ = ReadPumpAsync(channel, socket.ReceiveAsync, FrameType.EndOfStream);
+            while (true)
+            {
+                var frame = await channel.ReceiveAsync(_stop.Token).ConfigureAwait(false);
+                try
+                {
+                    switch (frame.Type)
+                    {
+                        case FrameType.Data:
+                            await SendResultAsync(channel, () => socket.SendAsync(frame.Memory, _stop.Token)).ConfigureAwait(false);
+                            break;
+                        case FrameType.Close or FrameType.Abort or FrameType.None:
+                            return;
+                        default:
+                            throw new InvalidDataException($"unexpected frame {frame.Type} on a datagram channel");
+                    }
+                }
+                finally
+                {
+                    frame.Return();
+                }
+            }
+        }
+        finally
+        {
+            await socket.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static async Task SendResultAsync(DaemonChannel channel, Func<ValueTask> send)
+    {
+        try
+        {
+            await send().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is ServalException or ObjectDisposedException or InvalidOperationException or ArgumentException)
+        {
+            await channel.SendAsync(FrameType.SendResult, DaemonProtocol.ErrorPayload(e)).ConfigureAwait(false);
+            return;
+        }
+
+        await channel.SendAsync(FrameType.SendResult).ConfigureAwait(false);
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Unconnected datagram sockets
+
+    private async Task BindAsync(DaemonChannel channel, JsonObject request)
+    {
+        ServalDatagramSocket socket;
+        try
+        {
+            ServicePrefix? prefix = (string?)request["prefix"] is { } p ? ServicePrefix.Parse(p, null) : null;
+            socket = await ServalDatagramSocket.BindAsync(host, prefix, _stop.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is ServalException or ArgumentException or FormatException or ObjectDisposedException)
+        {
+            await channel.SendReplyAsync(DaemonProtocol.Fail(e)).ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            await channel.SendReplyAsync(DaemonProtocol.Ok()).ConfigureAwait(false);
+            _ = ReceiveFromPumpAsync(channel, socket);
+            while (true)
+            {
+                var frame = await channel.ReceiveAsync(_stop.Token).ConfigureAwait(false);
+                try
+                {
+                    switch (frame.Type)
+                    {
+                        case FrameType.SendTo when frame.Length >= ServiceId.Size:
+                            var destination = ServiceId.Read(frame.Span);
+                            await SendResultAsync(channel, () => socket.SendToAsync(destination, frame.Memory[ServiceId.Size..], _stop.Token)).ConfigureAwait(false);
+                            break;
+                        case FrameType.Close or FrameType.None:
+                            return;
+                        default:
+                            throw new InvalidDataException($"unexpected frame {frame.Type} on a datagram channel");
+                    }
+                }
+                finally
+                {
+                    frame.Return();
+                }
+            }
+        }
+        finally
+        {
+            await socket.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async Task ReceiveFromPumpAsync(DaemonChannel channel, ServalDatagramSocket socket)
+    {
+        var buffer = new byte[PumpBuffer];
+        try
+        {
+            while (true)
+            {
+                var r = await socket.ReceiveFromAsync(buffer, _stop.Token).ConfigureAwait(false);
+                var payload = RemoteDatagramSocket.EncodeReceived(r.Source, r.SourceAddress, buffer.AsSpan(0, r.ReceivedBytes));
+                await channel.SendAsync(FrameType.ReceivedFrom, payload).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is ServalException or ObjectDisposedException or OperationCanceledException or SocketException or IOException)
+        {
+            // closed, or the application is gone: its channel's pump closes the socket
+        }
+    }
+
+    /// <summary>Closes every application channel (the applications see the daemon go away) and waits for the bridges to close their objects.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        foreach (var channel in _channels.Keys)
+        {
+            channel.Dispose();
+        }
+
+        try
+        {
+            await Task.WhenAll(_channels.Values).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // the host's disposal releases whatever is left
+        }
+
+        _stop.Dispose();
+    }
+
+    [LoggerMessage(EventId = 20, Level = LogLevel.Debug, Message = "application channel ended: {Reason}")]
+    private static partial void ChannelEnded(ILogger logger, string reason);
+}
