@@ -14,7 +14,7 @@ namespace Serval.Benchmarks;
 /// loopback):
 /// <list type="number">
 /// <item>Absorption: the first Register messages of many hosts, each binding many services, are produced by real
-/// <see cref="HostController"/>s on in-memory engines, then replayed over UDP to the router as fast as it takes them
+/// <see cref="HostController"/>s on in-memory engines (asking a 10-minute lease, so nothing expires during the run), then replayed over UDP to the router as fast as it takes them
 /// (closed loop: at most <c>window</c> not yet registered, so the socket never overflows). Rate = registrations the
 /// router installed / time from the first datagram to the last registration.</item>
 /// <item>Bind to first routable SYN: a replica host registers with the router; a client host whose default route is
@@ -158,7 +158,7 @@ internal static class RegistrationBenchmark
             var engine = new Engine(EngineOptions.Default, random);
             var index = engine.AddInterface(new InterfaceConfig { Name = "mem", Address = LinkAddress.FromIPv4(0x0A000000u + (uint)h + 2, ServalInfo.DefaultUdpPort), Mtu = 1500 });
             engine.SetInterfaceUp(index, true, Now0);
-            var controller = new HostController(engine, HostControllerOptions.Default with { Routers = [new RouterEndpoint(router, index)] }, random);
+            var controller = new HostController(engine, HostControllerOptions.Default with { Routers = [new RouterEndpoint(router, index)], RefreshInterval = TimeSpan.FromMinutes(5), Lease = TimeSpan.FromMinutes(10) }, random);
             Check(controller.Start(Now0), "start");
             for (var s = 0; s < perHost; s++)
             {
