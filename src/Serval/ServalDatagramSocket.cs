@@ -201,7 +201,7 @@ public sealed class ServalDatagramSocket : IAsyncDisposable
 
         if (_remoteUnconnected is not null)
         {
-            _remoteUnconnected.Close();
+            await _remoteUnconnected.CloseAsync().ConfigureAwait(false);
             return;
         }
 

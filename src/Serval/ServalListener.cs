@@ -136,7 +136,7 @@ public sealed class ServalListener : IAsyncDisposable
 
         if (_remote is not null)
         {
-            _remote.Close();
+            await _remote.CloseAsync().ConfigureAwait(false);
             return;
         }
 

@@ -154,7 +154,10 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger) : IAsyn
                 reply["count"] = await host.GetFlowCountAsync(ct).ConfigureAwait(false);
                 break;
             case "flow.info":
-                reply["flow"] = DaemonProtocol.ToNode(await Connection(request).GetFlowInfoAsync(ct).ConfigureAwait(false));
+                // A connection already closed has no flow any more: null, as embedded.
+                reply["flow"] = _connections.TryGetValue((long?)request["id"] ?? 0, out var c)
+                    ? DaemonProtocol.ToNode(await c.GetFlowInfoAsync(ct).ConfigureAwait(false))
+                    : null;
                 break;
             case "flow.migrate":
                 await Connection(request).MigrateAsync((int?)request["link"] ?? throw new ArgumentException("missing \"link\""), ct).ConfigureAwait(false);
@@ -167,7 +170,7 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger) : IAsyn
     }
 
     private ServalConnection Connection(JsonObject request) =>
-        _connections.TryGetValue((long?)request["id"] ?? 0, out var c) ? c : throw new ObjectDisposedException(nameof(ServalConnection), "The connection is closed.");
+        _connections.TryGetValue((long?)request["id"] ?? 0, out var c) ? c : throw new ServalException(ServalError.BadHandle, "The connection is closed.");
 
     // ------------------------------------------------------------------------------------------------------------
     // Listeners and accepts

@@ -9,14 +9,18 @@ namespace Serval.Daemon;
 /// <summary>Turns <c>Serval:Registration</c> and <c>Serval:Router</c> into controller options; every mistake is a <see cref="DaemonException"/> naming the key.</summary>
 internal static class ControlPlaneConfig
 {
-    /// <summary>The host controller's options, or null when this daemon registers nothing.</summary>
+    /// <summary>
+    /// The host controller's options, or null when <c>Serval:Registration</c> is absent (a lone
+    /// <c>Serval:RegisterWithRouter</c> then runs with the defaults). Its routers are joined to <c>RegisterWithRouter</c>.
+    /// </summary>
     public static HostControllerOptions? Registration(DaemonOptions options, IReadOnlyList<ServalLink> links)
     {
-        if (options.Registration is not { } r || r.Routers.Count == 0)
+        var shorthand = !string.IsNullOrEmpty(options.RegisterWithRouter);
+        if (options.Registration is not { } r || (r.Routers.Count == 0 && !shorthand))
         {
             if (options.Registration is { KeyFile: not null } or { Key: not null })
             {
-                throw new DaemonException("Serval:Registration has a key but no Routers");
+                throw new DaemonException("Serval:Registration has a key but no Routers (nor Serval:RegisterWithRouter)");
             }
 
             return null;

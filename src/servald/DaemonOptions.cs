@@ -17,6 +17,12 @@ internal sealed class DaemonOptions
     /// <summary>How long a closed flow lingers in TIME-WAIT (<see cref="EngineOptions.TimeWait"/>); null keeps the engine default (60 s).</summary>
     public TimeSpan? TimeWait { get; set; }
 
+    /// <summary>
+    /// A service router (<c>address[:port]</c>) to register this host's bound services with (those of attached
+    /// applications included); null registers nowhere.
+    /// </summary>
+    public string? RegisterWithRouter { get; set; }
+
     /// <summary>UDP links; none configured means one on 127.0.0.1:54325.</summary>
     public List<UdpEndpoint>? Udp { get; set; }
 

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Serval.Links;
 using Serval.Stack;
+using Serval.Wire;
 
 namespace Serval.Daemon;
 
@@ -37,6 +38,24 @@ internal sealed class ServalDaemon : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(loggerFactory);
         var metricsPrefix = options.MetricsUrl is { Length: > 0 } url ? MetricsExporter.ValidatePrefix(url) : null;
+        var registerWith = LinkAddress.None;
+        if (!string.IsNullOrEmpty(options.RegisterWithRouter))
+        {
+            try
+            {
+                registerWith = LinkAddress.Parse(options.RegisterWithRouter);
+            }
+            catch (FormatException e)
+            {
+                throw new DaemonException($"Serval:RegisterWithRouter: {e.Message}", e);
+            }
+
+            if (registerWith.Port == 0)
+            {
+                registerWith = registerWith.WithPort(ServalInfo.DefaultUdpPort);
+            }
+        }
+
         var links = CreateLinks(options);
         ServalHost host;
         try
@@ -52,6 +71,7 @@ internal sealed class ServalDaemon : IAsyncDisposable
                     LoggerFactory = loggerFactory,
                     Registration = registration ?? Stack.ControlPlane.HostControllerOptions.Default,
                     RouterControl = router,
+                    RegisterWithRouter = registerWith,
                 },
                 cancellationToken).ConfigureAwait(false);
         }

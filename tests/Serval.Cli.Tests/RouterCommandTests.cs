@@ -161,6 +161,42 @@ public sealed class RouterCommandTests
         }
     }
 
+    [Fact]
+    public async Task RegisterWithRouter_takes_the_registration_settings_such_as_the_key()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var router = await ServalDaemon.StartAsync(
+            new DaemonOptions
+            {
+                Name = "router",
+                Mode = EngineMode.ServiceRouter,
+                ControlSocket = Path.Combine(Path.GetTempPath(), $"servald-router-{Guid.NewGuid():N}.sock"),
+                Udp = [new UdpEndpoint { Address = FreeLoopback(), Port = 0 }],
+                Router = new RouterSettings { Key = Key },
+            },
+            NullLoggerFactory.Instance,
+            ct);
+        await using var host = await ServalDaemon.StartAsync(
+            new DaemonOptions
+            {
+                Name = "host",
+                ControlSocket = Path.Combine(Path.GetTempPath(), $"servald-host-{Guid.NewGuid():N}.sock"),
+                Udp = [new UdpEndpoint { Address = FreeLoopback(), Port = 0 }],
+                RegisterWithRouter = router.Host.Links[0].LocalAddress.ToString(),
+                Registration = new RegistrationSettings { Key = "hex:" + Key, LeaseMs = 5000 },
+            },
+            NullLoggerFactory.Instance,
+            ct);
+        await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = host.Host, ListenEndPoint = new ServiceEndPoint(Svc) }, ct);
+        var json = await EventuallyAsync(() =>
+        {
+            var r = CliResult.Run("router", "registrations", "--json", "--socket", router.ControlSocket);
+            return r.Json["registrations"]!.AsArray().Count == 1 ? r.Json : null;
+        });
+        Assert.InRange((long)json["registrations"]![0]!["leaseRemainingMs"]!, 3001, 5000);
+        Assert.Equal(0, (long)json["counters"]!["unauthenticated"]!);
+    }
+
     [Theory]
     [InlineData("00112233445566778899aabbccddeeff", 16)]
     [InlineData("hex:00112233445566778899AABBCCDDEEFF0011", 18)]

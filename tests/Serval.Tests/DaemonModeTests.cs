@@ -58,6 +58,52 @@ public sealed class DaemonModeTests
     }
 
     [Fact]
+    public async Task An_attached_applications_service_registers_with_the_daemons_router_and_leaves_when_it_dies()
+    {
+        var ct = TestNet.Timeout(60);
+        var service = ServiceId.FromName("test.daemon.registered");
+        await using var router = await ServalHost.StartAsync(
+            new ServalHostOptions
+            {
+                Name = "router",
+                Links = [TestNet.UdpLink()],
+                Engine = TestNet.FastEngine with { Mode = EngineMode.ServiceRouter },
+                RouterControl = Stack.ControlPlane.RouterControllerOptions.Default,
+            },
+            ct);
+        await using var daemon = await ServaldProcess.StartAsync("registering", false, $"--Serval:RegisterWithRouter={router.Address()}");
+        var child = ServaldProcess.Start(ServaldProcess.Dll("serval-demo"), ["echo-attached", daemon.SocketPath, "test.daemon.registered"]);
+        try
+        {
+            var ready = await child.StandardOutput.ReadLineAsync(ct).AsTask().WaitAsync(TimeSpan.FromSeconds(30), ct);
+            Assert.True(ready == $"READY {child.Id}", $"child said '{ready}'");
+            Assert.True(
+                await TestNet.EventuallyAsync(() => Task.FromResult(router.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(service) && r.Target.Address.SameAddress(daemon.Address)))),
+                "the attached application's service did not register with the router");
+
+            // A client that knows only the router reaches the attached application.
+            await using var client = await TestNet.UdpHostAsync("client", defaultRouter: router.Address());
+            var (sent, received) = await StreamTests.TransferAsync(client, service, 100_000, ct);
+            Assert.Equal(sent, received);
+
+            child.Kill(); // by process id
+            await child.WaitForExitAsync(ct);
+            Assert.True(
+                await TestNet.EventuallyAsync(() => Task.FromResult(!router.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(service))), seconds: 3),
+                "the dead application's service is still registered at the router");
+        }
+        finally
+        {
+            if (!child.HasExited)
+            {
+                child.Kill(); // by process id
+            }
+
+            child.Dispose();
+        }
+    }
+
+    [Fact]
     public async Task The_socket_is_only_for_the_daemons_user()
     {
         Assert.SkipUnless(OperatingSystem.IsLinux(), "Unix file modes only");

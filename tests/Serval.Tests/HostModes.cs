@@ -133,7 +133,7 @@ public sealed class ServaldProcess : IAsyncDisposable
     }
 
     /// <summary>Starts servald and waits (bounded) until its control socket exists.</summary>
-    public static async Task<ServaldProcess> StartAsync(string name, bool debugEvents = false)
+    public static async Task<ServaldProcess> StartAsync(string name, bool debugEvents = false, params string[] extraArguments)
     {
         var socket = Path.Combine(Path.GetTempPath(), $"servald-test-{Guid.NewGuid():N}.sock");
         var address = TestNet.NextAddress();
@@ -148,6 +148,7 @@ public sealed class ServaldProcess : IAsyncDisposable
             $"--Logging:LogLevel:Serval.Host={(debugEvents ? "Debug" : "Warning")}",
             "--Logging:Console:FormatterName=simple",
             "--Logging:Console:FormatterOptions:SingleLine=true",
+            .. extraArguments,
         ]);
         var daemon = new ServaldProcess(process, socket, LinkAddress.FromIPAddress(address, ServalInfo.DefaultUdpPort));
         process.OutputDataReceived += (_, e) => daemon.Collect(e.Data);

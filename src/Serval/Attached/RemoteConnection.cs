@@ -33,6 +33,7 @@ internal sealed class RemoteConnection : IRemoteObject
     private volatile Exception? _writeError;
     private volatile bool _writesCompleted;
     private int _closed;
+    private readonly Task _receiveLoop;
 
     private RemoteConnection(DaemonClient client, DaemonChannel channel, TransportProtocol protocol, long id)
     {
@@ -46,7 +47,7 @@ internal sealed class RemoteConnection : IRemoteObject
         Observe(ReadsClosed.Task);
         Observe(WritesClosed.Task);
         client.Register(this);
-        _ = ReceiveLoopAsync();
+        _receiveLoop = ReceiveLoopAsync();
     }
 
     private static void Observe(Task task) =>
@@ -299,6 +300,11 @@ internal sealed class RemoteConnection : IRemoteObject
     /// <summary>Sends one datagram of a connected flow and waits for the daemon's result.</summary>
     public async ValueTask SendDatagramAsync(ReadOnlyMemory<byte> datagram, CancellationToken cancellationToken)
     {
+        if (datagram.Length > DaemonProtocol.MaxDataChunk)
+        {
+            throw new ServalException(ServalError.InvalidArgument, $"A datagram cannot be larger than {DaemonProtocol.MaxDataChunk} bytes.");
+        }
+
         var result = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await _datagramSend.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -392,7 +398,19 @@ internal sealed class RemoteConnection : IRemoteObject
             // the daemon or the host is gone: nothing to tell
         }
 
+        // Fail what waits, then wait (bounded) until the daemon has closed its connection and the channel.
+        Fail(reason);
+        DrainQueue();
+        await _channel.ShutdownAndWaitAsync(_receiveLoop).ConfigureAwait(false);
         Finish(reason);
+    }
+
+    private void DrainQueue()
+    {
+        while (_queue.Reader.TryRead(out var f))
+        {
+            f.Return();
+        }
     }
 
     private void Close(FrameType type, Exception reason)
@@ -412,10 +430,7 @@ internal sealed class RemoteConnection : IRemoteObject
         _client.Unregister(this);
         _channel.Dispose();
         Fail(reason);
-        while (_queue.Reader.TryRead(out var f))
-        {
-            f.Return();
-        }
+        DrainQueue();
     }
 
     public void OnDetached(Exception reason)

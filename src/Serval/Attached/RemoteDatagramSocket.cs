@@ -26,6 +26,7 @@ internal sealed class RemoteDatagramSocket : IRemoteObject
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly SemaphoreSlim _receiveLock = new(1, 1);
     private readonly byte[] _sendBuffer = new byte[ServiceId.Size + DaemonProtocol.MaxDataChunk];
+    private readonly Task _receiveLoop;
     private volatile Exception? _closeReason;
 
     private RemoteDatagramSocket(DaemonClient client, DaemonChannel channel)
@@ -33,7 +34,7 @@ internal sealed class RemoteDatagramSocket : IRemoteObject
         _client = client;
         _channel = channel;
         client.Register(this);
-        _ = ReceiveLoopAsync();
+        _receiveLoop = ReceiveLoopAsync();
     }
 
     public static async Task<RemoteDatagramSocket> BindAsync(DaemonClient client, ServicePrefix? prefix, CancellationToken cancellationToken)
@@ -181,18 +182,36 @@ internal sealed class RemoteDatagramSocket : IRemoteObject
         return payload;
     }
 
-    public void Close() => OnDetached(new ObjectDisposedException(nameof(ServalDatagramSocket)));
+    /// <summary>Closes the socket and waits (bounded) until the daemon has closed its socket (and unbound its service).</summary>
+    public async Task CloseAsync()
+    {
+        if (BeginClose(new ObjectDisposedException(nameof(ServalDatagramSocket))))
+        {
+            await _channel.ShutdownAndWaitAsync(_receiveLoop).ConfigureAwait(false);
+        }
+    }
 
     public void OnDetached(Exception reason)
     {
-        if (_closeReason is not null)
+        if (BeginClose(reason))
         {
-            return;
+            _channel.Dispose();
+        }
+    }
+
+    private bool BeginClose(Exception reason)
+    {
+        lock (_queue)
+        {
+            if (_closeReason is not null)
+            {
+                return false;
+            }
+
+            _closeReason = reason;
         }
 
-        _closeReason = reason;
         _client.Unregister(this);
-        _channel.Dispose();
         _queue.Writer.TryComplete();
         while (_sendResults.TryDequeue(out var pending))
         {
@@ -203,5 +222,7 @@ internal sealed class RemoteDatagramSocket : IRemoteObject
         {
             f.Return();
         }
+
+        return true;
     }
 }

@@ -13,6 +13,7 @@ internal sealed class RemoteListener : IRemoteObject
     private readonly DaemonClient _client;
     private readonly DaemonChannel _channel;
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Task _watch;
     private volatile Exception? _closeReason;
 
     private RemoteListener(DaemonClient client, DaemonChannel channel, long id, TransportProtocol protocol)
@@ -22,7 +23,7 @@ internal sealed class RemoteListener : IRemoteObject
         Id = id;
         Protocol = protocol;
         client.Register(this);
-        _ = WatchAsync();
+        _watch = WatchAsync();
     }
 
     public long Id { get; }
@@ -64,7 +65,21 @@ internal sealed class RemoteListener : IRemoteObject
         if (done != open)
         {
             // Closed while waiting: the pending open is ended by its own channel's close (detach) or left to fail.
-            _ = open.ContinueWith(static t => t.Result.Channel.Dispose(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+            _ = open.ContinueWith(
+                static t =>
+                {
+                    if (t.IsCompletedSuccessfully)
+                    {
+                        t.Result.Channel.Dispose();
+                    }
+                    else
+                    {
+                        _ = t.Exception; // the daemon failed it when the listener closed: observed, nothing to do
+                    }
+                },
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
             throw _closeReason!;
         }
 
@@ -72,18 +87,37 @@ internal sealed class RemoteListener : IRemoteObject
         return RemoteConnection.Accepted(_client, channel, Protocol, reply);
     }
 
-    public void Close() => OnDetached(new ObjectDisposedException(nameof(ServalListener)));
+    /// <summary>Closes the listener and waits (bounded) until the daemon has unbound the service.</summary>
+    public async Task CloseAsync()
+    {
+        if (BeginClose(new ObjectDisposedException(nameof(ServalListener))))
+        {
+            await _channel.ShutdownAndWaitAsync(_watch).ConfigureAwait(false);
+        }
+    }
 
     public void OnDetached(Exception reason)
     {
-        if (_closeReason is not null)
+        if (BeginClose(reason))
         {
-            return;
+            _channel.Dispose();
+        }
+    }
+
+    private bool BeginClose(Exception reason)
+    {
+        lock (_closed)
+        {
+            if (_closeReason is not null)
+            {
+                return false;
+            }
+
+            _closeReason = reason;
         }
 
-        _closeReason = reason;
         _client.Unregister(this);
-        _channel.Dispose();
         _closed.TrySetResult();
+        return true;
     }
 }
