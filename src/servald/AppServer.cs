@@ -30,8 +30,11 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger) : IAsyn
     public Task ServeAsync(Socket socket)
     {
         var channel = new DaemonChannel(socket, sendPreamble: false);
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _channels[channel] = started.Task;
         var task = ServeChannelAsync(channel);
-        _channels[channel] = task;
+        _channels.TryUpdate(channel, task, started.Task);
+        started.TrySetResult();
         if (_stop.IsCancellationRequested)
         {
             channel.Dispose();

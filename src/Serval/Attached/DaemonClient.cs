@@ -71,9 +71,25 @@ internal sealed class DaemonClient
                 return;
             }
 
-            // A reply arrived for the request that holds the lock: let it take the reply, then watch again.
+            // A reply arrived for the request that holds the lock: let it take the reply, then watch again. While we
+            // hold the lock no request is in flight, so bytes still waiting then were never asked for.
             await _sessionLock.WaitAsync().ConfigureAwait(false);
-            _sessionLock.Release();
+            try
+            {
+                if (!_session.IsDisposed && _session.Socket.Available > 0)
+                {
+                    OnDaemonGone(); // a protocol violation: treat the daemon as gone rather than spin
+                    return;
+                }
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+            finally
+            {
+                _sessionLock.Release();
+            }
         }
     }
 
