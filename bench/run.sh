@@ -4,6 +4,10 @@
 #   bench/run.sh service-table    service-table lookups (BenchmarkDotNet), updates and memory
 #   bench/run.sh stream-sim       two engines in memory on one thread, 1 GiB stream transfer (steady state):
 #                                 stream-sim: goodput_gbps=<n> cpu_ns_per_byte=<n> alloc_bytes_per_segment=<n>
+#   bench/run.sh registration     a service router on loopback UDP: registrations it absorbs per second, and the time
+#                                 from a replica's bind to the first SYN routed to it (REGISTRATION_ARGS="HOSTS PER_HOST
+#                                 SAMPLES", default "100 500 200"):
+#                                 registration: registrations_per_s=<n> bind_to_routable_ms_p50=<n> p99=<n>
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -13,7 +17,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 usage() {
   echo "usage: $0 NAME" >&2
-  echo "  names: wire service-table stream-sim" >&2
+  echo "  names: wire service-table stream-sim registration" >&2
   exit 2
 }
 
@@ -39,6 +43,11 @@ case "$1" in
   stream-sim)
     dotnet build "$project" -c Release --nologo -v quiet >&2
     dotnet "$binary" stream-sim "${STREAM_SIM_BYTES:-1073741824}"
+    ;;
+  registration)
+    dotnet build "$project" -c Release --nologo -v quiet >&2
+    # shellcheck disable=SC2086
+    dotnet "$binary" registration ${REGISTRATION_ARGS:-100 500 200}
     ;;
   *)
     usage

@@ -44,7 +44,10 @@ public sealed record ServalHostOptions
     /// </summary>
     public LinkAddress RegisterWithRouter { get; init; }
 
-    /// <summary>Registration settings (refresh, lease, weights, key) when <see cref="RegisterWithRouter"/> is set; the routers list is filled in.</summary>
+    /// <summary>
+    /// Registration settings (refresh, lease, weights, key). <see cref="RegisterWithRouter"/> is added in front of
+    /// <see cref="Stack.ControlPlane.HostControllerOptions.Routers"/>; a non-empty routers list alone also runs registration.
+    /// </summary>
     public Stack.ControlPlane.HostControllerOptions Registration { get; init; } = Stack.ControlPlane.HostControllerOptions.Default;
 
     /// <summary>
@@ -95,6 +98,14 @@ public sealed record ServalHostOptions
 
         ArgumentNullException.ThrowIfNull(Registration, nameof(Registration));
         Registration.Validate();
+        foreach (var r in Registration.Routers)
+        {
+            if (r.Interface < 1 || r.Interface > Links.Count || Links[r.Interface - 1].LocalAddress.Family != r.Address.Family)
+            {
+                throw new ArgumentException($"Registration router {r} needs the index of a link (1 to {Links.Count}) of its address family.", nameof(Registration));
+            }
+        }
+
         RouterControl?.Validate();
 
         if (!DefaultRouter.IsNone && !Links.Any(l => l.LocalAddress.Family == DefaultRouter.Family))

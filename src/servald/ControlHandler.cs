@@ -9,7 +9,7 @@ namespace Serval.Daemon;
 
 /// <summary>
 /// Executes control requests against a <see cref="ServalHost"/>: <c>rules.list|add|del|mod</c>, <c>flows.list</c>,
-/// <c>stats</c>, <c>migrate</c>. Every request gets exactly one response object: <c>{"ok":true,…}</c> or
+/// <c>stats</c>, <c>migrate</c>, <c>router.registrations</c>, <c>router.drain|undrain</c>. Every request gets exactly one response object: <c>{"ok":true,…}</c> or
 /// <c>{"ok":false,"error":CODE,"message":TEXT}</c>. The schema is in docs/servald.md.
 /// </summary>
 internal sealed class ControlHandler(ServalHost host)
@@ -26,6 +26,8 @@ internal sealed class ControlHandler(ServalHost host)
                 "flows.list" => await ListFlowsAsync(cancellationToken).ConfigureAwait(false),
                 "stats" => await StatsAsync(cancellationToken).ConfigureAwait(false),
                 "migrate" => Migrate(request),
+                "router.registrations" => await RouterRegistrationsAsync(cancellationToken).ConfigureAwait(false),
+                "router.drain" or "router.undrain" => await RouterDrainAsync(op == "router.drain", request, cancellationToken).ConfigureAwait(false),
                 null => Error("bad_request", "missing \"op\""),
                 _ => Error("unknown_op", $"unknown op '{op}'"),
             };
@@ -215,6 +217,96 @@ internal sealed class ControlHandler(ServalHost host)
         }
 
         return Error("not_supported", "not supported yet: the runtime does not expose migration requests");
+    }
+
+    private async ValueTask<JsonObject> RouterRegistrationsAsync(CancellationToken cancellationToken)
+    {
+        RequireRouter();
+        var snapshot = await host.GetRouterSnapshotAsync(cancellationToken).ConfigureAwait(false);
+        var registrations = new JsonArray();
+        foreach (var r in snapshot.Registrations.OrderBy(r => r.Prefix.ToString(), StringComparer.Ordinal).ThenBy(r => r.Host.ToString(), StringComparer.Ordinal))
+        {
+            registrations.Add(new JsonObject
+            {
+                ["prefix"] = r.Prefix.ToString(),
+                ["service"] = r.Prefix.Id.ToString(),
+                ["bits"] = r.Prefix.Length,
+                ["host"] = r.Host.ToString(),
+                ["interface"] = r.Interface,
+                ["weight"] = r.Weight,
+                ["state"] = r.DrainedByRouter ? "drained" : r.Draining ? "draining" : "active",
+                ["draining"] = r.Draining,
+                ["drainedByRouter"] = r.DrainedByRouter,
+                ["transports"] = r.Transports.ToString(),
+                ["sender"] = r.Sender.ToString("x16", CultureInfo.InvariantCulture),
+                ["leaseRemainingMs"] = (long)r.LeaseRemaining.TotalMilliseconds,
+            });
+        }
+
+        var drains = new JsonArray();
+        foreach (var d in snapshot.Drains)
+        {
+            drains.Add(new JsonObject { ["host"] = d.Host.ToString(), ["prefix"] = d.Prefix?.ToString() });
+        }
+
+        var c = snapshot.Counters;
+        var response = Ok();
+        response["epoch"] = snapshot.Epoch.ToString("x16", CultureInfo.InvariantCulture);
+        response["registrations"] = registrations;
+        response["drains"] = drains;
+        var counters = new JsonObject();
+        foreach (var p in typeof(Stack.ControlPlane.RouterControllerCounters).GetProperties().Where(p => p.PropertyType == typeof(long)))
+        {
+            counters[char.ToLowerInvariant(p.Name[0]) + p.Name[1..]] = (long)p.GetValue(c)!;
+        }
+
+        response["counters"] = counters;
+        return response;
+    }
+
+    private async ValueTask<JsonObject> RouterDrainAsync(bool drain, JsonObject request, CancellationToken cancellationToken)
+    {
+        RequireRouter();
+        var hostText = RequiredString(request, "host");
+        LinkAddress address;
+        try
+        {
+            address = LinkAddress.Parse(hostText);
+        }
+        catch (FormatException e)
+        {
+            throw new RequestException("bad_request", $"bad host '{hostText}': {e.Message} (expected address or address:port)");
+        }
+
+        ServicePrefix? prefix = null;
+        if (request["prefix"] is not null)
+        {
+            var prefixText = RequiredString(request, "prefix");
+            if (!ServicePrefix.TryParse(prefixText, out var p, out var why))
+            {
+                throw new RequestException("bad_request", $"bad prefix '{prefixText}': {why}");
+            }
+
+            prefix = p;
+        }
+
+        var changed = await host.SetRouterDrainingAsync(address, prefix, drain, cancellationToken).ConfigureAwait(false);
+        if (!drain && !changed)
+        {
+            return Error("not_found", $"no drain of {address}{(prefix is { } x ? " " + x : string.Empty)}");
+        }
+
+        var response = Ok();
+        response["changed"] = changed;
+        return response;
+    }
+
+    private void RequireRouter()
+    {
+        if (!host.IsRegistrationRouter)
+        {
+            throw new RequestException("not_router", $"servald '{host.Name}' is not a registration router (it runs in {host.Options.Engine.Mode} mode without the router controller)");
+        }
     }
 
     private static string RequiredString(JsonObject request, string name) =>

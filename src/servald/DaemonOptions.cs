@@ -35,6 +35,12 @@ internal sealed class DaemonOptions
     /// <summary>Prometheus endpoint, e.g. <c>http://127.0.0.1:9465/metrics/</c>; null disables it. Loopback only.</summary>
     public string? MetricsUrl { get; set; }
 
+    /// <summary>Host mode: registration of the bound services with service routers; null registers nothing.</summary>
+    public RegistrationSettings? Registration { get; set; }
+
+    /// <summary>ServiceRouter mode: the router controller (accepting registrations); null uses the defaults.</summary>
+    public RouterSettings? Router { get; set; }
+
     /// <summary>The control socket path to use.</summary>
     public string ControlSocketOrDefault => string.IsNullOrEmpty(ControlSocket) ? ControlSocketPath.Default : ControlSocket;
 }

@@ -60,6 +60,8 @@ internal sealed class ServalDaemon : IAsyncDisposable
         ServalHost host;
         try
         {
+            var registration = ControlPlaneConfig.Registration(options, links);
+            var router = ControlPlaneConfig.Router(options, links);
             host = await ServalHost.StartAsync(
                 new ServalHostOptions
                 {
@@ -67,18 +69,20 @@ internal sealed class ServalDaemon : IAsyncDisposable
                     Links = links,
                     Engine = EngineOptions.Default with { Mode = options.Mode, TimeWait = options.TimeWait ?? EngineOptions.Default.TimeWait },
                     LoggerFactory = loggerFactory,
+                    Registration = registration ?? Stack.ControlPlane.HostControllerOptions.Default,
+                    RouterControl = router,
                     RegisterWithRouter = registerWith,
                 },
                 cancellationToken).ConfigureAwait(false);
         }
-        catch (ArgumentException e)
+        catch (Exception e) when (e is ArgumentException or DaemonException)
         {
             foreach (var l in links)
             {
                 l.Dispose();
             }
 
-            throw new DaemonException($"invalid configuration: {e.Message}", e);
+            throw e as DaemonException ?? new DaemonException($"invalid configuration: {e.Message}", e);
         }
 
         ControlServer? control = null;
@@ -86,6 +90,16 @@ internal sealed class ServalDaemon : IAsyncDisposable
         var apps = new AppServer(host, loggerFactory.CreateLogger<AppServer>());
         try
         {
+            foreach (var drained in ControlPlaneConfig.InitialDrains(options))
+            {
+                if (!host.IsRegistrationRouter)
+                {
+                    throw new DaemonException("Serval:Router:Drain needs the router controller (ServiceRouter mode, Serval:Router:Enabled)");
+                }
+
+                await host.SetRouterDrainingAsync(drained, null, true, cancellationToken).ConfigureAwait(false);
+            }
+
             control = ControlServer.Start(options.ControlSocketOrDefault, new ControlHandler(host), loggerFactory.CreateLogger<ControlServer>(), apps);
             if (metricsPrefix is not null)
             {

@@ -81,7 +81,7 @@ public sealed partial class RouterController
     /// <summary>Makes the table match the registration: a FORWARD rule toward its sender unless draining.</summary>
     private void ApplyRule(Registration reg, TimeSpan now)
     {
-        ServiceTarget? desired = reg.Draining ? null : reg.Peer.Target;
+        ServiceTarget? desired = IsDraining(reg) ? null : reg.Peer.Target;
         if (reg.Installed is { } current && current != desired)
         {
             ReleaseRule(reg.Prefix, current);

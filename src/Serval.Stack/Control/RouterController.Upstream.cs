@@ -22,7 +22,7 @@ public sealed partial class RouterController
         }
 
         var old = reg.Export;
-        var next = reg.Removed || reg.Draining ? null : ExportPrefixFor(reg.Prefix);
+        var next = reg.Removed || IsDraining(reg) ? null : ExportPrefixFor(reg.Prefix);
         if (old == next && reg.ExportWeight == (next is null ? 0 : reg.Weight))
         {
             return;

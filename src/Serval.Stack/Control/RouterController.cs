@@ -127,7 +127,7 @@ public sealed partial class RouterController : IEngineController
     /// <summary>A snapshot of every registration.</summary>
     public IReadOnlyList<RouterRegistration> GetRegistrations() =>
         [.. _peers.Values.SelectMany(p => p.Registrations.Values.Select(r =>
-            new RouterRegistration(r.Prefix, p.Address, p.Interface, r.Weight, r.Draining, r.Transports, p.Sender, r.ExpiresAt)))];
+            new RouterRegistration(r.Prefix, p.Address, p.Interface, r.Weight, r.Draining, r.Transports, p.Sender, r.ExpiresAt) { DrainedByRouter = IsDrainedHere(r) }))];
 
     /// <summary>The prefixes registered upstream (empty without an upstream).</summary>
     public IReadOnlyList<HostRegistration> GetUpstreamRegistrations() => _upstream?.GetRegistrations() ?? [];

@@ -19,4 +19,8 @@ public readonly record struct RouterRegistration(
     bool Draining,
     ServiceTransports Transports,
     ulong Sender,
-    TimeSpan ExpiresAt);
+    TimeSpan ExpiresAt)
+{
+    /// <summary>Whether the router itself drains it (<see cref="RouterController.SetDraining"/>): no FORWARD rule, whatever <see cref="Draining"/> says.</summary>
+    public bool DrainedByRouter { get; init; }
+}

@@ -68,13 +68,17 @@ internal sealed partial class EngineDriver : IPacketSink
 
         Interfaces = Engine.Interfaces;
         var random = options.Random ?? CryptoRandomSource.Instance;
-        if (!options.RegisterWithRouter.IsNone)
+        if (!options.RegisterWithRouter.IsNone || options.Registration.Routers.Count > 0)
         {
-            var target = ForwardTarget(options.RegisterWithRouter);
-            var registration = options.Registration with
+            // RegisterWithRouter comes first; routers already listed in Registration.Routers (with their interface) are kept.
+            var routers = new List<Stack.ControlPlane.RouterEndpoint>();
+            if (!options.RegisterWithRouter.IsNone)
             {
-                Routers = [new Stack.ControlPlane.RouterEndpoint(options.RegisterWithRouter, target.Interface)],
-            };
+                routers.Add(new Stack.ControlPlane.RouterEndpoint(options.RegisterWithRouter, ForwardTarget(options.RegisterWithRouter).Interface));
+            }
+
+            routers.AddRange(options.Registration.Routers.Where(r => !routers.Any(x => x.Address == r.Address && x.ServiceId == r.ServiceId)));
+            var registration = options.Registration with { Routers = routers };
             _controllers.Add(new Stack.ControlPlane.HostController(Engine, registration, random));
         }
 

@@ -1,0 +1,124 @@
+using Serval.Stack.ControlPlane;
+using Serval.Wire;
+
+namespace Serval;
+
+/// <summary>The router controller of a host started with <see cref="ServalHostOptions.RouterControl"/>.</summary>
+public sealed partial class ServalHost
+{
+    /// <summary>Whether this host runs a router controller (<see cref="ServalHostOptions.RouterControl"/>); false on an attached host (ask servald: <c>servalctl router registrations</c>).</summary>
+    public bool IsRegistrationRouter => !IsAttached && Options.RouterControl is not null;
+
+    /// <summary>The router controller's registrations and drains, read on the engine thread.</summary>
+    /// <exception cref="InvalidOperationException">The host runs no router controller.</exception>
+    /// <exception cref="NotSupportedException">The host is attached to servald.</exception>
+    public async ValueTask<RouterSnapshot> GetRouterSnapshotAsync(CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var driver = Embedded(nameof(GetRouterSnapshotAsync));
+        RequireRouter();
+        return await driver.InvokeAsync(d =>
+        {
+            var router = d.RouterController!;
+            var now = d.Now;
+            return new RouterSnapshot
+            {
+                Epoch = router.Epoch,
+                Registrations = [.. router.GetRegistrations().Select(r => new RouterRegistrationInfo
+                {
+                    Prefix = r.Prefix,
+                    Host = r.Address,
+                    Interface = r.Interface,
+                    Weight = r.Weight,
+                    Draining = r.Draining,
+                    DrainedByRouter = r.DrainedByRouter,
+                    Transports = r.Transports,
+                    Sender = r.Sender,
+                    LeaseRemaining = r.ExpiresAt > now ? r.ExpiresAt - now : TimeSpan.Zero,
+                })],
+                Drains = [.. router.GetDrains().Select(x => new RouterDrain(x.Host, x.Prefix))],
+                Counters = router.Counters,
+            };
+        }).WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Drains (or undrains) at the router the registrations of <paramref name="registeredHost"/> (all of them, or only
+    /// <paramref name="prefix"/>): they keep their lease but get no new connections. Port 0 matches every port.
+    /// </summary>
+    /// <returns>True when this changed the drains; false when it was already so.</returns>
+    /// <exception cref="InvalidOperationException">The host runs no router controller.</exception>
+    /// <exception cref="ArgumentException"><paramref name="registeredHost"/> is <see cref="LinkAddress.None"/>.</exception>
+    /// <exception cref="NotSupportedException">The host is attached to servald.</exception>
+    public async ValueTask<bool> SetRouterDrainingAsync(LinkAddress registeredHost, ServicePrefix? prefix, bool draining, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        RequireRouter();
+        if (registeredHost.IsNone)
+        {
+            throw new ArgumentException("A drain names a host address.", nameof(registeredHost));
+        }
+
+        return await Embedded(nameof(SetRouterDrainingAsync)).InvokeAsync(d => d.RouterController!.SetDraining(registeredHost, prefix, draining, d.Now)).WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private void RequireRouter()
+    {
+        if (Options.RouterControl is null)
+        {
+            throw new InvalidOperationException($"The Serval host '{Name}' runs no router controller (ServalHostOptions.RouterControl is not set).");
+        }
+    }
+}
+
+/// <summary>A snapshot of a host's router controller (<see cref="ServalHost.GetRouterSnapshotAsync"/>).</summary>
+public sealed record RouterSnapshot
+{
+    /// <summary>The router incarnation's epoch (random per start; hosts re-register when it changes).</summary>
+    public ulong Epoch { get; init; }
+
+    /// <summary>Every registration held.</summary>
+    public IReadOnlyList<RouterRegistrationInfo> Registrations { get; init; } = [];
+
+    /// <summary>The drains set at the router.</summary>
+    public IReadOnlyList<RouterDrain> Drains { get; init; } = [];
+
+    /// <summary>The controller's counters (live).</summary>
+    public required RouterControllerCounters Counters { get; init; }
+}
+
+/// <summary>One registration held by a router controller.</summary>
+public sealed record RouterRegistrationInfo
+{
+    /// <summary>The registered prefix.</summary>
+    public required ServicePrefix Prefix { get; init; }
+
+    /// <summary>The registering host's link address (the FORWARD target).</summary>
+    public LinkAddress Host { get; init; }
+
+    /// <summary>The interface the FORWARD rule uses.</summary>
+    public int Interface { get; init; }
+
+    /// <summary>The rule's weight.</summary>
+    public uint Weight { get; init; }
+
+    /// <summary>Whether the host asked for no new connections.</summary>
+    public bool Draining { get; init; }
+
+    /// <summary>Whether the router drains it (<see cref="ServalHost.SetRouterDrainingAsync"/>).</summary>
+    public bool DrainedByRouter { get; init; }
+
+    /// <summary>Transports the host reported.</summary>
+    public ServiceTransports Transports { get; init; }
+
+    /// <summary>The registering controller's sender identifier.</summary>
+    public ulong Sender { get; init; }
+
+    /// <summary>Time left on the lease unless refreshed.</summary>
+    public TimeSpan LeaseRemaining { get; init; }
+}
+
+/// <summary>A drain set at a router: a registered host's address (port 0: any port) and a prefix, or null for all of its prefixes.</summary>
+/// <param name="Host">The host address.</param>
+/// <param name="Prefix">The drained prefix, or null for every prefix of the host.</param>
+public sealed record RouterDrain(LinkAddress Host, ServicePrefix? Prefix);
