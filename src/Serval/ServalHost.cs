@@ -12,7 +12,7 @@ namespace Serval;
 /// counters) and its flows. Dispose it to stop: open connections are reset, pending operations fail with
 /// <see cref="ObjectDisposedException"/>, links are closed.
 /// </summary>
-public sealed class ServalHost : IAsyncDisposable
+public sealed partial class ServalHost : IAsyncDisposable
 {
     private readonly EngineDriver _driver;
 

@@ -84,6 +84,7 @@ internal sealed partial class EngineDriver : IPacketSink
         }
 
         _metrics = new HostMetrics(Name, this);
+        CreateMonitor(options);
         _thread = new Thread(Run) { IsBackground = true, Name = $"serval engine {Name}" };
     }
 
@@ -148,6 +149,7 @@ internal sealed partial class EngineDriver : IPacketSink
             _links[i].Start(new Port(this, i + 1));
         }
 
+        StartMonitor();
         _thread.Start();
         HostLog.HostStarted(Logger, Name, _links.Length, Engine.Options.Mode);
     }
@@ -441,6 +443,7 @@ internal sealed partial class EngineDriver : IPacketSink
         }
 
         _closed = true;
+        _monitor?.Dispose();
         DrainAbandoned();
         foreach (var link in _links)
         {
