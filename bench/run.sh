@@ -4,6 +4,10 @@
 #   bench/run.sh service-table    service-table lookups (BenchmarkDotNet), updates and memory
 #   bench/run.sh stream-sim       two engines in memory on one thread, 1 GiB stream transfer:
 #                                 stream-sim: goodput_gbps=<n> cpu_ns_per_byte=<n> alloc_bytes_per_segment=<n>
+#   bench/run.sh migration        (root) two namespaces, two veth pairs; a stream transfer migrated 100 times between
+#                                 the sender's two interfaces (MIGRATION_COUNT, MIGRATION_TRIGGER=explicit|link-state,
+#                                 MIGRATION_BOTTLENECK_MBPS=300, 0 for none):
+#                                 migration: gap_ms_p50=<n> gap_ms_p99=<n> failed=<n> bytes_lost=<n>
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -13,7 +17,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 usage() {
   echo "usage: $0 NAME" >&2
-  echo "  names: wire service-table stream-sim" >&2
+  echo "  names: wire service-table stream-sim migration" >&2
   exit 2
 }
 
@@ -39,6 +43,11 @@ case "$1" in
   stream-sim)
     dotnet build "$project" -c Release --nologo -v quiet >&2
     dotnet "$binary" stream-sim "${STREAM_SIM_BYTES:-1073741824}"
+    ;;
+  migration)
+    dotnet build "$project" -c Release --nologo -v quiet >&2
+    # Bounded: at most 180 s inside the program; namespaces and processes are removed on every exit path.
+    timeout 300 dotnet "$binary" migration "${MIGRATION_COUNT:-100}" "${MIGRATION_TRIGGER:-explicit}" "${MIGRATION_BOTTLENECK_MBPS:-300}"
     ;;
   *)
     usage

@@ -218,8 +218,11 @@ internal sealed partial class EngineDriver : IPacketSink
             StartControllers();
             while (!_stopRequested)
             {
-                Volatile.Write(ref _signaled, 0);
+                // Reset the event before clearing the flag: a signal that finds the flag clear then sets the event
+                // after this reset (the other order loses that wake-up and the thread sleeps up to a second with
+                // packets queued).
                 _wake.Reset();
+                Volatile.Write(ref _signaled, 0);
                 var busy = RunWork();
                 busy |= RunInbound();
                 Pump();
