@@ -24,6 +24,7 @@ internal sealed unsafe partial class InterfaceMonitor : IDisposable
     private readonly TimeSpan _interval;
     private readonly Thread _thread;
     private readonly ManualResetEventSlim _firstScan = new(false);
+    private readonly Lock _wakeLock = new();
     private int _wakeFd = -1;
     private volatile bool _stopped;
     private long _scans;
@@ -50,22 +51,28 @@ internal sealed unsafe partial class InterfaceMonitor : IDisposable
     /// <summary>Asks for a rescan now (a link saw ENETDOWN, ENETUNREACH or EADDRNOTAVAIL).</summary>
     public void RequestScan()
     {
-        var fd = _wakeFd;
-        if (fd >= 0 && !_stopped)
+        if (!_stopped)
         {
-            long one = 1;
-            Netlink.Write(fd, &one, 8);
+            Wake();
         }
     }
 
     public void Dispose()
     {
         _stopped = true;
-        var fd = _wakeFd;
-        if (fd >= 0)
+        Wake();
+    }
+
+    /// <summary>Writes to the wake eventfd; under the lock that also guards its closing, so a reused descriptor is never written.</summary>
+    private void Wake()
+    {
+        lock (_wakeLock)
         {
-            long one = 1;
-            Netlink.Write(fd, &one, 8);
+            if (_wakeFd >= 0)
+            {
+                long one = 1;
+                Netlink.Write(_wakeFd, &one, 8);
+            }
         }
     }
 
@@ -162,10 +169,13 @@ internal sealed unsafe partial class InterfaceMonitor : IDisposable
 
     private void CloseWake()
     {
-        var fd = Interlocked.Exchange(ref _wakeFd, -1);
-        if (fd >= 0)
+        lock (_wakeLock)
         {
-            LinuxSockets.Close(fd);
+            if (_wakeFd >= 0)
+            {
+                LinuxSockets.Close(_wakeFd);
+                _wakeFd = -1;
+            }
         }
     }
 
