@@ -8,6 +8,10 @@
 #                                 from a replica's bind to the first SYN routed to it (REGISTRATION_ARGS="HOSTS PER_HOST
 #                                 SAMPLES", default "100 500 200"):
 #                                 registration: registrations_per_s=<n> bind_to_routable_ms_p50=<n> p99=<n>
+#   bench/run.sh migration        (root) two namespaces, two veth pairs; a stream transfer migrated 100 times between
+#                                 the sender's two interfaces (MIGRATION_COUNT, MIGRATION_TRIGGER=explicit|link-state,
+#                                 MIGRATION_BOTTLENECK_MBPS=300, 0 for none):
+#                                 migration: gap_ms_p50=<n> gap_ms_p99=<n> failed=<n> bytes_lost=<n>
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -17,7 +21,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 usage() {
   echo "usage: $0 NAME" >&2
-  echo "  names: wire service-table stream-sim registration" >&2
+  echo "  names: wire service-table stream-sim registration migration" >&2
   exit 2
 }
 
@@ -48,6 +52,11 @@ case "$1" in
     dotnet build "$project" -c Release --nologo -v quiet >&2
     # shellcheck disable=SC2086
     dotnet "$binary" registration ${REGISTRATION_ARGS:-100 500 200}
+    ;;
+  migration)
+    dotnet build "$project" -c Release --nologo -v quiet >&2
+    # Bounded: at most 180 s inside the program; namespaces and processes are removed on every exit path.
+    timeout 300 dotnet "$binary" migration "${MIGRATION_COUNT:-100}" "${MIGRATION_TRIGGER:-explicit}" "${MIGRATION_BOTTLENECK_MBPS:-300}"
     ;;
   *)
     usage

@@ -59,6 +59,17 @@ public sealed record ServalHostOptions
     /// <summary>The engine's random source; null uses the cryptographic source.</summary>
     public IRandomSource? Random { get; init; }
 
+    /// <summary>
+    /// Watch the operating-system interfaces that carry the UDP and raw IP links (default true, Linux): when a link's
+    /// interface goes down or loses the link's address, the link is set down in the engine and its flows migrate to
+    /// a remaining link (<see cref="Stack.EngineOptions.AutoMigrate"/>); when it comes back, the link is set up again.
+    /// The monitor watches the network namespace of the thread that calls <see cref="ServalHost.StartAsync"/>.
+    /// </summary>
+    public bool MonitorInterfaces { get; init; } = true;
+
+    /// <summary>How often the interface monitor rescans without a netlink notification (default 1 s).</summary>
+    public TimeSpan InterfaceMonitorInterval { get; init; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Most received packets waiting for the engine thread; more are dropped and counted (default 65536).</summary>
     public int InboundQueueCapacity { get; init; } = 65_536;
 
@@ -86,6 +97,11 @@ public sealed record ServalHostOptions
 
         Engine.Validate();
         Stream.Validate();
+        if (InterfaceMonitorInterval < TimeSpan.FromMilliseconds(10) || InterfaceMonitorInterval > TimeSpan.FromHours(1))
+        {
+            throw new ArgumentException($"{nameof(InterfaceMonitorInterval)} must be 10 ms to 1 hour (was {InterfaceMonitorInterval}).", nameof(InterfaceMonitorInterval));
+        }
+
         if (InboundQueueCapacity < 16)
         {
             throw new ArgumentException($"{nameof(InboundQueueCapacity)} must be at least 16 (was {InboundQueueCapacity}).", nameof(InboundQueueCapacity));

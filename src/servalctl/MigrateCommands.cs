@@ -5,18 +5,21 @@ using System.Text.Json.Nodes;
 namespace Serval.Cli;
 
 /// <summary>
-/// <c>servalctl migrate flow FLOWID IFACE | interface IFACE1 IFACE2 | service SERVICEID IFACE</c>. Arguments are
-/// checked here; servald answers "not supported yet" until the runtime exposes migration requests.
+/// <c>servalctl migrate flow FLOWID IFACE | interface IFACE1 IFACE2 | service SERVICEID IFACE</c>: servald starts the
+/// moves (an RSYN per flow) and answers how many started. IFACE is an interface number as in <c>flow list</c>, a link
+/// address, or the name of the network interface that carries a link's address.
 /// </summary>
 internal static class MigrateCommands
 {
+    private const string IfaceHelp = "interface to move to: number as in flow list, link address, or network interface name";
+
     public static Command Create(CliContext context)
     {
         var migrate = new Command("migrate", "move flows to another interface");
 
-        var flowId = new Argument<string>("FLOWID") { Description = "flowID (decimal or 0x hex)" };
-        var flowIface = new Argument<string>("IFACE") { Description = "interface to move to" };
-        var flow = new Command("flow", "migrate one flow") { flowId, flowIface };
+        var flowId = new Argument<string>("FLOWID") { Description = "local flowID as in flow list (decimal or 0x hex)" };
+        var flowIface = new Argument<string>("IFACE") { Description = IfaceHelp };
+        var flow = new Command("flow", "migrate one flow") { flowId, flowIface, context.Json };
         flow.SetAction(p =>
         {
             var text = p.GetValue(flowId)!;
@@ -30,12 +33,12 @@ internal static class MigrateCommands
 
         var from = new Argument<string>("IFACE1") { Description = "interface whose flows move" };
         var to = new Argument<string>("IFACE2") { Description = "interface they move to" };
-        var iface = new Command("interface", "migrate every flow of an interface") { from, to };
+        var iface = new Command("interface", "migrate every flow of an interface") { from, to, context.Json };
         iface.SetAction(p => Send(context, p, "migrate interface", new JsonObject { ["kind"] = "interface", ["from"] = p.GetValue(from), ["interface"] = p.GetValue(to) }));
 
         var serviceId = new Argument<string>("SERVICEID") { Description = "service whose flows move" };
-        var serviceIface = new Argument<string>("IFACE") { Description = "interface to move to" };
-        var service = new Command("service", "migrate every flow of a service") { serviceId, serviceIface };
+        var serviceIface = new Argument<string>("IFACE") { Description = IfaceHelp };
+        var service = new Command("service", "migrate every flow of a service") { serviceId, serviceIface, context.Json };
         service.SetAction(p => ServiceIdArgument.TryParse(p.GetValue(serviceId)!, out var prefix, out var why)
             ? Send(context, p, "migrate service", new JsonObject { ["kind"] = "service", ["prefix"] = prefix.ToString(), ["interface"] = p.GetValue(serviceIface) })
             : context.Usage("migrate service", $"malformed serviceID: {why}"));
@@ -49,12 +52,19 @@ internal static class MigrateCommands
     private static int Send(CliContext context, ParseResult p, string verb, JsonObject request)
     {
         request["op"] = "migrate";
-        if (context.Request(p, verb, request) is null)
+        if (context.Request(p, verb, request) is not { } response)
         {
             return 1;
         }
 
-        context.Output.WriteLine($"{verb}: ok");
+        if (p.GetValue(context.Json))
+        {
+            context.PrintJson(response);
+            return 0;
+        }
+
+        var n = (int)response["migrating"]!;
+        context.Output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{verb}: {n} flow{(n == 1 ? string.Empty : "s")} moving to interface {(int)response["interface"]!} ({(string?)response["link"]})"));
         return 0;
     }
 }

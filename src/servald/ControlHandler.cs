@@ -25,7 +25,7 @@ internal sealed class ControlHandler(ServalHost host)
                 "rules.add" or "rules.del" or "rules.mod" => await ChangeRuleAsync(op, request, cancellationToken).ConfigureAwait(false),
                 "flows.list" => await ListFlowsAsync(cancellationToken).ConfigureAwait(false),
                 "stats" => await StatsAsync(cancellationToken).ConfigureAwait(false),
-                "migrate" => Migrate(request),
+                "migrate" => await MigrateAsync(request, cancellationToken).ConfigureAwait(false),
                 "router.registrations" => await RouterRegistrationsAsync(cancellationToken).ConfigureAwait(false),
                 "router.drain" or "router.undrain" => await RouterDrainAsync(op == "router.drain", request, cancellationToken).ConfigureAwait(false),
                 null => Error("bad_request", "missing \"op\""),
@@ -208,7 +208,11 @@ internal sealed class ControlHandler(ServalHost host)
         return response;
     }
 
-    private static JsonObject Migrate(JsonObject request)
+    /// <summary>
+    /// <c>migrate</c>: <c>kind</c> <c>flow</c> (<c>flow</c>: local flowID), <c>interface</c> (<c>from</c>) or
+    /// <c>service</c> (<c>prefix</c>), each with the destination <c>interface</c>. Answers how many flows started moving.
+    /// </summary>
+    private async ValueTask<JsonObject> MigrateAsync(JsonObject request, CancellationToken cancellationToken)
     {
         var kind = RequiredString(request, "kind");
         if (kind is not ("flow" or "interface" or "service"))
@@ -216,7 +220,64 @@ internal sealed class ControlHandler(ServalHost host)
             throw new RequestException("bad_request", $"unknown migrate kind '{kind}' (flow, interface or service)");
         }
 
-        return Error("not_supported", "not supported yet: the runtime does not expose migration requests");
+        if (host.Links.Count < 2)
+        {
+            throw new RequestException("no_other_link", host.Links.Count == 0
+                ? "this host has no links: there is nowhere to move flows"
+                : $"this host has only one link ({host.Links[0].Name}): there is no other link to move flows to");
+        }
+
+        var to = ResolveLink(RequiredString(request, "interface"));
+        int moving;
+        try
+        {
+            switch (kind)
+            {
+                case "flow":
+                    var flow = request["flow"] is JsonValue v && v.TryGetValue<uint>(out var id)
+                        ? new FlowId(id)
+                        : throw new RequestException("bad_request", "missing number \"flow\" (the local flowID, as in flows.list localFlow)");
+                    await host.MigrateFlowAsync(flow, to, cancellationToken).ConfigureAwait(false);
+                    moving = 1;
+                    break;
+                case "interface":
+                    var from = ResolveLink(RequiredString(request, "from"));
+                    if (from == to)
+                    {
+                        throw new RequestException("invalid", $"interface {from + 1} ({host.Links[from].Name}) is both source and destination");
+                    }
+
+                    moving = await host.MigrateLinkAsync(from, to, cancellationToken).ConfigureAwait(false);
+                    break;
+                default:
+                    var prefixText = RequiredString(request, "prefix");
+                    if (!ServicePrefix.TryParse(prefixText, out var prefix, out var why))
+                    {
+                        throw new RequestException("bad_request", $"bad prefix '{prefixText}': {why}");
+                    }
+
+                    moving = await host.MigrateServiceAsync(prefix, to, cancellationToken).ConfigureAwait(false);
+                    break;
+            }
+        }
+        catch (ServalException e)
+        {
+            var code = e.Error switch
+            {
+                ServalError.BadHandle => "unknown_flow",
+                ServalError.NetworkDown => "link_down",
+                ServalError.InvalidState => "invalid_state",
+                _ => "invalid",
+            };
+            throw new RequestException(code, e.Message);
+        }
+
+        var response = Ok();
+        response["kind"] = kind;
+        response["interface"] = to + 1;
+        response["link"] = host.Links[to].Name;
+        response["migrating"] = moving;
+        return response;
     }
 
     private async ValueTask<JsonObject> RouterRegistrationsAsync(CancellationToken cancellationToken)
@@ -308,6 +369,57 @@ internal sealed class ControlHandler(ServalHost host)
             throw new RequestException("not_router", $"servald '{host.Name}' is not a registration router (it runs in {host.Options.Engine.Mode} mode without the router controller)");
         }
     }
+
+    /// <summary>
+    /// A link (index into <see cref="ServalHost.Links"/>) named by its interface number as in <c>flows.list</c> (1 = the
+    /// first link), by its address (with or without the port), or by the name of the operating-system interface that
+    /// carries its address (e.g. <c>eth1</c>).
+    /// </summary>
+    private int ResolveLink(string text)
+    {
+        var links = host.Links;
+        if (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var number))
+        {
+            return number >= 1 && number <= links.Count
+                ? number - 1
+                : throw new RequestException("unknown_interface", $"no interface {number}: this host's links are interfaces 1 to {links.Count} ({LinkList()})");
+        }
+
+        if (System.Net.IPEndPoint.TryParse(text, out var endPoint))
+        {
+            var address = LinkAddress.FromEndPoint(endPoint);
+            for (var i = 0; i < links.Count; i++)
+            {
+                var local = links[i].LocalAddress;
+                if (local == address || (address.Port == 0 && local.WithPort(0) == address))
+                {
+                    return i;
+                }
+            }
+
+            throw new RequestException("unknown_interface", $"no link of this host has the address {address} ({LinkList()})");
+        }
+
+        var nic = System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+            .FirstOrDefault(n => string.Equals(n.Name, text, StringComparison.Ordinal));
+        if (nic is null)
+        {
+            throw new RequestException("unknown_interface", $"unknown interface '{text}': give an interface number, a link address or a network interface name ({LinkList()})");
+        }
+
+        var addresses = nic.GetIPProperties().UnicastAddresses.Select(a => LinkAddress.FromIPAddress(a.Address)).ToHashSet();
+        for (var i = 0; i < links.Count; i++)
+        {
+            if (addresses.Contains(links[i].LocalAddress.WithPort(0)))
+            {
+                return i;
+            }
+        }
+
+        throw new RequestException("unknown_interface", $"no link of this host is on interface '{text}' ({LinkList()})");
+    }
+
+    private string LinkList() => string.Join(", ", host.Links.Select((l, i) => $"{i + 1}: {l.Name}"));
 
     private static string RequiredString(JsonObject request, string name) =>
         request[name] is JsonValue v && v.TryGetValue<string>(out var s)

@@ -92,7 +92,9 @@ public sealed partial class Engine
                 return;
             }
 
-            // Our RSYN was answered: switch to the new interface and address.
+            // Our RSYN was answered: switch to the new interface and address. Data in flight on the old interface is
+            // presumed lost only if that interface went down (a voluntary move leaves it to loss detection).
+            var oldPathUp = TryGetUpInterface(flow.Interface, out _);
             if ((uint)flow.MigrationInterface < (uint)_interfaces.Count)
             {
                 var to = _interfaces[flow.MigrationInterface];
@@ -111,7 +113,7 @@ public sealed partial class Engine
             else
             {
                 flow.Migration = MigrationState.None;
-                flow.Stream?.Resume(now);
+                flow.Stream?.Resume(now, outstandingLost: !oldPathUp);
                 Emit(new EngineEvent(EngineEventKind.Migrated, flow.Handle, Interface: flow.Interface));
             }
 

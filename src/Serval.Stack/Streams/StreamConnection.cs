@@ -319,7 +319,12 @@ public sealed partial class StreamConnection
     /// Migration finished: retransmit all outstanding data at once (it may have been lost on the old path), restart
     /// the timers, and do not reduce the congestion window for losses signalled about data sent before the move.
     /// </summary>
-    public void Resume(TimeSpan now)
+    /// <param name="now">The current time.</param>
+    /// <param name="outstandingLost">
+    /// False when the old path is still up (a voluntary move): data in flight on it is probably delivered, so new data
+    /// goes first and the usual loss detection (SACK, RACK, the retransmission timer) recovers what was not.
+    /// </param>
+    public void Resume(TimeSpan now, bool outstandingLost = true)
     {
         if (!_frozen)
         {
@@ -339,7 +344,7 @@ public sealed partial class StreamConnection
         _consecutiveTimeouts = 0;
         _lastReceived = now;
         _keepAliveSent = 0;
-        for (var i = 0; i < _sent.Count; i++)
+        for (var i = 0; outstandingLost && i < _sent.Count; i++)
         {
             ref var s = ref _sent[i];
             if (!s.Has(SentSegmentFlags.Sacked))

@@ -67,6 +67,12 @@ public sealed class FaultInjectionLink : ServalLink
 
     internal override void AttachLogger(Microsoft.Extensions.Logging.ILogger logger) => _inner.AttachLogger(logger);
 
+    /// <inheritdoc/>
+    internal override System.Net.IPAddress? OsAddress => _inner.OsAddress;
+
+    /// <inheritdoc/>
+    internal override void AttachNetworkErrorHandler(Action handler) => _inner.AttachNetworkErrorHandler(handler);
+
     private void OnReceive(ILinkReceiver next, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet)
     {
         int copies;

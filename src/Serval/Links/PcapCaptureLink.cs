@@ -79,6 +79,12 @@ public sealed class PcapCaptureLink : ServalLink
 
     internal override void AttachLogger(Microsoft.Extensions.Logging.ILogger logger) => _inner.AttachLogger(logger);
 
+    /// <inheritdoc/>
+    internal override System.Net.IPAddress? OsAddress => _inner.OsAddress;
+
+    /// <inheritdoc/>
+    internal override void AttachNetworkErrorHandler(Action handler) => _inner.AttachNetworkErrorHandler(handler);
+
     private void Write(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> sal)
     {
         var udp = source.Port != 0 || destination.Port != 0;

@@ -135,6 +135,12 @@ public sealed class RawIpLink : ServalLink, ISocketIoHandler
 
     internal override void AttachLogger(Microsoft.Extensions.Logging.ILogger logger) => _io.Logger = logger;
 
+    /// <inheritdoc/>
+    internal override System.Net.IPAddress? OsAddress => LocalAddress.ToIPAddress();
+
+    /// <inheritdoc/>
+    internal override void AttachNetworkErrorHandler(Action handler) => _io.NetworkUnavailable = handler;
+
     void ISocketIoHandler.OnDatagram(LinkAddress source, ReadOnlySpan<byte> datagram)
     {
         var destination = LocalAddress;

@@ -50,6 +50,14 @@ public abstract class ServalLink : IDisposable
     {
     }
 
+    /// <summary>The operating-system address the link's socket is bound to (UDP, raw IP); null for links the interface monitor cannot watch.</summary>
+    internal virtual System.Net.IPAddress? OsAddress => null;
+
+    /// <summary>Gives the link a callback for send errors that mean the network or the address went away (decorators pass it on).</summary>
+    internal virtual void AttachNetworkErrorHandler(Action handler)
+    {
+    }
+
     /// <summary>Stops receiving and releases the link's resources.</summary>
     public void Dispose()
     {

@@ -57,6 +57,9 @@ internal sealed unsafe class SocketIo : IDisposable
 
     public ILogger Logger { get; set; } = NullLogger.Instance;
 
+    /// <summary>Called (engine thread) when a send fails because the network or the local address went away.</summary>
+    public Action? NetworkUnavailable { get; set; }
+
     private static bool ProbeNative(Socket socket)
     {
         try
@@ -140,6 +143,10 @@ internal sealed unsafe class SocketIo : IDisposable
         {
             _counters.SendError();
             HostLog.LinkSendFailed(Logger, _name, destination, e.SocketErrorCode);
+            if (e.SocketErrorCode is SocketError.NetworkDown or SocketError.NetworkUnreachable or SocketError.AddressNotAvailable)
+            {
+                NetworkUnavailable?.Invoke();
+            }
         }
         catch (ObjectDisposedException)
         {
@@ -181,6 +188,11 @@ internal sealed unsafe class SocketIo : IDisposable
             _counters.SendError();
             var failed = SockAddr.Read(batch.NameSpan(start));
             HostLog.LinkSendFailed(Logger, _name, failed, (SocketError)errno);
+            if (errno is LinuxSockets.ENetDown or LinuxSockets.ENetUnreach or LinuxSockets.EAddrNotAvail)
+            {
+                NetworkUnavailable?.Invoke();
+            }
+
             start++;
         }
 

@@ -103,6 +103,12 @@ public sealed class UdpLink : ServalLink, ISocketIoHandler
     internal override void AttachLogger(Microsoft.Extensions.Logging.ILogger logger) => _io.Logger = logger;
 
     /// <inheritdoc/>
+    internal override System.Net.IPAddress? OsAddress => LocalAddress.ToIPAddress();
+
+    /// <inheritdoc/>
+    internal override void AttachNetworkErrorHandler(Action handler) => _io.NetworkUnavailable = handler;
+
+    /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
         if (disposing)

@@ -22,6 +22,9 @@ internal static unsafe partial class LinuxSockets
     public const int EAcces = 13;
     public const int EConnRefused = 111;
     public const int ENoBufs = 105;
+    public const int EAddrNotAvail = 99;
+    public const int ENetDown = 100;
+    public const int ENetUnreach = 101;
 
     private const string Libc = "libc";
 

@@ -88,6 +88,7 @@ internal sealed partial class EngineDriver : IPacketSink
         }
 
         _metrics = new HostMetrics(Name, this);
+        CreateMonitor(options);
         _thread = new Thread(Run) { IsBackground = true, Name = $"serval engine {Name}" };
     }
 
@@ -152,6 +153,7 @@ internal sealed partial class EngineDriver : IPacketSink
             _links[i].Start(new Port(this, i + 1));
         }
 
+        StartMonitor();
         _thread.Start();
         HostLog.HostStarted(Logger, Name, _links.Length, Engine.Options.Mode);
     }
@@ -220,8 +222,11 @@ internal sealed partial class EngineDriver : IPacketSink
             StartControllers();
             while (!_stopRequested)
             {
-                Volatile.Write(ref _signaled, 0);
+                // Reset the event before clearing the flag: a signal that finds the flag clear then sets the event
+                // after this reset (the other order loses that wake-up and the thread sleeps up to a second with
+                // packets queued).
                 _wake.Reset();
+                Volatile.Write(ref _signaled, 0);
                 var busy = RunWork();
                 busy |= RunInbound();
                 Pump();
@@ -445,6 +450,7 @@ internal sealed partial class EngineDriver : IPacketSink
         }
 
         _closed = true;
+        _monitor?.Dispose();
         DrainAbandoned();
         foreach (var link in _links)
         {

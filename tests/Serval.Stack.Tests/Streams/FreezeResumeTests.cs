@@ -53,6 +53,29 @@ public sealed class FreezeResumeTests
     }
 
     [Fact]
+    public void Resume_with_the_old_path_up_sends_new_data_first_and_leaves_outstanding_data_to_loss_detection()
+    {
+        var peer = ScriptedPeer.ActiveOpen();
+        peer.Tcb.Write(ScriptedPeer.Pattern(0, 3000));
+        Assert.Equal(3, peer.Drain().Count);
+        peer.Tcb.Freeze();
+        peer.Tcb.Write(ScriptedPeer.Pattern(3000, 1000));
+        peer.Advance(TimeSpan.FromMilliseconds(5));
+        peer.Tcb.Resume(peer.Now, outstandingLost: false);
+        var sent = peer.Drain();
+        Assert.Equal([3000L], sent.Select(s => peer.OffsetOf(s.Segment)));
+        Assert.Equal(0, peer.Tcb.Statistics.Retransmissions);
+
+        // The old path did lose segment 0: SACKs for the rest recover it without a timeout.
+        peer.Advance(TimeSpan.FromMilliseconds(1));
+        peer.Send(peer.SackAck(0, (1000, 4000)));
+        peer.Advance(TimeSpan.FromMilliseconds(20));
+        var resent = peer.Drain();
+        Assert.Contains(0L, resent.Select(s => peer.OffsetOf(s.Segment)));
+        Assert.Equal(0, peer.Tcb.Statistics.Timeouts);
+    }
+
+    [Fact]
     public void Losses_of_data_sent_before_the_move_do_not_cut_the_window()
     {
         var peer = ScriptedPeer.ActiveOpen();

@@ -1,0 +1,242 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Runtime.InteropServices;
+
+namespace Serval.Native;
+
+/// <summary>
+/// The few rtnetlink calls the interface monitor needs: a socket subscribed to link and address changes, and dumps of
+/// the interfaces (flags) and of their addresses. A netlink socket belongs to the network namespace of the thread that
+/// created it, whichever thread reads it later.
+/// </summary>
+internal static unsafe partial class Netlink
+{
+    public const int AfNetlink = 16;
+    public const int NetlinkRoute = 0;
+    public const int SockRawCloexec = 3 | 0x80000;
+    public const uint GroupLink = 0x1;
+    public const uint GroupIpv4Address = 0x10;
+    public const uint GroupIpv6Address = 0x100;
+    public const uint InterfaceUp = 0x1;
+    public const uint InterfaceRunning = 0x40;
+    public const short PollIn = 0x1;
+
+    private const ushort MessageDone = 3;
+    private const ushort MessageError = 2;
+    private const ushort NewLink = 16;
+    private const ushort GetLink = 18;
+    private const ushort NewAddress = 20;
+    private const ushort GetAddress = 22;
+    private const ushort RequestDump = 0x1 | 0x300;
+    private const ushort AddressAttributeAddress = 1;
+    private const ushort AddressAttributeLocal = 2;
+    private const string Libc = "libc";
+
+    [LibraryImport(Libc, EntryPoint = "bind", SetLastError = true)]
+    private static partial int Bind(int fd, void* address, uint length);
+
+    [LibraryImport(Libc, EntryPoint = "send", SetLastError = true)]
+    private static partial nint Send(int fd, void* buffer, nuint length, int flags);
+
+    [LibraryImport(Libc, EntryPoint = "recv", SetLastError = true)]
+    public static partial nint Receive(int fd, void* buffer, nuint length, int flags);
+
+    [LibraryImport(Libc, EntryPoint = "poll", SetLastError = true)]
+    public static partial int Poll(PollFd* fds, nuint count, int timeout);
+
+    [LibraryImport(Libc, EntryPoint = "eventfd", SetLastError = true)]
+    public static partial int EventFd(uint initial, int flags);
+
+    [LibraryImport(Libc, EntryPoint = "write", SetLastError = true)]
+    public static partial nint Write(int fd, void* buffer, nuint length);
+
+    [LibraryImport(Libc, EntryPoint = "read", SetLastError = true)]
+    public static partial nint Read(int fd, void* buffer, nuint length);
+
+    /// <summary>Opens a route netlink socket bound to <paramref name="groups"/> (0: requests only); -1 with errno on failure.</summary>
+    public static int Open(uint groups, out int errno)
+    {
+        var fd = LinuxSockets.Socket(AfNetlink, SockRawCloexec, NetlinkRoute);
+        if (fd < 0)
+        {
+            errno = Marshal.GetLastPInvokeError();
+            return -1;
+        }
+
+        // struct sockaddr_nl { sa_family_t nl_family; unsigned short nl_pad; __u32 nl_pid; __u32 nl_groups; }
+        var address = stackalloc byte[12];
+        new Span<byte>(address, 12).Clear();
+        *(ushort*)address = AfNetlink;
+        *(uint*)(address + 8) = groups;
+        if (Bind(fd, address, 12) != 0 || !LinuxSockets.SetReceiveTimeout(fd, 2000))
+        {
+            errno = Marshal.GetLastPInvokeError();
+            LinuxSockets.Close(fd);
+            return -1;
+        }
+
+        errno = 0;
+        return fd;
+    }
+
+    /// <summary>
+    /// Dumps every interface (index → flags) and every address (with its prefix length and interface index) seen by
+    /// <paramref name="fd"/>'s namespace. False when the kernel did not answer completely.
+    /// </summary>
+    public static bool TryDump(int fd, ref uint sequence, out Dictionary<int, uint> flags, out List<OsAddress> addresses)
+    {
+        flags = [];
+        addresses = [];
+        var f = flags;
+        var a = addresses;
+        return Request(fd, GetLink, 16, ++sequence, (type, body) =>
+            {
+                // struct ifinfomsg { u8 family; u8 pad; u16 type; s32 index; u32 flags; u32 change; }
+                if (type == NewLink && body.Length >= 16)
+                {
+                    f[BinaryPrimitives.ReadInt32LittleEndian(body[4..])] = BinaryPrimitives.ReadUInt32LittleEndian(body[8..]);
+                }
+            })
+            && Request(fd, GetAddress, 8, ++sequence, (type, body) =>
+            {
+                // struct ifaddrmsg { u8 family; u8 prefixlen; u8 flags; u8 scope; u32 index; } then attributes.
+                if (type == NewAddress && body.Length >= 8)
+                {
+                    var prefix = body[1];
+                    var index = BinaryPrimitives.ReadInt32LittleEndian(body[4..]);
+                    IPAddress? local = null;
+                    IPAddress? address = null;
+                    var attributes = body[8..];
+                    while (attributes.Length >= 4)
+                    {
+                        var length = BinaryPrimitives.ReadUInt16LittleEndian(attributes);
+                        var kind = BinaryPrimitives.ReadUInt16LittleEndian(attributes[2..]);
+                        if (length < 4 || length > attributes.Length)
+                        {
+                            break;
+                        }
+
+                        var value = attributes[4..length];
+                        if (value.Length is 4 or 16)
+                        {
+                            if (kind == AddressAttributeLocal)
+                            {
+                                local = new IPAddress(value);
+                            }
+                            else if (kind == AddressAttributeAddress)
+                            {
+                                address = new IPAddress(value);
+                            }
+                        }
+
+                        var aligned = (length + 3) & ~3;
+                        attributes = aligned >= attributes.Length ? [] : attributes[aligned..];
+                    }
+
+                    if ((local ?? address) is { } ip)
+                    {
+                        a.Add(new OsAddress(index, ip, prefix));
+                    }
+                }
+            });
+    }
+
+    private delegate void MessageHandler(ushort type, ReadOnlySpan<byte> body);
+
+    private static bool Request(int fd, ushort type, int bodyLength, uint sequence, MessageHandler handler)
+    {
+        var length = 16 + bodyLength;
+        var request = stackalloc byte[length];
+        var span = new Span<byte>(request, length);
+        span.Clear();
+        BinaryPrimitives.WriteUInt32LittleEndian(span, (uint)length);
+        BinaryPrimitives.WriteUInt16LittleEndian(span[4..], type);
+        BinaryPrimitives.WriteUInt16LittleEndian(span[6..], RequestDump);
+        BinaryPrimitives.WriteUInt32LittleEndian(span[8..], sequence);
+        if (Send(fd, request, (nuint)length, 0) != length)
+        {
+            return false;
+        }
+
+        var buffer = new byte[65536];
+        fixed (byte* b = buffer)
+        {
+            while (true)
+            {
+                var n = (int)Receive(fd, b, (nuint)buffer.Length, 0);
+                if (n <= 0)
+                {
+                    return false;
+                }
+
+                var messages = buffer.AsSpan(0, n);
+                while (messages.Length >= 16)
+                {
+                    var messageLength = (int)BinaryPrimitives.ReadUInt32LittleEndian(messages);
+                    var messageType = BinaryPrimitives.ReadUInt16LittleEndian(messages[4..]);
+                    var messageSequence = BinaryPrimitives.ReadUInt32LittleEndian(messages[8..]);
+                    if (messageLength < 16 || messageLength > messages.Length)
+                    {
+                        return false;
+                    }
+
+                    if (messageSequence == sequence)
+                    {
+                        if (messageType == MessageDone)
+                        {
+                            return true;
+                        }
+
+                        if (messageType == MessageError)
+                        {
+                            return false;
+                        }
+
+                        handler(messageType, messages[16..messageLength]);
+                    }
+
+                    var aligned = (messageLength + 3) & ~3;
+                    messages = aligned >= messages.Length ? [] : messages[aligned..];
+                }
+            }
+        }
+    }
+
+    /// <summary>struct pollfd.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short ReturnedEvents;
+    }
+}
+
+/// <summary>One address of an operating-system interface.</summary>
+internal readonly record struct OsAddress(int Interface, IPAddress Address, int PrefixLength)
+{
+    /// <summary>Whether <paramref name="ip"/> lies in this address's prefix.</summary>
+    public bool Covers(IPAddress ip)
+    {
+        if (ip.AddressFamily != Address.AddressFamily)
+        {
+            return false;
+        }
+
+        Span<byte> x = stackalloc byte[16];
+        Span<byte> y = stackalloc byte[16];
+        ip.TryWriteBytes(x, out var n);
+        Address.TryWriteBytes(y, out _);
+        var bits = Math.Min(PrefixLength, n * 8);
+        for (var i = 0; i < bits; i++)
+        {
+            var mask = 0x80 >> (i & 7);
+            if ((x[i >> 3] & mask) != (y[i >> 3] & mask))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}
