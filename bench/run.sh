@@ -4,6 +4,10 @@
 #   bench/run.sh service-table    service-table lookups (BenchmarkDotNet), updates and memory
 #   bench/run.sh stream-sim       two engines in memory on one thread, 1 GiB stream transfer:
 #                                 stream-sim: goodput_gbps=<n> cpu_ns_per_byte=<n> alloc_bytes_per_segment=<n>
+#   bench/run.sh stream-veth      (root) kernel TCP vs Serval streams (serval-perf) between two namespaces over a veth,
+#                                 then on the veth shaped to 1 Gbit/s (bench/stream-veth.sh):
+#                                 stream-veth: kernel_gbps=<n> serval_udp_gbps=<n> serval_raw_gbps=<n> ratio_udp=<n>
+#                                   shaped_kernel_gbps=<n> shaped_serval_gbps=<n> shaped_ratio=<n>
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -13,7 +17,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 usage() {
   echo "usage: $0 NAME" >&2
-  echo "  names: wire service-table stream-sim" >&2
+  echo "  names: wire service-table stream-sim stream-veth" >&2
   exit 2
 }
 
@@ -39,6 +43,9 @@ case "$1" in
   stream-sim)
     dotnet build "$project" -c Release --nologo -v quiet >&2
     dotnet "$binary" stream-sim "${STREAM_SIM_BYTES:-1073741824}"
+    ;;
+  stream-veth)
+    exec "$here/stream-veth.sh"
     ;;
   *)
     usage

@@ -37,6 +37,7 @@ internal static class PerfCommandLine
         };
         var json = new Option<bool>("--json") { Description = "print the results as JSON", Recursive = true };
         var noOffload = new Option<bool>("--no-offload") { Description = "do not use UDP GSO/GRO on the UDP links", Recursive = true };
+        var noPacing = new Option<bool>("--no-pacing") { Description = "turn off the stream transport's pacing", Recursive = true };
         var buffer = new Option<string?>("--window")
         {
             Description = "stream send and receive buffer size per flow, e.g. 4M (default: the stack's 1 MiB)",
@@ -64,7 +65,7 @@ internal static class PerfCommandLine
 
         var root = new RootCommand("serval-perf: measure Serval stream and datagram throughput between two hosts (like iperf).")
         {
-            udp, raw, service, json, noOffload, buffer, server, client,
+            udp, raw, service, json, noOffload, noPacing, buffer, server, client,
         };
 
         duration.Validators.Add(r =>
@@ -103,7 +104,7 @@ internal static class PerfCommandLine
                 return 2;
             }
 
-            return await PerfServer.RunAsync(common with { Json = p.GetValue(json) }, p.GetValue(oneOff), output, error, ct).ConfigureAwait(false);
+            return await PerfServer.RunAsync(common with { Json = p.GetValue(json), Pacing = !p.GetValue(noPacing) }, p.GetValue(oneOff), output, error, ct).ConfigureAwait(false);
         });
 
         client.SetAction(async (p, ct) =>
@@ -131,7 +132,7 @@ internal static class PerfCommandLine
 
             var settings = new ClientSettings
             {
-                Common = common with { Json = p.GetValue(json) },
+                Common = common with { Json = p.GetValue(json), Pacing = !p.GetValue(noPacing) },
                 Peer = peerAddress,
                 PeerLink = linkIndex,
                 Advisory = p.GetValue(advisory),

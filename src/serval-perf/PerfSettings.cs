@@ -20,6 +20,8 @@ internal sealed record CommonSettings
 
     public int? Window { get; init; }
 
+    public bool Pacing { get; init; } = true;
+
     public bool Json { get; init; }
 
     /// <summary>Starts a host with the links: UDP links first, then raw IP links (interface indexes in that order).</summary>
@@ -58,7 +60,7 @@ internal sealed record CommonSettings
                 }
             }
 
-            var stream = StreamOptions.Default;
+            var stream = StreamOptions.Default with { Pacing = Pacing };
             if (Window is { } w)
             {
                 stream = stream with { SendBufferSize = w, ReceiveBufferSize = w };
