@@ -17,9 +17,11 @@ internal static class PerfClient
     private static readonly TimeSpan s_drainTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan s_endInterval = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan s_endTimeout = TimeSpan.FromSeconds(5);
+    private static TextWriter s_error = TextWriter.Null;
 
     public static async Task<int> RunAsync(ClientSettings settings, TextWriter output, TextWriter error, CancellationToken ct)
     {
+        s_error = error;
         var common = settings.Common;
         ServalHost host;
         try
@@ -122,9 +124,13 @@ internal static class PerfClient
             var cpu = Process.GetCurrentProcess().TotalProcessorTime;
             var started = Stopwatch.GetTimestamp();
             var deadline = settings.Bytes is null ? started + (long)(settings.Duration.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
+            using var stopReporting = new CancellationTokenSource();
+            var reporting = settings.Interval is { } every ? ReportIntervalsAsync(connections, every, started, stopReporting.Token) : Task.CompletedTask;
             var flows = await Task.WhenAll(connections.Select((c, i) => Task.Run(
                 () => RunStreamAsync(c, new PerfProtocol.Hello(PerfProtocol.ModeStream, settings.Parallel, i, testId), QuotaOf(settings, i), started, deadline, ct),
                 CancellationToken.None))).ConfigureAwait(false);
+            await stopReporting.CancelAsync().ConfigureAwait(false);
+            await reporting.ConfigureAwait(false);
             var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
             cpu = Process.GetCurrentProcess().TotalProcessorTime - cpu;
             return Result(settings, "stream", seconds, cpu.TotalSeconds, flows, host);
@@ -138,6 +144,40 @@ internal static class PerfClient
                     await c.DisposeAsync().ConfigureAwait(false);
                 }
             }
+        }
+    }
+
+    /// <summary>Prints each flow's acknowledged bytes in the interval and its sender state, like iperf's -i.</summary>
+    private static async Task ReportIntervalsAsync(ServalConnection[] connections, TimeSpan every, long started, CancellationToken ct)
+    {
+        var acked = new long[connections.Length];
+        var last = started;
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(every, ct).ConfigureAwait(false);
+                var now = Stopwatch.GetTimestamp();
+                var span = Stopwatch.GetElapsedTime(last, now).TotalSeconds;
+                last = now;
+                for (var i = 0; i < connections.Length; i++)
+                {
+                    if (await connections[i].GetFlowInfoAsync(ct).ConfigureAwait(false) is not { Stream: { } s })
+                    {
+                        continue;
+                    }
+
+                    var delta = s.BytesAcked - acked[i];
+                    acked[i] = s.BytesAcked;
+                    await s_error.WriteLineAsync(string.Create(
+                        System.Globalization.CultureInfo.InvariantCulture,
+                        $"[{i,3}] {Stopwatch.GetElapsedTime(started, now).TotalSeconds,6:0.00} s  {delta * 8 / span / 1e9,7:0.000} Gbit/s  cwnd {s.CongestionWindow}  in flight {s.BytesInFlight}  srtt {s.SmoothedRtt.TotalMicroseconds:0} us  rwnd {s.SendWindow}  retrans {s.Retransmissions}  rto {s.Timeouts}  tlp {s.TailLossProbes}")).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or ServalException)
+        {
+            // The test ended.
         }
     }
 
@@ -189,6 +229,9 @@ internal static class PerfClient
                 Retransmissions = info?.Stream?.Retransmissions ?? 0,
                 SmoothedRttMicroseconds = info?.Stream?.SmoothedRtt.TotalMicroseconds ?? 0,
                 CongestionWindow = info?.Stream?.CongestionWindow ?? 0,
+                Timeouts = info?.Stream?.Timeouts ?? 0,
+                FastRetransmits = info?.Stream?.FastRetransmits ?? 0,
+                TailLossProbes = info?.Stream?.TailLossProbes ?? 0,
             };
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)

@@ -61,7 +61,8 @@ internal static class PerfCommandLine
         var bytes = new Option<string?>("--bytes", "-n") { Description = "bytes to send in total instead of a duration, e.g. 1G", HelpName = "BYTES" };
         var parallel = new Option<int>("--parallel", "-P") { Description = "parallel flows (1 to 64)", DefaultValueFactory = _ => 1 };
         var size = new Option<int>("--size", "-l") { Description = "datagram size in datagram mode (default 1400)", DefaultValueFactory = _ => 1400 };
-        var client = new Command("client", "run one test against a server") { peer, advisory, mode, duration, bytes, parallel, size };
+        var interval = new Option<double?>("--interval", "-i") { Description = "print the senders' flow statistics every SECONDS to standard error (0.05 to 60)", HelpName = "SECONDS" };
+        var client = new Command("client", "run one test against a server") { peer, advisory, mode, duration, bytes, parallel, size, interval };
 
         var root = new RootCommand("serval-perf: measure Serval stream and datagram throughput between two hosts (like iperf).")
         {
@@ -87,6 +88,13 @@ internal static class PerfCommandLine
             if (r.GetValue(size) is < PerfProtocol.DataHeaderLength or > 65_000)
             {
                 r.AddError($"--size must be {PerfProtocol.DataHeaderLength} to 65000 bytes.");
+            }
+        });
+        interval.Validators.Add(r =>
+        {
+            if (r.GetValue(interval) is { } i && (!(i >= 0.05) || i > 60))
+            {
+                r.AddError("--interval must be 0.05 to 60 seconds.");
             }
         });
         client.Validators.Add(r =>
@@ -141,6 +149,7 @@ internal static class PerfCommandLine
                 Bytes = total,
                 Parallel = p.GetValue(parallel),
                 DatagramSize = p.GetValue(size),
+                Interval = p.GetValue(interval) is { } i ? TimeSpan.FromSeconds(i) : null,
             };
             return await PerfClient.RunAsync(settings, output, error, ct).ConfigureAwait(false);
         });

@@ -21,6 +21,13 @@ internal sealed record FlowResult
 
     public long CongestionWindow { get; init; }
 
+    /// <summary>Stream mode: the sender's retransmission timeouts, fast retransmits and tail-loss probes.</summary>
+    public long Timeouts { get; init; }
+
+    public long FastRetransmits { get; init; }
+
+    public long TailLossProbes { get; init; }
+
     /// <summary>Datagram mode: datagrams sent (client) and received (server).</summary>
     public long DatagramsSent { get; init; }
 
@@ -73,6 +80,9 @@ internal sealed record PerfResult
             {
                 o["srtt_us"] = Math.Round(f.SmoothedRttMicroseconds, 1);
                 o["cwnd_bytes"] = f.CongestionWindow;
+                o["timeouts"] = f.Timeouts;
+                o["fast_retransmits"] = f.FastRetransmits;
+                o["tail_loss_probes"] = f.TailLossProbes;
             }
 
             if (Mode == "datagram")

@@ -101,6 +101,9 @@ internal sealed record ClientSettings
     public int Parallel { get; init; } = 1;
 
     public int DatagramSize { get; init; } = 1400;
+
+    /// <summary>When set, stream flow statistics are printed to standard error at this interval.</summary>
+    public TimeSpan? Interval { get; init; }
 }
 
 /// <summary>A failure reported as <c>serval-perf: message</c> with exit code 1.</summary>

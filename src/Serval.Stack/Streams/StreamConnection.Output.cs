@@ -427,10 +427,10 @@ public sealed partial class StreamConnection
             return true;
         }
 
-        // Bursts of about two milliseconds, at least two segments and at most 1 MiB. Runtimes wake the engine with
-        // millisecond timers (and often a little late), so a smaller bucket would cap the rate at one bucket per wake-up
-        // (64 KiB per millisecond is 0.5 Gbit/s) instead of the pacing rate.
-        var burst = Math.Max(2.0 * DataMss, Math.Min(rate * 0.002, 1024.0 * 1024));
+        // Bursts of about a millisecond, at least two segments and at most 1 MiB. Runtimes wake the engine with
+        // millisecond timers, so a smaller cap would limit the rate to one bucket per wake-up (64 KiB per millisecond is
+        // 0.5 Gbit/s) instead of the pacing rate.
+        var burst = Math.Max(2.0 * DataMss, Math.Min(rate / 1000, 1024.0 * 1024));
         var elapsed = (now - _pacingRefilled).TotalSeconds;
         _pacingRefilled = now;
         _pacingTokens = Math.Min(burst, _pacingTokens + (elapsed > 0 ? elapsed * rate : 0));
