@@ -10,6 +10,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 runs="${STREAM_VETH_RUNS:-3}"
 seconds="${STREAM_VETH_SECONDS:-5}"
+# STREAM_VETH_NICE (default 0): niceness for all measured processes (iperf3 and serval-perf alike), e.g. -10 on a
+# machine busy with other work, so that the user-space stack's threads are scheduled promptly (kernel TCP runs in
+# softirq context regardless).
+nice_level="${STREAM_VETH_NICE:-0}"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -17,6 +21,9 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
+case "${nice_level#-}" in
+  ''|*[!0-9]*) echo "stream-veth: STREAM_VETH_NICE must be a whole number (-20 to 19)" >&2; exit 2 ;;
+esac
 case "$runs$seconds" in
   *[!0-9]*) echo "stream-veth: STREAM_VETH_RUNS and STREAM_VETH_SECONDS must be whole numbers" >&2; exit 2 ;;
 esac
@@ -65,7 +72,7 @@ for ns in "$ns_a" "$ns_b"; do
 done
 ip -n "$ns_a" link set "$veth_a" up
 ip -n "$ns_b" link set "$veth_b" up
-echo "stream-veth: namespaces $ns_a ($addr_a) and $ns_b ($addr_b), veth MTU $(ip -n "$ns_a" -o link show "$veth_a" | sed -E 's/.* mtu ([0-9]+).*/\1/'), $runs run(s) of $seconds s" >&2
+echo "stream-veth: namespaces $ns_a ($addr_a) and $ns_b ($addr_b), veth MTU $(ip -n "$ns_a" -o link show "$veth_a" | sed -E 's/.* mtu ([0-9]+).*/\1/'), $runs run(s) of $seconds s, nice $nice_level" >&2
 
 # Waits (bounded) until FILE contains TEXT.
 wait_for() {
@@ -83,11 +90,11 @@ wait_for() {
 
 # One kernel TCP run: prints Gbit/s received.
 kernel_run() {
-  ip netns exec "$ns_b" timeout $((seconds + 60)) iperf3 -s -1 --forceflush -B "$addr_b" >"$work/iperf-server.log" 2>&1 &
+  ip netns exec "$ns_b" nice -n "$nice_level" timeout $((seconds + 60)) iperf3 -s -1 --forceflush -B "$addr_b" >"$work/iperf-server.log" 2>&1 &
   local server=$!
   echo "$server" >>"$work/pids"
   wait_for "$work/iperf-server.log" "listening"
-  ip netns exec "$ns_a" timeout $((seconds + 30)) iperf3 -c "$addr_b" -B "$addr_a" -t "$seconds" -J >"$work/iperf.json"
+  ip netns exec "$ns_a" nice -n "$nice_level" timeout $((seconds + 30)) iperf3 -c "$addr_b" -B "$addr_a" -t "$seconds" -J >"$work/iperf.json"
   wait "$server" || true
   python3 -c 'import json,sys; print("%.3f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"] / 1e9))' "$work/iperf.json"
 }
@@ -100,11 +107,11 @@ serval_run() {
   else
     server_link=(--raw "$addr_b"); client_link=(--raw "$addr_a"); peer="$addr_b"
   fi
-  ip netns exec "$ns_b" timeout $((seconds + 90)) dotnet "$perf_dll" server "${server_link[@]}" --one-off --json >"$work/perf-server.json" 2>"$work/perf-server.log" &
+  ip netns exec "$ns_b" nice -n "$nice_level" timeout $((seconds + 90)) dotnet "$perf_dll" server "${server_link[@]}" --one-off --json >"$work/perf-server.json" 2>"$work/perf-server.log" &
   local server=$!
   echo "$server" >>"$work/pids"
   wait_for "$work/perf-server.log" "listening"
-  ip netns exec "$ns_a" timeout $((seconds + 60)) dotnet "$perf_dll" client "${client_link[@]}" --server "$peer" -t "$seconds" --json >"$work/perf-client.json"
+  ip netns exec "$ns_a" nice -n "$nice_level" timeout $((seconds + 60)) dotnet "$perf_dll" client "${client_link[@]}" --server "$peer" -t "$seconds" --json >"$work/perf-client.json"
   wait "$server" || true
   python3 - "$work/perf-client.json" <<'PY'
 import json, sys
