@@ -2,7 +2,7 @@
 # Runs a named benchmark set; the last line printed is the set's one-line summary (other tools read it).
 #   bench/run.sh wire             parse/emit of SAL packets:  wire: parse_ns=<median> emit_ns=<median> alloc_bytes=<n>
 #   bench/run.sh service-table    service-table lookups (BenchmarkDotNet), updates and memory
-#   bench/run.sh stream-sim       two engines in memory on one thread, 1 GiB stream transfer:
+#   bench/run.sh stream-sim       two engines in memory on one thread, 1 GiB stream transfer (steady state):
 #                                 stream-sim: goodput_gbps=<n> cpu_ns_per_byte=<n> alloc_bytes_per_segment=<n>
 #   bench/run.sh stream-veth      (root) kernel TCP vs Serval streams (serval-perf) between two namespaces over a veth,
 #                                 then on the veth shaped to 1 Gbit/s (bench/stream-veth.sh):

@@ -70,10 +70,13 @@ internal static class StreamSimBenchmark
         new Random(3).NextBytes(chunk);
         var readBuf = new byte[256 * 1024];
         long sent = 0, received = 0;
-        long warmup = Math.Min(64L << 20, totalBytes / 8);
-        long measuredFrom = -1;
-        long allocStart = 0, packetsStart = 0;
-        var cpuStart = TimeSpan.Zero;
+        // Steady state: the first and the last eighth (at most 64 MiB each) are ramp-up and ramp-down — slow start,
+        // and the end of the transfer where timers fire for the first time and packets of new sizes first come out of
+        // the buffer pool. The figures cover the bytes in between.
+        long edge = Math.Min(64L << 20, totalBytes / 8);
+        long measuredFrom = -1, measuredTo = -1;
+        long allocStart = 0, packetsStart = 0, alloc = 0, packets = 0;
+        TimeSpan cpuStart = TimeSpan.Zero, cpu = TimeSpan.Zero;
         var wall = new Stopwatch();
         var guard = 0L;
         while (received < totalBytes && guard++ < 100_000_000)
@@ -90,21 +93,32 @@ internal static class StreamSimBenchmark
                 received += r;
             }
 
-            if (measuredFrom < 0 && received >= warmup)
+            if (measuredFrom < 0 && received >= edge)
             {
                 measuredFrom = received;
-                allocStart = GC.GetAllocatedBytesForCurrentThread();
                 packetsStart = toB.Packets + toA.Packets;
                 cpuStart = Process.GetCurrentProcess().TotalProcessorTime;
+                allocStart = GC.GetAllocatedBytesForCurrentThread();
                 wall.Start();
+            }
+            else if (measuredFrom >= 0 && measuredTo < 0 && received >= totalBytes - edge)
+            {
+                wall.Stop();
+                // Allocation first: reading the process's CPU time allocates (the Process object and /proc parsing).
+                alloc = GC.GetAllocatedBytesForCurrentThread() - allocStart;
+                cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuStart;
+                packets = toB.Packets + toA.Packets - packetsStart;
+                measuredTo = received;
             }
         }
 
-        wall.Stop();
-        var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuStart;
-        var alloc = GC.GetAllocatedBytesForCurrentThread() - allocStart;
-        var packets = toB.Packets + toA.Packets - packetsStart;
-        var bytes = received - measuredFrom;
+        if (measuredTo < 0)
+        {
+            Console.Error.WriteLine($"stream-sim: transfer did not complete ({received} of {totalBytes} bytes)");
+            return 1;
+        }
+
+        var bytes = measuredTo - measuredFrom;
         // Goodput per CPU-second of the one thread that runs both engines: on a shared machine the wall clock also
         // counts time the thread spent waiting for a core (both are printed on stderr).
         var gbps = bytes * 8 / cpu.TotalSeconds / 1e9;

@@ -394,10 +394,40 @@ public sealed partial class Engine
         }
 
         flow.ScheduledAt = next;
-        if (next is { } at)
+        if (next is { } at && (flow.QueuedAt is not { } queued || at < queued))
         {
             _timers.Enqueue(flow, at);
+            flow.QueuedAt = at;
         }
+    }
+
+    /// <summary>
+    /// Takes the top entry off the timer heap. Returns true when it is the flow's live entry and the flow's deadline
+    /// is really due at <paramref name="now"/>; a live entry whose deadline moved later is re-queued at that deadline,
+    /// stale entries are dropped.
+    /// </summary>
+    private bool PopTimer(Flow flow, TimeSpan at, TimeSpan now)
+    {
+        _timers.Dequeue();
+        if (flow.QueuedAt != at)
+        {
+            return false; // superseded by an earlier entry of the same flow
+        }
+
+        flow.QueuedAt = null;
+        if (!_flows.ContainsKey(flow.LocalFlow.Value) || flow.ScheduledAt is not { } due)
+        {
+            return false;
+        }
+
+        if (due > now)
+        {
+            _timers.Enqueue(flow, due);
+            flow.QueuedAt = due;
+            return false;
+        }
+
+        return true;
     }
 
     private readonly List<Flow> _dueScratch = [];
@@ -407,8 +437,7 @@ public sealed partial class Engine
         _dueScratch.Clear();
         while (_timers.TryPeek(out var flow, out var at) && at <= now)
         {
-            _timers.Dequeue();
-            if (flow.ScheduledAt != at || !_flows.ContainsKey(flow.LocalFlow.Value))
+            if (!PopTimer(flow, at, now))
             {
                 continue;
             }

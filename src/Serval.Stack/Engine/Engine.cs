@@ -243,14 +243,14 @@ public sealed partial class Engine
         TimeSpan? next = null;
         while (_timers.TryPeek(out var flow, out var at))
         {
-            if (flow.ScheduledAt != at || !_flows.ContainsKey(flow.LocalFlow.Value))
+            if (flow.QueuedAt == at && _flows.ContainsKey(flow.LocalFlow.Value) && flow.ScheduledAt == at)
             {
-                _timers.Dequeue(); // stale entry
-                continue;
+                next = at;
+                break;
             }
 
-            next = at;
-            break;
+            // Stale, or a live entry whose deadline moved: PopTimer drops or re-queues it (never due before its time).
+            PopTimer(flow, at, TimeSpan.MinValue);
         }
 
         if (_delayed.Count > 0)

@@ -79,6 +79,13 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
     /// <summary>The time of the earliest timer this flow last registered (for the engine's timer heap).</summary>
     public TimeSpan? ScheduledAt { get; set; }
 
+    /// <summary>
+    /// The earliest deadline this flow has in the timer heap (null when none). A deadline that moves later does not add
+    /// an entry: the queued one fires early and is re-queued at the real deadline, so the heap holds about one entry per
+    /// flow instead of one per rescheduling.
+    /// </summary>
+    public TimeSpan? QueuedAt { get; set; }
+
     public ServalError Error { get; set; }
 
     /// <summary>The application asked to close; the SAL FIN follows the transport's FIN.</summary>

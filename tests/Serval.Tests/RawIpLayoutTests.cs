@@ -1,0 +1,143 @@
+using Serval.Links;
+using Serval.Wire;
+using Xunit;
+
+namespace Serval.Tests;
+
+/// <summary>
+/// Wire compatibility of the raw-IP link with the reference implementation: a whole stream connection (handshake,
+/// data both ways, TCP and SAL close) captured on the client and checked packet by packet with
+/// <see cref="ReferenceLayout"/> against the reference capture <c>tcp_basic.pcap</c> (and <c>sr_syn_b.pcap</c> for the
+/// SYN-ACK with a SOURCE extension). The checker itself is tested on the reference capture and on damaged packets.
+/// </summary>
+public sealed class RawIpLayoutTests
+{
+    private static readonly ServiceId Echo = ServiceId.FromName("test.raw.layout");
+
+    internal static string ReferencePath(string name) => Path.Combine(AppContext.BaseDirectory, "TestData", name);
+
+    internal static List<ReferenceLayout.Packet> ReferencePackets(string name)
+    {
+        using var file = File.OpenRead(ReferencePath(name));
+        return [.. ReferenceLayout.ReadIPPackets(file).Select(p => ReferenceLayout.Check(p))];
+    }
+
+    /// <summary>
+    /// Asserts that every packet's shape is one the reference has for the same kind, that the conversations follow the
+    /// reference's control arithmetic, and (when <paramref name="requireEveryKind"/>) that every kind of packet of the
+    /// reference stream transfer occurs.
+    /// </summary>
+    internal static void AssertReferenceLayout(IReadOnlyList<ReferenceLayout.Packet> ours, bool requireEveryKind, int minConnections)
+    {
+        var reference = ReferencePackets("tcp_basic.pcap").Concat(ReferencePackets("sr_syn_b.pcap"))
+            .GroupBy(p => p.Kind).ToDictionary(g => g.Key, g => g.Select(p => p.Shape).ToHashSet(StringComparer.Ordinal));
+        foreach (var group in ours.GroupBy(p => p.Kind))
+        {
+            Assert.True(reference.TryGetValue(group.Key, out var shapes), $"the reference never sends a {group.Key}");
+            foreach (var shape in group.Select(p => p.Shape).Distinct())
+            {
+                Assert.True(shapes.Contains(shape), $"{group.Key} has the shape '{shape}'; the reference's are: {string.Join(" | ", shapes)}");
+            }
+        }
+
+        if (requireEveryKind)
+        {
+            var missing = Enum.GetValues<ReferenceLayout.Kind>().Where(k => !ours.Any(p => p.Kind == k)).ToList();
+            Assert.True(missing.Count == 0, $"no {string.Join(", ", missing)} in the capture");
+        }
+
+        Assert.True(ReferenceLayout.CheckConversations(ours) >= minConnections, "fewer connections (SYNs) than expected in the capture");
+    }
+
+    [Fact]
+    public void The_reference_captures_pass_the_layout_check()
+    {
+        var packets = ReferencePackets("tcp_basic.pcap");
+        Assert.Equal(53, packets.Count);
+        AssertReferenceLayout(packets, requireEveryKind: true, minConnections: 1);
+        Assert.Equal(1, ReferenceLayout.CheckConversations(ReferencePackets("sr_syn_b.pcap")));
+    }
+
+    [Theory]
+    [InlineData(0, 0x46, "version/IHL")] // an IP option word
+    [InlineData(9, 6, "IP protocol")] // plain TCP instead of protocol 144
+    [InlineData(20 + 9, 17, "SAL protocol")]
+    [InlineData(20 + 12 + 3, 1, "CONTROL reserved")]
+    [InlineData(20 + 32 + 2, 1, "SERVICE reserved")]
+    [InlineData(20 + 68 + 1, 80, "TCP ports")]
+    [InlineData(20 + 68 + 12, 0x71, "TCP reserved")]
+    public void A_damaged_reference_packet_fails_the_layout_check(int offset, byte value, string what)
+    {
+        using var file = File.OpenRead(ReferencePath("tcp_basic.pcap"));
+        var syn = ReferenceLayout.ReadIPPackets(file)[0];
+        Assert.Equal(ReferenceLayout.Kind.Syn, ReferenceLayout.Check(syn).Kind);
+        syn[offset] = value;
+
+        // Refresh the IPv4 and SAL checksums so that the damage itself is what the check finds.
+        syn[10] = syn[11] = 0;
+        var ipSum = ReferenceLayout.Checksum(0, syn.AsSpan(0, 20));
+        (syn[10], syn[11]) = ((byte)(ipSum >> 8), (byte)ipSum);
+        syn[20 + 10] = syn[20 + 11] = 0;
+        var salSum = ReferenceLayout.Checksum(0, syn.AsSpan(20, 68));
+        (syn[30], syn[31]) = ((byte)(salSum >> 8), (byte)salSum);
+        var e = Assert.Throws<LayoutException>(() => ReferenceLayout.Check(syn));
+        Assert.Contains(what, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_packet_with_a_bad_checksum_or_length_fails_the_layout_check()
+    {
+        using var file = File.OpenRead(ReferencePath("tcp_basic.pcap"));
+        var packets = ReferenceLayout.ReadIPPackets(file);
+        var data = packets.First(p => p.Length > 1000);
+        data[^1] ^= 0x40; // payload byte: TCP checksum
+        Assert.Contains("TCP checksum", Assert.Throws<LayoutException>(() => ReferenceLayout.Check(data)).Message, StringComparison.Ordinal);
+        var ack = packets[2];
+        ack[20 + 8] = 16; // SAL header length 64 instead of 68: the SERVICE extension overruns it
+        Assert.Throws<LayoutException>(() => ReferenceLayout.Check(ack));
+
+        // A conversation whose SYN-ACK acknowledges the wrong verno.
+        var checkedPackets = ReferencePackets("tcp_basic.pcap");
+        var synAck = checkedPackets.First(p => p.Kind == ReferenceLayout.Kind.SynAck);
+        checkedPackets[checkedPackets.IndexOf(synAck)] = synAck with { Ackno = synAck.Ackno + 1 };
+        Assert.Throws<LayoutException>(() => ReferenceLayout.CheckConversations(checkedPackets));
+    }
+
+    [Fact]
+    public async Task A_stream_transfer_over_raw_ip_has_the_reference_layout_packet_by_packet()
+    {
+        Assert.SkipUnless(RawIpLink.IsSupported, "Raw IP protocol 144 needs Linux with root or CAP_NET_RAW; run the tests as root to include this test.");
+        var ct = TestNet.Timeout(30);
+        var capture = new MemoryStream();
+        var clientAddress = TestNet.NextAddress();
+        var serverAddress = TestNet.NextAddress();
+
+        // Besides the capture link, a raw protocol-144 socket sees the packets with the kernel's own IPv4 headers.
+        using var tap = PacketTap.Raw144(LinkAddress.FromIPAddress(clientAddress), LinkAddress.FromIPAddress(serverAddress));
+        await using (var server = await ServalHost.StartAsync(new ServalHostOptions { Name = "layout-server", Links = [new RawIpLink(serverAddress)], Engine = TestNet.FastEngine }, ct))
+        await using (var client = await ServalHost.StartAsync(
+            new ServalHostOptions { Name = "layout-client", Links = [new PcapCaptureLink(new RawIpLink(clientAddress), capture, leaveOpen: true)], Engine = TestNet.FastEngine },
+            ct))
+        await using (var listener = await StreamTests.EchoServerAsync(server, Echo, ct))
+        {
+            var (sent, received) = await StreamTests.TransferAsync(client, Echo, 300_000, ct, server.Address());
+            Assert.Equal(sent, received);
+
+            // The SAL close (FIN, ACK both ways) ends both flows; TIME-WAIT is short in these engines.
+            Assert.True(await TestNet.EventuallyAsync(async () => await client.GetFlowCountAsync(ct) == 0 && await server.GetFlowCountAsync(ct) == 0));
+        }
+
+        capture.Position = 0;
+        var packets = ReferenceLayout.ReadIPPackets(capture);
+        Assert.True(packets.Count > 2 * 300_000 / 1448, $"only {packets.Count} packets captured");
+        var ours = packets.Select(p => ReferenceLayout.Check(p)).ToList();
+        Assert.All(ours, p => Assert.False(p.UdpEncapsulated));
+        AssertReferenceLayout(ours, requireEveryKind: true, minConnections: 1);
+        Assert.Equal(1, ReferenceLayout.CheckConversations(ours));
+
+        tap.Dispose();
+        Assert.Empty(tap.Failures);
+        Assert.True(tap.Seen >= packets.Count, $"the raw tap saw {tap.Seen} packets, the capture link {packets.Count}");
+        AssertReferenceLayout(tap.Packets, requireEveryKind: true, minConnections: 1);
+    }
+}
