@@ -12,6 +12,10 @@
 #                                 the sender's two interfaces (MIGRATION_COUNT, MIGRATION_TRIGGER=explicit|link-state,
 #                                 MIGRATION_BOTTLENECK_MBPS=300, 0 for none):
 #                                 migration: gap_ms_p50=<n> gap_ms_p99=<n> failed=<n> bytes_lost=<n>
+#   bench/run.sh stream-veth      (root) kernel TCP vs Serval streams (serval-perf) between two namespaces over a veth,
+#                                 then on the veth shaped to 1 Gbit/s (bench/stream-veth.sh):
+#                                 stream-veth: kernel_gbps=<n> serval_udp_gbps=<n> serval_raw_gbps=<n> ratio_udp=<n>
+#                                   shaped_kernel_gbps=<n> shaped_serval_gbps=<n> shaped_ratio=<n>
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,7 +25,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 usage() {
   echo "usage: $0 NAME" >&2
-  echo "  names: wire service-table stream-sim registration migration" >&2
+  echo "  names: wire service-table stream-sim stream-veth registration migration" >&2
   exit 2
 }
 
@@ -57,6 +61,9 @@ case "$1" in
     dotnet build "$project" -c Release --nologo -v quiet >&2
     # Bounded: at most 180 s inside the program; namespaces and processes are removed on every exit path.
     timeout 300 dotnet "$binary" migration "${MIGRATION_COUNT:-100}" "${MIGRATION_TRIGGER:-explicit}" "${MIGRATION_BOTTLENECK_MBPS:-300}"
+    ;;
+  stream-veth)
+    exec "$here/stream-veth.sh"
     ;;
   *)
     usage

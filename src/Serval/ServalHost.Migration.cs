@@ -18,7 +18,7 @@ public sealed partial class ServalHost
     public async ValueTask<int> MigrateLinkAsync(int fromLink, int toLink, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return await _driver.InvokeAsync(d => d.MigrateLink(fromLink, toLink)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return await Embedded(nameof(MigrateLinkAsync)).InvokeAsync(d => d.MigrateLink(fromLink, toLink)).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -32,7 +32,7 @@ public sealed partial class ServalHost
     public async ValueTask<int> MigrateServiceAsync(ServicePrefix service, int toLink, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return await _driver.InvokeAsync(d => d.MigrateService(service, toLink)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return await Embedded(nameof(MigrateServiceAsync)).InvokeAsync(d => d.MigrateService(service, toLink)).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -50,7 +50,7 @@ public sealed partial class ServalHost
     public async ValueTask MigrateFlowAsync(FlowId flow, int toLink, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        await _driver.InvokeAsync(d => d.MigrateFlow(flow, toLink)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await Embedded(nameof(MigrateFlowAsync)).InvokeAsync(d => d.MigrateFlow(flow, toLink)).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -68,13 +68,13 @@ public sealed partial class ServalHost
     public async ValueTask SetLinkUpAsync(int linkIndex, bool up, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        await _driver.InvokeAsync(d => d.SetLinkUp(linkIndex, up)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await Embedded(nameof(SetLinkUpAsync)).InvokeAsync(d => d.SetLinkUp(linkIndex, up)).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The interfaces as they are now (loopback at index 0, then one per link, with <see cref="InterfaceInfo.IsUp"/>).</summary>
     public async ValueTask<IReadOnlyList<InterfaceInfo>> GetInterfacesAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return await _driver.InvokeAsync(d => d.Engine.Interfaces).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return await Embedded(nameof(GetInterfacesAsync)).InvokeAsync(d => d.Engine.Interfaces).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 }

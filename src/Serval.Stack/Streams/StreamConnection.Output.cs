@@ -427,8 +427,10 @@ public sealed partial class StreamConnection
             return true;
         }
 
-        // Bursts of about a millisecond, at least two and at most 64 KiB worth of segments.
-        var burst = Math.Max(2.0 * DataMss, Math.Min(rate / 1000, 65536.0));
+        // Bursts of about a millisecond, at least two segments and at most 1 MiB. Runtimes wake the engine with
+        // millisecond timers, so a smaller cap would limit the rate to one bucket per wake-up (64 KiB per millisecond is
+        // 0.5 Gbit/s) instead of the pacing rate.
+        var burst = Math.Max(2.0 * DataMss, Math.Min(rate / 1000, 1024.0 * 1024));
         var elapsed = (now - _pacingRefilled).TotalSeconds;
         _pacingRefilled = now;
         _pacingTokens = Math.Min(burst, _pacingTokens + (elapsed > 0 ? elapsed * rate : 0));

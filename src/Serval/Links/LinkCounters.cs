@@ -10,6 +10,9 @@ public sealed class LinkCounters
     private long _sendErrors;
     private long _receiveDropped;
     private long _systemCalls;
+    private long _offloadSends;
+    private long _coalescedReceives;
+    private long _offloadFallbacks;
 
     internal LinkCounters()
     {
@@ -35,6 +38,27 @@ public sealed class LinkCounters
 
     /// <summary>Send and receive system calls made (shows the effect of batching).</summary>
     public long SystemCalls => Volatile.Read(ref _systemCalls);
+
+    /// <summary>Sends that carried several datagrams as one UDP GSO (<c>UDP_SEGMENT</c>) message.</summary>
+    public long OffloadSends => Volatile.Read(ref _offloadSends);
+
+    /// <summary>Received buffers the kernel had coalesced from several datagrams (UDP GRO) and the link split.</summary>
+    public long CoalescedReceives => Volatile.Read(ref _coalescedReceives);
+
+    /// <summary>Times the link found UDP GSO or GRO unavailable and fell back to one datagram per message.</summary>
+    public long OffloadFallbacks => Volatile.Read(ref _offloadFallbacks);
+
+    internal void Sent(int packets, long bytes)
+    {
+        Interlocked.Add(ref _packetsSent, packets);
+        Interlocked.Add(ref _bytesSent, bytes);
+    }
+
+    internal void OffloadSend() => Interlocked.Increment(ref _offloadSends);
+
+    internal void CoalescedReceive() => Interlocked.Increment(ref _coalescedReceives);
+
+    internal void OffloadFallback() => Interlocked.Increment(ref _offloadFallbacks);
 
     internal void Sent(int bytes)
     {

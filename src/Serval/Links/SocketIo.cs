@@ -15,10 +15,22 @@ namespace Serval.Links;
 /// elsewhere, or when <c>batching</c> is off or the calls are unavailable, the managed
 /// <see cref="Socket.ReceiveFrom(Span{byte}, SocketFlags, SocketAddress)"/> and
 /// <see cref="Socket.SendTo(ReadOnlySpan{byte}, SocketFlags, SocketAddress)"/> (no allocation per packet either way).
+/// With <c>segmentationOffload</c> (UDP only) consecutive queued datagrams of one size to one destination leave as one
+/// GSO send (<c>UDP_SEGMENT</c>), and the receive side asks the kernel to coalesce (<c>UDP_GRO</c>) and splits the
+/// coalesced buffers back into datagrams. When the kernel refuses either, the link falls back permanently and counts it.
 /// </summary>
 internal sealed unsafe class SocketIo : IDisposable
 {
     public const int BatchSize = 64;
+
+    /// <summary>Datagrams queued before a send flushes by itself (GSO sends carry up to 64 of them each).</summary>
+    public const int SendQueueSize = 256;
+
+    /// <summary>Receive slots per <c>recvmmsg</c> when GRO is on (each slot holds a 64 KiB coalesced buffer).</summary>
+    public const int GroBatchSize = 32;
+
+    private const int GroSlotSize = 65_536;
+    private const int ControlSize = 64;
     private const int ReceivePollMilliseconds = 100;
 
     private readonly Socket _socket;
@@ -33,11 +45,11 @@ internal sealed unsafe class SocketIo : IDisposable
     private bool _disposed;
 
     // Native batch state (null when not batching).
-    private readonly Batch? _send;
-    private readonly Batch? _receive;
-    private int _sendCount;
+    private readonly SendQueue? _send;
+    private readonly ReceiveBatch? _receive;
+    private bool _gso;
 
-    public SocketIo(Socket socket, string name, int slotSize, bool batching, LinkCounters counters, ISocketIoHandler handler)
+    public SocketIo(Socket socket, string name, int slotSize, bool batching, LinkCounters counters, ISocketIoHandler handler, bool segmentationOffload = false)
     {
         _socket = socket;
         _name = name;
@@ -47,18 +59,44 @@ internal sealed unsafe class SocketIo : IDisposable
         _managedReceiveBuffer = new byte[slotSize];
         if (batching && LinuxSockets.IsPlatformSupported && ProbeNative(socket))
         {
-            _send = new Batch(slotSize);
-            _receive = new Batch(slotSize);
+            _send = new SendQueue(slotSize);
+            var gro = false;
+            if (segmentationOffload)
+            {
+                // UDP_SEGMENT 0 as a socket option is a no-op that only kernels with UDP GSO accept.
+                _gso = LinuxSockets.SetIntOption(socket.Handle, LinuxSockets.SolUdp, LinuxSockets.UdpSegment, 0, out _);
+                gro = LinuxSockets.SetIntOption(socket.Handle, LinuxSockets.SolUdp, LinuxSockets.UdpGro, 1, out _);
+                if (!_gso)
+                {
+                    counters.OffloadFallback();
+                }
+
+                if (!gro)
+                {
+                    counters.OffloadFallback();
+                }
+            }
+
+            _receive = gro ? new ReceiveBatch(GroBatchSize, GroSlotSize) : new ReceiveBatch(BatchSize, slotSize);
         }
     }
 
     /// <summary>Whether <c>sendmmsg</c>/<c>recvmmsg</c> are in use.</summary>
     public bool Batching => _send is not null;
 
+    /// <summary>Whether sends use UDP GSO (false after a fallback).</summary>
+    public bool SegmentationOffload => _gso;
+
+    /// <summary>Whether receives ask for UDP GRO.</summary>
+    public bool ReceiveOffload => _receive is { SlotSize: GroSlotSize } && _slotSize < GroSlotSize;
+
     public ILogger Logger { get; set; } = NullLogger.Instance;
 
     /// <summary>Called (engine thread) when a send fails because the network or the local address went away.</summary>
     public Action? NetworkUnavailable { get; set; }
+
+    /// <summary>The socket's file descriptor.</summary>
+    public nint Handle => _socket.Handle;
 
     private static bool ProbeNative(Socket socket)
     {
@@ -95,21 +133,16 @@ internal sealed unsafe class SocketIo : IDisposable
             return;
         }
 
-        if (_send is { } batch && packet.Length <= _slotSize)
+        if (_send is { } queue && packet.Length <= _slotSize)
         {
-            var i = _sendCount;
-            var nameLength = SockAddr.Write(destination, batch.NameSpan(i));
-            if (nameLength == 0)
+            if (destination.IsNone)
             {
                 _counters.SendError();
                 return;
             }
 
-            packet.CopyTo(batch.SlotSpan(i));
-            batch.Messages[i].Header.NameLength = (uint)nameLength;
-            batch.IoVecs[i].Length = (nuint)packet.Length;
-            _sendCount = i + 1;
-            if (_sendCount == BatchSize)
+            queue.Add(destination, packet);
+            if (queue.Count == SendQueueSize)
             {
                 Flush();
             }
@@ -156,47 +189,79 @@ internal sealed unsafe class SocketIo : IDisposable
 
     public void Flush()
     {
-        if (_send is not { } batch || _sendCount == 0 || _disposed)
+        if (_send is not { } queue || queue.Count == 0 || _disposed)
         {
             return;
         }
 
-        var start = 0;
         var fd = _socket.Handle;
-        while (start < _sendCount)
+        var first = 0; // first queued datagram not yet sent or dropped
+        while (first < queue.Count)
         {
-            _counters.SystemCall();
-            var n = LinuxSockets.SendMmsg(fd, batch.Messages + start, (uint)(_sendCount - start), 0);
-            if (n > 0)
+            // Group the rest into messages (one GSO send per run when offload is on), up to BatchSize messages.
+            var messages = queue.BuildMessages(first, _gso);
+            var m = 0;
+            while (m < messages)
             {
-                for (var i = start; i < start + n; i++)
+                _counters.SystemCall();
+                var n = LinuxSockets.SendMmsg(fd, queue.Messages + m, (uint)(messages - m), 0);
+                if (n > 0)
                 {
-                    _counters.Sent((int)batch.IoVecs[i].Length);
+                    long bytes = 0;
+                    var packets = 0;
+                    for (var i = m; i < m + n; i++)
+                    {
+                        var count = queue.MessageCounts[i];
+                        packets += count;
+                        bytes += (long)queue.IoVecs[i].Length;
+                        if (count > 1)
+                        {
+                            _counters.OffloadSend();
+                        }
+                    }
+
+                    _counters.Sent(packets, bytes);
+                    first += packets;
+                    m += n;
+                    continue;
                 }
 
-                start += n;
-                continue;
-            }
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno == LinuxSockets.EIntr)
+                {
+                    continue;
+                }
 
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno == LinuxSockets.EIntr)
-            {
-                continue;
-            }
+                if (queue.MessageCounts[m] > 1 && errno is LinuxSockets.EIo or LinuxSockets.EInval or LinuxSockets.EOpNotSupp or LinuxSockets.ENoProtoOpt)
+                {
+                    // The kernel or the route cannot segment (no checksum offload, path MTU below a segment): stop
+                    // using GSO for good and send the rest one datagram per message.
+                    _gso = false;
+                    _counters.OffloadFallback();
+                    HostLog.LinkOffloadDisabled(Logger, _name, (SocketError)errno);
+                    break;
+                }
 
-            // The first message failed (ICMP unreachable reported late, no buffer, no route): drop it, go on.
-            _counters.SendError();
-            var failed = SockAddr.Read(batch.NameSpan(start));
-            HostLog.LinkSendFailed(Logger, _name, failed, (SocketError)errno);
-            if (errno is LinuxSockets.ENetDown or LinuxSockets.ENetUnreach or LinuxSockets.EAddrNotAvail)
-            {
-                NetworkUnavailable?.Invoke();
-            }
+                // The message failed (ICMP unreachable reported late, no buffer, no route): drop it, go on.
+                var dropped = queue.MessageCounts[m];
+                for (var i = 0; i < dropped; i++)
+                {
+                    _counters.SendError();
+                }
 
-            start++;
+                var failed = SockAddr.Read(queue.NameSpan(m));
+                HostLog.LinkSendFailed(Logger, _name, failed, (SocketError)errno);
+                first += dropped;
+                if (errno is LinuxSockets.ENetDown or LinuxSockets.ENetUnreach or LinuxSockets.EAddrNotAvail)
+                {
+                    NetworkUnavailable?.Invoke();
+                }
+
+                m++;
+            }
         }
 
-        _sendCount = 0;
+        queue.Clear();
     }
 
     // ------------------------------------------------------------------------------------------------------------
@@ -225,7 +290,7 @@ internal sealed unsafe class SocketIo : IDisposable
         }
     }
 
-    private void ReceiveNative(Batch batch)
+    private void ReceiveNative(ReceiveBatch batch)
     {
         var added = false;
         _socket.SafeHandle.DangerousAddRef(ref added);
@@ -233,16 +298,21 @@ internal sealed unsafe class SocketIo : IDisposable
         {
             var fd = _socket.SafeHandle.DangerousGetHandle();
             var errors = 0;
+            var count = batch.Count;
+            var slotSize = batch.SlotSize;
+            var gro = slotSize == GroSlotSize && _slotSize < GroSlotSize;
             while (!_stopping)
             {
-                for (var i = 0; i < BatchSize; i++)
+                for (var i = 0; i < count; i++)
                 {
-                    batch.Messages[i].Header.NameLength = SockAddr.MaxSize;
-                    batch.Messages[i].Header.Flags = 0;
-                    batch.IoVecs[i].Length = (nuint)_slotSize;
+                    ref var header = ref batch.Messages[i].Header;
+                    header.NameLength = SockAddr.MaxSize;
+                    header.Flags = 0;
+                    header.ControlLength = gro ? (nuint)ControlSize : 0;
+                    batch.IoVecs[i].Length = (nuint)slotSize;
                 }
 
-                var n = LinuxSockets.RecvMmsg(fd, batch.Messages, BatchSize, LinuxSockets.MsgWaitForOne, null);
+                var n = LinuxSockets.RecvMmsg(fd, batch.Messages, (uint)count, LinuxSockets.MsgWaitForOne, null);
                 _counters.SystemCall();
                 if (n < 0)
                 {
@@ -271,14 +341,28 @@ internal sealed unsafe class SocketIo : IDisposable
                 for (var i = 0; i < n; i++)
                 {
                     var length = (int)batch.Messages[i].Length;
-                    if ((batch.Messages[i].Header.Flags & LinuxSockets.MsgTrunc) != 0 || length > _slotSize)
+                    if ((batch.Messages[i].Header.Flags & LinuxSockets.MsgTrunc) != 0 || length > slotSize)
                     {
                         _counters.Dropped();
                         continue;
                     }
 
                     var source = SockAddr.Read(batch.NameSpan(i));
-                    _handler.OnDatagram(source, batch.SlotSpan(i)[..length]);
+                    var data = batch.SlotSpan(i)[..length];
+                    var segment = gro ? batch.GroSegmentSize(i) : 0;
+                    if (segment > 0 && segment < length)
+                    {
+                        _counters.CoalescedReceive();
+                        UdpSegmentation.Split(data, segment, (this, source), static (d, s) => s.Item1.Deliver(s.source, d));
+                    }
+                    else if (length <= _slotSize)
+                    {
+                        _handler.OnDatagram(source, data);
+                    }
+                    else
+                    {
+                        _counters.Dropped();
+                    }
                 }
             }
         }
@@ -288,6 +372,18 @@ internal sealed unsafe class SocketIo : IDisposable
             {
                 _socket.SafeHandle.DangerousRelease();
             }
+        }
+    }
+
+    private void Deliver(LinkAddress source, ReadOnlySpan<byte> datagram)
+    {
+        if (datagram.Length <= _slotSize)
+        {
+            _handler.OnDatagram(source, datagram);
+        }
+        else
+        {
+            _counters.Dropped();
         }
     }
 
@@ -335,28 +431,38 @@ internal sealed unsafe class SocketIo : IDisposable
         }
     }
 
-    /// <summary>Native memory for one batch: messages, iovecs, sockaddrs and packet slots.</summary>
-    private sealed class Batch : IDisposable
+    /// <summary>
+    /// Native memory for queued sends: the datagrams back to back in one buffer (so that a run of them is one iovec),
+    /// and up to <see cref="BatchSize"/> messages with their sockaddrs and UDP_SEGMENT control messages.
+    /// </summary>
+    private sealed class SendQueue : IDisposable
     {
-        private readonly int _slotSize;
+        private const int NameStride = SockAddr.MaxSize + 4;
+        private const int SegmentControlSize = 24; // CMSG_SPACE(sizeof(ushort))
+        private readonly int[] _lengths = new int[SendQueueSize];
+        private readonly int[] _offsets = new int[SendQueueSize];
+        private readonly LinkAddress[] _destinations = new LinkAddress[SendQueueSize];
+        private int _used;
 
-        public Batch(int slotSize)
+        public SendQueue(int slotSize)
         {
-            _slotSize = slotSize;
+            Data = (byte*)NativeMemory.AllocZeroed(SendQueueSize, (nuint)slotSize);
             Messages = (LinuxSockets.MMsgHdr*)NativeMemory.AllocZeroed(BatchSize, (nuint)sizeof(LinuxSockets.MMsgHdr));
             IoVecs = (LinuxSockets.IoVec*)NativeMemory.AllocZeroed(BatchSize, (nuint)sizeof(LinuxSockets.IoVec));
-            Names = (byte*)NativeMemory.AllocZeroed(BatchSize, SockAddr.MaxSize + 4);
-            Slots = (byte*)NativeMemory.AllocZeroed(BatchSize, (nuint)slotSize);
+            Names = (byte*)NativeMemory.AllocZeroed(BatchSize, NameStride);
+            Controls = (byte*)NativeMemory.AllocZeroed(BatchSize, SegmentControlSize);
+            MessageCounts = new int[BatchSize];
             for (var i = 0; i < BatchSize; i++)
             {
-                IoVecs[i].Base = Slots + ((long)i * slotSize);
-                IoVecs[i].Length = (nuint)slotSize;
                 Messages[i].Header.Iov = IoVecs + i;
                 Messages[i].Header.IovLength = 1;
-                Messages[i].Header.Name = Names + (i * (SockAddr.MaxSize + 4));
-                Messages[i].Header.NameLength = SockAddr.MaxSize;
+                Messages[i].Header.Name = Names + (i * NameStride);
             }
         }
+
+        public int Count { get; private set; }
+
+        public byte* Data { get; private set; }
 
         public LinuxSockets.MMsgHdr* Messages { get; private set; }
 
@@ -364,21 +470,171 @@ internal sealed unsafe class SocketIo : IDisposable
 
         public byte* Names { get; private set; }
 
+        public byte* Controls { get; private set; }
+
+        /// <summary>Datagrams in each built message.</summary>
+        public int[] MessageCounts { get; }
+
+        public Span<byte> NameSpan(int i) => new(Names + (i * NameStride), SockAddr.MaxSize);
+
+        public void Add(LinkAddress destination, ReadOnlySpan<byte> packet)
+        {
+            var i = Count;
+            packet.CopyTo(new Span<byte>(Data + _used, packet.Length));
+            _offsets[i] = _used;
+            _lengths[i] = packet.Length;
+            _destinations[i] = destination;
+            _used += packet.Length;
+            Count = i + 1;
+        }
+
+        public void Clear()
+        {
+            Count = 0;
+            _used = 0;
+        }
+
+        /// <summary>Builds messages for the datagrams from <paramref name="first"/> on; returns how many messages.</summary>
+        public int BuildMessages(int first, bool gso)
+        {
+            var lengths = new ReadOnlySpan<int>(_lengths, 0, Count);
+            var destinations = new ReadOnlySpan<LinkAddress>(_destinations, 0, Count);
+            var m = 0;
+            var i = first;
+            while (i < Count && m < BatchSize)
+            {
+                var run = gso ? UdpSegmentation.RunLength(lengths, destinations, i) : 1;
+                var bytes = 0;
+                for (var k = i; k < i + run; k++)
+                {
+                    bytes += _lengths[k];
+                }
+
+                ref var header = ref Messages[m].Header;
+                header.NameLength = (uint)SockAddr.Write(destinations[i], NameSpan(m));
+                IoVecs[m].Base = Data + _offsets[i];
+                IoVecs[m].Length = (nuint)bytes;
+                MessageCounts[m] = run;
+                if (run > 1)
+                {
+                    var control = Controls + (m * SegmentControlSize);
+                    *(nuint*)control = LinuxSockets.CmsgHeaderSize + sizeof(ushort);
+                    *(int*)(control + 8) = LinuxSockets.SolUdp;
+                    *(int*)(control + 12) = LinuxSockets.UdpSegment;
+                    *(ushort*)(control + LinuxSockets.CmsgHeaderSize) = (ushort)_lengths[i];
+                    header.Control = control;
+                    header.ControlLength = SegmentControlSize;
+                }
+                else
+                {
+                    header.Control = null;
+                    header.ControlLength = 0;
+                }
+
+                i += run;
+                m++;
+            }
+
+            return m;
+        }
+
+        public void Dispose()
+        {
+            NativeMemory.Free(Data);
+            NativeMemory.Free(Messages);
+            NativeMemory.Free(IoVecs);
+            NativeMemory.Free(Names);
+            NativeMemory.Free(Controls);
+            Data = null;
+            Messages = null;
+            IoVecs = null;
+            Names = null;
+            Controls = null;
+        }
+    }
+
+    /// <summary>Native memory for one receive batch: messages, iovecs, sockaddrs, control buffers and packet slots.</summary>
+    private sealed class ReceiveBatch : IDisposable
+    {
+        private const int NameStride = SockAddr.MaxSize + 4;
+
+        public ReceiveBatch(int count, int slotSize)
+        {
+            Count = count;
+            SlotSize = slotSize;
+            Messages = (LinuxSockets.MMsgHdr*)NativeMemory.AllocZeroed((nuint)count, (nuint)sizeof(LinuxSockets.MMsgHdr));
+            IoVecs = (LinuxSockets.IoVec*)NativeMemory.AllocZeroed((nuint)count, (nuint)sizeof(LinuxSockets.IoVec));
+            Names = (byte*)NativeMemory.AllocZeroed((nuint)count, NameStride);
+            Controls = (byte*)NativeMemory.AllocZeroed((nuint)count, ControlSize);
+            Slots = (byte*)NativeMemory.AllocZeroed((nuint)count, (nuint)slotSize);
+            for (var i = 0; i < count; i++)
+            {
+                IoVecs[i].Base = Slots + ((long)i * slotSize);
+                IoVecs[i].Length = (nuint)slotSize;
+                Messages[i].Header.Iov = IoVecs + i;
+                Messages[i].Header.IovLength = 1;
+                Messages[i].Header.Name = Names + (i * NameStride);
+                Messages[i].Header.NameLength = SockAddr.MaxSize;
+                Messages[i].Header.Control = Controls + (i * ControlSize);
+            }
+        }
+
+        public int Count { get; }
+
+        public int SlotSize { get; }
+
+        public LinuxSockets.MMsgHdr* Messages { get; private set; }
+
+        public LinuxSockets.IoVec* IoVecs { get; private set; }
+
+        public byte* Names { get; private set; }
+
+        public byte* Controls { get; private set; }
+
         public byte* Slots { get; private set; }
 
-        public Span<byte> NameSpan(int i) => new(Names + (i * (SockAddr.MaxSize + 4)), SockAddr.MaxSize);
+        public Span<byte> NameSpan(int i) => new(Names + (i * NameStride), SockAddr.MaxSize);
 
-        public Span<byte> SlotSpan(int i) => new(Slots + ((long)i * _slotSize), _slotSize);
+        public Span<byte> SlotSpan(int i) => new(Slots + ((long)i * SlotSize), SlotSize);
+
+        /// <summary>The UDP_GRO segment size the kernel reported for message <paramref name="i"/>, or 0.</summary>
+        public int GroSegmentSize(int i)
+        {
+            ref var header = ref Messages[i].Header;
+            var length = (int)header.ControlLength;
+            var control = (byte*)header.Control;
+            var offset = 0;
+            while (offset + LinuxSockets.CmsgHeaderSize <= length)
+            {
+                var cmsgLength = (int)*(nuint*)(control + offset);
+                if (cmsgLength < LinuxSockets.CmsgHeaderSize || offset + cmsgLength > length)
+                {
+                    return 0;
+                }
+
+                if (*(int*)(control + offset + 8) == LinuxSockets.SolUdp && *(int*)(control + offset + 12) == LinuxSockets.UdpGro
+                    && cmsgLength >= LinuxSockets.CmsgHeaderSize + sizeof(int))
+                {
+                    return *(int*)(control + offset + LinuxSockets.CmsgHeaderSize);
+                }
+
+                offset += LinuxSockets.CmsgAlign(cmsgLength);
+            }
+
+            return 0;
+        }
 
         public void Dispose()
         {
             NativeMemory.Free(Messages);
             NativeMemory.Free(IoVecs);
             NativeMemory.Free(Names);
+            NativeMemory.Free(Controls);
             NativeMemory.Free(Slots);
             Messages = null;
             IoVecs = null;
             Names = null;
+            Controls = null;
             Slots = null;
         }
     }

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Serval.Native;
 using Serval.Wire;
 
 namespace Serval.Links;
@@ -39,15 +40,7 @@ public sealed class UdpLink : ServalLink, ISocketIoHandler
         var socket = new Socket(localEndPoint.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         try
         {
-            if (options.SocketReceiveBufferSize > 0)
-            {
-                socket.ReceiveBufferSize = options.SocketReceiveBufferSize;
-            }
-
-            if (options.SocketSendBufferSize > 0)
-            {
-                socket.SendBufferSize = options.SocketSendBufferSize;
-            }
+            SetBufferSizes(socket, options);
 
             socket.Bind(localEndPoint);
         }
@@ -61,7 +54,24 @@ public sealed class UdpLink : ServalLink, ISocketIoHandler
         LocalAddress = LinkAddress.FromEndPoint(bound);
         Mtu = options.Mtu ?? (bound.AddressFamily == AddressFamily.InterNetworkV6 ? 1452 : 1472);
         Name = $"udp {LocalAddress}";
-        _io = new SocketIo(socket, Name, Mtu, options.UseBatching, Counters, this);
+        _io = new SocketIo(socket, Name, Mtu, options.UseBatching, Counters, this, options.UseSegmentationOffload);
+    }
+
+    private static void SetBufferSizes(Socket socket, UdpLinkOptions options)
+    {
+        // The FORCE variants pass net.core.rmem_max/wmem_max (which default to about 200 KiB) when the process has
+        // CAP_NET_ADMIN; otherwise the plain options apply, capped by the kernel.
+        if (options.SocketReceiveBufferSize > 0
+            && !(LinuxSockets.IsPlatformSupported && LinuxSockets.SetIntOption(socket.Handle, LinuxSockets.SolSocket, LinuxSockets.SoRcvBufForce, options.SocketReceiveBufferSize, out _)))
+        {
+            socket.ReceiveBufferSize = options.SocketReceiveBufferSize;
+        }
+
+        if (options.SocketSendBufferSize > 0
+            && !(LinuxSockets.IsPlatformSupported && LinuxSockets.SetIntOption(socket.Handle, LinuxSockets.SolSocket, LinuxSockets.SoSndBufForce, options.SocketSendBufferSize, out _)))
+        {
+            socket.SendBufferSize = options.SocketSendBufferSize;
+        }
     }
 
     /// <inheritdoc/>
@@ -75,6 +85,15 @@ public sealed class UdpLink : ServalLink, ISocketIoHandler
 
     /// <summary>Whether this link sends and receives with <c>sendmmsg</c>/<c>recvmmsg</c>.</summary>
     public bool IsBatching => _io.Batching;
+
+    /// <summary>Whether sends currently use UDP GSO (false when off, unsupported, or after a fallback).</summary>
+    public bool IsSegmentationOffloadActive => _io.SegmentationOffload;
+
+    /// <summary>Whether the socket asks the kernel to coalesce received datagrams (UDP GRO).</summary>
+    public bool IsReceiveOffloadActive => _io.ReceiveOffload;
+
+    /// <summary>The socket I/O (tests reach the socket through it).</summary>
+    internal SocketIo Io => _io;
 
     /// <inheritdoc/>
     public override void Start(ILinkReceiver receiver)

@@ -12,6 +12,13 @@ public sealed record UdpLinkOptions
     /// <summary>Use <c>sendmmsg</c>/<c>recvmmsg</c> on Linux (default true); false forces the managed socket calls.</summary>
     public bool UseBatching { get; init; } = true;
 
+    /// <summary>
+    /// Use UDP segmentation offload on Linux (default true; needs <see cref="UseBatching"/>): consecutive same-size
+    /// datagrams to one destination leave as one <c>UDP_SEGMENT</c> send, and received datagrams are coalesced by the
+    /// kernel (<c>UDP_GRO</c>) and split by the link. The link falls back by itself when the kernel refuses.
+    /// </summary>
+    public bool UseSegmentationOffload { get; init; } = true;
+
     /// <summary>Kernel receive buffer size requested for the socket (default 4 MiB; the kernel may cap it).</summary>
     public int SocketReceiveBufferSize { get; init; } = 4 * 1024 * 1024;
 

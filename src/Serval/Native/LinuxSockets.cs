@@ -13,6 +13,14 @@ internal static unsafe partial class LinuxSockets
     public const int SockRaw = 3;
     public const int SolSocket = 1;
     public const int SoRcvTimeo = 20;
+    public const int SoSndBuf = 7;
+    public const int SoRcvBuf = 8;
+    public const int SoSndBufForce = 32;
+    public const int SoRcvBufForce = 33;
+    public const int SolUdp = 17;
+    public const int UdpSegment = 103;
+    public const int UdpGro = 104;
+    public const int MsgCTrunc = 0x08;
     public const int MsgTrunc = 0x20;
     public const int MsgDontWait = 0x40;
     public const int MsgWaitForOne = 0x10000;
@@ -25,6 +33,13 @@ internal static unsafe partial class LinuxSockets
     public const int EAddrNotAvail = 99;
     public const int ENetDown = 100;
     public const int ENetUnreach = 101;
+    public const int EIo = 5;
+    public const int EInval = 22;
+    public const int ENoProtoOpt = 92;
+    public const int EOpNotSupp = 95;
+
+    /// <summary>Size of struct cmsghdr (64-bit): size_t length, int level, int type.</summary>
+    public const int CmsgHeaderSize = 16;
 
     private const string Libc = "libc";
 
@@ -45,6 +60,33 @@ internal static unsafe partial class LinuxSockets
 
     [LibraryImport(Libc, EntryPoint = "sendmmsg", SetLastError = true)]
     public static partial int SendMmsg(nint fd, MMsgHdr* messages, uint count, int flags);
+
+    [LibraryImport(Libc, EntryPoint = "getsockopt", SetLastError = true)]
+    public static partial int GetSockOpt(nint fd, int level, int name, void* value, uint* length);
+
+    /// <summary>Sets an integer socket option; false (errno in <paramref name="errno"/>) when the kernel refuses it.</summary>
+    public static bool SetIntOption(nint fd, int level, int name, int value, out int errno)
+    {
+        if (SetSockOpt(fd, level, name, &value, sizeof(int)) == 0)
+        {
+            errno = 0;
+            return true;
+        }
+
+        errno = Marshal.GetLastPInvokeError();
+        return false;
+    }
+
+    /// <summary>Reads an integer socket option; -1 when it cannot be read.</summary>
+    public static int GetIntOption(nint fd, int level, int name)
+    {
+        int value;
+        uint length = sizeof(int);
+        return GetSockOpt(fd, level, name, &value, &length) == 0 ? value : -1;
+    }
+
+    /// <summary>CMSG_ALIGN: control messages are aligned to 8 bytes on 64-bit Linux.</summary>
+    public static int CmsgAlign(int length) => (length + 7) & ~7;
 
     /// <summary>Sets SO_RCVTIMEO so that a blocking receive returns EAGAIN after <paramref name="milliseconds"/>.</summary>
     public static bool SetReceiveTimeout(nint fd, int milliseconds)

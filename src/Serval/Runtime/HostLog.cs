@@ -34,6 +34,9 @@ internal static partial class HostLog
     [LoggerMessage(EventId = 203, Level = LogLevel.Warning, Message = "Link {Link}: receive error {Error}")]
     public static partial void LinkReceiveError(ILogger logger, string link, SocketError error);
 
+    [LoggerMessage(EventId = 204, Level = LogLevel.Warning, Message = "Link {Link}: UDP segmentation offload failed ({Error}); sending one datagram per message from now on")]
+    public static partial void LinkOffloadDisabled(ILogger logger, string link, SocketError error);
+
     [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "Serval host {Host}: rule {Operation} {Prefix} {Target}: {Result}")]
     public static partial void RuleChanged(ILogger logger, string host, string operation, Serval.Wire.ServicePrefix prefix, Serval.Stack.Services.ServiceTarget target, Serval.Stack.Services.ServiceTableResult result);
 }

@@ -1,0 +1,3 @@
+using Serval.Perf;
+
+return await PerfCommandLine.RunAsync(args, Console.Out, Console.Error).ConfigureAwait(false);
