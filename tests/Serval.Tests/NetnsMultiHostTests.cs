@@ -194,7 +194,10 @@ public sealed class NetnsMultiHostTests(ITestOutputHelper output)
         var forwarded = long.Parse(words[at + 1], System.Globalization.CultureInfo.InvariantCulture);
         var received = long.Parse(words[at + 3], System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(forwarded, result.Connections, 2 * result.Connections);
-        Assert.Equal(forwarded, received);
+
+        // Only connection setup reached the router process: a handful of packets (a late duplicate may be received and
+        // not forwarded) against the tens of thousands of data packets of the transfer.
+        Assert.InRange(received, forwarded, forwarded + (2 * result.Connections));
         var devices = RouterDevices(net);
         for (var i = 0; i < 2; i++)
         {
