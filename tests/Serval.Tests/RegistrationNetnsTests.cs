@@ -135,50 +135,8 @@ public sealed class RegistrationNetnsTests(ITestOutputHelper output)
     }
 
     /// <summary>A replica application: each accepted connection gets the replica's id byte, then an echo of what it sends.</summary>
-    private static async Task<ServalListener> ReplicaListenAsync(ServalHost host, byte id, CancellationToken ct)
-    {
-        var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = host, ListenEndPoint = new ServiceEndPoint(Svc) }, ct);
-        _ = Task.Run(async () =>
-        {
-            while (true)
-            {
-                ServalConnection c;
-                try
-                {
-                    c = await listener.AcceptConnectionAsync(ct);
-                }
-                catch (Exception)
-                {
-                    return;
-                }
-
-                _ = Task.Run(async () =>
-                {
-                    await using (c)
-                    {
-                        try
-                        {
-                            var s = c.GetStream();
-                            await s.WriteAsync(new[] { id }, ct);
-                            var buffer = new byte[256];
-                            int n;
-                            while ((n = await s.ReadAsync(buffer, ct)) > 0)
-                            {
-                                await s.WriteAsync(buffer.AsMemory(0, n), ct);
-                            }
-
-                            s.CompleteWrites();
-                        }
-                        catch (Exception)
-                        {
-                            // the client went away
-                        }
-                    }
-                }, CancellationToken.None);
-            }
-        }, CancellationToken.None);
-        return listener;
-    }
+    private static Task<ServalListener> ReplicaListenAsync(ServalHost host, byte id, CancellationToken ct) =>
+        StreamTests.EchoServerAsync(host, Svc, ct, greeting: new[] { id });
 
     /// <summary>One connection from the client through the router: returns the id of the replica that answered (after an echo check).</summary>
     private static async Task<byte> ExchangeAsync(ServalHost client, CancellationToken ct)

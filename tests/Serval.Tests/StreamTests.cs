@@ -23,7 +23,11 @@ public abstract class StreamTests(HostMode mode) : IAsyncDisposable
 
     private static readonly ServiceId Echo = ServiceId.FromName("test.echo");
 
-    internal static async Task<ServalListener> EchoServerAsync(ServalHost host, ServiceId service, CancellationToken ct)
+    /// <summary>
+    /// Listens on <paramref name="service"/> and echoes every accepted connection until its peer completes writes; a
+    /// non-empty <paramref name="greeting"/> is sent first on each connection (e.g. a replica's id).
+    /// </summary>
+    internal static async Task<ServalListener> EchoServerAsync(ServalHost host, ServiceId service, CancellationToken ct, ReadOnlyMemory<byte> greeting = default)
     {
         var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = host, ListenEndPoint = new ServiceEndPoint(service) }, ct);
         _ = Task.Run(async () =>
@@ -48,6 +52,11 @@ public abstract class StreamTests(HostMode mode) : IAsyncDisposable
                         var buffer = new byte[65536];
                         try
                         {
+                            if (!greeting.IsEmpty)
+                            {
+                                await s.WriteAsync(greeting, ct);
+                            }
+
                             int n;
                             while ((n = await s.ReadAsync(buffer, ct)) > 0)
                             {
