@@ -13,8 +13,10 @@ namespace Serval.Tests;
 /// Registration end to end with separate servald processes, each in its own network namespace: a client host, a
 /// service router and three replica hosts, joined by veth pairs to the router's namespace (which forwards IP between
 /// them). The test process attaches to each servald over its Unix socket (paths are not namespaced) and plays the
-/// replicas' and the client's applications. Needs root.
+/// replicas' and the client's applications. Needs root. Runs alone (no other test in parallel): its withdrawal check
+/// is a latency bound.
 /// </summary>
+[Collection(RegistrationNetnsCollection.Name)]
 public sealed class RegistrationNetnsTests(ITestOutputHelper output)
 {
     private static readonly ServiceId Svc = ServiceId.FromName("test.netns.registered");
@@ -77,8 +79,7 @@ public sealed class RegistrationNetnsTests(ITestOutputHelper output)
         output.WriteLine($"1000 connections after the kill: replica 2 served {counts[2]}, replica 3 served {counts[3]}, none failed");
 
         // 3. Graceful stop of replica 2's application: withdrawn at once (Unregister), not after the lease. Five
-        //    close/re-bind cycles; the median must be within 100 ms and every one far below the 3 s lease (this
-        //    machine is shared and loaded, so a single scheduling delay is not taken as the answer).
+        //    close/re-bind cycles, each within 100 ms (measured up to the control-socket poll that sees it gone).
         var withdrawals = new List<double>();
         for (var cycle = 0; cycle < 5; cycle++)
         {
@@ -98,8 +99,7 @@ public sealed class RegistrationNetnsTests(ITestOutputHelper output)
 
         withdrawals.Sort();
         output.WriteLine($"replica 2's listener closed -> registration gone after {string.Join(", ", withdrawals.Select(w => w.ToString("F1", System.Globalization.CultureInfo.InvariantCulture)))} ms (median {withdrawals[2]:F1})");
-        Assert.True(withdrawals[2] <= 100, $"median withdrawal {withdrawals[2]:F1} ms (all: {string.Join(", ", withdrawals)})");
-        Assert.True(withdrawals[^1] < 1000, $"a withdrawal took {withdrawals[^1]:F0} ms: the lease, not the Unregister, removed it");
+        Assert.True(withdrawals[^1] <= 100, $"a withdrawal took {withdrawals[^1]:F1} ms (all: {string.Join(", ", withdrawals)})");
 
         // 4. Router restart: every registration is back within 2 s of the new router being up.
         listeners[1] = await ReplicaListenAsync(apps[1], 2, ct);
@@ -428,4 +428,12 @@ public sealed class RegistrationNetnsTests(ITestOutputHelper output)
             }
         }
     }
+}
+
+/// <summary>The registration namespace test runs with no other test in parallel.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class RegistrationNetnsCollection
+{
+    /// <summary>The collection's name.</summary>
+    public const string Name = "registration-netns";
 }
