@@ -1,5 +1,7 @@
+using System.Net;
 using System.Security.Cryptography;
 using Serval.Links;
+using Serval.Netns;
 using Serval.Stack;
 using Serval.Wire;
 using Serval.Wire.Pcap;
@@ -82,6 +84,61 @@ public sealed class RawIpTests
         Assert.True(SalPacketRepr.TryParse(record.Data.AsSpan(frame.SalOffset, frame.SalLength), out var p, out _, out _, out _));
         Assert.Equal(service, p.DestinationService);
         Assert.Equal(SalPacketRepr.ProtocolUdp, p.Protocol);
+    }
+
+    [Fact]
+    public async Task Streams_and_datagrams_over_raw_ipv6_in_a_namespace()
+    {
+        RequireRawIp();
+        Assert.SkipUnless(NetNamespace.IsSupported, NetNamespace.UnsupportedReason ?? string.Empty);
+        var ct = TestNet.Timeout(60);
+        await using var ns = NetNamespace.Create("raw6");
+
+        // Two IPv6 addresses on the namespace's loopback (no duplicate address detection, so usable at once).
+        var serverAddress = IPAddress.Parse("fd00:5e7a::1");
+        var clientAddress = IPAddress.Parse("fd00:5e7a::2");
+        ns.SetLink("lo", true);
+        ns.Ip("-6", "addr", "add", $"{serverAddress}/128", "dev", "lo", "nodad");
+        ns.Ip("-6", "addr", "add", $"{clientAddress}/128", "dev", "lo", "nodad");
+
+        var capture = new MemoryStream();
+        await using var server = await RawHostAsync("raw6-server", ns.Invoke<ServalLink>(() => new RawIpLink(serverAddress)));
+        await using var client = await RawHostAsync("raw6-client", new PcapCaptureLink(ns.Invoke(() => new RawIpLink(clientAddress)), capture, leaveOpen: true));
+        Assert.Equal(1460, server.Links[0].Mtu);
+
+        await using var listener = await StreamTests.EchoServerAsync(server, Echo, ct);
+        var (sent, received) = await StreamTests.TransferAsync(client, Echo, 2 * 1024 * 1024, ct, server.Address());
+        Assert.Equal(SHA256.HashData(sent), SHA256.HashData(received));
+
+        var service = ServiceId.FromName("test.raw6.dgram");
+        await client.AddRuleAsync(ServicePrefix.Exact(service), client.ForwardTo(server.Address()), cancellationToken: ct);
+        await using var b = await ServalDatagramSocket.BindAsync(server, ServicePrefix.Exact(service), ct);
+        await using var a = await ServalDatagramSocket.BindAsync(client, cancellationToken: ct);
+        var payload = RandomNumberGenerator.GetBytes(1200);
+        await a.SendToAsync(service, payload, ct);
+        var buffer = new byte[2000];
+        var r = await b.ReceiveFromAsync(buffer, ct);
+        Assert.Equal(SHA256.HashData(payload), SHA256.HashData(buffer.AsSpan(0, r.ReceivedBytes)));
+        Assert.True(r.SourceAddress.SameAddress(client.Address()));
+        Assert.Equal(0, client.Counters.BadTransportChecksum);
+        Assert.Equal(0, server.Counters.Malformed);
+
+        // Every captured packet is IPv6 with next header 144 between the two addresses, and carries a SAL header.
+        await client.DisposeAsync();
+        capture.Position = 0;
+        using var reader = new PcapReader(capture);
+        var packets = 0;
+        while (reader.TryRead(out var record))
+        {
+            packets++;
+            Assert.Equal(6, record.Data[0] >> 4);
+            Assert.Equal(ServalInfo.IPProtocolNumber, record.Data[6]);
+            Assert.True(SalFrame.TryLocate(record.LinkType, record.Data, out var frame));
+            Assert.False(frame.UdpEncapsulated);
+            Assert.True(SalPacketRepr.TryParse(record.Data.AsSpan(frame.SalOffset, frame.SalLength), out _, out _, out _, out _));
+        }
+
+        Assert.True(packets > 1000, $"only {packets} packets captured");
     }
 
     [Fact]
