@@ -36,8 +36,8 @@ internal sealed class DemoClient : IAsyncDisposable
 
     public ServalHost Host { get; }
 
-    /// <summary>Completed connections: when each started and which replica served it.</summary>
-    public ConcurrentQueue<(TimeSpan At, string Replica)> Completed { get; } = new();
+    /// <summary>Completed connections: when each started, when it finished and which replica served it.</summary>
+    public ConcurrentQueue<(TimeSpan At, TimeSpan Done, string Replica)> Completed { get; } = new();
 
     public int Failed => Volatile.Read(ref _failed);
 
@@ -109,7 +109,7 @@ internal sealed class DemoClient : IAsyncDisposable
                 {
                 }
 
-                Completed.Enqueue((at, replica!));
+                Completed.Enqueue((at, _clock.Elapsed, replica!));
             }
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)

@@ -85,6 +85,7 @@ internal static class DemoNetwork
             var stopAt = duration * 14 / 16;
             var leaving = replicas[1];
             var leftAt = TimeSpan.MaxValue;
+            var openAtLeave = 0;
             var joinedAt = TimeSpan.MaxValue;
             EchoReplica? joined = null;
             var lastAccepted = new Dictionary<string, int>();
@@ -92,11 +93,14 @@ internal static class DemoNetwork
             while (clock.Elapsed < stopAt)
             {
                 await Task.Delay(50, ct).ConfigureAwait(false);
-                if (leftAt == TimeSpan.MaxValue && clock.Elapsed >= leaveAt)
+                // The replica leaves while it has connections open (waiting up to a second for one), to show that they
+                // finish although new connections no longer reach it.
+                if (leftAt == TimeSpan.MaxValue && clock.Elapsed >= leaveAt && (leaving.Active > 0 || clock.Elapsed >= leaveAt + TimeSpan.FromSeconds(1)))
                 {
                     await directory.RemoveAsync(service, leaving.Address, ct).ConfigureAwait(false);
                     leftAt = clock.Elapsed;
-                    Say($">>> {leaving.Name} leaves: its FORWARD rule is removed at the router; {leaving.Active} connection(s) still open on it");
+                    openAtLeave = leaving.Active;
+                    Say($">>> {leaving.Name} leaves: its FORWARD rule is removed at the router; {openAtLeave} connection(s) still open on it");
                 }
 
                 if (leftAt != TimeSpan.MaxValue && leaving.Listening && leaving.Active == 0)
@@ -132,7 +136,7 @@ internal static class DemoNetwork
             }
 
             var elapsed = clock.Elapsed;
-            var result = Summarize(output, router, replicas, weights, clients, leaving, leftAt, joined, joinedAt, elapsed);
+            var result = Summarize(output, router, replicas, weights, clients, leaving, leftAt, openAtLeave, joined, joinedAt, elapsed);
             foreach (var c in clients)
             {
                 await c.DisposeAsync().ConfigureAwait(false);
@@ -157,6 +161,7 @@ internal static class DemoNetwork
         List<DemoClient> clients,
         EchoReplica leaving,
         TimeSpan leftAt,
+        int openAtLeave,
         EchoReplica? joined,
         TimeSpan joinedAt,
         TimeSpan elapsed)
@@ -176,6 +181,8 @@ internal static class DemoNetwork
 
         var replicaPackets = replicas.Sum(r => r.Host.Counters.PacketsReceived);
         var lateToLeaver = completed.Count(c => c.Replica == leaving.Name && c.At > leftAt + TimeSpan.FromMilliseconds(100));
+        // Connections the leaving replica had open when its rule went: started before, finished after, echoes checked.
+        var finishedAfterLeaving = completed.Count(c => c.Replica == leaving.Name && c.At < leftAt && c.Done > leftAt);
         var toJoiner = joined is null ? 0 : completed.Count(c => c.Replica == joined.Name);
         var r1 = completed.Count(c => c.Replica == "replica-1");
         var r3 = completed.Count(c => c.Replica == "replica-3");
@@ -187,7 +194,9 @@ internal static class DemoNetwork
         {
             (failed == 0 && completed.Count == started, "every connection completed and every echo matched"),
             (router.Counters.PacketsReceived == router.Counters.Forwarded && replicaPackets > router.Counters.Forwarded, "only SYNs went through the router; the data went directly"),
-            (lateToLeaver == 0, $"no new connection reached {leaving.Name} after it left; its open connections finished"),
+            (lateToLeaver == 0, $"no new connection reached {leaving.Name} after it left"),
+            (openAtLeave > 0 && finishedAfterLeaving >= openAtLeave && !leaving.Listening && leaving.Active == 0,
+                $"the {openAtLeave} connection(s) open on {leaving.Name} when it left finished ({finishedAfterLeaving} completed after it left), then it closed its listener"),
             (toJoiner > 0, $"{joined?.Name ?? "replica-4"} served {toJoiner} connections after it joined at {joinedAt.TotalSeconds.ToString("0.0", inv)} s"),
         };
         foreach (var (ok, text) in checks)

@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
 using System.Text;
 using Serval.Stack;
 using Serval.Wire;
@@ -94,6 +96,76 @@ public abstract class DatagramTests(HostMode mode) : IAsyncDisposable
         await socket.DisposeAsync();
         await Assert.ThrowsAsync<ObjectDisposedException>(async () => await pending);
         Assert.DoesNotContain(host.GetRules(), r => r.Prefix == ServicePrefix.Exact(ServiceId.FromName("test.dgram.cancel")));
+    }
+
+    [Fact]
+    public async Task Datagrams_through_a_service_router_arrive_intact()
+    {
+        var ct = TestNet.Timeout(30);
+        var unconnected = ServiceId.FromName("test.dgram.routed");
+        var connected = ServiceId.FromName("test.dgram.routed.connected");
+        await using var router = await TestNet.UdpHostAsync("router", TestNet.FastEngine with { Mode = EngineMode.ServiceRouter });
+        await using var server = await Mode.HostAsync("server");
+        await using var client = await Mode.HostAsync("client");
+        await client.AddRuleAsync(ServicePrefix.Default, client.ForwardTo(router.Address()), cancellationToken: ct);
+        await router.AddRuleAsync(ServicePrefix.Exact(unconnected), router.ForwardTo(Mode.AddressOf(server)), cancellationToken: ct);
+        await router.AddRuleAsync(ServicePrefix.Exact(connected), router.ForwardTo(Mode.AddressOf(server)), cancellationToken: ct);
+
+        // Unconnected: every datagram is resolved by service, so each one goes through the router.
+        const int Count = 100;
+        var random = new Random(6);
+        var payloads = Enumerable.Range(0, Count).Select(i =>
+        {
+            var p = new byte[random.Next(4, 1200)];
+            random.NextBytes(p);
+            BinaryPrimitives.WriteInt32BigEndian(p, i);
+            return p;
+        }).ToArray();
+        await using var b = await ServalDatagramSocket.BindAsync(server, ServicePrefix.Exact(unconnected), ct);
+        await using var a = await ServalDatagramSocket.BindAsync(client, cancellationToken: ct);
+        foreach (var p in payloads)
+        {
+            await a.SendToAsync(unconnected, p, ct);
+        }
+
+        var received = new byte[Count][];
+        var buffer = new byte[2000];
+        for (var n = 0; n < Count; n++)
+        {
+            var r = await b.ReceiveFromAsync(buffer, ct);
+            var index = BinaryPrimitives.ReadInt32BigEndian(buffer);
+            Assert.InRange(index, 0, Count - 1);
+            Assert.Null(received[index]);
+            received[index] = buffer[..r.ReceivedBytes];
+        }
+
+        Assert.Equal(SHA256.HashData(payloads.SelectMany(p => p).ToArray()), SHA256.HashData(received.SelectMany(p => p).ToArray()));
+        Assert.True(router.Counters.Forwarded >= Count);
+
+        // Connected: only the SYN goes through the router; the datagrams of the flow go directly.
+        var forwardedBefore = router.Counters.Forwarded;
+        await using var listener = await ServalListener.ListenAsync(
+            new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(connected), Protocol = TransportProtocol.Datagram }, ct);
+        var accept = listener.AcceptDatagramSocketAsync(ct);
+        await using var socket = await ServalDatagramSocket.ConnectAsync(new ServalConnectionOptions { Host = client, Service = connected }, ct);
+        await using var accepted = await accept;
+        var sent = new List<byte>();
+        var echoed = new List<byte>();
+        for (var i = 0; i < 50; i++)
+        {
+            var p = payloads[i];
+            sent.AddRange(p);
+            await socket.SendAsync(p, ct);
+            var n = await accepted.ReceiveAsync(buffer, ct);
+            await accepted.SendAsync(buffer.AsMemory(0, n), ct);
+            n = await socket.ReceiveAsync(buffer, ct);
+            echoed.AddRange(buffer.AsSpan(0, n));
+        }
+
+        Assert.Equal(SHA256.HashData(sent.ToArray()), SHA256.HashData(echoed.ToArray()));
+        var setup = router.Counters.Forwarded - forwardedBefore;
+        Assert.InRange(setup, 1, 3); // the SYN, and at most a retransmission or two of it
+        Assert.Equal(router.Counters.Forwarded, router.Counters.PacketsReceived);
     }
 
     [Fact]
