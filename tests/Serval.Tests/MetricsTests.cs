@@ -4,7 +4,7 @@ using Xunit;
 
 namespace Serval.Tests;
 
-/// <summary>The host publishes its counters on the "Serval" meter, tagged with the host name.</summary>
+/// <summary>The host publishes its counters on the "Serval.Host" meter, tagged with the host name.</summary>
 public sealed class MetricsTests
 {
     [Fact]
@@ -16,7 +16,7 @@ public sealed class MetricsTests
         using var listener = new MeterListener();
         listener.InstrumentPublished = (instrument, l) =>
         {
-            if (instrument.Meter.Name == "Serval" && instrument.Meter.Tags?.Any(t => t.Key == "serval.host" && (string?)t.Value == name) == true)
+            if (instrument.Meter.Name == "Serval.Host" && instrument.Meter.Tags?.Any(t => t.Key == "serval.host" && (string?)t.Value == name) == true)
             {
                 l.EnableMeasurementEvents(instrument);
             }

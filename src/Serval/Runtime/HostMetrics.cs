@@ -9,7 +9,7 @@ namespace Serval.Runtime;
 /// </summary>
 internal sealed class HostMetrics : IDisposable
 {
-    public const string MeterName = "Serval";
+    public const string MeterName = "Serval.Host";
 
     private readonly Meter _meter;
     private readonly Counter<long> _connectionsOpened;
