@@ -11,6 +11,8 @@ namespace Serval.Links;
 /// interoperability runs over it. Needs root or CAP_NET_RAW (<see cref="IsSupported"/>). The socket is bound to one
 /// local address; since every raw socket for protocol 144 in the namespace receives a copy of every such packet,
 /// packets not addressed to that address are discarded. IPv4 packets arrive with their IP header, which is stripped.
+/// The socket's kernel buffers are <see cref="SocketBufferSize"/> each in both directions (as a UDP link's by default),
+/// so that a burst of a window's worth of segments is not dropped at the receiving socket.
 /// </summary>
 public sealed class RawIpLink : ServalLink, ISocketIoHandler
 {
@@ -43,6 +45,7 @@ public sealed class RawIpLink : ServalLink, ISocketIoHandler
             ?? throw new PlatformNotSupportedException($"A raw IP socket for protocol 144 needs Linux and CAP_NET_RAW (errno {errno}).");
         try
         {
+            SocketIo.SetBufferSizes(socket, SocketBufferSize, SocketBufferSize);
             socket.Bind(new IPEndPoint(address, 0));
         }
         catch
@@ -57,6 +60,9 @@ public sealed class RawIpLink : ServalLink, ISocketIoHandler
         // IPv4 receive includes the IP header (up to 60 bytes).
         _io = new SocketIo(socket, Name, Mtu + (_ipv4 ? 60 : 0), useBatching, Counters, this);
     }
+
+    /// <summary>The kernel receive and send buffer size of the link's socket, in bytes.</summary>
+    public const int SocketBufferSize = 4 * 1024 * 1024;
 
     /// <summary>Whether this process may open raw protocol-144 sockets (Linux with root or CAP_NET_RAW).</summary>
     public static bool IsSupported => s_supported.Value;

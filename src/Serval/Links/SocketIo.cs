@@ -98,6 +98,26 @@ internal sealed unsafe class SocketIo : IDisposable
     /// <summary>The socket's file descriptor.</summary>
     public nint Handle => _socket.Handle;
 
+    /// <summary>
+    /// Sets the socket's kernel buffers (0 keeps the kernel's default). The FORCE variants pass net.core.rmem_max and
+    /// wmem_max (which default to about 200 KiB) when the process has CAP_NET_ADMIN; otherwise the plain options apply,
+    /// capped by the kernel.
+    /// </summary>
+    public static void SetBufferSizes(Socket socket, int receive, int send)
+    {
+        if (receive > 0
+            && !(LinuxSockets.IsPlatformSupported && LinuxSockets.SetIntOption(socket.Handle, LinuxSockets.SolSocket, LinuxSockets.SoRcvBufForce, receive, out _)))
+        {
+            socket.ReceiveBufferSize = receive;
+        }
+
+        if (send > 0
+            && !(LinuxSockets.IsPlatformSupported && LinuxSockets.SetIntOption(socket.Handle, LinuxSockets.SolSocket, LinuxSockets.SoSndBufForce, send, out _)))
+        {
+            socket.SendBufferSize = send;
+        }
+    }
+
     private static bool ProbeNative(Socket socket)
     {
         try

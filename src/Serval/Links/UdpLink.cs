@@ -40,7 +40,7 @@ public sealed class UdpLink : ServalLink, ISocketIoHandler
         var socket = new Socket(localEndPoint.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         try
         {
-            SetBufferSizes(socket, options);
+            SocketIo.SetBufferSizes(socket, options.SocketReceiveBufferSize, options.SocketSendBufferSize);
 
             socket.Bind(localEndPoint);
         }
@@ -55,23 +55,6 @@ public sealed class UdpLink : ServalLink, ISocketIoHandler
         Mtu = options.Mtu ?? (bound.AddressFamily == AddressFamily.InterNetworkV6 ? 1452 : 1472);
         Name = $"udp {LocalAddress}";
         _io = new SocketIo(socket, Name, Mtu, options.UseBatching, Counters, this, options.UseSegmentationOffload);
-    }
-
-    private static void SetBufferSizes(Socket socket, UdpLinkOptions options)
-    {
-        // The FORCE variants pass net.core.rmem_max/wmem_max (which default to about 200 KiB) when the process has
-        // CAP_NET_ADMIN; otherwise the plain options apply, capped by the kernel.
-        if (options.SocketReceiveBufferSize > 0
-            && !(LinuxSockets.IsPlatformSupported && LinuxSockets.SetIntOption(socket.Handle, LinuxSockets.SolSocket, LinuxSockets.SoRcvBufForce, options.SocketReceiveBufferSize, out _)))
-        {
-            socket.ReceiveBufferSize = options.SocketReceiveBufferSize;
-        }
-
-        if (options.SocketSendBufferSize > 0
-            && !(LinuxSockets.IsPlatformSupported && LinuxSockets.SetIntOption(socket.Handle, LinuxSockets.SolSocket, LinuxSockets.SoSndBufForce, options.SocketSendBufferSize, out _)))
-        {
-            socket.SendBufferSize = options.SocketSendBufferSize;
-        }
     }
 
     /// <inheritdoc/>
