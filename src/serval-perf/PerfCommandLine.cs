@@ -40,7 +40,7 @@ internal static class PerfCommandLine
         var noPacing = new Option<bool>("--no-pacing") { Description = "turn off the stream transport's pacing", Recursive = true };
         var buffer = new Option<string?>("--window")
         {
-            Description = "stream send and receive buffer size per flow, e.g. 4M (default: the stack's 1 MiB)",
+            Description = "stream send and receive buffer size per flow, e.g. 4M (default: the stack's 4 MiB)",
             HelpName = "BYTES",
             Recursive = true,
         };

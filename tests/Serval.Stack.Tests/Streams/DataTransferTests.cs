@@ -176,7 +176,7 @@ public sealed class DataTransferTests
         peer.Tcb.Write(new byte[10_000]);
         var sent = peer.Drain();
         Assert.Equal(4000, sent.Sum(s => s.Payload.Length));
-        Assert.Equal((ushort)((1024 * 1024 - 1000) >> 5), sent[0].Segment.Window);
+        Assert.Equal((ushort)((4 * 1024 * 1024 - 1000) >> 7), sent[0].Segment.Window);
     }
 
     [Fact]

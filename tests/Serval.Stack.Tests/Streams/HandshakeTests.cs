@@ -20,7 +20,7 @@ public sealed class HandshakeTests
         Assert.Equal(TcpFlags.Syn, syn.Flags);
         Assert.Equal(tcb.InitialSequenceNumber, syn.SequenceNumber);
         Assert.Equal((ushort)1400, syn.MaxSegmentSize);
-        Assert.Equal((byte)5, syn.WindowScale); // 1 MiB >> 5 fits 16 bits.
+        Assert.Equal((byte)7, syn.WindowScale); // 4 MiB >> 7 fits 16 bits.
         Assert.True(syn.SackPermitted);
         Assert.NotNull(syn.Timestamp);
         Assert.Equal((ushort)65535, syn.Window); // Never scaled in a SYN.
@@ -85,13 +85,13 @@ public sealed class HandshakeTests
         Assert.False(peer.Tcb.SackEnabled);
         Assert.False(peer.Tcb.TimestampsEnabled);
         Assert.Equal(0, peer.Tcb.SendWindowShift);
-        Assert.Equal(0, peer.Tcb.ReceiveWindowShift); // We offered 5 but the peer did not answer with WS.
+        Assert.Equal(0, peer.Tcb.ReceiveWindowShift); // We offered 7 but the peer did not answer with WS.
 
         var both = ScriptedPeer.ActiveOpen(StreamOptions.Default, ScriptedPeer.DefaultPeerOptions with { WindowScale = 3, Timestamp = new TcpTimestamp(77, 0) });
         Assert.True(both.Tcb.SackEnabled);
         Assert.True(both.Tcb.TimestampsEnabled);
         Assert.Equal(3, both.Tcb.SendWindowShift);
-        Assert.Equal(5, both.Tcb.ReceiveWindowShift);
+        Assert.Equal(7, both.Tcb.ReceiveWindowShift);
     }
 
     [Fact]

@@ -37,7 +37,7 @@ public sealed class InteropTests
         var synAck = tcb.CreateSynAck(now);
         Assert.Equal(0xab505384u, synAck.AckNumber);
         Assert.Equal((ushort)1400, synAck.MaxSegmentSize);
-        Assert.Equal((byte)5, synAck.WindowScale);
+        Assert.Equal((byte)7, synAck.WindowScale);
         Assert.False(synAck.SackPermitted);
         Assert.Null(synAck.Timestamp);
 
@@ -71,7 +71,7 @@ public sealed class InteropTests
         Assert.False(tcb.SackEnabled);
         Assert.False(tcb.TimestampsEnabled);
         Assert.Equal(1, tcb.SendWindowShift);
-        Assert.Equal(5, tcb.ReceiveWindowShift);
+        Assert.Equal(7, tcb.ReceiveWindowShift);
         Assert.Equal(1400, tcb.Mss);
         Assert.Equal(5792, tcb.Statistics.SendWindow); // Unscaled in a SYN.
 

@@ -10,8 +10,8 @@ public sealed class StreamOptionsTests
     {
         var o = StreamOptions.Default;
         o.Validate();
-        Assert.Equal(1024 * 1024, o.SendBufferSize);
-        Assert.Equal(1024 * 1024, o.ReceiveBufferSize);
+        Assert.Equal(4 * 1024 * 1024, o.SendBufferSize);
+        Assert.Equal(4 * 1024 * 1024, o.ReceiveBufferSize);
         Assert.Equal(1400, o.Mss);
         Assert.True(o.UseSack);
         Assert.True(o.UseTimestamps);

@@ -7,7 +7,7 @@ namespace Serval.Stack.Tests.Streams;
 
 /// <summary>
 /// Goodput for a grid of loss × one-way delay on a 100 Mbit/s simulated link (256 KiB tail-drop queue, loss in both
-/// directions, default options: CUBIC, SACK, timestamps, 1 MiB buffers), compared with the stored table in
+/// directions, default options: CUBIC, SACK, timestamps, 4 MiB buffers), compared with the stored table in
 /// <see cref="ExpectedThroughputTable"/>. The simulation is deterministic, so a difference means the transport's
 /// behaviour changed: if it is an improvement, paste the printed table into the expected one.
 /// </summary>
