@@ -84,7 +84,24 @@ public sealed class ServalStream : Stream
             return _remote.WriteAsync(buffer, cancellationToken);
         }
 
-        var pending = _state!.WriteOperation.Start(_driver!, default, buffer, cancellationToken);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled(cancellationToken);
+        }
+
+        try
+        {
+            if (_state!.TryStage(_driver!, buffer.Span))
+            {
+                return default;
+            }
+        }
+        catch (ServalException e)
+        {
+            return ValueTask.FromException(e);
+        }
+
+        var pending = _state.WriteOperation.Start(_driver!, default, buffer, cancellationToken);
         if (pending.IsCompletedSuccessfully)
         {
             _ = pending.Result;
@@ -133,6 +150,7 @@ public sealed class ServalStream : Stream
         }
 
         var state = _state!;
+        state.CloseStage(writesCompleted: true);
         _driver!.Post(new FuncWorkItem<bool>(d =>
         {
             state.CompleteWrites(d);

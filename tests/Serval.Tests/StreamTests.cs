@@ -117,6 +117,95 @@ public abstract class StreamTests(HostMode mode) : IAsyncDisposable
     }
 
     [Fact]
+    public async Task Writes_of_every_size_before_a_graceful_close_are_all_delivered_in_order()
+    {
+        var ct = TestNet.Timeout(60);
+        await using var server = await Mode.HostAsync("server");
+        await using var client = await Mode.HostAsync("client");
+        await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(Echo) }, ct);
+        var accept = listener.AcceptConnectionAsync(ct);
+        var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = Mode.AddressOf(server) }, ct);
+        await using var accepted = await accept;
+
+        // The receiver reads nothing until the writer has closed, so its window (4 MiB) and the writer's send buffer
+        // (4 MiB) fill up: small writes, writes larger than the write stage, and at the end 1 MiB of writes that can
+        // only wait in the stage when the close comes.
+        var random = new Random(11);
+        var sent = new MemoryStream();
+        foreach (var size in new[] { 1, 100, 65_536, 3 * 1024 * 1024, 7, 3 * 1024 * 1024, 1024 * 1024 + 1, 200_000, 200_000, 200_000, 200_000, 200_000, 48_000, 1 })
+        {
+            var chunk = new byte[size];
+            random.NextBytes(chunk);
+            await connection.GetStream().WriteAsync(chunk, ct);
+            sent.Write(chunk);
+        }
+
+        await connection.DisposeAsync();
+        var received = new MemoryStream();
+        await accepted.GetStream().CopyToAsync(received, ct);
+        Assert.Equal(sent.Length, received.Length);
+        Assert.Equal(SHA256.HashData(sent.ToArray()), SHA256.HashData(received.ToArray()));
+    }
+
+    [Fact]
+    public async Task A_write_after_CompleteWrites_fails_and_the_data_before_it_arrives()
+    {
+        Assert.SkipWhen(Mode.Attached, "Attached writes complete in the channel to the daemon; a failure there fails a later write.");
+        var ct = TestNet.Timeout();
+        await using var server = await Mode.HostAsync("server");
+        await using var client = await Mode.HostAsync("client");
+        await using var listener = await EchoServerAsync(server, Echo, ct);
+        await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = Mode.AddressOf(server) }, ct);
+        var stream = connection.GetStream();
+        var data = new byte[300_000];
+        new Random(12).NextBytes(data);
+        await stream.WriteAsync(data, ct);
+        stream.CompleteWrites();
+        var e = await Assert.ThrowsAsync<ServalException>(async () => await stream.WriteAsync(new byte[10], ct));
+        Assert.Equal(ServalError.InvalidState, e.Error);
+        var reply = new MemoryStream();
+        await stream.CopyToAsync(reply, ct);
+        Assert.Equal(SHA256.HashData(data), SHA256.HashData(reply.ToArray()));
+    }
+
+    [Fact]
+    public async Task Writes_to_a_peer_that_reset_fail_with_a_reset()
+    {
+        var ct = TestNet.Timeout(30);
+        await using var server = await Mode.HostAsync("server");
+        await using var client = await Mode.HostAsync("client");
+        await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(Echo) }, ct);
+        var accept = listener.AcceptConnectionAsync(ct);
+        await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = Mode.AddressOf(server) }, ct);
+        var accepted = await accept;
+        accepted.GetStream().Abort();
+
+        // Writes complete while the data fits the buffers; once the reset has arrived, a write fails. Bounded.
+        var chunk = new byte[64 * 1024];
+        ServalException? failure = null;
+        for (var i = 0; i < 5_000 && failure is null; i++)
+        {
+            try
+            {
+                await connection.GetStream().WriteAsync(chunk, ct);
+            }
+            catch (ServalException e)
+            {
+                failure = e;
+            }
+
+            if (i % 16 == 15)
+            {
+                await Task.Delay(5, ct);
+            }
+        }
+
+        Assert.NotNull(failure);
+        Assert.Equal(ServalError.ConnectionReset, failure.Error);
+        await accepted.DisposeAsync();
+    }
+
+    [Fact]
     public async Task Large_transfer_arrives_intact()
     {
         var ct = TestNet.Timeout(60);

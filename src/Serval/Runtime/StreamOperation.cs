@@ -17,6 +17,9 @@ internal sealed class StreamOperation(ConnectionState owner, bool isRead) : IVal
 
     public bool IsRead { get; } = isRead;
 
+    /// <summary>Whether an operation is outstanding (started and its result not yet taken).</summary>
+    public bool IsBusy => Volatile.Read(ref _busy) != 0;
+
     public Memory<byte> Buffer { get; private set; }
 
     public ReadOnlyMemory<byte> Data { get; private set; }
