@@ -13,7 +13,8 @@
 #                                 MIGRATION_BOTTLENECK_MBPS=300, 0 for none):
 #                                 migration: gap_ms_p50=<n> gap_ms_p99=<n> failed=<n> bytes_lost=<n>
 #   bench/run.sh stream-veth      (root) kernel TCP vs Serval streams (serval-perf) between two namespaces over a veth,
-#                                 then on the veth shaped to 1 Gbit/s (bench/stream-veth.sh):
+#                                 then on the veth shaped to 1 Gbit/s (bench/stream-veth.sh; STREAM_VETH_RUNS, _SECONDS,
+#                                 _NICE, and _LOAD=N busy loops to measure a busy host):
 #                                 stream-veth: kernel_gbps=<n> serval_udp_gbps=<n> serval_raw_gbps=<n> ratio_udp=<n>
 #                                   shaped_kernel_gbps=<n> shaped_serval_gbps=<n> shaped_ratio=<n>
 set -euo pipefail

@@ -14,6 +14,9 @@ seconds="${STREAM_VETH_SECONDS:-5}"
 # machine busy with other work, so that the user-space stack's threads are scheduled promptly (kernel TCP runs in
 # softirq context regardless).
 nice_level="${STREAM_VETH_NICE:-0}"
+# STREAM_VETH_LOAD (default 0): busy loops started for the whole measurement (each ended by its PID, and bounded by
+# timeout), to measure a busy host reproducibly: both stacks then compete with N runnable threads for the CPUs.
+load="${STREAM_VETH_LOAD:-0}"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -24,6 +27,13 @@ fi
 case "${nice_level#-}" in
   ''|*[!0-9]*) echo "stream-veth: STREAM_VETH_NICE must be a whole number (-20 to 19)" >&2; exit 2 ;;
 esac
+case "$load" in
+  ''|*[!0-9]*) echo "stream-veth: STREAM_VETH_LOAD must be a whole number (0-64)" >&2; exit 2 ;;
+esac
+if [ "$load" -gt 64 ]; then
+  echo "stream-veth: STREAM_VETH_LOAD must be 0-64" >&2
+  exit 2
+fi
 case "$runs$seconds" in
   *[!0-9]*) echo "stream-veth: STREAM_VETH_RUNS and STREAM_VETH_SECONDS must be whole numbers" >&2; exit 2 ;;
 esac
@@ -72,7 +82,13 @@ for ns in "$ns_a" "$ns_b"; do
 done
 ip -n "$ns_a" link set "$veth_a" up
 ip -n "$ns_b" link set "$veth_b" up
-echo "stream-veth: namespaces $ns_a ($addr_a) and $ns_b ($addr_b), veth MTU $(ip -n "$ns_a" -o link show "$veth_a" | sed -E 's/.* mtu ([0-9]+).*/\1/'), $runs run(s) of $seconds s, nice $nice_level" >&2
+echo "stream-veth: namespaces $ns_a ($addr_a) and $ns_b ($addr_b), veth MTU $(ip -n "$ns_a" -o link show "$veth_a" | sed -E 's/.* mtu ([0-9]+).*/\1/'), $runs run(s) of $seconds s, nice $nice_level, $load busy loop(s)" >&2
+
+# Busy loops for STREAM_VETH_LOAD: bounded by the longest the whole bench can take (5 measurements of RUNS runs).
+for _ in $(seq "$load"); do
+  timeout $((5 * runs * (seconds + 95) + 60)) sh -c 'while :; do :; done' &
+  echo "$!" >>"$work/pids"
+done
 
 # Waits (bounded) until FILE contains TEXT.
 wait_for() {
