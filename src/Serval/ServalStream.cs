@@ -70,8 +70,9 @@ public sealed class ServalStream : Stream
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     /// <summary>
-    /// Writes all of <paramref name="buffer"/> into the send buffer, waiting for room as the peer acknowledges.
-    /// Attached (<see cref="ServalHost.IsAttached"/>): completes when the bytes are in the channel to the daemon, which
+    /// Writes all of <paramref name="buffer"/> into the send buffer, waiting for room as the peer acknowledges. A write
+    /// that fits the connection's write stage (up to 1 MiB) completes at once and the stack moves it into the send
+    /// buffer in order; if the connection fails before that, the next write fails with its error. Attached (<see cref="ServalHost.IsAttached"/>): completes when the bytes are in the channel to the daemon, which
     /// backs up when the flow's send buffer is full; a failure in the daemon fails the next write. Cancelling a write
     /// that is blocked in the middle of a frame aborts the connection.
     /// </summary>
@@ -125,12 +126,12 @@ public sealed class ServalStream : Stream
     public override void Write(byte[] buffer, int offset, int count) =>
         WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
-    /// <summary>Nothing to do: each completed write is already in the flow's send buffer.</summary>
+    /// <summary>Nothing to do: each completed write is already queued for the flow, in order.</summary>
     public override void Flush()
     {
     }
 
-    /// <summary>Nothing to do: each completed write is already in the flow's send buffer.</summary>
+    /// <summary>Nothing to do: each completed write is already queued for the flow, in order.</summary>
     public override Task FlushAsync(CancellationToken cancellationToken) =>
         cancellationToken.IsCancellationRequested ? Task.FromCanceled(cancellationToken) : Task.CompletedTask;
 
