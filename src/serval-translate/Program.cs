@@ -1,0 +1,3 @@
+using Serval.Translate;
+
+return await TranslateCommandLine.RunAsync(args, Console.Out, Console.Error).ConfigureAwait(false);

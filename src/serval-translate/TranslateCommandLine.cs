@@ -1,0 +1,378 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Serval.Links;
+using Serval.Wire;
+
+namespace Serval.Translate;
+
+/// <summary>
+/// <c>serval-translate tcp-to-serval|serval-to-tcp</c> (System.CommandLine). Runs until Ctrl-C or SIGTERM, then prints
+/// the translator's counters. Exit codes: 0 stopped, 1 failure (cannot bind, cannot attach), 2 usage error.
+/// </summary>
+internal static class TranslateCommandLine
+{
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken stop = default)
+    {
+        var udp = new Option<string[]>("--udp")
+        {
+            Description = "a UDP-encapsulation link of the embedded host on ADDRESS[:PORT] (repeatable; port default 54325)",
+            HelpName = "ADDRESS[:PORT]",
+            Recursive = true,
+        };
+        var raw = new Option<string[]>("--raw")
+        {
+            Description = "a raw IP (protocol 144) link of the embedded host on ADDRESS (repeatable; needs root or CAP_NET_RAW)",
+            HelpName = "ADDRESS",
+            Recursive = true,
+        };
+        var attach = new Option<string?>("--attach")
+        {
+            Description = $"use servald's host through its control socket instead of an embedded host (default socket {ServalHost.DefaultDaemonSocketPath})",
+            HelpName = "SOCKET",
+            Arity = ArgumentArity.ZeroOrOne,
+            Recursive = true,
+        };
+        var maxConnections = new Option<int>("--max-connections")
+        {
+            Description = "relays at once (1 to 65536); more connections wait",
+            DefaultValueFactory = _ => 1024,
+            Recursive = true,
+        };
+        var connectTimeout = new Option<double>("--connect-timeout")
+        {
+            Description = "seconds to reach the other side before the accepted connection is reset (0.1 to 600)",
+            DefaultValueFactory = _ => 10,
+            Recursive = true,
+        };
+
+        var listen = new Option<string>("--listen", "-l") { Description = "the TCP endpoint clients connect to", HelpName = "ADDRESS:PORT", Required = true };
+        var toService = new Option<string>("--service", "-s") { Description = "the service each TCP connection is relayed to: a name or a serviceID", HelpName = "NAME|ID", Required = true };
+        var peer = new Option<string?>("--peer") { Description = "a host serving the service: its link address, used as the connections' advisory address", HelpName = "ADDRESS[:PORT]" };
+        var router = new Option<string?>("--router") { Description = "the embedded host's default service router", HelpName = "ADDRESS[:PORT]" };
+        var tcpToServal = new Command("tcp-to-serval", "relay TCP connections to a Serval service (unmodified clients reach Serval services)") { listen, toService, peer, router };
+
+        var fromService = new Option<string>("--service", "-s") { Description = "the service (or prefix) served: NAME|ID[/BITS]", HelpName = "NAME|ID[/BITS]", Required = true };
+        var target = new Option<string>("--target", "-t") { Description = "the TCP server each Serval connection is relayed to", HelpName = "HOST:PORT", Required = true };
+        var register = new Option<string?>("--register-with") { Description = "register the service with this service router (embedded host)", HelpName = "ADDRESS[:PORT]" };
+        var servalToTcp = new Command("serval-to-tcp", "serve a Serval service by relaying its connections to a TCP server (unmodified servers serve Serval clients)") { fromService, target, register };
+
+        var root = new RootCommand("serval-translate: TCP-to-Serval and Serval-to-TCP translators.")
+        {
+            udp, raw, attach, maxConnections, connectTimeout, tcpToServal, servalToTcp,
+        };
+
+        maxConnections.Validators.Add(r =>
+        {
+            if (r.GetValue(maxConnections) is < 1 or > 65_536)
+            {
+                r.AddError("--max-connections must be 1 to 65536.");
+            }
+        });
+        connectTimeout.Validators.Add(r =>
+        {
+            if (r.GetValue(connectTimeout) is var t && (!(t >= 0.1) || t > 600))
+            {
+                r.AddError("--connect-timeout must be 0.1 to 600 seconds.");
+            }
+        });
+
+        tcpToServal.SetAction(async (p, ct) =>
+        {
+            if (!TryHostSettings(p, udp, raw, attach, error, out var host))
+            {
+                return 2;
+            }
+
+            if (!IPEndPoint.TryParse(p.GetValue(listen)!, out var listenEndPoint) || listenEndPoint.Port == 0 && !p.GetValue(listen)!.EndsWith(":0", StringComparison.Ordinal))
+            {
+                return Usage(error, $"--listen '{p.GetValue(listen)}' is not ADDRESS:PORT.");
+            }
+
+            if (!ServiceEndPoint.TryParse(p.GetValue(toService), out var service) || service.PrefixLength != ServiceId.Bits)
+            {
+                return Usage(error, $"--service '{p.GetValue(toService)}' is not a service name or serviceID.");
+            }
+
+            var advisory = LinkAddress.None;
+            if (p.GetValue(peer) is { } peerText && !TryParseLinkAddress(peerText, out advisory))
+            {
+                return Usage(error, $"--peer '{peerText}' is not ADDRESS[:PORT].");
+            }
+
+            var defaultRouter = LinkAddress.None;
+            if (p.GetValue(router) is { } routerText)
+            {
+                if (host.Attach is not null)
+                {
+                    return Usage(error, "--router configures an embedded host; an attached translator uses servald's service table.");
+                }
+
+                if (!TryParseLinkAddress(routerText, out defaultRouter))
+                {
+                    return Usage(error, $"--router '{routerText}' is not ADDRESS[:PORT].");
+                }
+            }
+
+            return await RunTranslatorAsync(host with { DefaultRouter = defaultRouter }, output, error, async h =>
+            {
+                var t = new TcpToServalTranslator(h, listenEndPoint, service.Service, advisory, p.GetValue(maxConnections), TimeSpan.FromSeconds(p.GetValue(connectTimeout)))
+                {
+                    Log = line => error.WriteLine($"serval-translate: {line}"),
+                };
+                t.Start();
+                await error.WriteLineAsync($"serval-translate: listening on TCP {t.LocalEndPoint}, relaying to service {service.Service}").ConfigureAwait(false);
+                return (t, t.Statistics);
+            }, Linked(stop, ct)).ConfigureAwait(false);
+        });
+
+        servalToTcp.SetAction(async (p, ct) =>
+        {
+            if (!TryHostSettings(p, udp, raw, attach, error, out var host))
+            {
+                return 2;
+            }
+
+            if (!ServiceEndPoint.TryParse(p.GetValue(fromService), out var service))
+            {
+                return Usage(error, $"--service '{p.GetValue(fromService)}' is not NAME|ID[/BITS].");
+            }
+
+            if (!TryParseTarget(p.GetValue(target)!, out var targetEndPoint))
+            {
+                return Usage(error, $"--target '{p.GetValue(target)}' is not HOST:PORT.");
+            }
+
+            var registerWith = LinkAddress.None;
+            if (p.GetValue(register) is { } registerText)
+            {
+                if (host.Attach is not null)
+                {
+                    return Usage(error, "--register-with configures an embedded host; servald registers an attached translator's service itself.");
+                }
+
+                if (!TryParseLinkAddress(registerText, out registerWith))
+                {
+                    return Usage(error, $"--register-with '{registerText}' is not ADDRESS[:PORT].");
+                }
+            }
+
+            return await RunTranslatorAsync(host with { RegisterWithRouter = registerWith }, output, error, async h =>
+            {
+                var t = await ServalToTcpTranslator.StartAsync(
+                    h, service.Prefix, targetEndPoint, p.GetValue(maxConnections), TimeSpan.FromSeconds(p.GetValue(connectTimeout)), line => error.WriteLine($"serval-translate: {line}")).ConfigureAwait(false);
+                await error.WriteLineAsync($"serval-translate: listening on service {service.Service}/{service.PrefixLength}, relaying to TCP {targetEndPoint}").ConfigureAwait(false);
+                return (t, t.Statistics);
+            }, Linked(stop, ct)).ConfigureAwait(false);
+        });
+
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var e in parse.Errors)
+            {
+                await error.WriteLineAsync($"serval-translate: {e.Message}").ConfigureAwait(false);
+            }
+
+            return 2;
+        }
+
+        return await parse.InvokeAsync(new InvocationConfiguration { Output = output, Error = error }, stop).ConfigureAwait(false);
+    }
+
+    private static CancellationToken Linked(CancellationToken a, CancellationToken b) =>
+        a.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(a, b).Token : b;
+
+    private static int Usage(TextWriter error, string message)
+    {
+        error.WriteLine($"serval-translate: {message}");
+        return 2;
+    }
+
+    /// <summary>How the translator gets its host: embedded with links, or attached to servald.</summary>
+    private sealed record HostSettings(List<IPEndPoint> Udp, List<IPAddress> Raw, string? Attach)
+    {
+        public LinkAddress DefaultRouter { get; init; }
+
+        public LinkAddress RegisterWithRouter { get; init; }
+    }
+
+    private static bool TryHostSettings(ParseResult p, Option<string[]> udp, Option<string[]> raw, Option<string?> attach, TextWriter error, out HostSettings settings)
+    {
+        settings = new HostSettings([], [], null);
+        var attached = p.GetResult(attach) is not null;
+        var udpTexts = p.GetValue(udp) ?? [];
+        var rawTexts = p.GetValue(raw) ?? [];
+        if (attached && (udpTexts.Length > 0 || rawTexts.Length > 0))
+        {
+            Usage(error, "give links (--udp, --raw) for an embedded host or --attach, not both.");
+            return false;
+        }
+
+        if (attached)
+        {
+            settings = settings with { Attach = p.GetValue(attach) ?? ServalHost.DefaultDaemonSocketPath };
+            return true;
+        }
+
+        if (udpTexts.Length == 0 && rawTexts.Length == 0)
+        {
+            Usage(error, "give at least one link (--udp ADDRESS[:PORT] or --raw ADDRESS), or --attach.");
+            return false;
+        }
+
+        foreach (var text in udpTexts)
+        {
+            if (!TryParseLinkAddress(text, out var address) || address.ToIPAddress() is not { } ip || ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any))
+            {
+                Usage(error, $"--udp '{text}' is not a specific ADDRESS[:PORT].");
+                return false;
+            }
+
+            settings.Udp.Add(new IPEndPoint(ip, address.Port));
+        }
+
+        foreach (var text in rawTexts)
+        {
+            if (!IPAddress.TryParse(text, out var ip) || ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any))
+            {
+                Usage(error, $"--raw '{text}' is not a specific ADDRESS.");
+                return false;
+            }
+
+            settings.Raw.Add(ip);
+        }
+
+        return true;
+    }
+
+    /// <summary>ADDRESS[:PORT] (IPv6 in brackets when a port is given); the port defaults to 54325.</summary>
+    private static bool TryParseLinkAddress(string text, out LinkAddress address)
+    {
+        address = LinkAddress.None;
+        if (IPAddress.TryParse(text.TrimStart('[').TrimEnd(']'), out var ip))
+        {
+            address = LinkAddress.FromEndPoint(new IPEndPoint(ip, ServalInfo.DefaultUdpPort));
+            return true;
+        }
+
+        if (IPEndPoint.TryParse(text, out var ep) && ep.Port != 0)
+        {
+            address = LinkAddress.FromEndPoint(ep);
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>HOST:PORT with an IP address or a DNS name.</summary>
+    private static bool TryParseTarget(string text, out EndPoint target)
+    {
+        target = null!;
+        if (IPEndPoint.TryParse(text, out var ep) && ep.Port != 0)
+        {
+            target = ep;
+            return true;
+        }
+
+        var colon = text.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65_535)
+        {
+            return false;
+        }
+
+        var name = text[..colon];
+        if (Uri.CheckHostName(name) != UriHostNameType.Dns)
+        {
+            return false;
+        }
+
+        target = new DnsEndPoint(name, port);
+        return true;
+    }
+
+    private static async Task<int> RunTranslatorAsync(HostSettings settings, TextWriter output, TextWriter error, Func<ServalHost, Task<(IAsyncDisposable Translator, TranslatorStatistics Statistics)>> start, CancellationToken ct)
+    {
+        ServalHost host;
+        try
+        {
+            host = await StartHostAsync(settings, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SocketException or PlatformNotSupportedException or IOException or ServalException or ArgumentException)
+        {
+            await error.WriteLineAsync($"serval-translate: cannot start the host: {e.Message}").ConfigureAwait(false);
+            return 1;
+        }
+
+        await using (host.ConfigureAwait(false))
+        {
+            IAsyncDisposable translator;
+            TranslatorStatistics statistics;
+            try
+            {
+                (translator, statistics) = await start(host).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is SocketException or ServalException)
+            {
+                await error.WriteLineAsync($"serval-translate: cannot listen: {e.Message}").ConfigureAwait(false);
+                return 1;
+            }
+
+            // SIGTERM as well as Ctrl-C (System.CommandLine cancels ct on SIGINT) ends the translator.
+            using var terminated = new CancellationTokenSource();
+            using var sigterm = OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
+            {
+                c.Cancel = true;
+                terminated.Cancel();
+            });
+            using var until = CancellationTokenSource.CreateLinkedTokenSource(ct, terminated.Token);
+            try
+            {
+                await Task.Delay(Timeout.Infinite, until.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            await translator.DisposeAsync().ConfigureAwait(false);
+            await output.WriteLineAsync($"serval-translate: stopped; {statistics}").ConfigureAwait(false);
+            return 0;
+        }
+    }
+
+    private static async Task<ServalHost> StartHostAsync(HostSettings settings, CancellationToken ct)
+    {
+        if (settings.Attach is { } socket)
+        {
+            return await ServalHost.AttachAsync(socket, ct).ConfigureAwait(false);
+        }
+
+        var links = new List<ServalLink>();
+        try
+        {
+            foreach (var ep in settings.Udp)
+            {
+                links.Add(new UdpLink(ep));
+            }
+
+            foreach (var ip in settings.Raw)
+            {
+                links.Add(new RawIpLink(ip));
+            }
+
+            return await ServalHost.StartAsync(
+                new ServalHostOptions { Name = "serval-translate", Links = links, DefaultRouter = settings.DefaultRouter, RegisterWithRouter = settings.RegisterWithRouter }, ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            foreach (var link in links)
+            {
+                link.Dispose();
+            }
+
+            throw;
+        }
+    }
+}
