@@ -38,12 +38,14 @@ internal static class TranslateCommandLine
         var maxConnections = new Option<int>("--max-connections")
         {
             Description = "relays at once (1 to 65536); more connections wait",
+            HelpName = "N",
             DefaultValueFactory = _ => 1024,
             Recursive = true,
         };
         var connectTimeout = new Option<double>("--connect-timeout")
         {
             Description = "seconds to reach the other side before the accepted connection is reset (0.1 to 600)",
+            HelpName = "SECONDS",
             DefaultValueFactory = _ => 10,
             Recursive = true,
         };

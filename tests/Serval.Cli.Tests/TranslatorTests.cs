@@ -229,21 +229,30 @@ public sealed class TranslatorTests
     }
 
     [Fact]
-    public async Task Unmodified_tcp_programs_talk_through_two_translator_processes()
+    public async Task Unmodified_tcp_programs_talk_through_two_translator_processes_and_a_service_router()
     {
         var ct = Timeout(90);
+        var service = ServiceId.FromName("test.translate.process");
         var (tcpServer, loop) = TcpEchoServer(ct);
         using (tcpServer)
         {
-            var serverSide = NextAddress();
-            var clientSide = NextAddress();
+            // The service router (in this process) learns the service from the serval-to-tcp translator's
+            // registration; the tcp-to-serval translator only knows the router.
+            await using var router = await ServalHost.StartAsync(new ServalHostOptions
+            {
+                Name = "router",
+                Links = [new UdpLink(NextAddress())],
+                Engine = Serval.Stack.EngineOptions.Default with { Mode = Serval.Stack.EngineMode.ServiceRouter },
+                RouterControl = Serval.Stack.ControlPlane.RouterControllerOptions.Default,
+            }, ct);
+            var routerAddress = router.Links[0].LocalAddress.ToIPAddress()!.ToString();
             using var listenProbe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
             listenProbe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
             var port = ((IPEndPoint)listenProbe.LocalEndPoint!).Port;
             listenProbe.Dispose(); // a free port for the client-side translator
 
-            using var toTcp = Start("serval-to-tcp", "--udp", serverSide.ToString(), "--service", "test.translate.process", "--target", tcpServer.LocalEndPoint!.ToString()!);
-            using var toServal = Start("tcp-to-serval", "--udp", clientSide.ToString(), "--listen", $"127.0.0.1:{port}", "--service", "test.translate.process", "--peer", serverSide.ToString());
+            using var toTcp = Start("serval-to-tcp", "--udp", NextAddress().ToString(), "--service", "test.translate.process", "--target", tcpServer.LocalEndPoint!.ToString()!, "--register-with", routerAddress);
+            using var toServal = Start("tcp-to-serval", "--udp", NextAddress().ToString(), "--listen", $"127.0.0.1:{port}", "--service", "test.translate.process", "--router", routerAddress);
             try
             {
                 foreach (var p in new[] { toTcp, toServal })
@@ -252,11 +261,14 @@ public sealed class TranslatorTests
                     Assert.True(ready?.Contains("listening", StringComparison.Ordinal), $"translator said: {ready}");
                 }
 
+                await EventuallyAsync(() => router.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(service)), ct);
                 var data = RandomData(3 * 1024 * 1024, 7);
                 var echoed = await TcpExchangeAsync(new IPEndPoint(IPAddress.Loopback, port), data, ct);
                 Assert.Equal(SHA256.HashData(data), SHA256.HashData(echoed));
+                Assert.True(router.Counters.Forwarded >= 1);
+                Assert.True(router.Counters.PacketsReceived < 100, $"the router received {router.Counters.PacketsReceived} packets: the data went through it");
 
-                // SIGTERM ends each translator cleanly, with its counters.
+                // SIGTERM ends each translator cleanly, with its counters; the service leaves the router.
                 foreach (var p in new[] { toServal, toTcp })
                 {
                     using (var kill = Process.Start("kill", ["-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
@@ -270,6 +282,8 @@ public sealed class TranslatorTests
                     Assert.Contains("accepted 1, completed 1, failed 0, refused 0", summary, StringComparison.Ordinal);
                     Assert.Contains($"bytes to Serval {data.Length}, from Serval {data.Length}", summary, StringComparison.Ordinal);
                 }
+
+                await EventuallyAsync(() => !router.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(service)), ct);
             }
             finally
             {
