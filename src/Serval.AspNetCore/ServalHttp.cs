@@ -3,7 +3,7 @@ using System.Net.Http;
 
 namespace Serval.AspNetCore;
 
-/// <summary>HttpClient over Serval: requests to <c>http://NAME/…</c> connect to the service NAME.</summary>
+/// <summary>HttpClient over Serval: requests to <c>http://NAME/…</c> (or https) connect to the service NAME.</summary>
 public static class ServalHttp
 {
     /// <summary>
@@ -11,8 +11,8 @@ public static class ServalHttp
     /// (and port) are mapped to a service by <paramref name="resolve"/>, by default the URI host parsed as a
     /// serviceID or else hashed as a service name (<see cref="ServiceEndPoint.TryParse"/>; the port is ignored). The
     /// service is then resolved by the host's service table (rules, default router) or the end point's advisory
-    /// address. Use <c>http://</c> URIs; HTTP/2 works with prior knowledge
-    /// (<see cref="HttpVersionPolicy.RequestVersionExact"/>).
+    /// address. <c>https://</c> runs TLS over the Serval stream (the handler's <see cref="SocketsHttpHandler.SslOptions"/>
+    /// apply); HTTP/2 without TLS needs prior knowledge (<see cref="HttpVersionPolicy.RequestVersionExact"/>).
     /// </summary>
     /// <param name="host">A started embedded or attached host.</param>
     /// <param name="resolve">Maps the request's host and port to the service to connect to; null for the default.</param>

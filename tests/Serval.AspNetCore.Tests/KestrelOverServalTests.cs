@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http;
 using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -101,6 +102,50 @@ public sealed class KestrelOverServalTests
         new Random(expected.Length).NextBytes(expected);
         var got = await http.GetByteArrayAsync($"http://test.web/bytes/{expected.Length}", ct);
         Assert.Equal(SHA256.HashData(expected), SHA256.HashData(got));
+    }
+
+    [Fact]
+    public async Task Https_over_serval_with_http2_negotiated_by_alpn()
+    {
+        var ct = Timeout(60);
+        var service = ServiceId.FromName("test.web.tls");
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=test.web.tls", key, HashAlgorithmName.SHA256);
+        var san = new SubjectAlternativeNameBuilder();
+        san.AddDnsName("test.web.tls");
+        request.CertificateExtensions.Add(san.Build());
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddHours(1));
+
+        await using var server = await HostAsync("web-server");
+        await using var client = await HostAsync("web-client");
+        await client.AddRuleAsync(ServicePrefix.Exact(service), client.ForwardTo(server.Links[0].LocalAddress), cancellationToken: ct);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseServal(server);
+        builder.WebHost.ConfigureKestrel(o => o.ListenServal(new ServiceEndPoint(service), l =>
+        {
+            l.Protocols = HttpProtocols.Http1AndHttp2;
+            l.UseHttps(certificate);
+        }));
+        await using var app = builder.Build();
+        app.MapPost("/sha256", async (HttpRequest r) =>
+        {
+            var body = new MemoryStream();
+            await r.Body.CopyToAsync(body, r.HttpContext.RequestAborted);
+            return $"{r.Protocol} {r.IsHttps} {Convert.ToHexString(SHA256.HashData(body.ToArray()))}";
+        });
+        await app.StartAsync(ct);
+
+        var handler = ServalHttp.CreateHandler(client);
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) => cert is not null && cert.GetCertHashString() == certificate.GetCertHashString();
+        using var http = new HttpClient(handler) { DefaultRequestVersion = new Version(2, 0), DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        var data = new byte[1024 * 1024];
+        new Random(3).NextBytes(data);
+        using var response = await http.PostAsync("https://test.web.tls/sha256", new ByteArrayContent(data), ct);
+        response.EnsureSuccessStatusCode();
+        Assert.Equal(new Version(2, 0), response.Version);
+        Assert.Equal($"HTTP/2 True {Convert.ToHexString(SHA256.HashData(data))}", await response.Content.ReadAsStringAsync(ct));
+        await app.StopAsync(ct);
     }
 
     [Fact]
