@@ -17,6 +17,7 @@ internal sealed class ServalToTcpTranslator : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _relays = [];
     private Task? _acceptLoop;
+    private int _disposed;
 
     private ServalToTcpTranslator(ServalListener listener, EndPoint target, int maxConnections, TimeSpan connectTimeout)
     {
@@ -152,6 +153,11 @@ internal sealed class ServalToTcpTranslator : IAsyncDisposable
     /// <summary>Stops accepting (the service is unbound), resets the relays still running and waits for them (bounded).</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _stop.CancelAsync().ConfigureAwait(false);
         await _listener.DisposeAsync().ConfigureAwait(false);
         if (_acceptLoop is not null)

@@ -18,6 +18,7 @@ internal sealed class TcpToServalTranslator : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _relays = [];
     private Task? _acceptLoop;
+    private int _disposed;
 
     /// <summary>Binds the TCP listener (throws <see cref="SocketException"/> if the endpoint is taken).</summary>
     public TcpToServalTranslator(ServalHost host, IPEndPoint listen, ServiceId service, LinkAddress advisoryAddress = default, int maxConnections = 1024, TimeSpan? connectTimeout = null)
@@ -168,6 +169,11 @@ internal sealed class TcpToServalTranslator : IAsyncDisposable
     /// <summary>Stops accepting, resets the relays still running and waits for them (bounded).</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _stop.CancelAsync().ConfigureAwait(false);
         _listener.Dispose();
         if (_acceptLoop is not null)

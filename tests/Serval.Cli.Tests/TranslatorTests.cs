@@ -197,6 +197,43 @@ public sealed class TranslatorTests
     }
 
     [Fact]
+    public async Task A_translator_attached_to_servald_serves_a_tcp_server()
+    {
+        var ct = Timeout(60);
+        var service = ServiceId.FromName("test.translate.attached");
+        var (tcpServer, loop) = TcpEchoServer(ct);
+        using (tcpServer)
+        {
+            var socketPath = Path.Combine(Path.GetTempPath(), $"servald-translate-{Guid.NewGuid():N}.sock");
+            await using var daemon = await Serval.Daemon.ServalDaemon.StartAsync(
+                new Serval.Daemon.DaemonOptions { Name = "translate-test", ControlSocket = socketPath, Udp = [new Serval.Daemon.UdpEndpoint { Address = NextAddress().ToString(), Port = 0 }] },
+                Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance,
+                ct);
+            await using var attached = await ServalHost.AttachAsync(socketPath, ct);
+            await using var translator = await ServalToTcpTranslator.StartAsync(attached, ServicePrefix.Exact(service), tcpServer.LocalEndPoint!, cancellationToken: ct);
+
+            // The service is bound in servald's table; a Serval client reaches it at the daemon's address.
+            Assert.Contains(daemon.Host.GetRules(), r => r.Prefix == ServicePrefix.Exact(service));
+            await using var client = await HostAsync("client", NextAddress());
+            var data = RandomData(2 * 1024 * 1024, 21);
+            await using var connection = await ServalConnection.ConnectAsync(
+                new ServalConnectionOptions { Host = client, Service = service, AdvisoryAddress = daemon.Host.Links[0].LocalAddress }, ct);
+            var stream = connection.GetStream();
+            var received = new MemoryStream();
+            var reader = stream.CopyToAsync(received, ct);
+            await stream.WriteAsync(data, ct);
+            stream.CompleteWrites();
+            await reader;
+            Assert.Equal(SHA256.HashData(data), SHA256.HashData(received.ToArray()));
+            await EventuallyAsync(() => translator.Statistics.Completed == 1, ct);
+
+            // Stopping the translator releases the service in servald.
+            await translator.DisposeAsync();
+            await EventuallyAsync(() => !daemon.Host.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(service)), ct);
+        }
+    }
+
+    [Fact]
     public async Task An_unreachable_tcp_server_resets_the_serval_connection()
     {
         var ct = Timeout(30);
