@@ -148,6 +148,42 @@ public abstract class StreamTests(HostMode mode) : IAsyncDisposable
     }
 
     [Fact]
+    public async Task A_close_during_a_blocked_write_fails_that_write_and_delivers_everything_before_it()
+    {
+        Assert.SkipWhen(Mode.Attached, "Attached writes complete in the channel to the daemon; this checks the embedded write stage.");
+        var ct = TestNet.Timeout(60);
+        await using var server = await Mode.HostAsync("server");
+        await using var client = await Mode.HostAsync("client");
+        await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(Echo) }, ct);
+        var accept = listener.AcceptConnectionAsync(ct);
+        var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = Mode.AddressOf(server) }, ct);
+        await using var accepted = await accept;
+
+        // The receiver reads nothing yet: its window and the sender's buffer fill (8 MiB), then 1 MiB waits staged.
+        var random = new Random(13);
+        var sent = new MemoryStream();
+        foreach (var size in new[] { 3 * 1024 * 1024, 3 * 1024 * 1024, 1536 * 1024, 500_000, 500_000 })
+        {
+            var chunk = new byte[size];
+            random.NextBytes(chunk);
+            await connection.GetStream().WriteAsync(chunk, ct);
+            sent.Write(chunk);
+        }
+
+        // A write that cannot proceed (larger than the stage, behind it), then the close.
+        var blocked = connection.GetStream().WriteAsync(new byte[3 * 1024 * 1024], ct).AsTask();
+        await Task.Delay(50, ct);
+        Assert.False(blocked.IsCompleted);
+        await connection.DisposeAsync();
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => blocked);
+
+        var received = new MemoryStream();
+        await accepted.GetStream().CopyToAsync(received, ct);
+        Assert.Equal(sent.Length, received.Length);
+        Assert.Equal(SHA256.HashData(sent.ToArray()), SHA256.HashData(received.ToArray()));
+    }
+
+    [Fact]
     public async Task A_write_after_CompleteWrites_fails_and_the_data_before_it_arrives()
     {
         Assert.SkipWhen(Mode.Attached, "Attached writes complete in the channel to the daemon; a failure there fails a later write.");

@@ -308,9 +308,13 @@ internal sealed class ConnectionState : SocketState
         if (!abort && !DrainStage(driver))
         {
             // Graceful close with bytes still staged: keep the socket until they are in the flow, then close.
+            // Operations still pending fail as on any close (the application is closing while it reads or writes).
             _closeAfterDrain = true;
             _pendingRead?.TrySetException(_releaseReason);
+            _pendingWrite?.TrySetException(_releaseReason);
             _pendingRead = null;
+            _pendingWrite = null;
+            _completeWritesAfterWrite = false;
             return;
         }
 
