@@ -108,8 +108,10 @@ internal sealed class TcpToServalTranslator : IAsyncDisposable
 
     private async Task RelayAsync(Socket client, CancellationToken ct)
     {
+        var peer = "a TCP client";
         try
         {
+            peer = client.RemoteEndPoint?.ToString() ?? peer; // kept: a reset socket no longer has it
             client.NoDelay = true;
             ServalConnection connection;
             try
@@ -122,7 +124,7 @@ internal sealed class TcpToServalTranslator : IAsyncDisposable
             catch (Exception e) when (e is ServalException or OperationCanceledException or ObjectDisposedException)
             {
                 Statistics.OnRefused();
-                Log?.Invoke($"{client.RemoteEndPoint} -> {Service}: {Describe(e)}; TCP connection reset");
+                Log?.Invoke($"{peer} -> {Service}: {Describe(e)}; TCP connection reset");
                 Relay.Reset(client);
                 return;
             }
@@ -139,7 +141,7 @@ internal sealed class TcpToServalTranslator : IAsyncDisposable
                 }
                 catch (Exception e)
                 {
-                    Log?.Invoke($"{client.RemoteEndPoint} -> {Service}: relay failed: {Describe(e)}");
+                    Log?.Invoke($"{peer} -> {Service}: relay failed: {Describe(e)}");
                 }
                 finally
                 {
@@ -149,7 +151,7 @@ internal sealed class TcpToServalTranslator : IAsyncDisposable
         }
         catch (Exception e)
         {
-            Log?.Invoke($"relay: {Describe(e)}");
+            Log?.Invoke($"{peer} -> {Service}: {Describe(e)}");
             Relay.Reset(client);
         }
         finally

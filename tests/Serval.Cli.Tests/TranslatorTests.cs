@@ -234,6 +234,39 @@ public sealed class TranslatorTests
     }
 
     [Fact]
+    public async Task A_tcp_client_that_resets_mid_transfer_resets_the_serval_side()
+    {
+        var ct = Timeout(60);
+        var service = ServiceId.FromName("test.translate.reset");
+        await using var server = await HostAsync("server", NextAddress());
+        await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(service) }, ct);
+        var accept = listener.AcceptConnectionAsync(ct);
+        await using var gateway = await HostAsync("gateway", NextAddress());
+        await using var translator = new TcpToServalTranslator(gateway, new IPEndPoint(IPAddress.Loopback, 0), service, server.Links[0].LocalAddress);
+        translator.Start();
+
+        var tcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await tcp.ConnectAsync(translator.LocalEndPoint, ct);
+        await tcp.SendAsync(RandomData(256 * 1024, 5), ct);
+        await using var accepted = await accept;
+        var stream = accepted.GetStream();
+        var buffer = new byte[65536];
+        var first = await stream.ReadAsync(buffer, ct);
+        Assert.True(first > 0);
+        Relay.Reset(tcp); // the TCP client dies with a reset
+
+        // The Serval side sees a reset, not a clean end of the data (bounded by the test's timeout).
+        var e = await Assert.ThrowsAsync<ServalException>(async () =>
+        {
+            while (await stream.ReadAsync(buffer, ct) > 0)
+            {
+            }
+        });
+        Assert.Equal(Serval.Stack.ServalError.ConnectionReset, e.Error);
+        await EventuallyAsync(() => translator.Statistics.Failed == 1 && translator.Statistics.Active == 0, ct);
+    }
+
+    [Fact]
     public async Task An_unreachable_tcp_server_resets_the_serval_connection()
     {
         var ct = Timeout(30);
