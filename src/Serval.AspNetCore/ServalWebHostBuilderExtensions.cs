@@ -25,7 +25,26 @@ public static class ServalWebHostBuilderExtensions
     }
 
     /// <summary>
-    /// Listens on a service (or prefix) through the Serval transport (<see cref="UseServal"/> must have been called).
+    /// Adds the Serval transport on a host that the web host owns: it is started from <paramref name="options"/> when
+    /// Kestrel binds its first <see cref="ServiceEndPoint"/>, is available as <see cref="ServalHost"/> from dependency
+    /// injection once started (<see cref="ServalHostAccessor"/>), and is disposed with the application's services.
+    /// </summary>
+    /// <param name="builder">The web host builder.</param>
+    /// <param name="options">Creates the host's options (links, engine, registration) from the application's services.</param>
+    /// <returns>The builder.</returns>
+    public static IWebHostBuilder UseServal(this IWebHostBuilder builder, Func<IServiceProvider, ServalHostOptions> options)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(options);
+        return builder.ConfigureServices(services =>
+        {
+            services.AddSingleton(sp => new ServalHostAccessor(() => options(sp)));
+            services.AddSingleton<IConnectionListenerFactory>(sp => new ServalConnectionListenerFactory(sp.GetRequiredService<ServalHostAccessor>()));
+        });
+    }
+
+    /// <summary>
+    /// Listens on a service (or prefix) through the Serval transport (a <c>UseServal</c> overload must have been called).
     /// HTTP/1.1 by default; set <see cref="ListenOptions.Protocols"/> for HTTP/2 (prior knowledge, no TLS).
     /// </summary>
     /// <param name="options">Kestrel's options.</param>

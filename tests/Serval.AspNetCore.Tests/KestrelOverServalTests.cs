@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Serval.Links;
 using Serval.Wire;
@@ -146,6 +147,37 @@ public sealed class KestrelOverServalTests
         Assert.Equal(new Version(2, 0), response.Version);
         Assert.Equal($"HTTP/2 True {Convert.ToHexString(SHA256.HashData(data))}", await response.Content.ReadAsStringAsync(ct));
         await app.StopAsync(ct);
+    }
+
+    [Fact]
+    public async Task The_web_host_can_own_its_serval_host()
+    {
+        var ct = Timeout(60);
+        var service = ServiceId.FromName("test.web.owned");
+        var address = NextAddress();
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseServal(_ => new ServalHostOptions { Name = "owned", Links = [new UdpLink(address)] });
+        builder.WebHost.ConfigureKestrel(o => o.ListenServal(new ServiceEndPoint(service)));
+        var app = builder.Build();
+        app.MapGet("/name", async (ServalHostAccessor accessor) => (await accessor.GetHostAsync()).Name);
+        await app.StartAsync(ct);
+        var owned = await app.Services.GetRequiredService<ServalHostAccessor>().GetHostAsync(ct);
+        Assert.Contains(owned.GetRules(), r => r.Prefix == ServicePrefix.Exact(service));
+
+        await using (var client = await HostAsync("web-client"))
+        {
+            await client.AddRuleAsync(ServicePrefix.Exact(service), client.ForwardTo(owned.Links[0].LocalAddress), cancellationToken: ct);
+            using var http = new HttpClient(ServalHttp.CreateHandler(client));
+            Assert.Equal("owned", await http.GetStringAsync("http://test.web.owned/name", ct));
+        }
+
+        // Stopping and disposing the app disposes the host: its UDP address is free again.
+        await app.StopAsync(ct);
+        await app.DisposeAsync();
+        await Assert.ThrowsAsync<ObjectDisposedException>(async () => await owned.AddRuleAsync(ServicePrefix.Exact(service), owned.ForwardTo(owned.Links[0].LocalAddress), cancellationToken: ct));
+        using var again = new UdpLink(address);
+        Assert.Equal(address, again.LocalAddress.ToIPAddress());
     }
 
     [Fact]
