@@ -93,9 +93,9 @@ internal static class DemoNetwork
             while (clock.Elapsed < stopAt)
             {
                 await Task.Delay(50, ct).ConfigureAwait(false);
-                // The replica leaves while it has connections open (waiting up to a second for one), to show that they
+                // The replica leaves while it has connections open (waiting up to two seconds for one), to show that they
                 // finish although new connections no longer reach it.
-                if (leftAt == TimeSpan.MaxValue && clock.Elapsed >= leaveAt && (leaving.Active > 0 || clock.Elapsed >= leaveAt + TimeSpan.FromSeconds(1)))
+                if (leftAt == TimeSpan.MaxValue && clock.Elapsed >= leaveAt && (leaving.Active > 0 || clock.Elapsed >= leaveAt + TimeSpan.FromSeconds(2)))
                 {
                     await directory.RemoveAsync(service, leaving.Address, ct).ConfigureAwait(false);
                     leftAt = clock.Elapsed;
