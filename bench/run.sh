@@ -12,6 +12,10 @@
 #                                 the sender's two interfaces (MIGRATION_COUNT, MIGRATION_TRIGGER=explicit|link-state,
 #                                 MIGRATION_BOTTLENECK_MBPS=300, 0 for none):
 #                                 migration: gap_ms_p50=<n> gap_ms_p99=<n> failed=<n> bytes_lost=<n>
+#   bench/run.sh http             one Kestrel app on loopback, on TCP and on a Serval service (UDP encapsulation):
+#                                 small GETs/s with 16 concurrent requests and large-upload goodput, HttpClient against
+#                                 each in the same run (HTTP_ARGS="SECONDS UPLOAD_MIB", default "5 512"):
+#                                 http: tcp_rps=<n> serval_rps=<n> ratio_rps=<n> tcp_upload_gbps=<n> serval_upload_gbps=<n> ratio_upload=<n>
 #   bench/run.sh stream-veth      (root) kernel TCP vs Serval streams (serval-perf) between two namespaces over a veth,
 #                                 then on the veth shaped to 1 Gbit/s (bench/stream-veth.sh; STREAM_VETH_RUNS, _SECONDS,
 #                                 _NICE, and _LOAD=N busy loops to measure a busy host):
@@ -26,7 +30,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 usage() {
   echo "usage: $0 NAME" >&2
-  echo "  names: wire service-table stream-sim stream-veth registration migration" >&2
+  echo "  names: wire service-table stream-sim stream-veth registration migration http" >&2
   exit 2
 }
 
@@ -62,6 +66,12 @@ case "$1" in
     dotnet build "$project" -c Release --nologo -v quiet >&2
     # Bounded: at most 180 s inside the program; namespaces and processes are removed on every exit path.
     timeout 300 dotnet "$binary" migration "${MIGRATION_COUNT:-100}" "${MIGRATION_TRIGGER:-explicit}" "${MIGRATION_BOTTLENECK_MBPS:-300}"
+    ;;
+  http)
+    dotnet build "$project" -c Release --nologo -v quiet >&2
+    # Bounded: a few measurements of at most 60 s each, uploads time out after 300 s.
+    # shellcheck disable=SC2086
+    timeout 900 dotnet "$binary" http ${HTTP_ARGS:-5 512}
     ;;
   stream-veth)
     exec "$here/stream-veth.sh"

@@ -167,8 +167,14 @@ public sealed class ServalStream : Stream
     /// Completing the writer completes the stream's writes; disposing the stream ends both.
     /// </summary>
     public IDuplexPipe AsDuplexPipe() => _pipe ??= new DuplexPipe(
-        PipeReader.Create(this, new StreamPipeReaderOptions(leaveOpen: true)),
-        PipeWriter.Create(new CompletingStream(this), new StreamPipeWriterOptions(leaveOpen: false)));
+        PipeReader.Create(this, new StreamPipeReaderOptions(bufferSize: PipeBufferSize, minimumReadSize: PipeBufferSize / 4, leaveOpen: true)),
+        PipeWriter.Create(new CompletingStream(this), new StreamPipeWriterOptions(minimumBufferSize: PipeBufferSize, leaveOpen: false)));
+
+    /// <summary>
+    /// Segment size of the pipe view: each read or write crosses to the engine thread, so segments much larger than
+    /// the pipelines' 4 KiB default keep bulk transfers from paying one crossing per 4 KiB.
+    /// </summary>
+    private const int PipeBufferSize = 64 * 1024;
 
     /// <summary>Closes the connection gracefully (see <see cref="ServalConnection.DisposeAsync"/>).</summary>
     protected override void Dispose(bool disposing)
