@@ -13,19 +13,16 @@ namespace Serval.Translate;
 internal sealed class ServalToTcpTranslator : IAsyncDisposable
 {
     private readonly ServalListener _listener;
-    private readonly SemaphoreSlim _slots;
-    private readonly CancellationTokenSource _stop = new();
-    private readonly List<Task> _relays = [];
-    private Task? _acceptLoop;
-    private int _disposed;
+    private readonly RelayLoop<ServalConnection> _loop;
 
-    private ServalToTcpTranslator(ServalListener listener, EndPoint target, int maxConnections, TimeSpan connectTimeout)
+    private ServalToTcpTranslator(ServalListener listener, EndPoint target, int maxConnections, TimeSpan connectTimeout, Action<string>? log)
     {
         _listener = listener;
         Target = target;
         MaxConnections = maxConnections;
         ConnectTimeout = connectTimeout;
-        _slots = new SemaphoreSlim(maxConnections, maxConnections);
+        Log = log;
+        _loop = new RelayLoop<ServalConnection>(maxConnections, Statistics, log);
     }
 
     /// <summary>Binds <paramref name="service"/> on <paramref name="host"/> (registering it like any listener).</summary>
@@ -36,8 +33,8 @@ internal sealed class ServalToTcpTranslator : IAsyncDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(maxConnections, 1);
         var listener = await ServalListener.ListenAsync(
             new ServalListenerOptions { Host = host, ListenEndPoint = new ServiceEndPoint(service.Id, service.Length) }, cancellationToken).ConfigureAwait(false);
-        var translator = new ServalToTcpTranslator(listener, target, maxConnections, connectTimeout ?? TimeSpan.FromSeconds(10)) { Log = log };
-        translator._acceptLoop = translator.AcceptLoopAsync();
+        var translator = new ServalToTcpTranslator(listener, target, maxConnections, connectTimeout ?? TimeSpan.FromSeconds(10), log);
+        translator._loop.Start(ct => listener.AcceptConnectionAsync(ct), translator.RelayAsync);
         return translator;
     }
 
@@ -49,47 +46,7 @@ internal sealed class ServalToTcpTranslator : IAsyncDisposable
 
     public TranslatorStatistics Statistics { get; } = new();
 
-    public Action<string>? Log { get; private init; }
-
-    private async Task AcceptLoopAsync()
-    {
-        var ct = _stop.Token;
-        while (!ct.IsCancellationRequested)
-        {
-            try
-            {
-                await _slots.WaitAsync(ct).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-
-            ServalConnection connection;
-            try
-            {
-                connection = await _listener.AcceptConnectionAsync(ct).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or ServalException)
-            {
-                _slots.Release();
-                if (ct.IsCancellationRequested || e is ObjectDisposedException)
-                {
-                    return;
-                }
-
-                continue;
-            }
-
-            Statistics.OnAccepted();
-            var relay = Task.Run(() => RelayAsync(connection, ct), CancellationToken.None);
-            lock (_relays)
-            {
-                _relays.RemoveAll(t => t.IsCompleted);
-                _relays.Add(relay);
-            }
-        }
-    }
+    public Action<string>? Log { get; }
 
     private async Task RelayAsync(ServalConnection connection, CancellationToken ct)
     {
@@ -115,62 +72,22 @@ internal sealed class ServalToTcpTranslator : IAsyncDisposable
                     catch (Exception e) when (e is SocketException or OperationCanceledException)
                     {
                         Statistics.OnRefused();
-                        Log?.Invoke($"{connection.Service} -> {Target}: {TcpToServalTranslator.Describe(e)}; Serval connection reset");
+                        Log?.Invoke($"{connection.Service} -> {Target}: {RelayLoop<ServalConnection>.Describe(e)}; Serval connection reset");
                         connection.GetStream().Abort();
                         return;
                     }
 
-                    Statistics.OnStarted();
-                    var ok = false;
-                    long up = 0, down = 0;
-                    try
-                    {
-                        (up, down) = await Relay.RunAsync(tcp, connection.GetStream(), ct).ConfigureAwait(false);
-                        ok = true;
-                    }
-                    catch (Exception e)
-                    {
-                        Log?.Invoke($"{connection.Service} -> {Target}: relay failed: {TcpToServalTranslator.Describe(e)}");
-                    }
-                    finally
-                    {
-                        Statistics.OnEnded(ok, up, down);
-                    }
+                    await _loop.RelayAsync(tcp, connection.GetStream(), $"{connection.Service} -> {Target}", ct).ConfigureAwait(false);
                 }
             }
             catch (Exception e)
             {
-                Log?.Invoke($"relay: {TcpToServalTranslator.Describe(e)}");
+                Log?.Invoke($"{connection.Service} -> {Target}: {RelayLoop<ServalConnection>.Describe(e)}");
                 connection.GetStream().Abort();
-            }
-            finally
-            {
-                _slots.Release();
             }
         }
     }
 
     /// <summary>Stops accepting (the service is unbound), resets the relays still running and waits for them (bounded).</summary>
-    public async ValueTask DisposeAsync()
-    {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
-        {
-            return;
-        }
-
-        await _stop.CancelAsync().ConfigureAwait(false);
-        await _listener.DisposeAsync().ConfigureAwait(false);
-        if (_acceptLoop is not null)
-        {
-            await _acceptLoop.ConfigureAwait(false);
-        }
-
-        Task[] relays;
-        lock (_relays)
-        {
-            relays = [.. _relays];
-        }
-
-        await RelayTasks.WaitBoundedAsync(relays).ConfigureAwait(false);
-    }
+    public ValueTask DisposeAsync() => _loop.StopAsync(_listener.DisposeAsync);
 }

@@ -14,14 +14,10 @@ internal sealed class TcpToServalTranslator : IAsyncDisposable
 {
     private readonly Socket _listener;
     private readonly ServalHost _host;
-    private readonly SemaphoreSlim _slots;
-    private readonly CancellationTokenSource _stop = new();
-    private readonly List<Task> _relays = [];
-    private Task? _acceptLoop;
-    private int _disposed;
+    private readonly RelayLoop<Socket> _loop;
 
     /// <summary>Binds the TCP listener (throws <see cref="SocketException"/> if the endpoint is taken).</summary>
-    public TcpToServalTranslator(ServalHost host, IPEndPoint listen, ServiceId service, LinkAddress advisoryAddress = default, int maxConnections = 1024, TimeSpan? connectTimeout = null)
+    public TcpToServalTranslator(ServalHost host, IPEndPoint listen, ServiceId service, LinkAddress advisoryAddress = default, int maxConnections = 1024, TimeSpan? connectTimeout = null, Action<string>? log = null)
     {
         ArgumentNullException.ThrowIfNull(host);
         ArgumentNullException.ThrowIfNull(listen);
@@ -31,7 +27,8 @@ internal sealed class TcpToServalTranslator : IAsyncDisposable
         AdvisoryAddress = advisoryAddress;
         MaxConnections = maxConnections;
         ConnectTimeout = connectTimeout ?? TimeSpan.FromSeconds(10);
-        _slots = new SemaphoreSlim(maxConnections, maxConnections);
+        Log = log;
+        _loop = new RelayLoop<Socket>(maxConnections, Statistics, log);
         _listener = new Socket(listen.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
@@ -61,50 +58,9 @@ internal sealed class TcpToServalTranslator : IAsyncDisposable
     public TranslatorStatistics Statistics { get; } = new();
 
     /// <summary>Called with a line for each relay that failed or could not start (for logging); may be null.</summary>
-    public Action<string>? Log { get; init; }
+    public Action<string>? Log { get; }
 
-    public void Start() => _acceptLoop ??= AcceptLoopAsync();
-
-    private async Task AcceptLoopAsync()
-    {
-        var ct = _stop.Token;
-        while (!ct.IsCancellationRequested)
-        {
-            try
-            {
-                await _slots.WaitAsync(ct).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-
-            Socket client;
-            try
-            {
-                client = await _listener.AcceptAsync(ct).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-                _slots.Release();
-                if (ct.IsCancellationRequested)
-                {
-                    return;
-                }
-
-                await Task.Delay(10, CancellationToken.None).ConfigureAwait(false); // e.g. EMFILE: do not spin
-                continue;
-            }
-
-            Statistics.OnAccepted();
-            var relay = Task.Run(() => RelayAsync(client, ct), CancellationToken.None);
-            lock (_relays)
-            {
-                _relays.RemoveAll(t => t.IsCompleted);
-                _relays.Add(relay);
-            }
-        }
-    }
+    public void Start() => _loop.Start(ct => _listener.AcceptAsync(ct), RelayAsync);
 
     private async Task RelayAsync(Socket client, CancellationToken ct)
     {
@@ -124,71 +80,31 @@ internal sealed class TcpToServalTranslator : IAsyncDisposable
             catch (Exception e) when (e is ServalException or OperationCanceledException or ObjectDisposedException)
             {
                 Statistics.OnRefused();
-                Log?.Invoke($"{peer} -> {Service}: {Describe(e)}; TCP connection reset");
+                Log?.Invoke($"{peer} -> {Service}: {RelayLoop<Socket>.Describe(e)}; TCP connection reset");
                 Relay.Reset(client);
                 return;
             }
 
             await using (connection.ConfigureAwait(false))
             {
-                Statistics.OnStarted();
-                var ok = false;
-                long up = 0, down = 0;
-                try
-                {
-                    (up, down) = await Relay.RunAsync(client, connection.GetStream(), ct).ConfigureAwait(false);
-                    ok = true;
-                }
-                catch (Exception e)
-                {
-                    Log?.Invoke($"{peer} -> {Service}: relay failed: {Describe(e)}");
-                }
-                finally
-                {
-                    Statistics.OnEnded(ok, up, down);
-                }
+                await _loop.RelayAsync(client, connection.GetStream(), $"{peer} -> {Service}", ct).ConfigureAwait(false);
             }
         }
         catch (Exception e)
         {
-            Log?.Invoke($"{peer} -> {Service}: {Describe(e)}");
+            Log?.Invoke($"{peer} -> {Service}: {RelayLoop<Socket>.Describe(e)}");
             Relay.Reset(client);
         }
         finally
         {
             client.Dispose();
-            _slots.Release();
         }
     }
-
-    internal static string Describe(Exception e) => e switch
-    {
-        ServalException s => $"{s.Error} ({s.Message})",
-        OperationCanceledException => "timed out or stopped",
-        _ => e.Message,
-    };
 
     /// <summary>Stops accepting, resets the relays still running and waits for them (bounded).</summary>
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync() => _loop.StopAsync(() =>
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
-        {
-            return;
-        }
-
-        await _stop.CancelAsync().ConfigureAwait(false);
         _listener.Dispose();
-        if (_acceptLoop is not null)
-        {
-            await _acceptLoop.ConfigureAwait(false);
-        }
-
-        Task[] relays;
-        lock (_relays)
-        {
-            relays = [.. _relays];
-        }
-
-        await RelayTasks.WaitBoundedAsync(relays).ConfigureAwait(false);
-    }
+        return ValueTask.CompletedTask;
+    });
 }

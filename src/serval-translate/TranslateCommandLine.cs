@@ -120,10 +120,8 @@ internal static class TranslateCommandLine
 
             return await RunTranslatorAsync(host with { DefaultRouter = defaultRouter }, output, error, async h =>
             {
-                var t = new TcpToServalTranslator(h, listenEndPoint, service.Service, advisory, p.GetValue(maxConnections), TimeSpan.FromSeconds(p.GetValue(connectTimeout)))
-                {
-                    Log = line => error.WriteLine($"serval-translate: {line}"),
-                };
+                var t = new TcpToServalTranslator(
+                    h, listenEndPoint, service.Service, advisory, p.GetValue(maxConnections), TimeSpan.FromSeconds(p.GetValue(connectTimeout)), line => error.WriteLine($"serval-translate: {line}"));
                 t.Start();
                 await error.WriteLineAsync($"serval-translate: listening on TCP {t.LocalEndPoint}, relaying to service {service.Service}").ConfigureAwait(false);
                 return (t, t.Statistics);
