@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using Serval.Links;
+using Serval.Testing;
 using Serval.Translate;
 using Serval.Wire;
 
@@ -69,45 +70,6 @@ public sealed class TranslatorTests
         return (listener, loop);
     }
 
-    /// <summary>A Serval echo service: echoes each connection until the peer completes writes.</summary>
-    private static async Task<ServalListener> ServalEchoAsync(ServalHost host, ServiceId service, CancellationToken ct)
-    {
-        var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = host, ListenEndPoint = new ServiceEndPoint(service) }, ct);
-        _ = Task.Run(async () =>
-        {
-            while (true)
-            {
-                ServalConnection c;
-                try
-                {
-                    c = await listener.AcceptConnectionAsync(ct);
-                }
-                catch (Exception)
-                {
-                    return;
-                }
-
-                _ = Task.Run(async () =>
-                {
-                    await using (c)
-                    {
-                        var s = c.GetStream();
-                        var buffer = new byte[65536];
-                        int n;
-                        while ((n = await s.ReadAsync(buffer, ct)) > 0)
-                        {
-                            await s.WriteAsync(buffer.AsMemory(0, n), ct);
-                        }
-
-                        s.CompleteWrites();
-                        await s.WritesClosed;
-                    }
-                }, CancellationToken.None);
-            }
-        }, CancellationToken.None);
-        return listener;
-    }
-
     /// <summary>An unmodified TCP client: sends <paramref name="data"/>, half-closes, and returns all it read until EOF.</summary>
     private static async Task<byte[]> TcpExchangeAsync(IPEndPoint server, byte[] data, CancellationToken ct)
     {
@@ -150,7 +112,7 @@ public sealed class TranslatorTests
         var ct = Timeout(60);
         var service = ServiceId.FromName("test.translate.echo");
         await using var server = await HostAsync("server", NextAddress());
-        await using var echo = await ServalEchoAsync(server, service, ct);
+        await using var echo = await ServalEcho.ListenAsync(server, service, ct);
         await using var gateway = await HostAsync("gateway", NextAddress());
         await using var translator = new TcpToServalTranslator(gateway, new IPEndPoint(IPAddress.Loopback, 0), service, server.Links[0].LocalAddress);
         translator.Start();

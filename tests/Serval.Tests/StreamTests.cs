@@ -23,58 +23,34 @@ public abstract class StreamTests(HostMode mode) : IAsyncDisposable
 
     private static readonly ServiceId Echo = ServiceId.FromName("test.echo");
 
+    /// <summary>The tests' echo service (<see cref="Serval.Testing.ServalEcho.ListenAsync"/>).</summary>
+    internal static Task<ServalListener> EchoServerAsync(ServalHost host, ServiceId service, CancellationToken ct, ReadOnlyMemory<byte> greeting = default) =>
+        Serval.Testing.ServalEcho.ListenAsync(host, service, ct, greeting);
+
     /// <summary>
-    /// Listens on <paramref name="service"/> and echoes every accepted connection until its peer completes writes; a
-    /// non-empty <paramref name="greeting"/> is sent first on each connection (e.g. a replica's id).
+    /// Two hosts of this mode, a listener on <see cref="Echo"/> on the first, and one connection from the second with
+    /// its accepted end; disposed in reverse order (disposing a connection twice is harmless).
     /// </summary>
-    internal static async Task<ServalListener> EchoServerAsync(ServalHost host, ServiceId service, CancellationToken ct, ReadOnlyMemory<byte> greeting = default)
+    private async Task<ConnectedPair> ConnectPairAsync(CancellationToken ct)
     {
-        var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = host, ListenEndPoint = new ServiceEndPoint(service) }, ct);
-        _ = Task.Run(async () =>
+        var server = await Mode.HostAsync("server");
+        var client = await Mode.HostAsync("client");
+        var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(Echo) }, ct);
+        var accept = listener.AcceptConnectionAsync(ct);
+        var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = Mode.AddressOf(server) }, ct);
+        return new ConnectedPair(server, client, listener, connection, await accept);
+    }
+
+    private sealed record ConnectedPair(ServalHost Server, ServalHost Client, ServalListener Listener, ServalConnection Connection, ServalConnection Accepted) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
         {
-            while (true)
-            {
-                ServalConnection c;
-                try
-                {
-                    c = await listener.AcceptConnectionAsync(ct);
-                }
-                catch (Exception)
-                {
-                    return;
-                }
-
-                _ = Task.Run(async () =>
-                {
-                    await using (c)
-                    {
-                        var s = c.GetStream();
-                        var buffer = new byte[65536];
-                        try
-                        {
-                            if (!greeting.IsEmpty)
-                            {
-                                await s.WriteAsync(greeting, ct);
-                            }
-
-                            int n;
-                            while ((n = await s.ReadAsync(buffer, ct)) > 0)
-                            {
-                                await s.WriteAsync(buffer.AsMemory(0, n), ct);
-                            }
-
-                            s.CompleteWrites();
-                            await s.WritesClosed;
-                        }
-                        catch (Exception)
-                        {
-                            // the test decides what matters
-                        }
-                    }
-                }, CancellationToken.None);
-            }
-        }, CancellationToken.None);
-        return listener;
+            await Accepted.DisposeAsync();
+            await Connection.DisposeAsync();
+            await Listener.DisposeAsync();
+            await Client.DisposeAsync();
+            await Server.DisposeAsync();
+        }
     }
 
     [Fact]
@@ -120,12 +96,8 @@ public abstract class StreamTests(HostMode mode) : IAsyncDisposable
     public async Task Writes_of_every_size_before_a_graceful_close_are_all_delivered_in_order()
     {
         var ct = TestNet.Timeout(60);
-        await using var server = await Mode.HostAsync("server");
-        await using var client = await Mode.HostAsync("client");
-        await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(Echo) }, ct);
-        var accept = listener.AcceptConnectionAsync(ct);
-        var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = Mode.AddressOf(server) }, ct);
-        await using var accepted = await accept;
+        await using var pair = await ConnectPairAsync(ct);
+        var (connection, accepted) = (pair.Connection, pair.Accepted);
 
         // The receiver reads nothing until the writer has closed, so its window (4 MiB) and the writer's send buffer
         // (4 MiB) fill up: small writes, writes larger than the write stage, and at the end 1 MiB of writes that can
@@ -152,12 +124,8 @@ public abstract class StreamTests(HostMode mode) : IAsyncDisposable
     {
         Assert.SkipWhen(Mode.Attached, "Attached writes complete in the channel to the daemon; this checks the embedded write stage.");
         var ct = TestNet.Timeout(60);
-        await using var server = await Mode.HostAsync("server");
-        await using var client = await Mode.HostAsync("client");
-        await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(Echo) }, ct);
-        var accept = listener.AcceptConnectionAsync(ct);
-        var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = Mode.AddressOf(server) }, ct);
-        await using var accepted = await accept;
+        await using var pair = await ConnectPairAsync(ct);
+        var (connection, accepted) = (pair.Connection, pair.Accepted);
 
         // The receiver reads nothing yet: its window and the sender's buffer fill (8 MiB), then 1 MiB waits staged.
         var random = new Random(13);
@@ -208,12 +176,8 @@ public abstract class StreamTests(HostMode mode) : IAsyncDisposable
     public async Task Writes_to_a_peer_that_reset_fail_with_a_reset()
     {
         var ct = TestNet.Timeout(30);
-        await using var server = await Mode.HostAsync("server");
-        await using var client = await Mode.HostAsync("client");
-        await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(Echo) }, ct);
-        var accept = listener.AcceptConnectionAsync(ct);
-        await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = Mode.AddressOf(server) }, ct);
-        var accepted = await accept;
+        await using var pair = await ConnectPairAsync(ct);
+        var (connection, accepted) = (pair.Connection, pair.Accepted);
         accepted.GetStream().Abort();
 
         // Writes complete while the data fits the buffers; once the reset has arrived, a write fails. Bounded.
@@ -257,12 +221,8 @@ public abstract class StreamTests(HostMode mode) : IAsyncDisposable
     {
         var ct = TestNet.Timeout(120);
         const int Size = 64 * 1024 * 1024;
-        await using var server = await Mode.HostAsync("server");
-        await using var client = await Mode.HostAsync("client");
-        await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(Echo) }, ct);
-        var accept = listener.AcceptConnectionAsync(ct);
-        await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = Mode.AddressOf(server) }, ct);
-        await using var accepted = await accept;
+        await using var pair = await ConnectPairAsync(ct);
+        var (connection, accepted) = (pair.Connection, pair.Accepted);
         var data = new byte[1024 * 1024];
         new Random(1).NextBytes(data);
         var started = System.Diagnostics.Stopwatch.StartNew();
@@ -354,12 +314,8 @@ public abstract class StreamTests(HostMode mode) : IAsyncDisposable
     public async Task Abort_resets_the_peer()
     {
         var ct = TestNet.Timeout();
-        await using var server = await Mode.HostAsync("server");
-        await using var client = await Mode.HostAsync("client");
-        await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(Echo) }, ct);
-        var accept = listener.AcceptConnectionAsync(ct);
-        await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = Mode.AddressOf(server) }, ct);
-        await using var accepted = await accept;
+        await using var pair = await ConnectPairAsync(ct);
+        var (connection, accepted) = (pair.Connection, pair.Accepted);
         var read = accepted.GetStream().ReadAsync(new byte[16], ct);
         connection.GetStream().Abort();
         var e = await Assert.ThrowsAsync<ServalException>(async () => await read);
