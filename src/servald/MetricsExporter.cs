@@ -12,7 +12,7 @@ namespace Serval.Daemon;
 /// </summary>
 internal sealed class MetricsExporter : IDisposable
 {
-    private const string MeterName = "Serval.Host";
+    private const string MeterName = Serval.Runtime.HostMetrics.MeterName;
     private readonly MeterListener _listener = new();
     private readonly HttpListener _http = new();
     private readonly Lock _lock = new();
