@@ -201,22 +201,27 @@ internal sealed class ConnectionState : SocketState
             return; // staged bytes go first; Writable resumes us
         }
 
-        if (_pendingWrite is not { } op)
+        if (_pendingWrite is { } op && !TryFinishWrite(driver, op))
         {
-            if (_completeWritesAfterWrite)
-            {
-                _completeWritesAfterWrite = false;
-                CompleteWrites(driver);
-            }
-
-            if (_closeAfterDrain)
-            {
-                FinishRelease(driver, abort: false);
-            }
-
             return;
         }
 
+        // Nothing staged or pending any more: what waited for the writes before it.
+        if (_completeWritesAfterWrite)
+        {
+            _completeWritesAfterWrite = false;
+            CompleteWrites(driver);
+        }
+
+        if (_closeAfterDrain)
+        {
+            FinishRelease(driver, abort: false);
+        }
+    }
+
+    /// <summary>Moves the pending write's bytes into the flow; true when all are in (the write completed).</summary>
+    private bool TryFinishWrite(EngineDriver driver, StreamOperation op)
+    {
         var data = op.Data.Span;
         while (op.Offset < data.Length)
         {
@@ -225,12 +230,12 @@ internal sealed class ConnectionState : SocketState
             {
                 _pendingWrite = null;
                 op.TrySetException(new ServalException(r));
-                return;
+                return false;
             }
 
             if (n == 0)
             {
-                return; // the send buffer is full: Writable resumes us
+                return false; // the send buffer is full: Writable resumes us
             }
 
             op.Offset += n;
@@ -238,11 +243,7 @@ internal sealed class ConnectionState : SocketState
 
         _pendingWrite = null;
         op.TrySetResult(op.Offset);
-        if (_completeWritesAfterWrite)
-        {
-            _completeWritesAfterWrite = false;
-            CompleteWrites(driver);
-        }
+        return true;
     }
 
     /// <summary>Withdraws a cancelled operation if it is still pending.</summary>
