@@ -14,7 +14,9 @@ public sealed partial class Engine
     /// <summary>
     /// Sends a locally generated first packet (SYN or unconnected datagram) according to the service table:
     /// the advisory address if the flow has one, else the top priority set of the longest matching prefix — one
-    /// target chosen by weight, or every target when the set is flagged multicast.
+    /// target chosen by weight, or every target when the set is flagged multicast. A packet larger than the chosen
+    /// interface's MTU is not sent (<see cref="ServalError.InvalidArgument"/>): the link would carry it, but no
+    /// receiver takes a packet above its MTU, so it would be lost without a word.
     /// </summary>
     private ServalError SendFirst(in SalPacketRepr repr, ReadOnlySpan<byte> payload, ServiceId service, Flow? flow, DatagramSocket? socket, TimeSpan now)
     {
@@ -24,6 +26,11 @@ public sealed partial class Engine
             {
                 if (i.IsUp && !i.IsLoopback && i.Address.Family == flow.AdvisoryAddress.Family)
                 {
+                    if (repr.GetLength(payload.Length) > i.Mtu)
+                    {
+                        return ServalError.InvalidArgument;
+                    }
+
                     flow.Interface = i.Index;
                     flow.LocalAddress = i.Address;
                     var advisory = flow.AdvisoryAddress.Port == 0 ? flow.AdvisoryAddress.WithPort(i.Address.Port) : flow.AdvisoryAddress;
@@ -43,27 +50,34 @@ public sealed partial class Engine
         }
 
         var sent = false;
+        var tooLarge = false;
         if ((entry.TopSet.Flags & ServiceFlags.Multicast) != 0)
         {
             foreach (var rule in entry.TopSet.Rules)
             {
-                sent |= SendFirstTo(rule, repr, payload, service, flow, socket, now);
+                sent |= SendFirstTo(rule, repr, payload, service, flow, socket, now, ref tooLarge);
             }
         }
         else if (Services.TrySelect(entry, _random, out var rule))
         {
-            sent = SendFirstTo(rule, repr, payload, service, flow, socket, now);
+            sent = SendFirstTo(rule, repr, payload, service, flow, socket, now, ref tooLarge);
         }
 
-        if (!sent)
+        if (sent)
         {
-            Counters.NoRoutePacket();
+            return ServalError.None;
         }
 
-        return sent ? ServalError.None : ServalError.NoRoute;
+        if (tooLarge)
+        {
+            return ServalError.InvalidArgument;
+        }
+
+        Counters.NoRoutePacket();
+        return ServalError.NoRoute;
     }
 
-    private bool SendFirstTo(ServiceRule rule, in SalPacketRepr repr, ReadOnlySpan<byte> payload, ServiceId service, Flow? flow, DatagramSocket? socket, TimeSpan now)
+    private bool SendFirstTo(ServiceRule rule, in SalPacketRepr repr, ReadOnlySpan<byte> payload, ServiceId service, Flow? flow, DatagramSocket? socket, TimeSpan now, ref bool tooLarge)
     {
         var length = repr.GetLength(payload.Length);
         switch (rule.Target.Type)
@@ -72,6 +86,12 @@ public sealed partial class Engine
                 if (!TryGetUpInterface(rule.Target.Interface, out var iface))
                 {
                     Services.RecordDropped(rule, length);
+                    return false;
+                }
+
+                if (length > iface.Mtu)
+                {
+                    tooLarge = true;
                     return false;
                 }
 

@@ -70,6 +70,27 @@ public sealed class EngineScenarioTests
     }
 
     [Fact]
+    public void An_unconnected_datagram_larger_than_the_interface_mtu_is_refused_not_lost()
+    {
+        var (net, a, b, _) = TwoHosts(5);
+        var server = b.Do(e => e.BindDatagram(ServicePrefix.Exact(Echo), b.Now, out var h) == ServalError.None ? h : default);
+        var client = a.Do(e => e.BindDatagram(ServicePrefix.Exact(ServiceId.FromName("client")), a.Now, out var h) == ServalError.None ? h : default);
+        var mtu = a.Engine.Interfaces[1].Mtu;
+
+        // SAL header, destination and source SERVICE extensions, UDP header: what an unconnected datagram adds.
+        var overhead = SalHeaderView.BaseLength + (2 * 36) + UdpRepr.HeaderLength;
+        var sentBefore = a.Engine.Counters.PacketsSent;
+        Assert.Equal(ServalError.InvalidArgument, a.Do(e => e.SendTo(client, Echo, new byte[mtu - overhead + 1], a.Now)));
+        Assert.Equal(sentBefore, a.Engine.Counters.PacketsSent);
+        Assert.Equal(ServalError.None, a.Do(e => e.SendTo(client, Echo, new byte[mtu - overhead], a.Now)));
+
+        var buf = new byte[2000];
+        var n = 0;
+        Assert.True(net.RunUntil(() => b.Engine.ReceiveFrom(server, buf, out n, out _, out _) == ServalError.None, TimeSpan.FromSeconds(1)));
+        Assert.Equal(mtu - overhead, n);
+    }
+
+    [Fact]
     public void Connect_to_unserved_service_times_out_after_the_retransmission_limit()
     {
         var (net, a, b, _) = TwoHosts(4);
