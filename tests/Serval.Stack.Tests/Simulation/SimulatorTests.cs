@@ -126,11 +126,15 @@ public sealed class SimulatorTests
     public void Packets_above_the_link_mtu_are_dropped()
     {
         var net = new SimulatedNetwork(9);
-        var link = net.AddLink("l", LinkConditions.Perfect with { Mtu = 300 });
+        var link = net.AddLink("l", LinkConditions.Perfect);
         var a = net.AddHost("a");
         var b = net.AddHost("b");
         var ai = a.Attach(link, LinkAddress.Parse("10.1.0.1"));
         b.Attach(link, LinkAddress.Parse("10.1.0.2"));
+
+        // The path's MTU shrinks below what the hosts' interfaces were configured with (the engine refuses a first
+        // packet above its interface's MTU, so only a smaller path can see one).
+        link.Conditions = LinkConditions.Perfect with { Mtu = 300 };
         a.AddForward(ServicePrefix.Default, LinkAddress.Parse("10.1.0.2"), ai);
         var rx = b.Do(e => e.BindDatagram(ServicePrefix.Exact(Svc), b.Now, out var h) == ServalError.None ? h : default);
         var tx = a.Do(e => e.BindDatagram(null, a.Now, out var h) == ServalError.None ? h : default);
