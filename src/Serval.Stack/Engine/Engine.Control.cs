@@ -331,6 +331,11 @@ public sealed partial class Engine
         flow.State = SalState.TimeWait;
         var rto35 = TimeSpan.FromTicks(flow.Rto.Ticks * 7 / 2);
         flow.StateTimerAt = now + (rto35 > _options.TimeWait ? rto35 : _options.TimeWait);
+        if (flow.Released)
+        {
+            CompactTimeWait(flow);
+            return;
+        }
         if (flow.Stream is null || flow.Stream.ReadsCompleted)
         {
             Emit(new EngineEvent(EngineEventKind.Readable, flow.Handle));
@@ -450,11 +455,19 @@ public sealed partial class Engine
         {
             if (flow.State != SalState.Closed)
             {
-                OnFlowTimer(flow, now);
-                Schedule(flow);
+                try
+                {
+                    OnFlowTimer(flow, now);
+                    Schedule(flow);
+                }
+                catch (Exception ex)
+                {
+                    OnFault(flow, "timer", ex, now);
+                }
             }
         }
 
+        ExpireTimeWait(now);
         if (Services.NextExpiry is { } e && e <= now)
         {
             Services.Expire(now);
@@ -471,7 +484,7 @@ public sealed partial class Engine
                 return;
             }
 
-            if (flow.SynAckRetransmits < _options.MaxSynAckRetransmissions && now >= flow.SynAckRetransmitAt)
+            if (flow.SynAckRetransmits < _options.MaxSynAckRetransmissions && now >= flow.SynAckRetransmitAt && AwaitsHandshakeAck(flow))
             {
                 flow.SynAckRetransmits++;
                 Counters.ControlRetransmission();
@@ -547,47 +560,59 @@ public sealed partial class Engine
                 continue;
             }
 
-            if (flow.Stream is { } st && flow.IsSynchronized)
+            try
             {
-                var frozen = flow.Migration != MigrationState.None;
-                var budget = 4096;
-                while (!frozen && budget-- > 0 && st.TryPoll(now, _payloadScratch, out var seg, out var len))
-                {
-                    var repr = new SalPacketRepr
-                    {
-                        SourceFlow = flow.LocalFlow,
-                        DestinationFlow = flow.PeerFlow,
-                        Protocol = SalPacketRepr.ProtocolTcp,
-                        Tcp = seg,
-                    };
-                    SendOnFlow(flow, repr, _payloadScratch.AsSpan(0, len));
-                }
+                FlushTransport(flow, now);
+            }
+            catch (Exception e)
+            {
+                OnFault(flow, "output", e, now);
+            }
+        }
+    }
 
-                if (st.Error != StreamError.None && st.State == StreamState.Closed)
+    private void FlushTransport(Flow flow, TimeSpan now)
+    {
+        if (flow.Stream is { } st && flow.IsSynchronized)
+        {
+            var frozen = flow.Migration != MigrationState.None;
+            var budget = 4096;
+            while (!frozen && budget-- > 0 && st.TryPoll(now, _payloadScratch, out var seg, out var len))
+            {
+                var repr = new SalPacketRepr
                 {
-                    var error = st.Error switch
-                    {
-                        StreamError.Reset => ServalError.ConnectionReset,
-                        StreamError.TimedOut => ServalError.TimedOut,
-                        StreamError.Refused => ServalError.ConnectionRefused,
-                        _ => ServalError.Aborted,
-                    };
-                    ResetFlow(flow, now, error);
-                    continue;
-                }
-
-                if (flow.CloseRequested && st.FinAcknowledged && flow.State is SalState.Connected or SalState.CloseWait)
-                {
-                    SendFin(flow, now);
-                }
-                else if (flow.Released && flow.State is SalState.Connected or SalState.CloseWait && !flow.CloseRequested)
-                {
-                    flow.CloseRequested = true;
-                    st.CompleteWrites();
-                }
+                    SourceFlow = flow.LocalFlow,
+                    DestinationFlow = flow.PeerFlow,
+                    Protocol = SalPacketRepr.ProtocolTcp,
+                    Tcp = seg,
+                };
+                SendOnFlow(flow, repr, _payloadScratch.AsSpan(0, len));
             }
 
-            Schedule(flow);
+            if (st.Error != StreamError.None && st.State == StreamState.Closed)
+            {
+                var error = st.Error switch
+                {
+                    StreamError.Reset => ServalError.ConnectionReset,
+                    StreamError.TimedOut => ServalError.TimedOut,
+                    StreamError.Refused => ServalError.ConnectionRefused,
+                    _ => ServalError.Aborted,
+                };
+                ResetFlow(flow, now, error);
+                return;
+            }
+
+            if (flow.CloseRequested && st.FinAcknowledged && flow.State is SalState.Connected or SalState.CloseWait)
+            {
+                SendFin(flow, now);
+            }
+            else if (flow.Released && flow.State is SalState.Connected or SalState.CloseWait && !flow.CloseRequested)
+            {
+                flow.CloseRequested = true;
+                st.CompleteWrites();
+            }
         }
+
+        Schedule(flow);
     }
 }

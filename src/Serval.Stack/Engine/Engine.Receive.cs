@@ -14,6 +14,22 @@ public sealed partial class Engine
     public void Receive(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, TimeSpan now)
     {
         _now = now;
+        try
+        {
+            ReceiveCore(interfaceIndex, source, destination, packet, now);
+        }
+        catch (Exception e)
+        {
+            OnFault(_faultFlow, "receive", e, now);
+        }
+        finally
+        {
+            _faultFlow = null;
+        }
+    }
+
+    private void ReceiveCore(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, TimeSpan now)
+    {
         Counters.Received(packet.Length);
         if (!TryGetUpInterface(interfaceIndex, out var iface))
         {
@@ -41,7 +57,13 @@ public sealed partial class Engine
         {
             if (_flows.TryGetValue(p.DestinationFlow.Value, out var flow))
             {
+                _faultFlow = flow;
                 OnFlowPacket(flow, iface, source, destination, p, payload, packet.Length, now);
+                return;
+            }
+
+            if (OnTimeWaitPacket(p.DestinationFlow.Value, iface, source, p, now) || TryCookieAck(iface, source, p, payload, now))
+            {
                 return;
             }
 
@@ -144,15 +166,35 @@ public sealed partial class Engine
     {
         if (l.Pending.TryGetValue((p.SourceFlow.Value, c.Nonce.Value), out var existing))
         {
-            // Duplicate SYN: our SYN-ACK was lost or is late; answer again.
-            Counters.ControlRetransmission();
-            SendSynAck(existing, now);
+            // Duplicate SYN: our SYN-ACK was lost or is late; answer again (unless the handshake already completed).
+            _faultFlow = existing;
+            if (existing.State == SalState.Respond && AwaitsHandshakeAck(existing))
+            {
+                Counters.ControlRetransmission();
+                SendSynAck(existing, now);
+            }
+
             return;
         }
 
-        if (l.Pending.Count >= _options.MaxPendingRequests || l.AcceptQueue.Count >= l.Backlog)
+        if (l.AcceptQueue.Count >= l.Backlog)
         {
             Counters.SynDroppedPacket();
+            return;
+        }
+
+        if (l.Pending.Count >= _options.MaxPendingRequests)
+        {
+            // Full of requests that may all be junk: answer without state (SYN cookies), or drop when they are off.
+            if (_options.SynCookies)
+            {
+                SendCookieSynAck(l, iface, source, p, c, now);
+            }
+            else
+            {
+                Counters.SynDroppedPacket();
+            }
+
             return;
         }
 
@@ -188,6 +230,7 @@ public sealed partial class Engine
         _flows.Add(flow.LocalFlow.Value, flow);
         _sockets.Add(flow.Handle.Value, flow);
         l.Pending.Add((p.SourceFlow.Value, c.Nonce.Value), flow);
+        _faultFlow = flow;
         SendSynAck(flow, now);
         Schedule(flow);
     }
@@ -416,14 +459,16 @@ public sealed partial class Engine
             return;
         }
 
-        if (flow.Stream is { } st && (p.ControlOnly || p.Protocol != SalPacketRepr.ProtocolTcp || !st.OnHandshakeAck(p.Tcp, payload, now)))
-        {
-            return;
-        }
-
+        // The accept queue is checked before the stream sees the ACK: a full queue drops the ACK and leaves the request
+        // (and its stream) in SYN-RECEIVED, so the SYN-ACK retransmission that follows still describes it.
         if (l.AcceptQueue.Count >= l.Backlog)
         {
             Counters.SynDroppedPacket();
+            return;
+        }
+
+        if (flow.Stream is { } st && (p.ControlOnly || p.Protocol != SalPacketRepr.ProtocolTcp || !st.OnHandshakeAck(p.Tcp, payload, now)))
+        {
             return;
         }
 

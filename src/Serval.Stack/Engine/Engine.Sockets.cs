@@ -142,6 +142,19 @@ public sealed partial class Engine
     /// </summary>
     public ServalError Write(SocketHandle handle, ReadOnlySpan<byte> data, TimeSpan now, out int written)
     {
+        try
+        {
+            return WriteCore(handle, data, now, out written);
+        }
+        catch (Exception e)
+        {
+            written = 0;
+            return OnCallFault(handle, "write", e, now);
+        }
+    }
+
+    private ServalError WriteCore(SocketHandle handle, ReadOnlySpan<byte> data, TimeSpan now, out int written)
+    {
         _now = now;
         written = 0;
         if (!_sockets.TryGetValue(handle.Value, out var s) || s is not Flow flow || flow.Released)
@@ -205,6 +218,20 @@ public sealed partial class Engine
     /// </summary>
     public ServalError Read(SocketHandle handle, Span<byte> buffer, TimeSpan now, out int read, out bool completed)
     {
+        try
+        {
+            return ReadCore(handle, buffer, now, out read, out completed);
+        }
+        catch (Exception e)
+        {
+            read = 0;
+            completed = false;
+            return OnCallFault(handle, "read", e, now);
+        }
+    }
+
+    private ServalError ReadCore(SocketHandle handle, Span<byte> buffer, TimeSpan now, out int read, out bool completed)
+    {
         _now = now;
         read = 0;
         completed = false;
@@ -259,6 +286,18 @@ public sealed partial class Engine
     /// <summary>Half-close: a stream sends its FIN after the queued data; the connection stays open for reading.</summary>
     public ServalError CompleteWrites(SocketHandle handle, TimeSpan now)
     {
+        try
+        {
+            return CompleteWritesCore(handle, now);
+        }
+        catch (Exception e)
+        {
+            return OnCallFault(handle, "complete-writes", e, now);
+        }
+    }
+
+    private ServalError CompleteWritesCore(SocketHandle handle, TimeSpan now)
+    {
         _now = now;
         if (!_sockets.TryGetValue(handle.Value, out var s) || s is not Flow flow || flow.Released)
         {
@@ -281,6 +320,18 @@ public sealed partial class Engine
     /// FIN, PROTOCOL.md §6) and lingers until the exchange ends; with unread data it is reset instead.
     /// </summary>
     public ServalError Close(SocketHandle handle, TimeSpan now)
+    {
+        try
+        {
+            return CloseCore(handle, now);
+        }
+        catch (Exception e)
+        {
+            return OnCallFault(handle, "close", e, now);
+        }
+    }
+
+    private ServalError CloseCore(SocketHandle handle, TimeSpan now)
     {
         _now = now;
         if (!_sockets.TryGetValue(handle.Value, out var s) || s.Released)
@@ -355,7 +406,11 @@ public sealed partial class Engine
             case SalState.Init or SalState.Request or SalState.Respond or SalState.Closed:
                 Destroy(f);
                 return;
-            case SalState.TimeWait or SalState.FinWait1 or SalState.FinWait2 or SalState.Closing or SalState.LastAck:
+            case SalState.TimeWait:
+                f.CloseRequested = true;
+                CompactTimeWait(f);
+                return;
+            case SalState.FinWait1 or SalState.FinWait2 or SalState.Closing or SalState.LastAck:
                 f.CloseRequested = true;
                 return;
         }
@@ -405,4 +460,11 @@ public sealed partial class Engine
         ControlSrtt = f.Srtt,
         Stream = f.Stream?.Statistics,
     };
+
+    /// <summary>A socket call threw: the flow behind it is reset (see <see cref="Fault"/>), the call reports the reset.</summary>
+    private ServalError OnCallFault(SocketHandle handle, string where, Exception e, TimeSpan now)
+    {
+        Fault(handle, where, e, now);
+        return ServalError.ConnectionReset;
+    }
 }

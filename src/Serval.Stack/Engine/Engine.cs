@@ -59,7 +59,7 @@ public sealed partial class Engine
     public EngineCounters Counters { get; } = new();
 
     /// <summary>Number of live flows (connections, pending requests, closing flows).</summary>
-    public int FlowCount => _flows.Count;
+    public int FlowCount => _flows.Count + _timeWait.Count;
 
     /// <summary>The last <c>now</c> the engine saw.</summary>
     public TimeSpan Now => _now;
@@ -259,6 +259,11 @@ public sealed partial class Engine
             next = next is null || d < next ? d : next;
         }
 
+        if (NextTimeWaitExpiry() is { } tw)
+        {
+            next = next is null || tw < next ? tw : next;
+        }
+
         var expiry = Services.NextExpiry;
         if (expiry is { } e)
         {
@@ -311,7 +316,7 @@ public sealed partial class Engine
         while (true)
         {
             var v = _random.NextUInt32();
-            if (v != 0 && !_flows.ContainsKey(v) && !_datagramFlowIds.Contains(v))
+            if (v != 0 && !_flows.ContainsKey(v) && !_datagramFlowIds.Contains(v) && !_timeWait.ContainsKey(v))
             {
                 return new FlowId(v);
             }

@@ -31,6 +31,15 @@ public sealed class EngineCounters
     private long _pathsValidated;
     private long _migrationTicksTotal;
     private long _migrationTicksMax;
+    private long _flowFaults;
+    private long _synCookiesSent;
+    private long _synCookiesAccepted;
+    private long _synCookiesRejected;
+    private long _pendingEvicted;
+    private long _timeWaitRecycled;
+    private long _negativeAnswersSent;
+    private long _negativeAnswersSuppressed;
+    private long _userTimeouts;
 
     /// <summary>Packets handed to the engine.</summary>
     public long PacketsReceived => Volatile.Read(ref _packetsReceived);
@@ -115,6 +124,51 @@ public sealed class EngineCounters
 
     /// <summary>Longest time from RSYN to completion.</summary>
     public TimeSpan MigrationTimeMax => TimeSpan.FromTicks(Volatile.Read(ref _migrationTicksMax));
+
+    /// <summary>Unexpected exceptions while processing one flow (the flow was reset, the host went on).</summary>
+    public long FlowFaults => Volatile.Read(ref _flowFaults);
+
+    /// <summary>SYN-ACKs sent statelessly (SYN cookies) because a listener's pending-request table was full.</summary>
+    public long SynCookiesSent => Volatile.Read(ref _synCookiesSent);
+
+    /// <summary>Handshake ACKs that carried a valid SYN cookie and created a connection.</summary>
+    public long SynCookiesAccepted => Volatile.Read(ref _synCookiesAccepted);
+
+    /// <summary>Handshake ACKs for no pending request whose SYN cookie did not verify (dropped).</summary>
+    public long SynCookiesRejected => Volatile.Read(ref _synCookiesRejected);
+
+    /// <summary>Pending requests evicted to make room for new SYNs.</summary>
+    public long PendingEvicted => Volatile.Read(ref _pendingEvicted);
+
+    /// <summary>TIME-WAIT flows ended early because the TIME-WAIT cap was reached (oldest first).</summary>
+    public long TimeWaitRecycled => Volatile.Read(ref _timeWaitRecycled);
+
+    /// <summary>Negative answers (service not found, connection refused) sent to SYNs no rule or listener took.</summary>
+    public long NegativeAnswersSent => Volatile.Read(ref _negativeAnswersSent);
+
+    /// <summary>Negative answers not sent because of the rate limit.</summary>
+    public long NegativeAnswersSuppressed => Volatile.Read(ref _negativeAnswersSuppressed);
+
+    /// <summary>Connections failed because sent data stayed unacknowledged for the user timeout.</summary>
+    public long UserTimeouts => Volatile.Read(ref _userTimeouts);
+
+    internal void FlowFault() => _flowFaults++;
+
+    internal void SynCookieSent() => _synCookiesSent++;
+
+    internal void SynCookieAccepted() => _synCookiesAccepted++;
+
+    internal void SynCookieRejected() => _synCookiesRejected++;
+
+    internal void PendingEvictedRequest() => _pendingEvicted++;
+
+    internal void TimeWaitRecycledFlow() => _timeWaitRecycled++;
+
+    internal void NegativeAnswerSent() => _negativeAnswersSent++;
+
+    internal void NegativeAnswerSuppressed() => _negativeAnswersSuppressed++;
+
+    internal void UserTimeout() => _userTimeouts++;
 
     internal void MigrationStarted() => _migrationsStarted++;
 

@@ -33,8 +33,20 @@ public sealed record EngineOptions
     /// <summary>Most pending connection requests per listener; SYNs beyond are dropped and counted.</summary>
     public int MaxPendingRequests { get; init; } = 1024;
 
+    /// <summary>
+    /// Answer SYNs without state (SYN cookies) while a listener's pending-request table is full, so that junk SYNs cannot
+    /// lock legitimate clients out; off: such SYNs are dropped.
+    /// </summary>
+    public bool SynCookies { get; init; } = true;
+
     /// <summary>TIME-WAIT duration.</summary>
     public TimeSpan TimeWait { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// Most released flows kept in TIME-WAIT (as compact records); at the cap the oldest is ended first (like Linux's
+    /// tcp_max_tw_buckets).
+    /// </summary>
+    public int MaxTimeWaitFlows { get; init; } = 65_536;
 
     /// <summary>How long FIN-WAIT-2 waits for the peer's FIN.</summary>
     public TimeSpan FinWait2Timeout { get; init; } = TimeSpan.FromSeconds(60);
@@ -91,6 +103,11 @@ public sealed record EngineOptions
         if (MaxSynAckRetransmissions is < 0 or > 100)
         {
             throw new ArgumentException("MaxSynAckRetransmissions must be 0 to 100.", nameof(MaxSynAckRetransmissions));
+        }
+
+        if (MaxTimeWaitFlows < 0)
+        {
+            throw new ArgumentException("MaxTimeWaitFlows must not be negative.", nameof(MaxTimeWaitFlows));
         }
 
         if (MaxPendingRequests < 1 || DelayQueueCapacity < 0 || DatagramQueueCapacity < 1 || EventQueueCapacity < 16)

@@ -15,4 +15,7 @@ internal sealed class ListenerSocket(SocketHandle handle, TransportProtocol prot
 
     /// <summary>Established connections not yet accepted.</summary>
     public Queue<Flow> AcceptQueue { get; } = new();
+
+    /// <summary>When this listener last answered a SYN with a cookie (null: never); cookie ACKs are checked only after.</summary>
+    public TimeSpan? LastCookieAt { get; set; }
 }

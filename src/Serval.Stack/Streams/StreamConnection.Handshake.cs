@@ -258,4 +258,89 @@ public sealed partial class StreamConnection
     {
         _state = _writesCompleted ? StreamState.FinWait1 : StreamState.Established;
     }
+
+    /// <summary>
+    /// The window scale this side offers for a receive buffer of <paramref name="options"/>' size (the shift that fits
+    /// the buffer in 16 bits), or 0 without window scaling.
+    /// </summary>
+    internal static int ReceiveShiftFor(StreamOptions options)
+    {
+        var shift = 0;
+        if (options.UseWindowScale)
+        {
+            while (shift < 14 && (options.ReceiveBufferSize >> shift) > ushort.MaxValue)
+            {
+                shift++;
+            }
+        }
+
+        return shift;
+    }
+
+    /// <summary>
+    /// A SYN-ACK answering <paramref name="syn"/> without any connection state (a SYN cookie, docs/engine.md): sequence
+    /// number <paramref name="iss"/>, the options a connection created by <see cref="EstablishFromCookie"/> will use, and a
+    /// timestamp on <paramref name="timestampOffset"/>'s clock.
+    /// </summary>
+    internal static TcpRepr CreateCookieSynAck(StreamOptions options, in TcpRepr syn, uint iss, uint timestampOffset, TimeSpan now)
+    {
+        var useTs = options.UseTimestamps && syn.Timestamp.HasValue;
+        return new TcpRepr
+        {
+            SequenceNumber = iss,
+            AckNumber = unchecked(syn.SequenceNumber + 1),
+            Flags = TcpFlags.Syn | TcpFlags.Ack,
+            Window = (ushort)Math.Min(options.ReceiveBufferSize, ushort.MaxValue),
+            MaxSegmentSize = (ushort)options.Mss,
+            WindowScale = syn.WindowScale.HasValue && options.UseWindowScale ? (byte)ReceiveShiftFor(options) : null,
+            SackPermitted = options.UseSack && syn.SackPermitted,
+            Timestamp = useTs ? new TcpTimestamp(unchecked((uint)(now.Ticks / TimeSpan.TicksPerMillisecond) + timestampOffset), syn.Timestamp!.Value.Value) : null,
+        };
+    }
+
+    /// <summary>
+    /// Passive open from a verified SYN cookie: <paramref name="syn"/> is the peer's SYN as far as the cookie recorded it
+    /// (sequence number and options), <paramref name="ack"/> the handshake ACK with any data it carries. The connection
+    /// must be new and have been created with the cookie's ISS and timestamp offset. Returns true when the connection is
+    /// established (as <see cref="OnHandshakeAck"/> would).
+    /// </summary>
+    internal bool EstablishFromCookie(in TcpRepr syn, in TcpRepr ack, ReadOnlySpan<byte> payload, TimeSpan now)
+    {
+        if (!OnSyn(syn, now))
+        {
+            return false;
+        }
+
+        _ = CreateSynAck(now);
+        _handshakeTransmissions = 2; // No handshake RTT sample from our clock: the timestamp echo gives one below.
+        OnSegment(ack, payload, now);
+        if (!IsSynchronized)
+        {
+            return false;
+        }
+
+        if (_tsEnabled && ack.Timestamp is { } ts && ts.EchoReply != 0)
+        {
+            var ms = unchecked((int)(TsNow(now) - ts.EchoReply));
+            if (ms is >= 0 and < 60_000)
+            {
+                _rtt.OnSample(TimeSpan.FromMilliseconds(ms));
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>What TIME-WAIT needs to acknowledge a retransmitted FIN once the connection's buffers are gone.</summary>
+    internal TimeWaitTcp TimeWaitState => new(SndWire(_sndNxt), RcvWire(_rcvNxt), _tsEnabled, _tsOffset, _tsRecent);
+
+    /// <summary>The ACK TIME-WAIT sends for a retransmitted FIN (RFC 9293 §3.10.7.4), from the state kept for it.</summary>
+    internal static TcpRepr CreateTimeWaitAck(in TimeWaitTcp tw, TimeSpan now) => new()
+    {
+        SequenceNumber = tw.SndNxt,
+        AckNumber = tw.RcvNxt,
+        Flags = TcpFlags.Ack,
+        Window = 0,
+        Timestamp = tw.Timestamps ? new TcpTimestamp(unchecked((uint)(now.Ticks / TimeSpan.TicksPerMillisecond) + tw.TimestampOffset), tw.TimestampRecent) : null,
+    };
 }

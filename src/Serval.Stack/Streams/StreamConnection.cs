@@ -101,14 +101,14 @@ public sealed partial class StreamConnection
     }
 
     /// <summary>Creates a connection with a given ISS (tests: sequence-number wrap-around).</summary>
-    internal StreamConnection(StreamOptions options, IRandomSource random, TimeSpan now, uint? initialSequenceNumber)
+    internal StreamConnection(StreamOptions options, IRandomSource random, TimeSpan now, uint? initialSequenceNumber, uint? timestampOffset = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(random);
         options.Validate();
         _options = options;
         _iss = initialSequenceNumber ?? random.NextUInt32();
-        _tsOffset = random.NextUInt32();
+        _tsOffset = timestampOffset ?? random.NextUInt32();
         _sendRing = new ByteRing(options.SendBufferSize);
         _receiveRing = new ByteRing(options.ReceiveBufferSize);
         _outOfOrder = new RangeSet(Math.Clamp(options.ReceiveBufferSize / 512, 16, 4096));

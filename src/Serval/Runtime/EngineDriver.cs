@@ -289,6 +289,10 @@ internal sealed partial class EngineDriver : IPacketSink
                 {
                     Engine.Receive(p.Interface, p.Source, p.Destination, p.Buffer.AsSpan(0, p.Length), now);
                 }
+                catch (Exception e)
+                {
+                    OnDriverFault("receive", e);
+                }
                 finally
                 {
                     ArrayPool<byte>.Shared.Return(p.Buffer);
@@ -314,10 +318,26 @@ internal sealed partial class EngineDriver : IPacketSink
         {
             foreach (var controller in _controllers)
             {
-                controller.Poll(Now);
+                try
+                {
+                    controller.Poll(Now);
+                }
+                catch (Exception e)
+                {
+                    OnDriverFault(controller.GetType().Name, e);
+                }
             }
 
-            Engine.Poll(Now, this);
+            try
+            {
+                Engine.Poll(Now, this);
+            }
+            catch (Exception e)
+            {
+                OnDriverFault("poll", e);
+            }
+
+            LogFaults();
             for (var l = 0; l < _links.Length; l++)
             {
                 _links[l].Flush();
@@ -343,21 +363,49 @@ internal sealed partial class EngineDriver : IPacketSink
                 HostLog.EngineEvent(Logger, Name, e.Kind, e.Socket.Value, e.Error);
             }
 
-            if (!e.Socket.IsNone && Sockets.TryGetValue(e.Socket.Value, out var state))
+            try
             {
-                state.OnEvent(this, e);
-            }
+                if (!e.Socket.IsNone && Sockets.TryGetValue(e.Socket.Value, out var state))
+                {
+                    state.OnEvent(this, e);
+                }
 
-            foreach (var controller in _controllers)
+                foreach (var controller in _controllers)
+                {
+                    controller.OnEvent(e, Now);
+                }
+
+                EventObserver?.Invoke(e);
+            }
+            catch (Exception ex)
             {
-                controller.OnEvent(e, Now);
+                OnDriverFault($"event {e.Kind}", ex);
             }
-
-            EventObserver?.Invoke(e);
         }
 
         return any;
     }
+
+    /// <summary>Logs the faults the engine charged to flows (each flow was reset; the host goes on).</summary>
+    private void LogFaults()
+    {
+        while (Engine.TryGetFault(out var f) && f is not null)
+        {
+            HostLog.FlowFault(Logger, f.Exception, Name, f.Where, f.LocalFlow.ToString(), f.PeerFlow.ToString(), f.PeerAddress.ToString(), f.Service.ToString(), f.Socket.Value);
+        }
+    }
+
+    /// <summary>An exception outside any one flow (a controller, an event handler): counted and logged, the host goes on.</summary>
+    private void OnDriverFault(string where, Exception e)
+    {
+        Interlocked.Increment(ref _driverFaults);
+        HostLog.DriverFault(Logger, e, Name, where);
+    }
+
+    private long _driverFaults;
+
+    /// <summary>Exceptions outside any one flow that the engine thread survived.</summary>
+    public long DriverFaults => Interlocked.Read(ref _driverFaults);
 
     private void StartControllers()
     {

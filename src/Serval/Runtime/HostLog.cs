@@ -16,6 +16,12 @@ internal static partial class HostLog
     [LoggerMessage(EventId = 102, Level = LogLevel.Critical, Message = "Serval host {Host}: the engine thread failed; the host is stopping")]
     public static partial void EngineThreadFailed(ILogger logger, Exception exception, string host);
 
+    [LoggerMessage(EventId = 105, Level = LogLevel.Error, Message = "Serval host {Host}: fault in {Where} of flow {LocalFlow} (peer flow {PeerFlow} at {Peer}, service {Service}, socket {Socket}); the flow was reset")]
+    public static partial void FlowFault(ILogger logger, Exception exception, string host, string where, string localFlow, string peerFlow, string peer, string service, long socket);
+
+    [LoggerMessage(EventId = 106, Level = LogLevel.Error, Message = "Serval host {Host}: fault in {Where}; the host goes on")]
+    public static partial void DriverFault(ILogger logger, Exception exception, string host, string where);
+
     [LoggerMessage(EventId = 103, Level = LogLevel.Debug, Message = "Serval host {Host}: event {Kind} socket {Socket} error {Error}")]
     public static partial void EngineEvent(ILogger logger, string host, EngineEventKind kind, long socket, ServalError error);
 

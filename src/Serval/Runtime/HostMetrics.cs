@@ -35,6 +35,15 @@ internal sealed class HostMetrics : IDisposable
         Observe("serval.sal.control_retransmissions", "{packet}", "Control packets retransmitted.", () => c.ControlRetransmissions);
         Observe("serval.sal.syn_dropped", "{packet}", "SYNs dropped at a full accept queue.", () => c.SynDropped);
         Observe("serval.datagrams.dropped", "{datagram}", "Datagrams dropped at a full receive queue.", () => c.DatagramsDropped);
+        Observe("serval.flows.faults", "{fault}", "Unexpected exceptions while processing one flow (the flow was reset, the host went on).", () => c.FlowFaults + driver.DriverFaults);
+        Observe("serval.sal.syn_cookies_sent", "{packet}", "SYN-ACKs sent statelessly because a pending-request table was full.", () => c.SynCookiesSent);
+        Observe("serval.sal.syn_cookies_accepted", "{connection}", "Connections created from a valid SYN cookie.", () => c.SynCookiesAccepted);
+        Observe("serval.sal.syn_cookies_rejected", "{packet}", "Handshake ACKs whose SYN cookie did not verify.", () => c.SynCookiesRejected);
+        Observe("serval.sal.pending_evicted", "{request}", "Pending connection requests evicted for new SYNs.", () => c.PendingEvicted);
+        Observe("serval.sal.timewait_recycled", "{flow}", "TIME-WAIT flows ended early at the TIME-WAIT cap.", () => c.TimeWaitRecycled);
+        Observe("serval.sal.negative_answers_sent", "{packet}", "Service-not-found / refused answers sent to SYNs.", () => c.NegativeAnswersSent);
+        Observe("serval.sal.negative_answers_suppressed", "{packet}", "Negative answers withheld by the rate limit.", () => c.NegativeAnswersSuppressed);
+        Observe("serval.stream.user_timeouts", "{connection}", "Connections failed because sent data stayed unacknowledged for the user timeout.", () => c.UserTimeouts);
         Observe("serval.host.inbound_dropped", "{packet}", "Received packets dropped because the host's inbound queue was full.", () => driver.InboundDropped);
         _meter.CreateObservableGauge("serval.flows.active", () => driver.FlowCountSnapshot, "{flow}", "Live flows (connections, pending requests, closing flows).");
         _meter.CreateObservableGauge("serval.services.entries", () => driver.Engine.Services.Count, "{entry}", "Service-table entries (prefixes).");

@@ -1,0 +1,220 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using Serval.Stack.Streams;
+using Serval.Wire;
+
+namespace Serval.Stack;
+
+/// <summary>
+/// SYN cookies adapted to the SAL (docs/engine.md, "SYN cookies"). When a listener's pending-request table is full, a
+/// SYN is answered without keeping any state: everything the connection needs later is either echoed by the client's
+/// handshake ACK (its flowID, nonce and verno, its TCP sequence number) or derived from a keyed hash of those values,
+/// carried in the values the client must echo (our verno, our TCP ISN). The handshake ACK is verified against the hash
+/// and the connection created from it.
+/// </summary>
+public sealed partial class Engine
+{
+    /// <summary>How long one cookie secret slot lasts; a cookie is valid in its slot and the next (16–32 s).</summary>
+    private static readonly long CookieSlotTicks = TimeSpan.FromSeconds(16).Ticks;
+
+    /// <summary>The MSS values a cookie can record (3 bits): the largest not above the peer's is used.</summary>
+    private static readonly ushort[] CookieMss = [536, 1200, 1360, 1400, 1428, 1440, 8948, 64968];
+
+    private byte[]? _cookieSecret;
+
+    private byte[] CookieSecret
+    {
+        get
+        {
+            if (_cookieSecret is null)
+            {
+                _cookieSecret = new byte[32];
+                for (var i = 0; i < 32; i += 8)
+                {
+                    BinaryPrimitives.WriteUInt64BigEndian(_cookieSecret.AsSpan(i), _random.NextUInt64());
+                }
+            }
+
+            return _cookieSecret;
+        }
+    }
+
+    /// <summary>The values a cookie determines for one (slot, client request).</summary>
+    private readonly record struct CookieValues(uint Verno, Nonce Nonce, uint IsnMask, uint TimestampOffset);
+
+    private CookieValues ComputeCookie(uint slot, FlowId local, FlowId peer, Nonce peerNonce, uint peerVerno, uint peerIsn, byte protocol, ServiceId service)
+    {
+        Span<byte> input = stackalloc byte[4 + 4 + 4 + 8 + 4 + 4 + 1 + ServiceId.Size];
+        BinaryPrimitives.WriteUInt32BigEndian(input, slot);
+        BinaryPrimitives.WriteUInt32BigEndian(input[4..], local.Value);
+        BinaryPrimitives.WriteUInt32BigEndian(input[8..], peer.Value);
+        BinaryPrimitives.WriteUInt64BigEndian(input[12..], peerNonce.Value);
+        BinaryPrimitives.WriteUInt32BigEndian(input[20..], peerVerno);
+        BinaryPrimitives.WriteUInt32BigEndian(input[24..], peerIsn);
+        input[28] = protocol;
+        service.WriteTo(input[29..]);
+        Span<byte> hash = stackalloc byte[32];
+        HMACSHA256.HashData(CookieSecret, input, hash);
+        var verno = (BinaryPrimitives.ReadUInt32BigEndian(hash) & ~3u) | (slot & 3u);
+        var nonce = BinaryPrimitives.ReadUInt64BigEndian(hash[4..]);
+        return new CookieValues(verno, new Nonce(nonce == 0 ? 1 : nonce), BinaryPrimitives.ReadUInt32BigEndian(hash[12..]), BinaryPrimitives.ReadUInt32BigEndian(hash[16..]));
+    }
+
+    private static uint CookieSlot(TimeSpan now) => (uint)(now.Ticks / CookieSlotTicks);
+
+    /// <summary>Stream options encoded in a cookie's ISN (9 low bits): MSS index, peer window scale (15 = none), SACK, timestamps.</summary>
+    private static uint EncodeCookieOptions(in TcpRepr syn)
+    {
+        var mss = syn.MaxSegmentSize ?? 536;
+        var index = 0;
+        for (var i = CookieMss.Length - 1; i >= 0; i--)
+        {
+            if (CookieMss[i] <= mss)
+            {
+                index = i;
+                break;
+            }
+        }
+
+        var ws = syn.WindowScale is { } w ? Math.Min((int)w, 14) : 15;
+        return (uint)index | ((uint)ws << 3) | (syn.SackPermitted ? 1u << 7 : 0) | (syn.Timestamp.HasValue ? 1u << 8 : 0);
+    }
+
+    /// <summary>Answers a SYN with a stateless SYN-ACK (the pending-request table is full).</summary>
+    private void SendCookieSynAck(ListenerSocket l, EngineInterface iface, LinkAddress source, in SalPacketRepr p, SalControl c, TimeSpan now)
+    {
+        var protocol = p.Protocol;
+        if (protocol == SalPacketRepr.ProtocolTcp && !p.Tcp.Has(TcpFlags.Syn))
+        {
+            Counters.MalformedPacket();
+            return;
+        }
+
+        var local = NewFlowId();
+        var slot = CookieSlot(now);
+        var isn = protocol == SalPacketRepr.ProtocolTcp ? p.Tcp.SequenceNumber : 0u;
+        var cookie = ComputeCookie(slot, local, p.SourceFlow, c.Nonce, c.Verno, isn, protocol, p.DestinationService!.Value);
+        SalSourceRoute? route = null;
+        if (p.SourceRoute is { } syn && syn.TryAppend(iface.Address, out var appended))
+        {
+            route = appended;
+        }
+
+        var tcp = default(TcpRepr);
+        if (l.Protocol == TransportProtocol.Stream)
+        {
+            var options = StreamOptionsFor(iface);
+            tcp = StreamConnection.CreateCookieSynAck(options, p.Tcp, cookie.IsnMask ^ EncodeCookieOptions(p.Tcp), cookie.TimestampOffset, now);
+        }
+
+        var repr = new SalPacketRepr
+        {
+            SourceFlow = local,
+            DestinationFlow = p.SourceFlow,
+            Protocol = protocol,
+            Control = new SalControl(SalControlFlags.Syn | SalControlFlags.Ack, cookie.Verno, c.Verno + 1, cookie.Nonce),
+            SourceRoute = route,
+            Tcp = tcp,
+            Udp = new UdpRepr { HasChecksum = false },
+        };
+        var peer = p.SourceRoute is { } r ? AdoptPort(r.First, source, iface) : source;
+        Send(iface.Index, iface.Address, peer, repr, []);
+        l.LastCookieAt = now;
+        Counters.SynCookieSent();
+    }
+
+    /// <summary>
+    /// A handshake ACK for a flowID we do not have: if its listener sent cookies lately and the cookie verifies, creates
+    /// the connection. Returns false when it is not a valid cookie ACK (the caller treats it as an unknown flow).
+    /// </summary>
+    private bool TryCookieAck(EngineInterface iface, LinkAddress source, in SalPacketRepr p, ReadOnlySpan<byte> payload, TimeSpan now)
+    {
+        if (p.Control is not { } c || (c.Flags & ~SalControlFlags.Reserved) != SalControlFlags.Ack || p.DestinationService is not { } service
+            || !Services.TryLookupDemux(service, p.Protocol, out _, out var rule)
+            || !_sockets.TryGetValue(rule.Target.Socket, out var s) || s is not ListenerSocket l || l.Released || (byte)l.Protocol != p.Protocol
+            || l.LastCookieAt is not { } last || now - last > TimeSpan.FromTicks(2 * CookieSlotTicks))
+        {
+            return false;
+        }
+
+        var verno = c.Ackno - 1;
+        var current = CookieSlot(now);
+        var slot = current - ((current - verno) & 3u);
+        var stream = l.Protocol == TransportProtocol.Stream;
+        if (current - slot > 1 || (stream && (p.ControlOnly || p.Protocol != SalPacketRepr.ProtocolTcp || !p.Tcp.Has(TcpFlags.Ack) || p.Tcp.Has(TcpFlags.Syn | TcpFlags.Rst))))
+        {
+            Counters.SynCookieRejected();
+            return false;
+        }
+
+        var peerIsn = stream ? p.Tcp.SequenceNumber - 1 : 0u;
+        var cookie = ComputeCookie(slot, p.DestinationFlow, p.SourceFlow, c.Nonce, c.Verno - 1, peerIsn, p.Protocol, service);
+        var optionBits = stream ? (p.Tcp.AckNumber - 1) ^ cookie.IsnMask : 0u;
+        if (cookie.Verno != verno || optionBits >> 9 != 0 || (optionBits & 7) >= CookieMss.Length)
+        {
+            Counters.SynCookieRejected();
+            return false;
+        }
+
+        if (l.AcceptQueue.Count >= l.Backlog)
+        {
+            Counters.SynDroppedPacket();
+            return true; // A valid cookie, but no room: drop it like a full accept queue drops any handshake ACK.
+        }
+
+        var flow = new Flow(NewHandle(), l.Protocol, p.DestinationFlow, cookie.Nonce, verno)
+        {
+            State = SalState.Respond,
+            PeerFlow = p.SourceFlow,
+            PeerNonce = c.Nonce,
+            RcvNxt = c.Verno,
+            Service = service,
+            Interface = iface.Index,
+            LocalAddress = iface.Address,
+            PeerAddress = source,
+            Listener = l,
+            Rto = _options.InitialRto,
+        };
+        flow.SndNxt = verno + 1;
+        if (stream)
+        {
+            var ws = (int)((optionBits >> 3) & 15);
+            var syn = new TcpRepr
+            {
+                SequenceNumber = peerIsn,
+                Flags = TcpFlags.Syn,
+                Window = p.Tcp.Window,
+                MaxSegmentSize = CookieMss[optionBits & 7],
+                WindowScale = ws == 15 ? null : (byte)ws,
+                SackPermitted = (optionBits & (1u << 7)) != 0,
+                Timestamp = (optionBits & (1u << 8)) != 0 ? new TcpTimestamp(p.Tcp.Timestamp?.Value ?? 0, 0) : null,
+            };
+            var st = new StreamConnection(StreamOptionsFor(iface), _random, now, p.Tcp.AckNumber - 1, cookie.TimestampOffset);
+            if (!st.EstablishFromCookie(syn, p.Tcp, payload, now))
+            {
+                Counters.SynCookieRejected();
+                return true;
+            }
+
+            flow.Stream = st;
+        }
+
+        _flows.Add(flow.LocalFlow.Value, flow);
+        _sockets.Add(flow.Handle.Value, flow);
+        _faultFlow = flow;
+        flow.SndUna = verno + 1;
+        flow.State = SalState.Connected;
+        l.AcceptQueue.Enqueue(flow);
+        flow.InAcceptQueue = true;
+        if (flow.Stream is null && !payload.IsEmpty && !p.ControlOnly)
+        {
+            OnTransport(flow, p, payload, now);
+        }
+
+        Counters.SynCookieAccepted();
+        Emit(new EngineEvent(EngineEventKind.ConnectionPending, l.Handle));
+        MarkTransmit(flow);
+        Schedule(flow);
+        return true;
+    }
+}
