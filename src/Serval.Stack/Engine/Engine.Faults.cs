@@ -16,6 +16,9 @@ public sealed partial class Engine
     /// <summary>The flow the engine is working on (the one a fault is charged to), or null.</summary>
     private Flow? _faultFlow;
 
+    /// <summary>Called with a flow's handle before each of its packets is processed (tests inject faults through it).</summary>
+    internal Action<SocketHandle>? FlowPacketProbe { get; set; }
+
     /// <summary>Takes the next recorded fault (at most the last 64 are kept).</summary>
     public bool TryGetFault(out FlowFault? fault) => _faults.TryDequeue(out fault);
 

@@ -302,6 +302,7 @@ public sealed partial class Engine
 
     private void OnFlowPacket(Flow flow, EngineInterface iface, LinkAddress source, LinkAddress destination, in SalPacketRepr p, ReadOnlySpan<byte> payload, int length, TimeSpan now)
     {
+        FlowPacketProbe?.Invoke(flow.Handle);
         flow.PacketsReceived++;
         flow.BytesReceived += length;
         if (p.PathProbe is { } probe)
@@ -463,7 +464,16 @@ public sealed partial class Engine
         // (and its stream) in SYN-RECEIVED, so the SYN-ACK retransmission that follows still describes it.
         if (l.AcceptQueue.Count >= l.Backlog)
         {
+            // A verified handshake with no room yet: remember it and complete it when the application makes room
+            // (data the ACK carried is dropped; the transport retransmits it).
             Counters.SynDroppedPacket();
+            if (!flow.HandshakeDeferred && (flow.Stream is null || (!p.ControlOnly && p.Protocol == SalPacketRepr.ProtocolTcp)))
+            {
+                flow.HandshakeDeferred = true;
+                flow.DeferredAck = p.Tcp;
+                l.Deferred.Enqueue(flow);
+            }
+
             return;
         }
 
@@ -472,6 +482,43 @@ public sealed partial class Engine
             return;
         }
 
+        CompleteHandshake(flow, l, p, payload, now);
+    }
+
+    /// <summary>Completes handshakes that waited for room in the accept queue, oldest first.</summary>
+    private void PromoteDeferred(ListenerSocket l, TimeSpan now)
+    {
+        while (l.AcceptQueue.Count < l.Backlog && l.Deferred.TryDequeue(out var flow))
+        {
+            flow.HandshakeDeferred = false;
+            if (flow.State != SalState.Respond || flow.Listener != l)
+            {
+                continue;
+            }
+
+            _faultFlow = flow;
+            try
+            {
+                if (flow.Stream is { } st && !st.OnHandshakeAck(flow.DeferredAck, [], now))
+                {
+                    continue;
+                }
+
+                CompleteHandshake(flow, l, default, [], now);
+            }
+            catch (Exception e)
+            {
+                OnFault(flow, "accept", e, now);
+            }
+            finally
+            {
+                _faultFlow = null;
+            }
+        }
+    }
+
+    private void CompleteHandshake(Flow flow, ListenerSocket l, in SalPacketRepr p, ReadOnlySpan<byte> payload, TimeSpan now)
+    {
         flow.SndUna = flow.Iss + 1;
         flow.State = SalState.Connected;
         l.Pending.Remove((flow.PeerFlow.Value, flow.PeerNonce.Value));

@@ -63,6 +63,11 @@ public sealed partial class Engine
 
             flow.Accepted = true;
             connection = flow.Handle;
+            if (l.Deferred.Count > 0)
+            {
+                PromoteDeferred(l, _now);
+            }
+
             return ServalError.None;
         }
 

@@ -124,6 +124,12 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
     /// <summary>The verno of our outstanding RSYN.</summary>
     public uint MigrationVerno { get; set; }
 
+    /// <summary>The handshake ACK verified while the accept queue was full; the flow waits in the listener's deferred queue.</summary>
+    public bool HandshakeDeferred { get; set; }
+
+    /// <summary>The transport part of that handshake ACK, replayed when the flow is promoted.</summary>
+    public TcpRepr DeferredAck { get; set; }
+
     /// <summary>Whether this flow sits in its listener's accept queue.</summary>
     public bool InAcceptQueue { get; set; }
 

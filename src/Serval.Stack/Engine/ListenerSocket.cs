@@ -16,6 +16,9 @@ internal sealed class ListenerSocket(SocketHandle handle, TransportProtocol prot
     /// <summary>Established connections not yet accepted.</summary>
     public Queue<Flow> AcceptQueue { get; } = new();
 
+    /// <summary>Pending requests whose verified handshake ACK met a full accept queue, completed as room appears.</summary>
+    public Queue<Flow> Deferred { get; } = new();
+
     /// <summary>When this listener last answered a SYN with a cookie (null: never); cookie ACKs are checked only after.</summary>
     public TimeSpan? LastCookieAt { get; set; }
 }

@@ -1,0 +1,208 @@
+using System.Buffers.Binary;
+using Serval.Simulation;
+using Serval.Stack;
+using Serval.Wire;
+using Xunit;
+
+namespace Serval.Stack.Tests.Engine;
+
+/// <summary>Bursts, floods and faults: the engine keeps serving (docs/engine.md, "Faults", "SYN cookies", "TIME-WAIT").</summary>
+public sealed class OverloadTests
+{
+    private static readonly ServiceId Echo = ServiceId.FromName("overload");
+    private static readonly LinkAddress ClientAddress = LinkAddress.Parse("10.7.0.1");
+    private static readonly LinkAddress ServerAddress = LinkAddress.Parse("10.7.0.2");
+
+    private static (SimulatedNetwork Net, SimHost Client, SimHost Server, int ServerIface) Pair(ulong seed, EngineOptions? server = null)
+    {
+        var net = new SimulatedNetwork(seed);
+        var link = net.AddLink("lan", LinkConditions.Perfect with { Delay = TimeSpan.FromMilliseconds(1) });
+        var a = net.AddHost("client");
+        var b = net.AddHost("server", server);
+        var ai = a.Attach(link, ClientAddress);
+        var bi = b.Attach(link, ServerAddress);
+        a.AddForward(ServicePrefix.Default, ServerAddress, ai);
+        return (net, a, b, bi);
+    }
+
+    [Fact]
+    public void Syn_ack_retransmission_after_a_full_accept_queue_does_not_fault()
+    {
+        var (net, a, b, _) = Pair(11);
+        var l = b.Listen(Echo, backlog: 1);
+        var first = a.Connect(Echo);
+        var second = a.Connect(Echo);
+
+        // Nobody accepts: the second handshake ACK meets a full accept queue; the server's SYN-ACK timer fires again and
+        // again while the request waits (this used to throw from the stream on the engine thread).
+        net.RunFor(TimeSpan.FromSeconds(20));
+        Assert.Equal(0, b.Engine.Counters.FlowFaults);
+        Assert.True(b.Engine.Counters.SynDropped > 0, "the second handshake ACK met a full accept queue");
+
+        var c1 = net.AcceptOne(b, l);
+        var c2 = net.AcceptOne(b, l);
+        Assert.NotEqual(c1, c2);
+        var data = SimApp.RandomBytes(64 * 1024, 3);
+        Assert.Equal(SimApp.Sha(data), SimApp.Sha(SimApp.Transfer(net, a, second, b, c2, data, SimApp.Patience)));
+        Assert.True(a.IsConnected(first));
+    }
+
+    [Fact]
+    public void A_fault_in_one_flow_resets_that_flow_and_the_others_go_on()
+    {
+        var (net, a, b, _) = Pair(12);
+        var l = b.Listen(Echo);
+        var victim = a.Connect(Echo);
+        var bystander = a.Connect(Echo);
+        Assert.True(net.RunUntil(() => a.IsConnected(victim) && a.IsConnected(bystander), SimApp.Patience));
+        var sv = net.AcceptOne(b, l);
+        var sb = net.AcceptOne(b, l);
+        var victimServerSide = b.Engine.GetFlow(sv)!.LocalFlow;
+        b.Engine.FlowPacketProbe = h =>
+        {
+            if (h == sv)
+            {
+                throw new InvalidOperationException("injected fault");
+            }
+        };
+
+        a.Do(e => e.Write(victim, new byte[100], a.Now, out _));
+        Assert.True(net.RunUntil(() => a.Events.Any(e => e.Kind == EngineEventKind.Closed && e.Socket == victim), SimApp.Patience), "the victim's peer learns of the reset");
+        Assert.Equal(ServalError.ConnectionReset, a.Events.Last(e => e.Kind == EngineEventKind.Closed && e.Socket == victim).Error);
+        Assert.Contains(b.Events, e => e.Kind == EngineEventKind.Closed && e.Socket == sv && e.Error == ServalError.ConnectionReset);
+        Assert.Equal(1, b.Engine.Counters.FlowFaults);
+        Assert.True(b.Engine.TryGetFault(out var fault));
+        Assert.Equal(sv, fault!.Socket);
+        Assert.Equal(victimServerSide, fault.LocalFlow);
+        Assert.Equal("receive", fault.Where);
+        Assert.IsType<InvalidOperationException>(fault.Exception);
+
+        var data = SimApp.RandomBytes(256 * 1024, 4);
+        Assert.Equal(SimApp.Sha(data), SimApp.Sha(SimApp.Transfer(net, a, bystander, b, sb, data, SimApp.Patience)));
+        var next = a.Connect(Echo);
+        Assert.True(net.RunUntil(() => a.IsConnected(next), SimApp.Patience), "new connections are still accepted");
+    }
+
+    /// <summary>A stream SYN from a random flowID and nonce, as a flood sends it.</summary>
+    private static byte[] JunkSyn(Random random, LinkAddress from)
+    {
+        var repr = new SalPacketRepr
+        {
+            SourceFlow = new FlowId((uint)random.Next(1, int.MaxValue)),
+            Protocol = SalPacketRepr.ProtocolTcp,
+            Control = new SalControl(SalControlFlags.Syn, (uint)random.Next(), 0, new Nonce((ulong)random.NextInt64())),
+            DestinationService = Echo,
+            Tcp = new TcpRepr { Flags = TcpFlags.Syn, SequenceNumber = (uint)random.Next(), Window = 65535, MaxSegmentSize = 1400 },
+        };
+        var buf = new byte[256];
+        var n = repr.Emit(buf, [], new TransportPseudoHeader(from, ServerAddress));
+        return buf[..n];
+    }
+
+    [Fact]
+    public void During_a_syn_flood_legitimate_clients_connect_with_syn_cookies()
+    {
+        var options = EngineOptions.Default with { MaxPendingRequests = 64 };
+        var (net, a, b, bi) = Pair(13, options);
+        var l = b.Listen(Echo, backlog: 512);
+        var random = new Random(5);
+        var spoofed = LinkAddress.Parse("10.7.0.99");
+
+        // 5,000 junk SYNs: the pending table fills at 64 and stays full of junk for the requests' 30 s lifetime.
+        for (var i = 0; i < 5000; i++)
+        {
+            var syn = JunkSyn(random, spoofed);
+            b.Do(e => e.Receive(bi, spoofed, ServerAddress, syn, b.Now));
+        }
+
+        Assert.True(b.Engine.Counters.SynCookiesSent >= 5000 - 64);
+        var clients = Enumerable.Range(0, 20).Select(_ => a.Connect(Echo)).ToList();
+        Assert.True(net.RunUntil(() => clients.All(a.IsConnected), TimeSpan.FromSeconds(3)), "legitimate clients connect during the flood");
+        var accepted = clients.Select(_ => net.AcceptOne(b, l)).ToList();
+        Assert.Equal(20, b.Engine.Counters.SynCookiesAccepted);
+        var data = SimApp.RandomBytes(1024 * 1024, 6);
+        Assert.Equal(SimApp.Sha(data), SimApp.Sha(SimApp.Transfer(net, a, clients[7], b, accepted[7], data, SimApp.Patience, closeAfter: false)));
+        var back = SimApp.RandomBytes(512 * 1024, 7);
+        Assert.Equal(SimApp.Sha(back), SimApp.Sha(SimApp.Transfer(net, b, accepted[7], a, clients[7], back, SimApp.Patience)));
+        Assert.Equal(0, b.Engine.Counters.FlowFaults);
+    }
+
+    [Fact]
+    public void Forged_cookie_acks_are_rejected_and_counted()
+    {
+        var options = EngineOptions.Default with { MaxPendingRequests = 1 };
+        var (net, a, b, bi) = Pair(14, options);
+        var l = b.Listen(Echo);
+        var random = new Random(8);
+        var spoofed = LinkAddress.Parse("10.7.0.99");
+        for (var i = 0; i < 10; i++)
+        {
+            var syn = JunkSyn(random, spoofed);
+            b.Do(e => e.Receive(bi, spoofed, ServerAddress, syn, b.Now));
+        }
+
+        Assert.True(b.Engine.Counters.SynCookiesSent > 0);
+        var buf = new byte[512];
+        for (var i = 0; i < 10_000; i++)
+        {
+            var ack = new SalPacketRepr
+            {
+                SourceFlow = new FlowId((uint)random.Next(1, int.MaxValue)),
+                DestinationFlow = new FlowId((uint)random.Next(1, int.MaxValue)),
+                Protocol = SalPacketRepr.ProtocolTcp,
+                Control = new SalControl(SalControlFlags.Ack, (uint)random.Next(), (uint)random.Next(), new Nonce((ulong)random.NextInt64())),
+                DestinationService = Echo,
+                Tcp = new TcpRepr { Flags = TcpFlags.Ack, SequenceNumber = (uint)random.Next(), AckNumber = (uint)random.Next(), Window = 1000 },
+            };
+            var n = ack.Emit(buf, [], new TransportPseudoHeader(spoofed, ServerAddress));
+            var bytes = buf[..n];
+            b.Do(e => e.Receive(bi, spoofed, ServerAddress, bytes, b.Now));
+        }
+
+        Assert.Equal(10_000, b.Engine.Counters.SynCookiesRejected);
+        Assert.Equal(0, b.Engine.Counters.SynCookiesAccepted);
+        Assert.Equal(0, b.Engine.PendingAccepts(l));
+
+        // A real client still gets in with a cookie; after the cookie's lifetime its ACK would no longer verify.
+        var c = a.Connect(Echo);
+        Assert.True(net.RunUntil(() => a.IsConnected(c), TimeSpan.FromSeconds(3)));
+        Assert.True(net.RunUntil(() => b.Engine.PendingAccepts(l) == 1, TimeSpan.FromSeconds(1)), $"accepted {b.Engine.Counters.SynCookiesAccepted} rejected {b.Engine.Counters.SynCookiesRejected} unknown {b.Engine.Counters.UnknownFlow}");
+        Assert.Equal(1, b.Engine.Counters.SynCookiesAccepted);
+    }
+
+    [Fact]
+    public void Released_time_wait_flows_are_compact_capped_and_still_acknowledge_a_retransmitted_fin()
+    {
+        var options = EngineOptions.Default with { MaxTimeWaitFlows = 100 };
+        var (net, a, b, _) = Pair(15, options);
+        var l = b.Listen(Echo, backlog: 512);
+        for (var round = 0; round < 3; round++)
+        {
+            var conns = Enumerable.Range(0, 50).Select(_ => a.Connect(Echo)).ToList();
+            Assert.True(net.RunUntil(() => conns.All(a.IsConnected), SimApp.Patience));
+            var served = conns.Select(_ => net.AcceptOne(b, l)).ToList();
+
+            // The server closes first (it ends in TIME-WAIT) and releases its handles at once.
+            foreach (var s in served)
+            {
+                b.Do(e => e.Close(s, b.Now));
+            }
+
+            net.RunFor(TimeSpan.FromMilliseconds(50));
+            foreach (var c in conns)
+            {
+                a.Do(e => e.Close(c, a.Now));
+            }
+
+            net.RunFor(TimeSpan.FromSeconds(1));
+        }
+
+        Assert.Equal(100, b.Engine.CompactTimeWaitCount);
+        Assert.Equal(50, b.Engine.Counters.TimeWaitRecycled);
+        Assert.Empty(b.Engine.GetFlows());
+        Assert.Equal(0, a.Engine.FlowCount);
+        net.RunFor(TimeSpan.FromSeconds(61));
+        Assert.Equal(0, b.Engine.CompactTimeWaitCount);
+        Assert.Equal(0, b.Engine.FlowCount);
+    }
+}
