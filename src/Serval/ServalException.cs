@@ -52,6 +52,7 @@ public sealed class ServalException : IOException
         ServalError.WouldBlock => SocketError.WouldBlock,
         ServalError.NetworkDown => SocketError.NetworkDown,
         ServalError.MigrationFailed => SocketError.NetworkUnreachable,
+        ServalError.ServiceNotFound => SocketError.HostNotFound,
         _ => SocketError.SocketError,
     };
 
@@ -69,6 +70,7 @@ public sealed class ServalException : IOException
         ServalError.WouldBlock => "A queue is full; retry later.",
         ServalError.NetworkDown => "The interface or address the flow used went away.",
         ServalError.MigrationFailed => "The flow could not migrate to its new address.",
+        ServalError.ServiceNotFound => "No service router or host on the way knew the service.",
         _ => $"Serval error {error}.",
     };
 }

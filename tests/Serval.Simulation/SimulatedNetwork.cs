@@ -32,6 +32,9 @@ public sealed class SimulatedNetwork
     /// <summary>Every host.</summary>
     public IReadOnlyList<SimHost> Hosts => _hosts;
 
+    /// <summary>Every link, in the order added.</summary>
+    public IReadOnlyList<SimLink> Links => _links;
+
     /// <summary>Events processed so far.</summary>
     public long EventsProcessed { get; private set; }
 

@@ -591,6 +591,11 @@ public sealed partial class Engine
 
             if (st.Error != StreamError.None && st.State == StreamState.Closed)
             {
+                if (st.UserTimedOut)
+                {
+                    Counters.UserTimeout();
+                }
+
                 var error = st.Error switch
                 {
                     StreamError.Reset => ServalError.ConnectionReset,

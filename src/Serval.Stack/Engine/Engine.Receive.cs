@@ -102,6 +102,11 @@ public sealed partial class Engine
         {
             SendResetFor(iface, source, destination, p, broadcast);
         }
+        else if (synNoAck)
+        {
+            // The SYN reached this host, which has no listener for the service: refused.
+            SendNegativeAnswer(iface, source, p, serviceNotFound: false, broadcast, now);
+        }
     }
 
     /// <summary>A first packet reached a local DEMUX rule.</summary>
@@ -122,6 +127,7 @@ public sealed partial class Engine
             else
             {
                 Counters.NoRoutePacket();
+                SendNegativeAnswer(iface, source, p, serviceNotFound: false, destination.SameAddress(iface.Broadcast) && !iface.Broadcast.IsNone, now);
             }
 
             return;
@@ -547,7 +553,8 @@ public sealed partial class Engine
         switch (flow.State)
         {
             case SalState.Request:
-                Fail(flow, ServalError.ConnectionRefused, now);
+                // A negative answer to our SYN: NACK means no node on the way knew the service.
+                Fail(flow, c.Has(SalControlFlags.Nack) ? ServalError.ServiceNotFound : ServalError.ConnectionRefused, now);
                 break;
             case SalState.Respond:
                 Destroy(flow);

@@ -245,6 +245,7 @@ public sealed partial class Engine
         if (entry is null)
         {
             Counters.NoRoutePacket();
+            SendNegativeAnswer(iface, source, p, serviceNotFound: true, broadcast, now);
             return;
         }
 

@@ -440,7 +440,7 @@ public sealed partial class Engine
     }
 
     /// <summary>Snapshot of every connection and pending request.</summary>
-    public IReadOnlyList<FlowInfo> GetFlows() => [.. _flows.Values.Select(ToInfo)];
+    public IReadOnlyList<FlowInfo> GetFlows() => [.. _flows.Values.Select(ToInfo), .. CompactTimeWaitInfo()];
 
     /// <summary>Snapshot of one connection.</summary>
     public FlowInfo? GetFlow(SocketHandle handle) =>

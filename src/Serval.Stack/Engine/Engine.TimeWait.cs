@@ -65,6 +65,24 @@ public sealed partial class Engine
         }
     }
 
+    /// <summary>Snapshots of the compact TIME-WAIT records (no socket, no transport statistics: both are gone).</summary>
+    private IEnumerable<FlowInfo> CompactTimeWaitInfo()
+    {
+        foreach (var (id, e) in _timeWait)
+        {
+            yield return new FlowInfo
+            {
+                LocalFlow = new FlowId(id),
+                PeerFlow = new FlowId(e.PeerFlow),
+                Protocol = (TransportProtocol)e.Protocol,
+                State = SalState.TimeWait,
+                Interface = e.Interface,
+                LocalAddress = (uint)e.Interface < (uint)_interfaces.Count ? _interfaces[e.Interface].Address : default,
+                PeerAddress = e.PeerAddress,
+            };
+        }
+    }
+
     /// <summary>Ends compact TIME-WAIT records whose time is up.</summary>
     private void ExpireTimeWait(TimeSpan now)
     {

@@ -39,6 +39,12 @@ public sealed record EngineOptions
     /// </summary>
     public bool SynCookies { get; init; } = true;
 
+    /// <summary>
+    /// Most negative answers (service not found, refused) sent per second, with a burst of the same size (like ICMP
+    /// error rate limits); 0 sends none.
+    /// </summary>
+    public int NegativeAnswersPerSecond { get; init; } = 100;
+
     /// <summary>TIME-WAIT duration.</summary>
     public TimeSpan TimeWait { get; init; } = TimeSpan.FromSeconds(60);
 
@@ -103,6 +109,11 @@ public sealed record EngineOptions
         if (MaxSynAckRetransmissions is < 0 or > 100)
         {
             throw new ArgumentException("MaxSynAckRetransmissions must be 0 to 100.", nameof(MaxSynAckRetransmissions));
+        }
+
+        if (NegativeAnswersPerSecond < 0)
+        {
+            throw new ArgumentException("NegativeAnswersPerSecond must not be negative.", nameof(NegativeAnswersPerSecond));
         }
 
         if (MaxTimeWaitFlows < 0)

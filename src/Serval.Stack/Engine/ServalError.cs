@@ -41,4 +41,7 @@ public enum ServalError
 
     /// <summary>A migration could not be completed.</summary>
     MigrationFailed,
+
+    /// <summary>No node on the way to the service knew it (a service router or host answered the SYN negatively).</summary>
+    ServiceNotFound,
 }

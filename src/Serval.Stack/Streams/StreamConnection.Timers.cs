@@ -43,8 +43,52 @@ public sealed partial class StreamConnection
             next = Earliest(next, _persistDeadline);
             next = Earliest(next, _pacingDeadline);
             next = Earliest(next, KeepAliveDeadline);
+            next = Earliest(next, UserTimeoutDeadline);
             return next;
         }
+    }
+
+    /// <summary>Since when the data now outstanding has waited without the peer acknowledging anything (user timeout).</summary>
+    private TimeSpan? _unackedSince;
+
+    /// <summary><see cref="_sndUna"/> when <see cref="_unackedSince"/> was last set.</summary>
+    private long _unackedUna = -1;
+
+    /// <summary>Whether the connection failed because of the user timeout.</summary>
+    public bool UserTimedOut { get; private set; }
+
+    private TimeSpan? UserTimeoutDeadline =>
+        _options.UserTimeout is { } t && _unackedSince is { } since && _sent.Count > 0 ? since + t : null;
+
+    /// <summary>
+    /// Tracks how long outstanding data has gone unacknowledged; returns true (after closing the connection) when that
+    /// reached the user timeout. Progress is noticed when a timer runs (the retransmission timer always does while data
+    /// is outstanding), so the connection may fail up to one RTO late, never early.
+    /// </summary>
+    private bool CheckUserTimeout(TimeSpan now)
+    {
+        if (_options.UserTimeout is not { } timeout || _sent.Count == 0)
+        {
+            _unackedSince = null;
+            _unackedUna = -1;
+            return false;
+        }
+
+        if (_unackedSince is null || _unackedUna != _sndUna)
+        {
+            _unackedSince = now;
+            _unackedUna = _sndUna;
+            return false;
+        }
+
+        if (now - _unackedSince.Value < timeout)
+        {
+            return false;
+        }
+
+        UserTimedOut = true;
+        Terminate(StreamError.TimedOut);
+        return true;
     }
 
     private TimeSpan? KeepAliveDeadline =>
@@ -71,6 +115,11 @@ public sealed partial class StreamConnection
         }
 
         if (_frozen)
+        {
+            return;
+        }
+
+        if (CheckUserTimeout(now))
         {
             return;
         }

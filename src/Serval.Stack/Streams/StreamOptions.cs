@@ -60,6 +60,13 @@ public sealed record StreamOptions
     /// <summary>Idle time before the first keepalive probe; null (the default) disables keepalives.</summary>
     public TimeSpan? KeepAlive { get; init; }
 
+    /// <summary>
+    /// User timeout (RFC 5482 semantics, like Linux's TCP_USER_TIMEOUT): the connection fails with a timeout when data it
+    /// sent stays unacknowledged this long, so a dead peer is noticed in seconds instead of after every retransmission
+    /// (default 20 s; null turns it off and leaves only <see cref="MaxRetransmissions"/>).
+    /// </summary>
+    public TimeSpan? UserTimeout { get; init; } = TimeSpan.FromSeconds(20);
+
     /// <summary>Time between unanswered keepalive probes (default 75 s).</summary>
     public TimeSpan KeepAliveInterval { get; init; } = TimeSpan.FromSeconds(75);
 
@@ -137,6 +144,11 @@ public sealed record StreamOptions
         if (InitialRto < MinRto || InitialRto > MaxRto)
         {
             throw new ArgumentException($"{nameof(InitialRto)} ({InitialRto}) must lie between {nameof(MinRto)} and {nameof(MaxRto)}.", nameof(InitialRto));
+        }
+
+        if (UserTimeout is { } ut && ut <= TimeSpan.Zero)
+        {
+            throw new ArgumentException($"{nameof(UserTimeout)} must be positive or null (was {ut}).", nameof(UserTimeout));
         }
 
         if (MaxRetransmissions < 1 || MaxRetransmissions > 100)

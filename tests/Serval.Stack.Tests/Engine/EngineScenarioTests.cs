@@ -91,11 +91,22 @@ public sealed class EngineScenarioTests
     }
 
     [Fact]
-    public void Connect_to_unserved_service_times_out_after_the_retransmission_limit()
+    public void Connect_to_unserved_service_is_refused_by_the_host()
     {
-        var (net, a, b, _) = TwoHosts(4);
+        var (net, a, _, _) = TwoHosts(4);
+        var client = a.Connect(ServiceId.FromName("nobody"));
+        Assert.True(net.RunUntil(() => a.Engine.GetState(client) == SalState.Closed, TimeSpan.FromSeconds(1)));
+        Assert.Equal(ServalError.ConnectionRefused, a.Engine.GetError(client));
+    }
+
+    [Fact]
+    public void Connect_to_a_host_that_never_answers_times_out_after_the_retransmission_limit()
+    {
+        var (net, a, b, link) = TwoHosts(4);
+        link.Partitioned = true;
         var client = a.Connect(ServiceId.FromName("nobody"));
         Assert.True(net.RunUntil(() => a.Engine.GetState(client) == SalState.Closed, TimeSpan.FromSeconds(1000)));
         Assert.Equal(ServalError.TimedOut, a.Engine.GetError(client));
+        Assert.Equal(0, b.Engine.Counters.PacketsReceived);
     }
 }

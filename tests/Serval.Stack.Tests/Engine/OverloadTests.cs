@@ -199,10 +199,107 @@ public sealed class OverloadTests
 
         Assert.Equal(100, b.Engine.CompactTimeWaitCount);
         Assert.Equal(50, b.Engine.Counters.TimeWaitRecycled);
-        Assert.Empty(b.Engine.GetFlows());
+        Assert.All(b.Engine.GetFlows(), f => Assert.True(f.State == SalState.TimeWait && f.Stream is null && f.Socket.IsNone));
+        Assert.Equal(100, b.Engine.GetFlows().Count);
         Assert.Equal(0, a.Engine.FlowCount);
         net.RunFor(TimeSpan.FromSeconds(61));
         Assert.Equal(0, b.Engine.CompactTimeWaitCount);
         Assert.Equal(0, b.Engine.FlowCount);
+    }
+
+    [Fact]
+    public void A_syn_for_a_service_no_router_knows_fails_with_service_not_found_within_a_round_trip()
+    {
+        var net = new SimulatedNetwork(16);
+        var link = net.AddLink("lan", LinkConditions.Perfect with { Delay = TimeSpan.FromMilliseconds(1) });
+        var a = net.AddHost("client");
+        var r = net.AddHost("router", EngineOptions.Default with { Mode = EngineMode.ServiceRouter });
+        var ai = a.Attach(link, ClientAddress);
+        r.Attach(link, LinkAddress.Parse("10.7.0.254"));
+        a.AddForward(ServicePrefix.Default, LinkAddress.Parse("10.7.0.254"), ai);
+
+        var c = a.Connect(ServiceId.FromName("mistyped"));
+        var started = net.Now;
+        Assert.True(net.RunUntil(() => a.Events.Any(e => e.Kind == EngineEventKind.Closed && e.Socket == c), TimeSpan.FromSeconds(5)));
+        Assert.Equal(ServalError.ServiceNotFound, a.Events.Single(e => e.Kind == EngineEventKind.Closed && e.Socket == c).Error);
+        Assert.True(net.Now - started <= TimeSpan.FromMilliseconds(10), $"failed after {net.Now - started}, not within a round trip");
+        Assert.Equal(1, r.Engine.Counters.NegativeAnswersSent);
+        Assert.Equal(0, a.Engine.Counters.ControlRetransmissions);
+    }
+
+    [Fact]
+    public void A_syn_to_a_host_without_a_listener_is_refused_within_a_round_trip()
+    {
+        var (net, a, b, _) = Pair(17);
+        var c = a.Connect(Echo);
+        var started = net.Now;
+        Assert.True(net.RunUntil(() => a.Events.Any(e => e.Kind == EngineEventKind.Closed && e.Socket == c), TimeSpan.FromSeconds(5)));
+        Assert.Equal(ServalError.ConnectionRefused, a.Events.Single(e => e.Kind == EngineEventKind.Closed && e.Socket == c).Error);
+        Assert.True(net.Now - started <= TimeSpan.FromMilliseconds(10));
+        Assert.Equal(1, b.Engine.Counters.NegativeAnswersSent);
+    }
+
+    [Fact]
+    public void Negative_answers_are_rate_limited_and_need_the_syn_nonce()
+    {
+        var (net, a, b, bi) = Pair(18, EngineOptions.Default with { NegativeAnswersPerSecond = 5 });
+        var random = new Random(9);
+        var spoofed = LinkAddress.Parse("10.7.0.99");
+        for (var i = 0; i < 20; i++)
+        {
+            var syn = JunkSyn(random, spoofed);
+            b.Do(e => e.Receive(bi, spoofed, ServerAddress, syn, b.Now));
+        }
+
+        Assert.Equal(5, b.Engine.Counters.NegativeAnswersSent);
+        Assert.Equal(15, b.Engine.Counters.NegativeAnswersSuppressed);
+
+        // An answer that does not echo the SYN's nonce is ignored: the client keeps trying.
+        var c = a.Connect(Echo);
+        var flow = a.Engine.GetFlow(c)!;
+        var forged = new SalPacketRepr
+        {
+            DestinationFlow = flow.LocalFlow,
+            Protocol = SalPacketRepr.ProtocolTcp,
+            Control = new SalControl(SalControlFlags.Rst | SalControlFlags.Ack | SalControlFlags.Nack, 0, 1, new Nonce(42)),
+            ControlOnly = true,
+        };
+        var buf = new byte[128];
+        var n = forged.Emit(buf, [], new TransportPseudoHeader(ServerAddress, ClientAddress));
+        a.Do(e => e.Receive(1, ServerAddress, ClientAddress, buf.AsSpan(0, n), a.Now));
+        Assert.Equal(SalState.Request, a.Engine.GetState(c));
+        Assert.Equal(1, a.Engine.Counters.ResetsIgnored);
+        net.RunFor(TimeSpan.FromSeconds(1.5));
+        Assert.Equal(ServalError.ConnectionRefused, a.Events.Single(e => e.Kind == EngineEventKind.Closed && e.Socket == c).Error);
+    }
+
+    [Fact]
+    public void A_dead_peer_fails_a_connection_with_unacknowledged_data_after_the_user_timeout()
+    {
+        var (net, a, b, _) = Pair(19);
+        var l = b.Listen(Echo);
+        var c = a.Connect(Echo);
+        Assert.True(net.RunUntil(() => a.IsConnected(c), SimApp.Patience));
+        var s = net.AcceptOne(b, l);
+        var data = SimApp.RandomBytes(64 * 1024, 10);
+        Assert.Equal(SimApp.Sha(data), SimApp.Sha(SimApp.Transfer(net, a, c, b, s, data, SimApp.Patience, closeAfter: false)));
+
+        // The peer vanishes (every packet to it is lost) while we send.
+        SetLoss(net, LinkConditions.Perfect with { Loss = 1.0 });
+        var sentAt = net.Now;
+        a.Do(e => e.Write(c, new byte[1000], a.Now, out _));
+        Assert.True(net.RunUntil(() => a.Events.Any(e => e.Kind == EngineEventKind.Closed && e.Socket == c), TimeSpan.FromMinutes(5)));
+        var failedAfter = net.Now - sentAt;
+        Assert.Equal(ServalError.TimedOut, a.Events.Single(e => e.Kind == EngineEventKind.Closed && e.Socket == c).Error);
+        Assert.InRange(failedAfter, TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(28));
+        Assert.Equal(1, a.Engine.Counters.UserTimeouts);
+    }
+
+    private static void SetLoss(SimulatedNetwork net, LinkConditions conditions)
+    {
+        foreach (var link in net.Links)
+        {
+            link.Conditions = conditions;
+        }
     }
 }
