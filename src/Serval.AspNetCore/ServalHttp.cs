@@ -13,6 +13,12 @@ public static class ServalHttp
     /// service is then resolved by the host's service table (rules, default router) or the end point's advisory
     /// address. <c>https://</c> runs TLS over the Serval stream (the handler's <see cref="SocketsHttpHandler.SslOptions"/>
     /// apply); HTTP/2 without TLS needs prior knowledge (<see cref="HttpVersionPolicy.RequestVersionExact"/>).
+    /// A service that no router or host knows fails the request at once with <see cref="HttpRequestError.NameResolutionError"/>,
+    /// a refused or unanswered connect with <see cref="HttpRequestError.ConnectionError"/> (the <see cref="ServalException"/> is
+    /// the inner exception). A pooled connection whose peer died fails its request after the stream's user timeout
+    /// (<see cref="Stack.Streams.StreamOptions.UserTimeout"/>, 20 s by default) with an <see cref="IOException"/> before any
+    /// response byte, which <see cref="SocketsHttpHandler"/> retries on a new connection: through a service router, to a
+    /// replica that is still registered.
     /// </summary>
     /// <param name="host">A started embedded or attached host.</param>
     /// <param name="resolve">Maps the request's host and port to the service to connect to; null for the default.</param>
@@ -25,9 +31,20 @@ public static class ServalHttp
             ConnectCallback = async (context, cancellationToken) =>
             {
                 var endPoint = resolve?.Invoke(context.DnsEndPoint) ?? DefaultResolve(context.DnsEndPoint);
-                var connection = await ServalConnection.ConnectAsync(
-                    new ServalConnectionOptions { Host = host, Service = endPoint.Service, AdvisoryAddress = endPoint.AdvisoryAddress }, cancellationToken).ConfigureAwait(false);
-                return connection.GetStream(); // disposing the stream closes the connection
+                try
+                {
+                    var connection = await ServalConnection.ConnectAsync(
+                        new ServalConnectionOptions { Host = host, Service = endPoint.Service, AdvisoryAddress = endPoint.AdvisoryAddress }, cancellationToken).ConfigureAwait(false);
+                    return connection.GetStream(); // disposing the stream closes the connection
+                }
+                catch (ServalException e)
+                {
+                    // Fail fast with the cause: no such service is a name-resolution error, the rest connection errors.
+                    throw new HttpRequestException(
+                        e.Error == Stack.ServalError.ServiceNotFound ? HttpRequestError.NameResolutionError : HttpRequestError.ConnectionError,
+                        $"Serval could not connect to {context.DnsEndPoint.Host}: {e.Message}",
+                        e);
+                }
             },
         };
     }
