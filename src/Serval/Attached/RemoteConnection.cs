@@ -13,6 +13,11 @@ namespace Serval.Attached;
 /// it is full, which backs up into the daemon and the flow's window; a datagram flow drops). Writes complete when
 /// their frames are in the channel.
 /// </summary>
+/// <remarks>
+/// A failure of the daemon's connection (reset, time-out, …) arrives as <see cref="FrameType.ReadFailed"/> or an
+/// erroneous <see cref="FrameType.WritesClosed"/>, whichever comes first: from then on writes fail with it, and reads
+/// fail with it once the bytes the daemon had already forwarded are read — never end of stream.
+/// </remarks>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The semaphores never allocate a wait handle (async waits only); nothing to dispose.")]
 internal sealed class RemoteConnection : IRemoteObject
 {
@@ -118,6 +123,11 @@ internal sealed class RemoteConnection : IRemoteObject
                     case FrameType.ReadFailed:
                         {
                             var e = DaemonProtocol.ErrorFromPayload(frame.Span);
+                            if (e is ServalException)
+                            {
+                                _writeError ??= e; // the connection failed: writes fail too, from now on
+                            }
+
                             _readError = e;
                             _queue.Writer.TryComplete();
                             ReadsClosed.TrySetException(e);
@@ -131,7 +141,16 @@ internal sealed class RemoteConnection : IRemoteObject
                         }
                         else
                         {
-                            WritesClosed.TrySetException(DaemonProtocol.ErrorFromPayload(frame.Span));
+                            var e = DaemonProtocol.ErrorFromPayload(frame.Span);
+                            if (e is ServalException)
+                            {
+                                // The connection failed: writes fail from now on, and reads once the bytes already
+                                // forwarded are read (even after an end of stream the daemon sent before the failure).
+                                _writeError ??= e;
+                                _readError ??= e;
+                            }
+
+                            WritesClosed.TrySetException(e);
                         }
 
                         break;
@@ -267,11 +286,22 @@ internal sealed class RemoteConnection : IRemoteObject
             cancellationToken.ThrowIfCancellationRequested();
             do
             {
+                // A write blocked on a full channel when the connection fails ends with the failure.
+                if (_writeError is { } error)
+                {
+                    throw error;
+                }
+
                 var chunk = data[..Math.Min(data.Length, DaemonProtocol.MaxDataChunk)];
                 await SendAsync(FrameType.Data, chunk, cancellationToken).ConfigureAwait(false);
                 data = data[chunk.Length..];
             }
             while (!data.IsEmpty);
+
+            if (_writeError is { } failed)
+            {
+                throw failed; // the connection failed while this write waited for the channel
+            }
         }
         finally
         {

@@ -14,6 +14,11 @@ namespace Serval.Runtime;
 /// a writer needs one wake-up per stage's worth of data instead of two thread hops per write, which keeps the flow
 /// backlogged when the host is busy and threads wait to be scheduled. Staged bytes go before any later write, the end
 /// of writes and a graceful close; a failure of the connection while bytes are staged fails the next write.
+/// <para>A connection that fails (the engine's <see cref="EngineEventKind.Closed"/> with an error: the peer's reset, a
+/// time-out, a lost interface) stays failed: the pending read and write, and every later read and write, fail with
+/// <see cref="ServalException"/> and that error — a read never reports end of stream after a reset, even when the
+/// peer's end of stream had arrived before it. Unread bytes are discarded with the flow's buffers, as Linux does
+/// with <c>ECONNRESET</c>. Only the peer's graceful end of stream is a 0-byte read.</para>
 /// </remarks>
 internal sealed class ConnectionState : SocketState
 {
@@ -53,6 +58,9 @@ internal sealed class ConnectionState : SocketState
 
     /// <summary>What operations after release fail with.</summary>
     private Exception _releaseReason = new ObjectDisposedException(nameof(ServalStream));
+
+    /// <summary>The error the connection failed with (None while it has not): reads and writes fail with it from then on.</summary>
+    private ServalError _failure;
 
     private StreamOperation? _pendingRead;
     private StreamOperation? _pendingWrite;
@@ -110,19 +118,31 @@ internal sealed class ConnectionState : SocketState
             return;
         }
 
-        TryRead(driver);
-        TryWrite(driver);
         if (error != ServalError.None)
         {
+            // A reset, time-out or lost interface: whatever waits, and whatever comes later, fails with it.
+            lock (_stageLock)
+            {
+                _failure = error;
+                _stageClosed = true;
+            }
+
             var ex = new ServalException(error);
             ReadsClosed.TrySetException(ex);
             WritesClosed.TrySetException(ex);
+            TryRead(driver);
+            TryWrite(driver);
         }
         else
         {
+            TryRead(driver);
+            TryWrite(driver);
             WritesClosed.TrySetResult();
         }
     }
+
+    /// <summary>The connection's failure as a new exception (each throw its own stack trace).</summary>
+    private ServalException FailureException() => new(_failure);
 
     // ------------------------------------------------------------------------------------------------------------
     // Reads
@@ -143,6 +163,15 @@ internal sealed class ConnectionState : SocketState
     {
         if (_pendingRead is not { } op)
         {
+            return;
+        }
+
+        if (_failure != ServalError.None)
+        {
+            // Never end of stream after a reset: the engine discarded what was unread, and a read that saw its
+            // end-of-stream flag now would tell the application its data was complete.
+            _pendingRead = null;
+            op.TrySetException(FailureException());
             return;
         }
 
@@ -196,6 +225,19 @@ internal sealed class ConnectionState : SocketState
 
     private void TryWrite(EngineDriver driver)
     {
+        if (_failure != ServalError.None)
+        {
+            DiscardStage(FailureException());
+            if (_pendingWrite is { } failed)
+            {
+                _pendingWrite = null;
+                failed.TrySetException(FailureException());
+            }
+
+            _completeWritesAfterWrite = false;
+            return;
+        }
+
         if (!DrainStage(driver))
         {
             return; // staged bytes go first; Writable resumes us
@@ -399,6 +441,12 @@ internal sealed class ConnectionState : SocketState
         var post = false;
         lock (_stageLock)
         {
+            if (_failure != ServalError.None)
+            {
+                _stageFailure = null;
+                throw FailureException();
+            }
+
             if (_stageFailure is { } failure)
             {
                 _stageFailure = null;
