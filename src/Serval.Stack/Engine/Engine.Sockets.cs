@@ -260,8 +260,10 @@ public sealed partial class Engine
                 MarkTransmit(flow);
             }
 
-            if (read == 0 && !completed && flow.Error != ServalError.None)
+            if (read == 0 && flow.Error != ServalError.None)
             {
+                // A failed flow never reads as end of stream, even when the peer's FIN came before the reset.
+                completed = false;
                 return flow.Error;
             }
 
