@@ -1,5 +1,4 @@
 using System.Globalization;
-using Serval.Links;
 using Serval.Stack;
 using Serval.Stack.ControlPlane;
 using Serval.Wire;
@@ -13,7 +12,7 @@ internal static class ControlPlaneConfig
     /// The host controller's options, or null when <c>Serval:Registration</c> is absent (a lone
     /// <c>Serval:RegisterWithRouter</c> then runs with the defaults). Its routers are joined to <c>RegisterWithRouter</c>.
     /// </summary>
-    public static HostControllerOptions? Registration(DaemonOptions options, IReadOnlyList<ServalLink> links)
+    public static HostControllerOptions? Registration(DaemonOptions options, IReadOnlyList<LinkPlan> links)
     {
         var shorthand = !string.IsNullOrEmpty(options.RegisterWithRouter);
         if (options.Registration is not { } r || (r.Routers.Count == 0 && !shorthand))
@@ -47,7 +46,7 @@ internal static class ControlPlaneConfig
     }
 
     /// <summary>The router controller's options, or null when this daemon runs none.</summary>
-    public static RouterControllerOptions? Router(DaemonOptions options, IReadOnlyList<ServalLink> links)
+    public static RouterControllerOptions? Router(DaemonOptions options, IReadOnlyList<LinkPlan> links)
     {
         if (options.Mode != EngineMode.ServiceRouter)
         {
@@ -184,13 +183,13 @@ internal static class ControlPlaneConfig
             : throw new DaemonException($"{source} has {key.Length} bytes; a key has at least {ControlProtocol.MinKeyLength}");
     }
 
-    private static RouterEndpoint Endpoint(string text, ServiceId serviceId, IReadOnlyList<ServalLink> links, string key)
+    private static RouterEndpoint Endpoint(string text, ServiceId serviceId, IReadOnlyList<LinkPlan> links, string key)
     {
         var address = ParseAddress(text, key);
         var index = -1;
         for (var i = 0; i < links.Count; i++)
         {
-            if (links[i].LocalAddress.Family == address.Family)
+            if (links[i].Family == address.Family)
             {
                 index = i;
                 break;
@@ -202,7 +201,7 @@ internal static class ControlPlaneConfig
             throw new DaemonException($"{key}: no link of this host can reach {address}");
         }
 
-        if (address.Port == 0 && links[index] is UdpLink)
+        if (address.Port == 0 && !links[index].Raw)
         {
             address = address.WithPort(ServalInfo.DefaultUdpPort);
         }

@@ -9,10 +9,10 @@ namespace Serval.Daemon;
 
 /// <summary>
 /// A running servald: one <see cref="ServalHost"/> with the configured links, the control endpoint on a Unix domain
-/// socket and, when configured, the Prometheus endpoint. <see cref="DaemonService"/> runs one inside the Generic Host;
+/// socket and, when configured, the Prometheus endpoint. Program.cs runs one inside the Generic Host;
 /// tests start one directly.
 /// </summary>
-internal sealed class ServalDaemon : IAsyncDisposable
+internal sealed partial class ServalDaemon : IAsyncDisposable
 {
     private readonly ControlServer _control;
     private readonly AppServer _apps;
@@ -33,45 +33,32 @@ internal sealed class ServalDaemon : IAsyncDisposable
 
     public string ControlSocket => _control.Path;
 
-    public static async Task<ServalDaemon> StartAsync(DaemonOptions options, ILoggerFactory loggerFactory, CancellationToken cancellationToken = default)
+    /// <summary>Checks <paramref name="options"/> (<see cref="DaemonPlan.Create"/>) and starts the daemon.</summary>
+    /// <exception cref="DaemonException">An option is invalid, a link or the control socket cannot be bound.</exception>
+    public static Task<ServalDaemon> StartAsync(DaemonOptions options, ILoggerFactory loggerFactory, CancellationToken cancellationToken = default) =>
+        StartAsync(DaemonPlan.Create(options), loggerFactory, cancellationToken);
+
+    /// <summary>Starts the daemon <paramref name="plan"/> describes.</summary>
+    /// <exception cref="DaemonException">A link or the control socket cannot be bound.</exception>
+    public static async Task<ServalDaemon> StartAsync(DaemonPlan plan, ILoggerFactory loggerFactory, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(loggerFactory);
-        var metricsPrefix = options.MetricsUrl is { Length: > 0 } url ? MetricsExporter.ValidatePrefix(url) : null;
-        var registerWith = LinkAddress.None;
-        if (!string.IsNullOrEmpty(options.RegisterWithRouter))
-        {
-            try
-            {
-                registerWith = LinkAddress.Parse(options.RegisterWithRouter);
-            }
-            catch (FormatException e)
-            {
-                throw new DaemonException($"Serval:RegisterWithRouter: {e.Message}", e);
-            }
-
-            if (registerWith.Port == 0)
-            {
-                registerWith = registerWith.WithPort(ServalInfo.DefaultUdpPort);
-            }
-        }
-
-        var links = CreateLinks(options);
+        var options = plan.Options;
+        var links = CreateLinks(plan.Links);
         ServalHost host;
         try
         {
-            var registration = ControlPlaneConfig.Registration(options, links);
-            var router = ControlPlaneConfig.Router(options, links);
             host = await ServalHost.StartAsync(
                 new ServalHostOptions
                 {
                     Name = options.Name,
                     Links = links,
-                    Engine = EngineOptions.Default with { Mode = options.Mode, TimeWait = options.TimeWait ?? EngineOptions.Default.TimeWait },
+                    Engine = plan.Engine,
                     LoggerFactory = loggerFactory,
-                    Registration = registration ?? Stack.ControlPlane.HostControllerOptions.Default,
-                    RouterControl = router,
-                    RegisterWithRouter = registerWith,
+                    Registration = plan.Registration ?? Stack.ControlPlane.HostControllerOptions.Default,
+                    RouterControl = plan.Router,
+                    RegisterWithRouter = plan.RegisterWith,
                 },
                 cancellationToken).ConfigureAwait(false);
         }
@@ -90,20 +77,15 @@ internal sealed class ServalDaemon : IAsyncDisposable
         var apps = new AppServer(host, loggerFactory.CreateLogger<AppServer>());
         try
         {
-            foreach (var drained in ControlPlaneConfig.InitialDrains(options))
+            foreach (var drained in plan.Drains)
             {
-                if (!host.IsRegistrationRouter)
-                {
-                    throw new DaemonException("Serval:Router:Drain needs the router controller (ServiceRouter mode, Serval:Router:Enabled)");
-                }
-
                 await host.SetRouterDrainingAsync(drained, null, true, cancellationToken).ConfigureAwait(false);
             }
 
             control = ControlServer.Start(options.ControlSocketOrDefault, new ControlHandler(host), loggerFactory.CreateLogger<ControlServer>(), apps);
-            if (metricsPrefix is not null)
+            if (plan.MetricsPrefix is not null)
             {
-                metrics = MetricsExporter.Start(metricsPrefix, host.Name);
+                metrics = MetricsExporter.Start(plan.MetricsPrefix, host.Name);
             }
         }
         catch
@@ -118,39 +100,38 @@ internal sealed class ServalDaemon : IAsyncDisposable
             throw;
         }
 
-        return new ServalDaemon(host, control, apps, metrics, options);
+        var daemon = new ServalDaemon(host, control, apps, metrics, options);
+        var logger = loggerFactory.CreateLogger<ServalDaemon>();
+        if (logger.IsEnabled(LogLevel.Information))
+        {
+            var mode = options.Mode.ToString();
+            var names = string.Join(", ", host.Links.Select(l => l.Name));
+            Started(logger, host.Name, mode, names, control.Path);
+        }
+
+        if (plan.RouterWithoutKey)
+        {
+            RouterWithoutKey(logger, host.Name);
+        }
+
+        return daemon;
     }
 
-    private static List<ServalLink> CreateLinks(DaemonOptions options)
+    private static List<ServalLink> CreateLinks(IReadOnlyList<LinkPlan> plan)
     {
-        var udp = options.Udp is { Count: > 0 } configured ? configured : [new UdpEndpoint()];
         var links = new List<ServalLink>();
         try
         {
-            foreach (var u in udp)
+            foreach (var l in plan)
             {
-                if (!IPAddress.TryParse(u.Address, out var address))
-                {
-                    throw new DaemonException($"Serval:Udp: '{u.Address}' is not an IP address");
-                }
-
                 try
                 {
-                    links.Add(new UdpLink(address, u.Port));
+                    links.Add(l.Raw ? new RawIpLink(l.Address) : new UdpLink(l.Address, l.Port));
                 }
-                catch (Exception e) when (e is SocketException or ArgumentException)
+                catch (Exception e) when (e is SocketException or ArgumentException or PlatformNotSupportedException)
                 {
-                    throw new DaemonException($"cannot open UDP link on {address}:{u.Port}: {e.Message}", e);
-                }
-
-                if (options.RawIp)
-                {
-                    if (!RawIpLink.IsSupported)
-                    {
-                        throw new DaemonException("Serval:RawIp is on but raw IP sockets are not available (needs Linux and CAP_NET_RAW)");
-                    }
-
-                    links.Add(new RawIpLink(address));
+                    var what = l.Raw ? $"raw IP link on {l.Address}" : $"UDP link on {new IPEndPoint(l.Address, l.Port)}";
+                    throw new DaemonException($"cannot open {what}: {e.Message}", e);
                 }
             }
         }
@@ -166,6 +147,12 @@ internal sealed class ServalDaemon : IAsyncDisposable
 
         return links;
     }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "servald {Name} started in {Mode} mode; links: {Links}; control socket {Socket}")]
+    private static partial void Started(ILogger logger, string name, string mode, string links, string socket);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Service router {Name} accepts registrations without a key: anyone on the link can register any service. Set Serval:Router:Key or Serval:Router:KeyFile (and the same key in the hosts' Serval:Registration).")]
+    private static partial void RouterWithoutKey(ILogger logger, string name);
 
     public async ValueTask DisposeAsync()
     {
