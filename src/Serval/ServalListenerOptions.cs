@@ -15,8 +15,8 @@ public sealed record ServalListenerOptions
     /// <summary>Stream (the default) for <see cref="ServalListener.AcceptConnectionAsync"/>, or datagram for <see cref="ServalListener.AcceptDatagramSocketAsync"/>.</summary>
     public TransportProtocol Protocol { get; init; } = TransportProtocol.Stream;
 
-    /// <summary>Most established connections waiting to be accepted (default 128).</summary>
-    public int ListenBacklog { get; init; } = 128;
+    /// <summary>Most established connections waiting to be accepted (default 512, like Kestrel); handshakes beyond wait in the pending-request table until the application accepts.</summary>
+    public int ListenBacklog { get; init; } = 512;
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
     public void Validate()

@@ -183,12 +183,8 @@ public sealed partial class Engine
             return;
         }
 
-        if (l.AcceptQueue.Count >= l.Backlog)
-        {
-            Counters.SynDroppedPacket();
-            return;
-        }
-
+        // A full accept queue does not drop the SYN (that would cost the client a whole initial RTO): the request waits
+        // in the pending table, and its verified handshake ACK completes it as soon as the application accepts.
         if (l.Pending.Count >= _options.MaxPendingRequests)
         {
             // Full of requests that may all be junk: answer without state (SYN cookies), or drop when they are off.
