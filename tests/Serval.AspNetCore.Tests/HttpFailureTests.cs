@@ -50,13 +50,13 @@ public sealed class HttpFailureTests
             Name = "http-router",
             Links = [new UdpLink(NextAddress())],
             Engine = EngineOptions.Default with { Mode = EngineMode.ServiceRouter },
-        });
+        }, ct);
         await using var client = await ServalHost.StartAsync(new ServalHostOptions
         {
             Name = "http-client",
             Links = [new UdpLink(NextAddress())],
             DefaultRouter = router.Links[0].LocalAddress,
-        });
+        }, ct);
         using var http = new HttpClient(ServalHttp.CreateHandler(client)) { Timeout = TimeSpan.FromSeconds(100) };
         var watch = Stopwatch.StartNew();
         var e = await Assert.ThrowsAsync<HttpRequestException>(() => http.GetStringAsync("http://no.such.service/hello", ct));
@@ -71,14 +71,14 @@ public sealed class HttpFailureTests
     {
         var ct = Timeout(90);
         var service = ServiceId.FromName("test.failover");
-        await using var a = await ServalHost.StartAsync(new ServalHostOptions { Name = "replica-a", Links = [new UdpLink(NextAddress())] });
-        await using var b = await ServalHost.StartAsync(new ServalHostOptions { Name = "replica-b", Links = [new UdpLink(NextAddress())] });
+        await using var a = await ServalHost.StartAsync(new ServalHostOptions { Name = "replica-a", Links = [new UdpLink(NextAddress())] }, ct);
+        await using var b = await ServalHost.StartAsync(new ServalHostOptions { Name = "replica-b", Links = [new UdpLink(NextAddress())] }, ct);
         await using var client = await ServalHost.StartAsync(new ServalHostOptions
         {
             Name = "failover-client",
             Links = [new UdpLink(NextAddress())],
             Stream = StreamOptions.Default with { UserTimeout = TimeSpan.FromSeconds(2) },
-        });
+        }, ct);
         var toA = client.ForwardTo(a.Links[0].LocalAddress);
         await client.AddRuleAsync(ServicePrefix.Exact(service), toA, priority: 2, cancellationToken: ct);
         await client.AddRuleAsync(ServicePrefix.Exact(service), client.ForwardTo(b.Links[0].LocalAddress), priority: 1, cancellationToken: ct);

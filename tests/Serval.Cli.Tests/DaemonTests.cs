@@ -45,6 +45,12 @@ public sealed class DaemonTests
         await using var daemon = await ServalDaemon.StartAsync(options, NullLoggerFactory.Instance, TestContext.Current.CancellationToken);
         var stats = CliResult.Run("stats", "--json", "--socket", path);
         Assert.Equal("ServiceRouter", (string)stats.Json["host"]!["mode"]!);
+
+        // Every engine counter is listed, the stream transport's spoofing defences (RFC 5961) included.
+        foreach (var name in new[] { "resetsIgnored", "badNonce", "spoofTransportRst", "spoofSyn", "spoofFin", "ackUnacceptable", "dataOutOfWindow", "challengeAcksSent", "challengeAcksSuppressed" })
+        {
+            Assert.Equal(0, (long)stats.Json["engine"]![name]!);
+        }
     }
 
     [Theory]
@@ -69,6 +75,10 @@ public sealed class DaemonTests
         var text = await http.GetStringAsync(new Uri(options.MetricsUrl + "/"), TestContext.Current.CancellationToken);
         Assert.Contains("# TYPE serval_packets_received_total counter", text, StringComparison.Ordinal);
         Assert.Contains("serval_packets_received_total{serval_host=\"metrics-test\"} 0", text, StringComparison.Ordinal);
+        foreach (var kind in new[] { "spoof_transport_rst", "spoof_syn", "spoof_fin", "ack_unacceptable", "data_out_of_window", "challenge_acks_sent", "challenge_acks_suppressed" })
+        {
+            Assert.Contains($"serval_transport_{kind}_total{{serval_host=\"metrics-test\"}} 0", text, StringComparison.Ordinal);
+        }
     }
 
     private static int FreeTcpPort()

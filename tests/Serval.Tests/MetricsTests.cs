@@ -50,6 +50,12 @@ public sealed class MetricsTests
             Assert.True(seen["serval.bytes.received"] > 1000);
             Assert.True(seen.ContainsKey("serval.flows.active"));
             Assert.True(seen["serval.connections.opened"] >= 1);
+            // The stream transport's spoofing defences (RFC 5961): one counter per kind, zero on a clean transfer.
+            foreach (var kind in new[] { "spoof_transport_rst", "spoof_syn", "spoof_fin", "ack_unacceptable", "data_out_of_window", "challenge_acks_sent", "challenge_acks_suppressed" })
+            {
+                Assert.Equal(0, seen["serval.transport." + kind]);
+            }
+
         }
     }
 }

@@ -675,7 +675,7 @@ public sealed partial class Engine
 
             var readable = st.Readable;
             var free = st.SendBufferFree;
-            st.OnSegment(p.Tcp, payload, now);
+            st.OnFlowSegment(p.Tcp, payload, now, Counters);
             if (!readable && st.Readable)
             {
                 Emit(new EngineEvent(EngineEventKind.Readable, flow.Handle));

@@ -233,4 +233,64 @@ public sealed class EngineCounters
     internal void DatagramDropped() => _datagramsDropped++;
 
     internal void EventDropped() => _eventsDropped++;
+
+    // ----------------------------------------------------------------------------------------------------------
+    // Stream transport defences against blind in-window attacks (RFC 5961 adapted to the SAL; docs/stream-transport.md)
+
+    private long _spoofTransportRst;
+    private long _spoofSyn;
+    private long _spoofFin;
+    private long _ackUnacceptable;
+    private long _dataOutOfWindow;
+    private long _challengeAcksSent;
+    private long _challengeAcksSuppressed;
+
+    /// <summary>TCP RSTs ignored on stream flows (a reset needs the SAL's nonce).</summary>
+    public long SpoofTransportRst => Volatile.Read(ref _spoofTransportRst);
+
+    /// <summary>TCP SYNs received on synchronized stream connections (RFC 5961 §4).</summary>
+    public long SpoofSyn => Volatile.Read(ref _spoofSyn);
+
+    /// <summary>TCP FIN flags ignored because they were not exactly in order.</summary>
+    public long SpoofFin => Volatile.Read(ref _spoofFin);
+
+    /// <summary>In-window TCP segments dropped because their acknowledgement was unacceptable (RFC 5961 §5.2) or absent.</summary>
+    public long AckUnacceptable => Volatile.Read(ref _ackUnacceptable);
+
+    /// <summary>TCP segments outside the receive window that were not plausible old duplicates.</summary>
+    public long DataOutOfWindow => Volatile.Read(ref _dataOutOfWindow);
+
+    /// <summary>Challenge ACKs sent by stream connections (RFC 5961).</summary>
+    public long ChallengeAcksSent => Volatile.Read(ref _challengeAcksSent);
+
+    /// <summary>Challenge ACKs withheld by the per-connection rate limit (RFC 5961 §7).</summary>
+    public long ChallengeAcksSuppressed => Volatile.Read(ref _challengeAcksSuppressed);
+
+    internal void TransportDefence(Streams.TransportDefence kind)
+    {
+        switch (kind)
+        {
+            case Streams.TransportDefence.SpoofTransportRst:
+                _spoofTransportRst++;
+                break;
+            case Streams.TransportDefence.SpoofSyn:
+                _spoofSyn++;
+                break;
+            case Streams.TransportDefence.SpoofFin:
+                _spoofFin++;
+                break;
+            case Streams.TransportDefence.AckUnacceptable:
+                _ackUnacceptable++;
+                break;
+            case Streams.TransportDefence.DataOutOfWindow:
+                _dataOutOfWindow++;
+                break;
+            case Streams.TransportDefence.ChallengeAckSent:
+                _challengeAcksSent++;
+                break;
+            case Streams.TransportDefence.ChallengeAckSuppressed:
+                _challengeAcksSuppressed++;
+                break;
+        }
+    }
 }

@@ -14,9 +14,11 @@ public sealed partial class StreamConnection
 
     /// <summary>
     /// Processes one segment of an opened connection (SYN-RECEIVED or later): acceptability and PAWS checks, RST
-    /// (closes with <see cref="StreamError.Reset"/> only when it carries exactly the next expected sequence
-    /// number; otherwise it is answered with a challenge ACK), acknowledgement and window processing, SACK-based
-    /// loss detection, data and FIN. Segments for a connection in SYN-SENT or CLOSED are ignored (use
+    /// (never honoured unless <see cref="StreamOptions.AcceptTransportResets"/>; then it closes with
+    /// <see cref="StreamError.Reset"/> only when it carries exactly the next expected sequence number), SYN,
+    /// acknowledgement acceptability (RFC 5961 §5.2) and window processing, SACK-based loss detection, data, and a
+    /// FIN only when it is exactly in order. Suspicious segments are answered with rate-limited challenge ACKs and
+    /// counted (<see cref="StreamStatistics"/>). Segments for a connection in SYN-SENT or CLOSED are ignored (use
     /// <see cref="OnSynAck"/>). Call <see cref="TryPoll"/> afterwards.
     /// </summary>
     public void OnSegment(in TcpRepr segment, ReadOnlySpan<byte> payload, TimeSpan now)
@@ -27,14 +29,14 @@ public sealed partial class StreamConnection
         }
 
         _statSegmentsReceived++;
-        _lastReceived = now;
-        _keepAliveSent = 0;
         if (segment.Has(TcpFlags.Syn))
         {
-            // A repeated SYN (the SAL answers those) or a SYN in a synchronized state: challenge ACK (RFC 5961 §4).
+            // A repeated SYN (the SAL answers those) or a SYN in a synchronized state: challenge ACK whatever its
+            // sequence number, and no state change (RFC 5961 §4).
             if (IsSynchronized)
             {
-                _ackNow = true;
+                Defended(TransportDefence.SpoofSyn);
+                ChallengeAck(now);
             }
 
             return;
@@ -74,18 +76,31 @@ public sealed partial class StreamConnection
 
         if (!acceptable)
         {
-            if (!rst)
+            if (rst)
             {
+                Defended(TransportDefence.SpoofTransportRst); // Outside the window: silently dropped (RFC 5961 §3.2).
+            }
+            else if (segPos < _rcvNxt && segPos >= Math.Max(1, _rcvNxt - _options.ReceiveBufferSize))
+            {
+                // A plausible old duplicate (a retransmission, a reordered ACK): acknowledged at once, with D-SACK.
                 _ackNow = true;
                 if (segLen > 0)
                 {
                     _statDuplicateSegments++;
                 }
 
-                if (payload.Length > 0 && segPos < _rcvNxt)
+                if (payload.Length > 0)
                 {
                     ReportDuplicate(segPos, Math.Min(segPos + payload.Length, _rcvNxt));
                 }
+            }
+            else
+            {
+                // Beyond the window, or further back than any window we advertised: a blind guess. RFC 9293 still
+                // asks for an ACK; it is rate-limited so forged segments cannot make us flood the peer with
+                // duplicate ACKs.
+                Defended(TransportDefence.DataOutOfWindow);
+                ChallengeAck(now);
             }
 
             return;
@@ -93,18 +108,19 @@ public sealed partial class StreamConnection
 
         if (rst)
         {
-            if (_state == StreamState.TimeWait)
-            {
-                return; // RFC 1337: a reset must not cut TIME-WAIT short.
-            }
-
-            if (segPos == _rcvNxt)
+            // On a Serval flow a genuine reset is a SAL RST carrying a nonce (the engine checks it); a bare TCP
+            // RST could come from anyone who saw the flowIDs. It never changes state; in the window it gets a
+            // challenge ACK (RFC 5961 §3.2), so a peer that really lost the connection answers with a SAL RST.
+            if (_options.AcceptTransportResets && segPos == _rcvNxt && _state != StreamState.TimeWait)
             {
                 Terminate(StreamError.Reset);
+                return;
             }
-            else
+
+            Defended(TransportDefence.SpoofTransportRst);
+            if (_state != StreamState.TimeWait)
             {
-                _ackNow = true; // Challenge ACK (RFC 5961 §3.2).
+                ChallengeAck(now); // RFC 1337: nothing cuts TIME-WAIT short; no answer there either.
             }
 
             return;
@@ -112,6 +128,7 @@ public sealed partial class StreamConnection
 
         if (!segment.Has(TcpFlags.Ack))
         {
+            Defended(TransportDefence.AckUnacceptable); // RFC 9293: a synchronized peer always sets ACK.
             return;
         }
 
@@ -119,6 +136,7 @@ public sealed partial class StreamConnection
         {
             if (SndPosition(segment.AckNumber) != 1)
             {
+                Defended(TransportDefence.AckUnacceptable);
                 return; // Does not acknowledge our SYN-ACK; the SAL decides whether to reset.
             }
 
@@ -140,6 +158,9 @@ public sealed partial class StreamConnection
             return;
         }
 
+        // Only a segment that passed the sequence and acknowledgement checks shows the peer is alive.
+        _lastReceived = now;
+        _keepAliveSent = 0;
         if (!IsSynchronized)
         {
             return; // Our FIN was acknowledged in LAST-ACK.
@@ -164,16 +185,21 @@ public sealed partial class StreamConnection
             }
         }
 
-        if (fin && mayReceive && _peerFinPosition < 0)
+        if (fin)
         {
-            var finPos = segPos + payload.Length;
-            if (finPos >= _rcvNxt && finPos <= ReceiveLimit)
+            // The FIN counts only exactly in order: every byte before it has arrived and nothing beyond it has
+            // (RCV.NXT is just past this segment's data). An out-of-order FIN bit is ignored — the data is kept and
+            // the peer retransmits its FIN — so a forged FIN in the window cannot truncate the stream.
+            if (mayReceive && _peerFinPosition < 0 && segPos + payload.Length == _rcvNxt)
             {
-                _peerFinPosition = finPos;
+                _peerFinPosition = _rcvNxt;
+                TryConsumeFin();
+            }
+            else
+            {
+                Defended(TransportDefence.SpoofFin);
             }
         }
-
-        TryConsumeFin();
     }
 
     private void ReceiveData(long segPos, ReadOnlySpan<byte> payload, TimeSpan now)

@@ -129,15 +129,12 @@ public sealed partial class StreamConnection
     private bool ProcessAck(in TcpRepr segment, long segPos, int payloadLength, TimeSpan now)
     {
         var ackPos = SndPosition(segment.AckNumber);
-        if (ackPos > _sndNxt)
+        // RFC 5961 §5.2: acceptable only within [SND.UNA − MAX.SND.WND, SND.NXT]; anything else is dropped with its
+        // data and FIN, and answered with a (rate-limited) ACK.
+        if (ackPos > _sndNxt || ackPos < _sndUna - Math.Max(_maxSndWnd, 1))
         {
-            _ackNow = true; // Acknowledges something never sent (RFC 9293).
-            return false;
-        }
-
-        if (ackPos < _sndUna - Math.Max(_maxSndWnd, 1))
-        {
-            _ackNow = true; // Far too old (RFC 5961 §5.2).
+            Defended(TransportDefence.AckUnacceptable);
+            ChallengeAck(now);
             return false;
         }
 

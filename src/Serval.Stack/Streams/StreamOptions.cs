@@ -88,6 +88,21 @@ public sealed record StreamOptions
     /// </summary>
     public int MaxRetransmissions { get; init; } = 15;
 
+    /// <summary>
+    /// Challenge ACKs (RFC 5961 §7) this connection sends per second at most, in answer to in-window RSTs and SYNs,
+    /// unacceptable acknowledgements and segments far outside the window (default 10; 0 sends none). Further
+    /// suspicious segments are still dropped, only not answered.
+    /// </summary>
+    public int ChallengeAcksPerSecond { get; init; } = 10;
+
+    /// <summary>
+    /// Let a TCP RST carrying exactly the next expected sequence number close the connection (RFC 9293 with RFC 5961
+    /// §3.2). False by default: on a Serval flow a genuine reset is a SAL RST carrying a nonce, which the engine
+    /// checks, so a bare transport RST (which anyone who saw the flowIDs could forge) only gets a challenge ACK.
+    /// Set it only when the connection runs without a SAL.
+    /// </summary>
+    public bool AcceptTransportResets { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
     public void Validate()
     {
@@ -149,6 +164,11 @@ public sealed record StreamOptions
         if (UserTimeout is { } ut && ut <= TimeSpan.Zero)
         {
             throw new ArgumentException($"{nameof(UserTimeout)} must be positive or null (was {ut}).", nameof(UserTimeout));
+        }
+
+        if (ChallengeAcksPerSecond < 0 || ChallengeAcksPerSecond > 1_000_000)
+        {
+            throw new ArgumentException($"{nameof(ChallengeAcksPerSecond)} must be between 0 and 1000000 (was {ChallengeAcksPerSecond}).", nameof(ChallengeAcksPerSecond));
         }
 
         if (MaxRetransmissions < 1 || MaxRetransmissions > 100)

@@ -54,6 +54,27 @@ public readonly record struct StreamStatistics
     /// <summary>Segments received out of order (stored for reassembly).</summary>
     public long OutOfOrderSegmentsReceived { get; init; }
 
+    /// <summary>TCP RSTs ignored: a reset needs the SAL's nonce (see <see cref="StreamOptions.AcceptTransportResets"/>).</summary>
+    public long SpoofTransportResets { get; init; }
+
+    /// <summary>TCP SYNs received on a synchronized connection (RFC 5961 §4).</summary>
+    public long SpoofSyns { get; init; }
+
+    /// <summary>FIN flags ignored because the FIN was not exactly in order; a genuine peer retransmits its FIN.</summary>
+    public long SpoofFins { get; init; }
+
+    /// <summary>Segments in the window dropped because their acknowledgement was unacceptable (RFC 5961 §5.2) or absent.</summary>
+    public long AckUnacceptable { get; init; }
+
+    /// <summary>Segments outside the receive window that were not plausible old duplicates.</summary>
+    public long DataOutOfWindow { get; init; }
+
+    /// <summary>Challenge ACKs sent (RFC 5961).</summary>
+    public long ChallengeAcksSent { get; init; }
+
+    /// <summary>Challenge ACKs not sent because of the per-connection rate limit (RFC 5961 §7).</summary>
+    public long ChallengeAcksSuppressed { get; init; }
+
     /// <summary>Smoothed round-trip time (zero before the first sample).</summary>
     public TimeSpan SmoothedRtt { get; init; }
 

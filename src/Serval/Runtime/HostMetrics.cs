@@ -34,6 +34,13 @@ internal sealed class HostMetrics : IDisposable
         Observe("serval.sal.resets_sent", "{packet}", "SAL RSTs sent.", () => c.ResetsSent);
         Observe("serval.sal.control_retransmissions", "{packet}", "Control packets retransmitted.", () => c.ControlRetransmissions);
         Observe("serval.sal.syn_dropped", "{packet}", "SYNs dropped at a full accept queue.", () => c.SynDropped);
+        Observe("serval.transport.spoof_transport_rst", "{segment}", "TCP RSTs ignored on stream flows (a reset needs the SAL nonce).", () => c.SpoofTransportRst);
+        Observe("serval.transport.spoof_syn", "{segment}", "TCP SYNs on synchronized stream connections (RFC 5961 section 4).", () => c.SpoofSyn);
+        Observe("serval.transport.spoof_fin", "{segment}", "TCP FINs ignored because they were not exactly in order.", () => c.SpoofFin);
+        Observe("serval.transport.ack_unacceptable", "{segment}", "In-window TCP segments dropped for an unacceptable or missing ACK (RFC 5961 section 5).", () => c.AckUnacceptable);
+        Observe("serval.transport.data_out_of_window", "{segment}", "TCP segments outside the receive window that were not old duplicates.", () => c.DataOutOfWindow);
+        Observe("serval.transport.challenge_acks_sent", "{segment}", "Challenge ACKs sent (RFC 5961).", () => c.ChallengeAcksSent);
+        Observe("serval.transport.challenge_acks_suppressed", "{segment}", "Challenge ACKs withheld by the per-connection rate limit.", () => c.ChallengeAcksSuppressed);
         Observe("serval.datagrams.dropped", "{datagram}", "Datagrams dropped at a full receive queue.", () => c.DatagramsDropped);
         Observe("serval.flows.faults", "{fault}", "Unexpected exceptions while processing one flow (the flow was reset, the host went on).", () => c.FlowFaults + driver.DriverFaults);
         Observe("serval.sal.syn_cookies_sent", "{packet}", "SYN-ACKs sent statelessly because a pending-request table was full.", () => c.SynCookiesSent);

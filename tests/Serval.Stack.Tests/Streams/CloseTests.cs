@@ -137,8 +137,9 @@ public sealed class CloseTests
     }
 
     [Fact]
-    public void Out_of_order_fin_waits_for_the_missing_data()
+    public void Out_of_order_fin_is_ignored_until_the_peer_repeats_it_in_order()
     {
+        // RFC 5961 adapted to the SAL: a FIN counts only exactly in order, so a forged one cannot truncate the stream.
         var peer = ScriptedPeer.ActiveOpen();
         peer.PeerNext = peer.PeerSeq(1000);
         peer.SendData(500, 0, TcpFlags.Fin);
@@ -146,8 +147,12 @@ public sealed class CloseTests
         Assert.False(peer.Tcb.PeerFinReceived);
         peer.PeerNext = peer.PeerSeq(0);
         peer.SendData(1000);
-        Assert.Equal(StreamState.CloseWait, peer.Tcb.State);
+        Assert.Equal(StreamState.Established, peer.Tcb.State);
         Assert.Equal(1500, peer.Tcb.BytesAvailable);
+        Assert.Equal(peer.PeerSeq(1500), peer.Drain()[^1].Segment.AckNumber);
+        peer.PeerNext = peer.PeerSeq(1500);
+        peer.SendData(0, 0, TcpFlags.Fin);
+        Assert.Equal(StreamState.CloseWait, peer.Tcb.State);
         Assert.Equal(peer.PeerSeq(1501), peer.Expect().Segment.AckNumber);
     }
 

@@ -4,13 +4,19 @@ using Xunit;
 
 namespace Serval.Stack.Tests.Streams;
 
-/// <summary>Resets received in each state (RFC 9293 §3.10.7.4 with RFC 5961's checks) and abortive close.</summary>
+/// <summary>
+/// Resets received in each state (RFC 9293 §3.10.7.4 with RFC 5961's checks) and abortive close. Transport resets
+/// are honoured only with <see cref="StreamOptions.AcceptTransportResets"/> (a connection without a SAL);
+/// <see cref="SpoofDefenceTests"/> covers the default.
+/// </summary>
 public sealed class ResetTests
 {
+    private static readonly StreamOptions Options = ScriptedPeer.TestOptions with { AcceptTransportResets = true };
+
     /// <summary>Puts a connection into <paramref name="state"/> through the peer's and our actions.</summary>
     private static ScriptedPeer In(StreamState state)
     {
-        var peer = ScriptedPeer.ActiveOpen();
+        var peer = ScriptedPeer.ActiveOpen(Options);
         switch (state)
         {
             case StreamState.Established:
@@ -101,7 +107,7 @@ public sealed class ResetTests
     [Fact]
     public void Reset_in_syn_received_closes_the_connection()
     {
-        var tcb = new StreamConnection(ScriptedPeer.TestOptions, new SeededRandomSource(5), TimeSpan.Zero);
+        var tcb = new StreamConnection(Options, new SeededRandomSource(5), TimeSpan.Zero);
         Assert.True(tcb.OnSyn(ScriptedPeer.DefaultPeerOptions with { SequenceNumber = 100, Flags = TcpFlags.Syn }, TimeSpan.Zero));
         tcb.CreateSynAck(TimeSpan.Zero);
         Assert.False(tcb.OnHandshakeAck(new TcpRepr { SequenceNumber = 101, Flags = TcpFlags.Rst }, default, TimeSpan.Zero));

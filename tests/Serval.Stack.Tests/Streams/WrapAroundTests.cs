@@ -41,6 +41,9 @@ public sealed class WrapAroundTests
         peer.PeerNext = first;
         peer.SendData(1000);
         peer.SendData(1000);
+        Assert.Equal(peer.PeerSeq(3000), peer.Drain()[^1].Segment.AckNumber);
+        peer.PeerNext = peer.PeerSeq(3000);
+        peer.SendData(0, 0, TcpFlags.Fin); // The out-of-order FIN was ignored; the peer repeats it.
         Assert.Equal(peer.PeerSeq(3001), peer.Drain()[^1].Segment.AckNumber);
         var buffer = new byte[4000];
         Assert.Equal(3000, peer.Tcb.Read(buffer));
