@@ -7,9 +7,10 @@
 # same weights) on the router in front of three kernel TCP servers (`serval-perf server --tcp`) on the replicas.
 # The same client code (`serval-perf connect-rate`) drives both: CONNECT_RATE_CLIENTS loops (default 64) of connect,
 # one-byte echo (CONNECT_RATE_ECHO=1, the default; 0 = connect and close only) and close for CONNECT_RATE_SECONDS
-# (default 10). Needs root; installs haproxy if missing. The last line is the summary (p99 of connect + echo):
+# (default 10) after a 1 s warm-up (not recorded: the first connections pay for JIT compilation). Needs root;
+# installs haproxy if missing. The last line is the summary (p99 of connect + echo):
 #   connect-rate: serval_cps=<n> haproxy_cps=<n> ratio=<n> serval_p99_ms=<n> haproxy_p99_ms=<n> failed=<n>
-# (failed = Serval connections that failed, any reason; ratio = serval_cps / haproxy_cps).
+# (failed = Serval connections that failed for any reason, warm-up included; ratio = serval_cps / haproxy_cps).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -157,8 +158,8 @@ describe() {
 import json, sys
 r = json.load(open(sys.argv[2]))
 l, c = r["latency_ms"], r["connect_ms"]
-print("  %s: %d connections, %.1f/s, failed %d %s; latency ms p50 %.3f p90 %.3f p99 %.3f p99.9 %.3f max %.3f; connect ms p50 %.3f p99 %.3f; client cpu %.2f s"
-      % (sys.argv[1], r["connections"], r["connections_per_second"], r["failed"], json.dumps(r["failures"]), l["p50"], l["p90"], l["p99"], l["p999"], l["max"], c["p50"], c["p99"], r["cpu_seconds"]))
+print("  %s: %d connections (after %d in the 1 s warm-up, %d failed there), %.1f/s, failed %d %s; latency ms p50 %.3f p90 %.3f p99 %.3f p99.9 %.3f max %.3f; connect ms p50 %.3f p99 %.3f; client cpu %.2f s"
+      % (sys.argv[1], r["connections"], r["warmup_connections"], r["warmup_failed"], r["connections_per_second"], r["failed"], json.dumps(r["failures"]), l["p50"], l["p90"], l["p99"], l["p999"], l["max"], c["p50"], c["p99"], r["cpu_seconds"]))
 print("  %s histogram (ms, connections): %s" % (sys.argv[1], " ".join("<=%s:%d" % (b["le_ms"], b["count"]) for b in r["histogram"] if b["count"])))
 if "engine" in r:
     print("  %s client engine: %s" % (sys.argv[1], json.dumps(r["engine"])))
@@ -207,7 +208,7 @@ servalctl router registrations >&2 || true
 echo "connect-rate: serval: $clients loops for $seconds s through the service router" >&2
 serval_exit=0
 ip netns exec "$ns_client" timeout $((seconds + 120)) dotnet "$perf_dll" connect-rate --udp "$client_addr:54325" --server "$router_addr" \
-  --service "$service" -P "$clients" -t "$seconds" "${echo_flag[@]}" --json >"$work/serval.json" 2>"$work/serval-client.log" || serval_exit=$?
+  --service "$service" -P "$clients" -t "$seconds" --warmup 1 "${echo_flag[@]}" --json >"$work/serval.json" 2>"$work/serval-client.log" || serval_exit=$?
 
 servalctl stats --json >"$work/router-stats.json" 2>&1 || true
 crashed=0
@@ -293,7 +294,7 @@ fi
 
 echo "connect-rate: haproxy: $clients loops for $seconds s through haproxy (TCP mode)" >&2
 ip netns exec "$ns_client" timeout $((seconds + 120)) dotnet "$perf_dll" connect-rate --tcp "$router_addr:$tcp_port" \
-  -P "$clients" -t "$seconds" "${echo_flag[@]}" --json >"$work/haproxy.json" 2>"$work/haproxy-client.log" || {
+  -P "$clients" -t "$seconds" --warmup 1 "${echo_flag[@]}" --json >"$work/haproxy.json" 2>"$work/haproxy-client.log" || {
   echo "connect-rate: the kernel TCP client failed:" >&2
   cat "$work/haproxy-client.log" "$work/haproxy.log" >&2
   exit 1
@@ -309,5 +310,5 @@ s, h = (json.load(open(p)) for p in sys.argv[1:])
 sc, hc = s["connections_per_second"], h["connections_per_second"]
 ratio = sc / hc if hc > 0 else 0
 print("connect-rate: serval_cps=%.1f haproxy_cps=%.1f ratio=%.3f serval_p99_ms=%.3f haproxy_p99_ms=%.3f failed=%d"
-      % (sc, hc, ratio, s["latency_ms"]["p99"], h["latency_ms"]["p99"], s["failed"]))
+      % (sc, hc, ratio, s["latency_ms"]["p99"], h["latency_ms"]["p99"], s["failed"] + s["warmup_failed"]))
 PY

@@ -87,9 +87,10 @@ internal static class PerfCommandLine
         var echo = new Option<bool>("--echo") { Description = "after connecting, send one byte and wait for the server's echo before closing" };
         var count = new Option<long?>("--count") { Description = "stop after this many connections in all (default: only the duration)", HelpName = "N" };
         var connectTimeout = new Option<double>("--timeout") { Description = "seconds before an attempt counts as failed (default 10)", HelpName = "SECONDS", DefaultValueFactory = _ => 10 };
+        var warmup = new Option<double>("--warmup") { Description = "seconds of unrecorded connections before the measured duration (default 0; at most 60)", HelpName = "SECONDS" };
         var connectRate = new Command("connect-rate", "open and close connections in parallel loops for a duration; connections per second, latency percentiles, failures by error")
         {
-            ratePeer, rateTcp, rateAdvisory, rateDuration, rateParallel, echo, count, connectTimeout,
+            ratePeer, rateTcp, rateAdvisory, rateDuration, rateParallel, echo, count, connectTimeout, warmup,
         };
 
         var root = new RootCommand("serval-perf: measure Serval stream and datagram throughput between two hosts (like iperf).")
@@ -123,6 +124,13 @@ internal static class PerfCommandLine
             if (r.GetValue(connectTimeout) is var t && (!(t >= 0.01) || t > 600))
             {
                 r.AddError("--timeout must be 0.01 to 600 seconds.");
+            }
+        });
+        warmup.Validators.Add(r =>
+        {
+            if (r.GetValue(warmup) is var w && (!(w >= 0) || w > 60))
+            {
+                r.AddError("--warmup must be 0 to 60 seconds.");
             }
         });
         weight.Validators.Add(r =>
@@ -214,6 +222,7 @@ internal static class PerfCommandLine
                 Echo = p.GetValue(echo),
                 MaxConnections = p.GetValue(count) ?? 10_000_000,
                 ConnectTimeout = TimeSpan.FromSeconds(p.GetValue(connectTimeout)),
+                Warmup = TimeSpan.FromSeconds(p.GetValue(warmup)),
             };
             if (p.GetValue(rateTcp) is { } tcpText)
             {

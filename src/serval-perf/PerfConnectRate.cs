@@ -39,6 +39,9 @@ internal sealed record ConnectRateSettings
 
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Loops run this long before the measured <see cref="Duration"/>; those attempts are not recorded.</summary>
+    public TimeSpan Warmup { get; init; }
+
     public bool Json { get; init; }
 }
 
@@ -125,18 +128,22 @@ internal static class PerfConnectRate
         public long SucceededByDeadline { get; set; }
 
         public Dictionary<string, long> Failures { get; } = [];
+
+        public long WarmupConnections { get; set; }
+
+        public long WarmupFailed { get; set; }
     }
 
     private static async Task<JsonObject> RunLoopsAsync(ConnectRateSettings settings, ServalHost? host, CancellationToken ct)
     {
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
-        var started = Stopwatch.GetTimestamp();
-        var deadline = started + (long)(settings.Duration.TotalSeconds * Stopwatch.Frequency);
+        var warmupEnd = Stopwatch.GetTimestamp() + (long)(settings.Warmup.TotalSeconds * Stopwatch.Frequency);
+        var deadline = warmupEnd + (long)(settings.Duration.TotalSeconds * Stopwatch.Frequency);
         long budget = settings.MaxConnections;
         var loops = await Task.WhenAll(Enumerable.Range(0, settings.Parallel).Select(_ => Task.Run(
-            () => LoopAsync(settings, host, deadline, () => Interlocked.Decrement(ref budget) >= 0, ct),
+            () => LoopAsync(settings, host, warmupEnd, deadline, () => Interlocked.Decrement(ref budget) >= 0, ct),
             CancellationToken.None))).ConfigureAwait(false);
-        var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var elapsed = Stopwatch.GetElapsedTime(warmupEnd).TotalSeconds;
         cpu = Process.GetCurrentProcess().TotalProcessorTime - cpu;
 
         var latencies = loops.SelectMany(l => l.LatencyMs).Order().ToArray();
@@ -186,6 +193,9 @@ internal static class PerfConnectRate
             ["connections_per_second"] = seconds > 0 ? Math.Round(succeeded / seconds, 1) : 0,
             ["failed"] = failures.Values.Sum(),
             ["failures"] = failureJson,
+            ["warmup_seconds"] = settings.Warmup.TotalSeconds,
+            ["warmup_connections"] = loops.Sum(l => l.WarmupConnections),
+            ["warmup_failed"] = loops.Sum(l => l.WarmupFailed),
             ["latency_ms"] = Percentiles(latencies),
             ["connect_ms"] = Percentiles(connects),
             ["histogram"] = histogram,
@@ -209,7 +219,7 @@ internal static class PerfConnectRate
     private static double Percentile(double[] sorted, double p) =>
         sorted.Length == 0 ? 0 : sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
 
-    private static async Task<LoopResult> LoopAsync(ConnectRateSettings settings, ServalHost? host, long deadline, Func<bool> take, CancellationToken ct)
+    private static async Task<LoopResult> LoopAsync(ConnectRateSettings settings, ServalHost? host, long warmupEnd, long deadline, Func<bool> take, CancellationToken ct)
     {
         var result = new LoopResult();
         var buffer = new byte[64];
@@ -232,24 +242,44 @@ internal static class PerfConnectRate
                 break;
             }
 
-            if (failure is not null)
+            if (t0 < warmupEnd)
+            {
+                if (failure is null)
+                {
+                    result.WarmupConnections++;
+                }
+                else
+                {
+                    result.WarmupFailed++;
+                }
+            }
+            else if (failure is not null)
             {
                 result.Failures[failure] = result.Failures.GetValueOrDefault(failure) + 1;
-
-                // A failure that returns at once (no route, refused) must not spin the loop.
-                await Task.Delay(10, CancellationToken.None).ConfigureAwait(false);
-                continue;
+            }
+            else
+            {
+                RecordSuccess(result, connectMs, totalMs, done <= deadline);
             }
 
-            result.LatencyMs.Add(totalMs);
-            result.ConnectMs.Add(connectMs);
-            if (done <= deadline)
+            if (failure is not null)
             {
-                result.SucceededByDeadline++;
+                // A failure that returns at once (no route, refused) must not spin the loop.
+                await Task.Delay(10, CancellationToken.None).ConfigureAwait(false);
             }
         }
 
         return result;
+    }
+
+    private static void RecordSuccess(LoopResult result, double connectMs, double totalMs, bool byDeadline)
+    {
+        result.LatencyMs.Add(totalMs);
+        result.ConnectMs.Add(connectMs);
+        if (byDeadline)
+        {
+            result.SucceededByDeadline++;
+        }
     }
 
     private static async Task<(string? Failure, double ConnectMs, double TotalMs)> ServalOnceAsync(ConnectRateSettings settings, ServalHost host, byte[] buffer, long t0, CancellationToken ct)
