@@ -21,6 +21,14 @@
 #                                 _NICE, and _LOAD=N busy loops to measure a busy host):
 #                                 stream-veth: kernel_gbps=<n> serval_udp_gbps=<n> serval_raw_gbps=<n> ratio_udp=<n>
 #                                   shaped_kernel_gbps=<n> shaped_serval_gbps=<n> shaped_ratio=<n>
+#   bench/run.sh connect-rate     (root) connections/s through a middle box (bench/connect-rate.sh): a client, a router
+#                                 and 3 replica namespaces on a bridge; Serval (servald service router, 3 registering
+#                                 serval-perf replicas, weights 1:1:2) against haproxy in TCP mode in front of 3 kernel
+#                                 TCP servers; CONNECT_RATE_CLIENTS loops (64) of connect + 1-byte echo + close for
+#                                 CONNECT_RATE_SECONDS (10), both measured by serval-perf connect-rate (CONNECT_RATE_ECHO=0:
+#                                 connect + close only; CONNECT_RATE_WEIGHTS="1 1 2"). p99 = connect + echo latency,
+#                                 failed = Serval connections that failed, ratio = serval_cps / haproxy_cps:
+#                                 connect-rate: serval_cps=<n> haproxy_cps=<n> ratio=<n> serval_p99_ms=<n> haproxy_p99_ms=<n> failed=<n>
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,7 +38,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 usage() {
   echo "usage: $0 NAME" >&2
-  echo "  names: wire service-table stream-sim stream-veth registration migration http" >&2
+  echo "  names: wire service-table stream-sim stream-veth connect-rate registration migration http" >&2
   exit 2
 }
 
@@ -75,6 +83,9 @@ case "$1" in
     ;;
   stream-veth)
     exec "$here/stream-veth.sh"
+    ;;
+  connect-rate)
+    exec "$here/connect-rate.sh"
     ;;
   *)
     usage

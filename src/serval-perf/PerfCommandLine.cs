@@ -46,7 +46,18 @@ internal static class PerfCommandLine
         };
 
         var oneOff = new Option<bool>("--one-off") { Description = "serve one test, then exit" };
-        var server = new Command("server", "serve tests until Ctrl-C (or one test with --one-off)") { oneOff };
+        var register = new Option<string?>("--register")
+        {
+            Description = "register the service with this service router (ADDRESS[:PORT], port default 54325)",
+            HelpName = "ADDRESS[:PORT]",
+        };
+        var weight = new Option<uint>("--weight") { Description = "weight of the registration (with --register; default 1)", DefaultValueFactory = _ => 1 };
+        var serverTcp = new Option<string?>("--tcp")
+        {
+            Description = "instead of Serval: answer connect-rate probes over kernel TCP on ADDRESS:PORT",
+            HelpName = "ADDRESS:PORT",
+        };
+        var server = new Command("server", "serve tests until Ctrl-C (or one test with --one-off)") { oneOff, register, weight, serverTcp };
 
         var peer = new Option<string>("--server", "-c")
         {
@@ -64,10 +75,71 @@ internal static class PerfCommandLine
         var interval = new Option<double?>("--interval", "-i") { Description = "print the senders' flow statistics every SECONDS to standard error (0.05 to 60)", HelpName = "SECONDS" };
         var client = new Command("client", "run one test against a server") { peer, advisory, mode, duration, bytes, parallel, size, interval };
 
+        var ratePeer = new Option<string?>("--server", "-c")
+        {
+            Description = "Serval: where the service's SYNs go (a service router or the server): ADDRESS:PORT over UDP, ADDRESS alone over raw IP when a --raw link is given",
+            HelpName = "ADDRESS[:PORT]",
+        };
+        var rateTcp = new Option<string?>("--tcp") { Description = "instead of Serval: connect over kernel TCP to ADDRESS:PORT", HelpName = "ADDRESS:PORT" };
+        var rateAdvisory = new Option<bool>("--advisory") { Description = "pass the --server address as the connections' advisory address instead of adding a FORWARD rule" };
+        var rateDuration = new Option<double>("--duration", "-t") { Description = "seconds to run (default 10; at most 3600)", HelpName = "SECONDS", DefaultValueFactory = _ => 10 };
+        var rateParallel = new Option<int>("--parallel", "-P") { Description = "concurrent connect loops (1 to 1024, default 64)", DefaultValueFactory = _ => 64 };
+        var echo = new Option<bool>("--echo") { Description = "after connecting, send one byte and wait for the server's echo before closing" };
+        var count = new Option<long?>("--count") { Description = "stop after this many connections in all (default: only the duration)", HelpName = "N" };
+        var connectTimeout = new Option<double>("--timeout") { Description = "seconds before an attempt counts as failed (default 10)", HelpName = "SECONDS", DefaultValueFactory = _ => 10 };
+        var warmup = new Option<double>("--warmup") { Description = "seconds of unrecorded connections before the measured duration (default 0; at most 60)", HelpName = "SECONDS" };
+        var connectRate = new Command("connect-rate", "open and close connections in parallel loops for a duration; connections per second, latency percentiles, failures by error")
+        {
+            ratePeer, rateTcp, rateAdvisory, rateDuration, rateParallel, echo, count, connectTimeout, warmup,
+        };
+
         var root = new RootCommand("serval-perf: measure Serval stream and datagram throughput between two hosts (like iperf).")
         {
-            udp, raw, service, json, noOffload, noPacing, buffer, server, client,
+            udp, raw, service, json, noOffload, noPacing, buffer, server, client, connectRate,
         };
+
+        rateDuration.Validators.Add(r =>
+        {
+            if (r.GetValue(rateDuration) is var d && (!(d > 0) || d > 3600))
+            {
+                r.AddError("--duration must be more than 0 and at most 3600 seconds.");
+            }
+        });
+        rateParallel.Validators.Add(r =>
+        {
+            if (r.GetValue(rateParallel) is < 1 or > 1024)
+            {
+                r.AddError("--parallel must be 1 to 1024.");
+            }
+        });
+        count.Validators.Add(r =>
+        {
+            if (r.GetValue(count) is < 1)
+            {
+                r.AddError("--count must be at least 1.");
+            }
+        });
+        connectTimeout.Validators.Add(r =>
+        {
+            if (r.GetValue(connectTimeout) is var t && (!(t >= 0.01) || t > 600))
+            {
+                r.AddError("--timeout must be 0.01 to 600 seconds.");
+            }
+        });
+        warmup.Validators.Add(r =>
+        {
+            if (r.GetValue(warmup) is var w && (!(w >= 0) || w > 60))
+            {
+                r.AddError("--warmup must be 0 to 60 seconds.");
+            }
+        });
+        weight.Validators.Add(r =>
+        {
+            if (r.GetValue(weight) is 0 or > int.MaxValue)
+            {
+                r.AddError("--weight must be 1 to 2147483647.");
+            }
+        });
 
         duration.Validators.Add(r =>
         {
@@ -107,12 +179,89 @@ internal static class PerfCommandLine
 
         server.SetAction(async (p, ct) =>
         {
+            if (p.GetValue(serverTcp) is { } tcpText)
+            {
+                if (!TryParseTcp(tcpText, p, udp, raw, register, out var tcpEndPoint, out var tcpWhy))
+                {
+                    return Usage(error, tcpWhy);
+                }
+
+                return await PerfTcpServer.RunAsync(tcpEndPoint, error, ct).ConfigureAwait(false);
+            }
+
             if (!TryCommon(p, udp, raw, service, noOffload, buffer, isServer: true, error, out var common))
             {
                 return 2;
             }
 
+            if (p.GetValue(register) is { } routerText)
+            {
+                if (!TryParseEndPoint(routerText, ServalInfo.DefaultUdpPort, out var router) || router.Address.Equals(IPAddress.Any) || router.Address.Equals(IPAddress.IPv6Any) || router.Port == 0)
+                {
+                    return Usage(error, $"--register '{routerText}' is not a router's ADDRESS[:PORT].");
+                }
+
+                if (!common.UdpLinks.Any(l => l.AddressFamily == router.AddressFamily))
+                {
+                    return Usage(error, $"--register {routerText} needs a --udp link of its address family.");
+                }
+
+                common = common with { Register = LinkAddress.FromIPAddress(router.Address, router.Port), Weight = p.GetValue(weight) };
+            }
+
             return await PerfServer.RunAsync(common with { Json = p.GetValue(json), Pacing = !p.GetValue(noPacing) }, p.GetValue(oneOff), output, error, ct).ConfigureAwait(false);
+        });
+
+        connectRate.SetAction(async (p, ct) =>
+        {
+            var settings = new ConnectRateSettings
+            {
+                Json = p.GetValue(json),
+                Parallel = p.GetValue(rateParallel),
+                Duration = TimeSpan.FromSeconds(p.GetValue(rateDuration)),
+                Echo = p.GetValue(echo),
+                MaxConnections = p.GetValue(count) ?? 10_000_000,
+                ConnectTimeout = TimeSpan.FromSeconds(p.GetValue(connectTimeout)),
+                Warmup = TimeSpan.FromSeconds(p.GetValue(warmup)),
+            };
+            if (p.GetValue(rateTcp) is { } tcpText)
+            {
+                if (p.GetValue(ratePeer) is not null || p.GetValue(rateAdvisory))
+                {
+                    return Usage(error, "--tcp takes the place of --server and --advisory.");
+                }
+
+                if (!TryParseTcp(tcpText, p, udp, raw, null, out var tcpEndPoint, out var tcpWhy))
+                {
+                    return Usage(error, tcpWhy);
+                }
+
+                return await PerfConnectRate.RunAsync(settings with { Tcp = tcpEndPoint }, output, error, ct).ConfigureAwait(false);
+            }
+
+            if (p.GetValue(ratePeer) is not { } peerText)
+            {
+                return Usage(error, "give --server ADDRESS[:PORT] (Serval) or --tcp ADDRESS:PORT (kernel TCP).");
+            }
+
+            if (!TryCommon(p, udp, raw, service, noOffload, buffer, isServer: false, error, out var common))
+            {
+                return 2;
+            }
+
+            if (!TryParsePeer(peerText, common, out var peerAddress, out var linkIndex, out var why))
+            {
+                return Usage(error, why);
+            }
+
+            settings = settings with
+            {
+                Common = common with { Pacing = !p.GetValue(noPacing) },
+                Peer = peerAddress,
+                PeerLink = linkIndex,
+                Advisory = p.GetValue(rateAdvisory),
+            };
+            return await PerfConnectRate.RunAsync(settings, output, error, ct).ConfigureAwait(false);
         });
 
         client.SetAction(async (p, ct) =>
@@ -168,7 +317,7 @@ internal static class PerfCommandLine
 
         if (parse.CommandResult.Command == root)
         {
-            error.WriteLine("serval-perf: give a command: server or client. Run 'serval-perf --help' for usage.");
+            error.WriteLine("serval-perf: give a command: server, client or connect-rate. Run 'serval-perf --help' for usage.");
             return 2;
         }
 
@@ -251,6 +400,25 @@ internal static class PerfCommandLine
             Offload = !p.GetValue(noOffload),
             Window = window,
         };
+        return true;
+    }
+
+    /// <summary>A kernel TCP ADDRESS:PORT, given without Serval links (nor <paramref name="register"/>).</summary>
+    private static bool TryParseTcp(string text, ParseResult p, Option<string[]> udp, Option<string[]> raw, Option<string?>? register, out IPEndPoint endPoint, out string why)
+    {
+        why = "";
+        if (!TryParseEndPoint(text, 0, out endPoint, out var hasPort) || !hasPort || endPoint.Port == 0)
+        {
+            why = $"--tcp '{text}' is not an ADDRESS:PORT.";
+            return false;
+        }
+
+        if ((p.GetValue(udp)?.Length ?? 0) + (p.GetValue(raw)?.Length ?? 0) > 0 || (register is not null && p.GetValue(register) is not null))
+        {
+            why = "--tcp runs over kernel TCP: give no --udp, --raw or --register with it.";
+            return false;
+        }
+
         return true;
     }
 

@@ -7,7 +7,9 @@ namespace Serval.Perf;
 /// mode, flow count, flow index, test id), then data until the client closes its side; the server answers with a
 /// <see cref="ReportLength"/>-byte report (magic, payload bytes received) and closes. A datagram flow sends data
 /// datagrams (type, sequence number, padding), then end datagrams (type and the hello fields) until the server's report
-/// datagram (type, datagrams and bytes received) arrives.
+/// datagram (type, datagrams and bytes received) arrives. A connect-rate probe (<c>serval-perf connect-rate</c>) sends
+/// nothing, or the single byte <see cref="ProbeByte"/> (never the first byte of a hello), which the server echoes; the
+/// client then closes.
 /// </summary>
 internal static class PerfProtocol
 {
@@ -20,6 +22,9 @@ internal static class PerfProtocol
     public const byte TypeData = 1;
     public const byte TypeEnd = 2;
     public const byte TypeReport = 3;
+
+    /// <summary>The byte a connect-rate probe sends and the server echoes.</summary>
+    public const byte ProbeByte = 0xC5;
 
     public readonly record struct Hello(byte Mode, int Flows, int FlowIndex, ulong TestId);
 

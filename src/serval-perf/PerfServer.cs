@@ -63,6 +63,7 @@ internal static class PerfServer
             await datagrams.DisposeAsync().ConfigureAwait(false);
             await Task.WhenAll(acceptStreams, acceptDatagrams).ConfigureAwait(false);
             await server.WaitForFlowsAsync(TimeSpan.FromSeconds(3)).ConfigureAwait(false);
+            await error.WriteLineAsync($"serval-perf server: accepted {server.Accepted} stream(s); engine {PerfConnectRate.EngineCountersJson(host.Counters).ToJsonString()}").ConfigureAwait(false);
             return server.Failed ? 1 : 0;
         }
     }
@@ -81,6 +82,7 @@ internal static class PerfServer
                 return;
             }
 
+            server.CountAccepted();
             server.Track(Task.Run(() => server.ServeStreamAsync(connection, ct), CancellationToken.None));
         }
     }
@@ -112,7 +114,13 @@ internal static class PerfServer
 
         public Task Done => _done.Task;
 
+        private long _accepted;
+
         public bool Failed { get; private set; }
+
+        public long Accepted => Interlocked.Read(ref _accepted);
+
+        public void CountAccepted() => Interlocked.Increment(ref _accepted);
 
         public void Track(Task flow)
         {
@@ -213,6 +221,12 @@ internal static class PerfServer
                             return;
                         }
 
+                        if (got == 0 && buffer[0] == PerfProtocol.ProbeByte)
+                        {
+                            await ServeProbeAsync(stream, buffer, n, ct).ConfigureAwait(false);
+                            return;
+                        }
+
                         got += n;
                     }
 
@@ -252,6 +266,25 @@ internal static class PerfServer
                 catch (OperationCanceledException)
                 {
                 }
+            }
+        }
+
+        /// <summary>A connect-rate probe: echoes what it sends until it closes (bounded by <see cref="s_reportTimeout"/>).</summary>
+        private static async Task ServeProbeAsync(ServalStream stream, byte[] buffer, int n, CancellationToken ct)
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(s_reportTimeout);
+            try
+            {
+                do
+                {
+                    await stream.WriteAsync(buffer.AsMemory(0, n), timeout.Token).ConfigureAwait(false);
+                }
+                while ((n = await stream.ReadAsync(buffer, timeout.Token).ConfigureAwait(false)) > 0);
+            }
+            catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
+            {
+                // The client went away: a connect-rate test counts that on its side.
             }
         }
 

@@ -24,6 +24,12 @@ internal sealed record CommonSettings
 
     public bool Json { get; init; }
 
+    /// <summary>Server: a service router to register the listened service with (none when <see cref="LinkAddress.None"/>).</summary>
+    public LinkAddress Register { get; init; }
+
+    /// <summary>Server: the weight of that registration (the router's anycast share).</summary>
+    public uint Weight { get; init; } = 1;
+
     /// <summary>Starts a host with the links: UDP links first, then raw IP links (interface indexes in that order).</summary>
     /// <exception cref="PerfException">A link cannot be created.</exception>
     public async Task<ServalHost> StartHostAsync(string name, CancellationToken ct)
@@ -66,7 +72,16 @@ internal sealed record CommonSettings
                 stream = stream with { SendBufferSize = w, ReceiveBufferSize = w };
             }
 
-            return await ServalHost.StartAsync(new ServalHostOptions { Name = name, Links = links, Stream = stream }, ct).ConfigureAwait(false);
+            return await ServalHost.StartAsync(
+                new ServalHostOptions
+                {
+                    Name = name,
+                    Links = links,
+                    Stream = stream,
+                    RegisterWithRouter = Register,
+                    Registration = Stack.ControlPlane.HostControllerOptions.Default with { DefaultWeight = Weight },
+                },
+                ct).ConfigureAwait(false);
         }
         catch
         {

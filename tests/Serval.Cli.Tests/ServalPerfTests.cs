@@ -44,6 +44,14 @@ public sealed class ServalPerfTests
     [InlineData("client", "--udp", "127.0.0.1", "--server", "[::1]:54325")]
     [InlineData("server", "--udp", "127.0.0.1", "--service", "")]
     [InlineData("server", "--udp", "127.0.0.1", "--window", "12")]
+    [InlineData("server", "--tcp", "127.0.0.1")]
+    [InlineData("server", "--tcp", "127.0.0.1:7000", "--udp", "127.0.0.2")]
+    [InlineData("server", "--udp", "127.0.0.1", "--register", "nowhere")]
+    [InlineData("connect-rate", "--udp", "127.0.0.1")]
+    [InlineData("connect-rate", "--tcp", "127.0.0.1:7000", "--udp", "127.0.0.2")]
+    [InlineData("connect-rate", "--tcp", "127.0.0.1:7000", "--parallel", "0")]
+    [InlineData("connect-rate", "--tcp", "127.0.0.1:7000", "--duration", "0")]
+    [InlineData("connect-rate", "--tcp", "127.0.0.1:7000", "--warmup", "61")]
     public async Task Usage_errors_exit_2_with_a_message(params string[] args)
     {
         var (code, _, error) = await RunInProcessAsync(args);
@@ -123,6 +131,49 @@ public sealed class ServalPerfTests
     {
         var report = await RunBetweenProcessesAsync(mode, parallel, raw: false, "-t", "1");
         Assert.InRange((double)report["seconds"]!, 0.9, 30);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Connect_rate_with_echo_between_processes_reports_every_connection(bool tcp)
+    {
+        var serverAddress = NextAddress();
+        string[] serverArgs = tcp ? ["server", "--tcp", $"{serverAddress}:7000"] : ["server", "--udp", $"{serverAddress}:54325", "--service", "test.rate"];
+        string[] clientArgs = tcp
+            ? ["connect-rate", "--tcp", $"{serverAddress}:7000"]
+            : ["connect-rate", "--udp", NextAddress().ToString(), "--server", $"{serverAddress}:54325", "--service", "test.rate"];
+        using var server = Start(serverArgs);
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try
+        {
+            var ready = await server.StandardError.ReadLineAsync(deadline.Token);
+            Assert.True(ready?.Contains("listening", StringComparison.Ordinal), $"server said: {ready}");
+
+            // Bounded twice: 20 connections in all, and at most 20 s.
+            using var client = Start([.. clientArgs, "-P", "4", "--count", "20", "-t", "20", "--echo", "--json"]);
+            var clientOutput = client.StandardOutput.ReadToEndAsync(deadline.Token);
+            var clientError = client.StandardError.ReadToEndAsync(deadline.Token);
+            await client.WaitForExitAsync(deadline.Token);
+            Assert.True(client.ExitCode == 0, $"client exit {client.ExitCode}: {await clientError}");
+            var report = JsonNode.Parse(await clientOutput)!.AsObject();
+            Assert.Equal("connect-rate", (string?)report["mode"]);
+            Assert.Equal(tcp ? "tcp" : "serval", (string?)report["transport"]);
+            Assert.Equal(20, (long)report["connections"]!);
+            Assert.Equal(0, (long)report["failed"]!);
+            Assert.True((double)report["connections_per_second"]! > 0);
+            var latency = report["latency_ms"]!;
+            Assert.InRange((double)latency["p50"]!, 0, (double)latency["p99"]!);
+            Assert.InRange((double)latency["p99"]!, 0, (double)latency["max"]!);
+            Assert.Equal(20, report["histogram"]!.AsArray().Sum(b => (long)b!["count"]!));
+        }
+        finally
+        {
+            if (!server.HasExited)
+            {
+                server.Kill(entireProcessTree: true); // by this process's id, never by name
+            }
+        }
     }
 
     /// <summary>A one-off server and a client process on loopback; checks both JSON reports, returns the client's.</summary>
