@@ -48,6 +48,26 @@ public sealed class OverloadTests
     }
 
     [Fact]
+    public void A_syn_that_meets_a_full_accept_queue_is_not_dropped_and_completes_when_the_application_accepts()
+    {
+        var (net, a, b, _) = Pair(20);
+        var l = b.Listen(Echo, backlog: 1);
+        var first = a.Connect(Echo);
+        Assert.True(net.RunUntil(() => b.Engine.PendingAccepts(l) == 1, SimApp.Patience));
+
+        // The accept queue is full when the second SYN arrives: it used to be dropped, costing the client a whole
+        // initial RTO (1 s). Now the request waits and its handshake completes as soon as the application accepts.
+        var second = a.Connect(Echo);
+        net.RunFor(TimeSpan.FromMilliseconds(100));
+        Assert.True(a.IsConnected(second));
+        Assert.Equal(0, a.Engine.Counters.ControlRetransmissions);
+        Assert.Equal(ServalError.None, b.Engine.Accept(l, out _));
+        Assert.True(net.RunUntil(() => b.Engine.PendingAccepts(l) == 1, TimeSpan.FromMilliseconds(1)), "the waiting handshake completes at once");
+        Assert.True(a.IsConnected(first));
+        Assert.Equal(0, a.Engine.Counters.ControlRetransmissions);
+    }
+
+    [Fact]
     public void A_fault_in_one_flow_resets_that_flow_and_the_others_go_on()
     {
         var (net, a, b, _) = Pair(12);
