@@ -49,6 +49,24 @@ public static class ServalHttp
         };
     }
 
+    /// <summary>
+    /// <see cref="CreateHandler"/> behind a handler that retries an idempotent request without a body (GET, HEAD,
+    /// OPTIONS, PUT, DELETE, TRACE) on a new connection, up to <paramref name="retries"/> times, when its connection died
+    /// without an answer: the peer stopped acknowledging (the stream's user timeout, 20 s by default), reset or refused
+    /// it. The new connection's SYN is resolved again, so through a service router it reaches a replica that is still
+    /// registered. Other failures and non-idempotent requests are not retried.
+    /// </summary>
+    /// <param name="host">A started embedded or attached host.</param>
+    /// <param name="resolve">Maps the request's host and port to the service to connect to; null for the default.</param>
+    /// <param name="retries">How many times a request may be retried (0 to 10).</param>
+    /// <returns>A handler for <see cref="HttpClient"/>.</returns>
+    public static HttpMessageHandler CreateFailoverHandler(ServalHost host, Func<DnsEndPoint, ServiceEndPoint>? resolve = null, int retries = 2)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(retries);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(retries, 10);
+        return new ServalFailoverHandler(CreateHandler(host, resolve), retries);
+    }
+
     private static ServiceEndPoint DefaultResolve(DnsEndPoint endPoint) =>
         ServiceEndPoint.TryParse(endPoint.Host, out var service)
             ? new ServiceEndPoint(service.Service)
