@@ -63,7 +63,7 @@ public sealed class HttpFailureTests
         var serval = Assert.Single(Chain(e).OfType<ServalException>());
         Assert.Equal(ServalError.ServiceNotFound, serval.Error);
         Assert.Contains(Chain(e).OfType<HttpRequestException>(), x => x.HttpRequestError == HttpRequestError.NameResolutionError);
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"took {watch.Elapsed}");
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(20), $"took {watch.Elapsed}: no answer, the connect waited for its SYN retransmissions");
     }
 
     [Fact]

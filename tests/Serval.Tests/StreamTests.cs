@@ -302,12 +302,26 @@ public abstract class StreamTests(HostMode mode) : IAsyncDisposable
         var ct = TestNet.Timeout();
         var engine = TestNet.FastEngine with { InitialRto = TimeSpan.FromMilliseconds(50), MinRto = TimeSpan.FromMilliseconds(50), MaxControlRetransmissions = 2 };
         await using var client = await TestNet.UdpHostAsync("client", engine);
-        await using var silent = await TestNet.UdpHostAsync("silent");
+        await using var silent = await TestNet.UdpHostAsync("silent", TestNet.FastEngine with { NegativeAnswersPerSecond = 0 });
         var e = await Assert.ThrowsAsync<ServalException>(async () =>
             await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = silent.Address() }, ct));
         Assert.Equal(ServalError.TimedOut, e.Error);
         Assert.Equal(System.Net.Sockets.SocketError.TimedOut, e.SocketErrorCode);
         Assert.True(await TestNet.EventuallyAsync(async () => await client.GetFlowCountAsync(ct) == 0));
+    }
+
+    [Fact]
+    public async Task Connect_to_a_host_without_the_service_is_refused_within_a_round_trip()
+    {
+        var ct = TestNet.Timeout();
+        await using var client = await Mode.HostAsync("client");
+        await using var other = await TestNet.UdpHostAsync("no-listener");
+
+        // Only the host's answer to the SYN gives ConnectionRefused; silence would give TimedOut after minutes of SYN
+        // retransmissions (longer than the test's own timeout).
+        var e = await Assert.ThrowsAsync<ServalException>(async () =>
+            await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = other.Address() }, ct));
+        Assert.Equal(ServalError.ConnectionRefused, e.Error);
     }
 
     [Fact]
@@ -348,7 +362,7 @@ public abstract class StreamTests(HostMode mode) : IAsyncDisposable
         Assert.Equal(42, one[0]);
 
         using var cancelConnect = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
-        await using var silent = await TestNet.UdpHostAsync("silent");
+        await using var silent = await TestNet.UdpHostAsync("silent", TestNet.FastEngine with { NegativeAnswersPerSecond = 0 });
         await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
             await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = silent.Address() }, cancelConnect.Token));
     }
