@@ -47,7 +47,7 @@ public sealed class DaemonTests
         Assert.Equal("ServiceRouter", (string)stats.Json["host"]!["mode"]!);
 
         // Every engine counter is listed, the stream transport's spoofing defences (RFC 5961) included.
-        foreach (var name in new[] { "resetsIgnored", "badNonce", "spoofTransportRst", "spoofSyn", "spoofFin", "ackUnacceptable", "dataOutOfWindow", "challengeAcksSent", "challengeAcksSuppressed" })
+        foreach (var name in new[] { "resetsIgnored", "badNonce", "flowFaults", "synCookiesSent", "synCookiesAccepted", "synCookiesRejected", "timeWaitRecycled", "negativeAnswersSent", "negativeAnswersSuppressed", "userTimeouts", "spoofTransportRst", "spoofSyn", "spoofFin", "ackUnacceptable", "dataOutOfWindow", "challengeAcksSent", "challengeAcksSuppressed" })
         {
             Assert.Equal(0, (long)stats.Json["engine"]![name]!);
         }
@@ -78,6 +78,11 @@ public sealed class DaemonTests
         foreach (var kind in new[] { "spoof_transport_rst", "spoof_syn", "spoof_fin", "ack_unacceptable", "data_out_of_window", "challenge_acks_sent", "challenge_acks_suppressed" })
         {
             Assert.Contains($"serval_transport_{kind}_total{{serval_host=\"metrics-test\"}} 0", text, StringComparison.Ordinal);
+        }
+
+        foreach (var name in new[] { "flows_faults", "sal_syn_cookies_sent", "sal_timewait_recycled", "sal_negative_answers_sent", "stream_user_timeouts" })
+        {
+            Assert.Contains($"serval_{name}_total{{serval_host=\"metrics-test\"}} 0", text, StringComparison.Ordinal);
         }
     }
 
