@@ -325,6 +325,9 @@ public sealed partial class Engine
         PruneTimers();
     }
 
+    /// <summary>Entries in the timer heap, live and stale (tests: stale entries stay bounded).</summary>
+    internal int TimerHeapCount => _timers.Count;
+
     /// <summary>
     /// Drops stale timer-heap entries (of removed flows, or superseded by an earlier entry) once they outnumber the
     /// flows: the heap removes them lazily when they come to the top, and until then each would keep a whole removed
