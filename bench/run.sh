@@ -29,6 +29,13 @@
 #                                 connect + close only; CONNECT_RATE_WEIGHTS="1 1 2"). p99 = connect + echo latency,
 #                                 failed = Serval connections that failed, ratio = serval_cps / haproxy_cps:
 #                                 connect-rate: serval_cps=<n> haproxy_cps=<n> ratio=<n> serval_p99_ms=<n> haproxy_p99_ms=<n> failed=<n>
+#   bench/run.sh hostile          the stack under attack (bounded parts, loopback and in memory): a SYN flood from a plain
+#                                 UDP socket while a client connects + echoes 1 byte in a loop (HOSTILE_FLOOD_SECONDS=10);
+#                                 9 kinds of spoofed packets x HOSTILE_SPOOFS (1000000) against an established flow of two
+#                                 engines in memory; managed heap per released TIME-WAIT flow (HOSTILE_TIMEWAIT_FLOWS=20000);
+#                                 a soak of verified connect/transfer/close loops (HOSTILE_SOAK_SECONDS=600, e.g. 60 to shorten):
+#                                 hostile: synflood_pps=<n> legit_success=<n> legit_p99_ms=<n> spoofs_sent=<n> spoofs_accepted=<n>
+#                                   timewait_bytes_per_flow=<n> soak_heap_growth=<n> flow_faults=<n>
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -38,7 +45,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 usage() {
   echo "usage: $0 NAME" >&2
-  echo "  names: wire service-table stream-sim stream-veth connect-rate registration migration http" >&2
+  echo "  names: wire service-table stream-sim stream-veth connect-rate registration migration http hostile" >&2
   exit 2
 }
 
@@ -80,6 +87,11 @@ case "$1" in
     # Bounded: a few measurements of at most 60 s each, uploads time out after 300 s.
     # shellcheck disable=SC2086
     timeout 900 dotnet "$binary" http ${HTTP_ARGS:-5 512}
+    ;;
+  hostile)
+    dotnet build "$project" -c Release --nologo -v quiet >&2
+    # Bounded: flood and spoof parts of at most a few minutes, the soak HOSTILE_SOAK_SECONDS plus about a minute.
+    timeout $((${HOSTILE_SOAK_SECONDS:-600} + 1200)) dotnet "$binary" hostile
     ;;
   stream-veth)
     exec "$here/stream-veth.sh"

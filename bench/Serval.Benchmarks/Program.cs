@@ -32,6 +32,11 @@ if (args.Length > 0 && args[0] == "http")
     return await HttpBenchmark.RunAsync(args[1..]);
 }
 
+if (args.Length > 0 && args[0] == "hostile")
+{
+    return await HostileBenchmark.RunAsync(args[1..]);
+}
+
 if (args.Length > 0 && args[0] == "wire")
 {
     var summary = BenchmarkRunner.Run<WireBenchmarks>(SuiteConfig.Short());

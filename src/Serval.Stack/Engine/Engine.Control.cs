@@ -321,6 +321,41 @@ public sealed partial class Engine
         {
             _sockets.Remove(flow.Handle.Value);
         }
+
+        PruneTimers();
+    }
+
+    /// <summary>Entries in the timer heap, live and stale (tests: stale entries stay bounded).</summary>
+    internal int TimerHeapCount => _timers.Count;
+
+    /// <summary>
+    /// Drops stale timer-heap entries (of removed flows, or superseded by an earlier entry) once they outnumber the
+    /// flows: the heap removes them lazily when they come to the top, and until then each would keep a whole removed
+    /// flow reachable — e.g. every flow replaced by a compact TIME-WAIT record, for up to the TIME-WAIT period.
+    /// Amortized O(1) per entry: a rebuild leaves at most one entry per live flow.
+    /// </summary>
+    private void PruneTimers()
+    {
+        if (_timers.Count <= (2 * _flows.Count) + 64)
+        {
+            return;
+        }
+
+        var live = new List<(Flow, TimeSpan)>(_flows.Count);
+        foreach (var (f, at) in _timers.UnorderedItems)
+        {
+            if (f.QueuedAt == at && _flows.ContainsKey(f.LocalFlow.Value))
+            {
+                live.Add((f, at));
+            }
+            else if (f.QueuedAt == at)
+            {
+                f.QueuedAt = null;
+            }
+        }
+
+        _timers.Clear();
+        _timers.EnqueueRange(live);
     }
 
     /// <summary>Whether a server-side flow was handed out by <see cref="Accept"/>.</summary>
@@ -403,6 +438,7 @@ public sealed partial class Engine
         {
             _timers.Enqueue(flow, at);
             flow.QueuedAt = at;
+            PruneTimers();
         }
     }
 
@@ -466,6 +502,8 @@ public sealed partial class Engine
                 }
             }
         }
+
+        _dueScratch.Clear();
 
         ExpireTimeWait(now);
         if (Services.NextExpiry is { } e && e <= now)
@@ -569,6 +607,8 @@ public sealed partial class Engine
                 OnFault(flow, "output", e, now);
             }
         }
+
+        _transmitScratch.Clear(); // (holds no removed flow until the next round)
     }
 
     private void FlushTransport(Flow flow, TimeSpan now)

@@ -219,6 +219,8 @@ public sealed class OverloadTests
 
         Assert.Equal(100, b.Engine.CompactTimeWaitCount);
         Assert.Equal(50, b.Engine.Counters.TimeWaitRecycled);
+        // The released flows are gone from the timer heap too (stale entries would keep each whole flow reachable).
+        Assert.True(b.Engine.TimerHeapCount <= 64 && a.Engine.TimerHeapCount <= 64, $"timer heap {b.Engine.TimerHeapCount} / {a.Engine.TimerHeapCount}");
         Assert.All(b.Engine.GetFlows(), f => Assert.True(f.State == SalState.TimeWait && f.Stream is null && f.Socket.IsNone));
         Assert.Equal(100, b.Engine.GetFlows().Count);
         Assert.Equal(0, a.Engine.FlowCount);
