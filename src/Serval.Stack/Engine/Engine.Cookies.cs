@@ -80,9 +80,67 @@ public sealed partial class Engine
         return (uint)index | ((uint)ws << 3) | (syn.SackPermitted ? 1u << 7 : 0) | (syn.Timestamp.HasValue ? 1u << 8 : 0);
     }
 
+    private const int CookieBudgetSources = 4096;
+
+    private readonly Dictionary<(LinkAddress Link, LinkAddress Origin), (double Tokens, TimeSpan At)> _cookieBudgets = [];
+
+    /// <summary>
+    /// Per-source budget of cookie SYN-ACKs (<see cref="EngineOptions.SynCookiesPerSourcePerSecond"/>): a flood from one
+    /// source is dropped after parsing, before the keyed hash and the answer, so the engine keeps up and other sources'
+    /// SYNs are answered at once. The source is the link source address with the SYN's originator (SOURCE[0]) when it
+    /// came through a router. At most 4,096 sources are tracked; beyond, new sources share one budget.
+    /// </summary>
+    private bool TakeCookieBudget(LinkAddress linkSource, in SalPacketRepr p, TimeSpan now)
+    {
+        var rate = _options.SynCookiesPerSourcePerSecond;
+        if (rate <= 0)
+        {
+            return true;
+        }
+
+        var key = (linkSource.WithPort(0), p.SourceRoute is { } r ? r.First.WithPort(0) : default);
+        if (!_cookieBudgets.TryGetValue(key, out var b))
+        {
+            if (_cookieBudgets.Count >= CookieBudgetSources)
+            {
+                foreach (var (k, v) in _cookieBudgets)
+                {
+                    if (now - v.At > TimeSpan.FromSeconds(1))
+                    {
+                        _cookieBudgets.Remove(k);
+                    }
+                }
+
+                if (_cookieBudgets.Count >= CookieBudgetSources)
+                {
+                    key = default;
+                }
+            }
+
+            b = _cookieBudgets.TryGetValue(key, out var shared) ? shared : (rate, now);
+        }
+
+        b.Tokens = Math.Min(rate, b.Tokens + (Math.Max(0, (now - b.At).TotalSeconds) * rate));
+        b.At = now;
+        var ok = b.Tokens >= 1;
+        if (ok)
+        {
+            b.Tokens -= 1;
+        }
+
+        _cookieBudgets[key] = b;
+        return ok;
+    }
+
     /// <summary>Answers a SYN with a stateless SYN-ACK (the pending-request table is full).</summary>
     private void SendCookieSynAck(ListenerSocket l, EngineInterface iface, LinkAddress source, in SalPacketRepr p, SalControl c, TimeSpan now)
     {
+        if (!TakeCookieBudget(source, p, now))
+        {
+            Counters.SynCookieSuppressed();
+            return;
+        }
+
         var protocol = p.Protocol;
         if (protocol == SalPacketRepr.ProtocolTcp && !p.Tcp.Has(TcpFlags.Syn))
         {

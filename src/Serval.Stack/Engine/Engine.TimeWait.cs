@@ -12,21 +12,23 @@ namespace Serval.Stack;
 public sealed partial class Engine
 {
     private readonly Dictionary<uint, TimeWaitEntry> _timeWait = [];
-    private readonly Queue<(uint Flow, TimeSpan ExpiresAt)> _timeWaitOrder = new();
+    private readonly Queue<(uint Flow, uint Generation, TimeSpan ExpiresAt)> _timeWaitOrder = new();
+    private uint _timeWaitGeneration;
 
     /// <summary>Flows in TIME-WAIT kept as compact records (their applications released them).</summary>
     public int CompactTimeWaitCount => _timeWait.Count;
 
+    /// <summary>80 bytes (fields ordered to avoid padding); the expiry lives in the order queue, matched by generation.</summary>
     private struct TimeWaitEntry
     {
-        public uint PeerFlow;
+        public LinkAddress PeerAddress;
         public ulong LocalNonce;
         public ulong PeerNonce;
+        public TimeWaitTcp Tcp;
+        public uint PeerFlow;
         public uint SndNxt;
         public uint RcvNxt;
-        public TimeWaitTcp Tcp;
-        public LinkAddress PeerAddress;
-        public TimeSpan ExpiresAt;
+        public uint Generation;
         public ushort Interface;
         public bool HasStream;
         public byte Protocol;
@@ -45,7 +47,7 @@ public sealed partial class Engine
             Tcp = flow.Stream?.TimeWaitState ?? default,
             HasStream = flow.Stream is not null,
             PeerAddress = flow.PeerAddress,
-            ExpiresAt = flow.StateTimerAt ?? _now + _options.TimeWait,
+            Generation = ++_timeWaitGeneration,
             Interface = (ushort)flow.Interface,
             Protocol = (byte)flow.Protocol,
         };
@@ -54,10 +56,10 @@ public sealed partial class Engine
         flow.Stream = null;
         var id = flow.LocalFlow.Value;
         _timeWait[id] = entry;
-        _timeWaitOrder.Enqueue((id, entry.ExpiresAt));
+        _timeWaitOrder.Enqueue((id, entry.Generation, flow.StateTimerAt ?? _now + _options.TimeWait));
         while (_timeWait.Count > _options.MaxTimeWaitFlows && _timeWaitOrder.TryDequeue(out var oldest))
         {
-            if (_timeWait.TryGetValue(oldest.Flow, out var e) && e.ExpiresAt == oldest.ExpiresAt)
+            if (_timeWait.TryGetValue(oldest.Flow, out var e) && e.Generation == oldest.Generation)
             {
                 _timeWait.Remove(oldest.Flow);
                 Counters.TimeWaitRecycledFlow();
@@ -89,7 +91,7 @@ public sealed partial class Engine
         while (_timeWaitOrder.TryPeek(out var head) && head.ExpiresAt <= now)
         {
             _timeWaitOrder.Dequeue();
-            if (_timeWait.TryGetValue(head.Flow, out var e) && e.ExpiresAt == head.ExpiresAt)
+            if (_timeWait.TryGetValue(head.Flow, out var e) && e.Generation == head.Generation)
             {
                 _timeWait.Remove(head.Flow);
             }
@@ -106,7 +108,7 @@ public sealed partial class Engine
     {
         while (_timeWaitOrder.TryPeek(out var head))
         {
-            if (_timeWait.TryGetValue(head.Flow, out var e) && e.ExpiresAt == head.ExpiresAt)
+            if (_timeWait.TryGetValue(head.Flow, out var e) && e.Generation == head.Generation)
             {
                 return head.ExpiresAt;
             }

@@ -36,6 +36,7 @@ public sealed class EngineCounters
     private long _synCookiesAccepted;
     private long _synCookiesRejected;
     private long _pendingEvicted;
+    private long _synCookiesSuppressed;
     private long _timeWaitRecycled;
     private long _negativeAnswersSent;
     private long _negativeAnswersSuppressed;
@@ -137,6 +138,9 @@ public sealed class EngineCounters
     /// <summary>Handshake ACKs for no pending request whose SYN cookie did not verify (dropped).</summary>
     public long SynCookiesRejected => Volatile.Read(ref _synCookiesRejected);
 
+    /// <summary>SYNs not answered with a cookie because their source used up its budget.</summary>
+    public long SynCookiesSuppressed => Volatile.Read(ref _synCookiesSuppressed);
+
     /// <summary>Pending requests evicted to make room for new SYNs.</summary>
     public long PendingEvicted => Volatile.Read(ref _pendingEvicted);
 
@@ -159,6 +163,8 @@ public sealed class EngineCounters
     internal void SynCookieAccepted() => _synCookiesAccepted++;
 
     internal void SynCookieRejected() => _synCookiesRejected++;
+
+    internal void SynCookieSuppressed() => _synCookiesSuppressed++;
 
     internal void PendingEvictedRequest() => _pendingEvicted++;
 

@@ -40,6 +40,13 @@ public sealed record EngineOptions
     public bool SynCookies { get; init; } = true;
 
     /// <summary>
+    /// Most cookie SYN-ACKs per second to one source (link source address, with the SYN's originator when it came through
+    /// a router), burst the same; beyond, the source's SYNs are dropped (counted as SynCookiesSuppressed) before the keyed
+    /// hash and the answer. 0 for no limit.
+    /// </summary>
+    public int SynCookiesPerSourcePerSecond { get; init; } = 1000;
+
+    /// <summary>
     /// Most negative answers (service not found, refused) sent per second, with a burst of the same size (like ICMP
     /// error rate limits); 0 sends none.
     /// </summary>
@@ -109,6 +116,11 @@ public sealed record EngineOptions
         if (MaxSynAckRetransmissions is < 0 or > 100)
         {
             throw new ArgumentException("MaxSynAckRetransmissions must be 0 to 100.", nameof(MaxSynAckRetransmissions));
+        }
+
+        if (SynCookiesPerSourcePerSecond < 0)
+        {
+            throw new ArgumentException("SynCookiesPerSourcePerSecond must not be negative.", nameof(SynCookiesPerSourcePerSecond));
         }
 
         if (NegativeAnswersPerSecond < 0)

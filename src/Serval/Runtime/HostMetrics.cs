@@ -45,6 +45,7 @@ internal sealed class HostMetrics : IDisposable
         Observe("serval.flows.faults", "{fault}", "Unexpected exceptions while processing one flow (the flow was reset, the host went on).", () => c.FlowFaults + driver.DriverFaults);
         Observe("serval.sal.syn_cookies_sent", "{packet}", "SYN-ACKs sent statelessly because a pending-request table was full.", () => c.SynCookiesSent);
         Observe("serval.sal.syn_cookies_accepted", "{connection}", "Connections created from a valid SYN cookie.", () => c.SynCookiesAccepted);
+        Observe("serval.sal.syn_cookies_suppressed", "{packet}", "SYNs not answered with a cookie because their source used up its budget.", () => c.SynCookiesSuppressed);
         Observe("serval.sal.syn_cookies_rejected", "{packet}", "Handshake ACKs whose SYN cookie did not verify.", () => c.SynCookiesRejected);
         Observe("serval.sal.pending_evicted", "{request}", "Pending connection requests evicted for new SYNs.", () => c.PendingEvicted);
         Observe("serval.sal.timewait_recycled", "{flow}", "TIME-WAIT flows ended early at the TIME-WAIT cap.", () => c.TimeWaitRecycled);
