@@ -34,6 +34,8 @@
 #                                 9 kinds of spoofed packets x HOSTILE_SPOOFS (1000000) against an established flow of two
 #                                 engines in memory; managed heap per released TIME-WAIT flow (HOSTILE_TIMEWAIT_FLOWS=20000);
 #                                 a soak of verified connect/transfer/close loops (HOSTILE_SOAK_SECONDS=600, e.g. 60 to shorten):
+#                                 (spoofs_accepted: the kinds the stack can check; data in the window and forged pure ACKs
+#                                 carry no nonce and are only rejected with high probability, printed separately):
 #                                 hostile: synflood_pps=<n> legit_success=<n> legit_p99_ms=<n> spoofs_sent=<n> spoofs_accepted=<n>
 #                                   timewait_bytes_per_flow=<n> soak_heap_growth=<n> flow_faults=<n>
 set -euo pipefail
