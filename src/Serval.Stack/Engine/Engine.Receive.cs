@@ -549,6 +549,19 @@ public sealed partial class Engine
         switch (flow.State)
         {
             case SalState.Request:
+                if (!c.Has(SalControlFlags.Nack) && flow.AdvisoryAddress.IsNone && !flow.RefusalRetried && flow.DelayedPacketId == 0)
+                {
+                    // Refused by the host our service table (or a router's) picked: resolve the SYN once more at once.
+                    // A router whose registration for a replica that just left is still in flight, or a weighted
+                    // choice, then picks a replica that serves the service.
+                    flow.RefusalRetried = true;
+                    Counters.RefusalRetry();
+                    if (SendSyn(flow, now) == ServalError.None)
+                    {
+                        break;
+                    }
+                }
+
                 // A negative answer to our SYN: NACK means no node on the way knew the service.
                 Fail(flow, c.Has(SalControlFlags.Nack) ? ServalError.ServiceNotFound : ServalError.ConnectionRefused, now);
                 break;

@@ -37,6 +37,7 @@ public sealed class EngineCounters
     private long _synCookiesRejected;
     private long _pendingEvicted;
     private long _synCookiesSuppressed;
+    private long _refusalRetries;
     private long _timeWaitRecycled;
     private long _negativeAnswersSent;
     private long _negativeAnswersSuppressed;
@@ -141,6 +142,9 @@ public sealed class EngineCounters
     /// <summary>SYNs not answered with a cookie because their source used up its budget.</summary>
     public long SynCookiesSuppressed => Volatile.Read(ref _synCookiesSuppressed);
 
+    /// <summary>Connects refused by the host the service table picked and resolved once more.</summary>
+    public long RefusalRetries => Volatile.Read(ref _refusalRetries);
+
     /// <summary>Pending requests evicted to make room for new SYNs.</summary>
     public long PendingEvicted => Volatile.Read(ref _pendingEvicted);
 
@@ -165,6 +169,8 @@ public sealed class EngineCounters
     internal void SynCookieRejected() => _synCookiesRejected++;
 
     internal void SynCookieSuppressed() => _synCookiesSuppressed++;
+
+    internal void RefusalRetry() => _refusalRetries++;
 
     internal void PendingEvictedRequest() => _pendingEvicted++;
 

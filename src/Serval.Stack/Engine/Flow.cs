@@ -130,6 +130,9 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
     /// <summary>The transport part of that handshake ACK, replayed when the flow is promoted.</summary>
     public TcpRepr DeferredAck { get; set; }
 
+    /// <summary>Our SYN was refused once and resolved again (a connect is re-resolved at most once).</summary>
+    public bool RefusalRetried { get; set; }
+
     /// <summary>Whether this flow sits in its listener's accept queue.</summary>
     public bool InAcceptQueue { get; set; }
 

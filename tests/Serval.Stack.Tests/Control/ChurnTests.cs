@@ -156,6 +156,6 @@ public sealed class ChurnTests
         var live = Enumerable.Range(0, 4).Count(r => !listeners[r].IsNone);
         Assert.Equal(live, t.RouterTargets(Web).Count);
         Assert.Equal(0, t.Router.Host.Engine.Counters.FlowFaults + client.Engine.Counters.FlowFaults);
-        Assert.True(refused < flows.Count / 20, $"{refused} connects refused");
+        Assert.True(refused == 0, $"{refused} connects refused although refused SYNs are resolved once more");
     }
 }

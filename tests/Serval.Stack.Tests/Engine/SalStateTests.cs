@@ -125,7 +125,14 @@ public sealed class SalStateTests
         h.Poll();
         var syn = h.Expect(p => Is(p, Syn));
         h.Send(Control(Rst | Ack, 0, syn.Control!.Value.Verno + 1, new FlowId(5), syn.SourceFlow, syn.Control.Value.Nonce));
+
+        // The SYN was resolved by the service table: it is resolved once more before the connect is refused.
+        var again = h.Expect(p => Is(p, Syn), "the SYN, resolved again");
+        Assert.Equal(syn.Control.Value.Nonce, again.Control!.Value.Nonce);
+        Assert.Equal(SalState.Request, h.Engine.GetState(s));
+        h.Send(Control(Rst | Ack, 0, syn.Control.Value.Verno + 1, new FlowId(5), syn.SourceFlow, syn.Control.Value.Nonce));
         Assert.Equal(ServalError.ConnectionRefused, h.Engine.GetError(s));
+        h.ExpectNothing();
     }
 
     [Fact]
