@@ -123,6 +123,21 @@ public sealed partial class Engine
         SendOnFlow(flow, repr, []);
     }
 
+    /// <summary>The handshake ACK again (client side), verifiable as a cookie ACK (docs/engine.md, "SYN cookies").</summary>
+    private void SendRepeatedHandshakeAck(Flow flow)
+    {
+        var repr = new SalPacketRepr
+        {
+            SourceFlow = flow.LocalFlow,
+            DestinationFlow = flow.PeerFlow,
+            Protocol = (byte)flow.Protocol,
+            Control = new SalControl(SalControlFlags.Ack, flow.Iss + 1, flow.RcvNxt, flow.LocalNonce),
+            DestinationService = flow.Service,
+            Tcp = flow.Stream!.CreateRepeatedHandshakeAck(),
+        };
+        SendOnFlow(flow, repr, []);
+    }
+
     private void SendPureAck(Flow flow) => SendControlOnly(flow, SalControlFlags.Ack, flow.SndNxt);
 
     /// <summary>Sends a control-only packet to a given address (migration replies go where the request came from).</summary>
@@ -573,6 +588,13 @@ public sealed partial class Engine
         {
             s.OnTimeout(now);
             MarkTransmit(flow);
+            if (flow.Listener is null && !flow.HeardSinceHandshake && s.RetransmissionTimeouts != flow.SeenTimeouts && flow.State == SalState.Connected)
+            {
+                // Our data went unanswered and nothing at all came back since the SYN-ACK: the handshake ACK may have
+                // been lost, and a server that answered with a SYN cookie has no other way to learn of the connection.
+                flow.SeenTimeouts = s.RetransmissionTimeouts;
+                SendRepeatedHandshakeAck(flow);
+            }
         }
     }
 

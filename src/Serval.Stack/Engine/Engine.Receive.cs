@@ -369,6 +369,7 @@ public sealed partial class Engine
                 return;
             }
 
+            flow.HeardSinceHandshake = true; // a control packet with the peer's nonce
             if (c.Has(SalControlFlags.Syn | SalControlFlags.Ack))
             {
                 // Our handshake ACK was lost: the server retransmitted its SYN-ACK.
@@ -679,6 +680,7 @@ public sealed partial class Engine
 
     private void OnTransport(Flow flow, in SalPacketRepr p, ReadOnlySpan<byte> payload, TimeSpan now)
     {
+        flow.HeardSinceHandshake = true;
         if (flow.Stream is { } st)
         {
             if (p.Protocol != SalPacketRepr.ProtocolTcp)

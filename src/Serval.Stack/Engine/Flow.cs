@@ -130,6 +130,12 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
     /// <summary>The transport part of that handshake ACK, replayed when the flow is promoted.</summary>
     public TcpRepr DeferredAck { get; set; }
 
+    /// <summary>Something arrived from the peer after our handshake ACK (so the peer has the connection).</summary>
+    public bool HeardSinceHandshake { get; set; }
+
+    /// <summary>The stream's retransmission timeouts when the flow last checked (client flows, see HeardSinceHandshake).</summary>
+    public long SeenTimeouts { get; set; }
+
     /// <summary>Our SYN was refused once and resolved again (a connect is re-resolved at most once).</summary>
     public bool RefusalRetried { get; set; }
 

@@ -343,4 +343,18 @@ public sealed partial class StreamConnection
         Window = 0,
         Timestamp = tw.Timestamps ? new TcpTimestamp(unchecked((uint)(now.Ticks / TimeSpan.TicksPerMillisecond) + tw.TimestampOffset), tw.TimestampRecent) : null,
     };
+
+    /// <summary>Retransmission timeouts so far (the SAL watches it to repeat a handshake ACK that may have been lost).</summary>
+    internal long RetransmissionTimeouts => _statTimeouts;
+
+    /// <summary>
+    /// Active open: the handshake ACK again, sent with the sequence number of the first unacknowledged byte (the value it
+    /// had the first time while nothing was acknowledged), so that a server that answered with a SYN cookie can verify it
+    /// even after data followed.
+    /// </summary>
+    internal TcpRepr CreateRepeatedHandshakeAck()
+    {
+        var ack = CreateHandshakeAck();
+        return ack with { SequenceNumber = SndWire(_sndUna) };
+    }
 }

@@ -150,6 +150,47 @@ public sealed class OverloadTests
     }
 
     [Fact]
+    public void A_handshake_ack_lost_on_its_way_to_a_cookie_server_is_repeated_when_the_first_data_goes_unanswered()
+    {
+        var (net, a, b, bi) = Pair(21, EngineOptions.Default with { MaxPendingRequests = 1 });
+        var link = net.Links[0];
+        var l = b.Listen(Echo);
+        var spoofed = LinkAddress.Parse("10.7.0.99");
+        var junk = JunkSyn(new Random(3), spoofed);
+        b.Do(e => e.Receive(bi, spoofed, ServerAddress, junk, b.Now)); // the pending table (1) is now full
+
+        var c = a.Connect(Echo);
+        Assert.True(net.RunUntil(() => b.Engine.Counters.SynCookiesSent == 1, TimeSpan.FromSeconds(1)));
+        link.Partitioned = true; // the cookie SYN-ACK is on its way; the client's handshake ACK will be lost
+        Assert.True(net.RunUntil(() => a.IsConnected(c), TimeSpan.FromSeconds(1)));
+        net.RunFor(TimeSpan.FromMilliseconds(5));
+        link.Partitioned = false;
+        Assert.Equal(0, b.Engine.PendingAccepts(l));
+
+        // The client's data goes unanswered; at its first retransmission timeout it repeats the handshake ACK, which the
+        // server verifies as a cookie: the connection is created and the data arrives.
+        var data = SimApp.RandomBytes(20_000, 11);
+        Assert.Equal(ServalError.None, a.Engine.Write(c, data, a.Now, out var n));
+        Assert.Equal(data.Length, n);
+        var s = net.AcceptOne(b, l);
+        Assert.Equal(1, b.Engine.Counters.SynCookiesAccepted);
+        var got = new MemoryStream();
+        var buffer = new byte[64 * 1024];
+        Assert.True(net.RunUntil(
+            () =>
+            {
+                while (b.Engine.Read(s, buffer, b.Now, out var r, out _) == ServalError.None && r > 0)
+                {
+                    got.Write(buffer, 0, r);
+                }
+
+                return got.Length == data.Length;
+            },
+            SimApp.Patience));
+        Assert.Equal(SimApp.Sha(data), SimApp.Sha(got.ToArray()));
+    }
+
+    [Fact]
     public void Forged_cookie_acks_are_rejected_and_counted()
     {
         var options = EngineOptions.Default with { MaxPendingRequests = 1 };
