@@ -83,6 +83,10 @@ public sealed partial class Engine
     private const int CookieBudgetSources = 4096;
 
     private readonly Dictionary<(LinkAddress Link, LinkAddress Origin), (double Tokens, TimeSpan At)> _cookieBudgets = [];
+    private TimeSpan? _cookieBudgetsPrunedAt;
+
+    /// <summary>Sources with a cookie budget of their own (at most 4,096 plus the shared one).</summary>
+    internal int CookieBudgetSourceCount => _cookieBudgets.Count;
 
     /// <summary>
     /// Per-source budget of cookie SYN-ACKs (<see cref="EngineOptions.SynCookiesPerSourcePerSecond"/>): a flood from one
@@ -101,8 +105,10 @@ public sealed partial class Engine
         var key = (linkSource.WithPort(0), p.SourceRoute is { } r ? r.First.WithPort(0) : default);
         if (!_cookieBudgets.TryGetValue(key, out var b))
         {
-            if (_cookieBudgets.Count >= CookieBudgetSources)
+            // Forget idle sources, at most once a second (a flood of new sources must not make every SYN scan the table).
+            if (_cookieBudgets.Count >= CookieBudgetSources && (_cookieBudgetsPrunedAt is not { } pruned || now - pruned >= TimeSpan.FromSeconds(1)))
             {
+                _cookieBudgetsPrunedAt = now;
                 foreach (var (k, v) in _cookieBudgets)
                 {
                     if (now - v.At > TimeSpan.FromSeconds(1))
@@ -110,11 +116,11 @@ public sealed partial class Engine
                         _cookieBudgets.Remove(k);
                     }
                 }
+            }
 
-                if (_cookieBudgets.Count >= CookieBudgetSources)
-                {
-                    key = default;
-                }
+            if (_cookieBudgets.Count >= CookieBudgetSources)
+            {
+                key = default; // more sources than tracked: the newcomers share one budget
             }
 
             b = _cookieBudgets.TryGetValue(key, out var shared) ? shared : (rate, now);

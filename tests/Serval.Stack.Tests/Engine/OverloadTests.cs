@@ -191,6 +191,34 @@ public sealed class OverloadTests
     }
 
     [Fact]
+    public void A_flood_from_ever_new_sources_keeps_the_cookie_budget_table_bounded_and_a_known_client_served()
+    {
+        var (net, a, b, bi) = Pair(22, EngineOptions.Default with { MaxPendingRequests = 1, SynCookiesPerSourcePerSecond = 10 });
+        var l = b.Listen(Echo, backlog: 512);
+        var random = new Random(12);
+
+        // The client is a known source before the flood starts.
+        var first = a.Connect(Echo);
+        var spoofed = LinkAddress.Parse("10.7.0.99");
+        var junk = JunkSyn(random, spoofed);
+        b.Do(e => e.Receive(bi, spoofed, ServerAddress, junk, b.Now));
+        Assert.True(net.RunUntil(() => a.IsConnected(first), TimeSpan.FromSeconds(1)));
+
+        for (var i = 0; i < 20_000; i++)
+        {
+            var source = LinkAddress.FromIPv4(0x0B000000u + (uint)i);
+            var syn = JunkSyn(random, source);
+            b.Do(e => e.Receive(bi, source, ServerAddress, syn, b.Now));
+        }
+
+        Assert.InRange(b.Engine.CookieBudgetSourceCount, 1, 4097);
+        Assert.True(b.Engine.Counters.SynCookiesSuppressed > 10_000, "the newcomers beyond the table share one budget");
+        var second = a.Connect(Echo);
+        Assert.True(net.RunUntil(() => a.IsConnected(second), TimeSpan.FromSeconds(1)), "a tracked source keeps its own budget");
+        Assert.Equal(0, b.Engine.Counters.FlowFaults);
+    }
+
+    [Fact]
     public void Forged_cookie_acks_are_rejected_and_counted()
     {
         var options = EngineOptions.Default with { MaxPendingRequests = 1 };
