@@ -26,8 +26,8 @@ internal sealed class MemNet
         A.SetInterfaceUp(Ai, true, Now);
         B.SetInterfaceUp(Bi, true, Now);
         A.Services.Add(ServicePrefix.Default, ServiceTarget.Forward(AddrB, Ai));
-        ToB = new Wire(B, Bi);
-        ToA = new Wire(A, Ai);
+        ToB = new MemoryWire(B, Bi, observeTcp: true);
+        ToA = new MemoryWire(A, Ai, observeTcp: true);
         B.Listen(ServicePrefix.Exact(Service), TransportProtocol.Stream, 4096, Now, out var listener);
         Listener = listener;
     }
@@ -42,9 +42,9 @@ internal sealed class MemNet
 
     public SocketHandle Listener { get; }
 
-    public Wire ToB { get; }
+    public MemoryWire ToB { get; }
 
-    public Wire ToA { get; }
+    public MemoryWire ToA { get; }
 
     public TimeSpan Now { get; private set; } = TimeSpan.FromSeconds(1);
 
@@ -84,62 +84,6 @@ internal sealed class MemNet
         }
 
         return false;
-    }
-
-    /// <summary>One direction of the in-memory link; remembers the last TCP header fields it carried.</summary>
-    internal sealed class Wire(Engine peer, int peerInterface) : IPacketSink
-    {
-        private readonly Queue<(LinkAddress Src, LinkAddress Dst, byte[] Buf, int Len)> _pending = new();
-        private readonly Stack<byte[]> _pool = new();
-
-        /// <summary>Sequence number of the last SYN (without ACK) or SYN-ACK seen.</summary>
-        public uint SynSequence { get; private set; }
-
-        /// <summary>Acknowledgement number of the last segment with ACK.</summary>
-        public uint LastAck { get; private set; }
-
-        /// <summary>Raw (unscaled) window field of the last segment — never more than the real window.</summary>
-        public ushort LastWindow { get; private set; }
-
-        public void Send(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet)
-        {
-            var buf = _pool.Count > 0 ? _pool.Pop() : new byte[2048];
-            if (buf.Length < packet.Length)
-            {
-                buf = new byte[packet.Length];
-            }
-
-            packet.CopyTo(buf);
-            _pending.Enqueue((source, destination, buf, packet.Length));
-            var hl = packet[8] * 4;
-            if (packet[9] == SalPacketRepr.ProtocolTcp && packet.Length >= hl + 20)
-            {
-                var tcp = packet[hl..];
-                var flags = (TcpFlags)(((tcp[12] & 1) << 8) | tcp[13]);
-                if ((flags & TcpFlags.Syn) != 0)
-                {
-                    SynSequence = BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]);
-                }
-
-                if ((flags & TcpFlags.Ack) != 0)
-                {
-                    LastAck = BinaryPrimitives.ReadUInt32BigEndian(tcp[8..]);
-                    LastWindow = BinaryPrimitives.ReadUInt16BigEndian(tcp[14..]);
-                }
-            }
-        }
-
-        /// <summary>Empties the buffer pool (the benchmark's own memory, not the engines').</summary>
-        public void TrimPool() => _pool.Clear();
-
-        public void Deliver(TimeSpan now)
-        {
-            while (_pending.TryDequeue(out var p))
-            {
-                peer.Receive(peerInterface, p.Src, p.Dst, p.Buf.AsSpan(0, p.Len), now);
-                _pool.Push(p.Buf);
-            }
-        }
     }
 }
 

@@ -12,35 +12,6 @@ namespace Serval.Benchmarks;
 /// </summary>
 internal static class StreamSimBenchmark
 {
-    private sealed class Wire(Engine peer, int peerInterface) : IPacketSink
-    {
-        public readonly Queue<(LinkAddress Src, LinkAddress Dst, byte[] Buf, int Len)> Pending = new();
-        private readonly Stack<byte[]> _pool = new();
-
-        public Engine Peer { get; } = peer;
-
-        public int PeerInterface { get; } = peerInterface;
-
-        public long Packets { get; private set; }
-
-        public void Send(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet)
-        {
-            var buf = _pool.Count > 0 ? _pool.Pop() : new byte[16384];
-            packet.CopyTo(buf);
-            Pending.Enqueue((source, destination, buf, packet.Length));
-            Packets++;
-        }
-
-        public void Deliver(TimeSpan now)
-        {
-            while (Pending.TryDequeue(out var p))
-            {
-                Peer.Receive(PeerInterface, p.Src, p.Dst, p.Buf.AsSpan(0, p.Len), now);
-                _pool.Push(p.Buf);
-            }
-        }
-    }
-
     public static int Run(string[] args)
     {
         var totalBytes = args.Length > 0 ? long.Parse(args[0], CultureInfo.InvariantCulture) : 1L << 30;
@@ -55,8 +26,8 @@ internal static class StreamSimBenchmark
         a.SetInterfaceUp(ai, true, now);
         b.SetInterfaceUp(bi, true, now);
         a.Services.Add(ServicePrefix.Default, ServiceTarget.Forward(addrB, ai));
-        var toB = new Wire(b, bi);
-        var toA = new Wire(a, ai);
+        var toB = new MemoryWire(b, bi);
+        var toA = new MemoryWire(a, ai);
         b.Listen(ServicePrefix.Exact(service), TransportProtocol.Stream, 8, now, out var listener);
         a.Connect(service, TransportProtocol.Stream, now, out var client);
         SocketHandle server = default;

@@ -18,16 +18,9 @@ namespace Serval.AspNetCore.Tests;
 /// <summary>HttpClient over Serval fails fast and retries elsewhere instead of hanging (docs/aspnetcore.md).</summary>
 public sealed class HttpFailureTests
 {
-    private static int s_next = (Environment.ProcessId % 200) + 20;
+    private static IPAddress NextAddress() => AspNetTestNet.NextAddress();
 
-    private static IPAddress NextAddress()
-    {
-        var n = Interlocked.Increment(ref s_next);
-        return IPAddress.Parse($"127.78.{n / 250}.{(n % 250) + 1}");
-    }
-
-    private static CancellationToken Timeout(int seconds) =>
-        CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken, new CancellationTokenSource(TimeSpan.FromSeconds(seconds)).Token).Token;
+    private static CancellationToken Timeout(int seconds) => AspNetTestNet.Timeout(seconds);
 
     private static async Task<WebApplication> StartAppAsync(ServalHost host, ServiceId service, CancellationToken ct)
     {

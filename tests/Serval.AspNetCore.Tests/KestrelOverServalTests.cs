@@ -19,20 +19,12 @@ namespace Serval.AspNetCore.Tests;
 /// </summary>
 public sealed class KestrelOverServalTests
 {
-    private static int s_next = Environment.ProcessId % 200;
-
-    /// <summary>A fresh loopback address in 127.250.x.y (other test projects use other ranges).</summary>
-    private static IPAddress NextAddress()
-    {
-        var n = Interlocked.Increment(ref s_next);
-        return new IPAddress([127, 250, (byte)(n / 250 % 250), (byte)((n % 250) + 2)]);
-    }
+    private static IPAddress NextAddress() => AspNetTestNet.NextAddress();
 
     private static ValueTask<ServalHost> HostAsync(string name) =>
         ServalHost.StartAsync(new ServalHostOptions { Name = name, Links = [new UdpLink(NextAddress())] });
 
-    private static CancellationToken Timeout(int seconds) =>
-        CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken, new CancellationTokenSource(TimeSpan.FromSeconds(seconds)).Token).Token;
+    private static CancellationToken Timeout(int seconds) => AspNetTestNet.Timeout(seconds);
 
     /// <summary>A web app on <paramref name="host"/> serving <paramref name="service"/> (and nothing else).</summary>
     private static async Task<WebApplication> StartAppAsync(ServalHost host, ServiceId service, HttpProtocols protocols, CancellationToken ct)

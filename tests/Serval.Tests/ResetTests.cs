@@ -22,27 +22,7 @@ public abstract class ResetTests(HostMode mode) : IAsyncDisposable
         return Mode.DisposeAsync();
     }
 
-    private async Task<Pair> ConnectPairAsync(CancellationToken ct)
-    {
-        var server = await Mode.HostAsync("server");
-        var client = await Mode.HostAsync("client");
-        var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(Service) }, ct);
-        var accept = listener.AcceptConnectionAsync(ct);
-        var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Service, AdvisoryAddress = Mode.AddressOf(server) }, ct);
-        return new Pair(server, client, listener, connection, await accept);
-    }
-
-    private sealed record Pair(ServalHost Server, ServalHost Client, ServalListener Listener, ServalConnection Connection, ServalConnection Accepted) : IAsyncDisposable
-    {
-        public async ValueTask DisposeAsync()
-        {
-            await Accepted.DisposeAsync();
-            await Connection.DisposeAsync();
-            await Listener.DisposeAsync();
-            await Client.DisposeAsync();
-            await Server.DisposeAsync();
-        }
-    }
+    private Task<ConnectedPair> ConnectPairAsync(CancellationToken ct) => ConnectedPair.ConnectAsync(Mode, Service, ct);
 
     private static byte[] Pattern(int length)
     {

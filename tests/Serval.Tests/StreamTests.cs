@@ -27,31 +27,7 @@ public abstract class StreamTests(HostMode mode) : IAsyncDisposable
     internal static Task<ServalListener> EchoServerAsync(ServalHost host, ServiceId service, CancellationToken ct, ReadOnlyMemory<byte> greeting = default) =>
         Serval.Testing.ServalEcho.ListenAsync(host, service, ct, greeting);
 
-    /// <summary>
-    /// Two hosts of this mode, a listener on <see cref="Echo"/> on the first, and one connection from the second with
-    /// its accepted end; disposed in reverse order (disposing a connection twice is harmless).
-    /// </summary>
-    private async Task<ConnectedPair> ConnectPairAsync(CancellationToken ct)
-    {
-        var server = await Mode.HostAsync("server");
-        var client = await Mode.HostAsync("client");
-        var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(Echo) }, ct);
-        var accept = listener.AcceptConnectionAsync(ct);
-        var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = Mode.AddressOf(server) }, ct);
-        return new ConnectedPair(server, client, listener, connection, await accept);
-    }
-
-    private sealed record ConnectedPair(ServalHost Server, ServalHost Client, ServalListener Listener, ServalConnection Connection, ServalConnection Accepted) : IAsyncDisposable
-    {
-        public async ValueTask DisposeAsync()
-        {
-            await Accepted.DisposeAsync();
-            await Connection.DisposeAsync();
-            await Listener.DisposeAsync();
-            await Client.DisposeAsync();
-            await Server.DisposeAsync();
-        }
-    }
+    private Task<ConnectedPair> ConnectPairAsync(CancellationToken ct) => ConnectedPair.ConnectAsync(Mode, Echo, ct);
 
     [Fact]
     public async Task Echo_over_udp_with_an_advisory_address()

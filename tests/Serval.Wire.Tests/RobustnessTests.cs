@@ -1,3 +1,4 @@
+using Serval.Testing;
 using Serval.Wire;
 using Serval.Wire.Pcap;
 using Xunit;
@@ -39,7 +40,7 @@ public sealed class RobustnessTests
                 {
                     // Give random input a plausible header length so the extension walker is reached.
                     input[8] = (byte)rng.Next(3, (input.Length / 4) + 1);
-                    FixSalChecksum(input);
+                    PacketFuzzer.FixSalChecksum(input);
                 }
             }
             else
@@ -47,7 +48,7 @@ public sealed class RobustnessTests
                 input = Mutate(seeds[rng.Next(seeds.Count)], rng);
                 if (i % 2 == 0)
                 {
-                    FixSalChecksum(input);
+                    PacketFuzzer.FixSalChecksum(input);
                 }
             }
 
@@ -121,25 +122,5 @@ public sealed class RobustnessTests
                 var pos = rng.Next(b.Length);
                 return [.. b[..pos], .. extra, .. b[pos..]];
         }
-    }
-
-    private static void FixSalChecksum(byte[] p)
-    {
-        if (p.Length < 12)
-        {
-            return;
-        }
-
-        var hl = Math.Min(p[8] * 4, p.Length);
-        if (hl < 12)
-        {
-            return;
-        }
-
-        p[10] = 0;
-        p[11] = 0;
-        var ck = InternetChecksum.Compute(p.AsSpan(0, hl));
-        p[10] = (byte)(ck >> 8);
-        p[11] = (byte)ck;
     }
 }

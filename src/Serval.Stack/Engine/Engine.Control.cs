@@ -108,32 +108,25 @@ public sealed partial class Engine
         return SendFirst(repr, [], flow.Service, flow, null, now);
     }
 
-    private void SendConnAck(Flow flow, TimeSpan now)
-    {
-        var repr = new SalPacketRepr
-        {
-            SourceFlow = flow.LocalFlow,
-            DestinationFlow = flow.PeerFlow,
-            Protocol = (byte)flow.Protocol,
-            Control = new SalControl(SalControlFlags.Ack, flow.SndNxt, flow.RcvNxt, flow.LocalNonce),
-            DestinationService = flow.Service,
-            Tcp = flow.Stream?.CreateHandshakeAck() ?? default,
-            Udp = new UdpRepr { HasChecksum = false },
-        };
-        SendOnFlow(flow, repr, []);
-    }
+    private void SendConnAck(Flow flow, TimeSpan now) => SendHandshakeAck(flow, flow.SndNxt, flow.Stream?.CreateHandshakeAck() ?? default);
 
-    /// <summary>The handshake ACK again (client side), verifiable as a cookie ACK (docs/engine.md, "SYN cookies").</summary>
-    private void SendRepeatedHandshakeAck(Flow flow)
+    /// <summary>
+    /// The handshake ACK again (client side), as it was the first time — verno ISS+1, the TCP sequence number of the first
+    /// unacknowledged byte — so that a server that answered with a SYN cookie can verify it (docs/engine.md, "SYN cookies").
+    /// </summary>
+    private void SendRepeatedHandshakeAck(Flow flow) => SendHandshakeAck(flow, flow.Iss + 1, flow.Stream!.CreateRepeatedHandshakeAck());
+
+    private void SendHandshakeAck(Flow flow, uint verno, TcpRepr tcp)
     {
         var repr = new SalPacketRepr
         {
             SourceFlow = flow.LocalFlow,
             DestinationFlow = flow.PeerFlow,
             Protocol = (byte)flow.Protocol,
-            Control = new SalControl(SalControlFlags.Ack, flow.Iss + 1, flow.RcvNxt, flow.LocalNonce),
+            Control = new SalControl(SalControlFlags.Ack, verno, flow.RcvNxt, flow.LocalNonce),
             DestinationService = flow.Service,
-            Tcp = flow.Stream!.CreateRepeatedHandshakeAck(),
+            Tcp = tcp,
+            Udp = new UdpRepr { HasChecksum = false },
         };
         SendOnFlow(flow, repr, []);
     }

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using Serval.Stack.Streams;
 using Serval.Wire;
@@ -82,7 +83,7 @@ public sealed partial class Engine
 
     private const int CookieBudgetSources = 4096;
 
-    private readonly Dictionary<(LinkAddress Link, LinkAddress Origin), (double Tokens, TimeSpan At)> _cookieBudgets = [];
+    private readonly Dictionary<(LinkAddress Link, LinkAddress Origin), TokenBucket> _cookieBudgets = [];
     private TimeSpan? _cookieBudgetsPrunedAt;
 
     /// <summary>Sources with a cookie budget of their own (at most 4,096 plus the shared one).</summary>
@@ -103,7 +104,7 @@ public sealed partial class Engine
         }
 
         var key = (linkSource.WithPort(0), p.SourceRoute is { } r ? r.First.WithPort(0) : default);
-        if (!_cookieBudgets.TryGetValue(key, out var b))
+        if (!_cookieBudgets.ContainsKey(key))
         {
             // Forget idle sources, at most once a second (a flood of new sources must not make every SYN scan the table).
             if (_cookieBudgets.Count >= CookieBudgetSources && (_cookieBudgetsPrunedAt is not { } pruned || now - pruned >= TimeSpan.FromSeconds(1)))
@@ -111,7 +112,7 @@ public sealed partial class Engine
                 _cookieBudgetsPrunedAt = now;
                 foreach (var (k, v) in _cookieBudgets)
                 {
-                    if (now - v.At > TimeSpan.FromSeconds(1))
+                    if (now - v.LastUsed > TimeSpan.FromSeconds(1))
                     {
                         _cookieBudgets.Remove(k);
                     }
@@ -122,20 +123,10 @@ public sealed partial class Engine
             {
                 key = default; // more sources than tracked: the newcomers share one budget
             }
-
-            b = _cookieBudgets.TryGetValue(key, out var shared) ? shared : (rate, now);
         }
 
-        b.Tokens = Math.Min(rate, b.Tokens + (Math.Max(0, (now - b.At).TotalSeconds) * rate));
-        b.At = now;
-        var ok = b.Tokens >= 1;
-        if (ok)
-        {
-            b.Tokens -= 1;
-        }
-
-        _cookieBudgets[key] = b;
-        return ok;
+        ref var bucket = ref CollectionsMarshal.GetValueRefOrAddDefault(_cookieBudgets, key, out _);
+        return bucket.TryTake(rate, now);
     }
 
     /// <summary>Answers a SYN with a stateless SYN-ACK (the pending-request table is full).</summary>
@@ -158,12 +149,7 @@ public sealed partial class Engine
         var slot = CookieSlot(now);
         var isn = protocol == SalPacketRepr.ProtocolTcp ? p.Tcp.SequenceNumber : 0u;
         var cookie = ComputeCookie(slot, local, p.SourceFlow, c.Nonce, c.Verno, isn, protocol, p.DestinationService!.Value);
-        SalSourceRoute? route = null;
-        if (p.SourceRoute is { } syn && syn.TryAppend(iface.Address, out var appended))
-        {
-            route = appended;
-        }
-
+        var route = SynAckRoute(p.SourceRoute, iface.Address);
         var tcp = default(TcpRepr);
         if (l.Protocol == TransportProtocol.Stream)
         {
@@ -266,19 +252,8 @@ public sealed partial class Engine
         _flows.Add(flow.LocalFlow.Value, flow);
         _sockets.Add(flow.Handle.Value, flow);
         _faultFlow = flow;
-        flow.SndUna = verno + 1;
-        flow.State = SalState.Connected;
-        l.AcceptQueue.Enqueue(flow);
-        flow.InAcceptQueue = true;
-        if (flow.Stream is null && !payload.IsEmpty && !p.ControlOnly)
-        {
-            OnTransport(flow, p, payload, now);
-        }
-
         Counters.SynCookieAccepted();
-        Emit(new EngineEvent(EngineEventKind.ConnectionPending, l.Handle));
-        MarkTransmit(flow);
-        Schedule(flow);
+        CompleteHandshake(flow, l, p, payload, now);
         return true;
     }
 }

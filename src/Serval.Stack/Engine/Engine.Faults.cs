@@ -60,23 +60,14 @@ public sealed partial class Engine
         }
     }
 
-    /// <summary>Removes a flow whose own state cannot be trusted any more, telling the application.</summary>
+    /// <summary>Removes a flow whose transport cannot be trusted any more (no abort, no RST), telling the application.</summary>
     private void ForceRemove(Flow flow)
     {
         flow.Error = ServalError.ConnectionReset;
-        flow.State = SalState.Closed;
-        _flows.Remove(flow.LocalFlow.Value);
-        _transmitPending.Remove(flow);
-        flow.ScheduledAt = null;
-        flow.Listener?.Pending.Remove((flow.PeerFlow.Value, flow.PeerNonce.Value));
+        RemoveFlow(flow);
         if (!flow.Released && (flow.Listener is null || flow.Accepted))
         {
             Emit(new EngineEvent(EngineEventKind.Closed, flow.Handle, Error: ServalError.ConnectionReset));
-        }
-        else
-        {
-            flow.Released = true;
-            _sockets.Remove(flow.Handle.Value);
         }
     }
 

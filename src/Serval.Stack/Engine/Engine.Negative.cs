@@ -11,8 +11,7 @@ namespace Serval.Stack;
 /// </summary>
 public sealed partial class Engine
 {
-    private double _negativeTokens = -1;
-    private TimeSpan _negativeRefilledAt;
+    private TokenBucket _negativeAnswers;
 
     private void SendNegativeAnswer(EngineInterface iface, LinkAddress source, in SalPacketRepr p, bool serviceNotFound, bool broadcast, TimeSpan now)
     {
@@ -41,32 +40,6 @@ public sealed partial class Engine
         Counters.NegativeAnswerSent();
     }
 
-    private bool TakeNegativeToken(TimeSpan now)
-    {
-        var rate = _options.NegativeAnswersPerSecond;
-        if (rate <= 0)
-        {
-            return false;
-        }
-
-        var burst = Math.Max(1, rate);
-        if (_negativeTokens < 0)
-        {
-            _negativeTokens = burst;
-            _negativeRefilledAt = now;
-        }
-        else if (now > _negativeRefilledAt)
-        {
-            _negativeTokens = Math.Min(burst, _negativeTokens + ((now - _negativeRefilledAt).TotalSeconds * rate));
-            _negativeRefilledAt = now;
-        }
-
-        if (_negativeTokens < 1)
-        {
-            return false;
-        }
-
-        _negativeTokens -= 1;
-        return true;
-    }
+    private bool TakeNegativeToken(TimeSpan now) =>
+        _options.NegativeAnswersPerSecond > 0 && _negativeAnswers.TryTake(_options.NegativeAnswersPerSecond, now);
 }

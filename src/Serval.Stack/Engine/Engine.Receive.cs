@@ -278,14 +278,13 @@ public sealed partial class Engine
     private static LinkAddress AdoptPort(LinkAddress routeAddress, LinkAddress linkSource, EngineInterface iface) =>
         routeAddress.SameAddress(linkSource) ? linkSource : routeAddress.WithPort(iface.Address.Port);
 
+    /// <summary>The SOURCE extension a SYN-ACK carries: the SYN's, with our address appended (none when it had none).</summary>
+    private static SalSourceRoute? SynAckRoute(SalSourceRoute? synSource, LinkAddress us) =>
+        synSource is { } syn && syn.TryAppend(us, out var appended) ? appended : null;
+
     private void SendSynAck(Flow flow, TimeSpan now)
     {
-        SalSourceRoute? route = null;
-        if (flow.SynSource is { } syn && syn.TryAppend(flow.LocalAddress, out var appended))
-        {
-            route = appended;
-        }
-
+        var route = SynAckRoute(flow.SynSource, flow.LocalAddress);
         var repr = new SalPacketRepr
         {
             SourceFlow = flow.LocalFlow,

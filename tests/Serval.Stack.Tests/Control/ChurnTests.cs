@@ -121,20 +121,7 @@ public sealed class ChurnTests
         foreach (var f in flows)
         {
             var server = t.Replicas[f.Replica];
-            var got = new MemoryStream();
-            var buffer = new byte[16 * 1024];
-            Assert.True(t.Net.RunUntil(
-                () =>
-                {
-                    while (server.Host.Engine.Read(f.Server, buffer, server.Now, out var n, out _) == ServalError.None && n > 0)
-                    {
-                        got.Write(buffer, 0, n);
-                    }
-
-                    return got.Length >= f.Sent.Length;
-                },
-                TimeSpan.FromSeconds(30)));
-            Assert.Equal(SimApp.Sha(f.Sent), SimApp.Sha(got.ToArray()));
+            Assert.Equal(SimApp.Sha(f.Sent), SimApp.Sha(SimApp.ReadBytes(t.Net, server.Host, f.Server, f.Sent.Length, TimeSpan.FromSeconds(30))));
             t.Exchange(server, f.Server, f.Client, 1000);
         }
 

@@ -103,6 +103,16 @@ public sealed class OverloadTests
         Assert.True(net.RunUntil(() => a.IsConnected(next), SimApp.Patience), "new connections are still accepted");
     }
 
+    /// <summary>Hands <paramref name="count"/> junk SYNs from <paramref name="from"/> straight to the server's engine.</summary>
+    private static void InjectJunkSyns(SimHost server, int iface, Random random, int count, LinkAddress from)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            var syn = JunkSyn(random, from);
+            server.Do(e => e.Receive(iface, from, ServerAddress, syn, server.Now));
+        }
+    }
+
     /// <summary>A stream SYN from a random flowID and nonce, as a flood sends it.</summary>
     private static byte[] JunkSyn(Random random, LinkAddress from)
     {
@@ -129,11 +139,7 @@ public sealed class OverloadTests
         var spoofed = LinkAddress.Parse("10.7.0.99");
 
         // 5,000 junk SYNs: the pending table fills at 64 and stays full of junk for the requests' 30 s lifetime.
-        for (var i = 0; i < 5000; i++)
-        {
-            var syn = JunkSyn(random, spoofed);
-            b.Do(e => e.Receive(bi, spoofed, ServerAddress, syn, b.Now));
-        }
+        InjectJunkSyns(b, bi, random, 5000, spoofed);
 
         // One source gets a burst of 1,000 cookies; the rest of its flood is dropped before any hashing or answer.
         Assert.Equal(1000, b.Engine.Counters.SynCookiesSent);
@@ -156,8 +162,7 @@ public sealed class OverloadTests
         var link = net.Links[0];
         var l = b.Listen(Echo);
         var spoofed = LinkAddress.Parse("10.7.0.99");
-        var junk = JunkSyn(new Random(3), spoofed);
-        b.Do(e => e.Receive(bi, spoofed, ServerAddress, junk, b.Now)); // the pending table (1) is now full
+        InjectJunkSyns(b, bi, new Random(3), 1, spoofed); // the pending table (1) is now full
 
         var c = a.Connect(Echo);
         Assert.True(net.RunUntil(() => b.Engine.Counters.SynCookiesSent == 1, TimeSpan.FromSeconds(1)));
@@ -174,20 +179,7 @@ public sealed class OverloadTests
         Assert.Equal(data.Length, n);
         var s = net.AcceptOne(b, l);
         Assert.Equal(1, b.Engine.Counters.SynCookiesAccepted);
-        var got = new MemoryStream();
-        var buffer = new byte[64 * 1024];
-        Assert.True(net.RunUntil(
-            () =>
-            {
-                while (b.Engine.Read(s, buffer, b.Now, out var r, out _) == ServalError.None && r > 0)
-                {
-                    got.Write(buffer, 0, r);
-                }
-
-                return got.Length == data.Length;
-            },
-            SimApp.Patience));
-        Assert.Equal(SimApp.Sha(data), SimApp.Sha(got.ToArray()));
+        Assert.Equal(SimApp.Sha(data), SimApp.Sha(SimApp.ReadBytes(net, b, s, data.Length, SimApp.Patience)));
     }
 
     [Fact]
@@ -200,15 +192,12 @@ public sealed class OverloadTests
         // The client is a known source before the flood starts.
         var first = a.Connect(Echo);
         var spoofed = LinkAddress.Parse("10.7.0.99");
-        var junk = JunkSyn(random, spoofed);
-        b.Do(e => e.Receive(bi, spoofed, ServerAddress, junk, b.Now));
+        InjectJunkSyns(b, bi, random, 1, spoofed);
         Assert.True(net.RunUntil(() => a.IsConnected(first), TimeSpan.FromSeconds(1)));
 
         for (var i = 0; i < 20_000; i++)
         {
-            var source = LinkAddress.FromIPv4(0x0B000000u + (uint)i);
-            var syn = JunkSyn(random, source);
-            b.Do(e => e.Receive(bi, source, ServerAddress, syn, b.Now));
+            InjectJunkSyns(b, bi, random, 1, LinkAddress.FromIPv4(0x0B000000u + (uint)i));
         }
 
         Assert.InRange(b.Engine.CookieBudgetSourceCount, 1, 4097);
@@ -226,11 +215,7 @@ public sealed class OverloadTests
         var l = b.Listen(Echo);
         var random = new Random(8);
         var spoofed = LinkAddress.Parse("10.7.0.99");
-        for (var i = 0; i < 10; i++)
-        {
-            var syn = JunkSyn(random, spoofed);
-            b.Do(e => e.Receive(bi, spoofed, ServerAddress, syn, b.Now));
-        }
+        InjectJunkSyns(b, bi, random, 10, spoofed);
 
         Assert.True(b.Engine.Counters.SynCookiesSent > 0);
         var buf = new byte[512];
@@ -341,11 +326,7 @@ public sealed class OverloadTests
         var (net, a, b, bi) = Pair(18, EngineOptions.Default with { NegativeAnswersPerSecond = 5 });
         var random = new Random(9);
         var spoofed = LinkAddress.Parse("10.7.0.99");
-        for (var i = 0; i < 20; i++)
-        {
-            var syn = JunkSyn(random, spoofed);
-            b.Do(e => e.Receive(bi, spoofed, ServerAddress, syn, b.Now));
-        }
+        InjectJunkSyns(b, bi, random, 20, spoofed);
 
         Assert.Equal(5, b.Engine.Counters.NegativeAnswersSent);
         Assert.Equal(15, b.Engine.Counters.NegativeAnswersSuppressed);

@@ -94,6 +94,27 @@ internal static class SimApp
         return received.ToArray();
     }
 
+    /// <summary>Reads from a connection, pumping the network, until <paramref name="count"/> bytes arrived; returns them.</summary>
+    public static byte[] ReadBytes(SimulatedNetwork net, SimHost host, SocketHandle connection, int count, TimeSpan timeout)
+    {
+        var got = new MemoryStream();
+        var buffer = new byte[64 * 1024];
+        Assert.True(
+            net.RunUntil(
+                () =>
+                {
+                    while (host.Engine.Read(connection, buffer, host.Now, out var n, out _) == ServalError.None && n > 0)
+                    {
+                        got.Write(buffer, 0, n);
+                    }
+
+                    return got.Length >= count;
+                },
+                timeout),
+            $"{got.Length} of {count} bytes arrived");
+        return got.ToArray();
+    }
+
     public static string Describe(SimHost host, SocketHandle h)
     {
         var f = host.Engine.GetFlow(h);
