@@ -16,7 +16,8 @@ public sealed partial class Engine
     /// the advisory address if the flow has one, else the top priority set of the longest matching prefix — one
     /// target chosen by weight, or every target when the set is flagged multicast. A packet larger than the chosen
     /// interface's MTU is not sent (<see cref="ServalError.InvalidArgument"/>): the link would carry it, but no
-    /// receiver takes a packet above its MTU, so it would be lost without a word.
+    /// receiver takes a packet above its MTU, so it would be lost without a word. Through a FORWARD rule the packet
+    /// must also leave room for the SOURCE extension of <see cref="EngineOptions.ReservedRouterHops"/> routers.
     /// </summary>
     private ServalError SendFirst(in SalPacketRepr repr, ReadOnlySpan<byte> payload, ServiceId service, Flow? flow, DatagramSocket? socket, TimeSpan now)
     {
@@ -77,6 +78,13 @@ public sealed partial class Engine
         return ServalError.NoRoute;
     }
 
+    /// <summary>
+    /// The room a first packet sent through a FORWARD rule keeps for the SOURCE extension the routers on its way add:
+    /// [client, router] plus one address per further reserved hop (docs/engine.md, "Forwarding and the MTU").
+    /// </summary>
+    private int ForwardingHeadroom(LinkAddress local) =>
+        _options.ReservedRouterHops == 0 ? 0 : 4 + ((_options.ReservedRouterHops + 1) * (local.IsIPv6 ? 16 : 4));
+
     private bool SendFirstTo(ServiceRule rule, in SalPacketRepr repr, ReadOnlySpan<byte> payload, ServiceId service, Flow? flow, DatagramSocket? socket, TimeSpan now, ref bool tooLarge)
     {
         var length = repr.GetLength(payload.Length);
@@ -89,7 +97,7 @@ public sealed partial class Engine
                     return false;
                 }
 
-                if (length > iface.Mtu)
+                if (length + ForwardingHeadroom(iface.Address) > iface.Mtu)
                 {
                     tooLarge = true;
                     return false;
@@ -358,6 +366,14 @@ public sealed partial class Engine
         }
 
         var forwarded = p with { SourceRoute = route };
+        if (forwarded.GetLength(payload.Length) > outIface.Mtu)
+        {
+            // The receiver would drop it (no link takes a packet above its MTU): refuse here, where it can be counted.
+            Services.RecordDropped(rule, length);
+            Counters.ForwardTooBigPacket();
+            return;
+        }
+
         Send(outIface.Index, route.First, rule.Target.Address, forwarded, payload);
         Services.RecordResolved(rule, length, now);
         Counters.ForwardedPacket();

@@ -18,6 +18,7 @@ public sealed class EngineCounters
     private long _controlRetransmissions;
     private long _forwarded;
     private long _forwardLoops;
+    private long _forwardTooBig;
     private long _noRoute;
     private long _delayed;
     private long _delayExpired;
@@ -87,6 +88,12 @@ public sealed class EngineCounters
 
     /// <summary>Packets not forwarded because our address was already in their SOURCE extension, or it was full.</summary>
     public long ForwardLoops => Volatile.Read(ref _forwardLoops);
+
+    /// <summary>
+    /// First packets not forwarded because, with this router's address added to their SOURCE extension, they would
+    /// exceed the egress link's MTU (docs/engine.md, "Forwarding and the MTU").
+    /// </summary>
+    public long ForwardTooBig => Volatile.Read(ref _forwardTooBig);
 
     /// <summary>First packets no rule resolved (or a DROP rule discarded).</summary>
     public long NoRoute => Volatile.Read(ref _noRoute);
@@ -233,6 +240,8 @@ public sealed class EngineCounters
     internal void ForwardedPacket() => _forwarded++;
 
     internal void ForwardLoop() => _forwardLoops++;
+
+    internal void ForwardTooBigPacket() => _forwardTooBig++;
 
     internal void NoRoutePacket() => _noRoute++;
 

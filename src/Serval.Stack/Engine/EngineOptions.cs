@@ -1,3 +1,5 @@
+using Serval.Wire;
+
 namespace Serval.Stack;
 
 /// <summary>
@@ -76,6 +78,14 @@ public sealed record EngineOptions
     /// <summary>Largest datagram payload accepted by a send.</summary>
     public int MaxDatagramSize { get; init; } = 65000;
 
+    /// <summary>
+    /// How many service routers a first packet (SYN or unconnected datagram) sent through a FORWARD rule must be able to
+    /// cross: each adds its address to the packet's SOURCE extension, so the sender refuses a first packet that would
+    /// not fit the interface's MTU after that growth (docs/engine.md, "Forwarding and the MTU"). 0 to 18; default 2 (a
+    /// host's router and one router above it: 16 bytes over IPv4, 52 over IPv6).
+    /// </summary>
+    public int ReservedRouterHops { get; init; } = 2;
+
     /// <summary>Most events held for the driver; the oldest are discarded beyond (and counted).</summary>
     public int EventQueueCapacity { get; init; } = 65536;
 
@@ -136,6 +146,11 @@ public sealed record EngineOptions
         if (MaxPendingRequests < 1 || DelayQueueCapacity < 0 || DatagramQueueCapacity < 1 || EventQueueCapacity < 16)
         {
             throw new ArgumentException("Queue bounds must be positive (event queue at least 16).");
+        }
+
+        if (ReservedRouterHops is < 0 or > SalSourceRoute.MaxV4Addresses - 2)
+        {
+            throw new ArgumentException($"ReservedRouterHops must be 0 to {SalSourceRoute.MaxV4Addresses - 2}; got {ReservedRouterHops}.", nameof(ReservedRouterHops));
         }
 
         if (MaxDatagramSize is < 1 or > 65_000)
