@@ -208,6 +208,10 @@ public sealed partial class Engine
         var n = Send(ifIndex, source, destination, repr, payload);
         flow.PacketsSent++;
         flow.BytesSent += n;
+        if (repr.Control is { } rc && (rc.Flags & (SalControlFlags.Rsyn | SalControlFlags.Ack)) == SalControlFlags.Rsyn && flow.Migration == MigrationState.RsynSent)
+        {
+            RelayRsyn(flow, repr, ifIndex, source);
+        }
     }
 
     /// <summary>An RST for a packet that matches no flow (never for a SYN or an RST), built from the packet alone.</summary>

@@ -1,3 +1,4 @@
+using Serval.Stack.Services;
 using Serval.Wire;
 
 namespace Serval.Stack;
@@ -141,7 +142,41 @@ public sealed partial class Engine
         flow.RsynAckRetransmits = 0;
         flow.RsynAckAt = now + flow.Rto;
         SendRsynAck(flow, source);
+        if (flow.Migration == MigrationState.RsynSentReceived && !source.SameAddress(flow.PeerAddress))
+        {
+            // Both ends move and our RSYN went to the peer's old address: now that we know its new one, send our RSYN
+            // there at once rather than at the next retransmission (it goes to MigrationPeerAddress).
+            SendControlOnly(flow, flow.ControlFlags, flow.ControlVerno);
+        }
+
         Schedule(flow);
+    }
+
+    /// <summary>
+    /// Sends a copy of our unanswered RSYN through the service table towards the peer's service (docs/engine.md, "Both
+    /// ends move"): a service router forwards it, like a SYN, to the service's current registration — the peer's new
+    /// address when the peer moved too and re-registered. The copy carries the destination SERVICE extension and the
+    /// same flowIDs, verno and nonce as the direct one; the peer answers it like any RSYN, at the SOURCE extension's first
+    /// address (ours). Only the connecting side relays (it knows the peer's serviceID), only through a FORWARD rule that
+    /// does not point at the peer's current address (the direct copy already goes there).
+    /// </summary>
+    private void RelayRsyn(Flow flow, in SalPacketRepr repr, int ifIndex, LinkAddress source)
+    {
+        if (!_options.RelayRsyn || flow.Listener is not null || flow.Service.IsZero || Services.Lookup(flow.Service) is not { } entry
+            || !Services.TrySelect(entry, _random, out var rule) || rule.Target.Type != ServiceTargetType.Forward)
+        {
+            return;
+        }
+
+        var target = rule.Target.Address;
+        if (target.Family != source.Family || target.SameAddress(flow.PeerAddress))
+        {
+            return;
+        }
+
+        Send(ifIndex, source, target, repr with { DestinationService = flow.Service }, []);
+        flow.PacketsSent++;
+        Counters.RsynRelayed();
     }
 
     /// <summary>Sends the RSYN|ACK for the peer's migration (verno not consumed) to <paramref name="destination"/>.</summary>

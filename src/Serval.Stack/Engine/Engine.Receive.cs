@@ -67,6 +67,13 @@ public sealed partial class Engine
                 return;
             }
 
+            if (_options.Mode == EngineMode.ServiceRouter && IsRelayedRsyn(p))
+            {
+                // An RSYN addressed to a service (docs/engine.md, "Both ends move"): forwarded like a SYN.
+                ResolveIncoming(iface, source, destination, p, packet, payload, broadcast, now);
+                return;
+            }
+
             Counters.UnknownFlowPacket();
             if (p.Control is not { } rc || !rc.Has(SalControlFlags.Rst))
             {
@@ -275,6 +282,10 @@ public sealed partial class Engine
     }
 
     /// <summary>A SOURCE address names a host; on UDP links it is reached on the port the link uses.</summary>
+    /// <summary>An RSYN (without ACK) that names the peer's service: a copy sent through the service table.</summary>
+    private static bool IsRelayedRsyn(in SalPacketRepr p) =>
+        p.DestinationService is not null && p.Control is { } c && c.Has(SalControlFlags.Rsyn) && !c.Has(SalControlFlags.Ack) && !c.Has(SalControlFlags.Syn);
+
     private static LinkAddress AdoptPort(LinkAddress routeAddress, LinkAddress linkSource, EngineInterface iface) =>
         routeAddress.SameAddress(linkSource) ? linkSource : routeAddress.WithPort(iface.Address.Port);
 
@@ -382,10 +393,13 @@ public sealed partial class Engine
 
             var pureAck = c.IsPureAck;
             var rsynAck = (c.Flags & ~SalControlFlags.Reserved) == (SalControlFlags.Rsyn | SalControlFlags.Ack);
+
+            // An RSYN relayed by a service router comes from the router; its sender is the SOURCE extension's first address.
+            var rsynFrom = IsRelayedRsyn(p) && p.SourceRoute is { } relay ? AdoptPort(relay.First, source, iface) : source;
             if ((c.Flags & ~SalControlFlags.Reserved) == SalControlFlags.Rsyn && c.Verno == flow.RcvNxt - 1)
             {
                 // A duplicate of the RSYN we accepted: our RSYN|ACK was lost; answer it again where it came from.
-                SendRsynAck(flow, source);
+                SendRsynAck(flow, rsynFrom);
                 return;
             }
 
@@ -407,7 +421,7 @@ public sealed partial class Engine
 
             if (c.Has(SalControlFlags.Rsyn))
             {
-                OnRsyn(flow, iface, source, c, now);
+                OnRsyn(flow, iface, c.Has(SalControlFlags.Ack) ? source : rsynFrom, c, now);
             }
 
             if (c.Has(SalControlFlags.Fin))

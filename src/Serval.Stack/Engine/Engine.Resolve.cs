@@ -275,6 +275,14 @@ public sealed partial class Engine
         switch (rule.Target.Type)
         {
             case ServiceTargetType.Demux:
+                if (IsRelayedRsyn(p))
+                {
+                    // A relayed RSYN is for a flow on another host; this router has none with its flowID.
+                    Services.RecordDropped(rule, packet.Length);
+                    Counters.UnknownFlowPacket();
+                    return;
+                }
+
                 var socket = rule.Target.Socket;
                 if (rule.Target.Protocol != p.Protocol)
                 {

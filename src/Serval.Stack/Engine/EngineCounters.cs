@@ -26,6 +26,7 @@ public sealed class EngineCounters
     private long _datagramsDropped;
     private long _eventsDropped;
     private long _migrationsStarted;
+    private long _rsynsRelayed;
     private long _migrationsCompleted;
     private long _migrationsFailed;
     private long _pathValidationFailures;
@@ -116,6 +117,12 @@ public sealed class EngineCounters
     /// <summary>Migrations this host started (RSYN sent).</summary>
     public long MigrationsStarted => Volatile.Read(ref _migrationsStarted);
 
+    /// <summary>
+    /// RSYNs also sent through the service table towards the peer's service, for the case that both ends moved
+    /// (docs/engine.md, "Both ends move"). A router counts the ones it forwards in <see cref="Forwarded"/>.
+    /// </summary>
+    public long RsynsRelayed => Volatile.Read(ref _rsynsRelayed);
+
     /// <summary>Migrations this host started that completed (RSYN|ACK received).</summary>
     public long MigrationsCompleted => Volatile.Read(ref _migrationsCompleted);
 
@@ -190,6 +197,8 @@ public sealed class EngineCounters
     internal void UserTimeout() => _userTimeouts++;
 
     internal void MigrationStarted() => _migrationsStarted++;
+
+    internal void RsynRelayed() => _rsynsRelayed++;
 
     internal void MigrationCompleted(TimeSpan took)
     {

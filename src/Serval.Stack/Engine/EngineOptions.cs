@@ -95,6 +95,13 @@ public sealed record EngineOptions
     /// </summary>
     public bool AutoMigrate { get; init; } = true;
 
+    /// <summary>
+    /// While our RSYN is unanswered, also send each copy through the service table towards the peer's service, so a
+    /// service router can relay it to the peer's current registration when the peer moved too (docs/engine.md, "Both
+    /// ends move"). Only the connecting side, which knows the peer's serviceID, relays; only through FORWARD rules.
+    /// </summary>
+    public bool RelayRsyn { get; init; } = true;
+
     /// <summary>Checks every value; throws <see cref="ArgumentException"/> naming the bad one.</summary>
     public void Validate()
     {
