@@ -1,5 +1,5 @@
 /*
- * Serval flow migration (RSYN, PROTOCOL.md section 10) -- Promela model for SPIN.
+ * Serval flow migration (RSYN, docs/protocol.md section 10) -- Promela model for SPIN.
  *
  * Two ends A (0) and B (1) of one established flow.  Each holds its own current address, its view of the
  * peer's address, the SAL control counters (snd_nxt, snd_una, rcv_nxt), the migration sub-state (None,

@@ -4,7 +4,7 @@ using Serval.Wire;
 namespace Serval.Benchmarks;
 
 /// <summary>
-/// The baseline: the reference implementation's service trie (<c>bst.c</c>, original-serval §3.1) transcribed —
+/// The baseline: the reference implementation's service trie (<c>bst.c</c>) transcribed —
 /// an uncompressed binary trie with one node per bit (left child for 0, right for 1, most significant bit
 /// first), where a node is "active" when it carries an entry, and longest-prefix match walks down the key's bits
 /// remembering the last active node until a child is missing. Nodes keep their parent and depth as the

@@ -3,7 +3,7 @@ using System.Globalization;
 namespace Serval.Wire;
 
 /// <summary>
-/// A 32-bit host-local flow identifier (PROTOCOL.md §4). Zero means "unknown" (a SYN or an unconnected
+/// A 32-bit host-local flow identifier (docs/protocol.md §4). Zero means "unknown" (a SYN or an unconnected
 /// datagram); live flows always have a non-zero id.
 /// </summary>
 /// <param name="Value">The numeric value, as carried big-endian on the wire.</param>

@@ -3,7 +3,7 @@ using System.Globalization;
 
 namespace Serval.Wire;
 
-/// <summary>An 8-byte random nonce carried in the CONTROL extension (PROTOCOL.md §3, §5).</summary>
+/// <summary>An 8-byte random nonce carried in the CONTROL extension (docs/protocol.md §3, §5).</summary>
 /// <param name="Value">The 8 bytes read big-endian.</param>
 public readonly record struct Nonce(ulong Value) : ISpanFormattable
 {

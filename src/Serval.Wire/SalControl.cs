@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 namespace Serval.Wire;
 
 /// <summary>
-/// The CONTROL extension (type 1, 20 bytes; PROTOCOL.md §3): flags, the control sequence number of this packet
+/// The CONTROL extension (type 1, 20 bytes; docs/protocol.md §3): flags, the control sequence number of this packet
 /// (<see cref="Verno"/>), the next verno expected from the peer (<see cref="Ackno"/>), and the sender's own nonce.
 /// </summary>
 /// <param name="Flags">Control flags.</param>

@@ -1,6 +1,6 @@
 namespace Serval.Wire;
 
-/// <summary>Flags of the SAL CONTROL extension (PROTOCOL.md §3).</summary>
+/// <summary>Flags of the SAL CONTROL extension (docs/protocol.md §3).</summary>
 [Flags]
 public enum SalControlFlags : byte
 {

@@ -3,8 +3,8 @@ using System.Buffers.Binary;
 namespace Serval.Wire;
 
 /// <summary>
-/// A view over a SAL packet's base header (PROTOCOL.md §2). <see cref="TryCreate"/> checks that the buffer holds the
-/// whole SAL header the length field declares; afterwards no accessor throws. Used on fast paths (service routers)
+/// A view over a SAL packet's base header (docs/protocol.md §2). <see cref="TryCreate"/> checks that the buffer holds
+/// the whole SAL header the length field declares; afterwards no accessor throws. Used on fast paths (service routers)
 /// that edit packets in place.
 /// </summary>
 public readonly ref struct SalHeaderView

@@ -3,12 +3,12 @@ using System.Buffers.Binary;
 namespace Serval.Wire;
 
 /// <summary>
-/// A whole Serval packet as a value: SAL base header, extensions, and the transport header (PROTOCOL.md §§2–3, 9).
+/// A whole Serval packet as a value: SAL base header, extensions, and the transport header (docs/protocol.md §§2–3, 9).
 /// The payload is not part of the value: <see cref="TryParse"/> reports where it is, and <see cref="Emit"/> takes it.
 /// </summary>
 /// <remarks>
 /// Extensions are emitted in the reference's order: CONTROL, SERVICE (destination), SERVICE (source), SOURCE/SOURCE6, then our PATH.
-/// PAD and ADDRESS are accepted and skipped on parse and never emitted. Parser limits (PROTOCOL.md §3): the walk
+/// PAD and ADDRESS are accepted and skipped on parse and never emitted. Parser limits (docs/protocol.md §3): the walk
 /// covers exactly <c>length×4−12</c> bytes, at most 10 extensions, one CONTROL, two SERVICE, one SOURCE.
 /// </remarks>
 public readonly record struct SalPacketRepr
@@ -170,7 +170,7 @@ public readonly record struct SalPacketRepr
         return true;
     }
 
-    /// <summary>Walks the extension area (PROTOCOL.md §3 limits).</summary>
+    /// <summary>Walks the extension area (docs/protocol.md §3 limits).</summary>
     internal static bool TryParseExtensions(
         ReadOnlySpan<byte> ext,
         out SalControl? control,

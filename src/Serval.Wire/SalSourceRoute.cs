@@ -3,7 +3,7 @@ using System.Text;
 namespace Serval.Wire;
 
 /// <summary>
-/// The SOURCE (type 4, IPv4) or SOURCE6 (type 5, IPv6) extension (PROTOCOL.md §3, §8): the client's address, then
+/// The SOURCE (type 4, IPv4) or SOURCE6 (type 5, IPv6) extension (docs/protocol.md §3, §8): the client's address, then
 /// the address each service router received the SYN on, then (in a SYN-ACK) the server's address.
 /// </summary>
 public sealed class SalSourceRoute : IEquatable<SalSourceRoute>

@@ -7,7 +7,7 @@ using System.Text;
 namespace Serval.Wire;
 
 /// <summary>
-/// A 256-bit Serval serviceID (PROTOCOL.md §4). Bits are numbered most significant bit of byte 0 first,
+/// A 256-bit Serval serviceID (docs/protocol.md §4). Bits are numbered most significant bit of byte 0 first,
 /// which is also the order used for prefixes and longest-prefix matching.
 /// </summary>
 /// <remarks>

@@ -1,7 +1,7 @@
 namespace Serval.Wire;
 
 /// <summary>
-/// The addresses of the IP pseudo-header a transport checksum covers (PROTOCOL.md §9): the underlay's source and
+/// The addresses of the IP pseudo-header a transport checksum covers (docs/protocol.md §9): the underlay's source and
 /// destination IP addresses (ports are ignored). The protocol is 6 or 17 — never 144 — and the length is that of
 /// the transport segment only; the SAL header is not covered.
 /// </summary>

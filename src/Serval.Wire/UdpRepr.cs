@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 namespace Serval.Wire;
 
 /// <summary>
-/// The UDP header of Serval's datagram transport (RFC 768; PROTOCOL.md §9): ports are always 0, the length covers
+/// The UDP header of Serval's datagram transport (RFC 768; docs/protocol.md §9): ports are always 0, the length covers
 /// header and payload, and the checksum is optional (0 = not computed, as the reference sends in some packets).
 /// </summary>
 public readonly record struct UdpRepr

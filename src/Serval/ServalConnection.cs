@@ -109,8 +109,8 @@ public sealed class ServalConnection : IAsyncDisposable
     }
 
     /// <summary>
-    /// Moves this connection to another of the host's links (PROTOCOL.md §10): an RSYN from that link's address, and
-    /// the flow switches when the peer answers. Completes when the move has started; the flow keeps its data.
+    /// Moves this connection to another of the host's links (docs/protocol.md §10): an RSYN from that link's address,
+    /// and the flow switches when the peer answers. Completes when the move has started; the flow keeps its data.
     /// </summary>
     /// <param name="linkIndex">Index into <see cref="ServalHost.Links"/> of the link to move to (attached: of the daemon's links).</param>
     /// <param name="cancellationToken">Cancels the wait (not the migration).</param>

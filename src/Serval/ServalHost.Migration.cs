@@ -7,7 +7,7 @@ namespace Serval;
 public sealed partial class ServalHost
 {
     /// <summary>
-    /// Moves every flow on link <paramref name="fromLink"/> to link <paramref name="toLink"/> (PROTOCOL.md §10: an
+    /// Moves every flow on link <paramref name="fromLink"/> to link <paramref name="toLink"/> (docs/protocol.md §10: an
     /// RSYN from the new link's address per flow). Completes when the moves have started; returns how many started
     /// (flows of another address family, or not yet synchronized, stay).
     /// </summary>

@@ -10,9 +10,9 @@ using Serval.Wire;
 namespace Serval;
 
 /// <summary>
-/// A Serval host (DESIGN.md, "The runtime"): one protocol engine driven on its own thread, with its links. Listeners,
-/// connections and datagram sockets are created on a host; the host also exposes its service table (rules with
-/// counters) and its flows. Dispose it to stop: open connections are reset, pending operations fail with
+/// A Serval host (docs/design.md, "The runtime"): one protocol engine driven on its own thread, with its links.
+/// Listeners, connections and datagram sockets are created on a host; the host also exposes its service table (rules
+/// with counters) and its flows. Dispose it to stop: open connections are reset, pending operations fail with
 /// <see cref="ObjectDisposedException"/>, links are closed.
 /// <para>
 /// A host is either embedded (<see cref="StartAsync"/>: this process runs the engine) or attached

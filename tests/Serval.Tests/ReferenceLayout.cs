@@ -7,14 +7,15 @@ namespace Serval.Tests;
 
 /// <summary>
 /// A byte-level check, written independently of the project's parser, that IPv4 packets carrying Serval streams have
-/// the layout of the reference implementation (shared captures/README.md, PROTOCOL.md §1–3 and §9): IPv4 header of 20
-/// bytes with protocol 144 (or a UDP header on port 54325 for encapsulation), SAL base header with its checksum, CONTROL
-/// (20 bytes), SERVICE (36) and SOURCE (4 + 4n) extensions with zero reserved bytes, a TCP header with ports 0 and a
-/// valid checksum over the IPv4 pseudo-header (unspecified addresses under UDP encapsulation), or nothing after a
-/// control-only SAL header. The IPv4 part is checked but not part of the shape (UDP encapsulation differs there by
-/// design). Each packet is classified (SYN, SYN-ACK, ...) and reduced to a <see cref="Packet.Shape"/>
-/// whose fields are compared with the reference capture's packets of the same kind. TCP options the reference does not
-/// offer (SACK-permitted, SACK blocks, timestamps; PROTOCOL.md §9 allows them) and payload sizes are not part of the shape.
+/// the layout of the reference implementation (its captures in tests/Serval.Wire.Tests/TestData; docs/protocol.md §1–3
+/// and §9): IPv4 header of 20 bytes with protocol 144 (or a UDP header on port 54325 for encapsulation), SAL base
+/// header with its checksum, CONTROL (20 bytes), SERVICE (36) and SOURCE (4 + 4n) extensions with zero reserved bytes,
+/// a TCP header with ports 0 and a valid checksum over the IPv4 pseudo-header (unspecified addresses under UDP
+/// encapsulation), or nothing after a control-only SAL header. The IPv4 part is checked but not part of the shape (UDP
+/// encapsulation differs there by design). Each packet is classified (SYN, SYN-ACK, ...) and reduced to a
+/// <see cref="Packet.Shape"/> whose fields are compared with the reference capture's packets of the same kind. TCP
+/// options the reference does not offer (SACK-permitted, SACK blocks, timestamps; docs/protocol.md §9 allows them) and
+/// payload sizes are not part of the shape.
 /// </summary>
 internal static class ReferenceLayout
 {
@@ -89,7 +90,7 @@ internal static class ReferenceLayout
             udp = true;
         }
 
-        // SAL base header (PROTOCOL.md §2).
+        // SAL base header (docs/protocol.md §2).
         Require(sal.Length >= 12, "shorter than a SAL base header");
         var salLength = sal[8] * 4;
         Require(salLength >= 12 && salLength <= sal.Length, $"SAL header length {salLength} out of range");
@@ -99,7 +100,7 @@ internal static class ReferenceLayout
         var destinationFlow = BinaryPrimitives.ReadUInt32BigEndian(sal[4..]);
         Require(sourceFlow != 0, "source flowID is 0");
 
-        // Extensions (PROTOCOL.md §3), walked by hand.
+        // Extensions (docs/protocol.md §3), walked by hand.
         var shape = new StringBuilder($"sal hl={salLength} proto={sal[9]} ext=");
         var at = 12;
         int control = 0, service = 0, sourceRoute = 0;
@@ -148,7 +149,7 @@ internal static class ReferenceLayout
             shape.Append(" control=0x").Append(controlFlags.ToString("x2", System.Globalization.CultureInfo.InvariantCulture));
         }
 
-        // Transport (PROTOCOL.md §9): nothing after a control-only header, else a TCP segment with ports 0.
+        // Transport (docs/protocol.md §9): nothing after a control-only header, else a TCP segment with ports 0.
         var segment = sal[salLength..];
         if (segment.Length == 0)
         {
@@ -239,9 +240,10 @@ internal static class ReferenceLayout
 
     /// <summary>
     /// Checks the SAL control exchange of every connection in <paramref name="packets"/> against the reference's verno
-    /// arithmetic (PROTOCOL.md §5–6): SYN ackno 0 and destination flowID 0; SYN-ACK acknowledges verno+1; the handshake
-    /// ACK and the SAL FIN use verno+1; a SAL ACK acknowledges the FIN's verno+1; each side keeps its flowIDs and nonce.
-    /// Returns the number of connections whose SYN was seen. Packets of connections whose SYN is missing are skipped.
+    /// arithmetic (docs/protocol.md §5–6): SYN ackno 0 and destination flowID 0; SYN-ACK acknowledges verno+1; the
+    /// handshake ACK and the SAL FIN use verno+1; a SAL ACK acknowledges the FIN's verno+1; each side keeps its flowIDs
+    /// and nonce. Returns the number of connections whose SYN was seen. Packets of connections whose SYN is missing are
+    /// skipped.
     /// </summary>
     public static int CheckConversations(IReadOnlyList<Packet> packets)
     {

@@ -3,7 +3,7 @@ using Serval.Wire;
 namespace Serval.Stack.ControlPlane;
 
 /// <summary>
-/// The host side of the control plane (DESIGN.md, "Control plane"; docs/control-protocol.md, "Host behaviour"):
+/// The host side of the control plane (docs/design.md, "Control plane"; docs/control-protocol.md, "Host behaviour"):
 /// installs the default rule toward its service router(s), registers every prefix a local socket binds
 /// (<see cref="EngineEventKind.ServiceRegistered"/>) with each router, refreshes it on the lease, unregisters it at
 /// once when the last socket on it closes, and registers everything again when a router restarts (new epoch) or

@@ -3,7 +3,7 @@ using Serval.Wire;
 namespace Serval.Stack.ControlPlane;
 
 /// <summary>
-/// The DELAY resolution plug-in point (DESIGN.md, "on demand"): given the serviceID of a packet a DELAY rule
+/// The DELAY resolution plug-in point (docs/design.md, "on demand"): given the serviceID of a packet a DELAY rule
 /// holds, says where it should go. Called on the engine's thread by <see cref="ResolverController"/>; it must not
 /// block — a resolver that asks a remote system answers <see cref="ServiceResolution.Pending"/> and completes
 /// through <see cref="ResolverController.Complete"/>.

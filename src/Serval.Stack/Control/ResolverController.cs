@@ -4,10 +4,11 @@ using Serval.Wire;
 namespace Serval.Stack.ControlPlane;
 
 /// <summary>
-/// Answers DELAY rules (PROTOCOL.md §7; DESIGN.md, "on demand"): on <see cref="EngineEventKind.PacketDelayed"/> it
-/// asks an <see cref="IServiceResolver"/>, installs FORWARD rules for the answer and releases the packet, or drops
-/// it when there is no answer. Asynchronous resolvers answer <see cref="ServiceResolution.Pending"/> and finish with
-/// <see cref="Complete"/>. Sans-I/O: see <see cref="IEngineController"/> for how it is driven.
+/// Answers DELAY rules (docs/protocol.md §7; docs/design.md, "on demand"): on
+/// <see cref="EngineEventKind.PacketDelayed"/> it asks an <see cref="IServiceResolver"/>, installs FORWARD rules for
+/// the answer and releases the packet, or drops it when there is no answer. Asynchronous resolvers answer
+/// <see cref="ServiceResolution.Pending"/> and finish with <see cref="Complete"/>. Sans-I/O: see
+/// <see cref="IEngineController"/> for how it is driven.
 /// </summary>
 /// <remarks>
 /// A resolution is refused (and the packet dropped) when its prefix does not contain the service, a target is

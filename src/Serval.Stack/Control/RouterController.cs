@@ -4,7 +4,7 @@ using Serval.Wire;
 namespace Serval.Stack.ControlPlane;
 
 /// <summary>
-/// The service-router side of the control plane (DESIGN.md, "Control plane"; docs/control-protocol.md, "Router
+/// The service-router side of the control plane (docs/design.md, "Control plane"; docs/control-protocol.md, "Router
 /// behaviour"): listens on the router serviceID, installs a FORWARD rule toward the registering host (the datagram's
 /// source link address) per registration, removes it on Unregister or when the lease runs out, keeps draining
 /// registrations without a rule, acknowledges every applied request with its epoch (random per start), and with a

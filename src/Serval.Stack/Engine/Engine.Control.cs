@@ -6,7 +6,7 @@ namespace Serval.Stack;
 public sealed partial class Engine
 {
     // ----------------------------------------------------------------------------------------------------------
-    // The single-slot control channel (PROTOCOL.md §6)
+    // The single-slot control channel (docs/protocol.md §6; "reference bug N" is item N of its "Differences")
 
     /// <summary>Puts a control packet in the flow's slot, merging the flags of one still unacknowledged.</summary>
     private static void QueueControl(Flow flow, SalControlFlags flags, uint verno, TimeSpan now)

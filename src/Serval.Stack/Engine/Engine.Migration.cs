@@ -6,7 +6,7 @@ namespace Serval.Stack;
 public sealed partial class Engine
 {
     /// <summary>
-    /// Moves a connection to interface <paramref name="interfaceIndex"/> (PROTOCOL.md §10): sends an RSYN from the
+    /// Moves a connection to interface <paramref name="interfaceIndex"/> (docs/protocol.md §10): sends an RSYN from the
     /// new address; the flow switches when the peer's RSYN|ACK arrives. Completion is reported by
     /// <see cref="EngineEventKind.Migrated"/>; failure after the retransmission limit closes the flow with
     /// <see cref="ServalError.MigrationFailed"/>.

@@ -148,7 +148,7 @@ public sealed partial class Engine
 
         if (p.Control is not null)
         {
-            // Neither a SYN nor a datagram: nothing here can take it (reference §2.5: RST).
+            // Neither a SYN nor a datagram: nothing here can take it: RST (docs/protocol.md §6).
             Counters.UnknownFlowPacket();
             SendResetFor(iface, source, destination, p, false);
             return;

@@ -244,7 +244,7 @@ public sealed partial class Engine
     }
 
     // ----------------------------------------------------------------------------------------------------------
-    // Service-router resolution of received first packets (PROTOCOL.md §8)
+    // Service-router resolution of received first packets (docs/protocol.md §8)
 
     private void ResolveIncoming(EngineInterface iface, LinkAddress source, LinkAddress destination, in SalPacketRepr p, ReadOnlySpan<byte> packet, ReadOnlySpan<byte> payload, bool broadcast, TimeSpan now)
     {

@@ -324,7 +324,7 @@ public sealed partial class Engine
     /// <summary>
     /// Closes a socket and releases its handle. Listeners and datagram sockets remove their DEMUX rule
     /// (<see cref="EngineEventKind.ServiceUnregistered"/>). A connection closes gracefully (transport FIN, then SAL
-    /// FIN, PROTOCOL.md §6) and lingers until the exchange ends; with unread data it is reset instead.
+    /// FIN, docs/protocol.md §6) and lingers until the exchange ends; with unread data it is reset instead.
     /// </summary>
     public ServalError Close(SocketHandle handle, TimeSpan now)
     {
@@ -427,7 +427,7 @@ public sealed partial class Engine
         {
             if (st.BytesAvailable > 0)
             {
-                // Unread data: reset (PROTOCOL.md §6).
+                // Unread data: reset (docs/protocol.md §6).
                 ResetFlow(f, now, ServalError.Aborted);
                 return;
             }

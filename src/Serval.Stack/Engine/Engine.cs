@@ -6,8 +6,8 @@ using Serval.Wire;
 namespace Serval.Stack;
 
 /// <summary>
-/// One Serval host's protocol engine (DESIGN.md, "The engine"): interfaces, the service table, the flow table, the SAL
-/// (handshake, control channel, close/reset, service-router forwarding, migration) and the transports. Sans-I/O and
+/// One Serval host's protocol engine (docs/design.md, "The engine"): interfaces, the service table, the flow table, the
+/// SAL (handshake, control channel, close/reset, service-router forwarding, migration) and the transports. Sans-I/O and
 /// single-threaded: packets come in through <see cref="Receive"/>, go out through <see cref="Poll"/> into an
 /// <see cref="IPacketSink"/>, <see cref="NextTimeout"/> says when to poll again, and every time is the caller's
 /// <c>now</c>. Socket operations are plain calls that never block and never throw for network conditions.
@@ -310,7 +310,7 @@ public sealed partial class Engine
 
     private SocketHandle NewHandle() => new(_nextHandle++);
 
-    /// <summary>A random non-zero flowID unused by any live flow or socket (PROTOCOL.md §4: ours, not sequential).</summary>
+    /// <summary>A random non-zero flowID unused by any live flow or socket (docs/protocol.md §4: ours, not sequential).</summary>
     private FlowId NewFlowId()
     {
         while (true)

@@ -1,6 +1,6 @@
 namespace Serval.Stack;
 
-/// <summary>How an engine resolves packets of connections it does not terminate (PROTOCOL.md §7–8).</summary>
+/// <summary>How an engine resolves packets of connections it does not terminate (docs/protocol.md §7–8).</summary>
 public enum EngineMode
 {
     /// <summary>End host: incoming SYNs and unconnected datagrams are matched against local DEMUX rules only.</summary>

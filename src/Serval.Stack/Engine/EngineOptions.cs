@@ -3,7 +3,7 @@ using Serval.Wire;
 namespace Serval.Stack;
 
 /// <summary>
-/// Engine settings. Defaults follow PROTOCOL.md (ours where it differs from the reference). Validated once by the
+/// Engine settings. Defaults follow docs/protocol.md (ours where it differs from the reference). Validated once by the
 /// <see cref="Engine"/> constructor.
 /// </summary>
 public sealed record EngineOptions
@@ -14,7 +14,7 @@ public sealed record EngineOptions
     /// <summary>Host or service-router resolution.</summary>
     public EngineMode Mode { get; init; } = EngineMode.Host;
 
-    /// <summary>Initial control-channel retransmission timeout (PROTOCOL.md §6: 1 s).</summary>
+    /// <summary>Initial control-channel retransmission timeout (docs/protocol.md §6: 1 s).</summary>
     public TimeSpan InitialRto { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Lower bound of the control-channel RTO.</summary>

@@ -34,7 +34,7 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
     /// <summary>Optional address a client gave to skip resolution.</summary>
     public LinkAddress AdvisoryAddress { get; set; }
 
-    // Control sequence space (PROTOCOL.md §5–6).
+    // Control sequence space (docs/protocol.md §5–6).
     public uint Iss { get; } = iss;
 
     public uint SndUna { get; set; } = iss;

@@ -13,7 +13,7 @@ public sealed record InterfaceConfig
 
     /// <summary>
     /// The link's broadcast address, or <see cref="LinkAddress.None"/>. When set, the interface installs the ad hoc
-    /// default FORWARD rule to it on coming up (PROTOCOL.md §7).
+    /// default FORWARD rule to it on coming up (docs/protocol.md §7).
     /// </summary>
     public LinkAddress Broadcast { get; init; }
 

@@ -1,6 +1,6 @@
 namespace Serval.Stack;
 
-/// <summary>Migration sub-state of a flow (PROTOCOL.md §10), orthogonal to <see cref="SalState"/>.</summary>
+/// <summary>Migration sub-state of a flow (docs/protocol.md §10), orthogonal to <see cref="SalState"/>.</summary>
 public enum MigrationState
 {
     /// <summary>No migration in progress.</summary>

@@ -1,6 +1,6 @@
 namespace Serval.Stack;
 
-/// <summary>SAL connection states (reference/original-serval.md §2.1; PROTOCOL.md §5–6).</summary>
+/// <summary>SAL connection states, as in the reference (docs/protocol.md §12; §5–6).</summary>
 public enum SalState
 {
     /// <summary>Created, not connected.</summary>

@@ -4,7 +4,7 @@ using Serval.Wire;
 namespace Serval.Stack.Services;
 
 /// <summary>
-/// The Serval service table (PROTOCOL.md §7): rules keyed by serviceID prefix (0–256 bits), resolved by
+/// The Serval service table (docs/protocol.md §7): rules keyed by serviceID prefix (0–256 bits), resolved by
 /// longest-prefix match. Each entry holds priority sets of FORWARD, DEMUX, DELAY and DROP targets; only the
 /// highest-priority set is used, by weighted random choice (anycast) or as a whole (all mode).
 /// </summary>

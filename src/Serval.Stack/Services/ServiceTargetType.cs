@@ -1,6 +1,6 @@
 namespace Serval.Stack.Services;
 
-/// <summary>What a service-table rule does with a packet it resolves (PROTOCOL.md §7; reference values).</summary>
+/// <summary>What a service-table rule does with a packet it resolves (docs/protocol.md §7; reference values).</summary>
 public enum ServiceTargetType : byte
 {
     /// <summary>Send the packet to a link address on an interface.</summary>

@@ -308,7 +308,7 @@ public sealed partial class StreamConnection
     }
 
     /// <summary>
-    /// Migration has begun (PROTOCOL.md §10): stop the retransmission, probe and keepalive timers and send no data
+    /// Migration has begun (docs/protocol.md §10): stop the retransmission, probe and keepalive timers and send no data
     /// until <see cref="Resume"/>. Acknowledgements still flow and incoming segments are still processed.
     /// </summary>
     public void Freeze()

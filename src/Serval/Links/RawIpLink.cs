@@ -7,7 +7,7 @@ using Serval.Wire;
 namespace Serval.Links;
 
 /// <summary>
-/// Raw IP with protocol number 144 (PROTOCOL.md §1), IPv4 or IPv6: what the reference implementation speaks, so
+/// Raw IP with protocol number 144 (docs/protocol.md §1), IPv4 or IPv6: what the reference implementation speaks, so
 /// interoperability runs over it. Needs root or CAP_NET_RAW (<see cref="IsSupported"/>). The socket is bound to one
 /// local address; since every raw socket for protocol 144 in the namespace receives a copy of every such packet,
 /// packets not addressed to that address are discarded. IPv4 packets arrive with their IP header, which is stripped.

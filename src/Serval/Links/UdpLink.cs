@@ -6,7 +6,7 @@ using Serval.Wire;
 namespace Serval.Links;
 
 /// <summary>
-/// UDP encapsulation (PROTOCOL.md §1): the SAL packet is the UDP payload. The link binds one address and port
+/// UDP encapsulation (docs/protocol.md §1): the SAL packet is the UDP payload. The link binds one address and port
 /// (default <see cref="ServalInfo.DefaultUdpPort"/>), sends from that port, and reports the source address and port of
 /// every packet received, so replies go back to where a packet came from. Needs no privileges; IPv4 or IPv6.
 /// </summary>

@@ -10,7 +10,7 @@ using Serval.Wire;
 namespace Serval.Runtime;
 
 /// <summary>
-/// Drives one <see cref="Stack.Engine"/> on one dedicated thread (DESIGN.md, "The runtime"): take work from
+/// Drives one <see cref="Stack.Engine"/> on one dedicated thread (docs/design.md, "The runtime"): take work from
 /// applications, take packets from links, feed the engine, poll it, transmit, dispatch its events to socket state, and
 /// sleep until the next timer, packet or request. Nothing else touches the engine, except the thread-safe
 /// <see cref="ServiceTable"/> reads and <see cref="EngineCounters"/>.

@@ -4,7 +4,8 @@ using Serval.Stack;
 namespace Serval.Runtime;
 
 /// <summary>
-/// The host's instruments on the meter <see cref="MeterName"/> (STYLE.md rule 7): observable counters over the
+/// The host's instruments on the meter <see cref="MeterName"/> (one meter per host, instruments named
+/// <c>serval.&lt;area&gt;.&lt;thing&gt;</c> with units; docs/design.md, "Observability"): observable counters over the
 /// engine's counters and observable gauges of flows and rules, all tagged with the host name (never a flowID).
 /// </summary>
 internal sealed class HostMetrics : IDisposable

@@ -7,7 +7,7 @@ using static Serval.Stack.Tests.ControlPlane.ControlTopology;
 
 namespace Serval.Stack.Tests.ControlPlane;
 
-/// <summary>Hosts register their services with a service router, in the simulator (DESIGN.md, "Control plane"; issue 7).</summary>
+/// <summary>Hosts register their services with a service router, in the simulator (docs/design.md, "Control plane"; issue 7).</summary>
 public sealed class ControlPlaneScenarioTests
 {
     private static readonly ServiceId Api = ServiceId.FromName("api");

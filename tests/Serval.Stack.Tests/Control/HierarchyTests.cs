@@ -6,7 +6,7 @@ using static Serval.Stack.Tests.ControlPlane.ControlTopology;
 
 namespace Serval.Stack.Tests.ControlPlane;
 
-/// <summary>An edge router registers its registrations, aggregated, with a core router (DESIGN.md: hierarchy, prefix aggregation).</summary>
+/// <summary>An edge router registers its registrations, aggregated, with a core router (docs/design.md, "Control plane": hierarchy, prefix aggregation).</summary>
 public sealed class HierarchyTests
 {
     private static readonly ServiceId CoreId = ServiceId.FromName("serval.router.core");

@@ -7,7 +7,7 @@ using static Serval.Stack.Tests.ControlPlane.ControlTopology;
 
 namespace Serval.Stack.Tests.ControlPlane;
 
-/// <summary>DELAY rules answered by a resolver (PROTOCOL.md §7; DESIGN.md, "on demand").</summary>
+/// <summary>DELAY rules answered by a resolver (docs/protocol.md §7; docs/design.md, "on demand").</summary>
 public sealed class ResolverTests
 {
     private static readonly ServicePrefix Lazy = new(ServiceId.FromName("lazy"), 16);

@@ -5,7 +5,7 @@ using static Serval.Stack.Tests.Engine.PacketHarness;
 
 namespace Serval.Stack.Tests.Engine;
 
-/// <summary>Nonce rules (PROTOCOL.md §5–6, 10) and malformed or hostile input.</summary>
+/// <summary>Nonce rules (docs/protocol.md §5–6, 10) and malformed or hostile input.</summary>
 public sealed class HostileInputTests
 {
     private static readonly Nonce Wrong = new(0xBAD0_BAD0_BAD0_BAD0);

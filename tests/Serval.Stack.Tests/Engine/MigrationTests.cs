@@ -5,7 +5,7 @@ using Xunit;
 
 namespace Serval.Stack.Tests.Engine;
 
-/// <summary>RSYN migration (PROTOCOL.md §10) in the simulator.</summary>
+/// <summary>RSYN migration (docs/protocol.md §10) in the simulator.</summary>
 public sealed class MigrationTests
 {
     private static readonly ServiceId Svc = ServiceId.FromName("mobile");

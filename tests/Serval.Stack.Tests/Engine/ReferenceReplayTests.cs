@@ -6,8 +6,9 @@ using Xunit;
 namespace Serval.Stack.Tests.Engine;
 
 /// <summary>
-/// Interop with the reference's stream behaviour: each side of captures/tcp_basic.pcap (a 30000-byte transfer from
-/// the reference server, then close) is replayed against our engine, with the sequence spaces translated.
+/// Interop with the reference's stream behaviour: each side of tcp_basic.pcap (tests/Serval.Wire.Tests/TestData; a
+/// 30000-byte transfer from the reference server, then close) is replayed against our engine, with the sequence spaces
+/// translated.
 /// </summary>
 public sealed class ReferenceReplayTests
 {

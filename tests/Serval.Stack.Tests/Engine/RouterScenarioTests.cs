@@ -6,7 +6,7 @@ using Xunit;
 
 namespace Serval.Stack.Tests.Engine;
 
-/// <summary>Client → service router → replicas, in the simulator (PROTOCOL.md §7–8; paper §4.2).</summary>
+/// <summary>Client → service router → replicas, in the simulator (docs/protocol.md §7–8; paper §4.2).</summary>
 public sealed class RouterScenarioTests
 {
     private static readonly ServiceId Web = ServiceId.FromName("web");

@@ -5,7 +5,7 @@ using static Serval.Stack.Tests.Engine.PacketHarness;
 
 namespace Serval.Stack.Tests.Engine;
 
-/// <summary>Every row of the SAL state table (reference §2.8), packet by packet, on connected datagram flows.</summary>
+/// <summary>Every row of the reference's SAL state table (docs/protocol.md §12), packet by packet, on connected datagram flows.</summary>
 public sealed class SalStateTests
 {
     private const SalControlFlags Syn = SalControlFlags.Syn;

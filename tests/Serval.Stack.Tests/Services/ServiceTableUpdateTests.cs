@@ -4,7 +4,7 @@ using Xunit;
 
 namespace Serval.Stack.Tests.Services;
 
-/// <summary>Add, remove, modify and RemoveInterface, their error results, and the reference's bugs (original-serval §7 items 9, 12, 15).</summary>
+/// <summary>Add, remove, modify and RemoveInterface, their error results, and the reference's bugs 9, 12 and 15 (numbered as in docs/protocol.md, "Differences").</summary>
 public sealed class ServiceTableUpdateTests
 {
     private static readonly ServicePrefix _echo = ServicePrefix.Parse("0x0e0c/16");
@@ -73,7 +73,7 @@ public sealed class ServiceTableUpdateTests
     [Fact]
     public void Duplicate_in_a_lower_priority_set_is_refused()
     {
-        // Reference bug (§7 item 9): only the top set was checked, so the same target could sit in two sets.
+        // Reference bug 9: only the top set was checked, so the same target could sit in two sets.
         var table = new ServiceTable();
         table.Add(_echo, ServiceTarget.Forward(_a, 1), priority: 1);
         table.Add(_echo, ServiceTarget.Forward(_b, 1), priority: 10);
@@ -95,7 +95,7 @@ public sealed class ServiceTableUpdateTests
     [Fact]
     public void Adding_next_to_a_drop_or_delay_rule_succeeds()
     {
-        // Reference bug (§7 item 9): any DROP or DELAY in the top set made every later add fail with EEXIST.
+        // Reference bug 9: any DROP or DELAY in the top set made every later add fail with EEXIST.
         var table = new ServiceTable();
         Assert.Equal(ServiceTableResult.Ok, table.Add(_echo, ServiceTarget.Drop(), priority: 5));
         Assert.Equal(ServiceTableResult.Ok, table.Add(_echo, ServiceTarget.Delay(), priority: 5));
@@ -109,7 +109,7 @@ public sealed class ServiceTableUpdateTests
     [Fact]
     public void Stream_and_datagram_sockets_share_a_service_id()
     {
-        // Reference bug (§7 item 9): the second DEMUX was refused, so bind of a UDP socket failed next to a TCP one.
+        // Reference bug 9: the second DEMUX was refused, so bind of a UDP socket failed next to a TCP one.
         var table = new ServiceTable();
         var id = ServicePrefix.Exact(ServiceId.FromName("echo"));
         Assert.Equal(ServiceTableResult.Ok, table.Add(id, ServiceTarget.Demux(1, 6), ServiceTable.SocketPriority, ServiceTable.SocketWeight));
@@ -132,7 +132,7 @@ public sealed class ServiceTableUpdateTests
     [Fact]
     public void Removing_a_demux_removes_only_that_socket()
     {
-        // Reference bug (§7 item 9): DEMUX deletion removed the first DEMUX target whoever owned it.
+        // Reference bug 9: DEMUX deletion removed the first DEMUX target whoever owned it.
         var table = new ServiceTable();
         table.Add(_echo, ServiceTarget.Demux(1, 6));
         table.Add(_echo, ServiceTarget.Demux(2, 17));
@@ -148,7 +148,7 @@ public sealed class ServiceTableUpdateTests
     [Fact]
     public void Delay_and_drop_rules_can_be_removed()
     {
-        // Reference bug (§7 item 15): DELAY and DROP rules could never be deleted.
+        // Reference bug 15: DELAY and DROP rules could never be deleted.
         var table = new ServiceTable();
         table.Add(_echo, ServiceTarget.Delay());
         table.Add(_echo, ServiceTarget.Drop());
@@ -162,7 +162,7 @@ public sealed class ServiceTableUpdateTests
     [Fact]
     public void Removing_the_last_target_removes_the_entry_and_frees_its_nodes()
     {
-        // Reference bug (§7 item 9): bst_remove_prefix never freed trie nodes.
+        // Reference bug 9: bst_remove_prefix never freed trie nodes.
         var table = new ServiceTable();
         var gen = new ServiceIdGenerator(3);
         var background = Enumerable.Range(0, 200).Select(_ => gen.Prefix()).Distinct().ToList();
@@ -198,7 +198,7 @@ public sealed class ServiceTableUpdateTests
     [Fact]
     public void Modify_weight_keeps_priority_and_modify_priority_keeps_weight()
     {
-        // Reference bug (§7 item 12): every modify set priority 0 and weight 1.
+        // Reference bug 12: every modify set priority 0 and weight 1.
         var table = new ServiceTable();
         table.Add(_echo, ServiceTarget.Forward(_a, 1), priority: 7, weight: 3, flags: ServiceFlags.ScopeLocal);
 

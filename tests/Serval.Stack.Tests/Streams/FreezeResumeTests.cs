@@ -3,7 +3,7 @@ using Xunit;
 
 namespace Serval.Stack.Tests.Streams;
 
-/// <summary>Migration hooks (PROTOCOL.md §10): freeze during the SAL's RSYN exchange, resume afterwards.</summary>
+/// <summary>Migration hooks (docs/protocol.md §10): freeze during the SAL's RSYN exchange, resume afterwards.</summary>
 public sealed class FreezeResumeTests
 {
     internal const long CongestionControllerInitialSsthresh = long.MaxValue / 4;
