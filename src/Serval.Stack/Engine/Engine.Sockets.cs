@@ -219,7 +219,8 @@ public sealed partial class Engine
     /// <summary>
     /// Reads from a connection: stream bytes in order, or one datagram of a connected datagram flow (truncated to the
     /// buffer). <paramref name="read"/> 0 with <see cref="ServalError.None"/> and <paramref name="completed"/> true
-    /// means end of stream; 0 with <paramref name="completed"/> false means nothing yet.
+    /// means end of stream (a stream: the peer's transport FIN, every byte before it read — its SAL FIN is not waited
+    /// for; a datagram flow: the peer's SAL FIN); 0 with <paramref name="completed"/> false means nothing yet.
     /// </summary>
     public ServalError Read(SocketHandle handle, Span<byte> buffer, TimeSpan now, out int read, out bool completed)
     {
