@@ -61,8 +61,8 @@ public sealed class ServalStream : Stream
 
     /// <summary>
     /// Reads up to <c>buffer.Length</c> bytes; 0 means the peer finished writing (end of stream, its graceful close
-    /// only: its transport FIN, every byte before it read). After a reset, a time-out or an abort, this and every later read (and write) throws instead, and unread
-    /// bytes are discarded: a transfer cut short never looks complete.
+    /// only: its transport FIN, every byte before it read). After a reset, a time-out or an abort, this and every later
+    /// read (and write) throws instead, and unread bytes are discarded: a transfer cut short never looks complete.
     /// </summary>
     /// <exception cref="ServalException">The connection was reset, timed out or aborted.</exception>
     /// <exception cref="InvalidOperationException">Another read is in progress.</exception>
