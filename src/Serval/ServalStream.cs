@@ -61,8 +61,8 @@ public sealed class ServalStream : Stream
 
     /// <summary>
     /// Reads up to <c>buffer.Length</c> bytes; 0 means the peer finished writing (end of stream, its graceful close
-    /// only). After a reset, a time-out or an abort, this and every later read (and write) throws instead, and unread
-    /// bytes are discarded: a transfer cut short never looks complete.
+    /// only: its transport FIN, every byte before it read). After a reset, a time-out or an abort, this and every later
+    /// read (and write) throws instead, and unread bytes are discarded: a transfer cut short never looks complete.
     /// </summary>
     /// <exception cref="ServalException">The connection was reset, timed out or aborted.</exception>
     /// <exception cref="InvalidOperationException">Another read is in progress.</exception>
@@ -145,7 +145,11 @@ public sealed class ServalStream : Stream
     /// <summary>Not supported.</summary>
     public override void SetLength(long value) => throw new NotSupportedException();
 
-    /// <summary>Finishes the write side: the peer reads end of stream after the data already written. Reading goes on.</summary>
+    /// <summary>
+    /// Finishes the write side: the peer reads end of stream after the data already written. On the wire, the transport
+    /// FIN follows that data and the SAL FIN follows its acknowledgement, without waiting for the dispose. Reading goes on
+    /// until the peer finishes too.
+    /// </summary>
     public void CompleteWrites()
     {
         if (_remote is not null)

@@ -636,7 +636,13 @@ public sealed partial class Engine
             {
                 case SalState.FinWait1:
                     flow.State = SalState.FinWait2;
-                    flow.StateTimerAt = now + _options.FinWait2Timeout;
+                    if (flow.CloseRequested)
+                    {
+                        // Only a closed flow waits at most FinWait2Timeout for the peer's FIN; a half-closed one still
+                        // held by its application reads for as long as the peer sends (the timer starts at its close).
+                        flow.StateTimerAt = now + _options.FinWait2Timeout;
+                    }
+
                     break;
                 case SalState.Closing:
                     EnterTimeWait(flow, now);
@@ -683,7 +689,7 @@ public sealed partial class Engine
         }
 
         Emit(new EngineEvent(EngineEventKind.Readable, flow.Handle));
-        if (flow.CloseRequested && flow.State == SalState.CloseWait && (flow.Stream is null || flow.Stream.FinAcknowledged))
+        if (flow.State == SalState.CloseWait && (flow.Stream is { FinAcknowledged: true } || (flow.Stream is null && flow.CloseRequested)))
         {
             SendFin(flow, now);
         }

@@ -219,7 +219,8 @@ public sealed partial class Engine
     /// <summary>
     /// Reads from a connection: stream bytes in order, or one datagram of a connected datagram flow (truncated to the
     /// buffer). <paramref name="read"/> 0 with <see cref="ServalError.None"/> and <paramref name="completed"/> true
-    /// means end of stream; 0 with <paramref name="completed"/> false means nothing yet.
+    /// means end of stream (a stream: the peer's transport FIN, every byte before it read — its SAL FIN is not waited
+    /// for; a datagram flow: the peer's SAL FIN); 0 with <paramref name="completed"/> false means nothing yet.
     /// </summary>
     public ServalError Read(SocketHandle handle, Span<byte> buffer, TimeSpan now, out int read, out bool completed)
     {
@@ -290,7 +291,11 @@ public sealed partial class Engine
     public int SendBufferFree(SocketHandle handle) =>
         _sockets.TryGetValue(handle.Value, out var s) && s is Flow { Stream: { } st } ? st.SendBufferFree : 0;
 
-    /// <summary>Half-close: a stream sends its FIN after the queued data; the connection stays open for reading.</summary>
+    /// <summary>
+    /// Half-close: a stream sends its transport FIN after the queued data, and the SAL FIN as soon as that is
+    /// acknowledged (FIN-WAIT-1, or LAST-ACK when the peer closed first); the connection stays open for reading until the
+    /// peer's FIN. A later <see cref="Close"/> sends nothing more (an RST if received data is left unread).
+    /// </summary>
     public ServalError CompleteWrites(SocketHandle handle, TimeSpan now)
     {
         try
@@ -324,7 +329,8 @@ public sealed partial class Engine
     /// <summary>
     /// Closes a socket and releases its handle. Listeners and datagram sockets remove their DEMUX rule
     /// (<see cref="EngineEventKind.ServiceUnregistered"/>). A connection closes gracefully (transport FIN, then SAL
-    /// FIN, docs/protocol.md §6) and lingers until the exchange ends; with unread data it is reset instead.
+    /// FIN once that is acknowledged, docs/protocol.md §6 — both may already be out after <see cref="CompleteWrites"/>) and
+    /// lingers until the exchange ends; with unread data it is reset instead (in any state before TIME-WAIT).
     /// </summary>
     public ServalError Close(SocketHandle handle, TimeSpan now)
     {
@@ -418,7 +424,21 @@ public sealed partial class Engine
                 CompactTimeWait(f);
                 return;
             case SalState.FinWait1 or SalState.FinWait2 or SalState.Closing or SalState.LastAck:
+                // Our SAL FIN is already out (the writes were completed before the close): no second FIN. Unread data
+                // still resets, as in CONNECTED; a FIN-WAIT-2 flow now waits at most FinWait2Timeout for the peer.
                 f.CloseRequested = true;
+                if (f.Stream is { BytesAvailable: > 0 })
+                {
+                    ResetFlow(f, now, ServalError.Aborted);
+                    return;
+                }
+
+                if (f.State == SalState.FinWait2 && f.StateTimerAt is null)
+                {
+                    f.StateTimerAt = now + _options.FinWait2Timeout;
+                    Schedule(f);
+                }
+
                 return;
         }
 

@@ -63,7 +63,10 @@ public sealed record EngineOptions
     /// </summary>
     public int MaxTimeWaitFlows { get; init; } = 65_536;
 
-    /// <summary>How long FIN-WAIT-2 waits for the peer's FIN.</summary>
+    /// <summary>
+    /// How long FIN-WAIT-2 waits for the peer's FIN once the application has closed the flow (a half-closed flow it still
+    /// holds waits as long as the peer keeps it open).
+    /// </summary>
     public TimeSpan FinWait2Timeout { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Most packets held by DELAY rules at once.</summary>

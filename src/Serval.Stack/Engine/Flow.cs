@@ -88,7 +88,10 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
 
     public ServalError Error { get; set; }
 
-    /// <summary>The application asked to close; the SAL FIN follows the transport's FIN.</summary>
+    /// <summary>
+    /// The application closed the flow (released it). The SAL FIN does not depend on it: it follows the acknowledgement of
+    /// our transport FIN, which a close or an earlier <c>CompleteWrites</c> queued.
+    /// </summary>
     public bool CloseRequested { get; set; }
 
     /// <summary>Pending request's listener, or the listener an accepted child came from.</summary>

@@ -1,6 +1,5 @@
 using Serval.Stack;
 using Serval.Wire;
-using Serval.Wire.Pcap;
 using Xunit;
 
 namespace Serval.Stack.Tests.Engine;
@@ -13,30 +12,11 @@ namespace Serval.Stack.Tests.Engine;
 public sealed class ReferenceReplayTests
 {
     private static readonly ServiceId RefService = ServiceId.FromNumber(16385);
-    private static readonly LinkAddress RefClient = LinkAddress.Parse("10.202.1.1");
-
-    private sealed record RefPacket(bool FromClient, SalPacketRepr P, byte[] Payload);
-
-    private static List<RefPacket> Load()
-    {
-        var list = new List<RefPacket>();
-        foreach (var r in PcapReader.ReadAll(Path.Combine(AppContext.BaseDirectory, "TestData", "tcp_basic.pcap")))
-        {
-            if (SalFrame.TryLocate(r.LinkType, r.Data, out var f))
-            {
-                var sal = r.Data.AsSpan(f.SalOffset, f.SalLength);
-                Assert.True(SalPacketRepr.TryParse(sal, out var p, out var off, out var len, out _));
-                list.Add(new RefPacket(f.Source.SameAddress(RefClient), p, sal.Slice(off, len).ToArray()));
-            }
-        }
-
-        return list;
-    }
 
     [Fact]
     public void Reference_client_side_replayed_against_our_server_completes_the_transfer()
     {
-        var reference = Load();
+        var reference = ReferenceCapture.TcpBasic();
         var refSynAck = reference.First(x => !x.FromClient && x.P.Control?.Flags == (SalControlFlags.Syn | SalControlFlags.Ack));
         var refServerBytes = reference.Where(x => !x.FromClient).SelectMany(x => x.Payload).ToArray();
         Assert.Equal(30000, refServerBytes.Length);
@@ -139,7 +119,7 @@ public sealed class ReferenceReplayTests
     [Fact]
     public void Reference_server_side_replayed_against_our_client_delivers_the_file()
     {
-        var reference = Load();
+        var reference = ReferenceCapture.TcpBasic();
         var refSyn = reference.First(x => x.FromClient && x.P.Control?.Flags == SalControlFlags.Syn);
         var refServerBytes = reference.Where(x => !x.FromClient).SelectMany(x => x.Payload).ToArray();
 
