@@ -668,7 +668,7 @@ public sealed partial class Engine
 
             if (st.FinAcknowledged && flow.State is SalState.Connected or SalState.CloseWait)
             {
-                // The reference's order (PROTOCOL.md §6): the SAL FIN follows as soon as our transport FIN is
+                // The reference's order (docs/protocol.md §6, §13): the SAL FIN follows as soon as our transport FIN is
                 // acknowledged, whether the application completed its writes (half-close) or closed; it does not wait
                 // for the application to release the flow, and data from the peer keeps arriving until its own FIN.
                 SendFin(flow, now);

@@ -6,7 +6,7 @@ using Xunit;
 namespace Serval.Stack.Tests.Engine;
 
 /// <summary>
-/// The order of a stream connection's close (PROTOCOL.md §6, docs/engine.md "Closing"): the SAL FIN follows the
+/// The order of a stream connection's close (docs/protocol.md §13, docs/engine.md "Closing"): the SAL FIN follows the
 /// acknowledgement of our transport FIN — after <c>CompleteWrites</c> as after <c>Close</c> — without waiting for the
 /// application to release the flow, as the reference does; against a peer that behaves like the reference (it reports
 /// end of stream only on a SAL FIN), in both orders, compared step by step with the reference's own close in
