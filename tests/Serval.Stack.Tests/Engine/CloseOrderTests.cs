@@ -10,7 +10,7 @@ namespace Serval.Stack.Tests.Engine;
 /// acknowledgement of our transport FIN — after <c>CompleteWrites</c> as after <c>Close</c> — without waiting for the
 /// application to release the flow, as the reference does; against a peer that behaves like the reference (it reports
 /// end of stream only on a SAL FIN), in both orders, compared step by step with the reference's own close in
-/// captures/tcp_basic.pcap; and half-close between two of our engines.
+/// TestData/tcp_basic.pcap; and half-close between two of our engines.
 /// </summary>
 public sealed class CloseOrderTests
 {

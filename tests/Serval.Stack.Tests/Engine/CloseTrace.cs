@@ -70,7 +70,7 @@ internal static class CloseTrace
         return steps;
     }
 
-    /// <summary>The reference's own close: the trace of captures/tcp_basic.pcap.</summary>
+    /// <summary>The reference's own close: the trace of TestData/tcp_basic.pcap.</summary>
     public static List<string> OfReference() =>
         Of(ReferenceCapture.TcpBasic().Select(x => (x.FromClient, x.P, x.Payload.Length)));
 

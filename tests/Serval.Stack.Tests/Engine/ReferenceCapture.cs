@@ -4,7 +4,7 @@ using Xunit;
 
 namespace Serval.Stack.Tests.Engine;
 
-/// <summary>The SAL packets of a reference capture (captures/README.md), in order, with their direction.</summary>
+/// <summary>The SAL packets of a reference capture (TestData, described in docs/protocol.md), in order, with their direction.</summary>
 internal static class ReferenceCapture
 {
     /// <summary>The client of the reference captures (10.202.1.1; the server is 10.202.1.2).</summary>

@@ -6,7 +6,7 @@ namespace Serval.Stack.Tests.Engine;
 
 /// <summary>
 /// The peer of a <see cref="PacketHarness"/> engine, played by hand the way the reference implementation behaves
-/// (reference/original-serval.md §2.8, captures/tcp_basic.pcap): its TCP offers MSS 1448 and window scale 1 only, sends
+/// (docs/protocol.md §9, TestData/tcp_basic.pcap): its TCP offers MSS 1448 and window scale 1 only, sends
 /// window 0 in its SYN and 1408-byte data segments, and acknowledges cumulatively; its application learns of the end of
 /// the stream only from our SAL FIN; it sends its own SAL FIN once its transport FIN is acknowledged. The test performs
 /// each of those steps itself; this class keeps the peer's sequence numbers, builds its packets, and records every
