@@ -18,6 +18,7 @@ public sealed class EngineCounters
     private long _controlRetransmissions;
     private long _forwarded;
     private long _forwardLoops;
+    private long _hopLimitExceeded;
     private long _noRoute;
     private long _delayed;
     private long _delayExpired;
@@ -87,6 +88,12 @@ public sealed class EngineCounters
 
     /// <summary>Packets not forwarded because our address was already in their SOURCE extension, or it was full.</summary>
     public long ForwardLoops => Volatile.Read(ref _forwardLoops);
+
+    /// <summary>
+    /// First packets a service router did not forward because their IP TTL / hop limit was 1 or 0 (it would have
+    /// reached 0; PROTOCOL.md §8).
+    /// </summary>
+    public long HopLimitExceeded => Volatile.Read(ref _hopLimitExceeded);
 
     /// <summary>First packets no rule resolved (or a DROP rule discarded).</summary>
     public long NoRoute => Volatile.Read(ref _noRoute);
@@ -233,6 +240,8 @@ public sealed class EngineCounters
     internal void ForwardedPacket() => _forwarded++;
 
     internal void ForwardLoop() => _forwardLoops++;
+
+    internal void HopLimitExceededPacket() => _hopLimitExceeded++;
 
     internal void NoRoutePacket() => _noRoute++;
 

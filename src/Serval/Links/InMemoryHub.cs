@@ -47,11 +47,11 @@ public sealed class InMemoryHub
         return _impairment.IsActive ? new FaultInjectionLink(link, _impairment with { Seed = _impairment.Seed + n }) : link;
     }
 
-    internal void Deliver(InMemoryLink from, LinkAddress destination, ReadOnlySpan<byte> packet)
+    internal void Deliver(LinkAddress destination, LinkAddress source, int hopLimit, ReadOnlySpan<byte> packet)
     {
         if (_links.TryGetValue(destination, out var to) || (destination.Port == 0 && TryFindByAddress(destination, out to)))
         {
-            to.Deliver(from.LocalAddress, destination, packet);
+            to.Deliver(source, destination, packet, hopLimit);
             return;
         }
 
