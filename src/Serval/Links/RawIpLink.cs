@@ -188,8 +188,8 @@ public sealed class RawIpLink : ServalLink, ISocketIoHandler
             return;
         }
 
-        // The same header bytes as the reference router's (sr_syn_b.pcap): version, no options, DF (as the kernel's own
-        // header has), identification and checksum left for the kernel.
+        // Version 4 without options, as the reference's headers (sr_syn_b.pcap); DF set, as the kernel's own header had
+        // (the reference sends none; the flag is not part of the protocol); identification and checksum left for the kernel.
         var length = _ipv4
             ? new Ipv4Repr { Source = source.WithPort(0), Destination = destination, Protocol = ServalInfo.IPProtocolNumber, Ttl = IPHopLimit.OrDefault(hopLimit), DontFragment = true }.Emit(_header, packet.Length)
             : new Ipv6Repr { Source = source.WithPort(0), Destination = destination, NextHeader = ServalInfo.IPProtocolNumber, HopLimit = IPHopLimit.OrDefault(hopLimit) }.Emit(_header, packet.Length);
