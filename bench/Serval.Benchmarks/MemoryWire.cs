@@ -29,7 +29,7 @@ internal sealed class MemoryWire(Engine peer, int peerInterface, bool observeTcp
     /// <summary>Raw (unscaled) window field of the last segment — never more than the real window.</summary>
     public ushort LastWindow { get; private set; }
 
-    public void Send(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet)
+    public void Send(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit)
     {
         var buf = _pool.Count > 0 ? _pool.Pop() : new byte[Math.Max(2048, packet.Length)];
         if (buf.Length < packet.Length)

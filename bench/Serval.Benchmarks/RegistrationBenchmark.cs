@@ -197,7 +197,7 @@ internal static class RegistrationBenchmark
 
     private sealed class CaptureSink(List<byte[]> packets) : IPacketSink
     {
-        public void Send(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet) => packets.Add(packet.ToArray());
+        public void Send(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit) => packets.Add(packet.ToArray());
     }
 
     // ------------------------------------------------------------------------------------------------------------

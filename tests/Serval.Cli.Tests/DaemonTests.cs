@@ -47,7 +47,7 @@ public sealed class DaemonTests
         Assert.Equal("ServiceRouter", (string)stats.Json["host"]!["mode"]!);
 
         // Every engine counter is listed, the stream transport's spoofing defences (RFC 5961) included.
-        foreach (var name in new[] { "resetsIgnored", "badNonce", "flowFaults", "synCookiesSent", "synCookiesAccepted", "synCookiesRejected", "timeWaitRecycled", "negativeAnswersSent", "negativeAnswersSuppressed", "userTimeouts", "spoofTransportRst", "spoofSyn", "spoofFin", "ackUnacceptable", "dataOutOfWindow", "challengeAcksSent", "challengeAcksSuppressed" })
+        foreach (var name in new[] { "resetsIgnored", "badNonce", "flowFaults", "synCookiesSent", "synCookiesAccepted", "synCookiesRejected", "timeWaitRecycled", "negativeAnswersSent", "negativeAnswersSuppressed", "userTimeouts", "spoofTransportRst", "spoofSyn", "spoofFin", "ackUnacceptable", "dataOutOfWindow", "challengeAcksSent", "challengeAcksSuppressed", "forwardLoops", "hopLimitExceeded" })
         {
             Assert.Equal(0, (long)stats.Json["engine"]![name]!);
         }
@@ -80,7 +80,7 @@ public sealed class DaemonTests
             Assert.Contains($"serval_transport_{kind}_total{{serval_host=\"metrics-test\"}} 0", text, StringComparison.Ordinal);
         }
 
-        foreach (var name in new[] { "flows_faults", "sal_syn_cookies_sent", "sal_timewait_recycled", "sal_negative_answers_sent", "stream_user_timeouts" })
+        foreach (var name in new[] { "flows_faults", "sal_syn_cookies_sent", "sal_timewait_recycled", "sal_negative_answers_sent", "stream_user_timeouts", "packets_forward_loops", "packets_hop_limit_exceeded" })
         {
             Assert.Contains($"serval_{name}_total{{serval_host=\"metrics-test\"}} 0", text, StringComparison.Ordinal);
         }

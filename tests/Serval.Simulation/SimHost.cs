@@ -76,9 +76,9 @@ public sealed class SimHost : IPacketSink
         Pump();
     }
 
-    internal void Deliver(int iface, LinkAddress source, LinkAddress destination, byte[] packet)
+    internal void Deliver(int iface, LinkAddress source, LinkAddress destination, byte[] packet, int hopLimit)
     {
-        Engine.Receive(iface, source, destination, packet, Now);
+        Engine.Receive(iface, source, destination, packet, hopLimit, Now);
         Pump();
     }
 
@@ -111,11 +111,11 @@ public sealed class SimHost : IPacketSink
         Pump();
     }
 
-    void IPacketSink.Send(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet)
+    void IPacketSink.Send(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit)
     {
         if (_links.TryGetValue(interfaceIndex, out var link))
         {
-            link.Transmit(this, interfaceIndex, source, destination, packet);
+            link.Transmit(this, interfaceIndex, source, destination, packet, hopLimit);
         }
     }
 

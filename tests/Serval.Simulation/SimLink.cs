@@ -7,7 +7,9 @@ namespace Serval.Simulation;
 /// <summary>
 /// A simulated shared link. Hosts attach with an address; a packet sent to an attached address reaches that host,
 /// one sent to <see cref="Broadcast"/> reaches every other host. Impairments (<see cref="Conditions"/>) apply per
-/// packet; <see cref="Partitioned"/> drops everything.
+/// packet; <see cref="Partitioned"/> drops everything. Like raw IP, a packet arrives with the source address and the
+/// hop limit its sender's engine gave (64 when it gave none); with UDP-style addresses (ports) the hop limit is
+/// unknown, as a UDP link reports it.
 /// </summary>
 public sealed class SimLink
 {
@@ -52,6 +54,9 @@ public sealed class SimLink
     /// <summary>Optional observer of every packet offered: (time, sender, source, destination, bytes).</summary>
     public Action<TimeSpan, SimHost, LinkAddress, LinkAddress, byte[]>? Observer { get; set; }
 
+    /// <summary>Optional observer of the IP TTL / hop limit of every packet offered (<see cref="IPHopLimit.Unknown"/>: the link's default).</summary>
+    public Action<SimHost, int>? HopLimitObserver { get; set; }
+
     /// <summary>Writes every packet offered to the link to a pcap file (raw IP, protocol 144) until disposed.</summary>
     public IDisposable CaptureTo(string path)
     {
@@ -71,13 +76,15 @@ public sealed class SimLink
 
     internal void Attach(SimHost host, int iface) => _attached.Add((host, iface));
 
-    internal void Transmit(SimHost sender, int senderInterface, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet)
+    internal void Transmit(SimHost sender, int senderInterface, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit)
     {
         Offered++;
         var now = _network.Now;
         var copy = packet.ToArray();
         Observer?.Invoke(now, sender, source, destination, copy);
-        WriteCapture(now, source, destination, copy);
+        HopLimitObserver?.Invoke(sender, hopLimit);
+        WriteCapture(now, source, destination, copy, hopLimit);
+        var received = source.Port == 0 && destination.Port == 0 ? IPHopLimit.OrDefault(hopLimit) : IPHopLimit.Unknown;
         if (Nat is { } nat && !nat.Translate(ref source, ref destination))
         {
             Dropped++;
@@ -136,13 +143,13 @@ public sealed class SimLink
                     Delivered++;
                     var h = host;
                     var i = iface;
-                    _network.Enqueue(arrival, () => h.Deliver(i, source, destination, copy));
+                    _network.Enqueue(arrival, () => h.Deliver(i, source, destination, copy, received));
                 }
             }
         }
     }
 
-    private void WriteCapture(TimeSpan now, LinkAddress source, LinkAddress destination, byte[] sal)
+    private void WriteCapture(TimeSpan now, LinkAddress source, LinkAddress destination, byte[] sal, int hopLimit)
     {
         if (_capture is null)
         {
@@ -153,11 +160,11 @@ public sealed class SimLink
         int hl;
         if (source.IsIPv4 && destination.IsIPv4)
         {
-            hl = new Ipv4Repr { Source = source, Destination = destination, Protocol = 144, Ttl = 64 }.Emit(buf, sal.Length);
+            hl = new Ipv4Repr { Source = source, Destination = destination, Protocol = 144, Ttl = IPHopLimit.OrDefault(hopLimit) }.Emit(buf, sal.Length);
         }
         else
         {
-            hl = new Ipv6Repr { Source = source, Destination = destination, NextHeader = 144, HopLimit = 64 }.Emit(buf, sal.Length);
+            hl = new Ipv6Repr { Source = source, Destination = destination, NextHeader = 144, HopLimit = IPHopLimit.OrDefault(hopLimit) }.Emit(buf, sal.Length);
         }
 
         sal.CopyTo(buf, hl);

@@ -57,7 +57,7 @@ public sealed class MetricsTests
             }
 
             // Faults, SYN cookies, TIME-WAIT recycling, negative answers and user timeouts: zero on a clean transfer.
-            foreach (var instrument in new[] { "serval.flows.faults", "serval.sal.syn_cookies_sent", "serval.sal.syn_cookies_accepted", "serval.sal.syn_cookies_rejected", "serval.sal.timewait_recycled", "serval.sal.negative_answers_sent", "serval.sal.negative_answers_suppressed", "serval.stream.user_timeouts" })
+            foreach (var instrument in new[] { "serval.flows.faults", "serval.sal.syn_cookies_sent", "serval.sal.syn_cookies_accepted", "serval.sal.syn_cookies_rejected", "serval.sal.timewait_recycled", "serval.sal.negative_answers_sent", "serval.sal.negative_answers_suppressed", "serval.stream.user_timeouts", "serval.packets.forward_loops", "serval.packets.hop_limit_exceeded" })
             {
                 Assert.Equal(0, seen[instrument]);
             }

@@ -101,6 +101,7 @@ public sealed class NetnsMultiHostTests(ITestOutputHelper output)
                 // notice), so it checks a large sample, which must still include every kind of packet.
                 Assert.True(tap.Packets.Count > 1000, $"the tap saw only {tap.Packets.Count} packets");
                 RawIpLayoutTests.AssertReferenceLayout(tap.Packets, requireEveryKind: true, minConnections: result.Connections);
+                RawIpLayoutTests.AssertReferenceIPLayout(tap.Packets, "sr_syn_a.pcap");
                 tapReport = $"; {tap.Packets.Count} packets on the client's veth checked against the reference layout";
             }
 

@@ -8,7 +8,8 @@ namespace Serval.Tests;
 /// Wire compatibility of the raw-IP link with the reference implementation: a whole stream connection (handshake,
 /// data both ways, TCP and SAL close) captured on the client and checked packet by packet with
 /// <see cref="ReferenceLayout"/> against the reference capture <c>tcp_basic.pcap</c> (and <c>sr_syn_b.pcap</c> for the
-/// SYN-ACK with a SOURCE extension). The checker itself is tested on the reference capture and on damaged packets.
+/// SYN-ACK with a SOURCE extension), IPv4 headers included. The checker itself is tested on the reference captures and
+/// on damaged packets. Through a service router: <see cref="NetnsServiceRouterTests"/>.
 /// </summary>
 public sealed class RawIpLayoutTests
 {
@@ -49,6 +50,28 @@ public sealed class RawIpLayoutTests
         Assert.True(ReferenceLayout.CheckConversations(ours) >= minConnections, "fewer connections (SYNs) than expected in the capture");
     }
 
+    /// <summary>
+    /// Asserts that the IPv4 headers of <paramref name="ours"/> (<see cref="ReferenceLayout.IPShape"/>: first packet or
+    /// not, from whom to whom, TTL) are exactly those of the reference capture taken at the same place of the same
+    /// topology: <c>tcp_basic.pcap</c> for two hosts on one link, <c>sr_syn_a.pcap</c> on the client's link and
+    /// <c>sr_syn_b.pcap</c> on the server's link of client — service router — server.
+    /// </summary>
+    internal static void AssertReferenceIPLayout(IReadOnlyList<ReferenceLayout.Packet> ours, string referenceCapture)
+    {
+        var reference = ReferencePackets(referenceCapture);
+        var expected = IPShapes(reference);
+        var actual = IPShapes(ours);
+        Assert.True(
+            expected.SetEquals(actual),
+            $"IPv4 headers differ from {referenceCapture}: ours {string.Join(" | ", actual.Order(StringComparer.Ordinal))}; the reference's {string.Join(" | ", expected.Order(StringComparer.Ordinal))}");
+    }
+
+    internal static HashSet<string> IPShapes(IReadOnlyList<ReferenceLayout.Packet> packets)
+    {
+        var roles = ReferenceLayout.Roles(packets);
+        return packets.Select(p => ReferenceLayout.IPShape(p, roles)).ToHashSet(StringComparer.Ordinal);
+    }
+
     [Fact]
     public void The_reference_captures_pass_the_layout_check()
     {
@@ -56,6 +79,62 @@ public sealed class RawIpLayoutTests
         Assert.Equal(53, packets.Count);
         AssertReferenceLayout(packets, requireEveryKind: true, minConnections: 1);
         Assert.Equal(1, ReferenceLayout.CheckConversations(ReferencePackets("sr_syn_b.pcap")));
+        Assert.Equal(1, ReferenceLayout.CheckConversations(ReferencePackets("sr_syn_a.pcap")));
+
+        // The IPv4 headers: every packet the reference originates has TTL 64; each IP hop takes one off, and so does its
+        // service router (the forwarded SYN keeps the client's source and arrives with 63, sr_syn_b.pcap frame 3).
+        Assert.Equal(["flow client->server ttl=64", "flow server->client ttl=64", "syn client->server ttl=64"], IPShapes(packets).Order(StringComparer.Ordinal));
+        Assert.Equal(["flow client->server ttl=64", "flow server->client ttl=63", "syn client->router ttl=64"], IPShapes(ReferencePackets("sr_syn_a.pcap")).Order(StringComparer.Ordinal));
+        Assert.Equal(["flow client->server ttl=63", "flow server->client ttl=64", "syn client->server ttl=63"], IPShapes(ReferencePackets("sr_syn_b.pcap")).Order(StringComparer.Ordinal));
+        Assert.Equal(1, ReferenceLayout.CheckForwardedHopLimits(ReferencePackets("sr_syn_a.pcap"), ReferencePackets("sr_syn_b.pcap")));
+    }
+
+    /// <summary>The reference's forwarded SYN (sr_syn_b.pcap frame 3) as IPv4 bytes, and its position in the capture.</summary>
+    private static (byte[] Packet, int Index) ReferenceForwardedSyn()
+    {
+        using var file = File.OpenRead(ReferencePath("sr_syn_b.pcap"));
+        var packets = ReferenceLayout.ReadIPPackets(file);
+        var i = packets.FindIndex(p => ReferenceLayout.Check(p) is { Kind: ReferenceLayout.Kind.Syn, SourceRoute.Count: > 0 });
+        Assert.True(i >= 0);
+        return (packets[i], i);
+    }
+
+    private static void RefreshIPChecksum(byte[] ip)
+    {
+        ip[10] = ip[11] = 0;
+        var sum = ReferenceLayout.Checksum(0, ip.AsSpan(0, 20));
+        (ip[10], ip[11]) = ((byte)(sum >> 8), (byte)sum);
+    }
+
+    [Fact]
+    public void A_forwarded_syn_from_the_routers_address_or_with_the_clients_ttl_fails_the_check()
+    {
+        // The defect: the router's kernel wrote the router's address (10.202.3.254) as the IP source. The checker
+        // says so (and the TCP checksum, computed for the client's source, would fail against it too).
+        var (syn, _) = ReferenceForwardedSyn();
+        var fromRouter = (byte[])syn.Clone();
+        (fromRouter[12], fromRouter[13], fromRouter[14], fromRouter[15]) = ((byte)10, (byte)202, (byte)3, (byte)254);
+        RefreshIPChecksum(fromRouter);
+        Assert.Contains("SOURCE[0]", Assert.Throws<LayoutException>(() => ReferenceLayout.Check(fromRouter)).Message, StringComparison.Ordinal);
+
+        // The client's source, but a TCP checksum computed for the router's address: the receiver's check fails.
+        var wrongSum = (byte[])syn.Clone();
+        var segment = wrongSum.AsSpan(20 + 80);
+        segment[16] = segment[17] = 0;
+        var pseudo = 0x0acaUL + 0x03fe + 0x0aca + 0x0301 + 6 + (ulong)segment.Length; // 10.202.3.254 → 10.202.3.1
+        var tcpSum = ReferenceLayout.Checksum(pseudo, segment);
+        (segment[16], segment[17]) = ((byte)(tcpSum >> 8), (byte)tcpSum);
+        Assert.Contains("TCP checksum", Assert.Throws<LayoutException>(() => ReferenceLayout.Check(wrongSum)).Message, StringComparison.Ordinal);
+
+        // A router that does not decrement the TTL: the packet is well formed, but its IPv4 header is not the
+        // reference's on that link, and its TTL is not the client's minus one.
+        using var file = File.OpenRead(ReferencePath("sr_syn_b.pcap"));
+        var serverSide = ReferenceLayout.ReadIPPackets(file).Select(p => ReferenceLayout.Check(p)).ToList();
+        var (_, index) = ReferenceForwardedSyn();
+        serverSide[index] = serverSide[index] with { Ttl = 64 };
+        Assert.Throws<LayoutException>(() => ReferenceLayout.CheckForwardedHopLimits(ReferencePackets("sr_syn_a.pcap"), serverSide));
+        Assert.Contains("syn client->server ttl=64", IPShapes(serverSide));
+        Assert.False(IPShapes(serverSide).SetEquals(IPShapes(ReferencePackets("sr_syn_b.pcap"))));
     }
 
     [Theory]
@@ -134,10 +213,12 @@ public sealed class RawIpLayoutTests
         Assert.All(ours, p => Assert.False(p.UdpEncapsulated));
         AssertReferenceLayout(ours, requireEveryKind: true, minConnections: 1);
         Assert.Equal(1, ReferenceLayout.CheckConversations(ours));
+        AssertReferenceIPLayout(ours, "tcp_basic.pcap");
 
         tap.Dispose();
         Assert.Empty(tap.Failures);
         Assert.True(tap.Seen >= packets.Count, $"the raw tap saw {tap.Seen} packets, the capture link {packets.Count}");
         AssertReferenceLayout(tap.Packets, requireEveryKind: true, minConnections: 1);
+        AssertReferenceIPLayout(tap.Packets, "tcp_basic.pcap");
     }
 }

@@ -7,15 +7,20 @@ namespace Serval.Tests;
 
 /// <summary>
 /// A byte-level check, written independently of the project's parser, that IPv4 packets carrying Serval streams have
-/// the layout of the reference implementation (its captures in tests/Serval.Wire.Tests/TestData; docs/protocol.md §1–3
-/// and §9): IPv4 header of 20 bytes with protocol 144 (or a UDP header on port 54325 for encapsulation), SAL base
-/// header with its checksum, CONTROL (20 bytes), SERVICE (36) and SOURCE (4 + 4n) extensions with zero reserved bytes,
-/// a TCP header with ports 0 and a valid checksum over the IPv4 pseudo-header (unspecified addresses under UDP
-/// encapsulation), or nothing after a control-only SAL header. The IPv4 part is checked but not part of the shape (UDP
-/// encapsulation differs there by design). Each packet is classified (SYN, SYN-ACK, ...) and reduced to a
+/// the layout of the reference implementation (its captures in tests/Serval.Wire.Tests/TestData; docs/protocol.md §1–3, §8 and §9): IPv4 header of
+/// 20 bytes (no options, total length = packet length, not a fragment, valid checksum, TTL above 0) with protocol 144 (or
+/// a UDP header on port 54325 for encapsulation), SAL base header with its checksum, CONTROL (20 bytes), SERVICE (36)
+/// and SOURCE (4 + 4n) extensions with zero reserved bytes, a TCP header with ports 0 and a valid checksum over the
+/// pseudo-header of the IPv4 header the packet carries (unspecified addresses under UDP encapsulation), or nothing
+/// after a control-only SAL header. Over raw IP a SYN with a SOURCE extension — one a service router forwarded — must
+/// come from SOURCE[0], the client (sr_syn_b.pcap frame 3), to an address not yet in it, and a SYN-ACK with one must go
+/// from its last address to SOURCE[0]. Each packet is classified (SYN, SYN-ACK, ...) and reduced to a
 /// <see cref="Packet.Shape"/> whose fields are compared with the reference capture's packets of the same kind. TCP
 /// options the reference does not offer (SACK-permitted, SACK blocks, timestamps; docs/protocol.md §9 allows them) and
-/// payload sizes are not part of the shape.
+/// payload sizes are not part of the shape. The IPv4 header is compared separately (<see cref="IPShape"/>): who sent the
+/// packet to whom (client, router, server) with which TTL, against the reference capture taken at the same place of the
+/// same topology — the TTL tells how many IP hops the packet made, so a router that does not decrement it, or that
+/// sends from its own address, shows.
 /// </summary>
 internal static class ReferenceLayout
 {
@@ -31,7 +36,7 @@ internal static class ReferenceLayout
         SalAck,
     }
 
-    /// <summary>One checked packet.</summary>
+    /// <summary>One checked packet: its kind and SAL shape, the IPv4 header's addresses and TTL, and the SAL fields.</summary>
     public sealed record Packet(
         Kind Kind,
         string Shape,
@@ -43,7 +48,14 @@ internal static class ReferenceLayout
         uint Ackno,
         ulong Nonce,
         int PayloadLength,
-        bool UdpEncapsulated);
+        bool UdpEncapsulated)
+    {
+        /// <summary>The IPv4 TTL.</summary>
+        public byte Ttl { get; init; }
+
+        /// <summary>The addresses of the SOURCE extension (empty without one).</summary>
+        public IReadOnlyList<uint> SourceRoute { get; init; } = [];
+    }
 
     /// <summary>Reads every Serval packet of a capture (any link type <see cref="SalFrame"/> knows) as IPv4 packets.</summary>
     public static List<byte[]> ReadIPPackets(Stream pcap)
@@ -70,6 +82,7 @@ internal static class ReferenceLayout
         Require((BinaryPrimitives.ReadUInt16BigEndian(ip[6..]) & 0x3fff) == 0, "IPv4 packet is a fragment");
         Require(ip[8] > 0, "IPv4 TTL is 0");
         Require(Fold(Sum(0, ip[..20])) == 0, "IPv4 header checksum is wrong");
+        var ttl = ip[8];
         var source = BinaryPrimitives.ReadUInt32BigEndian(ip[12..]);
         var destination = BinaryPrimitives.ReadUInt32BigEndian(ip[16..]);
         ReadOnlySpan<byte> sal;
@@ -107,6 +120,7 @@ internal static class ReferenceLayout
         byte controlFlags = 0;
         uint verno = 0, ackno = 0;
         ulong nonce = 0;
+        var route = new List<uint>();
         while (at < salLength)
         {
             var type = sal[at] >> 4;
@@ -134,6 +148,11 @@ internal static class ReferenceLayout
                 case 4:
                     Require((length - 4) % 4 == 0 && (length - 4) / 4 is >= 2 and <= 20 && ++sourceRoute == 1, $"SOURCE length {length} is not 4 + 4n (2 <= n <= 20) or repeated");
                     Require(body[0] == 0 && body[1] == 0, "SOURCE reserved bytes are not zero");
+                    for (var a = 2; a + 4 <= body.Length; a += 4)
+                    {
+                        route.Add(BinaryPrimitives.ReadUInt32BigEndian(body[a..]));
+                    }
+
                     break;
                 default:
                     throw new LayoutException($"extension type {type} the reference does not send in a stream");
@@ -149,6 +168,21 @@ internal static class ReferenceLayout
             shape.Append(" control=0x").Append(controlFlags.ToString("x2", System.Globalization.CultureInfo.InvariantCulture));
         }
 
+        // docs/protocol.md §8 over raw IP: a service router keeps the client's IP source when it forwards the SYN (the
+        // transport checksum below is then checked against it); the SYN-ACK goes straight from the server to the client.
+        if (route.Count > 0 && !udp)
+        {
+            if (controlFlags == 0x80)
+            {
+                Require(source == route[0], $"a forwarded SYN's IP source {Dotted(source)} is not SOURCE[0] {Dotted(route[0])}, the client (a service router keeps the client's source)");
+                Require(!route.Contains(destination), $"a forwarded SYN goes to {Dotted(destination)}, already in its SOURCE extension");
+            }
+            else if (controlFlags == 0xa0)
+            {
+                Require(source == route[^1] && destination == route[0], $"a SYN-ACK with SOURCE goes from {Dotted(source)} to {Dotted(destination)}, not from its last address to SOURCE[0]");
+            }
+        }
+
         // Transport (docs/protocol.md §9): nothing after a control-only header, else a TCP segment with ports 0.
         var segment = sal[salLength..];
         if (segment.Length == 0)
@@ -156,7 +190,7 @@ internal static class ReferenceLayout
             Require(control == 1 && controlFlags is 0x04 or 0x20, "a control-only packet must be a SAL FIN or ACK");
             shape.Append(" control-only");
             var k = controlFlags == 0x04 ? Kind.SalFin : Kind.SalAck;
-            return new Packet(k, shape.ToString(), source, destination, sourceFlow, destinationFlow, verno, ackno, nonce, 0, udp);
+            return new Packet(k, shape.ToString(), source, destination, sourceFlow, destinationFlow, verno, ackno, nonce, 0, udp) { Ttl = ttl, SourceRoute = route };
         }
 
         Require(segment.Length >= 20, "TCP segment shorter than its header");
@@ -166,7 +200,7 @@ internal static class ReferenceLayout
         Require((segment[12] & 0x0f) == 0, "TCP reserved bits are set");
         Require(BinaryPrimitives.ReadUInt16BigEndian(segment[18..]) == 0, "TCP urgent pointer is set");
         var pseudo = udp ? 0UL : (ulong)(source >> 16) + (source & 0xffff) + (destination >> 16) + (destination & 0xffff);
-        Require(Fold(Sum(pseudo + 6 + (ulong)segment.Length, segment)) == 0, "TCP checksum (IPv4 pseudo-header, protocol 6) is wrong");
+        Require(Fold(Sum(pseudo + 6 + (ulong)segment.Length, segment)) == 0, "TCP checksum (pseudo-header of this IPv4 header, protocol 6) is wrong");
         var flags = segment[13];
         const byte fin = 0x01, syn = 0x02, rst = 0x04, ack = 0x10;
         Require((flags & rst) == 0 && (flags & 0xc0) == 0, $"TCP flags 0x{flags:x2} (RST/ECN) in a normal stream");
@@ -235,8 +269,72 @@ internal static class ReferenceLayout
             result = (flags & fin) != 0 ? Kind.TcpFin : payload > 0 ? Kind.Data : Kind.PureAck;
         }
 
-        return new Packet(result, shape.ToString(), source, destination, sourceFlow, destinationFlow, verno, ackno, nonce, payload, udp);
+        return new Packet(result, shape.ToString(), source, destination, sourceFlow, destinationFlow, verno, ackno, nonce, payload, udp) { Ttl = ttl, SourceRoute = route };
     }
+
+    /// <summary>
+    /// The role of every address in <paramref name="packets"/>: "client" and "server" of each connection (the SYN-ACK's
+    /// destination and source, or its SOURCE extension's first and last addresses), "router" for the addresses between
+    /// them in a SOURCE extension and for the destination of a client's SYN that is not the server.
+    /// </summary>
+    public static Dictionary<uint, string> Roles(IReadOnlyList<Packet> packets)
+    {
+        var roles = new Dictionary<uint, string>();
+        foreach (var p in packets.Where(p => p.Kind == Kind.SynAck))
+        {
+            var client = p.SourceRoute.Count > 0 ? p.SourceRoute[0] : p.DestinationAddress;
+            var server = p.SourceRoute.Count > 0 ? p.SourceRoute[^1] : p.SourceAddress;
+            roles[client] = "client";
+            roles[server] = "server";
+            for (var i = 1; i < p.SourceRoute.Count - 1; i++)
+            {
+                roles.TryAdd(p.SourceRoute[i], "router");
+            }
+        }
+
+        foreach (var p in packets.Where(p => p.Kind == Kind.Syn && p.SourceRoute.Count == 0))
+        {
+            roles.TryAdd(p.DestinationAddress, "router");
+        }
+
+        return roles;
+    }
+
+    /// <summary>
+    /// The IPv4 header of <paramref name="p"/> as compared with the reference: first packet (SYN) or not, who sent it
+    /// to whom (<see cref="Roles"/>), and the TTL. Version, header length (no options), protocol 144, total length and
+    /// checksum are required by <see cref="Check"/> already.
+    /// </summary>
+    public static string IPShape(Packet p, IReadOnlyDictionary<uint, string> roles)
+    {
+        string Role(uint a) => roles.TryGetValue(a, out var r) ? r : "unknown " + Dotted(a);
+        return $"{(p.Kind == Kind.Syn ? "syn" : "flow")} {Role(p.SourceAddress)}->{Role(p.DestinationAddress)} ttl={p.Ttl}";
+    }
+
+    /// <summary>
+    /// Checks, with packets captured on the client's link (<paramref name="clientSide"/>) and on the server's
+    /// (<paramref name="serverSide"/>), that every SYN a service router forwarded left it with the TTL the client's SYN
+    /// had, minus one per service router in its SOURCE extension (docs/protocol.md §8; sr_syn_a.pcap frame 5 and
+    /// sr_syn_b.pcap frame 3: 64, then 63). Assumes no plain IP router between the service routers and the server.
+    /// Returns how many forwarded SYNs were checked.
+    /// </summary>
+    public static int CheckForwardedHopLimits(IReadOnlyList<Packet> clientSide, IReadOnlyList<Packet> serverSide)
+    {
+        var count = 0;
+        foreach (var forwarded in serverSide.Where(p => p.Kind == Kind.Syn && p.SourceRoute.Count > 0))
+        {
+            var original = clientSide.FirstOrDefault(p => p.Kind == Kind.Syn && p.SourceRoute.Count == 0 && p.SourceAddress == forwarded.SourceRoute[0]
+                && p.DestinationAddress == forwarded.SourceRoute[1] && p.SourceFlow == forwarded.SourceFlow && p.Verno == forwarded.Verno && p.Nonce == forwarded.Nonce);
+            Require(original is not null, $"no SYN from the client {Dotted(forwarded.SourceRoute[0])} to the router for the forwarded SYN of flow {forwarded.SourceFlow}");
+            var expected = original!.Ttl - (forwarded.SourceRoute.Count - 1);
+            Require(forwarded.Ttl == expected, $"the forwarded SYN arrived with TTL {forwarded.Ttl}; the client's SYN had {original.Ttl} and {forwarded.SourceRoute.Count - 1} service router(s) forwarded it, so it must be {expected}");
+            count++;
+        }
+
+        return count;
+    }
+
+    private static string Dotted(uint a) => $"{a >> 24}.{(a >> 16) & 0xff}.{(a >> 8) & 0xff}.{a & 0xff}";
 
     /// <summary>
     /// Checks the SAL control exchange of every connection in <paramref name="packets"/> against the reference's verno

@@ -79,7 +79,7 @@ public sealed class SegmentationOffloadTests
                 random.NextBytes(d);
                 d[0] = (byte)sent.Count;
                 sent.Add(d);
-                sender.Send(sender.LocalAddress, receiver.LocalAddress, d);
+                sender.Send(sender.LocalAddress, receiver.LocalAddress, d, IPHopLimit.Unknown);
             }
 
             foreach (var size in new[] { 700, 700, 900, 64 })
@@ -87,7 +87,7 @@ public sealed class SegmentationOffloadTests
                 var d = new byte[size];
                 random.NextBytes(d);
                 sent.Add(d);
-                sender.Send(sender.LocalAddress, receiver.LocalAddress, d);
+                sender.Send(sender.LocalAddress, receiver.LocalAddress, d, IPHopLimit.Unknown);
             }
 
             sender.Flush();
@@ -158,7 +158,7 @@ public sealed class SegmentationOffloadTests
             var d = new byte[1000];
             d[0] = (byte)i;
             sent.Add(d);
-            sender.Send(sender.LocalAddress, receiver.LocalAddress, d);
+            sender.Send(sender.LocalAddress, receiver.LocalAddress, d, IPHopLimit.Unknown);
         }
 
         sender.Flush();
@@ -176,7 +176,7 @@ public sealed class SegmentationOffloadTests
 
         public ConcurrentQueue<LinkAddress> Sources { get; } = new();
 
-        public void Receive(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet)
+        public void Receive(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit)
         {
             Sources.Enqueue(source);
             Packets.Enqueue(packet.ToArray());

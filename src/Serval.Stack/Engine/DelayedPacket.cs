@@ -27,4 +27,7 @@ internal sealed class DelayedPacket
     public LinkAddress Source { get; init; }
 
     public LinkAddress Destination { get; init; }
+
+    /// <summary>The received packet's IP TTL / hop limit (<see cref="IPHopLimit.Unknown"/> when the link did not say).</summary>
+    public int HopLimit { get; init; } = IPHopLimit.Unknown;
 }

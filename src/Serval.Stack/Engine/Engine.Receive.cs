@@ -8,15 +8,27 @@ public sealed partial class Engine
 {
     /// <summary>
     /// Hands the engine a packet (SAL header onward) that arrived on interface <paramref name="interfaceIndex"/> from
-    /// <paramref name="source"/> to <paramref name="destination"/> (the link addresses, with UDP ports on UDP links).
-    /// Malformed packets are dropped and counted; responses are queued for <see cref="Poll"/>.
+    /// <paramref name="source"/> to <paramref name="destination"/> (the link addresses, with UDP ports on UDP links),
+    /// its IP TTL / hop limit unknown. Malformed packets are dropped and counted; responses are queued for
+    /// <see cref="Poll"/>.
     /// </summary>
-    public void Receive(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, TimeSpan now)
+    public void Receive(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, TimeSpan now) =>
+        Receive(interfaceIndex, source, destination, packet, IPHopLimit.Unknown, now);
+
+    /// <summary>
+    /// Hands the engine a packet (SAL header onward) that arrived on interface <paramref name="interfaceIndex"/> from
+    /// <paramref name="source"/> to <paramref name="destination"/> (the link addresses, with UDP ports on UDP links)
+    /// with the IP TTL / hop limit <paramref name="hopLimit"/> (<see cref="IPHopLimit.Unknown"/> when the link cannot
+    /// tell). A service router forwards a first packet with the hop limit decremented, and drops it (counted as
+    /// <see cref="EngineCounters.HopLimitExceeded"/>) when the hop limit would reach 0. Malformed packets are dropped
+    /// and counted; responses are queued for <see cref="Poll"/>.
+    /// </summary>
+    public void Receive(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit, TimeSpan now)
     {
         _now = now;
         try
         {
-            ReceiveCore(interfaceIndex, source, destination, packet, now);
+            ReceiveCore(interfaceIndex, source, destination, packet, hopLimit, now);
         }
         catch (Exception e)
         {
@@ -28,7 +40,7 @@ public sealed partial class Engine
         }
     }
 
-    private void ReceiveCore(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, TimeSpan now)
+    private void ReceiveCore(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit, TimeSpan now)
     {
         Counters.Received(packet.Length);
         if (!TryGetUpInterface(interfaceIndex, out var iface))
@@ -43,8 +55,13 @@ public sealed partial class Engine
             return;
         }
 
+        // The pseudo-header's source is the link source: the IP source the sender wrote (a service router keeps the
+        // client's). Only a link that cannot carry that source (it delivers from the sending interface's own address,
+        // as UDP encapsulation does) may show a forwarded first packet from the router, whose checksum then verifies
+        // with SOURCE[0] (docs/engine.md, "checksums").
         if (!SalPacketRepr.VerifyTransportChecksum(packet, TransportPseudoHeader.ForLink(source, destination))
-            && !(p.SourceRoute is { } route && SalPacketRepr.VerifyTransportChecksum(packet, TransportPseudoHeader.ForLink(route.First, destination))))
+            && !(iface.RewritesSource && p.SourceRoute is { } route
+                && SalPacketRepr.VerifyTransportChecksum(packet, TransportPseudoHeader.ForLink(route.First, destination))))
         {
             Counters.BadTransportChecksumPacket();
             return;
@@ -70,7 +87,7 @@ public sealed partial class Engine
             if (_options.Mode == EngineMode.ServiceRouter && IsRelayedRsyn(p))
             {
                 // An RSYN addressed to a service (docs/engine.md, "Both ends move"): forwarded like a SYN.
-                ResolveIncoming(iface, source, destination, p, packet, payload, broadcast, now);
+                ResolveIncoming(iface, source, destination, hopLimit, p, packet, payload, broadcast, now);
                 return;
             }
 
@@ -92,7 +109,7 @@ public sealed partial class Engine
 
         if (_options.Mode == EngineMode.ServiceRouter)
         {
-            ResolveIncoming(iface, source, destination, p, packet, payload, broadcast, now);
+            ResolveIncoming(iface, source, destination, hopLimit, p, packet, payload, broadcast, now);
             return;
         }
 

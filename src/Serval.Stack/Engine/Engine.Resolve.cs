@@ -189,7 +189,7 @@ public sealed partial class Engine
         else if (d.Packet is { } packet && TryGetUpInterface(d.Interface, out var iface)
             && SalPacketRepr.TryParse(packet, out var p, out var off, out var len, out _))
         {
-            ResolveIncoming(iface, d.Source, d.Destination, p, packet, packet.AsSpan(off, len), false, now);
+            ResolveIncoming(iface, d.Source, d.Destination, d.HopLimit, p, packet, packet.AsSpan(off, len), false, now);
         }
 
         return true;
@@ -246,7 +246,7 @@ public sealed partial class Engine
     // ----------------------------------------------------------------------------------------------------------
     // Service-router resolution of received first packets (docs/protocol.md §8)
 
-    private void ResolveIncoming(EngineInterface iface, LinkAddress source, LinkAddress destination, in SalPacketRepr p, ReadOnlySpan<byte> packet, ReadOnlySpan<byte> payload, bool broadcast, TimeSpan now)
+    private void ResolveIncoming(EngineInterface iface, LinkAddress source, LinkAddress destination, int hopLimit, in SalPacketRepr p, ReadOnlySpan<byte> packet, ReadOnlySpan<byte> payload, bool broadcast, TimeSpan now)
     {
         var service = p.DestinationService!.Value;
         var entry = Services.Lookup(service);
@@ -261,16 +261,16 @@ public sealed partial class Engine
         {
             foreach (var rule in entry.TopSet.Rules)
             {
-                ResolveIncomingTo(rule, iface, source, destination, p, packet, payload, broadcast, now);
+                ResolveIncomingTo(rule, iface, source, destination, hopLimit, p, packet, payload, broadcast, now);
             }
         }
         else if (Services.TrySelect(entry, _random, out var rule))
         {
-            ResolveIncomingTo(rule, iface, source, destination, p, packet, payload, broadcast, now);
+            ResolveIncomingTo(rule, iface, source, destination, hopLimit, p, packet, payload, broadcast, now);
         }
     }
 
-    private void ResolveIncomingTo(ServiceRule rule, EngineInterface iface, LinkAddress source, LinkAddress destination, in SalPacketRepr p, ReadOnlySpan<byte> packet, ReadOnlySpan<byte> payload, bool broadcast, TimeSpan now)
+    private void ResolveIncomingTo(ServiceRule rule, EngineInterface iface, LinkAddress source, LinkAddress destination, int hopLimit, in SalPacketRepr p, ReadOnlySpan<byte> packet, ReadOnlySpan<byte> payload, bool broadcast, TimeSpan now)
     {
         switch (rule.Target.Type)
         {
@@ -299,7 +299,7 @@ public sealed partial class Engine
                 DeliverToSocket(socket, iface, source, destination, p, payload, now);
                 return;
             case ServiceTargetType.Forward:
-                Forward(rule, iface, source, p, payload, packet.Length, broadcast, now);
+                Forward(rule, iface, source, hopLimit, p, payload, packet.Length, broadcast, now);
                 return;
             case ServiceTargetType.Delay:
                 if (_delayed.Count >= _options.DelayQueueCapacity)
@@ -319,6 +319,7 @@ public sealed partial class Engine
                         Interface = iface.Index,
                         Source = source,
                         Destination = destination,
+                        HopLimit = hopLimit,
                     },
                     rule,
                     packet.Length,
@@ -333,14 +334,24 @@ public sealed partial class Engine
 
     /// <summary>
     /// Forwards a first packet: never a link broadcast; loop if our address is already in SOURCE; append our
-    /// address (or create SOURCE [client, us]); rewrite only the destination; checksums recomputed.
+    /// address (or create SOURCE [client, us]); rewrite only the destination; the IP source stays the client's
+    /// (SOURCE[0]); the IP TTL / hop limit goes down by one, and a packet whose hop limit would reach 0 is dropped
+    /// (<see cref="EngineCounters.HopLimitExceeded"/>; an unknown hop limit leaves the choice to the outgoing link);
+    /// checksums recomputed.
     /// </summary>
-    private void Forward(ServiceRule rule, EngineInterface iface, LinkAddress source, in SalPacketRepr p, ReadOnlySpan<byte> payload, int length, bool broadcast, TimeSpan now)
+    private void Forward(ServiceRule rule, EngineInterface iface, LinkAddress source, int hopLimit, in SalPacketRepr p, ReadOnlySpan<byte> payload, int length, bool broadcast, TimeSpan now)
     {
         if (broadcast || !TryGetUpInterface(rule.Target.Interface, out var outIface))
         {
             Services.RecordDropped(rule, length);
             Counters.NoRoutePacket();
+            return;
+        }
+
+        if (IPHopLimit.IsKnown(hopLimit) && hopLimit <= 1)
+        {
+            Services.RecordDropped(rule, length);
+            Counters.HopLimitExceededPacket();
             return;
         }
 
@@ -382,7 +393,7 @@ public sealed partial class Engine
             return;
         }
 
-        Send(outIface.Index, route.First, rule.Target.Address, forwarded, payload);
+        Send(outIface.Index, route.First, rule.Target.Address, forwarded, payload, IPHopLimit.IsKnown(hopLimit) ? hopLimit - 1 : IPHopLimit.Unknown);
         Services.RecordResolved(rule, length, now);
         Counters.ForwardedPacket();
     }

@@ -6,9 +6,9 @@ using Serval.Wire;
 namespace Serval.Stack;
 
 /// <summary>
-/// One Serval host's protocol engine (docs/design.md, "The engine"): interfaces, the service table, the flow table, the
-/// SAL (handshake, control channel, close/reset, service-router forwarding, migration) and the transports. Sans-I/O and
-/// single-threaded: packets come in through <see cref="Receive"/>, go out through <see cref="Poll"/> into an
+/// One Serval host's protocol engine (docs/design.md, "The engine"): interfaces, the service table, the flow table, the SAL
+/// (handshake, control channel, close/reset, service-router forwarding, migration) and the transports. Sans-I/O and
+/// single-threaded: packets come in through <see cref="Receive(int, LinkAddress, LinkAddress, ReadOnlySpan{byte}, int, TimeSpan)"/>, go out through <see cref="Poll"/> into an
 /// <see cref="IPacketSink"/>, <see cref="NextTimeout"/> says when to poll again, and every time is the caller's
 /// <c>now</c>. Socket operations are plain calls that never block and never throw for network conditions.
 /// </summary>
@@ -185,7 +185,7 @@ public sealed partial class Engine
 
     /// <summary>
     /// Runs expired timers and transport output, then hands every queued packet to <paramref name="sink"/>.
-    /// Call after <see cref="Receive"/>, after socket operations, and when <see cref="NextTimeout"/> is reached.
+    /// Call after <see cref="Receive(int, LinkAddress, LinkAddress, ReadOnlySpan{byte}, int, TimeSpan)"/>, after socket operations, and when <see cref="NextTimeout"/> is reached.
     /// </summary>
     public void Poll(TimeSpan now, IPacketSink sink)
     {
@@ -202,7 +202,7 @@ public sealed partial class Engine
                 moved = true;
                 try
                 {
-                    Receive(0, lo.Source, lo.Destination, lo.Buffer.AsSpan(0, lo.Length), now);
+                    Receive(0, lo.Source, lo.Destination, lo.Buffer.AsSpan(0, lo.Length), lo.HopLimit, now);
                 }
                 finally
                 {
@@ -214,7 +214,7 @@ public sealed partial class Engine
             {
                 try
                 {
-                    sink.Send(o.Interface, o.Source, o.Destination, o.Buffer.AsSpan(0, o.Length));
+                    sink.Send(o.Interface, o.Source, o.Destination, o.Buffer.AsSpan(0, o.Length), o.HopLimit);
                 }
                 finally
                 {
@@ -273,14 +273,17 @@ public sealed partial class Engine
         return next;
     }
 
-    private readonly record struct Outbound(int Interface, LinkAddress Source, LinkAddress Destination, byte[] Buffer, int Length);
+    private readonly record struct Outbound(int Interface, LinkAddress Source, LinkAddress Destination, byte[] Buffer, int Length, int HopLimit);
 
-    /// <summary>Queues a built packet for the interface (or the loopback queue).</summary>
-    private void Transmit(int iface, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet)
+    /// <summary>
+    /// Queues a built packet for the interface (or the loopback queue); <paramref name="hopLimit"/> is the IP TTL /
+    /// hop limit it must leave with (<see cref="IPHopLimit.Unknown"/>: the link's default).
+    /// </summary>
+    private void Transmit(int iface, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit = IPHopLimit.Unknown)
     {
         var buf = ArrayPool<byte>.Shared.Rent(packet.Length);
         packet.CopyTo(buf);
-        var o = new Outbound(iface, source, destination, buf, packet.Length);
+        var o = new Outbound(iface, source, destination, buf, packet.Length, hopLimit);
         if (iface == 0)
         {
             _loopback.Enqueue(o);
@@ -294,12 +297,12 @@ public sealed partial class Engine
     }
 
     /// <summary>Emits <paramref name="repr"/> with <paramref name="payload"/> from <paramref name="source"/> to <paramref name="destination"/>.</summary>
-    private int Send(int iface, LinkAddress source, LinkAddress destination, in SalPacketRepr repr, ReadOnlySpan<byte> payload)
+    private int Send(int iface, LinkAddress source, LinkAddress destination, in SalPacketRepr repr, ReadOnlySpan<byte> payload, int hopLimit = IPHopLimit.Unknown)
     {
         var n = repr.Emit(_scratch, payload, TransportPseudoHeader.ForLink(source, destination));
         if (n > 0)
         {
-            Transmit(iface, source, destination, _scratch.AsSpan(0, n));
+            Transmit(iface, source, destination, _scratch.AsSpan(0, n), hopLimit);
         }
 
         return n;

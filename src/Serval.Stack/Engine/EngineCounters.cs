@@ -19,6 +19,7 @@ public sealed class EngineCounters
     private long _forwarded;
     private long _forwardLoops;
     private long _forwardTooBig;
+    private long _hopLimitExceeded;
     private long _noRoute;
     private long _delayed;
     private long _delayExpired;
@@ -95,6 +96,12 @@ public sealed class EngineCounters
     /// exceed the egress link's MTU (docs/engine.md, "Forwarding and the MTU").
     /// </summary>
     public long ForwardTooBig => Volatile.Read(ref _forwardTooBig);
+
+    /// <summary>
+    /// First packets a service router did not forward because their IP TTL / hop limit was 1 or 0 (it would have
+    /// reached 0; docs/protocol.md §8).
+    /// </summary>
+    public long HopLimitExceeded => Volatile.Read(ref _hopLimitExceeded);
 
     /// <summary>First packets no rule resolved (or a DROP rule discarded).</summary>
     public long NoRoute => Volatile.Read(ref _noRoute);
@@ -251,6 +258,7 @@ public sealed class EngineCounters
     internal void ForwardLoop() => _forwardLoops++;
 
     internal void ForwardTooBigPacket() => _forwardTooBig++;
+    internal void HopLimitExceededPacket() => _hopLimitExceeded++;
 
     internal void NoRoutePacket() => _noRoute++;
 

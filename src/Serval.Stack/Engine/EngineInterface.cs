@@ -15,6 +15,9 @@ internal sealed class EngineInterface(int index, InterfaceConfig config)
 
     public int Mtu { get; } = config.Mtu;
 
+    /// <summary>See <see cref="InterfaceConfig.RewritesSource"/>.</summary>
+    public bool RewritesSource { get; } = config.RewritesSource;
+
     public bool IsUp { get; set; }
 
     public bool IsLoopback { get; init; }

@@ -19,4 +19,14 @@ public sealed record InterfaceConfig
 
     /// <summary>Largest SAL packet the link carries (the link's payload size).</summary>
     public int Mtu { get; init; } = 1472;
+
+    /// <summary>
+    /// Whether the link delivers packets from the sending interface's own address whatever source the sender's engine
+    /// chose — UDP encapsulation (the outer source is the sending socket's, and NATs rewrite it) or an in-memory link
+    /// with ports. Only on such an interface does the engine accept a first packet whose transport checksum was
+    /// computed with SOURCE[0] (the client) instead of the link source (a service router's address): the router kept
+    /// the client's address in the pseudo-header, but the link could not carry it. False (the default): the link
+    /// source is the IP source the sender wrote, as on raw IP, and the checksum must verify against it.
+    /// </summary>
+    public bool RewritesSource { get; init; }
 }

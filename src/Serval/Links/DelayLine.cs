@@ -20,7 +20,7 @@ internal sealed class DelayLine : IDisposable
         _thread.Start();
     }
 
-    public void Add(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, TimeSpan delay)
+    public void Add(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit, TimeSpan delay)
     {
         var due = Stopwatch.GetTimestamp() + (long)(delay.TotalSeconds * Stopwatch.Frequency);
         lock (_lock)
@@ -30,7 +30,7 @@ internal sealed class DelayLine : IDisposable
                 return;
             }
 
-            _queue.Enqueue(new Item(source, destination, packet.ToArray(), _sequence++), due);
+            _queue.Enqueue(new Item(source, destination, packet.ToArray(), hopLimit, _sequence++), due);
             Monitor.PulseAll(_lock);
         }
     }
@@ -70,7 +70,7 @@ internal sealed class DelayLine : IDisposable
 
             foreach (var item in ready)
             {
-                _receiver.Receive(item.Source, item.Destination, item.Data);
+                _receiver.Receive(item.Source, item.Destination, item.Data, item.HopLimit);
             }
 
             ready.Clear();
@@ -89,5 +89,5 @@ internal sealed class DelayLine : IDisposable
         _thread.Join(TimeSpan.FromSeconds(2));
     }
 
-    private readonly record struct Item(LinkAddress Source, LinkAddress Destination, byte[] Data, long Sequence);
+    private readonly record struct Item(LinkAddress Source, LinkAddress Destination, byte[] Data, int HopLimit, long Sequence);
 }

@@ -60,7 +60,10 @@ public sealed class FaultInjectionLink : ServalLink
     }
 
     /// <inheritdoc/>
-    public override void Send(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet) => _inner.Send(source, destination, packet);
+    public override bool RewritesSource => _inner.RewritesSource;
+
+    /// <inheritdoc/>
+    public override void Send(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit) => _inner.Send(source, destination, packet, hopLimit);
 
     /// <inheritdoc/>
     public override void Flush() => _inner.Flush();
@@ -73,7 +76,7 @@ public sealed class FaultInjectionLink : ServalLink
     /// <inheritdoc/>
     internal override void AttachNetworkErrorHandler(Action handler) => _inner.AttachNetworkErrorHandler(handler);
 
-    private void OnReceive(ILinkReceiver next, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet)
+    private void OnReceive(ILinkReceiver next, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit)
     {
         int copies;
         TimeSpan d1, d2;
@@ -99,11 +102,11 @@ public sealed class FaultInjectionLink : ServalLink
         {
             if (_delay is { } line)
             {
-                line.Add(source, destination, packet, i == 0 ? d1 : d2);
+                line.Add(source, destination, packet, hopLimit, i == 0 ? d1 : d2);
             }
             else
             {
-                next.Receive(source, destination, packet);
+                next.Receive(source, destination, packet, hopLimit);
             }
         }
     }
@@ -122,7 +125,7 @@ public sealed class FaultInjectionLink : ServalLink
 
     private sealed class Impairer(FaultInjectionLink link, ILinkReceiver next) : ILinkReceiver
     {
-        public void Receive(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet) =>
-            link.OnReceive(next, source, destination, packet);
+        public void Receive(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit) =>
+            link.OnReceive(next, source, destination, packet, hopLimit);
     }
 }

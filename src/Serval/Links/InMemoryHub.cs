@@ -5,8 +5,10 @@ namespace Serval.Links;
 
 /// <summary>
 /// An in-process network segment: every link created on the hub reaches every other by its address, with no kernel
-/// involved (the same bytes a real link carries). Optional seeded impairment applies to every link. Use it to run
-/// several <see cref="ServalHost"/>s in one process without sockets.
+/// involved (the same bytes a real link carries). Links with port-less addresses behave like raw IP (a packet arrives
+/// with the source address and hop limit its sender gave), links with ports like UDP encapsulation (it arrives from the
+/// sending link's address, hop limit unknown). Optional seeded impairment applies to every link. Use it to run several
+/// <see cref="ServalHost"/>s in one process without sockets.
 /// </summary>
 public sealed class InMemoryHub
 {
@@ -47,11 +49,11 @@ public sealed class InMemoryHub
         return _impairment.IsActive ? new FaultInjectionLink(link, _impairment with { Seed = _impairment.Seed + n }) : link;
     }
 
-    internal void Deliver(InMemoryLink from, LinkAddress destination, ReadOnlySpan<byte> packet)
+    internal void Deliver(LinkAddress destination, LinkAddress source, int hopLimit, ReadOnlySpan<byte> packet)
     {
         if (_links.TryGetValue(destination, out var to) || (destination.Port == 0 && TryFindByAddress(destination, out to)))
         {
-            to.Deliver(from.LocalAddress, destination, packet);
+            to.Deliver(source, destination, packet, hopLimit);
             return;
         }
 

@@ -2,7 +2,12 @@ using Serval.Wire;
 
 namespace Serval.Links;
 
-/// <summary>A link on an <see cref="InMemoryHub"/>. Sending hands the packet straight to the destination link's receiver.</summary>
+/// <summary>
+/// A link on an <see cref="InMemoryHub"/>. Sending hands the packet straight to the destination link's receiver. With
+/// addresses without ports the hub behaves like raw IP: the receiver sees the source and the hop limit the sender gave
+/// (64 when it gave none); with ports, like UDP encapsulation: the source is the sending link's address and the hop
+/// limit unknown.
+/// </summary>
 internal sealed class InMemoryLink(InMemoryHub hub, LinkAddress address, int mtu) : ServalLink
 {
     private ILinkReceiver? _receiver;
@@ -14,6 +19,8 @@ internal sealed class InMemoryLink(InMemoryHub hub, LinkAddress address, int mtu
 
     public override int Mtu { get; } = mtu;
 
+    public override bool RewritesSource => LocalAddress.Port != 0;
+
     public override void Start(ILinkReceiver receiver)
     {
         ArgumentNullException.ThrowIfNull(receiver);
@@ -23,7 +30,7 @@ internal sealed class InMemoryLink(InMemoryHub hub, LinkAddress address, int mtu
         }
     }
 
-    public override void Send(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet)
+    public override void Send(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit)
     {
         if (_disposed)
         {
@@ -31,10 +38,15 @@ internal sealed class InMemoryLink(InMemoryHub hub, LinkAddress address, int mtu
         }
 
         Counters.Sent(packet.Length);
-        hub.Deliver(this, destination, packet);
+        if (RewritesSource || source.IsNone || source.Family != LocalAddress.Family)
+        {
+            source = LocalAddress;
+        }
+
+        hub.Deliver(destination, source, RewritesSource ? IPHopLimit.Unknown : IPHopLimit.OrDefault(hopLimit), packet);
     }
 
-    internal void Deliver(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet)
+    internal void Deliver(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit)
     {
         if (_disposed || _receiver is not { } r)
         {
@@ -43,7 +55,7 @@ internal sealed class InMemoryLink(InMemoryHub hub, LinkAddress address, int mtu
         }
 
         Counters.Received(packet.Length);
-        r.Receive(source, destination, packet);
+        r.Receive(source, destination, packet, hopLimit);
     }
 
     protected override void Dispose(bool disposing)

@@ -9,7 +9,10 @@ namespace Serval.Links;
 /// <summary>
 /// A decorator that writes every packet its inner link sends and receives to a classic pcap file (link type raw IP),
 /// with the real addresses: IP protocol 144 for raw-IP links, IP + UDP with the real ports for UDP encapsulation, so
-/// that <c>servalctl decode</c>, tshark and Wireshark read it. Thread-safe; the file is flushed on dispose.
+/// that <c>servalctl decode</c>, tshark and Wireshark read it. The IP source and TTL are those the inner link puts on
+/// the wire: the source and hop limit the engine gave when the link carries them (raw IP: a service router's
+/// forwarded packet shows the client's source), else the link's own address and 64; received packets show the hop
+/// limit the link reported (64 when unknown). Thread-safe; the file is flushed on dispose.
 /// </summary>
 public sealed class PcapCaptureLink : ServalLink
 {
@@ -67,11 +70,14 @@ public sealed class PcapCaptureLink : ServalLink
     }
 
     /// <inheritdoc/>
-    public override void Send(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet)
+    public override bool RewritesSource => _inner.RewritesSource;
+
+    /// <inheritdoc/>
+    public override void Send(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit)
     {
-        // The underlay sends from the link's own address (a router's SOURCE-preserving address is inside the SAL).
-        Write(_inner.LocalAddress, destination, packet);
-        _inner.Send(source, destination, packet);
+        var keepsSource = !_inner.RewritesSource && !source.IsNone && source.Family == _inner.LocalAddress.Family;
+        Write(keepsSource ? source : _inner.LocalAddress, destination, packet, _inner.RewritesSource ? IPHopLimit.Unknown : hopLimit);
+        _inner.Send(source, destination, packet, hopLimit);
     }
 
     /// <inheritdoc/>
@@ -85,7 +91,7 @@ public sealed class PcapCaptureLink : ServalLink
     /// <inheritdoc/>
     internal override void AttachNetworkErrorHandler(Action handler) => _inner.AttachNetworkErrorHandler(handler);
 
-    private void Write(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> sal)
+    private void Write(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> sal, int hopLimit)
     {
         var udp = source.Port != 0 || destination.Port != 0;
         var ipLength = source.IsIPv6 ? Ipv6Repr.HeaderLength : Ipv4Repr.MinHeaderLength;
@@ -98,11 +104,11 @@ public sealed class PcapCaptureLink : ServalLink
             byte protocol = udp ? (byte)17 : (byte)ServalInfo.IPProtocolNumber;
             if (source.IsIPv6)
             {
-                new Ipv6Repr { Source = source, Destination = destination, NextHeader = protocol, HopLimit = 64 }.Emit(span, payloadLength);
+                new Ipv6Repr { Source = source, Destination = destination, NextHeader = protocol, HopLimit = IPHopLimit.OrDefault(hopLimit) }.Emit(span, payloadLength);
             }
             else
             {
-                new Ipv4Repr { Source = source, Destination = destination, Protocol = protocol, Ttl = 64, DontFragment = true }.Emit(span, payloadLength);
+                new Ipv4Repr { Source = source, Destination = destination, Protocol = protocol, Ttl = IPHopLimit.OrDefault(hopLimit), DontFragment = true }.Emit(span, payloadLength);
             }
 
             var at = ipLength;
@@ -152,10 +158,10 @@ public sealed class PcapCaptureLink : ServalLink
 
     private sealed class Tap(PcapCaptureLink link, ILinkReceiver next) : ILinkReceiver
     {
-        public void Receive(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet)
+        public void Receive(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit)
         {
-            link.Write(source, destination, packet);
-            next.Receive(source, destination, packet);
+            link.Write(source, destination, packet, hopLimit);
+            next.Receive(source, destination, packet, hopLimit);
         }
     }
 }

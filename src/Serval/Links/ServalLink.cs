@@ -27,6 +27,14 @@ public abstract class ServalLink : IDisposable
     /// <summary>The largest SAL packet the link carries.</summary>
     public abstract int Mtu { get; }
 
+    /// <summary>
+    /// Whether packets sent on this link reach the peer from this link's own address whatever source
+    /// <see cref="Send"/> is given (true unless a link says otherwise: UDP encapsulation, where the outer source is
+    /// the socket's and NATs rewrite it). False for links that send with the given source (raw IP): their peers verify
+    /// every transport checksum strictly against the IP source (docs/engine.md, "checksums").
+    /// </summary>
+    public virtual bool RewritesSource => true;
+
     /// <summary>Packets sent, received and dropped by this link.</summary>
     public LinkCounters Counters { get; } = new();
 
@@ -35,10 +43,13 @@ public abstract class ServalLink : IDisposable
 
     /// <summary>
     /// Sends <paramref name="packet"/> (SAL header onward) to <paramref name="destination"/>. <paramref name="source"/>
-    /// is the address the engine computed the transport checksum with; links that cannot choose their source ignore
-    /// it. The span is valid only during the call; a link may queue a copy until <see cref="Flush"/>.
+    /// is the address the engine computed the transport checksum with — the link's own address, or a client's when a
+    /// service router forwards its first packet; links that cannot choose their source ignore it (and say so with
+    /// <see cref="RewritesSource"/>). <paramref name="hopLimit"/> is the IP TTL / hop limit to send with, or
+    /// <see cref="IPHopLimit.Unknown"/> for the link's default; links that cannot set it ignore it. The span is valid
+    /// only during the call; a link may queue a copy until <see cref="Flush"/>.
     /// </summary>
-    public abstract void Send(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet);
+    public abstract void Send(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit);
 
     /// <summary>Transmits whatever <see cref="Send"/> queued (batching links send several packets per system call).</summary>
     public virtual void Flush()

@@ -18,6 +18,9 @@ namespace Serval.Links;
 /// With <c>segmentationOffload</c> (UDP only) consecutive queued datagrams of one size to one destination leave as one
 /// GSO send (<c>UDP_SEGMENT</c>), and the receive side asks the kernel to coalesce (<c>UDP_GRO</c>) and splits the
 /// coalesced buffers back into datagrams. When the kernel refuses either, the link falls back permanently and counts it.
+/// Raw links that write their own IP header queue it in front of the packet (<see cref="Send(LinkAddress, ReadOnlySpan{byte}, ReadOnlySpan{byte})"/>),
+/// still without allocation; with <c>receiveHopLimit</c> (raw IPv6) the batching receive path asks for
+/// <c>IPV6_HOPLIMIT</c> control messages and reports each datagram's hop limit.
 /// </summary>
 internal sealed unsafe class SocketIo : IDisposable
 {
@@ -40,6 +43,7 @@ internal sealed unsafe class SocketIo : IDisposable
     private readonly ISocketIoHandler _handler;
     private readonly Dictionary<LinkAddress, SocketAddress> _addressCache = [];
     private readonly byte[] _managedReceiveBuffer;
+    private byte[]? _managedSendBuffer;
     private Thread? _receiveThread;
     private volatile bool _stopping;
     private bool _disposed;
@@ -48,8 +52,9 @@ internal sealed unsafe class SocketIo : IDisposable
     private readonly SendQueue? _send;
     private readonly ReceiveBatch? _receive;
     private bool _gso;
+    private bool _hopLimitControl;
 
-    public SocketIo(Socket socket, string name, int slotSize, bool batching, LinkCounters counters, ISocketIoHandler handler, bool segmentationOffload = false)
+    public SocketIo(Socket socket, string name, int slotSize, bool batching, LinkCounters counters, ISocketIoHandler handler, bool segmentationOffload = false, bool receiveHopLimit = false)
     {
         _socket = socket;
         _name = name;
@@ -78,6 +83,8 @@ internal sealed unsafe class SocketIo : IDisposable
             }
 
             _receive = gro ? new ReceiveBatch(GroBatchSize, GroSlotSize) : new ReceiveBatch(BatchSize, slotSize);
+            _hopLimitControl = receiveHopLimit
+                && LinuxSockets.SetIntOption(socket.Handle, LinuxSockets.SolIpv6, LinuxSockets.Ipv6RecvHopLimit, 1, out _);
         }
     }
 
@@ -89,6 +96,9 @@ internal sealed unsafe class SocketIo : IDisposable
 
     /// <summary>Whether receives ask for UDP GRO.</summary>
     public bool ReceiveOffload => _receive is { SlotSize: GroSlotSize } && _slotSize < GroSlotSize;
+
+    /// <summary>Whether received datagrams come with the hop limit (<c>IPV6_HOPLIMIT</c> control messages).</summary>
+    public bool ReceivesHopLimit => _hopLimitControl;
 
     public ILogger Logger { get; set; } = NullLogger.Instance;
 
@@ -146,14 +156,17 @@ internal sealed unsafe class SocketIo : IDisposable
     // ------------------------------------------------------------------------------------------------------------
     // Sending (engine thread)
 
-    public void Send(LinkAddress destination, ReadOnlySpan<byte> packet)
+    public void Send(LinkAddress destination, ReadOnlySpan<byte> packet) => Send(destination, default, packet);
+
+    /// <summary>Sends <paramref name="header"/> followed by <paramref name="packet"/> as one datagram.</summary>
+    public void Send(LinkAddress destination, ReadOnlySpan<byte> header, ReadOnlySpan<byte> packet)
     {
         if (_disposed)
         {
             return;
         }
 
-        if (_send is { } queue && packet.Length <= _slotSize)
+        if (_send is { } queue && header.Length + packet.Length <= _slotSize)
         {
             if (destination.IsNone)
             {
@@ -161,7 +174,7 @@ internal sealed unsafe class SocketIo : IDisposable
                 return;
             }
 
-            queue.Add(destination, packet);
+            queue.Add(destination, header, packet);
             if (queue.Count == SendQueueSize)
             {
                 Flush();
@@ -170,7 +183,22 @@ internal sealed unsafe class SocketIo : IDisposable
             return;
         }
 
-        SendManaged(destination, packet);
+        if (header.IsEmpty)
+        {
+            SendManaged(destination, packet);
+            return;
+        }
+
+        // One buffer, grown to the largest datagram seen and reused (the engine thread is the only sender).
+        var length = header.Length + packet.Length;
+        if (_managedSendBuffer is null || _managedSendBuffer.Length < length)
+        {
+            _managedSendBuffer = new byte[Math.Max(length, _slotSize)];
+        }
+
+        header.CopyTo(_managedSendBuffer);
+        packet.CopyTo(_managedSendBuffer.AsSpan(header.Length));
+        SendManaged(destination, _managedSendBuffer.AsSpan(0, length));
     }
 
     private void SendManaged(LinkAddress destination, ReadOnlySpan<byte> packet)
@@ -328,7 +356,7 @@ internal sealed unsafe class SocketIo : IDisposable
                     ref var header = ref batch.Messages[i].Header;
                     header.NameLength = SockAddr.MaxSize;
                     header.Flags = 0;
-                    header.ControlLength = gro ? (nuint)ControlSize : 0;
+                    header.ControlLength = gro || _hopLimitControl ? (nuint)ControlSize : 0;
                     batch.IoVecs[i].Length = (nuint)slotSize;
                 }
 
@@ -377,7 +405,8 @@ internal sealed unsafe class SocketIo : IDisposable
                     }
                     else if (length <= _slotSize)
                     {
-                        _handler.OnDatagram(source, data);
+                        var hopLimit = _hopLimitControl ? batch.ControlInt(i, LinuxSockets.SolIpv6, LinuxSockets.Ipv6HopLimit) ?? IPHopLimit.Unknown : IPHopLimit.Unknown;
+                        _handler.OnDatagram(source, data, hopLimit);
                     }
                     else
                     {
@@ -399,7 +428,7 @@ internal sealed unsafe class SocketIo : IDisposable
     {
         if (datagram.Length <= _slotSize)
         {
-            _handler.OnDatagram(source, datagram);
+            _handler.OnDatagram(source, datagram, IPHopLimit.Unknown);
         }
         else
         {
@@ -429,7 +458,8 @@ internal sealed unsafe class SocketIo : IDisposable
                 continue;
             }
 
-            _handler.OnDatagram(SockAddr.Read(address), buffer.AsSpan(0, n));
+            // The managed receive has no control messages: the hop limit is unknown on this path.
+            _handler.OnDatagram(SockAddr.Read(address), buffer.AsSpan(0, n), IPHopLimit.Unknown);
         }
     }
 
@@ -497,14 +527,16 @@ internal sealed unsafe class SocketIo : IDisposable
 
         public Span<byte> NameSpan(int i) => new(Names + (i * NameStride), SockAddr.MaxSize);
 
-        public void Add(LinkAddress destination, ReadOnlySpan<byte> packet)
+        public void Add(LinkAddress destination, ReadOnlySpan<byte> header, ReadOnlySpan<byte> packet)
         {
             var i = Count;
-            packet.CopyTo(new Span<byte>(Data + _used, packet.Length));
+            var length = header.Length + packet.Length;
+            header.CopyTo(new Span<byte>(Data + _used, header.Length));
+            packet.CopyTo(new Span<byte>(Data + _used + header.Length, packet.Length));
             _offsets[i] = _used;
-            _lengths[i] = packet.Length;
+            _lengths[i] = length;
             _destinations[i] = destination;
-            _used += packet.Length;
+            _used += length;
             Count = i + 1;
         }
 
@@ -618,7 +650,10 @@ internal sealed unsafe class SocketIo : IDisposable
         public Span<byte> SlotSpan(int i) => new(Slots + ((long)i * SlotSize), SlotSize);
 
         /// <summary>The UDP_GRO segment size the kernel reported for message <paramref name="i"/>, or 0.</summary>
-        public int GroSegmentSize(int i)
+        public int GroSegmentSize(int i) => ControlInt(i, LinuxSockets.SolUdp, LinuxSockets.UdpGro) ?? 0;
+
+        /// <summary>The int carried by message <paramref name="i"/>'s control message of that level and type, if any.</summary>
+        public int? ControlInt(int i, int level, int type)
         {
             ref var header = ref Messages[i].Header;
             var length = (int)header.ControlLength;
@@ -629,10 +664,10 @@ internal sealed unsafe class SocketIo : IDisposable
                 var cmsgLength = (int)*(nuint*)(control + offset);
                 if (cmsgLength < LinuxSockets.CmsgHeaderSize || offset + cmsgLength > length)
                 {
-                    return 0;
+                    return null;
                 }
 
-                if (*(int*)(control + offset + 8) == LinuxSockets.SolUdp && *(int*)(control + offset + 12) == LinuxSockets.UdpGro
+                if (*(int*)(control + offset + 8) == level && *(int*)(control + offset + 12) == type
                     && cmsgLength >= LinuxSockets.CmsgHeaderSize + sizeof(int))
                 {
                     return *(int*)(control + offset + LinuxSockets.CmsgHeaderSize);
@@ -641,7 +676,7 @@ internal sealed unsafe class SocketIo : IDisposable
                 offset += LinuxSockets.CmsgAlign(cmsgLength);
             }
 
-            return 0;
+            return null;
         }
 
         public void Dispose()

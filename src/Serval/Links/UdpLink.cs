@@ -91,15 +91,20 @@ public sealed class UdpLink : ServalLink, ISocketIoHandler
     }
 
     /// <inheritdoc/>
-    public override void Send(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet) => _io.Send(destination, packet);
+    /// <remarks>
+    /// UDP encapsulation: the outer IP source is always the socket's own address (NATs may rewrite it further) and the
+    /// outer TTL the kernel's default; <paramref name="source"/> and <paramref name="hopLimit"/> are not carried.
+    /// </remarks>
+    public override void Send(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit) => _io.Send(destination, packet);
 
     /// <inheritdoc/>
     public override void Flush() => _io.Flush();
 
-    void ISocketIoHandler.OnDatagram(LinkAddress source, ReadOnlySpan<byte> datagram)
+    void ISocketIoHandler.OnDatagram(LinkAddress source, ReadOnlySpan<byte> datagram, int hopLimit)
     {
+        // The outer TTL measures the tunnel's hop, not the SAL packet's path: reported as unknown.
         Counters.Received(datagram.Length);
-        _receiver?.Receive(source, LocalAddress, datagram);
+        _receiver?.Receive(source, LocalAddress, datagram, IPHopLimit.Unknown);
     }
 
     internal override void AttachLogger(Microsoft.Extensions.Logging.ILogger logger) => _io.Logger = logger;

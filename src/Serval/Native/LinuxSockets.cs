@@ -18,6 +18,12 @@ internal static unsafe partial class LinuxSockets
     public const int SoSndBufForce = 32;
     public const int SoRcvBufForce = 33;
     public const int SolUdp = 17;
+    public const int SolIp = 0;
+    public const int SolIpv6 = 41;
+    public const int IpHdrIncl = 3;
+    public const int Ipv6HdrIncl = 36;
+    public const int Ipv6RecvHopLimit = 51;
+    public const int Ipv6HopLimit = 52;
     public const int UdpSegment = 103;
     public const int UdpGro = 104;
     public const int MsgCTrunc = 0x08;

@@ -55,6 +55,7 @@ internal sealed partial class EngineDriver : IPacketSink
                 Address = link.LocalAddress,
                 Broadcast = link.BroadcastAddress,
                 Mtu = link.Mtu,
+                RewritesSource = link.RewritesSource,
             });
             Debug.Assert(index == i + 1, "interfaces are numbered in link order");
             Engine.SetInterfaceUp(index, true, now);
@@ -190,7 +191,7 @@ internal sealed partial class EngineDriver : IPacketSink
         }
     }
 
-    private void OnReceived(int iface, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet)
+    private void OnReceived(int iface, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit)
     {
         if (_closed || Interlocked.Increment(ref _inboundCount) > _inboundCapacity)
         {
@@ -208,7 +209,7 @@ internal sealed partial class EngineDriver : IPacketSink
 
         var buffer = ArrayPool<byte>.Shared.Rent(packet.Length);
         packet.CopyTo(buffer);
-        _inbound.Enqueue(new InboundPacket(iface, source, destination, buffer, packet.Length));
+        _inbound.Enqueue(new InboundPacket(iface, source, destination, buffer, packet.Length, hopLimit));
         Signal();
     }
 
@@ -287,7 +288,7 @@ internal sealed partial class EngineDriver : IPacketSink
                 Interlocked.Decrement(ref _inboundCount);
                 try
                 {
-                    Engine.Receive(p.Interface, p.Source, p.Destination, p.Buffer.AsSpan(0, p.Length), now);
+                    Engine.Receive(p.Interface, p.Source, p.Destination, p.Buffer.AsSpan(0, p.Length), p.HopLimit, now);
                 }
                 catch (Exception e)
                 {
@@ -436,11 +437,11 @@ internal sealed partial class EngineDriver : IPacketSink
     /// <summary>Called on the engine thread for every engine event (the place a controller hooks in).</summary>
     public Action<EngineEvent>? EventObserver { get; set; }
 
-    void IPacketSink.Send(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet)
+    void IPacketSink.Send(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit)
     {
         if ((uint)(interfaceIndex - 1) < (uint)_links.Length)
         {
-            _links[interfaceIndex - 1].Send(source, destination, packet);
+            _links[interfaceIndex - 1].Send(source, destination, packet, hopLimit);
         }
     }
 
@@ -534,7 +535,7 @@ internal sealed partial class EngineDriver : IPacketSink
     /// <summary>The receiver a link delivers to: tags packets with the link's interface index.</summary>
     private sealed class Port(EngineDriver driver, int iface) : ILinkReceiver
     {
-        public void Receive(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet) =>
-            driver.OnReceived(iface, source, destination, packet);
+        public void Receive(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit) =>
+            driver.OnReceived(iface, source, destination, packet, hopLimit);
     }
 }

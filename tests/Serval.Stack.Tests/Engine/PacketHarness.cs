@@ -96,7 +96,7 @@ internal sealed class PacketHarness : IPacketSink
 
     public int Pending => _out.Count;
 
-    void IPacketSink.Send(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet) =>
+    void IPacketSink.Send(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit) =>
         _out.Enqueue((source, destination, packet.ToArray()));
 
     // ------------------------------------------------------------------------------------------------------
