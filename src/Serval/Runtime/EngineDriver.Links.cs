@@ -115,7 +115,9 @@ internal sealed partial class EngineDriver
     /// Retires a link whose address went away (engine thread): its interface is removed from the engine (its flows move
     /// to a remaining link of their family, or wait for one), it receives nothing more, and it is disposed off this thread.
     /// </summary>
-    public void RetireLink(ServalLink link)
+    /// <param name="link">The link.</param>
+    /// <param name="disposed">Completed once the link is disposed (its socket closed), for a new link on its address.</param>
+    public void RetireLink(ServalLink link, TaskCompletionSource? disposed = null)
     {
         var slots = _slots;
         for (var i = 0; i < slots.Length; i++)
@@ -123,13 +125,15 @@ internal sealed partial class EngineDriver
             if (slots[i].Link == link && !slots[i].Retired)
             {
                 MigrationLog.LinkRetired(Logger, Name, i, link);
-                RetireSlot(i);
+                RetireSlot(i, disposed);
                 return;
             }
         }
+
+        disposed?.TrySetResult();
     }
 
-    private void RetireSlot(int i)
+    private void RetireSlot(int i, TaskCompletionSource? disposed = null)
     {
         var slot = _slots[i];
         slot.Retired = true;
@@ -151,6 +155,10 @@ internal sealed partial class EngineDriver
                 catch (Exception e)
                 {
                     HostLog.LinkReceiveFailed(Logger, e, link.Name);
+                }
+                finally
+                {
+                    disposed?.TrySetResult();
                 }
             }));
         }

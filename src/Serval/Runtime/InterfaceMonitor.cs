@@ -27,13 +27,17 @@ namespace Serval.Runtime;
 internal sealed unsafe partial class InterfaceMonitor : IDisposable
 {
     /// <summary>How long an address whose link could not be opened waits before the next attempt.</summary>
-    private static readonly TimeSpan RetryOpen = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan RetryOpen = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long a new link waits for a retired link on the same address and port to close its socket.</summary>
+    private static readonly TimeSpan AwaitRetired = TimeSpan.FromSeconds(3);
 
     private readonly EngineDriver _driver;
     private readonly List<Watched> _watched = [];
     private readonly IReadOnlyList<LinkPolicy> _policies;
     private readonly HashSet<(IPAddress Address, int Port)> _explicit = [];
     private readonly Dictionary<(IPAddress Address, int Port), long> _openFailures = [];
+    private readonly Dictionary<(IPAddress Address, int Port), Task> _retiring = [];
     private readonly TimeSpan _interval;
     private readonly Thread _thread;
     private readonly ManualResetEventSlim _firstScan = new(false);
@@ -265,7 +269,9 @@ internal sealed unsafe partial class InterfaceMonitor : IDisposable
             {
                 _watched.RemoveAt(i);
                 MonitorLog.Retiring(_driver.Logger, _driver.Name, w.Link.Name);
-                _driver.Post(new RetireLinkWorkItem(w.Link));
+                var retire = new RetireLinkWorkItem(w.Link);
+                _retiring[(w.Address, w.Port)] = retire.Disposed;
+                _driver.Post(retire);
                 continue;
             }
 
@@ -296,6 +302,13 @@ internal sealed unsafe partial class InterfaceMonitor : IDisposable
                     continue;
                 }
 
+                // The address came back while the link that had it is still being retired: its socket holds the port
+                // until it is disposed (the engine thread lets go of it first; then the receive thread stops).
+                if (_retiring.Remove(key, out var retired) && !retired.Wait(AwaitRetired))
+                {
+                    MonitorLog.RetiredSlow(_driver.Logger, _driver.Name, ip);
+                }
+
                 ServalLink link;
                 try
                 {
@@ -323,12 +336,20 @@ internal sealed unsafe partial class InterfaceMonitor : IDisposable
             }
         }
 
-        // Forget failures of addresses that went away (bounded by the addresses present).
+        // Forget failures of addresses that went away, and retirements that are over (both bounded by the addresses).
         foreach (var key in _openFailures.Keys.ToList())
         {
             if (!addresses.Any(a => Plain(a.Address).Equals(key.Address)))
             {
                 _openFailures.Remove(key);
+            }
+        }
+
+        foreach (var (key, task) in _retiring.ToList())
+        {
+            if (task.IsCompleted)
+            {
+                _retiring.Remove(key);
             }
         }
     }
@@ -404,15 +425,16 @@ internal sealed unsafe partial class InterfaceMonitor : IDisposable
         public void Abandon(Exception reason) => link.Dispose();
     }
 
-    /// <summary>Retires a policy link whose address went away (engine thread).</summary>
+    /// <summary>Retires a policy link whose address went away (engine thread); <see cref="Disposed"/> completes once its socket is closed.</summary>
     private sealed class RetireLinkWorkItem(ServalLink link) : IWorkItem
     {
-        public void Execute(EngineDriver driver) => driver.RetireLink(link);
+        private readonly TaskCompletionSource _disposed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public void Abandon(Exception reason)
-        {
-            // The stopping host disposes every link it holds.
-        }
+        public Task Disposed => _disposed.Task;
+
+        public void Execute(EngineDriver driver) => driver.RetireLink(link, _disposed);
+
+        public void Abandon(Exception reason) => _disposed.TrySetResult(); // the stopping host disposes every link it holds
     }
 
     /// <summary>One link the monitor watches (monitor thread only after <see cref="Start"/>).</summary>
@@ -460,6 +482,9 @@ internal sealed unsafe partial class InterfaceMonitor : IDisposable
 
         [LoggerMessage(EventId = 705, Level = LogLevel.Information, Message = "Serval host {Host}: the address of link {Link} went away; retiring the link")]
         public static partial void Retiring(ILogger logger, string host, string link);
+
+        [LoggerMessage(EventId = 707, Level = LogLevel.Warning, Message = "Serval host {Host}: the retired link on {Address} is slow to close; opening the new one anyway")]
+        public static partial void RetiredSlow(ILogger logger, string host, IPAddress address);
 
         [LoggerMessage(EventId = 706, Level = LogLevel.Warning, Message = "Serval host {Host}: cannot open a link on {Address} ({Interface}, policy {Policy}): {Reason}; retrying in a few seconds")]
         public static partial void OpenFailed(ILogger logger, string host, IPAddress address, string @interface, LinkPolicy policy, string reason);
