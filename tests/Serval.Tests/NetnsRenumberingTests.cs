@@ -29,7 +29,7 @@ public sealed class NetnsRenumberingTests(ITestOutputHelper output)
         var ct = TestNet.Timeout(120);
         await using var net = RenumberNet.Create();
         await using var peer = net.StartPeer();
-        await using var mobile = net.StartMobile();
+        await using var mobile = net.StartMobile(defaultRouter: peer.Address());
         Assert.Equal([LinkAddress.Parse($"{RenumberNet.MobileA}:54325")], mobile.Links.Select(l => l.LocalAddress));
 
         await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = peer, ListenEndPoint = new ServiceEndPoint(Svc) }, ct);
@@ -57,6 +57,15 @@ public sealed class NetnsRenumberingTests(ITestOutputHelper output)
         Assert.True(mobile.Counters.MigrationsCompleted >= 1, "no migration completed");
         Assert.Equal(0, mobile.Counters.MigrationsFailed);
         Assert.Equal(0, mobile.Counters.StrandedTimeouts);
+
+        // The default rule (DefaultRouter) went with the old link and is back on the new one: a connection by
+        // service name alone still resolves.
+        var newLink = interfaces.Single(i => i.Address == renumbered).Index;
+        Assert.Single(mobile.GetRules(), r => r.Prefix == ServicePrefix.Default && r.Target.Type == ServiceTargetType.Forward && r.Target.Interface == newLink);
+        await using var byName = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = mobile, Service = Svc }, ct);
+        await using var byNameAccepted = await listener.AcceptConnectionAsync(ct);
+        await ExchangeAsync(byName, byNameAccepted, 7, ct);
+        Assert.Equal(renumbered, (await byName.GetFlowInfoAsync(ct))!.LocalAddress);
     }
 
     [Fact]
@@ -405,7 +414,7 @@ internal sealed class RenumberNet : IAsyncDisposable
     }).AsTask().GetAwaiter().GetResult());
 
     /// <summary>The mobile host: no explicit link, an IPv4 UDP link policy (or <paramref name="policy"/>).</summary>
-    public ServalHost StartMobile(LinkPolicy? policy = null, StreamOptions? stream = null, LinkAddress registerWith = default) =>
+    public ServalHost StartMobile(LinkPolicy? policy = null, StreamOptions? stream = null, LinkAddress registerWith = default, LinkAddress defaultRouter = default) =>
         Mobile.Invoke(() => ServalHost.StartAsync(new ServalHostOptions
         {
             Name = "mobile",
@@ -413,6 +422,7 @@ internal sealed class RenumberNet : IAsyncDisposable
             Engine = TestNet.FastEngine,
             Stream = stream ?? StreamOptions.Default,
             RegisterWithRouter = registerWith,
+            DefaultRouter = defaultRouter,
             InterfaceMonitorInterval = TimeSpan.FromSeconds(5), // the netlink notifications, not the rescan, must do it
         }).AsTask().GetAwaiter().GetResult());
 
