@@ -104,7 +104,7 @@ public sealed partial class Engine
                 continue;
             }
 
-            if (_options.AutoMigrate && FirstUpInterface(flow.PeerAddress.Family) is { } to)
+            if (_options.AutoMigrate && FirstUpInterfaceFor(flow.PeerAddress) is { } to)
             {
                 StartMigration(flow, to, now);
                 continue;
@@ -121,12 +121,12 @@ public sealed partial class Engine
         }
     }
 
-    /// <summary>The first up, non-loopback interface of <paramref name="family"/>, or null.</summary>
-    private EngineInterface? FirstUpInterface(System.Net.Sockets.AddressFamily family)
+    /// <summary>The first up, non-loopback interface of <paramref name="peer"/>'s address family, or null.</summary>
+    private EngineInterface? FirstUpInterfaceFor(LinkAddress peer)
     {
         foreach (var i in _interfaces)
         {
-            if (i.IsUp && !i.IsLoopback && i.Address.Family == family)
+            if (i.IsUp && !i.IsLoopback && i.Address.Family == peer.Family)
             {
                 return i;
             }
