@@ -10,7 +10,9 @@
 #                                 registration: registrations_per_s=<n> bind_to_routable_ms_p50=<n> p99=<n>
 #   bench/run.sh migration        (root) two namespaces, two veth pairs; a stream transfer migrated 100 times between
 #                                 the sender's two interfaces (MIGRATION_COUNT, MIGRATION_TRIGGER=explicit|link-state,
-#                                 MIGRATION_BOTTLENECK_MBPS=300, 0 for none):
+#                                 MIGRATION_BOTTLENECK_MBPS=300, 0 for none); MIGRATION_TRIGGER=renumber: one veth, the
+#                                 sender's only address replaced by one in the other subnet each time (a link policy
+#                                 follows it), gap = longest pause in delivery:
 #                                 migration: gap_ms_p50=<n> gap_ms_p99=<n> failed=<n> bytes_lost=<n>
 #   bench/run.sh http             one Kestrel app on loopback, on TCP and on a Serval service (UDP encapsulation):
 #                                 small GETs/s with 16 concurrent requests and large-upload goodput, HttpClient against

@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Serval.Links;
 using Serval.Netns;
 using Serval.Stack;
@@ -20,7 +22,9 @@ namespace Serval.Benchmarks;
 /// <remarks>
 /// Triggers: <c>explicit</c> (default) calls <see cref="ServalHost.MigrateLinkAsync"/>; <c>link-state</c> sets the
 /// flow's link down with <see cref="ServalHost.SetLinkUpAsync"/> (the engine's automatic migration moves the flow) and
-/// up again after the move. Both hosts live in this process, each created inside its namespace.
+/// up again after the move; <c>renumber</c> uses another topology (<see cref="RunRenumberAsync"/>): one interface whose
+/// only address is replaced by one in the other subnet. Both hosts live in this process, each created inside its
+/// namespace.
 /// </remarks>
 internal static class MigrationBenchmark
 {
@@ -34,9 +38,9 @@ internal static class MigrationBenchmark
         var migrations = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 100;
         var trigger = args.Length > 1 ? args[1] : "explicit";
         var rateMbps = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 300;
-        if (trigger is not ("explicit" or "link-state") || migrations is < 1 or > 10_000 || rateMbps is < 0 or > 100_000)
+        if (trigger is not ("explicit" or "link-state" or "renumber") || migrations is < 1 or > 10_000 || rateMbps is < 0 or > 100_000)
         {
-            Console.Error.WriteLine("usage: migration [COUNT (1-10000)] [explicit|link-state] [RATE_MBPS (bottleneck; 0: none)]");
+            Console.Error.WriteLine("usage: migration [COUNT (1-10000)] [explicit|link-state|renumber] [RATE_MBPS (bottleneck; 0: none)]");
             return 2;
         }
 
@@ -44,6 +48,11 @@ internal static class MigrationBenchmark
         {
             Console.Error.WriteLine($"migration: cannot run: {reason}");
             return 2;
+        }
+
+        if (trigger == "renumber")
+        {
+            return await RunRenumberAsync(migrations, rateMbps);
         }
 
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(180));
@@ -86,46 +95,9 @@ internal static class MigrationBenchmark
         await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = mobile, Service = service, AdvisoryAddress = peer.Links[0].LocalAddress }, ct);
         await using var accepted = await accept;
 
-        // The stream: 64 KiB chunks taken at varying offsets of a random pool, so every position differs.
-        var pool = new byte[(16 * 1024 * 1024) + Chunk];
-        new Random(62).NextBytes(pool);
         var probe = new ReceiveProbe();
-        var stop = 0;
-        long written = 0;
         var transferStart = Stopwatch.GetTimestamp();
-        var writer = Task.Run(
-            async () =>
-            {
-                using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-                var stream = connection.GetStream();
-                for (long i = 0; Volatile.Read(ref stop) == 0; i++)
-                {
-                    var chunk = pool.AsMemory((int)(i * 4099 % (pool.Length - Chunk)), Chunk);
-                    await stream.WriteAsync(chunk, ct);
-                    hash.AppendData(chunk.Span);
-                    Interlocked.Add(ref written, Chunk);
-                }
-
-                stream.CompleteWrites();
-                return hash.GetHashAndReset();
-            },
-            ct);
-        var reader = Task.Run(
-            async () =>
-            {
-                using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-                var buffer = new byte[256 * 1024];
-                var stream = accepted.GetStream();
-                int n;
-                while ((n = await stream.ReadAsync(buffer, ct)) > 0)
-                {
-                    hash.AppendData(buffer, 0, n);
-                    probe.Delivered(n);
-                }
-
-                return hash.GetHashAndReset();
-            },
-            ct);
+        var stream = BenchStream.Start(connection, accepted, probe, 256 * 1024, ct);
 
         // Warm up: the window opens and the stream reaches steady state.
         await WaitAsync(() => probe.Total >= 32L * 1024 * 1024, TimeSpan.FromSeconds(30), ct);
@@ -199,17 +171,9 @@ internal static class MigrationBenchmark
         }
 
         var elapsed = clock.Elapsed;
-        Volatile.Write(ref stop, 1);
-        var sent = await writer;
-        var received = await reader;
+        var (total, lost) = await stream.FinishAsync(probe);
         var engineFailed = mobile.Counters.MigrationsFailed - failedBefore;
         failed = (int)Math.Max(failed, engineFailed);
-        var total = Interlocked.Read(ref written);
-        var lost = total - probe.Total;
-        if (lost == 0 && !sent.AsSpan().SequenceEqual(received))
-        {
-            lost = total; // same length, different content: count the whole stream as lost
-        }
 
         gaps.Sort();
         var stats = accepted.GetFlowInfoAsync(ct).AsTask().GetAwaiter().GetResult()?.Stream;
@@ -251,6 +215,119 @@ internal static class MigrationBenchmark
         return 0;
     }
 
+    /// <summary>
+    /// <c>MIGRATION_TRIGGER=renumber</c>: the mobile host has one interface (<c>mv0</c>) and no explicit link, only a
+    /// link policy (<see cref="ServalHostOptions.LinkPolicies"/>); the peer's end of the veth carries both subnets.
+    /// Each migration replaces the mobile host's only address by one in the other subnet, with the new default route,
+    /// in one <c>ip -batch</c> (10.62.1.1 ↔ 10.62.2.1): the interface monitor retires the old link and creates one for
+    /// the new address, and the engine moves the flow to it. The gap is the longest pause in delivery to the receiving
+    /// application from the trigger until the flow runs on the new address again.
+    /// </summary>
+    private static async Task<int> RunRenumberAsync(int migrations, int rateMbps)
+    {
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(180));
+        var ct = deadline.Token;
+        await using var mobileNs = NetNamespace.Create("bmob");
+        await using var peerNs = NetNamespace.Create("bpeer");
+        Veth.Connect(mobileNs, "mv0", $"{MobileA}/24", peerNs, "pv0", "10.62.1.2/24");
+        peerNs.Ip("addr", "add", "10.62.2.2/24", "dev", "pv0");
+        peerNs.Ip("addr", "add", $"{PeerAddress}/32", "dev", "lo");
+        mobileNs.Ip("route", "add", "default", "via", "10.62.1.2");
+        if (rateMbps > 0)
+        {
+            mobileNs.Ip("link", "set", "dev", "mv0", "txqueuelen", "1000");
+            mobileNs.Exec("tc", "qdisc", "replace", "dev", "mv0", "root", "tbf", "rate", $"{rateMbps}mbit", "burst", "32kb", "latency", "2ms");
+        }
+
+        await using var peer = peerNs.Invoke(() => ServalHost.StartAsync(new ServalHostOptions
+        {
+            Name = "peer",
+            Links = [new UdpLink(IPAddress.Parse(PeerAddress))],
+        }).AsTask().GetAwaiter().GetResult());
+        // MIGRATION_VERBOSE=1: the mobile host logs (links created and retired, flows moving) to stderr.
+        using var logs = Environment.GetEnvironmentVariable("MIGRATION_VERBOSE") == "1"
+            ? LoggerFactory.Create(b => b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.ffffff "; }).AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace))
+            : null;
+        await using var mobile = mobileNs.Invoke(() => ServalHost.StartAsync(new ServalHostOptions
+        {
+            Name = "mobile",
+            LinkPolicies = [new LinkPolicy { IPv6 = false }],
+            LoggerFactory = logs ?? NullLoggerFactory.Instance,
+        }).AsTask().GetAwaiter().GetResult());
+
+        var service = ServiceId.FromName("bench.migration");
+        await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = peer, ListenEndPoint = new ServiceEndPoint(service) }, ct);
+        var accept = listener.AcceptConnectionAsync(ct);
+        await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = mobile, Service = service, AdvisoryAddress = peer.Links[0].LocalAddress }, ct);
+        await using var accepted = await accept;
+        var probe = new ReceiveProbe();
+        // 16 KiB reads: at 300 Mbit/s one every ~0.4 ms, so a pause is measured to within about that.
+        var stream = BenchStream.Start(connection, accepted, probe, 16 * 1024, ct);
+        await WaitAsync(() => probe.Total >= 32L * 1024 * 1024, TimeSpan.FromSeconds(30), ct);
+
+        var gaps = new List<double>();
+        var failed = 0;
+        var batch = Path.GetTempFileName();
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            var (from, to, gateway) = (MobileA, MobileB, "10.62.2.2");
+            for (var m = 0; m < migrations; m++)
+            {
+                await File.WriteAllLinesAsync(batch, [$"addr del {from}/24 dev mv0", $"addr add {to}/24 dev mv0", $"route replace default via {gateway}"], ct);
+                var renumbered = LinkAddress.Parse($"{to}:{ServalInfo.DefaultUdpPort}");
+                var t0 = Stopwatch.GetTimestamp();
+                probe.WatchPauses(t0);
+                mobileNs.Ip("-batch", batch);
+
+                // Settled: the flow runs from the new address and the receiver has had another MiB since.
+                var moved = await WaitAsync(
+                    async () => (await connection.GetFlowInfoAsync(ct)) is { Migration: MigrationState.None } f && f.LocalAddress == renumbered,
+                    TimeSpan.FromSeconds(5),
+                    ct);
+                var total = probe.Total;
+                var flowing = moved && await WaitAsync(() => probe.Total >= total + (1024 * 1024), TimeSpan.FromSeconds(5), ct);
+                var pause = probe.StopWatchingPauses();
+                if (!moved || !flowing)
+                {
+                    failed++;
+                    Console.Error.WriteLine($"renumbering {m} ({from} -> {to}): {(moved ? "no data after the move" : "the flow did not settle on the new address")} within 5 s");
+                }
+                else
+                {
+                    gaps.Add(Stopwatch.GetElapsedTime(0, pause).TotalMilliseconds);
+                }
+
+                (from, to, gateway) = (to, from, gateway == "10.62.2.2" ? "10.62.1.2" : "10.62.2.2");
+                await Task.Delay(10, ct);
+            }
+        }
+        finally
+        {
+            File.Delete(batch);
+        }
+
+        var elapsed = clock.Elapsed;
+        var (total0, lost) = await stream.FinishAsync(probe);
+        var engineFailed = mobile.Counters.MigrationsFailed + mobile.Counters.StrandedTimeouts;
+        failed = (int)Math.Max(failed, engineFailed);
+        gaps.Sort();
+        Console.Error.WriteLine(string.Create(
+            CultureInfo.InvariantCulture,
+            $"trigger=renumber bottleneck_mbps={(rateMbps == 0 ? "none" : rateMbps.ToString(CultureInfo.InvariantCulture))} migrations={migrations} measured={gaps.Count} elapsed_s={elapsed.TotalSeconds:F1} bytes={total0} links={mobile.Links.Count}"));
+        if (gaps.Count > 0)
+        {
+            Console.Error.WriteLine(string.Create(
+                CultureInfo.InvariantCulture,
+                $"gap_ms min={gaps[0]:F3} p50={Percentile(gaps, 0.5):F3} p90={Percentile(gaps, 0.9):F3} p99={Percentile(gaps, 0.99):F3} max={gaps[^1]:F3}; engine: stranded={mobile.Counters.FlowsStranded} started={mobile.Counters.MigrationsStarted} completed={mobile.Counters.MigrationsCompleted} failed={mobile.Counters.MigrationsFailed} network_down={mobile.Counters.StrandedTimeouts} rsyn_rtt_max_ms={mobile.Counters.MigrationTimeMax.TotalMilliseconds:F3}"));
+        }
+
+        var p50 = gaps.Count > 0 ? Percentile(gaps, 0.5) : double.NaN;
+        var p99 = gaps.Count > 0 ? Percentile(gaps, 0.99) : double.NaN;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"migration: gap_ms_p50={p50:F2} gap_ms_p99={p99:F2} failed={failed} bytes_lost={lost}"));
+        return 0;
+    }
+
     /// <summary>Sets the link down (the engine moves its flows); posts to the engine before it first awaits.</summary>
     private static async ValueTask<int> SetDownAsync(ServalHost host, int link, CancellationToken ct)
     {
@@ -281,6 +358,80 @@ internal static class MigrationBenchmark
         return true;
     }
 
+    /// <summary>
+    /// The benchmark's stream: 64 KiB chunks taken at varying offsets of a random pool (so every position differs),
+    /// written until stopped and hashed on both ends.
+    /// </summary>
+    private sealed class BenchStream
+    {
+        private readonly byte[] _pool = new byte[(16 * 1024 * 1024) + Chunk];
+        private int _stop;
+        private long _written;
+        private Task<byte[]> _writer = null!;
+        private Task<byte[]> _reader = null!;
+
+        /// <param name="from">The sending connection.</param>
+        /// <param name="to">The receiving connection.</param>
+        /// <param name="probe">Told of every read.</param>
+        /// <param name="readSize">The reader's buffer: small enough that reads come often (pauses are measured between reads).</param>
+        /// <param name="ct">Cancels both ends.</param>
+        public static BenchStream Start(ServalConnection from, ServalConnection to, ReceiveProbe probe, int readSize, CancellationToken ct)
+        {
+            var s = new BenchStream();
+            new Random(62).NextBytes(s._pool);
+            s._writer = Task.Run(
+                async () =>
+                {
+                    using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+                    var stream = from.GetStream();
+                    for (long i = 0; Volatile.Read(ref s._stop) == 0; i++)
+                    {
+                        var chunk = s._pool.AsMemory((int)(i * 4099 % (s._pool.Length - Chunk)), Chunk);
+                        await stream.WriteAsync(chunk, ct);
+                        hash.AppendData(chunk.Span);
+                        Interlocked.Add(ref s._written, Chunk);
+                    }
+
+                    stream.CompleteWrites();
+                    return hash.GetHashAndReset();
+                },
+                ct);
+            s._reader = Task.Run(
+                async () =>
+                {
+                    using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+                    var buffer = new byte[readSize];
+                    var stream = to.GetStream();
+                    int n;
+                    while ((n = await stream.ReadAsync(buffer, ct)) > 0)
+                    {
+                        hash.AppendData(buffer, 0, n);
+                        probe.Delivered(n);
+                    }
+
+                    return hash.GetHashAndReset();
+                },
+                ct);
+            return s;
+        }
+
+        /// <summary>Ends the stream; the bytes written and those lost (all of them when the hashes differ: same length, other content).</summary>
+        public async Task<(long Written, long Lost)> FinishAsync(ReceiveProbe probe)
+        {
+            Volatile.Write(ref _stop, 1);
+            var sent = await _writer;
+            var received = await _reader;
+            var total = Interlocked.Read(ref _written);
+            var lost = total - probe.Total;
+            if (lost == 0 && !sent.AsSpan().SequenceEqual(received))
+            {
+                lost = total;
+            }
+
+            return (total, lost);
+        }
+    }
+
     /// <summary>What the receiving application has read, and when it first read past a given stream offset.</summary>
     private sealed class ReceiveProbe
     {
@@ -288,12 +439,50 @@ internal static class MigrationBenchmark
         private long _total;
         private long _target = long.MaxValue;
         private long _hitAt;
+        private long _pauseFrom;
+        private long _lastRead;
+        private long _longestPause;
 
         public long Total => Interlocked.Read(ref _total);
+
+        /// <summary>Starts measuring the longest time between reads, from <paramref name="since"/> (a timestamp).</summary>
+        public void WatchPauses(long since)
+        {
+            lock (_gate)
+            {
+                _lastRead = since;
+                _longestPause = 0;
+                _pauseFrom = since;
+            }
+        }
+
+        /// <summary>Stops measuring; the longest pause (timestamp ticks), counting a pause still open now.</summary>
+        public long StopWatchingPauses()
+        {
+            lock (_gate)
+            {
+                var longest = Math.Max(_longestPause, Stopwatch.GetTimestamp() - _lastRead);
+                _pauseFrom = 0;
+                return longest;
+            }
+        }
 
         /// <summary>Called by the reader after each read of <paramref name="n"/> bytes.</summary>
         public void Delivered(int n)
         {
+            if (Volatile.Read(ref _pauseFrom) != 0)
+            {
+                lock (_gate)
+                {
+                    if (_pauseFrom != 0)
+                    {
+                        var now = Stopwatch.GetTimestamp();
+                        _longestPause = Math.Max(_longestPause, now - _lastRead);
+                        _lastRead = now;
+                    }
+                }
+            }
+
             var total = Interlocked.Add(ref _total, n);
             if (total > Interlocked.Read(ref _target))
             {

@@ -106,7 +106,11 @@ public sealed partial class ServalHost : IAsyncDisposable
     /// <exception cref="NotSupportedException">The host is attached (the interfaces belong to the daemon).</exception>
     public IReadOnlyList<InterfaceInfo> Interfaces => Embedded(nameof(Interfaces)).Interfaces;
 
-    /// <summary>The host's links, in interface order (interface index = position + 1).</summary>
+    /// <summary>
+    /// The host's links as they are now, in interface order (interface index = position + 1): those of
+    /// <see cref="ServalHostOptions.Links"/>, then those the link policies created. A link retired because its address
+    /// went away stays at its position (disposed, its interface down) until a new link takes the index.
+    /// </summary>
     /// <exception cref="NotSupportedException">The host is attached (the link objects live in the daemon).</exception>
     public IReadOnlyList<ServalLink> Links => Embedded(nameof(Links)).Links;
 

@@ -22,6 +22,18 @@ public sealed record ServalHostOptions
     /// </summary>
     public IReadOnlyList<ServalLink> Links { get; init; } = [];
 
+    /// <summary>
+    /// Links that follow the host's addresses (docs/runtime.md, "Link policies"; Linux): for every address of the
+    /// operating system's interfaces that a policy matches, the host creates a link — at start (after
+    /// <see cref="Links"/>, in the order the kernel lists the addresses) and whenever one appears — and retires it when
+    /// the address goes away: its interface goes down for good and its flows move to a remaining link of their family
+    /// (an RSYN from the new address) or wait for one, up to their user timeout
+    /// (<see cref="Stack.Streams.StreamOptions.UserTimeout"/>), then fail with <see cref="ServalError.NetworkDown"/>.
+    /// A retired link's index is given to a later link once no flow uses it. Needs <see cref="MonitorInterfaces"/>.
+    /// Empty (default): only <see cref="Links"/>.
+    /// </summary>
+    public IReadOnlyList<LinkPolicy> LinkPolicies { get; init; } = [];
+
     /// <summary>Engine settings, including <see cref="EngineOptions.Mode"/> (host or service router).</summary>
     public EngineOptions Engine { get; init; } = EngineOptions.Default;
 
@@ -30,7 +42,8 @@ public sealed record ServalHostOptions
 
     /// <summary>
     /// When set, a default FORWARD rule (prefix /0) to this address is installed at start: every serviceID not served
-    /// locally resolves through this service router. The rule uses the first link of the same address family.
+    /// locally resolves through this service router. The rule uses the first up link of the same address family, and
+    /// moves to another when that link goes down or is retired (or comes with the first link of the family).
     /// </summary>
     public LinkAddress DefaultRouter { get; init; }
 
@@ -63,7 +76,8 @@ public sealed record ServalHostOptions
     /// Watch the operating-system interfaces that carry the UDP and raw IP links (default true, Linux): when a link's
     /// interface goes down or loses the link's address, the link is set down in the engine and its flows migrate to
     /// a remaining link (<see cref="Stack.EngineOptions.AutoMigrate"/>); when it comes back, the link is set up again.
-    /// The monitor watches the network namespace of the thread that calls <see cref="ServalHost.StartAsync"/>.
+    /// The same monitor creates and retires the links of <see cref="LinkPolicies"/>. It watches the network namespace
+    /// of the thread that calls <see cref="ServalHost.StartAsync"/>.
     /// </summary>
     public bool MonitorInterfaces { get; init; } = true;
 
@@ -72,6 +86,11 @@ public sealed record ServalHostOptions
 
     /// <summary>Most received packets waiting for the engine thread; more are dropped and counted (default 65536).</summary>
     public int InboundQueueCapacity { get; init; } = 65_536;
+
+    /// <summary>Whether a link, or a link policy, can have an address of <paramref name="family"/>.</summary>
+    private bool Reaches(System.Net.Sockets.AddressFamily family) =>
+        Links.Any(l => l.LocalAddress.Family == family)
+        || LinkPolicies.Any(p => family == System.Net.Sockets.AddressFamily.InterNetwork ? p.IPv4 : family == System.Net.Sockets.AddressFamily.InterNetworkV6 && p.IPv6);
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
     public void Validate()
@@ -107,16 +126,36 @@ public sealed record ServalHostOptions
             throw new ArgumentException($"{nameof(InboundQueueCapacity)} must be at least 16 (was {InboundQueueCapacity}).", nameof(InboundQueueCapacity));
         }
 
-        if (!RegisterWithRouter.IsNone && !Links.Any(l => l.LocalAddress.Family == RegisterWithRouter.Family))
+        ArgumentNullException.ThrowIfNull(LinkPolicies, nameof(LinkPolicies));
+        if (LinkPolicies.Any(p => p is null))
         {
-            throw new ArgumentException($"No link has the address family of the registration router {RegisterWithRouter}.", nameof(RegisterWithRouter));
+            throw new ArgumentException("A link policy is null.", nameof(LinkPolicies));
+        }
+
+        foreach (var policy in LinkPolicies)
+        {
+            policy.Validate();
+        }
+
+        if (LinkPolicies.Count > 0 && !MonitorInterfaces)
+        {
+            throw new ArgumentException($"{nameof(LinkPolicies)} need {nameof(MonitorInterfaces)}: links follow addresses through the interface monitor.", nameof(LinkPolicies));
+        }
+
+        if (!RegisterWithRouter.IsNone && !Reaches(RegisterWithRouter.Family))
+        {
+            throw new ArgumentException($"No link (nor link policy) has the address family of the registration router {RegisterWithRouter}.", nameof(RegisterWithRouter));
         }
 
         ArgumentNullException.ThrowIfNull(Registration, nameof(Registration));
         Registration.Validate();
         foreach (var r in Registration.Routers)
         {
-            if (r.Interface < 1 || r.Interface > Links.Count || Links[r.Interface - 1].LocalAddress.Family != r.Address.Family)
+            // With link policies the links (and their indices) come and go: the controller follows the family.
+            var valid = LinkPolicies.Count > 0
+                ? Reaches(r.Address.Family)
+                : r.Interface >= 1 && r.Interface <= Links.Count && Links[r.Interface - 1].LocalAddress.Family == r.Address.Family;
+            if (!valid)
             {
                 throw new ArgumentException($"Registration router {r} needs the index of a link (1 to {Links.Count}) of its address family.", nameof(Registration));
             }
@@ -124,9 +163,9 @@ public sealed record ServalHostOptions
 
         RouterControl?.Validate();
 
-        if (!DefaultRouter.IsNone && !Links.Any(l => l.LocalAddress.Family == DefaultRouter.Family))
+        if (!DefaultRouter.IsNone && !Reaches(DefaultRouter.Family))
         {
-            throw new ArgumentException($"No link has the address family of the default router {DefaultRouter}.", nameof(DefaultRouter));
+            throw new ArgumentException($"No link (nor link policy) has the address family of the default router {DefaultRouter}.", nameof(DefaultRouter));
         }
     }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Serval.Links;
 using Serval.Stack;
 using Serval.Stack.ControlPlane;
 using Serval.Wire;
@@ -12,7 +13,7 @@ internal static class ControlPlaneConfig
     /// The host controller's options, or null when <c>Serval:Registration</c> is absent (a lone
     /// <c>Serval:RegisterWithRouter</c> then runs with the defaults). Its routers are joined to <c>RegisterWithRouter</c>.
     /// </summary>
-    public static HostControllerOptions? Registration(DaemonOptions options, IReadOnlyList<LinkPlan> links)
+    public static HostControllerOptions? Registration(DaemonOptions options, IReadOnlyList<LinkPlan> links, IReadOnlyList<LinkPolicy> policies)
     {
         var shorthand = !string.IsNullOrEmpty(options.RegisterWithRouter);
         if (options.Registration is not { } r || (r.Routers.Count == 0 && !shorthand))
@@ -31,7 +32,7 @@ internal static class ControlPlaneConfig
         }
 
         var serviceId = ParseServiceId(r.ServiceId, "Serval:Registration:ServiceId");
-        var routers = r.Routers.Select((text, i) => Endpoint(text, serviceId, links, $"Serval:Registration:Routers:{i}")).ToList();
+        var routers = r.Routers.Select((text, i) => Endpoint(text, serviceId, links, policies, $"Serval:Registration:Routers:{i}")).ToList();
         return Validated(
             new HostControllerOptions
             {
@@ -46,7 +47,7 @@ internal static class ControlPlaneConfig
     }
 
     /// <summary>The router controller's options, or null when this daemon runs none.</summary>
-    public static RouterControllerOptions? Router(DaemonOptions options, IReadOnlyList<LinkPlan> links)
+    public static RouterControllerOptions? Router(DaemonOptions options, IReadOnlyList<LinkPlan> links, IReadOnlyList<LinkPolicy> policies)
     {
         if (options.Mode != EngineMode.ServiceRouter)
         {
@@ -71,7 +72,7 @@ internal static class ControlPlaneConfig
             var upstreamId = ParseServiceId(r.UpstreamServiceId, "Serval:Router:UpstreamServiceId");
             upstream = new HostControllerOptions
             {
-                Routers = [.. r.Upstream.Select((text, i) => Endpoint(text, upstreamId, links, $"Serval:Router:Upstream:{i}"))],
+                Routers = [.. r.Upstream.Select((text, i) => Endpoint(text, upstreamId, links, policies, $"Serval:Router:Upstream:{i}"))],
                 RefreshInterval = Milliseconds(r.UpstreamRefreshMs, "Serval:Router:UpstreamRefreshMs"),
                 Lease = Milliseconds(r.UpstreamLeaseMs, "Serval:Router:UpstreamLeaseMs"),
                 Key = key,
@@ -183,7 +184,7 @@ internal static class ControlPlaneConfig
             : throw new DaemonException($"{source} has {key.Length} bytes; a key has at least {ControlProtocol.MinKeyLength}");
     }
 
-    private static RouterEndpoint Endpoint(string text, ServiceId serviceId, IReadOnlyList<LinkPlan> links, string key)
+    private static RouterEndpoint Endpoint(string text, ServiceId serviceId, IReadOnlyList<LinkPlan> links, IReadOnlyList<LinkPolicy> policies, string key)
     {
         var address = ParseAddress(text, key);
         var index = -1;
@@ -198,7 +199,15 @@ internal static class ControlPlaneConfig
 
         if (index < 0)
         {
-            throw new DaemonException($"{key}: no link of this host can reach {address}");
+            // Only a link policy reaches it: interface 0 lets the controller take the policy's links as they come.
+            var policy = policies.FirstOrDefault(p => DaemonPlan.Covers(p, address.Family))
+                ?? throw new DaemonException($"{key}: no link of this host can reach {address}");
+            if (address.Port == 0 && policy.Kind == LinkKind.Udp)
+            {
+                address = address.WithPort(policy.Port == 0 ? ServalInfo.DefaultUdpPort : policy.Port);
+            }
+
+            return new RouterEndpoint(address, 0, serviceId);
         }
 
         if (address.Port == 0 && !links[index].Raw)

@@ -23,8 +23,11 @@ internal sealed class DaemonOptions
     /// </summary>
     public string? RegisterWithRouter { get; set; }
 
-    /// <summary>UDP links; none configured means one on 127.0.0.1:54325.</summary>
+    /// <summary>UDP links; none configured (and no <see cref="LinkPolicies"/>) means one on 127.0.0.1:54325.</summary>
     public List<UdpEndpoint>? Udp { get; set; }
+
+    /// <summary>Links that follow the host's addresses (created as addresses appear, retired as they go); Linux.</summary>
+    public List<LinkPolicySettings>? LinkPolicies { get; set; }
 
     /// <summary>Also open a raw IP link (protocol 144, needs CAP_NET_RAW) on each UDP link's address (default off).</summary>
     public bool RawIp { get; set; }

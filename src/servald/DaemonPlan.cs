@@ -30,6 +30,9 @@ internal sealed class DaemonPlan
     /// <summary>The links in the order they are opened (interface 1 is the first).</summary>
     public required IReadOnlyList<LinkPlan> Links { get; init; }
 
+    /// <summary>The link policies (<c>Serval:LinkPolicies</c>): their links come after <see cref="Links"/>.</summary>
+    public required IReadOnlyList<LinkPolicy> Policies { get; init; }
+
     public required EngineOptions Engine { get; init; }
 
     public required LinkAddress RegisterWith { get; init; }
@@ -76,7 +79,8 @@ internal sealed class DaemonPlan
         }
 
         var metricsPrefix = options.MetricsUrl is { Length: > 0 } url ? MetricsExporter.ValidatePrefix(url) : null;
-        var links = PlanLinks(options);
+        var policies = PlanPolicies(options);
+        var links = PlanLinks(options, policies.Count > 0);
         var registerWith = LinkAddress.None;
         if (!string.IsNullOrEmpty(options.RegisterWithRouter))
         {
@@ -86,14 +90,14 @@ internal sealed class DaemonPlan
                 registerWith = registerWith.WithPort(ServalInfo.DefaultUdpPort);
             }
 
-            if (!links.Any(l => l.Family == registerWith.Family))
+            if (!links.Any(l => l.Family == registerWith.Family) && !policies.Any(p => Covers(p, registerWith.Family)))
             {
                 throw new DaemonException($"Serval:RegisterWithRouter: no link of this host can reach {registerWith}");
             }
         }
 
-        var registration = ControlPlaneConfig.Registration(options, links);
-        var router = ControlPlaneConfig.Router(options, links);
+        var registration = ControlPlaneConfig.Registration(options, links, policies);
+        var router = ControlPlaneConfig.Router(options, links, policies);
         var drains = ControlPlaneConfig.InitialDrains(options);
         if (drains.Count > 0 && router is null)
         {
@@ -103,6 +107,7 @@ internal sealed class DaemonPlan
         return new DaemonPlan(options)
         {
             Links = links,
+            Policies = policies,
             Engine = engine,
             RegisterWith = registerWith,
             Registration = registration,
@@ -112,9 +117,47 @@ internal sealed class DaemonPlan
         };
     }
 
-    private static List<LinkPlan> PlanLinks(DaemonOptions options)
+    /// <summary>Whether <paramref name="policy"/> creates links of <paramref name="family"/>.</summary>
+    public static bool Covers(LinkPolicy policy, System.Net.Sockets.AddressFamily family) =>
+        family == System.Net.Sockets.AddressFamily.InterNetwork ? policy.IPv4 : family == System.Net.Sockets.AddressFamily.InterNetworkV6 && policy.IPv6;
+
+    private static List<LinkPolicy> PlanPolicies(DaemonOptions options)
     {
-        var udp = options.Udp is { Count: > 0 } configured ? configured : [new UdpEndpoint()];
+        var policies = new List<LinkPolicy>();
+        var configured = options.LinkPolicies ?? [];
+        for (var i = 0; i < configured.Count; i++)
+        {
+            var key = $"Serval:LinkPolicies:{i.ToString(CultureInfo.InvariantCulture)}";
+            var policy = configured[i].ToPolicy();
+            try
+            {
+                policy.Validate();
+            }
+            catch (ArgumentException e)
+            {
+                throw new DaemonException($"{key}: {e.Message}", e);
+            }
+
+            if (!OperatingSystem.IsLinux() || !Environment.Is64BitProcess)
+            {
+                throw new DaemonException($"{key}: links that follow addresses need 64-bit Linux (rtnetlink)");
+            }
+
+            if (policy.Kind == LinkKind.RawIp && !RawIpLink.IsSupported)
+            {
+                throw new DaemonException($"{key}:Kind: RawIp links need raw IP sockets (Linux and CAP_NET_RAW)");
+            }
+
+            policies.Add(policy);
+        }
+
+        return policies;
+    }
+
+    private static List<LinkPlan> PlanLinks(DaemonOptions options, bool policies)
+    {
+        // No explicit link and no policy: one on loopback. With policies the addresses bring the links.
+        var udp = options.Udp is { Count: > 0 } configured ? configured : policies ? [] : [new UdpEndpoint()];
         if (options.RawIp && !RawIpLink.IsSupported)
         {
             throw new DaemonException("Serval:RawIp is on but raw IP sockets are not available (needs Linux and CAP_NET_RAW)");

@@ -54,6 +54,7 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
                 {
                     Name = options.Name,
                     Links = links,
+                    LinkPolicies = plan.Policies,
                     Engine = plan.Engine,
                     LoggerFactory = loggerFactory,
                     Registration = plan.Registration ?? Stack.ControlPlane.HostControllerOptions.Default,
@@ -62,7 +63,7 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
                 },
                 cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is ArgumentException or DaemonException)
+        catch (Exception e) when (e is ArgumentException or DaemonException or PlatformNotSupportedException)
         {
             foreach (var l in links)
             {

@@ -20,7 +20,8 @@ internal static class Usage
           appsettings.json        in the working directory (then appsettings.ENV.json, ENV from DOTNET_ENVIRONMENT)
           environment variables   Serval__KEY, e.g. Serval__Mode=ServiceRouter, Serval__Router__KeyFile=/etc/serval/key
           command line            --Serval:KEY=VALUE
-        Keys: Name, Mode (Host|ServiceRouter), Udp (list of Address, Port), RawIp, ControlSocket, TimeWait,
+        Keys: Name, Mode (Host|ServiceRouter), Udp (list of Address, Port), LinkPolicies (list of Kind, Port, IPv4,
+          IPv6, LinkLocal, Loopback, Interfaces: links that follow the addresses), RawIp, ControlSocket, TimeWait,
           RegisterWithRouter, MetricsUrl, Registration:*, Router:* (see docs/servald.md). Unknown keys, values that do
           not convert and invalid settings are refused at start. Logging:* configures the console log.
 

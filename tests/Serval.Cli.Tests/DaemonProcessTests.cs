@@ -64,6 +64,9 @@ public sealed class DaemonProcessTests : IDisposable
     [InlineData("--Serval:Mode=Router", "Serval:Mode")]
     [InlineData("--Serval:TimeWait=soon", "Serval:TimeWait")]
     [InlineData("--Serval:Registration:Routers:0=nowhere", "Serval:Registration:Routers:0")]
+    [InlineData("--Serval:LinkPolicies:0:Kind=Tcp", "Serval:LinkPolicies:0:Kind")]
+    [InlineData("--Serval:LinkPolicies:0:Port=99999", "Serval:LinkPolicies:0")]
+    [InlineData("--Serval:LinkPolicies:0:Interface=eth0", "Serval:LinkPolicies:0:Interface")]
     public async Task A_bad_value_exits_1_with_one_line_naming_the_key(string argument, string key)
     {
         var run = await RunAsync(argument);

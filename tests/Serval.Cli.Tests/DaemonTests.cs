@@ -93,6 +93,63 @@ public sealed class DaemonTests
         return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
+    [Fact]
+    public async Task Link_policies_bring_the_links_and_no_default_link_is_opened()
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux() && Environment.Is64BitProcess, "link policies need 64-bit Linux");
+        var path = Path.Combine(Path.GetTempPath(), $"servald-policy-{Guid.NewGuid():N}.sock");
+        var options = new DaemonOptions
+        {
+            ControlSocket = path,
+            LinkPolicies = [new LinkPolicySettings { IPv6 = false, Loopback = true, Interfaces = ["lo"], Port = 0 }],
+        };
+        var plan = DaemonPlan.Create(options);
+        Assert.Empty(plan.Links);
+        var policy = Assert.Single(plan.Policies);
+        Assert.True(policy.IncludeLoopback);
+        Assert.False(policy.IPv6);
+        Assert.Equal(["lo"], policy.Interfaces);
+
+        await using var daemon = await ServalDaemon.StartAsync(plan, NullLoggerFactory.Instance, TestContext.Current.CancellationToken);
+        var expected = System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+            .Single(i => i.Name == "lo").GetIPProperties().UnicastAddresses
+            .Where(a => a.Address.AddressFamily == AddressFamily.InterNetwork).Select(a => a.Address).Order().ToList();
+        Assert.Equal(expected, daemon.Host.Links.Select(l => l.LocalAddress.ToIPAddress()).Order());
+        Assert.DoesNotContain(daemon.Host.Links, l => l.LocalAddress.Port == ServalInfo.DefaultUdpPort);
+        var stats = CliResult.Run("stats", "--json", "--socket", path);
+        Assert.Equal(expected.Count, stats.Json["host"]!["links"]!.AsArray().Count);
+        Assert.Equal(0, (long)stats.Json["engine"]!["flowsStranded"]!);
+        Assert.Equal(0, (long)stats.Json["engine"]!["strandedTimeouts"]!);
+    }
+
+    [Theory]
+    [InlineData(99_999, true, true, "Serval:LinkPolicies:0: Port")]
+    [InlineData(54_325, false, false, "Serval:LinkPolicies:0: A link policy needs IPv4, IPv6 or both")]
+    public void Invalid_link_policies_are_refused_by_key(int port, bool ipv4, bool ipv6, string message)
+    {
+        var e = Assert.Throws<DaemonException>(() => DaemonPlan.Create(new DaemonOptions { LinkPolicies = [new LinkPolicySettings { Port = port, IPv4 = ipv4, IPv6 = ipv6 }] }));
+        Assert.StartsWith(message, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_router_reachable_only_through_a_policy_is_accepted_and_followed()
+    {
+        var plan = DaemonPlan.Create(new DaemonOptions
+        {
+            LinkPolicies = [new LinkPolicySettings { IPv6 = false }],
+            Registration = new RegistrationSettings { Routers = ["10.0.0.254"] },
+        });
+        var router = Assert.Single(plan.Registration!.Routers);
+        Assert.Equal(0, router.Interface); // the controller takes the policy's links as they come
+        Assert.Equal(ServalInfo.DefaultUdpPort, router.Address.Port);
+        var e = Assert.Throws<DaemonException>(() => DaemonPlan.Create(new DaemonOptions
+        {
+            LinkPolicies = [new LinkPolicySettings { IPv6 = false }],
+            RegisterWithRouter = "[2001:db8::fe]",
+        }));
+        Assert.Contains("Serval:RegisterWithRouter", e.Message, StringComparison.Ordinal);
+    }
+
     private static DaemonOptions Options(string path) => new()
     {
         ControlSocket = path,

@@ -55,6 +55,21 @@ public sealed class SimHost : IPacketSink
         return index;
     }
 
+    /// <summary>
+    /// Removes an interface for good, as when its address goes away (<see cref="Engine.RemoveInterface"/>): the link no
+    /// longer delivers to it, and <see cref="Attach"/> may reuse its index once no flow refers to it.
+    /// </summary>
+    public void Remove(int iface)
+    {
+        if (_links.Remove(iface, out var link))
+        {
+            link.Detach(this, iface);
+        }
+
+        Engine.RemoveInterface(iface, Now);
+        Pump();
+    }
+
     /// <summary>Changes an interface's address at <paramref name="at"/> (virtual time).</summary>
     public void ChangeAddress(int iface, LinkAddress address, TimeSpan at) =>
         _network.Schedule(at, () => Do(e => e.SetInterfaceAddress(iface, address, Now)));

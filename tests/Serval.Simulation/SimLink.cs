@@ -76,6 +76,8 @@ public sealed class SimLink
 
     internal void Attach(SimHost host, int iface) => _attached.Add((host, iface));
 
+    internal void Detach(SimHost host, int iface) => _attached.Remove((host, iface));
+
     internal void Transmit(SimHost sender, int senderInterface, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit)
     {
         Offered++;

@@ -100,8 +100,18 @@ public sealed class HostController : IEngineController
 
                 break;
             case EngineEventKind.InterfaceUp:
+                _client.FollowInterfaces(now);
                 _client.EnsureRules(now);
                 _client.ReregisterAll(now);
+                break;
+            case EngineEventKind.InterfaceDown:
+                // The interface toward a router went away (its address with it): reach the router over another one of
+                // its family and register from there; the router moves the rules to the new address.
+                if (_client.Started && _client.FollowInterfaces(now))
+                {
+                    _client.ReregisterAll(now);
+                }
+
                 break;
         }
     }

@@ -15,6 +15,7 @@ public sealed class HostControllerCounters
     private long _unexpectedAcks;
     private long _sendFailures;
     private long _registrationsDropped;
+    private long _interfaceChanges;
 
     internal HostControllerCounters()
     {
@@ -55,6 +56,11 @@ public sealed class HostControllerCounters
 
     /// <summary>Prefixes not tracked because the limit was reached.</summary>
     public long RegistrationsDropped => Volatile.Read(ref _registrationsDropped);
+
+    /// <summary>Times the interface used to reach a router changed (its interface went away, another of its family took over).</summary>
+    public long InterfaceChanges => Volatile.Read(ref _interfaceChanges);
+
+    internal void CountInterfaceChanges() => Volatile.Write(ref _interfaceChanges, _interfaceChanges + 1);
 
     internal void CountMessagesSent() => Volatile.Write(ref _messagesSent, _messagesSent + 1);
 

@@ -63,6 +63,7 @@ internal sealed class RegistrationClient
             return error;
         }
 
+        FollowInterfaces(now);
         EnsureRules(now);
         foreach (var e in _entries.Values)
         {
@@ -226,7 +227,56 @@ internal sealed class RegistrationClient
         [.. _entries.Values.Where(e => !e.Withdrawn).Select(e => new HostRegistration(e.Prefix, e.Weight, e.Draining, e.Transports, e.Slots.Count(s => s.Acked)))];
 
     public IReadOnlyList<RouterStatus> GetRouters() =>
-        [.. _routers.Select(r => new RouterStatus(r.Endpoint, r.Epoch, r.LastAckAt))];
+        [.. _routers.Select(r => new RouterStatus(r.Endpoint with { Interface = r.Interface }, r.Epoch, r.LastAckAt))];
+
+    /// <summary>
+    /// Picks again, for each router, the interface that reaches it (interfaces come and go: a link retired with its
+    /// address, a new one for the new address): the one in use while it is up, else the configured one when it is up,
+    /// else the first up, non-loopback interface of the router address's family; none up keeps the current one.
+    /// Routes toward a router whose interface changed move with it (<see cref="EnsureRules"/>). True when any changed.
+    /// </summary>
+    public bool FollowInterfaces(TimeSpan now)
+    {
+        IReadOnlyList<InterfaceInfo>? interfaces = null;
+        var changed = false;
+        foreach (var r in _routers)
+        {
+            interfaces ??= _engine.Interfaces;
+            var family = r.Endpoint.Address.Family;
+            bool Usable(int i) => i > 0 && i < interfaces.Count && interfaces[i].IsUp && interfaces[i].Address.Family == family;
+            var pick = Usable(r.Interface) ? r.Interface
+                : Usable(r.Endpoint.Interface) ? r.Endpoint.Interface
+                : interfaces.FirstOrDefault(i => Usable(i.Index)) is { Index: > 0 } first ? first.Index
+                : r.Interface;
+            if (pick != r.Interface)
+            {
+                r.Interface = pick;
+                changed = true;
+            }
+        }
+
+        if (changed)
+        {
+            Counters.CountInterfaceChanges();
+            if (Started)
+            {
+                // Default rules toward a router over an interface it no longer uses go (the engine has usually
+                // removed them with the interface already); EnsureRules installs them on the new one.
+                foreach (var target in _defaults.ToList())
+                {
+                    if (!_routers.Any(r => r.Interface == target.Interface && r.Endpoint.Address == target.Address))
+                    {
+                        _engine.Services.Remove(ServicePrefix.Default, target);
+                        _defaults.Remove(target);
+                    }
+                }
+
+                EnsureRules(now);
+            }
+        }
+
+        return changed;
+    }
 
     /// <summary>Installs the default rule toward each router and the exact route to each router's serviceID.</summary>
     public void EnsureRules(TimeSpan now)
@@ -238,9 +288,14 @@ internal sealed class RegistrationClient
 
         foreach (var r in _routers)
         {
+            if (r.Interface <= 0)
+            {
+                continue; // no interface of its family yet (FollowInterfaces picks one when it comes up)
+            }
+
             if (_options.InstallDefaultRule)
             {
-                var target = ServiceTarget.Forward(r.Endpoint.Address, r.Endpoint.Interface);
+                var target = ServiceTarget.Forward(r.Endpoint.Address, r.Interface);
                 if (_engine.Services.Add(ServicePrefix.Default, target, _options.DefaultRulePriority, 1, now: now) == ServiceTableResult.Ok
                     && !_defaults.Contains(target))
                 {
@@ -403,8 +458,13 @@ internal sealed class RegistrationClient
     /// </summary>
     private void EnsureRoute(RouterLink r, TimeSpan now)
     {
+        if (r.Interface <= 0)
+        {
+            return;
+        }
+
         var prefix = ServicePrefix.Exact(r.Endpoint.ServiceId);
-        var target = ServiceTarget.Forward(r.Endpoint.Address, r.Endpoint.Interface);
+        var target = ServiceTarget.Forward(r.Endpoint.Address, r.Interface);
         var services = _engine.Services;
         var pinned = _pinned.TryGetValue(prefix, out var current);
         if (pinned && current == target && services.TryGetExact(prefix, out var entry) && entry.TryGetRule(target, out _))
@@ -525,6 +585,9 @@ internal sealed class RegistrationClient
         public RouterEndpoint Endpoint { get; } = endpoint;
 
         public int Index { get; } = index;
+
+        /// <summary>The interface now used to reach the router (the configured one at first; see <see cref="FollowInterfaces"/>).</summary>
+        public int Interface { get; set; } = endpoint.Interface;
 
         public ulong Epoch { get; private set; }
 

@@ -145,8 +145,16 @@ public sealed partial class RouterController : IEngineController
                 break;
             case EngineEventKind.InterfaceUp:
                 Reinstall(now);
+                _upstream?.FollowInterfaces(now);
                 _upstream?.EnsureRules(now);
                 _upstream?.ReregisterAll(now);
+                break;
+            case EngineEventKind.InterfaceDown:
+                if (_upstream is { Started: true } upstream && upstream.FollowInterfaces(now))
+                {
+                    upstream.ReregisterAll(now);
+                }
+
                 break;
             case EngineEventKind.AddressChanged:
                 _upstream?.EnsureRules(now);

@@ -253,6 +253,7 @@ public sealed partial class Engine
     /// <summary>Sends an active RST (if the peer is known) and ends the flow with <paramref name="error"/>.</summary>
     private void ResetFlow(Flow flow, TimeSpan now, ServalError error)
     {
+        error = PathError(flow, error);
         if (flow.State is not (SalState.Init or SalState.Request or SalState.Closed or SalState.Listen))
         {
             SendControlOnly(flow, SalControlFlags.Rst | SalControlFlags.Ack, flow.SndNxt);
@@ -411,9 +412,18 @@ public sealed partial class Engine
 
         TimeSpan? next = null;
         void Min(TimeSpan t) => next = next is null || t < next ? t : next;
-        if (flow.ControlPending)
+
+        // A flow without a path sends nothing (retransmissions would go nowhere and use up their limits): it only
+        // waits for its deadline, or for an interface (RescueFlows reschedules it).
+        var stranded = flow.StrandedSince is not null && HasNoPath(flow);
+        if (flow.ControlPending && !stranded)
         {
             Min(flow.RetransmitAt);
+        }
+
+        if (StrandedDeadline(flow) is { } giveUp)
+        {
+            Min(giveUp);
         }
 
         if (flow.State == SalState.Respond)
@@ -430,7 +440,7 @@ public sealed partial class Engine
             Min(st);
         }
 
-        if (flow.RsynAckOwed)
+        if (flow.RsynAckOwed && !stranded)
         {
             Min(flow.RsynAckAt);
         }
@@ -546,7 +556,13 @@ public sealed partial class Engine
             }
         }
 
-        if (flow.ControlPending && now >= flow.RetransmitAt)
+        var stranded = flow.StrandedSince is not null && HasNoPath(flow);
+        if (stranded && OnStrandedTimer(flow, now))
+        {
+            return;
+        }
+
+        if (!stranded && flow.ControlPending && now >= flow.RetransmitAt)
         {
             if (flow.Retransmits >= _options.MaxControlRetransmissions)
             {
@@ -566,7 +582,7 @@ public sealed partial class Engine
             ResendControl(flow, now);
         }
 
-        if (flow.RsynAckOwed && now >= flow.RsynAckAt)
+        if (!stranded && flow.RsynAckOwed && now >= flow.RsynAckAt)
         {
             OnRsynAckTimer(flow, now);
             if (flow.State == SalState.Closed)

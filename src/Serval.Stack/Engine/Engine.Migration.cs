@@ -48,6 +48,126 @@ public sealed partial class Engine
         return n;
     }
 
+    /// <summary>
+    /// After an interface changed state: every synchronized flow without a usable path — its interface down and no
+    /// migration under way to an up one, or a migration under way to an interface that went down — moves (with
+    /// <see cref="EngineOptions.AutoMigrate"/>) to the first up interface of its peer's address family; a flow with
+    /// nowhere to go waits, its transport frozen, until an interface comes up or its user timeout
+    /// (<see cref="StrandedTimeout"/>) runs out (<see cref="OnStrandedTimer"/>). A waiting flow whose own interface
+    /// comes back resumes at once, retransmitting what was in flight.
+    /// </summary>
+    private void RescueFlows(TimeSpan now)
+    {
+        List<Flow>? affected = null;
+        foreach (var flow in _flows.Values)
+        {
+            if (!flow.IsSynchronized || flow.State == SalState.TimeWait)
+            {
+                continue;
+            }
+
+            var ownUp = TryGetUpInterface(flow.Interface, out _);
+            var moving = flow.Migration is MigrationState.RsynSent or MigrationState.RsynSentReceived && flow.MigrationInterface >= 0;
+            var targetUp = moving && TryGetUpInterface(flow.MigrationInterface, out _);
+            if ((ownUp && !moving && flow.StrandedSince is null) || targetUp)
+            {
+                continue;
+            }
+
+            (affected ??= []).Add(flow);
+        }
+
+        if (affected is null)
+        {
+            return;
+        }
+
+        foreach (var flow in affected)
+        {
+            var ownUp = TryGetUpInterface(flow.Interface, out _);
+            var moving = flow.Migration is MigrationState.RsynSent or MigrationState.RsynSentReceived && flow.MigrationInterface >= 0;
+            if (ownUp && !moving)
+            {
+                // A waiting flow's interface came back (same address): resume, resending what was in flight.
+                flow.StrandedSince = null;
+                if (flow.Migration == MigrationState.None)
+                {
+                    flow.Stream?.Resume(now, outstandingLost: true);
+                }
+
+                if (flow.ControlPending)
+                {
+                    flow.RetransmitAt = now;
+                }
+
+                MarkTransmit(flow);
+                Schedule(flow);
+                continue;
+            }
+
+            if (_options.AutoMigrate && FirstUpInterfaceFor(flow.PeerAddress) is { } to)
+            {
+                StartMigration(flow, to, now);
+                continue;
+            }
+
+            if (!ownUp && flow.StrandedSince is null)
+            {
+                // Nowhere to go: nothing can be sent, so the transport stops retransmitting into the void.
+                flow.StrandedSince = now;
+                flow.Stream?.Freeze();
+                Counters.FlowStranded();
+                Schedule(flow);
+            }
+        }
+    }
+
+    /// <summary>The first up, non-loopback interface of <paramref name="peer"/>'s address family, or null.</summary>
+    private EngineInterface? FirstUpInterfaceFor(LinkAddress peer)
+    {
+        foreach (var i in _interfaces)
+        {
+            if (i.IsUp && !i.IsLoopback && i.Address.Family == peer.Family)
+            {
+                return i;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Whether a flow can send nothing at all: its interface is down and it is not moving to an up one.</summary>
+    private bool HasNoPath(Flow flow) =>
+        !TryGetUpInterface(flow.Interface, out _)
+        && !(flow.Migration is MigrationState.RsynSent or MigrationState.RsynSentReceived && TryGetUpInterface(flow.MigrationInterface, out _));
+
+    /// <summary>How long a flow without a path waits for one: its stream's user timeout (the engine's for datagram flows); null waits for ever.</summary>
+    private TimeSpan? StrandedTimeout(Flow flow) => (flow.Stream?.Options ?? StreamOptions).UserTimeout;
+
+    /// <summary>When a flow without a path gives up, or null (it has a path, or waits for ever).</summary>
+    private TimeSpan? StrandedDeadline(Flow flow) =>
+        flow.StrandedSince is { } since && StrandedTimeout(flow) is { } timeout && HasNoPath(flow) ? since + timeout : null;
+
+    /// <summary>A flow that had no path for its user timeout fails with <see cref="ServalError.NetworkDown"/>; true when it did.</summary>
+    private bool OnStrandedTimer(Flow flow, TimeSpan now)
+    {
+        if (StrandedDeadline(flow) is not { } deadline || now < deadline)
+        {
+            return false;
+        }
+
+        Counters.StrandedFailure();
+        ResetFlow(flow, now, ServalError.NetworkDown);
+        return true;
+    }
+
+    /// <summary>
+    /// The error a flow reports when it ends on a time-out: <see cref="ServalError.NetworkDown"/> while it has no path
+    /// (nothing could be sent: the address went away), else <paramref name="error"/>.
+    /// </summary>
+    private ServalError PathError(Flow flow, ServalError error) =>
+        error is ServalError.TimedOut or ServalError.MigrationFailed && flow.StrandedSince is not null && HasNoPath(flow) ? ServalError.NetworkDown : error;
+
     private void StartMigration(Flow flow, EngineInterface iface, TimeSpan now)
     {
         flow.MigrationInterface = iface.Index;
@@ -95,7 +215,8 @@ public sealed partial class Engine
 
             // Our RSYN was answered: switch to the new interface and address. Data in flight on the old interface is
             // presumed lost only if that interface went down (a voluntary move leaves it to loss detection).
-            var oldPathUp = TryGetUpInterface(flow.Interface, out _);
+            var oldPathUp = TryGetUpInterface(flow.Interface, out _) && flow.StrandedSince is null;
+            flow.StrandedSince = null;
             if ((uint)flow.MigrationInterface < (uint)_interfaces.Count)
             {
                 var to = _interfaces[flow.MigrationInterface];

@@ -67,7 +67,11 @@ public sealed partial class Engine
     // ----------------------------------------------------------------------------------------------------------
     // Interfaces
 
-    /// <summary>Adds an interface (down until <see cref="SetInterfaceUp"/>); returns its index (1, 2, …).</summary>
+    /// <summary>
+    /// Adds an interface (down until <see cref="SetInterfaceUp"/>); returns its index: the lowest index of an interface
+    /// removed with <see cref="RemoveInterface"/> that no flow refers to any more (neither as its interface nor as its
+    /// migration target, nor a TIME-WAIT record), else the next new one (1, 2, …).
+    /// </summary>
     /// <exception cref="ArgumentException">The address is missing or the MTU too small for a SAL SYN.</exception>
     public int AddInterface(InterfaceConfig config)
     {
@@ -82,12 +86,75 @@ public sealed partial class Engine
             throw new ArgumentException($"Interface MTU {config.Mtu} is below the 256 bytes a SAL SYN needs.", nameof(config));
         }
 
+        for (var i = 1; i < _interfaces.Count; i++)
+        {
+            if (_interfaces[i].IsRemoved && !IsInterfaceReferenced(i))
+            {
+                _interfaces[i] = new EngineInterface(i, config);
+                return i;
+            }
+        }
+
         var iface = new EngineInterface(_interfaces.Count, config);
         _interfaces.Add(iface);
         return iface.Index;
     }
 
-    /// <summary>Brings an interface up (installing its broadcast default rule) or down (removing its FORWARD rules).</summary>
+    /// <summary>Whether a flow or a TIME-WAIT record still refers to interface <paramref name="index"/>.</summary>
+    private bool IsInterfaceReferenced(int index)
+    {
+        foreach (var flow in _flows.Values)
+        {
+            if (flow.Interface == index || flow.MigrationInterface == index)
+            {
+                return true;
+            }
+        }
+
+        foreach (var e in _timeWait.Values)
+        {
+            if (e.Interface == index)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// Removes an interface for good (its link and address are gone): it goes down as with
+    /// <see cref="SetInterfaceUp"/> (FORWARD rules removed, flows moved or left waiting for a usable interface) and can
+    /// no longer come up; <see cref="AddInterface"/> reuses its index once no flow refers to it. Removing a removed
+    /// interface does nothing.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">No such interface.</exception>
+    /// <exception cref="ArgumentException">The interface is the loopback interface (index 0).</exception>
+    public void RemoveInterface(int index, TimeSpan now)
+    {
+        _now = now;
+        var iface = GetInterface(index);
+        if (iface.IsLoopback)
+        {
+            throw new ArgumentException("The loopback interface cannot be removed.", nameof(index));
+        }
+
+        if (iface.IsRemoved)
+        {
+            return;
+        }
+
+        iface.IsRemoved = true;
+        SetDown(iface, now);
+    }
+
+    /// <summary>
+    /// Brings an interface up (installing its broadcast default rule) or down (removing its FORWARD rules). With
+    /// <see cref="EngineOptions.AutoMigrate"/>, flows left without a usable path move to the first up interface of
+    /// their peer's address family (docs/migration-model.md, "Flows without a path"): on down, those of this
+    /// interface (and those moving to it); on up, those waiting for an interface.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The interface was removed (<see cref="RemoveInterface"/>) and cannot come up.</exception>
     public void SetInterfaceUp(int index, bool up, TimeSpan now)
     {
         _now = now;
@@ -97,29 +164,39 @@ public sealed partial class Engine
             return;
         }
 
-        iface.IsUp = up;
         if (up)
         {
+            if (iface.IsRemoved)
+            {
+                throw new InvalidOperationException($"Interface {index} was removed and cannot come up; add a new interface.");
+            }
+
+            iface.IsUp = true;
             if (!iface.Broadcast.IsNone)
             {
                 Services.Add(ServicePrefix.Default, ServiceTarget.Forward(iface.Broadcast, index), ServiceTable.BroadcastPriority, ServiceTable.BroadcastWeight, now: now);
             }
 
             Emit(new EngineEvent(EngineEventKind.InterfaceUp, Interface: index));
+            RescueFlows(now);
         }
         else
         {
-            Services.RemoveInterface(index);
-            Emit(new EngineEvent(EngineEventKind.InterfaceDown, Interface: index));
-            if (_options.AutoMigrate)
-            {
-                var to = _interfaces.FirstOrDefault(i => i.IsUp && !i.IsLoopback && i.Index != index && i.Address.Family == iface.Address.Family);
-                if (to is not null)
-                {
-                    MigrateInterface(index, to.Index, now);
-                }
-            }
+            SetDown(iface, now);
         }
+    }
+
+    private void SetDown(EngineInterface iface, TimeSpan now)
+    {
+        if (!iface.IsUp)
+        {
+            return;
+        }
+
+        iface.IsUp = false;
+        Services.RemoveInterface(iface.Index);
+        Emit(new EngineEvent(EngineEventKind.InterfaceDown, Interface: iface.Index));
+        RescueFlows(now);
     }
 
     /// <summary>Changes an interface's address (flows using the old address keep it until they migrate).</summary>

@@ -45,6 +45,8 @@ public sealed class EngineCounters
     private long _negativeAnswersSent;
     private long _negativeAnswersSuppressed;
     private long _userTimeouts;
+    private long _flowsStranded;
+    private long _strandedTimeouts;
 
     /// <summary>Packets handed to the engine.</summary>
     public long PacketsReceived => Volatile.Read(ref _packetsReceived);
@@ -181,6 +183,12 @@ public sealed class EngineCounters
     /// <summary>Connections failed because sent data stayed unacknowledged for the user timeout.</summary>
     public long UserTimeouts => Volatile.Read(ref _userTimeouts);
 
+    /// <summary>Times a flow was left without a usable path (its interface gone, no other of its family up) and began to wait for one.</summary>
+    public long FlowsStranded => Volatile.Read(ref _flowsStranded);
+
+    /// <summary>Flows failed with <see cref="ServalError.NetworkDown"/> because no usable path came back within their user timeout.</summary>
+    public long StrandedTimeouts => Volatile.Read(ref _strandedTimeouts);
+
     internal void FlowFault() => _flowFaults++;
 
     internal void SynCookieSent() => _synCookiesSent++;
@@ -202,6 +210,10 @@ public sealed class EngineCounters
     internal void NegativeAnswerSuppressed() => _negativeAnswersSuppressed++;
 
     internal void UserTimeout() => _userTimeouts++;
+
+    internal void FlowStranded() => _flowsStranded++;
+
+    internal void StrandedFailure() => _strandedTimeouts++;
 
     internal void MigrationStarted() => _migrationsStarted++;
 

@@ -21,4 +21,7 @@ internal sealed class EngineInterface(int index, InterfaceConfig config)
     public bool IsUp { get; set; }
 
     public bool IsLoopback { get; init; }
+
+    /// <summary>Removed for good (<see cref="Engine.RemoveInterface"/>): down, and its index reusable once no flow refers to it.</summary>
+    public bool IsRemoved { get; set; }
 }

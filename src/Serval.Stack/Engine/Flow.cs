@@ -160,6 +160,13 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
 
     public LinkAddress MigrationPeerAddress { get; set; }
 
+    /// <summary>
+    /// Since when the flow has had no usable path (its interface down and no migration to an up one under way), or
+    /// null. Cleared when a migration completes or its interface comes back; the flow fails with
+    /// <see cref="ServalError.NetworkDown"/> once this is older than the user timeout.
+    /// </summary>
+    public TimeSpan? StrandedSince { get; set; }
+
     public long PacketsSent { get; set; }
 
     public long PacketsReceived { get; set; }

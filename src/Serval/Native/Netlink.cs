@@ -19,6 +19,9 @@ internal static unsafe partial class Netlink
     public const uint GroupIpv6Address = 0x100;
     public const uint InterfaceUp = 0x1;
     public const uint InterfaceRunning = 0x40;
+    public const uint InterfaceLoopback = 0x8;
+    public const uint AddressTentative = 0x40;
+    public const uint AddressDadFailed = 0x08;
     public const short PollIn = 0x1;
 
     private const ushort MessageDone = 3;
@@ -30,6 +33,8 @@ internal static unsafe partial class Netlink
     private const ushort RequestDump = 0x1 | 0x300;
     private const ushort AddressAttributeAddress = 1;
     private const ushort AddressAttributeLocal = 2;
+    private const ushort AddressAttributeFlags = 8;
+    private const ushort LinkAttributeName = 3;
     private const string Libc = "libc";
 
     [LibraryImport(Libc, EntryPoint = "bind", SetLastError = true)]
@@ -80,21 +85,31 @@ internal static unsafe partial class Netlink
     }
 
     /// <summary>
-    /// Dumps every interface (index → flags) and every address (with its prefix length and interface index) seen by
-    /// <paramref name="fd"/>'s namespace. False when the kernel did not answer completely.
+    /// Dumps every interface (index → flags and name) and every address (with its prefix length, interface index and
+    /// flags) seen by <paramref name="fd"/>'s namespace. False when the kernel did not answer completely.
     /// </summary>
-    public static bool TryDump(int fd, ref uint sequence, out Dictionary<int, uint> flags, out List<OsAddress> addresses)
+    public static bool TryDump(int fd, ref uint sequence, out Dictionary<int, OsInterface> interfaces, out List<OsAddress> addresses)
     {
-        flags = [];
+        interfaces = [];
         addresses = [];
-        var f = flags;
+        var f = interfaces;
         var a = addresses;
         return Request(fd, GetLink, 16, ++sequence, (type, body) =>
             {
-                // struct ifinfomsg { u8 family; u8 pad; u16 type; s32 index; u32 flags; u32 change; }
+                // struct ifinfomsg { u8 family; u8 pad; u16 type; s32 index; u32 flags; u32 change; } then attributes.
                 if (type == NewLink && body.Length >= 16)
                 {
-                    f[BinaryPrimitives.ReadInt32LittleEndian(body[4..])] = BinaryPrimitives.ReadUInt32LittleEndian(body[8..]);
+                    var name = string.Empty;
+                    foreach (var (kind, value) in Attributes(body[16..]))
+                    {
+                        if (kind == LinkAttributeName)
+                        {
+                            var end = value.IndexOf((byte)0);
+                            name = System.Text.Encoding.UTF8.GetString(end >= 0 ? value[..end] : value);
+                        }
+                    }
+
+                    f[BinaryPrimitives.ReadInt32LittleEndian(body[4..])] = new OsInterface(BinaryPrimitives.ReadUInt32LittleEndian(body[8..]), name);
                 }
             })
             && Request(fd, GetAddress, 8, ++sequence, (type, body) =>
@@ -103,20 +118,12 @@ internal static unsafe partial class Netlink
                 if (type == NewAddress && body.Length >= 8)
                 {
                     var prefix = body[1];
+                    uint flags = body[2];
                     var index = BinaryPrimitives.ReadInt32LittleEndian(body[4..]);
                     IPAddress? local = null;
                     IPAddress? address = null;
-                    var attributes = body[8..];
-                    while (attributes.Length >= 4)
+                    foreach (var (kind, value) in Attributes(body[8..]))
                     {
-                        var length = BinaryPrimitives.ReadUInt16LittleEndian(attributes);
-                        var kind = BinaryPrimitives.ReadUInt16LittleEndian(attributes[2..]);
-                        if (length < 4 || length > attributes.Length)
-                        {
-                            break;
-                        }
-
-                        var value = attributes[4..length];
                         if (value.Length is 4 or 16)
                         {
                             if (kind == AddressAttributeLocal)
@@ -129,16 +136,39 @@ internal static unsafe partial class Netlink
                             }
                         }
 
-                        var aligned = (length + 3) & ~3;
-                        attributes = aligned >= attributes.Length ? [] : attributes[aligned..];
+                        if (kind == AddressAttributeFlags && value.Length >= 4)
+                        {
+                            flags = BinaryPrimitives.ReadUInt32LittleEndian(value);
+                        }
                     }
 
                     if ((local ?? address) is { } ip)
                     {
-                        a.Add(new OsAddress(index, ip, prefix));
+                        a.Add(new OsAddress(index, ip, prefix) { Flags = flags });
                     }
                 }
             });
+    }
+
+    /// <summary>The route attributes (type, value) in <paramref name="attributes"/>, stopping at the first malformed one.</summary>
+    private static List<(ushort Kind, byte[] Value)> Attributes(ReadOnlySpan<byte> attributes)
+    {
+        var list = new List<(ushort, byte[])>();
+        while (attributes.Length >= 4)
+        {
+            var length = BinaryPrimitives.ReadUInt16LittleEndian(attributes);
+            var kind = BinaryPrimitives.ReadUInt16LittleEndian(attributes[2..]);
+            if (length < 4 || length > attributes.Length)
+            {
+                break;
+            }
+
+            list.Add(((ushort)(kind & 0x3FFF), attributes[4..length].ToArray()));
+            var aligned = (length + 3) & ~3;
+            attributes = aligned >= attributes.Length ? [] : attributes[aligned..];
+        }
+
+        return list;
     }
 
     private delegate void MessageHandler(ushort type, ReadOnlySpan<byte> body);
@@ -212,9 +242,25 @@ internal static unsafe partial class Netlink
     }
 }
 
+/// <summary>One operating-system interface: its flags (<c>IFF_*</c>) and name.</summary>
+internal readonly record struct OsInterface(uint Flags, string Name)
+{
+    /// <summary>Up and running.</summary>
+    public bool IsUsable => (Flags & (Netlink.InterfaceUp | Netlink.InterfaceRunning)) == (Netlink.InterfaceUp | Netlink.InterfaceRunning);
+
+    /// <summary>The loopback interface.</summary>
+    public bool IsLoopback => (Flags & Netlink.InterfaceLoopback) != 0;
+}
+
 /// <summary>One address of an operating-system interface.</summary>
 internal readonly record struct OsAddress(int Interface, IPAddress Address, int PrefixLength)
 {
+    /// <summary>The address's flags (<c>IFA_F_*</c>).</summary>
+    public uint Flags { get; init; }
+
+    /// <summary>Whether the address can be bound: not tentative (duplicate address detection still running) nor failed.</summary>
+    public bool IsUsable => (Flags & (Netlink.AddressTentative | Netlink.AddressDadFailed)) == 0;
+
     /// <summary>Whether <paramref name="ip"/> lies in this address's prefix.</summary>
     public bool Covers(IPAddress ip)
     {

@@ -1,4 +1,7 @@
+using System.Diagnostics;
+using Serval.Links;
 using Serval.Stack;
+using Serval.Stack.Services;
 using Serval.Wire;
 
 namespace Serval.Runtime;
@@ -6,30 +9,36 @@ namespace Serval.Runtime;
 /// <summary>Link state and host-level migration (docs/runtime.md, "Link state and migration").</summary>
 internal sealed partial class EngineDriver
 {
+    private readonly List<Task> _retiring = [];
     private InterfaceMonitor? _monitor;
+    private LinkAddress _defaultRouter;
 
     /// <summary>The interface monitor, when one runs (see <see cref="ServalHostOptions.MonitorInterfaces"/>).</summary>
     internal InterfaceMonitor? Monitor => _monitor;
 
     private void CreateMonitor(ServalHostOptions options)
     {
-        if (!options.MonitorInterfaces || !OperatingSystem.IsLinux() || IntPtr.Size != 8)
+        if (options.LinkPolicies.Count > 0)
+        {
+            if (!OperatingSystem.IsLinux() || IntPtr.Size != 8)
+            {
+                throw new PlatformNotSupportedException("Link policies (ServalHostOptions.LinkPolicies) need 64-bit Linux: they follow addresses through rtnetlink.");
+            }
+
+            if (options.LinkPolicies.Any(p => p.Kind == LinkKind.RawIp) && !RawIpLink.IsSupported)
+            {
+                throw new PlatformNotSupportedException("A link policy creates raw IP links, which need CAP_NET_RAW (or root).");
+            }
+        }
+        else if (!options.MonitorInterfaces || !OperatingSystem.IsLinux() || IntPtr.Size != 8)
         {
             return;
         }
 
-        var watched = new List<(int, System.Net.IPAddress)>();
-        for (var i = 0; i < _links.Length; i++)
+        var monitor = new InterfaceMonitor(this, options.Links, options.LinkPolicies, options.InterfaceMonitorInterval);
+        if (monitor.HasWork)
         {
-            if (_links[i].OsAddress is { } ip)
-            {
-                watched.Add((i, ip));
-            }
-        }
-
-        if (watched.Count > 0)
-        {
-            _monitor = new InterfaceMonitor(this, watched, options.InterfaceMonitorInterval);
+            _monitor = monitor;
         }
     }
 
@@ -41,27 +50,188 @@ internal sealed partial class EngineDriver
             return;
         }
 
-        foreach (var link in _links)
+        foreach (var slot in _slots)
         {
-            link.AttachNetworkErrorHandler(monitor.RequestScan);
+            slot.Link.AttachNetworkErrorHandler(monitor.RequestScan);
         }
 
         monitor.Start();
     }
 
-    /// <summary>The monitor saw link <paramref name="link"/>'s interface or address change state (engine thread).</summary>
-    public bool ApplyObservedLinkState(int link, bool up)
+    /// <summary>
+    /// Adds a link the monitor opened for a new address (engine thread): a new interface (or a retired one's index, once
+    /// no flow uses it), started at once; up when its interface is. Flows waiting for an address move to it.
+    /// </summary>
+    public void AddLink(ServalLink link, bool up)
     {
-        MigrationLog.LinkObserved(Logger, Name, link, _links[link], up);
-        Engine.SetInterfaceUp(link + 1, up, Now);
-        return true;
+        if (_closed || _stopRequested)
+        {
+            link.Dispose();
+            return;
+        }
+
+        var index = Engine.AddInterface(InterfaceConfigFor(link));
+        var slot = new LinkSlot(link, new Port(this, index));
+        var slots = _slots;
+        if (index - 1 < slots.Length)
+        {
+            Debug.Assert(slots[index - 1].Retired, "only a retired link's index is reused");
+            slots = [.. slots];
+            slots[index - 1] = slot;
+        }
+        else
+        {
+            Debug.Assert(index - 1 == slots.Length, "new interfaces are numbered in order");
+            slots = [.. slots, slot];
+        }
+
+        Volatile.Write(ref _slots, slots);
+        link.AttachLogger(Logger);
+        if (_monitor is { } monitor)
+        {
+            link.AttachNetworkErrorHandler(monitor.RequestScan);
+        }
+
+        try
+        {
+            link.Start(slot.Port);
+        }
+        catch (Exception e)
+        {
+            HostLog.LinkReceiveFailed(Logger, e, link.Name);
+            RetireSlot(index - 1);
+            return;
+        }
+
+        HostLog.LinkAttached(Logger, Name, index, link.Name, link.Mtu);
+        slot.Up = up;
+        if (up)
+        {
+            Engine.SetInterfaceUp(index, true, Now);
+        }
+    }
+
+    /// <summary>
+    /// Retires a link whose address went away (engine thread): its interface is removed from the engine (its flows move
+    /// to a remaining link of their family, or wait for one), it receives nothing more, and it is disposed off this thread.
+    /// </summary>
+    /// <param name="link">The link.</param>
+    /// <param name="disposed">Completed once the link is disposed (its socket closed), for a new link on its address.</param>
+    public void RetireLink(ServalLink link, TaskCompletionSource? disposed = null)
+    {
+        var slots = _slots;
+        for (var i = 0; i < slots.Length; i++)
+        {
+            if (slots[i].Link == link && !slots[i].Retired)
+            {
+                MigrationLog.LinkRetired(Logger, Name, i, link);
+                RetireSlot(i, disposed);
+                return;
+            }
+        }
+
+        disposed?.TrySetResult();
+    }
+
+    private void RetireSlot(int i, TaskCompletionSource? disposed = null)
+    {
+        var slot = _slots[i];
+        slot.Retired = true;
+        slot.Up = false;
+        slot.Port.Retire();
+        Engine.RemoveInterface(i + 1, Now);
+
+        // Disposing waits for the link's receive thread (up to its 100 ms receive time-out): not on the engine thread.
+        var link = slot.Link;
+        lock (_retiring)
+        {
+            _retiring.RemoveAll(t => t.IsCompleted);
+            _retiring.Add(Task.Run(() =>
+            {
+                try
+                {
+                    link.Dispose();
+                }
+                catch (Exception e)
+                {
+                    HostLog.LinkReceiveFailed(Logger, e, link.Name);
+                }
+                finally
+                {
+                    disposed?.TrySetResult();
+                }
+            }));
+        }
+    }
+
+    /// <summary>Waits (bounded) for retired links still being disposed, so the host stops with no socket left open.</summary>
+    private void WaitForRetiredLinks()
+    {
+        Task[] pending;
+        lock (_retiring)
+        {
+            pending = [.. _retiring];
+            _retiring.Clear();
+        }
+
+        Task.WaitAll(pending, TimeSpan.FromSeconds(5));
+    }
+
+    /// <summary>
+    /// Keeps <see cref="ServalHostOptions.DefaultRouter"/>'s rule (FORWARD /0) on an up link of the router's family:
+    /// the engine removes it with its interface, so after a link goes down or is retired it is put on another, and a
+    /// host that had no link of that family gets it with its first one (engine thread, or the constructor).
+    /// </summary>
+    private void EnsureDefaultRouterRule()
+    {
+        if (_defaultRouter.IsNone)
+        {
+            return;
+        }
+
+        if (Engine.Services.TryGetExact(ServicePrefix.Default, out var entry)
+            && entry.Rules.Any(r => r.Target.Type == Stack.Services.ServiceTargetType.Forward && r.Target.Address == _defaultRouter && IsLinkUp(r.Target.Interface - 1)))
+        {
+            return;
+        }
+
+        var slots = _slots;
+        for (var i = 0; i < slots.Length; i++)
+        {
+            if (slots[i].Up && slots[i].Link.LocalAddress.Family == _defaultRouter.Family)
+            {
+                Engine.Services.Add(ServicePrefix.Default, ServiceTarget.Forward(_defaultRouter, i + 1), now: Now);
+                return;
+            }
+        }
+    }
+
+    private bool IsLinkUp(int link) => (uint)link < (uint)_slots.Length && _slots[link].Up;
+
+    /// <summary>The monitor saw <paramref name="link"/>'s interface or address change state (engine thread).</summary>
+    public bool ApplyObservedLinkState(ServalLink link, bool up)
+    {
+        var slots = _slots;
+        for (var i = 0; i < slots.Length; i++)
+        {
+            if (slots[i].Link == link && !slots[i].Retired)
+            {
+                MigrationLog.LinkObserved(Logger, Name, i, link, up);
+                slots[i].Up = up;
+                Engine.SetInterfaceUp(i + 1, up, Now);
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>Sets link <paramref name="link"/>'s interface up or down in the engine (engine thread).</summary>
     public bool SetLinkUp(int link, bool up)
     {
         CheckLink(link, nameof(link));
-        MigrationLog.LinkSet(Logger, Name, link, _links[link], up);
+        MigrationLog.LinkSet(Logger, Name, link, _slots[link].Link, up);
+        _slots[link].Up = up;
         Engine.SetInterfaceUp(link + 1, up, Now);
         return true;
     }
@@ -88,7 +258,7 @@ internal sealed partial class EngineDriver
         var n = 0;
         foreach (var f in Engine.GetFlows())
         {
-            if (prefix.Contains(f.Service) && f.Interface != to + 1 && f.PeerAddress.Family == _links[to].LocalAddress.Family
+            if (prefix.Contains(f.Service) && f.Interface != to + 1 && f.PeerAddress.Family == _slots[to].Link.LocalAddress.Family
                 && Engine.Migrate(f.Socket, to + 1, Now) == ServalError.None)
             {
                 n++;
@@ -107,12 +277,12 @@ internal sealed partial class EngineDriver
             ?? throw new ServalException(ServalError.BadHandle, $"No flow has the local flowID {flow}.");
         if (info.Interface == to + 1)
         {
-            throw new ServalException(ServalError.InvalidArgument, $"Flow {flow} already uses link {to} ({_links[to].Name}).");
+            throw new ServalException(ServalError.InvalidArgument, $"Flow {flow} already uses link {to} ({_slots[to].Link.Name}).");
         }
 
-        if (info.PeerAddress.Family != _links[to].LocalAddress.Family)
+        if (info.PeerAddress.Family != _slots[to].Link.LocalAddress.Family)
         {
-            throw new ServalException(ServalError.InvalidArgument, $"Flow {flow} has an {info.PeerAddress.Family} peer; link {to} ({_links[to].Name}) has another address family.");
+            throw new ServalException(ServalError.InvalidArgument, $"Flow {flow} has an {info.PeerAddress.Family} peer; link {to} ({_slots[to].Link.Name}) has another address family.");
         }
 
         var r = Engine.Migrate(info.Socket, to + 1, Now);
@@ -127,13 +297,19 @@ internal sealed partial class EngineDriver
 
     private void CheckLink(int link, string what)
     {
-        if ((uint)link >= (uint)_links.Length)
+        var count = _slots.Length;
+        if ((uint)link >= (uint)count)
         {
             throw new ServalException(
                 ServalError.InvalidArgument,
-                _links.Length == 0
+                count == 0
                     ? $"No link {link} ({what}): the host '{Name}' has no links."
-                    : $"No link {link} ({what}): the host '{Name}' has {_links.Length} link(s), indices 0 to {_links.Length - 1}.");
+                    : $"No link {link} ({what}): the host '{Name}' has {count} link(s), indices 0 to {count - 1}.");
+        }
+
+        if (_slots[link].Retired)
+        {
+            throw new ServalException(ServalError.InvalidArgument, $"Link {link} ({what}, {_slots[link].Link.Name}) was retired: its address went away.");
         }
     }
 
@@ -142,7 +318,7 @@ internal sealed partial class EngineDriver
         CheckLink(to, nameof(to));
         if (!Engine.Interfaces[to + 1].IsUp)
         {
-            throw new ServalException(ServalError.NetworkDown, $"Link {to} ({_links[to].Name}) is down: flows cannot move to it.");
+            throw new ServalException(ServalError.NetworkDown, $"Link {to} ({_slots[to].Link.Name}) is down: flows cannot move to it.");
         }
     }
 
@@ -150,6 +326,9 @@ internal sealed partial class EngineDriver
     {
         [Microsoft.Extensions.Logging.LoggerMessage(EventId = 710, Level = Microsoft.Extensions.Logging.LogLevel.Information, Message = "Serval host {Host}: link {Link} ({LinkName}) observed usable: {Up} (false: its interface is down or its address is gone)")]
         public static partial void LinkObserved(Microsoft.Extensions.Logging.ILogger logger, string host, int link, Links.ServalLink linkName, bool up);
+
+        [Microsoft.Extensions.Logging.LoggerMessage(EventId = 715, Level = Microsoft.Extensions.Logging.LogLevel.Information, Message = "Serval host {Host}: link {Link} ({LinkName}) retired (its address went away): its flows move to another link or wait for one")]
+        public static partial void LinkRetired(Microsoft.Extensions.Logging.ILogger logger, string host, int link, Links.ServalLink linkName);
 
         [Microsoft.Extensions.Logging.LoggerMessage(EventId = 711, Level = Microsoft.Extensions.Logging.LogLevel.Information, Message = "Serval host {Host}: link {Link} ({LinkName}) set up: {Up}")]
         public static partial void LinkSet(Microsoft.Extensions.Logging.ILogger logger, string host, int link, Links.ServalLink linkName, bool up);
@@ -162,5 +341,30 @@ internal sealed partial class EngineDriver
 
         [Microsoft.Extensions.Logging.LoggerMessage(EventId = 714, Level = Microsoft.Extensions.Logging.LogLevel.Information, Message = "Serval host {Host}: flow {Flow} moving to link {Link}")]
         public static partial void MigratedFlow(Microsoft.Extensions.Logging.ILogger logger, string host, FlowId flow, int link);
+    }
+
+    /// <summary>One link of a host at its interface index (interface = position + 1).</summary>
+    private sealed class LinkSlot(ServalLink link, Port port)
+    {
+        private volatile bool _retired;
+        private volatile bool _up = true;
+
+        public ServalLink Link { get; } = link;
+
+        public Port Port { get; } = port;
+
+        /// <summary>The link's address went away: the engine removed its interface, the link is disposed (set on the engine thread).</summary>
+        public bool Retired
+        {
+            get => _retired;
+            set => _retired = value;
+        }
+
+        /// <summary>Whether its interface is up in the engine (set on the engine thread; elsewhere a hint).</summary>
+        public bool Up
+        {
+            get => _up;
+            set => _up = value;
+        }
     }
 }

@@ -21,7 +21,7 @@ internal sealed partial class EngineDriver : IPacketSink
     private const int InboundPerRound = 64;
     private const int WorkPerRound = 256;
 
-    private readonly ServalLink[] _links;
+    private LinkSlot[] _slots = [];
     private readonly ConcurrentQueue<IWorkItem> _work = new();
     private readonly ConcurrentQueue<InboundPacket> _inbound = new();
     private readonly ManualResetEventSlim _wake = new(false, 10);
@@ -44,29 +44,29 @@ internal sealed partial class EngineDriver : IPacketSink
         Logger = options.LoggerFactory.CreateLogger("Serval.Host");
         Engine = new Engine(options.Engine, options.Random ?? CryptoRandomSource.Instance) { StreamOptions = options.Stream };
         _inboundCapacity = options.InboundQueueCapacity;
-        _links = [.. options.Links];
-        var now = Now;
-        for (var i = 0; i < _links.Length; i++)
+        CreateMonitor(options);
+        var links = new List<(ServalLink Link, bool Up)>(options.Links.Select(l => (l, true)));
+        if (_monitor is { } monitor)
         {
-            var link = _links[i];
-            var index = Engine.AddInterface(new InterfaceConfig
+            links.AddRange(monitor.CreateInitialLinks());
+        }
+
+        var now = Now;
+        foreach (var (link, up) in links)
+        {
+            var index = Engine.AddInterface(InterfaceConfigFor(link));
+            Debug.Assert(index == _slots.Length + 1, "interfaces are numbered in link order");
+            _slots = [.. _slots, new LinkSlot(link, new Port(this, index)) { Up = up }];
+            if (up)
             {
-                Name = link.Name,
-                Address = link.LocalAddress,
-                Broadcast = link.BroadcastAddress,
-                Mtu = link.Mtu,
-                RewritesSource = link.RewritesSource,
-            });
-            Debug.Assert(index == i + 1, "interfaces are numbered in link order");
-            Engine.SetInterfaceUp(index, true, now);
+                Engine.SetInterfaceUp(index, true, now);
+            }
+
             HostLog.LinkAttached(Logger, Name, index, link.Name, link.Mtu);
         }
 
-        if (!options.DefaultRouter.IsNone)
-        {
-            Engine.Services.Add(ServicePrefix.Default, ForwardTarget(options.DefaultRouter), now: now);
-        }
-
+        _defaultRouter = options.DefaultRouter;
+        EnsureDefaultRouterRule();
         Interfaces = Engine.Interfaces;
         var random = options.Random ?? CryptoRandomSource.Instance;
         if (!options.RegisterWithRouter.IsNone || options.Registration.Routers.Count > 0)
@@ -75,7 +75,8 @@ internal sealed partial class EngineDriver : IPacketSink
             var routers = new List<Stack.ControlPlane.RouterEndpoint>();
             if (!options.RegisterWithRouter.IsNone)
             {
-                routers.Add(new Stack.ControlPlane.RouterEndpoint(options.RegisterWithRouter, ForwardTarget(options.RegisterWithRouter).Interface));
+                // The interface follows the links (the controller picks an up one of the family when this one goes).
+                routers.Add(new Stack.ControlPlane.RouterEndpoint(options.RegisterWithRouter, FirstLinkOf(options.RegisterWithRouter.Family) + 1));
             }
 
             routers.AddRange(options.Registration.Routers.Where(r => !routers.Any(x => x.Address == r.Address && x.ServiceId == r.ServiceId)));
@@ -89,7 +90,6 @@ internal sealed partial class EngineDriver : IPacketSink
         }
 
         _metrics = new HostMetrics(Name, this);
-        CreateMonitor(options);
         _thread = new Thread(Run) { IsBackground = true, Name = $"serval engine {Name}" };
     }
 
@@ -104,7 +104,8 @@ internal sealed partial class EngineDriver : IPacketSink
 
     public IReadOnlyList<InterfaceInfo> Interfaces { get; }
 
-    public IReadOnlyList<ServalLink> Links => _links;
+    /// <summary>The links by interface (index = interface − 1), retired ones included until their index is reused (any thread).</summary>
+    public IReadOnlyList<ServalLink> Links => [.. Volatile.Read(ref _slots).Select(s => s.Link)];
 
     public HostMetrics Metrics => _metrics;
 
@@ -123,19 +124,44 @@ internal sealed partial class EngineDriver : IPacketSink
 
     public Task Stopped => _stopped.Task;
 
-    /// <summary>A FORWARD target to <paramref name="nextHop"/> on the first interface of its address family.</summary>
+    /// <summary>A FORWARD target to <paramref name="nextHop"/> on the first (not retired) link of its address family.</summary>
     public ServiceTarget ForwardTarget(LinkAddress nextHop)
     {
-        for (var i = 0; i < _links.Length; i++)
+        var i = FirstLinkOf(nextHop.Family);
+        return i >= 0
+            ? ServiceTarget.Forward(nextHop, i + 1)
+            : throw new ArgumentException($"No link has the address family of {nextHop}.", nameof(nextHop));
+    }
+
+    /// <summary>The index of the first link of <paramref name="family"/> that is not retired, preferring one that is up; -1 if none.</summary>
+    private int FirstLinkOf(System.Net.Sockets.AddressFamily family)
+    {
+        var slots = Volatile.Read(ref _slots);
+        var any = -1;
+        for (var i = 0; i < slots.Length; i++)
         {
-            if (_links[i].LocalAddress.Family == nextHop.Family)
+            if (!slots[i].Retired && slots[i].Link.LocalAddress.Family == family)
             {
-                return ServiceTarget.Forward(nextHop, i + 1);
+                if (slots[i].Up)
+                {
+                    return i;
+                }
+
+                any = any < 0 ? i : any;
             }
         }
 
-        throw new ArgumentException($"No link has the address family of {nextHop}.", nameof(nextHop));
+        return any;
     }
+
+    private static InterfaceConfig InterfaceConfigFor(ServalLink link) => new()
+    {
+        Name = link.Name,
+        Address = link.LocalAddress,
+        Broadcast = link.BroadcastAddress,
+        Mtu = link.Mtu,
+        RewritesSource = link.RewritesSource,
+    };
 
     /// <summary>
     /// Whether a socket of <paramref name="protocol"/> already binds exactly <paramref name="prefix"/>. The engine's
@@ -148,15 +174,15 @@ internal sealed partial class EngineDriver : IPacketSink
 
     public void Start()
     {
-        for (var i = 0; i < _links.Length; i++)
+        foreach (var slot in _slots)
         {
-            _links[i].AttachLogger(Logger);
-            _links[i].Start(new Port(this, i + 1));
+            slot.Link.AttachLogger(Logger);
+            slot.Link.Start(slot.Port);
         }
 
         StartMonitor();
         _thread.Start();
-        HostLog.HostStarted(Logger, Name, _links.Length, Engine.Options.Mode);
+        HostLog.HostStarted(Logger, Name, _slots.Length, Engine.Options.Mode);
     }
 
     // ------------------------------------------------------------------------------------------------------------
@@ -339,9 +365,12 @@ internal sealed partial class EngineDriver : IPacketSink
             }
 
             LogFaults();
-            for (var l = 0; l < _links.Length; l++)
+            foreach (var slot in _slots)
             {
-                _links[l].Flush();
+                if (!slot.Retired)
+                {
+                    slot.Link.Flush();
+                }
             }
 
             if (!DispatchEvents())
@@ -369,6 +398,11 @@ internal sealed partial class EngineDriver : IPacketSink
                 if (!e.Socket.IsNone && Sockets.TryGetValue(e.Socket.Value, out var state))
                 {
                     state.OnEvent(this, e);
+                }
+
+                if (e.Kind is EngineEventKind.InterfaceUp or EngineEventKind.InterfaceDown)
+                {
+                    EnsureDefaultRouterRule();
                 }
 
                 foreach (var controller in _controllers)
@@ -439,9 +473,10 @@ internal sealed partial class EngineDriver : IPacketSink
 
     void IPacketSink.Send(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit)
     {
-        if ((uint)(interfaceIndex - 1) < (uint)_links.Length)
+        var slots = _slots;
+        if ((uint)(interfaceIndex - 1) < (uint)slots.Length && slots[interfaceIndex - 1] is { Retired: false } slot)
         {
-            _links[interfaceIndex - 1].Send(source, destination, packet, hopLimit);
+            slot.Link.Send(source, destination, packet, hopLimit);
         }
     }
 
@@ -488,9 +523,12 @@ internal sealed partial class EngineDriver : IPacketSink
 
             Sockets.Clear();
             Engine.Poll(now, this);
-            foreach (var link in _links)
+            foreach (var slot in _slots)
             {
-                link.Flush();
+                if (!slot.Retired)
+                {
+                    slot.Link.Flush();
+                }
             }
         }
         catch (Exception e)
@@ -501,17 +539,24 @@ internal sealed partial class EngineDriver : IPacketSink
         _closed = true;
         _monitor?.Dispose();
         DrainAbandoned();
-        foreach (var link in _links)
+        foreach (var slot in _slots)
         {
+            if (slot.Retired)
+            {
+                continue; // disposed by its retirement
+            }
+
             try
             {
-                link.Dispose();
+                slot.Link.Dispose();
             }
             catch (Exception e)
             {
-                HostLog.LinkReceiveFailed(Logger, e, link.Name);
+                HostLog.LinkReceiveFailed(Logger, e, slot.Link.Name);
             }
         }
+
+        WaitForRetiredLinks();
 
         while (_inbound.TryDequeue(out var p))
         {
@@ -532,10 +577,19 @@ internal sealed partial class EngineDriver : IPacketSink
         }
     }
 
-    /// <summary>The receiver a link delivers to: tags packets with the link's interface index.</summary>
+    /// <summary>The receiver a link delivers to: tags packets with the link's interface index (none once the link is retired).</summary>
     private sealed class Port(EngineDriver driver, int iface) : ILinkReceiver
     {
-        public void Receive(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit) =>
-            driver.OnReceived(iface, source, destination, packet, hopLimit);
+        private volatile bool _retired;
+
+        public void Retire() => _retired = true;
+
+        public void Receive(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit)
+        {
+            if (!_retired)
+            {
+                driver.OnReceived(iface, source, destination, packet, hopLimit);
+            }
+        }
     }
 }

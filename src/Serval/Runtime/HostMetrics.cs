@@ -56,6 +56,8 @@ internal sealed class HostMetrics : IDisposable
         Observe("serval.sal.negative_answers_sent", "{packet}", "Service-not-found / refused answers sent to SYNs.", () => c.NegativeAnswersSent);
         Observe("serval.sal.negative_answers_suppressed", "{packet}", "Negative answers withheld by the rate limit.", () => c.NegativeAnswersSuppressed);
         Observe("serval.stream.user_timeouts", "{connection}", "Connections failed because sent data stayed unacknowledged for the user timeout.", () => c.UserTimeouts);
+        Observe("serval.flows.stranded", "{flow}", "Times a flow lost its only usable path and began to wait for an address.", () => c.FlowsStranded);
+        Observe("serval.flows.network_down", "{flow}", "Flows failed because no usable address came back within their user timeout.", () => c.StrandedTimeouts);
         Observe("serval.host.inbound_dropped", "{packet}", "Received packets dropped because the host's inbound queue was full.", () => driver.InboundDropped);
         _meter.CreateObservableGauge("serval.flows.active", () => driver.FlowCountSnapshot, "{flow}", "Live flows (connections, pending requests, closing flows).");
         _meter.CreateObservableGauge("serval.services.entries", () => driver.Engine.Services.Count, "{entry}", "Service-table entries (prefixes).");
