@@ -99,7 +99,9 @@ public sealed class RegistrationNetnsTests(ITestOutputHelper output)
 
         withdrawals.Sort();
         output.WriteLine($"replica 2's listener closed -> registration gone after {string.Join(", ", withdrawals.Select(w => w.ToString("F1", System.Globalization.CultureInfo.InvariantCulture)))} ms (median {withdrawals[2]:F1})");
-        Assert.True(withdrawals[^1] <= 100, $"a withdrawal took {withdrawals[^1]:F1} ms (all: {string.Join(", ", withdrawals)})");
+        // "At once" means by the Unregister message, not the lease (3 s): a bound well under the lease that a loaded
+        // 2-core machine still meets (the figures themselves are printed above; a benchmark measures them).
+        Assert.True(withdrawals[^1] <= 1000, $"a withdrawal took {withdrawals[^1]:F1} ms (all: {string.Join(", ", withdrawals)}); the lease is 3 s");
 
         // 4. Router restart: every registration is back within 2 s of the new router being up.
         listeners[1] = await ReplicaListenAsync(apps[1], 2, ct);

@@ -386,6 +386,11 @@ internal sealed unsafe class SocketIo : IDisposable
                 }
 
                 errors = 0;
+                if (_stopping)
+                {
+                    return; // woken by Dispose's shutdown (an empty message, not a datagram)
+                }
+
                 for (var i = 0; i < n; i++)
                 {
                     var length = (int)batch.Messages[i].Length;
