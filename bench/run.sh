@@ -8,6 +8,10 @@
 #                                 from a replica's bind to the first SYN routed to it (REGISTRATION_ARGS="HOSTS PER_HOST
 #                                 SAMPLES", default "100 500 200"):
 #                                 registration: registrations_per_s=<n> bind_to_routable_ms_p50=<n> p99=<n>
+#   bench/run.sh delay-release    a held SYN leaving once its rule appears, on loopback UDP hosts: rule added through the
+#                                 API -> the SYN handed to the client's link; a registration's Register received by a
+#                                 service router -> the SYN it held handed to its link (DELAY_RELEASE_SAMPLES, default 200):
+#                                 delay-release: delay_release_ms_p50=<n> p99=<n> registration_release_ms_p50=<n> p99=<n> samples=<n>+<n>
 #   bench/run.sh migration        (root) two namespaces, two veth pairs; a stream transfer migrated 100 times between
 #                                 the sender's two interfaces (MIGRATION_COUNT, MIGRATION_TRIGGER=explicit|link-state,
 #                                 MIGRATION_BOTTLENECK_MBPS=300, 0 for none); MIGRATION_TRIGGER=renumber: one veth, the
@@ -49,7 +53,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 usage() {
   echo "usage: $0 NAME" >&2
-  echo "  names: wire service-table stream-sim stream-veth connect-rate registration migration http hostile" >&2
+  echo "  names: wire service-table stream-sim stream-veth connect-rate registration delay-release migration http hostile" >&2
   exit 2
 }
 
@@ -80,6 +84,11 @@ case "$1" in
     dotnet build "$project" -c Release --nologo -v quiet >&2
     # shellcheck disable=SC2086
     dotnet "$binary" registration ${REGISTRATION_ARGS:-100 500 200}
+    ;;
+  delay-release)
+    dotnet build "$project" -c Release --nologo -v quiet >&2
+    # Bounded: every sample has a 10 s deadline.
+    timeout 600 dotnet "$binary" delay-release "${DELAY_RELEASE_SAMPLES:-200}"
     ;;
   migration)
     dotnet build "$project" -c Release --nologo -v quiet >&2

@@ -22,6 +22,11 @@ if (args.Length > 0 && args[0] == "registration")
     return await RegistrationBenchmark.RunAsync(args[1..]).ConfigureAwait(false);
 }
 
+if (args.Length > 0 && args[0] == "delay-release")
+{
+    return await DelayReleaseBenchmark.RunAsync(args[1..]).ConfigureAwait(false);
+}
+
 if (args.Length > 0 && args[0] == "migration")
 {
     return await MigrationBenchmark.RunAsync(args[1..]);

@@ -69,6 +69,19 @@ public sealed record ServalHostOptions
     /// </summary>
     public Stack.ControlPlane.RouterControllerOptions? RouterControl { get; init; }
 
+    /// <summary>
+    /// On-demand resolution (docs/resolution.md): a default DELAY rule holds the first packet of a service no other rule
+    /// resolves, the sources (and optionally the registration routers) are asked, and the answer is installed as FORWARD
+    /// rules that release the packet at once. Null (default) runs none.
+    /// </summary>
+    public Resolution.ServalResolverOptions? Resolver { get; init; }
+
+    /// <summary>
+    /// With <see cref="RouterControl"/>: publish the registrations in DNS with dynamic updates (docs/resolution.md,
+    /// "Publishing registrations"), so that hosts resolving through DNS find the registered replicas. Null (default): not.
+    /// </summary>
+    public Resolution.DnsUpdateOptions? PublishRegistrations { get; init; }
+
     /// <summary>The engine's random source; null uses the cryptographic source.</summary>
     public IRandomSource? Random { get; init; }
 
@@ -162,6 +175,17 @@ public sealed record ServalHostOptions
         }
 
         RouterControl?.Validate();
+        Resolver?.Validate();
+        PublishRegistrations?.Validate();
+        if (PublishRegistrations is not null && RouterControl is null)
+        {
+            throw new ArgumentException("PublishRegistrations needs RouterControl (the registrations it publishes).", nameof(PublishRegistrations));
+        }
+
+        if (Resolver is { AskRouters: true } && RegisterWithRouter.IsNone && Registration.Routers.Count == 0)
+        {
+            throw new ArgumentException("Resolver.AskRouters needs routers (RegisterWithRouter or Registration.Routers).", nameof(Resolver));
+        }
 
         if (!DefaultRouter.IsNone && !Reaches(DefaultRouter.Family))
         {

@@ -54,7 +54,14 @@ internal static class TranslateCommandLine
         var toService = new Option<string>("--service", "-s") { Description = "the service each TCP connection is relayed to: a name or a serviceID", HelpName = "NAME|ID", Required = true };
         var peer = new Option<string?>("--peer") { Description = "a host serving the service: its link address, used as the connections' advisory address", HelpName = "ADDRESS[:PORT]" };
         var router = new Option<string?>("--router") { Description = "the embedded host's default service router", HelpName = "ADDRESS[:PORT]" };
-        var tcpToServal = new Command("tcp-to-serval", "relay TCP connections to a Serval service (unmodified clients reach Serval services)") { listen, toService, peer, router };
+        var resolveFile = new Option<string?>("--resolve-file") { Description = "resolve on demand from this file of services and addresses (docs/resolution.md; embedded host)", HelpName = "PATH" };
+        var resolveDns = new Option<string[]>("--resolve-dns") { Description = "resolve on demand in DNS with this server (repeatable; port default 53; needs --dns-zone)", HelpName = "SERVER[:PORT]" };
+        var dnsZone = new Option<string?>("--dns-zone") { Description = "the zone of the DNS records (SRV _serval._udp.NAME, else A/AAAA NAME; NAME is the --service name or the serviceID)", HelpName = "ZONE" };
+        var resolveRouters = new Option<bool>("--resolve-routers") { Description = "resolve on demand by asking the --router (a Resolve message), then connect straight to the answer" };
+        var tcpToServal = new Command("tcp-to-serval", "relay TCP connections to a Serval service (unmodified clients reach Serval services)")
+        {
+            listen, toService, peer, router, resolveFile, resolveDns, dnsZone, resolveRouters,
+        };
 
         var fromService = new Option<string>("--service", "-s") { Description = "the service (or prefix) served: NAME|ID[/BITS]", HelpName = "NAME|ID[/BITS]", Required = true };
         var target = new Option<string>("--target", "-t") { Description = "the TCP server each Serval connection is relayed to", HelpName = "HOST:PORT", Required = true };
@@ -118,7 +125,12 @@ internal static class TranslateCommandLine
                 }
             }
 
-            return await RunTranslatorAsync(host with { DefaultRouter = defaultRouter }, output, error, async h =>
+            if (!TryResolver(p, host, defaultRouter, p.GetValue(toService)!, resolveFile, resolveDns, dnsZone, resolveRouters, error, out var resolver))
+            {
+                return 2;
+            }
+
+            return await RunTranslatorAsync(host with { DefaultRouter = defaultRouter, Resolver = resolver }, output, error, async h =>
             {
                 var t = new TcpToServalTranslator(
                     h, listenEndPoint, service.Service, advisory, p.GetValue(maxConnections), TimeSpan.FromSeconds(p.GetValue(connectTimeout)), line => error.WriteLine($"serval-translate: {line}"));
@@ -197,6 +209,97 @@ internal static class TranslateCommandLine
         public LinkAddress DefaultRouter { get; init; }
 
         public LinkAddress RegisterWithRouter { get; init; }
+
+        public ResolverSettings? Resolver { get; init; }
+    }
+
+    /// <summary>Resolution on demand for the embedded host: the static file (read at start), DNS, the router.</summary>
+    private sealed record ResolverSettings(string? File, Resolution.DnsResolverOptions? Dns, bool Routers);
+
+    private static bool TryResolver(
+        ParseResult p,
+        HostSettings host,
+        LinkAddress defaultRouter,
+        string serviceText,
+        Option<string?> resolveFile,
+        Option<string[]> resolveDns,
+        Option<string?> dnsZone,
+        Option<bool> resolveRouters,
+        TextWriter error,
+        out ResolverSettings? resolver)
+    {
+        resolver = null;
+        var file = p.GetValue(resolveFile);
+        var servers = p.GetValue(resolveDns) ?? [];
+        var zone = p.GetValue(dnsZone);
+        var routers = p.GetValue(resolveRouters);
+        if (file is null && servers.Length == 0 && zone is null && !routers)
+        {
+            return true;
+        }
+
+        if (host.Attach is not null)
+        {
+            Usage(error, "--resolve-* configures an embedded host; an attached translator uses servald's resolver (Serval:Resolver).");
+            return false;
+        }
+
+        if ((servers.Length > 0) != (zone is not null))
+        {
+            Usage(error, "--resolve-dns and --dns-zone go together.");
+            return false;
+        }
+
+        if (routers && defaultRouter.IsNone)
+        {
+            Usage(error, "--resolve-routers asks the --router: give one.");
+            return false;
+        }
+
+        Resolution.DnsResolverOptions? dns = null;
+        if (servers.Length > 0)
+        {
+            var endPoints = new List<IPEndPoint>();
+            foreach (var text in servers)
+            {
+                if (!IPEndPoint.TryParse(text, out var ep))
+                {
+                    Usage(error, $"--resolve-dns '{text}' is not SERVER[:PORT].");
+                    return false;
+                }
+
+                endPoints.Add(ep.Port == 0 ? new IPEndPoint(ep.Address, 53) : ep);
+            }
+
+            // A --service given as a name is looked up by that name (NAME.ZONE), not by its serviceID.
+            var name = serviceText.Contains('/', StringComparison.Ordinal) || ServiceId.TryParse(serviceText, CultureInfo.InvariantCulture, out _) ? null : serviceText;
+            dns = new Resolution.DnsResolverOptions { Servers = endPoints, Zone = zone!, Names = name is null ? [] : [name] };
+            try
+            {
+                dns.Validate();
+            }
+            catch (ArgumentException e)
+            {
+                Usage(error, $"--resolve-dns/--dns-zone: {e.Message}");
+                return false;
+            }
+        }
+
+        if (file is not null)
+        {
+            try
+            {
+                _ = Resolution.StaticFileResolver.Parse(File.ReadAllText(file));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+            {
+                Usage(error, $"--resolve-file {file}: {e.Message}");
+                return false;
+            }
+        }
+
+        resolver = new ResolverSettings(file, dns, routers);
+        return true;
     }
 
     private static bool TryHostSettings(ParseResult p, Option<string[]> udp, Option<string[]> raw, Option<string?> attach, TextWriter error, out HostSettings settings)
@@ -295,12 +398,31 @@ internal static class TranslateCommandLine
 
     private static async Task<int> RunTranslatorAsync(HostSettings settings, TextWriter output, TextWriter error, Func<ServalHost, Task<(IAsyncDisposable Translator, TranslatorStatistics Statistics)>> start, CancellationToken ct)
     {
+        Resolution.StaticFileResolver? file = null;
+        try
+        {
+            return await RunTranslatorAsync(settings, output, error, start, f => file = f, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            file?.Dispose();
+        }
+    }
+
+    private static async Task<int> RunTranslatorAsync(
+        HostSettings settings,
+        TextWriter output,
+        TextWriter error,
+        Func<ServalHost, Task<(IAsyncDisposable Translator, TranslatorStatistics Statistics)>> start,
+        Action<Resolution.StaticFileResolver> own,
+        CancellationToken ct)
+    {
         ServalHost host;
         try
         {
-            host = await StartHostAsync(settings, ct).ConfigureAwait(false);
+            host = await StartHostAsync(settings, own, ct).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is SocketException or PlatformNotSupportedException or IOException or ServalException or ArgumentException)
+        catch (Exception e) when (e is SocketException or PlatformNotSupportedException or IOException or ServalException or ArgumentException or FormatException)
         {
             await error.WriteLineAsync($"serval-translate: cannot start the host: {e.Message}").ConfigureAwait(false);
             return 1;
@@ -342,11 +464,38 @@ internal static class TranslateCommandLine
         }
     }
 
-    private static async Task<ServalHost> StartHostAsync(HostSettings settings, CancellationToken ct)
+    private static async Task<ServalHost> StartHostAsync(HostSettings settings, Action<Resolution.StaticFileResolver> own, CancellationToken ct)
     {
         if (settings.Attach is { } socket)
         {
             return await ServalHost.AttachAsync(socket, ct).ConfigureAwait(false);
+        }
+
+        Resolution.ServalResolverOptions? resolver = null;
+        var registration = Stack.ControlPlane.HostControllerOptions.Default;
+        if (settings.Resolver is { } r)
+        {
+            var sources = new List<Resolution.IAsyncServiceResolver>();
+            if (r.File is not null)
+            {
+                var file = new Resolution.StaticFileResolver(r.File);
+                own(file);
+                sources.Add(file);
+            }
+
+            if (r.Dns is not null)
+            {
+                sources.Add(new Resolution.DnsServiceResolver(r.Dns));
+            }
+
+            resolver = new Resolution.ServalResolverOptions { Sources = sources, AskRouters = r.Routers };
+            if (r.Routers)
+            {
+                // The router is asked through the host controller (no registrations: the translator binds nothing).
+                var families = settings.Udp.Select(e => e.AddressFamily).Concat(settings.Raw.Select(a => a.AddressFamily)).ToList();
+                var index = families.IndexOf(settings.DefaultRouter.Family);
+                registration = registration with { Routers = [new Stack.ControlPlane.RouterEndpoint(settings.DefaultRouter, index + 1)], InstallDefaultRule = false };
+            }
         }
 
         var links = new List<ServalLink>();
@@ -363,7 +512,16 @@ internal static class TranslateCommandLine
             }
 
             return await ServalHost.StartAsync(
-                new ServalHostOptions { Name = "serval-translate", Links = links, DefaultRouter = settings.DefaultRouter, RegisterWithRouter = settings.RegisterWithRouter }, ct).ConfigureAwait(false);
+                new ServalHostOptions
+                {
+                    Name = "serval-translate",
+                    Links = links,
+                    DefaultRouter = settings.DefaultRouter,
+                    RegisterWithRouter = settings.RegisterWithRouter,
+                    Resolver = resolver,
+                    Registration = registration,
+                },
+                ct).ConfigureAwait(false);
         }
         catch
         {

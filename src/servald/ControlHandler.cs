@@ -205,6 +205,17 @@ internal sealed class ControlHandler(ServalHost host)
             ["bytesResolved"] = rules.Sum(r => r.BytesResolved),
             ["packetsDropped"] = rules.Sum(r => r.PacketsDropped),
         };
+        if (await host.Driver.InvokeAsync(d => d.ResolverController?.Counters).WaitAsync(cancellationToken).ConfigureAwait(false) is { } resolver)
+        {
+            var counters = new JsonObject();
+            foreach (var p in typeof(Stack.ControlPlane.ResolverControllerCounters).GetProperties())
+            {
+                counters[char.ToLowerInvariant(p.Name[0]) + p.Name[1..]] = (long)p.GetValue(resolver)!;
+            }
+
+            response["resolver"] = counters;
+        }
+
         return response;
     }
 

@@ -69,4 +69,20 @@ internal sealed class RouterSettings
 
     /// <summary>Hosts (<c>address[:port]</c>, no port: any port) drained from the start.</summary>
     public List<string> Drain { get; set; } = [];
+
+    /// <summary>Publish the registrations in DNS with RFC 2136 updates (docs/resolution.md); null publishes nothing.</summary>
+    public DnsUpdateSettings? DnsUpdate { get; set; }
+}
+
+/// <summary><c>Serval:Router:DnsUpdate</c>: the zone's primary server and the records' TTL.</summary>
+internal sealed class DnsUpdateSettings
+{
+    /// <summary>The server accepting updates, <c>address[:port]</c> (no port: 53).</summary>
+    public string? Server { get; set; }
+
+    /// <summary>The zone.</summary>
+    public string? Zone { get; set; }
+
+    /// <summary>TTL of the published records in seconds (default 10).</summary>
+    public int TtlSeconds { get; set; } = 10;
 }

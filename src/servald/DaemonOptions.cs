@@ -44,6 +44,9 @@ internal sealed class DaemonOptions
     /// <summary>ServiceRouter mode: the router controller (accepting registrations); null uses the defaults.</summary>
     public RouterSettings? Router { get; set; }
 
+    /// <summary>Resolution on demand (a default DELAY rule and its resolvers); null runs none.</summary>
+    public ResolverSettings? Resolver { get; set; }
+
     /// <summary>The control socket path to use.</summary>
     public string ControlSocketOrDefault => string.IsNullOrEmpty(ControlSocket) ? ControlSocketPath.Default : ControlSocket;
 }

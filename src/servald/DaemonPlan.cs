@@ -43,6 +43,12 @@ internal sealed class DaemonPlan
 
     public required IReadOnlyList<LinkAddress> Drains { get; init; }
 
+    /// <summary>Resolution on demand (<c>Serval:Resolver</c>), or null.</summary>
+    public required ResolverPlan? Resolver { get; init; }
+
+    /// <summary>Where the router publishes its registrations (<c>Serval:Router:DnsUpdate</c>), or null.</summary>
+    public required Resolution.DnsUpdateOptions? Publish { get; init; }
+
     public required string? MetricsPrefix { get; init; }
 
     /// <summary>Whether this daemon accepts registrations from anyone on the link (a router controller with no key).</summary>
@@ -104,8 +110,11 @@ internal sealed class DaemonPlan
             throw new DaemonException("Serval:Router:Drain needs the router controller (ServiceRouter mode, Serval:Router:Enabled)");
         }
 
+        var resolver = ResolverConfig.Plan(options, registration is not null || !registerWith.IsNone);
         return new DaemonPlan(options)
         {
+            Resolver = resolver,
+            Publish = ResolverConfig.Publish(options, router is not null),
             Links = links,
             Policies = policies,
             Engine = engine,

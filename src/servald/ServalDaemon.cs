@@ -17,14 +17,16 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
     private readonly ControlServer _control;
     private readonly AppServer _apps;
     private readonly MetricsExporter? _metrics;
+    private readonly IReadOnlyList<IDisposable> _owned;
 
-    private ServalDaemon(ServalHost host, ControlServer control, AppServer apps, MetricsExporter? metrics, DaemonOptions options)
+    private ServalDaemon(ServalHost host, ControlServer control, AppServer apps, MetricsExporter? metrics, DaemonOptions options, IReadOnlyList<IDisposable> owned)
     {
         Host = host;
         _control = control;
         _apps = apps;
         _metrics = metrics;
         Options = options;
+        _owned = owned;
     }
 
     public ServalHost Host { get; }
@@ -45,7 +47,28 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(loggerFactory);
         var options = plan.Options;
-        var links = CreateLinks(plan.Links);
+        Resolution.ServalResolverOptions? resolver = null;
+        IReadOnlyList<IDisposable> owned = [];
+        if (plan.Resolver is { } resolverPlan)
+        {
+            (resolver, owned) = resolverPlan.Create();
+        }
+
+        List<ServalLink> links;
+        try
+        {
+            links = CreateLinks(plan.Links);
+        }
+        catch
+        {
+            foreach (var o in owned)
+            {
+                o.Dispose();
+            }
+
+            throw;
+        }
+
         ServalHost host;
         try
         {
@@ -60,6 +83,8 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
                     Registration = plan.Registration ?? Stack.ControlPlane.HostControllerOptions.Default,
                     RouterControl = plan.Router,
                     RegisterWithRouter = plan.RegisterWith,
+                    Resolver = resolver,
+                    PublishRegistrations = plan.Publish,
                 },
                 cancellationToken).ConfigureAwait(false);
         }
@@ -68,6 +93,11 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
             foreach (var l in links)
             {
                 l.Dispose();
+            }
+
+            foreach (var o in owned)
+            {
+                o.Dispose();
             }
 
             throw e as DaemonException ?? new DaemonException($"invalid configuration: {e.Message}", e);
@@ -98,10 +128,15 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
 
             await apps.DisposeAsync().ConfigureAwait(false);
             await host.DisposeAsync().ConfigureAwait(false);
+            foreach (var o in owned)
+            {
+                o.Dispose();
+            }
+
             throw;
         }
 
-        var daemon = new ServalDaemon(host, control, apps, metrics, options);
+        var daemon = new ServalDaemon(host, control, apps, metrics, options, owned);
         var logger = loggerFactory.CreateLogger<ServalDaemon>();
         if (logger.IsEnabled(LogLevel.Information))
         {
@@ -161,5 +196,9 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
         await _control.DisposeAsync().ConfigureAwait(false);
         await _apps.DisposeAsync().ConfigureAwait(false);
         await Host.DisposeAsync().ConfigureAwait(false);
+        foreach (var o in _owned)
+        {
+            o.Dispose();
+        }
     }
 }

@@ -67,6 +67,12 @@ public sealed class DaemonProcessTests : IDisposable
     [InlineData("--Serval:LinkPolicies:0:Kind=Tcp", "Serval:LinkPolicies:0:Kind")]
     [InlineData("--Serval:LinkPolicies:0:Port=99999", "Serval:LinkPolicies:0")]
     [InlineData("--Serval:LinkPolicies:0:Interface=eth0", "Serval:LinkPolicies:0:Interface")]
+    [InlineData("--Serval:Resolver:StaticFile=/nonexistent/serval/services", "Serval:Resolver:StaticFile")]
+    [InlineData("--Serval:Resolver:StaticTtl=5", "Serval:Resolver:StaticTtl")]
+    [InlineData("--Serval:Resolver:Dns:Zone=serval.test", "Serval:Resolver:Dns:Servers")]
+    [InlineData("--Serval:Resolver:Dns:Servers:0=nowhere", "Serval:Resolver:Dns:Servers:0")]
+    [InlineData("--Serval:Resolver:Routers=true", "Serval:Resolver:Routers")]
+    [InlineData("--Serval:Resolver:DelayPriority=-1", "Serval:Resolver:DelayPriority")]
     public async Task A_bad_value_exits_1_with_one_line_naming_the_key(string argument, string key)
     {
         var run = await RunAsync(argument);

@@ -345,6 +345,12 @@ public sealed class TranslatorTests
     [InlineData("tcp-to-serval", "--udp", "127.0.0.1", "--listen", "127.0.0.1:8080", "--service", "x/16")]
     [InlineData("tcp-to-serval", "--udp", "127.0.0.1", "--listen", "127.0.0.1:8080", "--service", "x", "--peer", "somewhere")]
     [InlineData("tcp-to-serval", "--attach", "/tmp/none", "--listen", "127.0.0.1:8080", "--service", "x", "--router", "127.0.0.2")]
+    [InlineData("tcp-to-serval", "--udp", "127.0.0.1", "--listen", "127.0.0.1:8080", "--service", "x", "--resolve-dns", "127.0.0.1")]
+    [InlineData("tcp-to-serval", "--udp", "127.0.0.1", "--listen", "127.0.0.1:8080", "--service", "x", "--dns-zone", "serval.test")]
+    [InlineData("tcp-to-serval", "--udp", "127.0.0.1", "--listen", "127.0.0.1:8080", "--service", "x", "--resolve-dns", "nowhere", "--dns-zone", "serval.test")]
+    [InlineData("tcp-to-serval", "--udp", "127.0.0.1", "--listen", "127.0.0.1:8080", "--service", "x", "--resolve-file", "/nonexistent/serval/services")]
+    [InlineData("tcp-to-serval", "--udp", "127.0.0.1", "--listen", "127.0.0.1:8080", "--service", "x", "--resolve-routers")]
+    [InlineData("tcp-to-serval", "--attach", "/tmp/none", "--listen", "127.0.0.1:8080", "--service", "x", "--resolve-file", "/etc/hostname")]
     [InlineData("serval-to-tcp", "--udp", "127.0.0.1", "--service", "x", "--target", "127.0.0.1")]
     [InlineData("serval-to-tcp", "--udp", "127.0.0.1", "--service", "x", "--target", "bad host:80")]
     [InlineData("serval-to-tcp", "--udp", "127.0.0.1", "--service", "x", "--target", "127.0.0.1:80", "--max-connections", "0")]
@@ -356,6 +362,55 @@ public sealed class TranslatorTests
         var code = await TranslateCommandLine.RunAsync(args, output, error, TestContext.Current.CancellationToken);
         Assert.Equal(2, code);
         Assert.StartsWith("serval-translate", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_tcp_client_reaches_a_service_the_translator_resolves_from_its_static_file()
+    {
+        var ct = Timeout(60);
+        var service = ServiceId.FromName("test.translate.resolved");
+        await using var server = await HostAsync("resolved-server", NextAddress());
+        await using var echo = await ServalEcho.ListenAsync(server, service, ct);
+        var directory = Directory.CreateTempSubdirectory("translate-resolve-").FullName;
+        var file = Path.Combine(directory, "services");
+        await File.WriteAllTextAsync(file, $"test.translate.resolved {server.Links[0].LocalAddress}\n", ct);
+        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        var port = ((IPEndPoint)probe.LocalEndPoint!).Port;
+        probe.Dispose();
+        using var stop = new CancellationTokenSource();
+        using var output = new StringWriter();
+        using var errorText = new StringWriter();
+        using var error = TextWriter.Synchronized(errorText); // the translator writes while the test reads
+        string Error()
+        {
+            lock (error)
+            {
+                return errorText.ToString();
+            }
+        }
+
+        var run = TranslateCommandLine.RunAsync(
+            ["tcp-to-serval", "--udp", NextAddress().ToString(), "--listen", $"127.0.0.1:{port}", "--service", "test.translate.resolved", "--resolve-file", file],
+            output,
+            error,
+            stop.Token);
+        try
+        {
+            await EventuallyAsync(() => Error().Contains("listening", StringComparison.Ordinal) || run.IsCompleted, ct);
+            Assert.False(run.IsCompleted, Error());
+            var data = RandomData(256 * 1024, 3);
+            var echoed = await TcpExchangeAsync(new IPEndPoint(IPAddress.Loopback, port), data, ct);
+            Assert.Equal(SHA256.HashData(data), SHA256.HashData(echoed));
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            Assert.Equal(0, await run.WaitAsync(ct));
+            Directory.Delete(directory, recursive: true);
+        }
+
+        Assert.Contains("accepted 1, completed 1, failed 0, refused 0", output.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -5,10 +5,11 @@ using Serval.Wire;
 namespace Serval.Stack.ControlPlane;
 
 /// <summary>
-/// A control-plane message (docs/control-protocol.md): one registration, unregistration or acknowledgement, carried
-/// as the payload of an unconnected Serval datagram. <see cref="TryParse"/> validates every field; malformed input is
-/// <c>false</c> and a <see cref="ControlMessageError"/>, never an exception. <see cref="Emit"/> writes the 76-byte
-/// body and, given a key, the HMAC-SHA256 trailer.
+/// A control-plane message (docs/control-protocol.md): one registration, unregistration, resolution query or
+/// acknowledgement, carried as the payload of an unconnected Serval datagram. <see cref="TryParse"/> validates every
+/// field; malformed input is <c>false</c> and a <see cref="ControlMessageError"/>, never an exception.
+/// <see cref="Emit"/> writes the 76-byte body (a ResolveAck: followed by its target records) and, given a key, the
+/// HMAC-SHA256 trailer.
 /// </summary>
 public readonly record struct ControlMessage
 {
@@ -49,17 +50,31 @@ public readonly record struct ControlMessage
     /// <summary>Transports bound on the prefix (informational).</summary>
     public ServiceTransports Transports { get; init; }
 
+    /// <summary>
+    /// ResolveAck: where the prefix resolves (at most <see cref="ControlProtocol.MaxResolveTargets"/> FORWARD targets,
+    /// each an address with port and a weight); empty for every other type and for a ResolveAck that is not Ok.
+    /// </summary>
+    /// <remarks>Equality of two messages compares this list by reference (compare the elements when it matters).</remarks>
+    public IReadOnlyList<ControlTarget> Targets
+    {
+        get => _targets ?? [];
+        init => _targets = value is { Count: > 0 } ? value : null;
+    }
+
+    private readonly IReadOnlyList<ControlTarget>? _targets;
+
     /// <summary>Whether a MAC trailer was present when parsed.</summary>
     public bool IsAuthenticated => (Flags & ControlMessageFlags.Authenticated) != 0;
 
     /// <summary>Whether <see cref="Type"/> is an acknowledgement.</summary>
-    public bool IsAck => Type is ControlMessageType.RegisterAck or ControlMessageType.UnregisterAck;
+    public bool IsAck => Type is ControlMessageType.RegisterAck or ControlMessageType.UnregisterAck or ControlMessageType.ResolveAck;
 
     /// <summary>The lease as a time span.</summary>
     public TimeSpan Lease => TimeSpan.FromMilliseconds(LeaseMilliseconds);
 
-    /// <summary>Bytes <see cref="Emit"/> writes: 76, or 108 with a key.</summary>
-    public static int GetLength(bool authenticated) => authenticated ? ControlProtocol.AuthenticatedLength : ControlProtocol.BodyLength;
+    /// <summary>Bytes <see cref="Emit"/> writes: 76, or 108 with a key; plus 24 per target of a ResolveAck.</summary>
+    public static int GetLength(bool authenticated, int targets = 0) =>
+        (authenticated ? ControlProtocol.AuthenticatedLength : ControlProtocol.BodyLength) + (targets * ControlProtocol.TargetLength);
 
     /// <summary>Parses and validates a whole message (docs/control-protocol.md, "Validation").</summary>
     public static bool TryParse(ReadOnlySpan<byte> data, out ControlMessage message, out ControlMessageError error)
@@ -76,6 +91,20 @@ public readonly record struct ControlMessage
             return false;
         }
 
+        ControlTarget[]? targets = null;
+        if (v.TargetCount > 0)
+        {
+            targets = new ControlTarget[v.TargetCount];
+            for (var i = 0; i < targets.Length; i++)
+            {
+                if (!ControlTarget.TryRead(v.Target(i), out targets[i]))
+                {
+                    error = ControlMessageError.BadTargets;
+                    return false;
+                }
+            }
+        }
+
         message = new ControlMessage
         {
             Type = (ControlMessageType)v.Type,
@@ -89,13 +118,14 @@ public readonly record struct ControlMessage
             LeaseMilliseconds = v.LeaseMilliseconds,
             Prefix = new ServicePrefix(v.ServiceId, v.PrefixLength),
             Transports = (ServiceTransports)v.Transports,
+            Targets = targets!,
         };
         return true;
     }
 
     private static ControlMessageError Validate(ControlMessageView v)
     {
-        if (v.Type is < (byte)ControlMessageType.Register or > (byte)ControlMessageType.UnregisterAck)
+        if (v.Type is < (byte)ControlMessageType.Register or > (byte)ControlMessageType.ResolveAck)
         {
             return ControlMessageError.UnknownType;
         }
@@ -113,10 +143,16 @@ public readonly record struct ControlMessage
             return ControlMessageError.BadFlags;
         }
 
-        var ack = type is ControlMessageType.RegisterAck or ControlMessageType.UnregisterAck;
-        if (ack ? v.Status > (byte)ControlStatus.Rejected : v.Status != 0)
+        var ack = type is ControlMessageType.RegisterAck or ControlMessageType.UnregisterAck or ControlMessageType.ResolveAck;
+        var maxStatus = type == ControlMessageType.ResolveAck ? ControlStatus.NotFound : ControlStatus.Rejected;
+        if (ack ? v.Status > (byte)maxStatus : v.Status != 0)
         {
             return ControlMessageError.BadStatus;
+        }
+
+        if (type == ControlMessageType.ResolveAck && (v.Status == (byte)ControlStatus.Ok) != (v.TargetCount > 0))
+        {
+            return ControlMessageError.BadTargets; // an Ok answer has targets; the others have none
         }
 
         if (v.Sender == 0)
@@ -127,7 +163,7 @@ public readonly record struct ControlMessage
         var weightOk = type switch
         {
             ControlMessageType.Register => v.Weight is >= 1 and <= ControlProtocol.MaxWeight,
-            ControlMessageType.Unregister => v.Weight == 0,
+            ControlMessageType.Unregister or ControlMessageType.Resolve or ControlMessageType.ResolveAck => v.Weight == 0,
             _ => v.Weight <= ControlProtocol.MaxWeight,
         };
         if (!weightOk)
@@ -138,7 +174,7 @@ public readonly record struct ControlMessage
         var leaseOk = type switch
         {
             ControlMessageType.Register => v.LeaseMilliseconds is >= 1 and <= ControlProtocol.MaxLeaseMilliseconds,
-            ControlMessageType.Unregister => v.LeaseMilliseconds == 0,
+            ControlMessageType.Unregister or ControlMessageType.Resolve => v.LeaseMilliseconds == 0,
             _ => v.LeaseMilliseconds <= ControlProtocol.MaxLeaseMilliseconds,
         };
         if (!leaseOk)
@@ -146,9 +182,10 @@ public readonly record struct ControlMessage
             return ControlMessageError.BadLease;
         }
 
-        if (v.PrefixLength > ServiceId.Bits || v.ServiceId.Truncate(v.PrefixLength) != v.ServiceId)
+        if (v.PrefixLength > ServiceId.Bits || v.ServiceId.Truncate(v.PrefixLength) != v.ServiceId
+            || (type == ControlMessageType.Resolve && v.PrefixLength != ServiceId.Bits))
         {
-            return ControlMessageError.BadPrefix;
+            return ControlMessageError.BadPrefix; // a Resolve asks for one serviceID: /256
         }
 
         if ((v.Transports & ~(byte)(ServiceTransports.Stream | ServiceTransports.Datagram)) != 0)
@@ -160,14 +197,21 @@ public readonly record struct ControlMessage
     }
 
     /// <summary>
-    /// Writes the message into <paramref name="buffer"/>: the body, and with a non-empty <paramref name="key"/> the
-    /// Authenticated flag and the HMAC-SHA256 trailer. Returns the number of bytes written (76 or 108).
+    /// Writes the message into <paramref name="buffer"/>: the body (a ResolveAck: followed by its
+    /// <see cref="Targets"/>), and with a non-empty <paramref name="key"/> the Authenticated flag and the HMAC-SHA256
+    /// trailer. Returns the number of bytes written (76 or 108, plus 24 per target).
     /// </summary>
-    /// <exception cref="ArgumentException"><paramref name="buffer"/> is too small.</exception>
+    /// <exception cref="ArgumentException"><paramref name="buffer"/> is too small, or targets on a type other than ResolveAck or more than <see cref="ControlProtocol.MaxResolveTargets"/>.</exception>
     public int Emit(Span<byte> buffer, ReadOnlySpan<byte> key = default)
     {
         var authenticated = !key.IsEmpty;
-        var length = GetLength(authenticated);
+        var targets = Targets;
+        if (targets.Count > (Type == ControlMessageType.ResolveAck ? ControlProtocol.MaxResolveTargets : 0))
+        {
+            throw new ArgumentException($"A {Type} message carries at most {(Type == ControlMessageType.ResolveAck ? ControlProtocol.MaxResolveTargets : 0)} targets.", nameof(buffer));
+        }
+
+        var length = GetLength(authenticated, targets.Count);
         if (buffer.Length < length)
         {
             throw new ArgumentException($"A control message needs {length} bytes; the buffer has {buffer.Length}.", nameof(buffer));
@@ -193,9 +237,16 @@ public readonly record struct ControlMessage
         buffer[42] = (byte)Transports;
         buffer[43] = 0;
         Prefix.Id.WriteTo(buffer[44..]);
+        var body = ControlProtocol.BodyLength;
+        foreach (var t in targets)
+        {
+            t.Write(buffer.Slice(body, ControlProtocol.TargetLength));
+            body += ControlProtocol.TargetLength;
+        }
+
         if (authenticated)
         {
-            HMACSHA256.HashData(key, buffer[..ControlProtocol.BodyLength], buffer[ControlProtocol.BodyLength..length]);
+            HMACSHA256.HashData(key, buffer[..body], buffer[body..length]);
         }
 
         return length;

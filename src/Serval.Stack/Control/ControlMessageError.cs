@@ -6,13 +6,16 @@ public enum ControlMessageError
     /// <summary>No error.</summary>
     None = 0,
 
-    /// <summary>The length is neither 76 bytes (no MAC) nor 108 bytes (MAC), or does not match the Authenticated flag.</summary>
+    /// <summary>
+    /// The length is neither 76 bytes (no MAC) nor 108 bytes (MAC) — a ResolveAck: 76 plus 24 per target, up to
+    /// <see cref="ControlProtocol.MaxResolveTargets"/> targets, plus 32 with a MAC —, or does not match the Authenticated flag.
+    /// </summary>
     BadLength,
 
     /// <summary>The version byte is not 1.</summary>
     UnsupportedVersion,
 
-    /// <summary>The type byte is not 1–4.</summary>
+    /// <summary>The type byte is not 1–6.</summary>
     UnknownType,
 
     /// <summary>An undefined flag bit is set, or a flag is set on a type that does not allow it.</summary>
@@ -38,4 +41,7 @@ public enum ControlMessageError
 
     /// <summary>A reserved byte is not zero.</summary>
     BadReserved,
+
+    /// <summary>A ResolveAck's target records are malformed (family, reserved bits, weight, address), or a target list where none belongs.</summary>
+    BadTargets,
 }

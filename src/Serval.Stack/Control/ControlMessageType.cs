@@ -14,4 +14,10 @@ public enum ControlMessageType : byte
 
     /// <summary>Router → host: answer to an <see cref="Unregister"/>.</summary>
     UnregisterAck = 4,
+
+    /// <summary>Host → router: where does this serviceID resolve (on-demand resolution, docs/control-protocol.md §9)?</summary>
+    Resolve = 5,
+
+    /// <summary>Router → host: answer to a <see cref="Resolve"/>, carrying up to <see cref="ControlProtocol.MaxResolveTargets"/> targets.</summary>
+    ResolveAck = 6,
 }

@@ -13,13 +13,20 @@ public readonly ref struct ControlMessageView
 {
     private readonly ReadOnlySpan<byte> _b;
 
-    private ControlMessageView(ReadOnlySpan<byte> b) => _b = b;
+    private ControlMessageView(ReadOnlySpan<byte> b, int targets)
+    {
+        _b = b;
+        TargetCount = targets;
+    }
+
+    /// <summary>Number of 24-byte target records after the header (ResolveAck only; 0 otherwise).</summary>
+    public int TargetCount { get; }
 
     /// <summary>Wraps <paramref name="message"/> after checking its version and length.</summary>
     public static bool TryCreate(ReadOnlySpan<byte> message, out ControlMessageView view, out ControlMessageError error)
     {
         view = default;
-        if (message.Length is not (ControlProtocol.BodyLength or ControlProtocol.AuthenticatedLength))
+        if (message.Length < ControlProtocol.BodyLength)
         {
             error = ControlMessageError.BadLength;
             return false;
@@ -32,13 +39,15 @@ public readonly ref struct ControlMessageView
         }
 
         var authenticated = (message[2] & (byte)ControlMessageFlags.Authenticated) != 0;
-        if (authenticated != (message.Length == ControlProtocol.AuthenticatedLength))
+        var targets = message.Length - ControlProtocol.BodyLength - (authenticated ? ControlProtocol.MacLength : 0);
+        var targetsAllowed = message[1] == (byte)ControlMessageType.ResolveAck ? ControlProtocol.MaxResolveTargets : 0;
+        if (targets < 0 || targets % ControlProtocol.TargetLength != 0 || targets / ControlProtocol.TargetLength > targetsAllowed)
         {
             error = ControlMessageError.BadLength;
             return false;
         }
 
-        view = new ControlMessageView(message);
+        view = new ControlMessageView(message, targets / ControlProtocol.TargetLength);
         error = ControlMessageError.None;
         return true;
     }
@@ -86,13 +95,21 @@ public readonly ref struct ControlMessageView
     public ServiceId ServiceId => ServiceId.Read(_b[44..]);
 
     /// <summary>Whether a MAC trailer is present.</summary>
-    public bool HasMac => _b.Length == ControlProtocol.AuthenticatedLength;
+    public bool HasMac => _b.Length == BodyLength + ControlProtocol.MacLength;
 
-    /// <summary>The bytes the MAC covers.</summary>
-    public ReadOnlySpan<byte> Body => _b[..ControlProtocol.BodyLength];
+    /// <summary>The bytes the MAC covers: the 76-byte header and the target records.</summary>
+    public ReadOnlySpan<byte> Body => _b[..BodyLength];
 
     /// <summary>The MAC trailer (empty when absent).</summary>
-    public ReadOnlySpan<byte> Mac => _b[ControlProtocol.BodyLength..];
+    public ReadOnlySpan<byte> Mac => _b[BodyLength..];
+
+    /// <summary>The raw bytes of target record <paramref name="index"/> (0 … <see cref="TargetCount"/> − 1).</summary>
+    public ReadOnlySpan<byte> Target(int index) =>
+        (uint)index < (uint)TargetCount
+            ? _b.Slice(ControlProtocol.BodyLength + (index * ControlProtocol.TargetLength), ControlProtocol.TargetLength)
+            : throw new ArgumentOutOfRangeException(nameof(index));
+
+    private int BodyLength => ControlProtocol.BodyLength + (TargetCount * ControlProtocol.TargetLength);
 
     /// <summary>Whether the MAC is present and is HMAC-SHA256 of <see cref="Body"/> under <paramref name="key"/> (constant-time compare).</summary>
     public bool VerifyMac(ReadOnlySpan<byte> key)

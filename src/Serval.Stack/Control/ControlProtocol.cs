@@ -20,6 +20,15 @@ public static class ControlProtocol
     /// <summary>Length of an authenticated message (body + MAC).</summary>
     public const int AuthenticatedLength = BodyLength + MacLength;
 
+    /// <summary>Length of one target record of a ResolveAck: family, reserved, port, weight, 16 address bytes.</summary>
+    public const int TargetLength = 24;
+
+    /// <summary>Most targets one ResolveAck carries (its length stays below 3.6 times a Resolve's).</summary>
+    public const int MaxResolveTargets = 8;
+
+    /// <summary>Longest message: a ResolveAck with <see cref="MaxResolveTargets"/> targets and a MAC (300 bytes).</summary>
+    public const int MaxMessageLength = AuthenticatedLength + (MaxResolveTargets * TargetLength);
+
     /// <summary>Shortest key accepted for HMAC authentication, in bytes.</summary>
     public const int MinKeyLength = 16;
 

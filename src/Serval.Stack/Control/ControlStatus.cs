@@ -14,4 +14,7 @@ public enum ControlStatus : byte
 
     /// <summary>Not applied: refused by policy (prefix not allowed, table or peer limit reached).</summary>
     Rejected = 2,
+
+    /// <summary>ResolveAck only: the router knows no rule for the serviceID (a negative answer, cacheable for the lease field's time).</summary>
+    NotFound = 3,
 }

@@ -171,6 +171,19 @@ public sealed class HostController : IEngineController
         return true;
     }
 
+    /// <summary>
+    /// Asks the routers where <paramref name="service"/> resolves (a Resolve message, docs/control-protocol.md §9):
+    /// <paramref name="completion"/> is called on this thread, during a later <see cref="OnEvent"/> or <see cref="Poll"/>,
+    /// with the answer — FORWARD targets for a prefix containing the service, or <see cref="ServiceResolution.NotFound"/>
+    /// — or null when no router answered. False (and no call) when the controller is not started or too many queries
+    /// are in progress.
+    /// </summary>
+    public bool Resolve(ServiceId service, TimeSpan now, Action<ServiceId, ServiceResolution?, TimeSpan> completion)
+    {
+        ArgumentNullException.ThrowIfNull(completion);
+        return _client.Query(service, now, completion);
+    }
+
     /// <summary>Sends every registration to every router again now.</summary>
     public void ReregisterAll(TimeSpan now) => _client.ReregisterAll(now);
 

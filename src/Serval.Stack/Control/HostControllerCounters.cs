@@ -16,6 +16,8 @@ public sealed class HostControllerCounters
     private long _sendFailures;
     private long _registrationsDropped;
     private long _interfaceChanges;
+    private long _queries;
+    private long _queriesFailed;
 
     internal HostControllerCounters()
     {
@@ -61,6 +63,16 @@ public sealed class HostControllerCounters
     public long InterfaceChanges => Volatile.Read(ref _interfaceChanges);
 
     internal void CountInterfaceChanges() => Volatile.Write(ref _interfaceChanges, _interfaceChanges + 1);
+
+    /// <summary>Resolve exchanges started (<see cref="HostController.Resolve"/>).</summary>
+    public long Queries => Volatile.Read(ref _queries);
+
+    /// <summary>Resolve exchanges that no router answered.</summary>
+    public long QueriesFailed => Volatile.Read(ref _queriesFailed);
+
+    internal void CountQueries() => Volatile.Write(ref _queries, _queries + 1);
+
+    internal void CountQueriesFailed() => Volatile.Write(ref _queriesFailed, _queriesFailed + 1);
 
     internal void CountMessagesSent() => Volatile.Write(ref _messagesSent, _messagesSent + 1);
 

@@ -48,6 +48,12 @@ public sealed record HostControllerOptions
     /// <summary>Most prefixes tracked at once (registered or being unregistered); more are ignored and counted.</summary>
     public int MaxRegistrations { get; init; } = 65_536;
 
+    /// <summary>Resolve messages sent to one router (the first, then retransmissions after <see cref="RetryInterval"/>, doubling) before the next router is asked (default 2).</summary>
+    public int ResolveAttempts { get; init; } = 2;
+
+    /// <summary>Most Resolve exchanges in progress at once (default 1024).</summary>
+    public int MaxQueries { get; init; } = 1024;
+
     /// <summary>Checks every value; throws <see cref="ArgumentException"/> naming the bad one.</summary>
     public void Validate()
     {
@@ -70,9 +76,9 @@ public sealed record HostControllerOptions
             throw new ArgumentException($"Lease ({Lease}) must exceed RefreshInterval ({RefreshInterval}) and be at most one hour.", nameof(Lease));
         }
 
-        if (MaxUnregisterAttempts < 1 || MaxRegistrations < 1)
+        if (MaxUnregisterAttempts < 1 || MaxRegistrations < 1 || ResolveAttempts < 1 || MaxQueries < 1)
         {
-            throw new ArgumentException("MaxUnregisterAttempts and MaxRegistrations must be positive.", nameof(MaxRegistrations));
+            throw new ArgumentException("MaxUnregisterAttempts, MaxRegistrations, ResolveAttempts and MaxQueries must be positive.", nameof(MaxRegistrations));
         }
 
         if (!Key.IsEmpty && Key.Length < ControlProtocol.MinKeyLength)

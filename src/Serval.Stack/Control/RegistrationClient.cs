@@ -24,7 +24,10 @@ internal sealed class RegistrationClient
     private readonly Dictionary<ServicePrefix, ServiceTarget> _pinned = [];
     private readonly List<ServiceTarget> _defaults = [];
     private readonly byte[] _message = new byte[ControlProtocol.AuthenticatedLength];
-    private readonly byte[] _receive = new byte[ControlProtocol.AuthenticatedLength + 1];
+    private readonly byte[] _receive = new byte[ControlProtocol.MaxMessageLength + 1];
+    private readonly Dictionary<ServiceId, PendingQuery> _queries = [];
+    private readonly Dictionary<uint, PendingQuery> _querySequences = [];
+    private readonly PriorityQueue<(PendingQuery Query, long Generation), TimeSpan> _queryTimers = new();
     private readonly uint _leaseMilliseconds;
     private SocketHandle _socket;
     private ulong _sender;
@@ -96,6 +99,15 @@ internal sealed class RegistrationClient
 
         _entries.Clear();
         _timers.Clear();
+        var queries = _queries.Values.ToList();
+        _queries.Clear();
+        _querySequences.Clear();
+        _queryTimers.Clear();
+        foreach (var q in queries)
+        {
+            q.Finish(null, now);
+        }
+
         _engine.Close(_socket, now);
         _socket = SocketHandle.None;
         foreach (var (prefix, target) in _pinned)
@@ -201,6 +213,15 @@ internal sealed class RegistrationClient
                 Fire(item.Slot, now);
             }
         }
+
+        while (_queryTimers.TryPeek(out var q, out var due) && due <= now)
+        {
+            _queryTimers.Dequeue();
+            if (q.Generation == q.Query.Generation && !q.Query.Done)
+            {
+                OnQueryTimeout(q.Query, now);
+            }
+        }
     }
 
     public TimeSpan? NextTimeout()
@@ -210,17 +231,183 @@ internal sealed class RegistrationClient
             return null;
         }
 
+        TimeSpan? next = null;
         while (_timers.TryPeek(out var item, out var at))
         {
             if (item.Generation == item.Slot.Generation && !item.Slot.Entry.Removed)
             {
-                return at;
+                next = at;
+                break;
             }
 
             _timers.Dequeue();
         }
 
-        return null;
+        while (_queryTimers.TryPeek(out var q, out var due))
+        {
+            if (q.Generation == q.Query.Generation && !q.Query.Done)
+            {
+                next = next is null || due < next ? due : next;
+                break;
+            }
+
+            _queryTimers.Dequeue();
+        }
+
+        return next;
+    }
+
+    // ----------------------------------------------------------------------------------------------------------
+    // Resolution queries (docs/control-protocol.md §9)
+
+    /// <summary>
+    /// Asks the routers where <paramref name="service"/> resolves: a Resolve to the first router, sent again after
+    /// <see cref="HostControllerOptions.RetryInterval"/> (doubling) up to <see cref="HostControllerOptions.ResolveAttempts"/>
+    /// times, then to the next router. <paramref name="completion"/> gets the answer (a resolution for the targets, or
+    /// <see cref="ServiceResolution.NotFound"/>), or null when no router answered; queries for the same service share
+    /// one exchange. False when not started, no router is configured or <see cref="HostControllerOptions.MaxQueries"/>
+    /// queries are in progress.
+    /// </summary>
+    public bool Query(ServiceId service, TimeSpan now, Action<ServiceId, ServiceResolution?, TimeSpan> completion)
+    {
+        if (!Started || _routers.Length == 0)
+        {
+            return false;
+        }
+
+        if (_queries.TryGetValue(service, out var q))
+        {
+            q.Completions.Add(completion);
+            return true;
+        }
+
+        if (_queries.Count >= _options.MaxQueries)
+        {
+            return false;
+        }
+
+        q = new PendingQuery(service) { Completions = { completion } };
+        _queries.Add(service, q);
+        Counters.CountQueries();
+        SendQuery(q, now);
+        return true;
+    }
+
+    /// <summary>Queries in progress.</summary>
+    public int QueryCount => _queries.Count;
+
+    private void SendQuery(PendingQuery q, TimeSpan now)
+    {
+        var r = _routers[q.Router];
+        var sequence = NextSequence();
+        q.Attempts++;
+        _querySequences[sequence] = q;
+        q.Sequences.Add(sequence);
+        var message = new ControlMessage
+        {
+            Type = ControlMessageType.Resolve,
+            Sender = _sender,
+            Sequence = sequence,
+            Epoch = r.Epoch,
+            Timestamp = r.EstimateClock(now),
+            Prefix = ServicePrefix.Exact(q.Service),
+        };
+        var n = message.Emit(_message, _options.Key.Span);
+        EnsureRoute(r, now);
+        if (_engine.SendTo(_socket, r.Endpoint.ServiceId, _message.AsSpan(0, n), now) == ServalError.None)
+        {
+            Counters.CountMessagesSent();
+        }
+        else
+        {
+            Counters.CountSendFailures();
+        }
+
+        q.Generation++;
+        _queryTimers.Enqueue((q, q.Generation), now + RetryDelay(q.Attempts));
+    }
+
+    private void OnQueryTimeout(PendingQuery q, TimeSpan now)
+    {
+        Counters.CountRetransmissions();
+        if (q.Attempts >= _options.ResolveAttempts)
+        {
+            q.Attempts = 0;
+            q.Router++;
+            if (q.Router >= _routers.Length)
+            {
+                Counters.CountQueriesFailed();
+                FinishQuery(q, null, now);
+                return;
+            }
+        }
+
+        SendQuery(q, now);
+    }
+
+    private void OnResolveAck(in ControlMessage m, TimeSpan now)
+    {
+        if (m.Sender != _sender || !_querySequences.TryGetValue(m.Sequence, out var q) || q.Done
+            || (m.Status == ControlStatus.Ok ? !m.Prefix.Contains(q.Service) : m.Prefix != ServicePrefix.Exact(q.Service)))
+        {
+            Counters.CountUnexpectedAcks();
+            return;
+        }
+
+        Counters.CountAcksReceived();
+        var r = _routers[q.Router];
+        if (r.Learn(m, now))
+        {
+            Counters.CountRouterRestarts();
+            ReregisterRouter(q.Router, now);
+        }
+
+        switch (m.Status)
+        {
+            case ControlStatus.Ok:
+                FinishQuery(
+                    q,
+                    new ServiceResolution(m.Prefix, [.. m.Targets.Select(t => new ResolvedTarget(t.Address, r.Endpoint.Interface, t.Weight))], m.Lease),
+                    now);
+                break;
+            case ControlStatus.NotFound:
+                FinishQuery(q, ServiceResolution.NotFound(m.Lease), now);
+                break;
+            case ControlStatus.Stale:
+                Counters.CountStaleAcks();
+                SendQuery(q, now);
+                break;
+            default:
+                Counters.CountRejectedAcks();
+                q.Attempts = _options.ResolveAttempts;
+                OnQueryTimeout(q, now);
+                break;
+        }
+    }
+
+    private void FinishQuery(PendingQuery q, ServiceResolution? resolution, TimeSpan now)
+    {
+        _queries.Remove(q.Service);
+        foreach (var s in q.Sequences)
+        {
+            _querySequences.Remove(s);
+        }
+
+        q.Finish(resolution, now);
+    }
+
+    /// <summary>A router answered with a new epoch: it lost its registrations; send them all again now.</summary>
+    private void ReregisterRouter(int router, TimeSpan now)
+    {
+        foreach (var e in _entries.Values)
+        {
+            var s = e.Slots[router];
+            if (!(e.Withdrawn && s.Done))
+            {
+                s.Acked = false;
+                StartRound(s, now);
+            }
+        }
     }
 
     public IReadOnlyList<HostRegistration> GetRegistrations() =>
@@ -504,6 +691,12 @@ internal sealed class RegistrationClient
             return;
         }
 
+        if (m.Type == ControlMessageType.ResolveAck)
+        {
+            OnResolveAck(m, now);
+            return;
+        }
+
         if (m.Sender != _sender || !_entries.TryGetValue(m.Prefix, out var e))
         {
             Counters.CountUnexpectedAcks();
@@ -579,6 +772,35 @@ internal sealed class RegistrationClient
     }
 
     // ----------------------------------------------------------------------------------------------------------
+
+    private sealed class PendingQuery(ServiceId service)
+    {
+        public ServiceId Service { get; } = service;
+
+        public List<Action<ServiceId, ServiceResolution?, TimeSpan>> Completions { get; } = [];
+
+        /// <summary>Sequence numbers of the Resolve messages sent for it (an answer to any of them counts).</summary>
+        public List<uint> Sequences { get; } = [];
+
+        /// <summary>Index of the router being asked.</summary>
+        public int Router { get; set; }
+
+        /// <summary>Messages sent to that router.</summary>
+        public int Attempts { get; set; }
+
+        public long Generation { get; set; }
+
+        public bool Done { get; private set; }
+
+        public void Finish(ServiceResolution? resolution, TimeSpan now)
+        {
+            Done = true;
+            foreach (var c in Completions)
+            {
+                c(Service, resolution, now);
+            }
+        }
+    }
 
     private sealed class RouterLink(RouterEndpoint endpoint, int index)
     {

@@ -9,6 +9,8 @@ public sealed class ResolverControllerCounters
     private long _pending;
     private long _invalid;
     private long _expired;
+    private long _negativeHits;
+    private long _evicted;
 
     internal ResolverControllerCounters()
     {
@@ -20,7 +22,7 @@ public sealed class ResolverControllerCounters
     /// <summary>Delayed packets released after the resolver installed a rule.</summary>
     public long Resolved => Volatile.Read(ref _resolved);
 
-    /// <summary>Delayed packets dropped because the resolver had no answer.</summary>
+    /// <summary>Delayed packets dropped because the resolver had no answer (a failure or a negative answer).</summary>
     public long Unresolved => Volatile.Read(ref _unresolved);
 
     /// <summary>Delayed packets parked waiting for an asynchronous answer.</summary>
@@ -31,6 +33,16 @@ public sealed class ResolverControllerCounters
 
     /// <summary>Parked packets forgotten after the engine's delay lifetime.</summary>
     public long Expired => Volatile.Read(ref _expired);
+
+    /// <summary>Delayed packets dropped at once because a negative answer for their service was remembered.</summary>
+    public long NegativeHits => Volatile.Read(ref _negativeHits);
+
+    /// <summary>Installed answers removed to stay within <see cref="ResolverControllerOptions.MaxAnswers"/>.</summary>
+    public long Evicted => Volatile.Read(ref _evicted);
+
+    internal void CountNegativeHits() => Volatile.Write(ref _negativeHits, _negativeHits + 1);
+
+    internal void CountEvicted() => Volatile.Write(ref _evicted, _evicted + 1);
 
     internal void CountDelayed() => Volatile.Write(ref _delayed, _delayed + 1);
 

@@ -95,13 +95,18 @@ public sealed partial class RouterController
 
         if (reg.Installed is null)
         {
-            AcquireRule(reg.Prefix, target, _options.RulePriority, reg.Weight, now);
+            AcquireRule(reg.Prefix, target, _options.RulePriority, reg.Weight, now, registration: true);
             reg.Installed = target;
             return;
         }
 
         var use = _rules[(reg.Prefix, target)];
-        use.Weight = reg.Weight;
+        if (use.Weight != reg.Weight)
+        {
+            use.Weight = reg.Weight;
+            RegistrationRuleChanged?.Invoke(new RegistrationRuleChange(reg.Prefix, target.Address, use.Weight, Installed: true));
+        }
+
         EnsureRule(reg.Prefix, target, now);
     }
 
@@ -120,17 +125,23 @@ public sealed partial class RouterController
     }
 
     /// <summary>Takes a reference on a rule, adding it to the table (or updating priority and weight) as needed.</summary>
-    private void AcquireRule(ServicePrefix prefix, ServiceTarget target, uint priority, uint weight, TimeSpan now)
+    private void AcquireRule(ServicePrefix prefix, ServiceTarget target, uint priority, uint weight, TimeSpan now, bool registration = false)
     {
-        if (!_rules.TryGetValue((prefix, target), out var use))
+        var isNew = !_rules.TryGetValue((prefix, target), out var use);
+        if (isNew)
         {
-            use = new RuleUse { Priority = priority };
+            use = new RuleUse { Priority = priority, Registration = registration };
             _rules.Add((prefix, target), use);
         }
 
-        use.Count++;
+        use!.Count++;
+        var changed = use.Weight != weight;
         use.Weight = weight;
         EnsureRule(prefix, target, now);
+        if (use.Registration && (isNew || changed))
+        {
+            RegistrationRuleChanged?.Invoke(new RegistrationRuleChange(prefix, target.Address, weight, Installed: true));
+        }
     }
 
     /// <summary>Checks that the table holds the rule with our priority and weight (it may have been removed with its interface) and fixes it.</summary>
@@ -167,6 +178,10 @@ public sealed partial class RouterController
 
         _rules.Remove((prefix, target));
         _engine.Services.Remove(prefix, target);
+        if (use.Registration)
+        {
+            RegistrationRuleChanged?.Invoke(new RegistrationRuleChange(prefix, target.Address, use.Weight, Installed: false));
+        }
     }
 
     /// <summary>Puts back every rule (an interface came back up: the engine removed its FORWARD rules when it went down).</summary>
@@ -287,6 +302,9 @@ public sealed partial class RouterController
     /// <summary>References on one (prefix, target) rule and the priority and weight it should have.</summary>
     private sealed class RuleUse
     {
+        /// <summary>A registration's FORWARD rule (not a reply route): reported through RegistrationRuleChanged.</summary>
+        public bool Registration { get; init; }
+
         public int Count { get; set; }
 
         public uint Priority { get; init; }

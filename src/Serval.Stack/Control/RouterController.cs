@@ -23,8 +23,8 @@ public sealed partial class RouterController : IEngineController
     private readonly Dictionary<(ServicePrefix Prefix, ServiceTarget Target), RuleUse> _rules = [];
     private readonly PriorityQueue<Registration, TimeSpan> _expiry = new();
     private readonly PriorityQueue<Peer, TimeSpan> _peerExpiry = new();
-    private readonly byte[] _receive = new byte[ControlProtocol.AuthenticatedLength + 1];
-    private readonly byte[] _send = new byte[ControlProtocol.AuthenticatedLength];
+    private readonly byte[] _receive = new byte[ControlProtocol.MaxMessageLength + 1];
+    private readonly byte[] _send = new byte[ControlProtocol.MaxMessageLength];
     private SocketHandle _socket;
     private int _registrationCount;
 
@@ -67,6 +67,14 @@ public sealed partial class RouterController : IEngineController
     /// <summary>The socket bound to the router serviceID (<see cref="SocketHandle.None"/> until started).</summary>
     public SocketHandle Socket => _socket;
 
+    /// <summary>
+    /// Called (on the engine's thread) when a registration's FORWARD rule is installed, changes weight, or is removed —
+    /// the rules a router would publish elsewhere, for example in DNS (docs/resolution.md, "Publishing registrations").
+    /// Several registrations of one prefix from one address share a rule: one call when the first appears, one when
+    /// the last goes. Drained registrations have no rule. <see cref="Stop"/> reports every rule as removed.
+    /// </summary>
+    public Action<RegistrationRuleChange>? RegistrationRuleChanged { get; set; }
+
     /// <summary>Number of registrations held.</summary>
     public int RegistrationCount => _registrationCount;
 
@@ -100,9 +108,13 @@ public sealed partial class RouterController : IEngineController
         }
 
         _upstream?.Stop(now);
-        foreach (var (key, _) in _rules)
+        foreach (var (key, use) in _rules)
         {
             _engine.Services.Remove(key.Prefix, key.Target);
+            if (use.Registration)
+            {
+                RegistrationRuleChanged?.Invoke(new RegistrationRuleChange(key.Prefix, key.Target.Address, use.Weight, Installed: false));
+            }
         }
 
         _rules.Clear();
@@ -272,13 +284,17 @@ public sealed partial class RouterController : IEngineController
         }
 
         peer.LastAccepted = now;
-        if (m.Type == ControlMessageType.Register)
+        switch (m.Type)
         {
-            OnRegister(peer, m, now);
-        }
-        else
-        {
-            OnUnregister(peer, m, now);
+            case ControlMessageType.Register:
+                OnRegister(peer, m, now);
+                break;
+            case ControlMessageType.Unregister:
+                OnUnregister(peer, m, now);
+                break;
+            default:
+                OnResolve(peer, m, now);
+                break;
         }
     }
 
@@ -360,21 +376,79 @@ public sealed partial class RouterController : IEngineController
         Acknowledge(peer, m, ControlStatus.Ok, 0, 0, now);
     }
 
-    private void Acknowledge(Peer peer, in ControlMessage request, ControlStatus status, uint weight, uint leaseMilliseconds, TimeSpan now)
+    /// <summary>
+    /// Answers a Resolve from this router's service table: the top priority set of the longest match, if it holds
+    /// FORWARD rules (at most <see cref="ControlProtocol.MaxResolveTargets"/>, the heaviest first) or a socket of this
+    /// router (answered with this router's own address), for the entry's prefix — never for a prefix shorter than
+    /// <see cref="RouterControllerOptions.MinPrefixLength"/> (a default route is no answer about a service). Anything
+    /// else is NotFound.
+    /// </summary>
+    private void OnResolve(Peer peer, in ControlMessage m, TimeSpan now)
     {
+        Counters.CountResolveRequests();
+        var service = m.Prefix.Id;
+        var targets = new List<ControlTarget>();
+        var prefix = m.Prefix;
+        if (_engine.Services.Lookup(service) is { } entry && entry.Prefix.Length >= Math.Max(1, _options.MinPrefixLength))
+        {
+            foreach (var rule in entry.TopSet.Rules.OrderByDescending(r => r.Weight))
+            {
+                if (targets.Count == ControlProtocol.MaxResolveTargets)
+                {
+                    break;
+                }
+
+                switch (rule.Target.Type)
+                {
+                    case ServiceTargetType.Forward when !rule.Target.Address.SameAddress(peer.Address):
+                        targets.Add(new ControlTarget(rule.Target.Address, Math.Min(rule.Weight, ControlProtocol.MaxWeight)));
+                        break;
+                    case ServiceTargetType.Demux when (uint)peer.Interface < (uint)_engine.Interfaces.Count:
+                        var self = _engine.Interfaces[peer.Interface].Address;
+                        if (!targets.Any(t => t.Address == self))
+                        {
+                            targets.Add(new ControlTarget(self, 1));
+                        }
+
+                        break;
+                }
+            }
+
+            prefix = entry.Prefix;
+        }
+
+        if (targets.Count == 0)
+        {
+            Counters.CountResolveNotFound();
+            Acknowledge(peer, m, ControlStatus.NotFound, 0, (uint)_options.ResolveNegativeLifetime.TotalMilliseconds, now);
+            return;
+        }
+
+        Acknowledge(peer, m with { Prefix = prefix }, ControlStatus.Ok, 0, (uint)_options.ResolveLifetime.TotalMilliseconds, now, targets);
+    }
+
+    private void Acknowledge(Peer peer, in ControlMessage request, ControlStatus status, uint weight, uint leaseMilliseconds, TimeSpan now, IReadOnlyList<ControlTarget>? targets = null)
+    {
+        var resolve = request.Type == ControlMessageType.Resolve;
         var ack = new ControlMessage
         {
-            Type = request.Type == ControlMessageType.Register ? ControlMessageType.RegisterAck : ControlMessageType.UnregisterAck,
+            Type = request.Type switch
+            {
+                ControlMessageType.Register => ControlMessageType.RegisterAck,
+                ControlMessageType.Unregister => ControlMessageType.UnregisterAck,
+                _ => ControlMessageType.ResolveAck,
+            },
             Flags = request.Flags & ControlMessageFlags.Draining,
             Status = status,
             Sender = request.Sender,
             Sequence = request.Sequence,
             Epoch = Epoch,
             Timestamp = Clock(now),
-            Weight = weight,
-            LeaseMilliseconds = leaseMilliseconds,
+            Weight = resolve ? 0 : weight,
+            LeaseMilliseconds = resolve && status is not (ControlStatus.Ok or ControlStatus.NotFound) ? 0 : leaseMilliseconds,
             Prefix = request.Prefix,
             Transports = request.Transports,
+            Targets = status == ControlStatus.Ok ? targets ?? [] : [],
         };
         var n = ack.Emit(_send, _options.Key.Span);
         if (_engine.SendTo(_socket, peer.ReplyService, _send.AsSpan(0, n), now) == ServalError.None)

@@ -18,6 +18,8 @@ public sealed class RouterControllerCounters
     private long _moved;
     private long _acksSent;
     private long _sendFailures;
+    private long _resolveRequests;
+    private long _resolveNotFound;
 
     internal RouterControllerCounters()
     {
@@ -67,6 +69,16 @@ public sealed class RouterControllerCounters
 
     /// <summary>Acknowledgements the engine refused to send.</summary>
     public long SendFailures => Volatile.Read(ref _sendFailures);
+
+    /// <summary>Resolve requests answered (Ok or NotFound).</summary>
+    public long ResolveRequests => Volatile.Read(ref _resolveRequests);
+
+    /// <summary>Resolve requests answered NotFound.</summary>
+    public long ResolveNotFound => Volatile.Read(ref _resolveNotFound);
+
+    internal void CountResolveRequests() => Volatile.Write(ref _resolveRequests, _resolveRequests + 1);
+
+    internal void CountResolveNotFound() => Volatile.Write(ref _resolveNotFound, _resolveNotFound + 1);
 
     internal void CountMessagesReceived() => Volatile.Write(ref _messagesReceived, _messagesReceived + 1);
 

@@ -51,6 +51,15 @@ public sealed record RouterControllerOptions
     /// <summary>Most senders tracked.</summary>
     public int MaxPeers { get; init; } = 10_000;
 
+    /// <summary>
+    /// How long a host may use a Resolve answer (the lease field of a ResolveAck Ok; default 5 s): the rules it installs
+    /// from the answer expire after this long, so a replica that leaves is forgotten by then.
+    /// </summary>
+    public TimeSpan ResolveLifetime { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long a host may remember that this router knew nothing about a serviceID (ResolveAck NotFound; default 2 s).</summary>
+    public TimeSpan ResolveNegativeLifetime { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>Registration of this router's services with an upstream router (hierarchy), or null.</summary>
     public HostControllerOptions? Upstream { get; init; }
 
@@ -66,6 +75,12 @@ public sealed record RouterControllerOptions
     /// <summary>Checks every value; throws <see cref="ArgumentException"/> naming the bad one.</summary>
     public void Validate()
     {
+        if (ResolveLifetime <= TimeSpan.Zero || ResolveLifetime.TotalMilliseconds > ControlProtocol.MaxLeaseMilliseconds
+            || ResolveNegativeLifetime <= TimeSpan.Zero || ResolveNegativeLifetime.TotalMilliseconds > ControlProtocol.MaxLeaseMilliseconds)
+        {
+            throw new ArgumentException("ResolveLifetime and ResolveNegativeLifetime must be positive and at most an hour.", nameof(ResolveLifetime));
+        }
+
         if (ServiceId.IsZero)
         {
             throw new ArgumentException("The router needs a serviceID.", nameof(ServiceId));

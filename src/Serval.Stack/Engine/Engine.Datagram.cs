@@ -137,7 +137,7 @@ public sealed partial class Engine
 
         _datagramFlowIds.Remove(d.FlowId.Value);
         _sockets.Remove(d.Handle.Value);
-        foreach (var delayed in _delayed.Where(x => x.DatagramSocket == d.Handle).Select(x => x.Id).ToList())
+        foreach (var delayed in _delayedByExpiry.Where(x => x.DatagramSocket == d.Handle).Select(x => x.Id).ToList())
         {
             RemoveDelayed(delayed);
         }

@@ -5,7 +5,16 @@ namespace Serval.Stack;
 
 public sealed partial class Engine
 {
-    private readonly List<DelayedPacket> _delayed = [];
+    // The DELAY queue. Every packet is in three indexes: by id (verdicts), by expiry (the lifetime is one constant, so
+    // arrival order is expiry order) and by (serviceID, id) (a rule change under a prefix finds the packets it may
+    // release with one range query: O(log n + matching)).
+    private readonly Dictionary<long, DelayedPacket> _delayed = [];
+    private readonly LinkedList<DelayedPacket> _delayedByExpiry = new();
+    private readonly SortedSet<DelayedPacket> _delayedByService = new(DelayedPacket.ServiceOrder);
+    private readonly List<ServicePrefix> _changedPrefixes = [];
+    private readonly List<ServicePrefix> _changedScratch = [];
+    private readonly List<DelayedPacket> _releaseScratch = [];
+    private bool _recheckAllDelayed;
     private long _nextDelayId = 1;
 
     /// <summary>Number of packets held by DELAY rules.</summary>
@@ -155,7 +164,9 @@ public sealed partial class Engine
 
     private void EnqueueDelayed(DelayedPacket d, ServiceRule rule, int length, TimeSpan now)
     {
-        _delayed.Add(d);
+        _delayed.Add(d.Id, d);
+        d.ExpiryNode = _delayedByExpiry.AddLast(d);
+        _delayedByService.Add(d);
         Counters.DelayedPacket();
         Services.RecordResolved(rule, length, now);
         Emit(new EngineEvent(EngineEventKind.PacketDelayed, Prefix: ServicePrefix.Exact(d.Service), DelayedPacketId: d.Id));
@@ -174,12 +185,25 @@ public sealed partial class Engine
             return false;
         }
 
+        Counters.DelayReleasedPacket();
         if (d.Flow is { } flow)
         {
             flow.DelayedPacketId = 0;
-            if (flow.State == SalState.Request && SendSyn(flow, now) == ServalError.NoRoute && flow.DelayedPacketId == 0)
+            if (flow.State == SalState.Request)
             {
-                Fail(flow, ServalError.NoRoute, now);
+                // The SYN leaves now for the first time: its retransmission timer, backoff and RTT sample start here.
+                flow.Retransmits = 0;
+                flow.ControlRetransmitted = false;
+                flow.ControlSentAt = now;
+                flow.RetransmitAt = now + flow.Rto;
+                if (SendSyn(flow, now) == ServalError.NoRoute && flow.DelayedPacketId == 0)
+                {
+                    Fail(flow, ServalError.NoRoute, now);
+                }
+                else
+                {
+                    Schedule(flow);
+                }
             }
         }
         else if (d.Payload is { } payload && _sockets.TryGetValue(d.DatagramSocket.Value, out var s) && s is DatagramSocket ds)
@@ -216,14 +240,14 @@ public sealed partial class Engine
 
     private DelayedPacket? TakeDelayed(long id)
     {
-        var i = _delayed.FindIndex(x => x.Id == id);
-        if (i < 0)
+        if (!_delayed.Remove(id, out var d))
         {
             return null;
         }
 
-        var d = _delayed[i];
-        _delayed.RemoveAt(i);
+        _delayedByExpiry.Remove(d.ExpiryNode!);
+        d.ExpiryNode = null;
+        _delayedByService.Remove(d);
         return d;
     }
 
@@ -231,10 +255,9 @@ public sealed partial class Engine
 
     private void ExpireDelayed(TimeSpan now)
     {
-        while (_delayed.Count > 0 && _delayed[0].ExpiresAt <= now)
+        while (_delayedByExpiry.First is { } first && first.Value.ExpiresAt <= now)
         {
-            var d = _delayed[0];
-            _delayed.RemoveAt(0);
+            var d = TakeDelayed(first.Value.Id)!;
             Counters.DelayExpiredPacket();
             if (d.Flow is { } flow)
             {
@@ -242,6 +265,102 @@ public sealed partial class Engine
             }
         }
     }
+
+    /// <summary>The service table changed the entry of <paramref name="prefix"/> (called during the update).</summary>
+    private void OnPrefixChanged(ServicePrefix prefix)
+    {
+        if (_delayed.Count == 0 || _recheckAllDelayed)
+        {
+            return;
+        }
+
+        if (prefix.Length == 0 || _changedPrefixes.Count >= _delayed.Count + 16)
+        {
+            // Every held packet may be affected, or a burst of changes outnumbers them: look at each held packet once.
+            _recheckAllDelayed = true;
+            _changedPrefixes.Clear();
+            return;
+        }
+
+        _changedPrefixes.Add(prefix);
+    }
+
+    /// <summary>
+    /// Sends on the held packets that a rule change since the last call lets through: a packet whose serviceID lies
+    /// under a changed prefix is released (resolved again, at once) when the top priority set of its longest match
+    /// holds no DELAY rule any more — a FORWARD or DEMUX rule appeared (from a resolver, a router registration, a
+    /// control request, the API), or the DELAY rule went. Released in arrival order; O(log held + matching) per
+    /// changed prefix.
+    /// </summary>
+    private void ReleaseResolvable(TimeSpan now)
+    {
+        if (_changedPrefixes.Count == 0 && !_recheckAllDelayed)
+        {
+            return;
+        }
+
+        var candidates = _releaseScratch;
+        candidates.Clear();
+        if (_recheckAllDelayed)
+        {
+            candidates.AddRange(_delayedByExpiry);
+        }
+        else
+        {
+            // Releasing may change the table again (a datagram socket's first send adds its DEMUX rule): those changes
+            // are handled in the next round.
+            _changedScratch.AddRange(_changedPrefixes);
+            foreach (var prefix in _changedScratch)
+            {
+                var low = new DelayedPacket { Service = prefix.Id, Id = long.MinValue };
+                var high = new DelayedPacket { Service = prefix.Apply(AllOnes), Id = long.MaxValue };
+                candidates.AddRange(_delayedByService.GetViewBetween(low, high));
+            }
+
+            _changedScratch.Clear();
+        }
+
+        _changedPrefixes.Clear();
+        _recheckAllDelayed = false;
+        if (candidates.Count > 1)
+        {
+            candidates.Sort(static (a, b) => a.Id.CompareTo(b.Id));
+        }
+
+        long previous = 0;
+        foreach (var d in candidates)
+        {
+            if (d.Id == previous || !_delayed.ContainsKey(d.Id))
+            {
+                continue; // listed under two changed prefixes, or gone with a packet released before it
+            }
+
+            previous = d.Id;
+            if (Services.Lookup(d.Service) is { } entry && HoldsDelay(entry.TopSet))
+            {
+                continue;
+            }
+
+            ReleaseDelayed(d.Id, now);
+        }
+
+        candidates.Clear();
+    }
+
+    private static bool HoldsDelay(ServicePrioritySet set)
+    {
+        foreach (var rule in set.Rules)
+        {
+            if (rule.Target.Type == ServiceTargetType.Delay)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static readonly ServiceId AllOnes = new(ulong.MaxValue, ulong.MaxValue, ulong.MaxValue, ulong.MaxValue);
 
     // ----------------------------------------------------------------------------------------------------------
     // Service-router resolution of received first packets (docs/protocol.md §8)

@@ -42,6 +42,7 @@ public sealed partial class Engine
         options.Validate();
         _options = options;
         _random = random;
+        Services.PrefixChanged = OnPrefixChanged;
         _interfaces.Add(new EngineInterface(0, new InterfaceConfig { Name = "lo", Address = LinkAddress.Parse("127.0.0.1"), Mtu = 65_000 })
         {
             IsUp = true,
@@ -271,6 +272,7 @@ public sealed partial class Engine
         for (var round = 0; round < 64; round++)
         {
             RunTimers(now);
+            ReleaseResolvable(now);
             ExpireDelayed(now);
             FlushTransports(now);
             var moved = false;
@@ -330,9 +332,14 @@ public sealed partial class Engine
             PopTimer(flow, at, TimeSpan.MinValue);
         }
 
-        if (_delayed.Count > 0)
+        if (_changedPrefixes.Count > 0 || _recheckAllDelayed)
         {
-            var d = _delayed[0].ExpiresAt;
+            return now; // held packets to re-check against the changed rules
+        }
+
+        if (_delayedByExpiry.First is { } first)
+        {
+            var d = first.Value.ExpiresAt;
             next = next is null || d < next ? d : next;
         }
 

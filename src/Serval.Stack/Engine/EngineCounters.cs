@@ -23,6 +23,7 @@ public sealed class EngineCounters
     private long _noRoute;
     private long _delayed;
     private long _delayExpired;
+    private long _delayReleased;
     private long _delayOverflow;
     private long _datagramsDropped;
     private long _eventsDropped;
@@ -113,6 +114,9 @@ public sealed class EngineCounters
 
     /// <summary>Delayed packets dropped because no verdict came in time.</summary>
     public long DelayExpired => Volatile.Read(ref _delayExpired);
+
+    /// <summary>Delayed packets sent on: released by a resolver's verdict or by a rule that now resolves their service.</summary>
+    public long DelayReleased => Volatile.Read(ref _delayReleased);
 
     /// <summary>Packets a DELAY rule could not queue because the queue was full.</summary>
     public long DelayOverflow => Volatile.Read(ref _delayOverflow);
@@ -277,6 +281,8 @@ public sealed class EngineCounters
     internal void DelayedPacket() => _delayed++;
 
     internal void DelayExpiredPacket() => _delayExpired++;
+
+    internal void DelayReleasedPacket() => _delayReleased++;
 
     internal void DelayOverflowPacket() => _delayOverflow++;
 

@@ -352,6 +352,8 @@ public sealed partial class ServiceTable
             _timed.Remove(prefix);
         }
 
+        PrefixChanged?.Invoke(prefix);
+
         static TrieNode ReplaceIn(TrieNode root, ServicePrefix prefix, bool had, ServiceEntry? updated) =>
             updated is not null ? PrefixTrie.Set(root, updated) : had ? PrefixTrie.Remove(root, prefix) : root;
     }

@@ -52,6 +52,13 @@ public sealed partial class ServiceTable
     private int _writerDepth;
     private TableVersion _current = TableVersion.Empty;
 
+    /// <summary>
+    /// Called by the writer, during an update, with the prefix of every entry the update changes (rules added,
+    /// removed, modified or expired). The engine uses it to re-check the packets its DELAY rules hold; the callback
+    /// must not update the table.
+    /// </summary>
+    internal Action<ServicePrefix>? PrefixChanged { get; set; }
+
     /// <summary>Table-wide counters: every resolution and drop recorded through this table.</summary>
     public ServiceCounters Counters { get; } = new();
 

@@ -31,6 +31,8 @@ internal sealed partial class EngineDriver : IPacketSink
     private readonly int _inboundCapacity;
     private readonly HostMetrics _metrics;
     private readonly List<Stack.ControlPlane.IEngineController> _controllers = [];
+    private readonly ResolverBridge? _resolver;
+    private readonly RegistrationPublisher? _publisher;
     private int _inboundCount;
     private int _signaled;
     private long _inboundDropped;
@@ -86,7 +88,25 @@ internal sealed partial class EngineDriver : IPacketSink
 
         if (options.RouterControl is { } routerOptions)
         {
-            _controllers.Add(new Stack.ControlPlane.RouterController(Engine, routerOptions, random));
+            var router = new Stack.ControlPlane.RouterController(Engine, routerOptions, random);
+            if (options.PublishRegistrations is { } publish)
+            {
+                _publisher = new RegistrationPublisher(publish, Logger, Name);
+                router.RegistrationRuleChanged = _publisher.OnChange;
+            }
+
+            _controllers.Add(router);
+        }
+
+        if (options.Resolver is { } resolver)
+        {
+            // On-demand resolution (docs/resolution.md): a default DELAY rule, answered by the resolver's sources.
+            _resolver = new ResolverBridge(this, resolver);
+            _controllers.Add(new Stack.ControlPlane.ResolverController(Engine, _resolver, resolver.Controller));
+            if (resolver.InstallDelayRule)
+            {
+                Engine.Services.Add(ServicePrefix.Default, ServiceTarget.Delay(), resolver.DelayPriority, 1, now: now);
+            }
         }
 
         _metrics = new HostMetrics(Name, this);
@@ -431,7 +451,7 @@ internal sealed partial class EngineDriver : IPacketSink
     }
 
     /// <summary>An exception outside any one flow (a controller, an event handler): counted and logged, the host goes on.</summary>
-    private void OnDriverFault(string where, Exception e)
+    internal void OnDriverFault(string where, Exception e)
     {
         Interlocked.Increment(ref _driverFaults);
         HostLog.DriverFault(Logger, e, Name, where);
@@ -464,6 +484,12 @@ internal sealed partial class EngineDriver : IPacketSink
 
     /// <summary>The host's registration controller, if any (engine thread only).</summary>
     internal Stack.ControlPlane.HostController? HostController => _controllers.OfType<Stack.ControlPlane.HostController>().FirstOrDefault();
+
+    /// <summary>The host's resolver controller, if any (engine thread only).</summary>
+    internal Stack.ControlPlane.ResolverController? ResolverController => _resolver?.Controller;
+
+    /// <summary>The DNS publisher of the router's registrations, if any.</summary>
+    internal RegistrationPublisher? Publisher => _publisher;
 
     /// <summary>The host's router controller, if any (engine thread only).</summary>
     internal Stack.ControlPlane.RouterController? RouterController => _controllers.OfType<Stack.ControlPlane.RouterController>().FirstOrDefault();
@@ -537,6 +563,13 @@ internal sealed partial class EngineDriver : IPacketSink
         }
 
         _closed = true;
+        _resolver?.Dispose();
+        if (_publisher is not null)
+        {
+            _publisher.Stop(_publisher.InSync ? TimeSpan.Zero : TimeSpan.FromSeconds(2)); // withdraw the records (best effort)
+            _publisher.Dispose();
+        }
+
         _monitor?.Dispose();
         DrainAbandoned();
         foreach (var slot in _slots)

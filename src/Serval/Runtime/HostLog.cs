@@ -4,7 +4,7 @@ using Serval.Stack;
 
 namespace Serval.Runtime;
 
-/// <summary>Log messages of the runtime and links, with stable event ids (1xx host, 2xx links, 3xx rules).</summary>
+/// <summary>Log messages of the runtime and links, with stable event ids (1xx host, 2xx links, 3xx rules, 4xx resolution).</summary>
 internal static partial class HostLog
 {
     [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Serval host {Host} started with {Interfaces} interface(s), mode {Mode}")]
@@ -45,4 +45,25 @@ internal static partial class HostLog
 
     [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "Serval host {Host}: rule {Operation} {Prefix} {Target}: {Result}")]
     public static partial void RuleChanged(ILogger logger, string host, string operation, Serval.Wire.ServicePrefix prefix, Serval.Stack.Services.ServiceTarget target, Serval.Stack.Services.ServiceTableResult result);
+
+    [LoggerMessage(EventId = 400, Level = LogLevel.Warning, Message = "Serval host {Host}: resolving {Service}: {Source} failed")]
+    public static partial void ResolveFailed(ILogger logger, Exception exception, string host, string service, string source);
+
+    [LoggerMessage(EventId = 401, Level = LogLevel.Warning, Message = "Serval host {Host}: resolving {Service} took more than {Milliseconds} ms; the held packets are dropped")]
+    public static partial void ResolveTimedOut(ILogger logger, string host, string service, double milliseconds);
+
+    [LoggerMessage(EventId = 402, Level = LogLevel.Warning, Message = "Serval host {Host}: {Service} resolves to {Targets}, which no link of this host reaches")]
+    public static partial void ResolveNoLink(ILogger logger, string host, string service, string targets);
+
+    [LoggerMessage(EventId = 403, Level = LogLevel.Information, Message = "Serval host {Host}: resolver file {Path} read again ({Count} services); the answers installed from it are forgotten")]
+    public static partial void ResolverFileReloaded(ILogger logger, string host, string path, int count);
+
+    [LoggerMessage(EventId = 404, Level = LogLevel.Warning, Message = "Serval host {Host}: resolver file {Path} changed but does not parse ({Error}); its previous contents stay in use")]
+    public static partial void ResolverFileInvalid(ILogger logger, string host, string path, string error);
+
+    [LoggerMessage(EventId = 405, Level = LogLevel.Warning, Message = "Serval host {Host}: publishing registrations to {Server} (zone {Zone}) failed: {Reason}; trying again")]
+    public static partial void PublishFailed(ILogger logger, Exception? exception, string host, string server, string zone, string reason);
+
+    [LoggerMessage(EventId = 406, Level = LogLevel.Information, Message = "Serval host {Host}: registrations of prefixes shorter than 256 bits (such as {Prefix}) have no DNS name and are not published")]
+    public static partial void PublishPrefix(ILogger logger, string host, Serval.Wire.ServicePrefix prefix);
 }

@@ -35,6 +35,7 @@ internal sealed class HostMetrics : IDisposable
         Observe("serval.packets.hop_limit_exceeded", "{packet}", "First packets not forwarded because their IP TTL / hop limit would have reached 0.", () => c.HopLimitExceeded);
         Observe("serval.packets.no_route", "{packet}", "First packets no rule resolved.", () => c.NoRoute);
         Observe("serval.packets.delayed", "{packet}", "Packets queued by DELAY rules.", () => c.Delayed);
+        Observe("serval.packets.delay_released", "{packet}", "Packets held by DELAY rules and sent on once a rule resolved them.", () => c.DelayReleased);
         Observe("serval.sal.resets_sent", "{packet}", "SAL RSTs sent.", () => c.ResetsSent);
         Observe("serval.sal.control_retransmissions", "{packet}", "Control packets retransmitted.", () => c.ControlRetransmissions);
         Observe("serval.sal.syn_dropped", "{packet}", "SYNs dropped at a full accept queue.", () => c.SynDropped);

@@ -111,11 +111,11 @@ public sealed class ControlMessageTests
                 accepted++;
                 Assert.Equal(ControlMessageError.None, error);
                 Assert.NotEqual(0ul, m.Sender);
-                var again = new byte[ControlProtocol.BodyLength];
-                m.Emit(again); // no key: the same body without the Authenticated flag
-                var body = bytes[..ControlProtocol.BodyLength];
+                var again = new byte[ControlProtocol.MaxMessageLength];
+                var k = m.Emit(again); // no key: the same body without the Authenticated flag
+                var body = bytes[..k];
                 body[2] &= unchecked((byte)~ControlMessageFlags.Authenticated);
-                Assert.True(body.AsSpan().SequenceEqual(again), "parse then emit changed the body");
+                Assert.True(body.AsSpan().SequenceEqual(again.AsSpan(0, k)), "parse then emit changed the body");
             }
             else
             {
@@ -167,7 +167,7 @@ public sealed class ControlMessageTests
     [Theory]
     [InlineData(0, 2, ControlMessageError.UnsupportedVersion)]
     [InlineData(1, 0, ControlMessageError.UnknownType)]
-    [InlineData(1, 5, ControlMessageError.UnknownType)]
+    [InlineData(1, 7, ControlMessageError.UnknownType)]
     [InlineData(2, 0x08, ControlMessageError.BadFlags)]
     [InlineData(2, 0x01, ControlMessageError.BadLength)]
     [InlineData(3, 1, ControlMessageError.BadStatus)]
@@ -216,6 +216,106 @@ public sealed class ControlMessageTests
         Assert.False(ControlMessage.TryParse(unflagged, out _, out var e1)); // 108 bytes without the Authenticated flag
         Assert.Equal(ControlMessageError.BadLength, e1);
         Assert.Throws<ArgumentException>(() => register.Emit(new byte[75]));
+    }
+
+    private static ControlMessage ResolveAck(params ControlTarget[] targets) => new()
+    {
+        Type = ControlMessageType.ResolveAck,
+        Status = targets.Length > 0 ? ControlStatus.Ok : ControlStatus.NotFound,
+        Sender = 0x0102030405060708,
+        Sequence = 9,
+        Epoch = 77,
+        Timestamp = 1234,
+        LeaseMilliseconds = 5000,
+        Prefix = new ServicePrefix(ServiceId.FromName("resolve"), 32),
+        Targets = targets,
+    };
+
+    [Fact]
+    public void Resolve_and_resolve_ack_round_trip_with_their_targets_and_the_mac_covers_the_targets()
+    {
+        var resolve = new ControlMessage { Type = ControlMessageType.Resolve, Sender = 5, Sequence = 1, Prefix = ServicePrefix.Exact(ServiceId.FromName("x")) };
+        var b = new byte[ControlProtocol.MaxMessageLength];
+        Assert.Equal(76, resolve.Emit(b));
+        Assert.True(ControlMessage.TryParse(b.AsSpan(0, 76), out var r, out _));
+        Assert.Equal(resolve, r);
+        Assert.False(ControlMessage.TryParse(b.AsSpan(0, 76 + ControlProtocol.TargetLength), out _, out var e0)); // only a ResolveAck has targets
+        Assert.Equal(ControlMessageError.BadLength, e0);
+
+        ControlTarget[] targets = [.. Enumerable.Range(1, ControlProtocol.MaxResolveTargets).Select(i => new ControlTarget(
+            i % 2 == 0 ? LinkAddress.Parse($"[fd00::{i}]:{50000 + i}") : LinkAddress.Parse($"10.0.0.{i}:54325"), (uint)i))];
+        foreach (var keyed in new[] { false, true })
+        {
+            foreach (var count in new[] { 0, 1, ControlProtocol.MaxResolveTargets })
+            {
+                var ack = ResolveAck(targets[..count]);
+                var n = ack.Emit(b, keyed ? Key : default);
+                Assert.Equal(ControlMessage.GetLength(keyed, count), n);
+                Assert.True(ControlMessage.TryParse(b.AsSpan(0, n), out var back, out var error), $"{error}");
+                Assert.Equal(targets[..count], back.Targets);
+                Assert.Equal(ack with { Flags = keyed ? ControlMessageFlags.Authenticated : 0, Targets = back.Targets }, back);
+                Assert.True(ControlMessageView.TryCreate(b.AsSpan(0, n), out var view, out _));
+                Assert.Equal(count, view.TargetCount);
+                Assert.Equal(keyed, view.VerifyMac(Key));
+                if (keyed && count > 0)
+                {
+                    var copy = b[..n];
+                    copy[ControlProtocol.BodyLength + 9] ^= 1; // an address byte of the first target
+                    Assert.True(ControlMessageView.TryCreate(copy, out var tampered, out _));
+                    Assert.False(tampered.VerifyMac(Key));
+                }
+            }
+        }
+
+        Assert.Throws<ArgumentException>(() => ResolveAck([.. targets, targets[0]]).Emit(new byte[400]));
+        Assert.Throws<ArgumentException>(() => (resolve with { Targets = targets[..1] }).Emit(b));
+    }
+
+    [Fact]
+    public void Malformed_resolve_acks_are_rejected_with_their_reason()
+    {
+        static ControlMessageError Error(byte[] b) => ControlMessage.TryParse(b, out _, out var e) ? ControlMessageError.None : e;
+        byte[] Emit(ControlMessage m)
+        {
+            var b = new byte[ControlProtocol.MaxMessageLength];
+            return b[..m.Emit(b)];
+        }
+
+        var one = Emit(ResolveAck(new ControlTarget(LinkAddress.Parse("10.0.0.1:54325"), 3)));
+        Assert.Equal(ControlMessageError.None, Error(one));
+        Assert.Equal(ControlMessageError.BadLength, Error(one[..^1]));
+        Assert.Equal(ControlMessageError.BadLength, Error([.. one, 0]));
+        var nine = new byte[ControlProtocol.BodyLength + (9 * ControlProtocol.TargetLength)];
+        one.AsSpan(0, ControlProtocol.BodyLength).CopyTo(nine);
+        Assert.Equal(ControlMessageError.BadLength, Error(nine)); // more than MaxResolveTargets
+        foreach (var (offset, value) in new (int, byte)[] { (0, 5), (1, 1), (4, 0), (5, 0), (6, 0), (7, 0), (8 + 5, 1) })
+        {
+            var b = (byte[])one.Clone();
+            b[ControlProtocol.BodyLength + offset] = value;
+            if (offset is 4 or 5 or 6)
+            {
+                b[ControlProtocol.BodyLength + 4] = 0x80; // weight above 2^31 - 1
+            }
+
+            Assert.Equal(ControlMessageError.BadTargets, Error(b));
+        }
+
+        var zero = (byte[])one.Clone();
+        zero.AsSpan(ControlProtocol.BodyLength + 8, 16).Clear();
+        Assert.Equal(ControlMessageError.BadTargets, Error(zero)); // the unspecified address
+        var okWithout = Emit(ResolveAck() with { Status = ControlStatus.Ok });
+        Assert.Equal(ControlMessageError.BadTargets, Error(okWithout));
+        var notFoundWith = (byte[])one.Clone();
+        notFoundWith[3] = (byte)ControlStatus.NotFound;
+        Assert.Equal(ControlMessageError.BadTargets, Error(notFoundWith));
+        var statusFour = Emit(ResolveAck());
+        statusFour[3] = 4;
+        Assert.Equal(ControlMessageError.BadStatus, Error(statusFour));
+        var resolve = Emit(new ControlMessage { Type = ControlMessageType.Resolve, Sender = 5, Sequence = 1, Prefix = ServicePrefix.Exact(ServiceId.FromName("x")) });
+        resolve[40] = 0;
+        resolve[41] = 255; // prefix_bits 255 (with bit 255 clear, so a valid prefix): a Resolve asks for a whole serviceID
+        resolve[75] &= 0xFE;
+        Assert.Equal(ControlMessageError.BadPrefix, Error(resolve));
     }
 
     [Fact]

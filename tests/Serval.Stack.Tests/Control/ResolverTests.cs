@@ -145,6 +145,74 @@ public sealed class ResolverTests
         Assert.Throws<ArgumentException>(() => map.Add(broad, new ResolvedTarget(LinkAddress.None, 1)));
     }
 
+    [Fact]
+    public void The_cache_keeps_at_most_max_answers_installed_and_flush_forgets_everything()
+    {
+        var net = new Serval.Simulation.SimulatedNetwork(45);
+        var lan = net.AddLink("lan", Serval.Simulation.LinkConditions.Perfect with { Delay = TimeSpan.FromMilliseconds(1) });
+        var client = new ControlNode(net, net.AddHost("client"));
+        var server = net.AddHost("server");
+        var ci = client.Host.Attach(lan, ClientAddr);
+        var serverAddr = LinkAddress.Parse("10.0.0.20");
+        server.Attach(lan, serverAddr);
+        var map = new StaticServiceResolver { Lifetime = TimeSpan.FromMinutes(5) };
+        var services = Enumerable.Range(0, 3).Select(i => ServiceId.FromName($"cached{i}")).ToArray();
+        foreach (var svc in services)
+        {
+            map.Add(ServicePrefix.Exact(svc), new ResolvedTarget(serverAddr, ci));
+            server.Listen(svc);
+        }
+
+        var negative = new NegativeResolver(map, TimeSpan.FromSeconds(10));
+        var controller = client.Add(new ResolverController(client.Host.Engine, negative, new ResolverControllerOptions { MaxAnswers = 2, NegativeLifetime = TimeSpan.FromSeconds(1) }));
+        client.Do(() => client.Host.Engine.Services.Add(ServicePrefix.Default, ServiceTarget.Delay(), 20, 1));
+        bool Installed(ServiceId svc) => client.Host.Engine.Services.TryGetExact(ServicePrefix.Exact(svc), out _);
+
+        foreach (var svc in services)
+        {
+            var c = client.Do(() => client.Host.Connect(svc));
+            Assert.True(net.RunUntil(() => client.Host.IsConnected(c), TimeSpan.FromMilliseconds(50)));
+        }
+
+        Assert.Equal(1, controller.Counters.Evicted);
+        Assert.False(Installed(services[0])); // the oldest answer's rule went with it
+        Assert.True(Installed(services[1]) && Installed(services[2]));
+        Assert.Equal(2, controller.AnswerCount);
+
+        // A negative answer is kept for min(its lifetime, NegativeLifetime) = 1 s.
+        var unknown = ServiceId.FromName("unknown");
+        client.Do(() => client.Host.Connect(unknown));
+        client.Do(() => client.Host.Connect(unknown));
+        Assert.Equal(1, controller.Counters.NegativeHits);
+        Assert.Equal(4, negative.Calls);
+        net.RunFor(TimeSpan.FromSeconds(1));
+        client.Do(() => client.Host.Connect(unknown));
+        Assert.Equal(5, negative.Calls);
+
+        // Flush: the rules and the negative answer are forgotten; a rule added by hand at another priority stays.
+        Assert.Equal(ServiceTableResult.Ok, client.Host.Engine.Services.Add(ServicePrefix.Exact(services[1]), ServiceTarget.Forward(LinkAddress.Parse("10.0.0.21"), ci), 7, 1));
+        Assert.Equal(3, client.Do(() => controller.Flush(client.Now)));
+        Assert.False(Installed(services[2]));
+        Assert.True(client.Host.Engine.Services.TryGetExact(ServicePrefix.Exact(services[1]), out var kept));
+        Assert.Equal(7u, Assert.Single(kept.Rules).Priority);
+        client.Do(() => client.Host.Connect(unknown));
+        Assert.Equal(6, negative.Calls);
+        Assert.Equal(1, controller.NegativeCount); // the new negative answer only
+        Assert.Equal(0, controller.AnswerCount);
+    }
+
+    /// <summary>Answers from a static map, and NotFound (with a lifetime) where the map has nothing.</summary>
+    private sealed class NegativeResolver(StaticServiceResolver map, TimeSpan lifetime) : IServiceResolver
+    {
+        public int Calls { get; private set; }
+
+        public ServiceResolution? Resolve(ServiceId service, TimeSpan now)
+        {
+            Calls++;
+            return map.Resolve(service, now) ?? ServiceResolution.NotFound(lifetime);
+        }
+    }
+
     private sealed class PendingResolver : IServiceResolver
     {
         public int Calls { get; private set; }
