@@ -214,7 +214,7 @@ internal static class DaemonConfiguration
 
     private static string SourceName(IConfigurationProvider provider) => provider switch
     {
-        JsonConfigurationProvider json => json.Source.Path ?? "JSON file",
+        JsonConfigurationProvider json => ConfigurationFiles.Describe(json.Source),
         CommandLineConfigurationProvider => "command line",
         EnvironmentVariablesConfigurationProvider => "environment",
         _ => provider.GetType().Name,

@@ -21,6 +21,7 @@ DaemonPlan plan;
 try
 {
     builder = Host.CreateApplicationBuilder(args);
+    ConfigurationFiles.AddBinaryDirectoryFile(builder.Configuration, builder.Environment.ContentRootPath);
     plan = DaemonPlan.Create(DaemonConfiguration.Bind(builder.Configuration));
 }
 catch (Exception e) when (e is DaemonException or InvalidDataException or FormatException)
@@ -31,6 +32,9 @@ catch (Exception e) when (e is DaemonException or InvalidDataException or Format
     return await FailAsync(message.StartsWith(Prefix, StringComparison.Ordinal) ? message : Prefix + message).ConfigureAwait(false);
 }
 
+// Under systemd (Type=notify): READY=1 once everything is bound (the host starts after the daemon), STOPPING=1 on
+// SIGTERM, and log lines in the journal's format.
+builder.Services.AddSystemd();
 using var host = builder.Build();
 ServalDaemon daemon;
 try

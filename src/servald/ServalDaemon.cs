@@ -142,7 +142,18 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
         {
             var mode = options.Mode.ToString();
             var names = string.Join(", ", host.Links.Select(l => l.Name));
-            Started(logger, host.Name, mode, names, control.Path);
+            var routers = (plan.Registration?.Routers ?? []).Select(r => r.Address.ToString())
+                .Concat(plan.RegisterWith.IsNone ? [] : [plan.RegisterWith.ToString()])
+                .Distinct(StringComparer.Ordinal)
+                .ToList();
+            Started(
+                logger,
+                host.Name,
+                mode,
+                names,
+                control.Path,
+                routers.Count == 0 ? "no router" : string.Join(", ", routers),
+                plan.MetricsPrefix is null ? "off" : plan.MetricsPrefix);
         }
 
         if (plan.RouterWithoutKey)
@@ -184,8 +195,8 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
         return links;
     }
 
-    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "servald {Name} started in {Mode} mode; links: {Links}; control socket {Socket}")]
-    private static partial void Started(ILogger logger, string name, string mode, string links, string socket);
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "servald {Name} started in {Mode} mode; links: {Links}; control socket {Socket}; registers with {Routers}; metrics {Metrics}")]
+    private static partial void Started(ILogger logger, string name, string mode, string links, string socket, string routers, string metrics);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Service router {Name} accepts registrations without a key: anyone on the link can register any service. Set Serval:Router:Key or Serval:Router:KeyFile (and the same key in the hosts' Serval:Registration).")]
     private static partial void RouterWithoutKey(ILogger logger, string name);

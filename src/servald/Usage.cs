@@ -17,7 +17,8 @@ internal static class Usage
                                   --Serval:Udp:0:Address=10.0.0.1 --Serval:Udp:0:Port=54325
 
         Configuration (section Serval; later sources win):
-          appsettings.json        in the working directory (then appsettings.ENV.json, ENV from DOTNET_ENVIRONMENT)
+          appsettings.json        next to the servald binary (a commented sample ships there), then in the working
+                                  directory (then appsettings.ENV.json, ENV from DOTNET_ENVIRONMENT)
           environment variables   Serval__KEY, e.g. Serval__Mode=ServiceRouter, Serval__Router__KeyFile=/etc/serval/key
           command line            --Serval:KEY=VALUE
         Keys: Name, Mode (Host|ServiceRouter), Udp (list of Address, Port), LinkPolicies (list of Kind, Port, IPv4,
