@@ -4,7 +4,7 @@ namespace Serval.Cli;
 
 /// <summary>
 /// servalctl's verbs (System.CommandLine), mirroring the reference <c>serv</c> tool: <c>service add|del|mod|list</c>,
-/// <c>flow list</c>, <c>stats</c>, <c>migrate flow|interface|service</c>, <c>router registrations|drain|undrain</c>, plus <c>decode</c>.
+/// <c>flow list</c>, <c>stats</c>, <c>migrate flow|interface|service</c>, <c>router registrations|drain|undrain</c>, plus <c>decode</c> and <c>id</c>.
 /// Exit codes: 0 success, 1 failure (daemon error, daemon not running), 2 usage error.
 /// </summary>
 internal static class CommandLine
@@ -20,6 +20,7 @@ internal static class CommandLine
         root.Add(MigrateCommands.Create(context));
         root.Add(RouterCommands.Create(context));
         root.Add(CreateDecode(context));
+        root.Add(IdCommand.Create(context));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -36,6 +36,33 @@ public sealed class CommandLineTests
         }
     }
 
+    [Theory]
+    [InlineData("shop.api", null)]
+    [InlineData("name=1234", null)]
+    [InlineData("shop.api/16", 16)]
+    public void Id_prints_the_serviceID_of_a_name_without_a_daemon(string text, int? bits)
+    {
+        var name = text.Split('/')[0].Replace("name=", string.Empty, StringComparison.Ordinal);
+        var prefix = new Wire.ServicePrefix(Wire.ServiceId.FromName(name), bits ?? Wire.ServiceId.Bits);
+        var hex = prefix.Id.ToString("x", System.Globalization.CultureInfo.InvariantCulture);
+        var result = CliResult.Run("id", text, "--socket", "/nonexistent/servald.sock");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal(bits is null ? hex : $"{hex}/{bits}", result.Output.Trim());
+
+        var json = CliResult.Run("id", text, "--json");
+        Assert.Equal(name, (string)json.Json["name"]!);
+        Assert.Equal(hex, (string)json.Json["id"]!);
+    }
+
+    [Fact]
+    public void Id_of_an_ID_form_is_that_ID_and_of_a_mistyped_one_a_usage_error()
+    {
+        var result = CliResult.Run("id", "1234");
+        Assert.Equal("000004d2" + new string('0', 56), result.Output.Trim());
+        Assert.Null(CliResult.Run("id", "0x10", "--json").Json["name"]);
+        Assert.Equal(2, CliResult.Run("id", "12ab").ExitCode);
+    }
+
     [Fact]
     public void No_arguments_is_a_usage_error()
     {

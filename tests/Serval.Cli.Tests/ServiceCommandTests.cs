@@ -46,6 +46,32 @@ public sealed class ServiceCommandTests(DaemonFixture daemon) : IClassFixture<Da
     }
 
     [Fact]
+    public void Add_and_del_accept_a_service_name_as_the_API_hashes_it()
+    {
+        var id = Wire.ServiceId.FromName("shop.api").ToString("x", System.Globalization.CultureInfo.InvariantCulture);
+        var add = daemon.Run("service", "add", "shop.api", "127.0.0.201");
+        Assert.True(add.ExitCode == 0, add.ToString());
+        var rules = daemon.Run("service", "list", "--json").Json["rules"]!.AsArray();
+        Assert.Contains(rules, r => (string)r!["service"]! == id && (int)r["bits"]! == 256);
+
+        var del = daemon.Run("service", "del", "name=shop.api", "127.0.0.201");
+        Assert.True(del.ExitCode == 0, del.ToString());
+        rules = daemon.Run("service", "list", "--json").Json["rules"]!.AsArray();
+        Assert.DoesNotContain(rules, r => (string)r!["service"]! == id);
+    }
+
+    [Theory]
+    [InlineData("12ab")] // only hex digits: meant as an ID, and not a valid one
+    [InlineData("0xzz")]
+    [InlineData("shop.api/300")]
+    public void A_mistyped_ID_is_not_taken_for_a_name(string text)
+    {
+        var add = daemon.Run("service", "add", text, "drop");
+        Assert.Equal(2, add.ExitCode);
+        Assert.Contains("malformed serviceID", add.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Default_is_the_zero_length_prefix()
     {
         var add = daemon.Run("service", "add", "default", "127.0.0.201:4000");
