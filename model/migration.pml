@@ -15,7 +15,10 @@
  *   -DENGINE   the engine as of commit 0daf590 (src/Serval.Stack/Engine/Engine.Migration.cs and friends):
  *              one control slot whose flags merge, RSYN|ACK answered only while our RSYN is pending, ...
  *   default    the FIXED protocol = engine + fixes FIX_A .. FIX_E (each can be switched off with
- *              -DNO_FIX_A ... -DNO_FIX_E to show that it is needed).
+ *              -DNO_FIX_A ... -DNO_FIX_E to show that it is needed) = the engine today.
+ *   -DROUTER   adds a service router holding B's registration and A's relayed RSYN ("both ends move",
+ *              docs/engine.md); with -DBOTH_BREAK both ends may lose their old addresses at once.
+ *              -DNO_RELAY: no relay; -DNO_FIX_F: relay in RsynSent only (the engine before fix F).
  *
  * Everything a delivery does is one atomic step (an engine processes a packet to completion).
  * Fields a receiver never reads are not modelled (the verno of an ACK or RSYN|ACK, the ackno of an RSYN).
