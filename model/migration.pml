@@ -15,7 +15,10 @@
  *   -DENGINE   the engine as of commit 0daf590 (src/Serval.Stack/Engine/Engine.Migration.cs and friends):
  *              one control slot whose flags merge, RSYN|ACK answered only while our RSYN is pending, ...
  *   default    the FIXED protocol = engine + fixes FIX_A .. FIX_E (each can be switched off with
- *              -DNO_FIX_A ... -DNO_FIX_E to show that it is needed).
+ *              -DNO_FIX_A ... -DNO_FIX_E to show that it is needed) = the engine today.
+ *   -DROUTER   adds a service router holding B's registration and A's relayed RSYN ("both ends move",
+ *              docs/engine.md); with -DBOTH_BREAK both ends may lose their old addresses at once.
+ *              -DNO_RELAY: no relay; -DNO_FIX_F: relay in RsynSent only (the engine before fix F).
  *
  * Everything a delivery does is one atomic step (an engine processes a packet to completion).
  * Fields a receiver never reads are not modelled (the verno of an ACK or RSYN|ACK, the ackno of an RSYN).
@@ -44,6 +47,23 @@
 #define RELEASE 1       /* 1: ends may release (lose) addresses; 0: every address stays up */
 #endif
 #define NADDR 2         /* addresses per end: A has 0,1; B has 2,3 */
+#define RADDR 4         /* the service router's address (with -DROUTER) */
+
+/* -DROUTER: a service router holds the registration of B's service (B's address as last registered); A, the
+   connecting side, relays every copy of its unanswered RSYN through it (docs/engine.md, "Both ends move").
+   -DNO_RELAY: the router and B's registrations stay, but A relays nothing (EngineOptions.RelayRsyn = false).
+   -DNO_FIX_F: A relays only while RsynSent, not while RsynSentReceived (the engine before fix F). */
+#ifdef ROUTER
+#ifdef ENGINE
+#error "-DROUTER models the current engine; it cannot be combined with -DENGINE"
+#endif
+#ifndef NO_RELAY
+#define RELAY
+#ifndef NO_FIX_F
+#define FIX_F           /* the RSYN is relayed while it is unanswered: RsynSent and RsynSentReceived */
+#endif
+#endif
+#endif
 
 #ifndef ENGINE
 #ifndef NO_FIX_A
@@ -61,6 +81,8 @@
 #ifndef NO_FIX_E
 #define FIX_E           /* an RSYN|ACK's source does not overwrite the peer's migration address */
 #endif
+#define CURRENT         /* the engine today: final ACK accepted only from MigrationPeerAddress, a mismatched RSYN|ACK
+                           unanswered, and an RSYN from a new source makes a moving end resend its own RSYN at once */
 #endif
 
 #define NONE     7
@@ -71,6 +93,7 @@
 #define F_RSYN   1
 #define F_ACK    2
 #define F_RSYNACK 3
+#define P_REG    0      /* a registration of B's service (to the router; its source is the registered address) */
 
 /* packet = type(2) src(3) dst(3) num(3) bad-nonce(1); 0 = empty slot. num = verno for RSYN, else ackno */
 #define PK(ty,sr,ds,nm,b) ((ty)*1024 + (sr)*128 + (ds)*16 + (nm)*2 + (b))
@@ -92,8 +115,11 @@ byte snduna[2];
 byte rcvnxt[2];
 byte migleft[2];
 byte cfl[2];            /* engine's single control slot: flags of the packet in it, 0 = empty (not used with FIX_C) */
+#ifdef ROUTER
+byte reg;               /* the router: the address B's service is registered at */
+#endif
 
-bool held[2 * NADDR];   /* address is up at its owner */
+bool held[2 * NADDR + 1];   /* address is up at its owner (held[RADDR]: the router, always up) */
 short bag[CAP];         /* the network, sorted descending, zeros last */
 byte losses = LOSS;
 byte dups = DUPS;
@@ -101,11 +127,11 @@ byte forges = FORGE;
 
 /* armed[k]: a retransmission timer is armed and its packet is not in flight (for the fairness premise of the
    liveness property; a function of the rest of the state, so it adds no states).  With FIX_C: k = 2e for
-   e's RSYN, 2e+1 for e's RSYN|ACK; else k = e for e's control slot. */
-bool armed[4];
+   e's RSYN, 2e+1 for e's RSYN|ACK; else k = e for e's control slot.  With ROUTER, k = 4: B's registration. */
+bool armed[5];
 
 hidden byte rc, ot, ty, sr, ds, nm, ax, ji, fl, sa, da, na;   /* scratch, never part of a stored state */
-hidden short pq, tq;
+hidden short pq, tq, fq;
 
 #ifdef FIX_C
 #define SETTLED_SLOTS 1
@@ -114,7 +140,12 @@ hidden short pq, tq;
 #endif
 /* both ends agree on each other's current address, no migration pending, nothing left to retransmit */
 #define SETTLED (peer[0] == addr[1] && peer[1] == addr[0] && ms[0] == MS_NONE && ms[1] == MS_NONE && SETTLED_SLOTS)
-#define QUIESCENT (bag[0] == 0 && migleft[0] == 0 && migleft[1] == 0 && SETTLED)
+#ifdef ROUTER
+#define REG_SETTLED (reg == addr[1])
+#else
+#define REG_SETTLED 1
+#endif
+#define QUIESCENT (bag[0] == 0 && migleft[0] == 0 && migleft[1] == 0 && SETTLED && REG_SETTLED)
 
 #define ROOM (bag[CAP-1] == 0)
 #if CAP == 2
@@ -140,13 +171,39 @@ hidden short pq, tq;
 #define RSYN_PKT(e) PK(F_RSYN, mig[e], DST_FOR(e, F_RSYN), MVERNO(e), 0)
 #define RA_PKT(e) PK(F_RSYNACK, SRC_FOR(e, F_RSYN), mpeer[e], rcvnxt[e], 0)
 
+/* the relay (SendOnFlow -> RelayRsyn): only the connecting side A (it knows B's serviceID) sends a copy of its RSYN
+   (RSYN without ACK) to the router, from the same (migration) address, with the same verno */
+#ifdef RELAY
+#ifdef FIX_F
+#define RELAYING(e) ((e) == 0 && (ms[e] & MS_SENT))
+#else
+#define RELAYING(e) ((e) == 0 && ms[e] == MS_SENT)
+#endif
+#else
+#define RELAYING(e) 0
+#endif
+#define RELAY_PKT(e) PK(F_RSYN, mig[e], RADDR, MVERNO(e), 0)
+/* B registers its newest address: the one it moves to, else its current one */
+#define NEWEST(e) (mig[e] != NONE -> mig[e] : addr[e])
+#define REG_PKT PK(P_REG, NEWEST(1), RADDR, 0, 0)
+/* B's registration is retransmitted until the router has it (the acknowledgement is abstracted: the router's
+   state is read instead) */
+#define REG_ARMED (reg != NEWEST(1) && !INBAG(REG_PKT))
+/* A's RSYN timer: the direct copy or (relaying) the relayed copy is not in flight */
+#define RSYN_MISSING(e) (!INBAG(RSYN_PKT(e)) || (RELAYING(e) && !INBAG(RELAY_PKT(e))))
+
 
 inline observe() {
 #ifdef FIX_C
-    armed[0] = ((ms[0] & MS_SENT) && !INBAG(RSYN_PKT(0)));
+    armed[0] = ((ms[0] & MS_SENT) && RSYN_MISSING(0));
     armed[1] = ((ms[0] & MS_RECV) && !INBAG(RA_PKT(0)));
-    armed[2] = ((ms[1] & MS_SENT) && !INBAG(RSYN_PKT(1)));
-    armed[3] = ((ms[1] & MS_RECV) && !INBAG(RA_PKT(1)))
+    armed[2] = ((ms[1] & MS_SENT) && RSYN_MISSING(1));
+    armed[3] = ((ms[1] & MS_RECV) && !INBAG(RA_PKT(1)));
+#ifdef ROUTER
+    armed[4] = REG_ARMED
+#else
+    skip
+#endif
 #else
     armed[0] = (cfl[0] != 0 && !INBAG(SLOT_PKT(0)));
     armed[1] = (cfl[1] != 0 && !INBAG(SLOT_PKT(1)))
@@ -180,16 +237,18 @@ inline remove(k) {
 inline paddr(a) {
     if
     :: a == NONE -> printf("-")
+    :: a == RADDR -> printf("router")
     :: a != NONE && a < NADDR -> printf("a%d", a)
-    :: else -> printf("b%d", a - NADDR)
+    :: a != NONE && a != RADDR && a >= NADDR -> printf("b%d", a - NADDR)
     fi
 }
 
 inline ppkt(q) {
     if
+    :: PT(q) == P_REG -> printf("REGISTER")
     :: PT(q) == F_RSYN -> printf("RSYN(verno=%d)", PN(q))
     :: PT(q) == F_ACK -> printf("ACK(ackno=%d)", PN(q))
-    :: else -> printf("RSYN|ACK(ackno=%d)", PN(q))
+    :: PT(q) == F_RSYNACK -> printf("RSYN|ACK(ackno=%d)", PN(q))
     fi;
     printf(" "); paddr(PS(q)); printf("->"); paddr(PD(q));
     if
@@ -226,6 +285,16 @@ inline send(f, src, dst, num) {
     fi
 }
 
+/* a second packet sent in the same step: it is dropped when the network is full (a queue overflow; every such
+   packet is a retransmitted one, whose timer stays armed until a copy is in flight) */
+inline send_extra(f, src, dst, num) {
+    if
+    :: held[src] && ROOM -> put(PK(f, src, dst, num, 0)); printf("    sends "); ppkt(PK(f, src, dst, num, 0)); printf("\n")
+    :: held[src] && !ROOM -> printf("    overflow: "); ppkt(PK(f, src, dst, num, 0)); printf(" dropped\n")
+    :: else -> skip
+    fi
+}
+
 inline flow_send(e, f, num) {
     sa = SRC_FOR(e, f);
     da = DST_FOR(e, f);
@@ -239,6 +308,18 @@ inline queue_control(e, f) {
     cfl[e] = f | (cfl[e] & F_RSYN)
 }
 #endif
+
+/* our RSYN (SendOnFlow): the direct copy, then the relayed copy when we relay; in a delivery both are extra */
+inline send_rsyn_extra(e) {
+    sa = SRC_FOR(e, F_RSYN);
+    da = DST_FOR(e, F_RSYN);
+    send_extra(F_RSYN, sa, da, MVERNO(e));
+    if
+    :: RELAYING(e) -> send_extra(F_RSYN, sa, RADDR, MVERNO(e))
+    :: else -> skip
+    fi;
+    sa = 0; da = 0
+}
 
 /* ---- the protocol (receiver r, sender os, packet fields t s d n) ---- */
 
@@ -283,7 +364,11 @@ inline on_control_ack(e) {
         :: else -> skip
         fi;
         if
+#ifdef CURRENT
+        :: (ms[e] & MS_RECV) && ty == F_ACK && sr == mpeer[e] -> complete_peer(e)   /* from MigrationPeerAddress only */
+#else
         :: (ms[e] & MS_RECV) && ty == F_ACK -> complete_peer(e)
+#endif
         :: else -> skip
         fi
     fi
@@ -312,7 +397,13 @@ inline on_rsyn(e) {
             fi;
             final_ack(e)
         :: else ->
-#ifdef FIX_A
+#if defined(FIX_A) && defined(CURRENT)
+            /* the engine answers a repeated RSYN|ACK of our last migration; one for a replaced RSYN goes unanswered */
+            if
+            :: nm == MVERNO(e) + 1 -> final_ack(e)
+            :: else -> skip
+            fi
+#elif defined(FIX_A)
             final_ack(e)
 #else
             skip
@@ -328,7 +419,17 @@ inline on_rsyn(e) {
         rcvnxt[e] = nm + 1;
         mpeer[e] = sr;
 #ifdef FIX_C
-        flow_send(e, F_RSYNACK, rcvnxt[e])
+        flow_send(e, F_RSYNACK, rcvnxt[e]);
+#ifdef CURRENT
+        /* both move and the peer's RSYN came from elsewhere than where our RSYN goes: resend ours at once, to
+           MigrationPeerAddress (= sr), and relay it if we relay */
+        if
+        :: ms[e] == MS_SR && sr != peer[e] -> send_rsyn_extra(e)
+        :: else -> skip
+        fi
+#else
+        skip
+#endif
 #else
         queue_control(e, F_RSYNACK);
         na = SLOT_NUM(e);
@@ -370,12 +471,31 @@ inline receive(e) {
     ot = 0
 }
 
+#ifdef ROUTER
+/* the service router: a registration moves B's FORWARD rule to its source address; an RSYN addressed to B's
+   service matches no flow of the router and is forwarded like a SYN to the current registration, SOURCE[0] = the
+   sender, which B treats as the RSYN's source (rsynFrom): so the forwarded packet is an RSYN from A's address */
+inline router_receive(q) {
+    if
+    :: PT(q) == P_REG -> reg = PS(q); printf("router: B registered at "); paddr(reg); printf("\n")
+    :: PT(q) == F_RSYN ->
+        fq = PK(F_RSYN, PS(q), reg, PN(q), PB(q));
+        put(fq);
+        printf("router: forwards "); ppkt(fq); printf("\n");
+        fq = 0
+    fi
+}
+#endif
+
 inline deliver(q) {
     ty = PT(q); sr = PS(q); ds = PD(q); nm = PN(q);
     if
-    :: !held[ds] -> printf("NET: "); ppkt(q); printf(" lost: nobody holds the address\n")
-    :: held[ds] && PB(q) -> printf("%c: ignores ", 'A' + OWNER(ds)); ppkt(q); printf("\n")
-    :: held[ds] && !PB(q) -> rc = OWNER(ds); printf("%c: receives ", 'A' + rc); ppkt(q); printf("\n"); receive(rc); pend_state(rc)
+#ifdef ROUTER
+    :: ds == RADDR -> router_receive(q)
+#endif
+    :: ds != RADDR && !held[ds] -> printf("NET: "); ppkt(q); printf(" lost: nobody holds the address\n")
+    :: ds != RADDR && held[ds] && PB(q) -> printf("%c: ignores ", 'A' + OWNER(ds)); ppkt(q); printf("\n")
+    :: ds != RADDR && held[ds] && !PB(q) -> rc = OWNER(ds); printf("%c: receives ", 'A' + rc); ppkt(q); printf("\n"); receive(rc); pend_state(rc)
     fi;
     ty = 0; sr = 0; ds = 0; nm = 0; rc = 0
 }
@@ -392,6 +512,10 @@ inline start_migration(e) {
     pend_state(e);
 #ifdef FIX_C
     flow_send(e, F_RSYN, MVERNO(e));
+    if
+    :: RELAYING(e) -> send_extra(F_RSYN, mig[e], RADDR, MVERNO(e))
+    :: else -> skip
+    fi;
 #else
     queue_control(e, F_RSYN);
     na = SLOT_NUM(e);
@@ -427,10 +551,18 @@ proctype Node(byte e)
     }
 #ifdef FIX_C
     :: d_step {     /* retransmission timer: our RSYN, until its RSYN|ACK */
-        (ms[e] & MS_SENT) && ROOM && !INBAG(RSYN_PKT(e)) ->
+        (ms[e] & MS_SENT) && ROOM && RSYN_MISSING(e) ->
         assert(held[mig[e]]);
         printf("%c: retransmits\n", 'A' + e);
-        flow_send(e, F_RSYN, MVERNO(e));
+        /* a copy identical to one in flight adds nothing: only the missing copies are modelled */
+        if
+        :: !INBAG(RSYN_PKT(e)) -> flow_send(e, F_RSYN, MVERNO(e))
+        :: else -> skip
+        fi;
+        if
+        :: RELAYING(e) && !INBAG(RELAY_PKT(e)) -> send_extra(F_RSYN, mig[e], RADDR, MVERNO(e))
+        :: else -> skip
+        fi;
         observe()
     }
     :: d_step {     /* retransmission timer: the RSYN|ACK we owe, until the peer's final ACK */
@@ -461,6 +593,16 @@ proctype Node(byte e)
         held[e * NADDR + 1] = 0;
         printf("%c: releases ", 'A' + e); paddr(e * NADDR + 1); printf("\n")
     }
+#ifdef ROUTER
+    :: d_step {     /* B (re)registers its newest address with the router, until the router has it */
+        e == 1 && REG_ARMED && ROOM ->
+        na = NEWEST(1);
+        printf("B: registers "); paddr(na); printf("\n");
+        put(PK(P_REG, na, RADDR, 0, 0));
+        na = 0;
+        observe()
+    }
+#endif
     :: QUIESCENT -> break
     od
 }
@@ -472,7 +614,7 @@ proctype Node(byte e)
     :: d_step { PICK(k) -> pq = bag[k]; remove(k); deliver(pq); pq = 0; observe() } \
     :: d_step { PICK(k) && dups > 0 && ROOM -> dups--; pq = bag[k]; printf("NET: duplicates\n"); deliver(pq); pq = 0; observe() } \
     :: d_step { PICK(k) && losses > 0 -> losses--; printf("NET: loses "); ppkt(bag[k]); printf("\n"); remove(k); observe() } \
-    :: d_step { PICK(k) && forges > 0 && ROOM && !PB(bag[k]) -> forges--; pq = bag[k] + 1; put(pq); printf("NET: forged "); ppkt(pq); printf("\n"); pq = 0; observe() }
+    :: d_step { PICK(k) && forges > 0 && ROOM && !PB(bag[k]) && PT(bag[k]) != P_REG -> forges--; pq = bag[k] + 1; put(pq); printf("NET: forged "); ppkt(pq); printf("\n"); pq = 0; observe() }
 
 proctype Net()
 {
@@ -492,7 +634,10 @@ end_idle:
 init {
     d_step {
         addr[0] = 0; peer[0] = NADDR; addr[1] = NADDR; peer[1] = 0;
-        held[0] = 1; held[NADDR] = 1;
+        held[0] = 1; held[NADDR] = 1; held[RADDR] = 1;
+#ifdef ROUTER
+        reg = NADDR;
+#endif
         mig[0] = NONE; mig[1] = NONE; mpeer[0] = NONE; mpeer[1] = NONE;
         sndnxt[0] = 1; sndnxt[1] = 1; snduna[0] = 1; snduna[1] = 1; rcvnxt[0] = 1; rcvnxt[1] = 1;
         migleft[0] = MIGA; migleft[1] = MIGB;
@@ -536,6 +681,13 @@ w_t1:
     :: else -> goto w_t1
     fi;
 w_t2:
+#ifdef ROUTER
+    if
+    :: !armed[4] -> goto w_t2b
+    :: else -> goto w_t2
+    fi;
+w_t2b:
+#endif
 #if NTIMERS > 2
     if
     :: !armed[2] -> goto w_t3

@@ -208,9 +208,11 @@ public sealed partial class Engine
         var n = Send(ifIndex, source, destination, repr, payload);
         flow.PacketsSent++;
         flow.BytesSent += n;
-        if (repr.Control is { } rc && (rc.Flags & (SalControlFlags.Rsyn | SalControlFlags.Ack)) == SalControlFlags.Rsyn && flow.Migration == MigrationState.RsynSent)
+        if (repr.Control is { } rc && (rc.Flags & (SalControlFlags.Rsyn | SalControlFlags.Ack)) == SalControlFlags.Rsyn
+            && flow.Migration is MigrationState.RsynSent or MigrationState.RsynSentReceived)
         {
-            RelayRsyn(flow, repr, ifIndex, source);
+            // Also in RsynSentReceived: the address the peer's RSYN came from may be gone too (it moved again).
+            RelayRsyn(flow, repr, ifIndex, source, destination);
         }
     }
 

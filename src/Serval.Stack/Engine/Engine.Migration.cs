@@ -279,9 +279,11 @@ public sealed partial class Engine
     /// address when the peer moved too and re-registered. The copy carries the destination SERVICE extension and the
     /// same flowIDs, verno and nonce as the direct one; the peer answers it like any RSYN, at the SOURCE extension's first
     /// address (ours). Only the connecting side relays (it knows the peer's serviceID), only through a FORWARD rule that
-    /// does not point at the peer's current address (the direct copy already goes there).
+    /// does not point where the direct copy goes (<paramref name="direct"/>). Sent while the RSYN is unanswered, in RsynSent
+    /// and RsynSentReceived: in the latter the direct copy goes where the peer's RSYN came from, which the peer may have
+    /// left again (docs/migration-model.md, fix F).
     /// </summary>
-    private void RelayRsyn(Flow flow, in SalPacketRepr repr, int ifIndex, LinkAddress source)
+    private void RelayRsyn(Flow flow, in SalPacketRepr repr, int ifIndex, LinkAddress source, LinkAddress direct)
     {
         if (!_options.RelayRsyn || flow.Listener is not null || flow.Service.IsZero || Services.Lookup(flow.Service) is not { } entry
             || !Services.TrySelect(entry, _random, out var rule) || rule.Target.Type != ServiceTargetType.Forward)
@@ -290,7 +292,7 @@ public sealed partial class Engine
         }
 
         var target = rule.Target.Address;
-        if (target.Family != source.Family || target.SameAddress(flow.PeerAddress))
+        if (target.Family != source.Family || target.SameAddress(direct))
         {
             return;
         }

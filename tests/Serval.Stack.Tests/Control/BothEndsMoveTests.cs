@@ -125,6 +125,58 @@ public sealed class BothEndsMoveTests
         }
     }
 
+    /// <summary>
+    /// Finding of the Promela model (docs/migration-model.md, "Both ends move: the relay in RsynSentReceived"): the
+    /// replica moves, the client accepts its RSYN, and before the replica's final ACK reaches the client the replica moves
+    /// again and the client moves too. The client's RSYN now goes to the replica's previous address (the one its RSYN came
+    /// from), which is gone; the replica's RSYN goes to the client's old address, gone too. Only the relay can reconnect
+    /// them, so the client must relay its RSYN in RsynSentReceived as well as in RsynSent.
+    /// </summary>
+    [Fact]
+    public void The_relay_reaches_a_peer_that_moved_again_while_we_owe_it_an_rsyn_ack()
+    {
+        var t = Build(44, replicas: 1, conditions: LinkConditions.Perfect with { Delay = TimeSpan.FromMilliseconds(2) });
+        var server = t.Replicas[0];
+        var listener = Listen(server, Web);
+        t.Net.RunFor(TimeSpan.FromMilliseconds(50));
+        var clientIface = InterfaceOf(t.Client, ClientAddr);
+        var c = t.Client.Do(() => t.Client.Host.Connect(Web));
+        Assert.True(t.Net.RunUntil(() => t.Client.Host.IsConnected(c), TimeSpan.FromSeconds(5)));
+        var s = t.Net.AcceptOne(server.Host, listener);
+        t.Net.RunFor(TimeSpan.FromMilliseconds(50));
+
+        // The replica moves: its RSYN reaches the client, which answers (RsynReceived); the RSYN|ACK reaches the replica,
+        // which switches, and its final ACK is lost (the LAN drops everything for those 2 ms).
+        server.Do(() => server.Host.Engine.SetInterfaceAddress(t.ReplicaInterfaces[0], ReplicaMoved, server.Now));
+        Assert.True(t.Net.RunUntil(() => t.Client.Host.Engine.GetFlow(c)!.Migration == MigrationState.RsynReceived, TimeSpan.FromSeconds(1)));
+        t.Lan.Partitioned = true;
+        Assert.True(t.Net.RunUntil(() => server.Host.Engine.GetFlow(s) is { Migration: MigrationState.None } f && f.LocalAddress == ReplicaMoved, TimeSpan.FromSeconds(1)));
+        Assert.Equal(MigrationState.RsynReceived, t.Client.Host.Engine.GetFlow(c)!.Migration);
+
+        // Then the replica moves again and the client moves, both before either transmits: the client's RSYN goes to
+        // 10.0.0.111 (where the replica's RSYN came from), the replica's to 10.0.0.1; neither address exists any more.
+        var replicaAgain = LinkAddress.Parse("10.0.0.112");
+        server.Host.Engine.SetInterfaceAddress(t.ReplicaInterfaces[0], replicaAgain, server.Now);
+        t.Client.Host.Engine.SetInterfaceAddress(clientIface, ClientMoved, t.Client.Now);
+        t.Lan.Partitioned = false;
+        t.Client.Do(() => { });
+        server.Do(() => { });
+
+        var settled = t.Net.RunUntil(
+            () => t.Client.Host.Engine.GetFlow(c) is { Migration: MigrationState.None } cf && cf.PeerAddress == replicaAgain
+                && server.Host.Engine.GetFlow(s) is { Migration: MigrationState.None } sf && sf.PeerAddress == ClientMoved,
+            TimeSpan.FromSeconds(10));
+        var cfi = t.Client.Host.Engine.GetFlow(c);
+        var sfi = server.Host.Engine.GetFlow(s);
+        Assert.True(
+            settled,
+            $"client {cfi?.LocalAddress}->{cfi?.PeerAddress} {cfi?.State}/{cfi?.Migration}, replica {sfi?.LocalAddress}->{sfi?.PeerAddress} {sfi?.State}/{sfi?.Migration}; relayed {t.Client.Host.Engine.Counters.RsynsRelayed}");
+        Assert.Equal(ClientMoved, cfi!.LocalAddress);
+        Assert.Equal(replicaAgain, sfi!.LocalAddress);
+        Assert.True(t.Client.Host.Engine.Counters.RsynsRelayed >= 1);
+        t.Exchange(server, s, c, 64 * 1024);
+    }
+
     [Fact]
     public void Without_the_relay_neither_end_finds_the_other()
     {
