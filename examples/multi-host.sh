@@ -9,7 +9,7 @@
 # servald); the client runs servald and serval-translate tcp-to-serval, and curl fetches a file through it. The script
 # checks the file's SHA-256, prints the router's registrations, and removes everything it created.
 #
-# Needs root (network namespaces), python3 and curl. Usage: examples/multi-host.sh [--keep-logs]
+# Needs root (network namespaces), python3 and curl. Usage: examples/multi-host.sh [--keep-logs] [--no-build]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,14 +22,26 @@ for tool in ip python3 curl sha256sum; do
 done
 
 keep_logs=false
-[ "${1:-}" = "--keep-logs" ] && keep_logs=true
+build=true
+for arg in "$@"; do
+  case "$arg" in
+    --keep-logs) keep_logs=true ;;
+    --no-build) build=false ;;
+    *) echo "usage: examples/multi-host.sh [--keep-logs] [--no-build]" >&2; exit 2 ;;
+  esac
+done
 
-dotnet build src/servald -c Release -v q -nologo >/dev/null
-dotnet build src/servalctl -c Release -v q -nologo >/dev/null
-dotnet build src/serval-translate -c Release -v q -nologo >/dev/null
+if $build; then
+  for project in servald servalctl serval-translate; do
+    dotnet build "src/$project" -c Release -v q -nologo >/dev/null
+  done
+fi
 servald=(dotnet "$(pwd)/src/servald/bin/Release/net10.0/servald.dll")
 servalctl=(dotnet "$(pwd)/src/servalctl/bin/Release/net10.0/servalctl.dll")
 translate=(dotnet "$(pwd)/src/serval-translate/bin/Release/net10.0/serval-translate.dll")
+for binary in "${servald[1]}" "${servalctl[1]}" "${translate[1]}"; do
+  [ -f "$binary" ] || { echo "multi-host: $binary is not built (run without --no-build)" >&2; exit 2; }
+done
 
 tag="mh$$"
 ns_router="$tag-router"
