@@ -874,9 +874,8 @@ local function dissect_sal(tvb, pinfo, tree, encapsulated)
     elseif protocols[protocol] then
         if serval.prefs.transport_handoff then
             local name = protocol == 6 and "tcp" or "udp"
-            parts[#parts + 1] = "+ " .. name:upper()
-            pinfo.cols.info = "Serval " .. table.concat(parts, " ")
-            pinfo.cols.info:set_fence()
+            pinfo.cols.info = "Serval " .. table.concat(parts, " ") .. " | "
+            pinfo.cols.info:fence()
             Dissector.get(name):call(tvb(hl):tvb(), pinfo, tree)
             return len
         end
