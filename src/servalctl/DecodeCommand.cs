@@ -148,31 +148,27 @@ internal static class DecodeCommand
     /// </summary>
     private static bool Keep(DecodeOptions options, ReadOnlySpan<byte> sal, bool parsed, in SalPacketRepr p, in SalFrame f, HashSet<(LinkAddress, uint)> followed)
     {
-        if (options.Flows is { Count: > 0 } flows)
-        {
-            if (sal.Length < 8)
-            {
-                return false;
-            }
-
-            var src = BinaryPrimitives.ReadUInt32BigEndian(sal);
-            var dst = BinaryPrimitives.ReadUInt32BigEndian(sal[4..]);
-            if (!flows.Contains(src) && !flows.Contains(dst))
-            {
-                return false;
-            }
-        }
-
-        if (options.Service is not { } prefix)
-        {
-            return true;
-        }
-
-        if (!parsed)
+        // The service filter first: it follows flows, so it must see every packet, also those the flow filter drops.
+        if (options.Service is { } prefix && !(parsed && InService(prefix, p, f, followed)))
         {
             return false;
         }
 
+        if (options.Flows is not { Count: > 0 } flows)
+        {
+            return true;
+        }
+
+        if (sal.Length < 8)
+        {
+            return false;
+        }
+
+        return flows.Contains(BinaryPrimitives.ReadUInt32BigEndian(sal)) || flows.Contains(BinaryPrimitives.ReadUInt32BigEndian(sal[4..]));
+    }
+
+    private static bool InService(ServicePrefix prefix, in SalPacketRepr p, in SalFrame f, HashSet<(LinkAddress, uint)> followed)
+    {
         var source = (f.Source.WithPort(0), p.SourceFlow.Value);
         var destination = (f.Destination.WithPort(0), p.DestinationFlow.Value);
         var named = (p.DestinationService is { } d && prefix.Contains(d)) || (p.SourceService is { } s && prefix.Contains(s));
@@ -183,20 +179,20 @@ internal static class DecodeCommand
         }
 
         // Remember both ends (a SYN's destination flowID is 0: the answer brings the server's). A migrated flow keeps
-        // matching through its unchanged end and is then followed from its new address as well.
+        // matching through its unchanged end and is then followed from its new address as well. A forwarded SYN's
+        // client is SOURCE[0], where the answer goes.
         if (source.Value != 0)
         {
             followed.Add(source);
+            if (p.SourceRoute is { } route)
+            {
+                followed.Add((route.First, source.Value));
+            }
         }
 
         if (destination.Value != 0)
         {
             followed.Add(destination);
-        }
-
-        if (p.SourceRoute is { } route && source.Value != 0)
-        {
-            followed.Add((route.First, source.Value));
         }
 
         return true;
