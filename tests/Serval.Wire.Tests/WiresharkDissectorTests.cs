@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using Serval.Testing;
 using Serval.Wire.Pcap;
 using Xunit;
 
@@ -28,7 +29,7 @@ public sealed class WiresharkDissectorTests
         "serval.service.dst", "serval.service.src", "serval.service.name",
         "serval.source.count", "serval.source.addr", "serval.source6.addr",
         "serval.path.flags.response", "serval.path.challenge",
-        "serval.tcp.srcport", "serval.tcp.dstport", "serval.tcp.seq", "serval.tcp.ack", "serval.tcp.hdr_len", "serval.tcp.flags",
+        "serval.tcp.srcport", "serval.tcp.dstport", "serval.tcp.seq", "serval.tcp.ack", "serval.tcp.hdr_len", "serval.tcp.flags", "serval.tcp.flags.reserved",
         "serval.tcp.flags.str", "serval.tcp.window", "serval.tcp.checksum", "serval.tcp.checksum.status", "serval.tcp.urgent",
         "serval.tcp.option.mss", "serval.tcp.option.wscale", "serval.tcp.option.sack_perm", "serval.tcp.option.ts.val",
         "serval.tcp.option.ts.ecr", "serval.tcp.option.sack.le", "serval.tcp.option.sack.re", "serval.tcp.len",
@@ -151,6 +152,52 @@ public sealed class WiresharkDissectorTests
     }
 
     [Fact]
+    public void Fuzzed_packets_never_break_the_dissector_and_agree_with_the_wire_decoder()
+    {
+        var tshark = FindTshark();
+        Assert.SkipWhen(tshark is null, SkipMessage);
+        using var dir = new TempDir();
+        var capture = Path.Combine(dir.Path, "fuzz.pcap");
+        var fuzzer = new PacketFuzzer(20261207);
+        const int count = 3000;
+        using (var w = PcapWriter.Create(capture, PcapLinkType.Raw))
+        {
+            var time = 1_700_000_000_000_000_000L;
+            for (var i = 0; i < count; i++)
+            {
+                var udp = i % 2 == 1;
+                var (src, dst) = udp ? (ClientV4, ServerV4) : (fuzzer.Addresses[0], fuzzer.Addresses[1]);
+                var sal = fuzzer.Next(TransportPseudoHeader.ForLink(src, dst));
+                w.Write(time += 1_000_000, udp ? Udp(src, dst, sal) : Ip(src, dst, 144, sal));
+            }
+        }
+
+        var rows = RunTshark(tshark!, capture, null);
+        var records = PcapReader.ReadAll(capture);
+        var accepted = 0;
+        for (var i = 0; i < records.Count; i++)
+        {
+            var frame = i + 1;
+            var row = rows[frame];
+            Assert.True(row["serval.dissector_error"].Length == 0 && row["_ws.lua.error"].Length == 0,
+                $"frame {frame}: {row["serval.dissector_error"]}{row["_ws.lua.error"]}");
+            Assert.True(SalFrame.TryLocate(records[i].LinkType, records[i].Data, out var f), $"frame {frame}: not located");
+            var sal = records[i].Data.AsSpan(f.SalOffset, f.SalLength);
+            if (SalPacketRepr.TryParse(sal, out _, out _, out _, out var why))
+            {
+                CompareFrame(frame, sal, f, row, null);
+                accepted++;
+            }
+            else if (sal.Length > 0) // Wireshark hands an empty IP or UDP payload to no dissector.
+            {
+                Assert.True(ExpertFields.Any(e => row[e].Length > 0), $"frame {frame}: the wire decoder rejects it ({why}) and tshark reports nothing: {Convert.ToHexString(sal)}");
+            }
+        }
+
+        Assert.True(accepted > count / 10, $"only {accepted} of {count} fuzz packets parse");
+    }
+
+    [Fact]
     public void Malformed_packets_are_expert_info_and_rejected_by_the_wire_decoder()
     {
         var tshark = FindTshark();
@@ -191,25 +238,39 @@ public sealed class WiresharkDissectorTests
             }
 
             var sal = rec.Data.AsSpan(f.SalOffset, f.SalLength);
-            Assert.True(SalPacketRepr.TryParse(sal, out var p, out _, out var payloadLength, out var error), $"frame {frame}: {error}");
-            var expected = Expected(sal, p, payloadLength, SalPacketRepr.VerifyTransportChecksum(sal, f.PseudoHeader), names);
+            Assert.True(SalPacketRepr.TryParse(sal, out _, out _, out _, out var error), $"frame {frame}: {error}");
             Assert.True(rows.TryGetValue(frame, out var row), $"frame {frame}: tshark printed nothing");
-            foreach (var field in Fields)
-            {
-                var want = expected.GetValueOrDefault(field, string.Empty);
-                var got = row[field];
-                Assert.True(Same(field, want, got), $"frame {frame} {field}: the wire decoder says '{want}', tshark says '{got}'");
-            }
-
-            foreach (var field in ExpertFields)
-            {
-                Assert.True(row[field].Length == 0, $"frame {frame}: unexpected {field}: {row[field]}");
-            }
-
+            CompareFrame(frame, sal, f, row, names);
             compared++;
         }
 
         return compared;
+    }
+
+    /// <summary>Every field of a packet the wire decoder accepts, and no error expert info but a bad transport checksum.</summary>
+    private static void CompareFrame(int frame, ReadOnlySpan<byte> sal, in SalFrame f, Dictionary<string, string> row, Dictionary<ServiceId, string>? names)
+    {
+        Assert.True(SalPacketRepr.TryParse(sal, out var p, out _, out var payloadLength, out var error), $"frame {frame}: {error}");
+        var transportOk = SalPacketRepr.VerifyTransportChecksum(sal, f.PseudoHeader);
+        var expected = Expected(sal, p, payloadLength, transportOk, names);
+        foreach (var field in Fields)
+        {
+            var want = expected.GetValueOrDefault(field, string.Empty);
+            var got = row[field];
+            Assert.True(Same(field, want, got), $"frame {frame} {field}: the wire decoder says '{want}', tshark says '{got}'");
+        }
+
+        var checksumExpert = p.Protocol == SalPacketRepr.ProtocolTcp ? "serval.tcp.bad_checksum" : "serval.udp.bad_checksum";
+        foreach (var field in ExpertFields)
+        {
+            if (field == checksumExpert && !transportOk)
+            {
+                Assert.True(row[field].Length > 0, $"frame {frame}: the transport checksum is bad and tshark does not say so");
+                continue;
+            }
+
+            Assert.True(row[field].Length == 0, $"frame {frame}: unexpected {field}: {row[field]}");
+        }
     }
 
     private static Dictionary<string, string> Expected(ReadOnlySpan<byte> sal, in SalPacketRepr p, int payloadLength, bool transportOk, Dictionary<ServiceId, string>? names)
@@ -304,12 +365,13 @@ public sealed class WiresharkDissectorTests
         if (p.Protocol == SalPacketRepr.ProtocolTcp)
         {
             var t = p.Tcp;
-            e["serval.tcp.srcport"] = "0";
-            e["serval.tcp.dstport"] = "0";
+            e["serval.tcp.srcport"] = N(BinaryPrimitives.ReadUInt16BigEndian(segment)); // 0 when we send; not checked by receivers
+            e["serval.tcp.dstport"] = N(BinaryPrimitives.ReadUInt16BigEndian(segment[2..]));
             e["serval.tcp.seq"] = N(t.SequenceNumber);
             e["serval.tcp.ack"] = N(t.AckNumber);
             e["serval.tcp.hdr_len"] = N((segment[12] >> 4) * 4);
             e["serval.tcp.flags"] = N((ushort)t.Flags);
+            e["serval.tcp.flags.reserved"] = N((segment[12] >> 1) & 7); // not part of TcpFlags
             e["serval.tcp.flags.str"] = SalPacketFormatter.TcpFlagsText(t.Flags);
             e["serval.tcp.window"] = N(t.Window);
             e["serval.tcp.checksum"] = N(BinaryPrimitives.ReadUInt16BigEndian(segment[16..]));
@@ -348,8 +410,8 @@ public sealed class WiresharkDissectorTests
         else
         {
             var checksum = BinaryPrimitives.ReadUInt16BigEndian(segment[6..]);
-            e["serval.udp.srcport"] = "0";
-            e["serval.udp.dstport"] = "0";
+            e["serval.udp.srcport"] = N(BinaryPrimitives.ReadUInt16BigEndian(segment)); // 0 when we send; not checked by receivers
+            e["serval.udp.dstport"] = N(BinaryPrimitives.ReadUInt16BigEndian(segment[2..]));
             e["serval.udp.length"] = N(payloadLength + UdpRepr.HeaderLength);
             e["serval.udp.checksum"] = N(checksum);
             e["serval.udp.checksum.status"] = !p.Udp.HasChecksum ? "2" : transportOk ? "1" : "0";

@@ -104,7 +104,7 @@ f.tcp_dstport = ProtoField.uint16("serval.tcp.dstport", "Destination port", base
 f.tcp_seq = ProtoField.uint32("serval.tcp.seq", "Sequence number", base.DEC)
 f.tcp_ack = ProtoField.uint32("serval.tcp.ack", "Acknowledgement number", base.DEC)
 f.tcp_hdr_len = ProtoField.uint8("serval.tcp.hdr_len", "Header length (bytes)", base.DEC)
-f.tcp_flags = ProtoField.uint16("serval.tcp.flags", "Flags", base.HEX, nil, 0x0FFF)
+f.tcp_flags = ProtoField.uint16("serval.tcp.flags", "Flags", base.HEX, nil, 0x01FF)
 f.tcp_f_res = ProtoField.uint16("serval.tcp.flags.reserved", "Reserved", base.HEX, nil, 0x0E00)
 f.tcp_f_ns = ProtoField.bool("serval.tcp.flags.ns", "NS", 16, nil, 0x0100)
 f.tcp_f_cwr = ProtoField.bool("serval.tcp.flags.cwr", "CWR", 16, nil, 0x0080)
@@ -477,9 +477,12 @@ local function dissect_tcp(tvb, pinfo, tree, offset, state)
     t:add(f.tcp_ack, tvb(offset + 8, 4))
     local hl = math.floor(tvb(offset + 12, 1):uint() / 16) * 4
     local hi = t:add(f.tcp_hdr_len, tvb(offset + 12, 1), hl)
-    local flags = tvb(offset + 12, 2):uint() % 0x1000
+    local flags = tvb(offset + 12, 2):uint() % 0x200
+    local reserved = math.floor(tvb(offset + 12, 2):uint() / 0x200) % 8
+    local ri = t:add(f.tcp_f_res, tvb(offset + 12, 2))
+    if reserved ~= 0 then ri:add_proto_expert_info(e.reserved, "Reserved TCP header bits set") end
     local fi = t:add(f.tcp_flags, tvb(offset + 12, 2))
-    for _, field in ipairs({ f.tcp_f_res, f.tcp_f_ns, f.tcp_f_cwr, f.tcp_f_ece, f.tcp_f_urg, f.tcp_f_ack, f.tcp_f_psh, f.tcp_f_rst,
+    for _, field in ipairs({ f.tcp_f_ns, f.tcp_f_cwr, f.tcp_f_ece, f.tcp_f_urg, f.tcp_f_ack, f.tcp_f_psh, f.tcp_f_rst,
         f.tcp_f_syn, f.tcp_f_fin }) do
         fi:add(field, tvb(offset + 12, 2))
     end
@@ -487,7 +490,6 @@ local function dissect_tcp(tvb, pinfo, tree, offset, state)
     if flag_text == "" then flag_text = "none" end
     fi:append_text(" (" .. flag_text .. ")")
     fi:add(f.tcp_flags_str, tvb(offset + 12, 2), flag_text):set_generated()
-    if flags >= 0x200 then fi:add_proto_expert_info(e.reserved, "Reserved TCP header bits set") end
     t:add(f.tcp_window, tvb(offset + 14, 2))
     local ck = t:add(f.tcp_checksum, tvb(offset + 16, 2))
     t:add(f.tcp_urgent, tvb(offset + 18, 2))
@@ -642,6 +644,10 @@ end
 local function add_source(tvb, et, o, len, v6, state)
     local size = v6 and 16 or 4
     local max = v6 and 15 or 20
+    if len < 4 then
+        et:add_proto_expert_info(e.bad_ext, (v6 and "SOURCE6" or "SOURCE") .. " of " .. len .. " bytes has no room for its reserved bytes")
+        return
+    end
     et:add(f.src_reserved, tvb(o + 2, 2))
     local body = len - 4
     if body % size ~= 0 then
@@ -680,6 +686,7 @@ local function dissect_extensions(tvb, tree, hl, state)
             return false
         end
         count = count + 1
+        state.ext_count = count
         local type = math.floor(tvb(o, 1):uint() / 16)
         if type == 0 then
             local et = tree:add(f.ext, tvb(o, 1))
@@ -759,7 +766,7 @@ local function dissect_extensions(tvb, tree, hl, state)
                 add_source(tvb, et, o, len, type == 5, state)
                 local size = type == 5 and 16 or 4
                 local n = (len - 4) / size
-                if (len - 4) % size ~= 0 or n < 2 or n > (type == 5 and 15 or 20) then ok = false end
+                if len < 4 or (len - 4) % size ~= 0 or n < 2 or n > (type == 5 and 15 or 20) then ok = false end
                 if seen.source > 1 then
                     et:add_proto_expert_info(e.duplicate_ext, "Second SOURCE/SOURCE6 extension")
                     ok = false
