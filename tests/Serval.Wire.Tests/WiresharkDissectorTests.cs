@@ -197,6 +197,66 @@ public sealed class WiresharkDissectorTests
         Assert.True(accepted > count / 10, $"only {accepted} of {count} fuzz packets parse");
     }
 
+    /// <summary>docs/protocol.md §15, "A worked example: one SYN": the bytes and the values its table gives them.</summary>
+    [Fact]
+    public void The_worked_example_of_the_protocol_page_shows_the_documented_values()
+    {
+        var tshark = FindTshark();
+        Assert.SkipWhen(tshark is null, SkipMessage);
+        var sal = Convert.FromHexString(
+            "3c9e5a1700000000110669dc10148000"
+            + "8d2b4f60000000005f3a9c0e71d2b486"
+            + "20240000000040010000000000000000"
+            + "00000000000000000000000000000000"
+            + "00000000000000006b1d09e200000000"
+            + "a002ffff6cc70000020405a80402080a"
+            + "0001e2400000000001030307");
+        Assert.Equal(108, sal.Length);
+        using var dir = new TempDir();
+        var capture = Path.Combine(dir.Path, "worked-example.pcap");
+        using (var w = PcapWriter.Create(capture, PcapLinkType.Raw))
+        {
+            w.Write(1_700_000_000_000_000_000L, Ip(LinkAddress.Parse("192.0.2.1"), LinkAddress.Parse("192.0.2.2"), 144, sal));
+        }
+
+        var row = RunTshark(tshark!, capture, null)[1];
+        var expected = new Dictionary<string, string>
+        {
+            ["serval.src_flow"] = "0x3c9e5a17",
+            ["serval.dst_flow"] = "0",
+            ["serval.hdr_len"] = "17",
+            ["serval.hdr_bytes"] = "68",
+            ["serval.protocol"] = "6",
+            ["serval.checksum"] = "0x69dc",
+            ["serval.checksum.status"] = "1",
+            ["serval.ext.type"] = "1,2",
+            ["serval.control.flags.str"] = "SYN",
+            ["serval.control.verno"] = "0x8d2b4f60",
+            ["serval.control.ackno"] = "0",
+            ["serval.control.nonce"] = "5f3a9c0e71d2b486",
+            ["serval.service.dst"] = "00004001" + new string('0', 56),
+            ["serval.tcp.seq"] = "0x6b1d09e2",
+            ["serval.tcp.hdr_len"] = "40",
+            ["serval.tcp.flags.str"] = "SYN",
+            ["serval.tcp.window"] = "65535",
+            ["serval.tcp.checksum"] = "0x6cc7",
+            ["serval.tcp.checksum.status"] = "1",
+            ["serval.tcp.option.mss"] = "1448",
+            ["serval.tcp.option.sack_perm"] = "1",
+            ["serval.tcp.option.ts.val"] = "123456",
+            ["serval.tcp.option.ts.ecr"] = "0",
+            ["serval.tcp.option.wscale"] = "7",
+            ["serval.tcp.len"] = "0",
+            ["serval.control_only"] = "0",
+        };
+        foreach (var (field, want) in expected)
+        {
+            Assert.True(Same(field, want, row[field]), $"{field}: docs/protocol.md §15 says '{want}', tshark says '{row[field]}'");
+        }
+
+        Assert.All(ExpertFields, f => Assert.Equal(string.Empty, row[f]));
+    }
+
     [Fact]
     public void Malformed_packets_are_expert_info_and_rejected_by_the_wire_decoder()
     {
