@@ -87,8 +87,10 @@ public sealed class WiresharkDissectorTests
         // The registration message in the unconnected datagram to the router serviceID.
         var ctl = RunTshark(tshark!, capture, names, ["serval.ctl.version", "serval.ctl.type", "serval.ctl.flags", "serval.ctl.status", "serval.ctl.sender",
             "serval.ctl.sequence", "serval.ctl.epoch", "serval.ctl.timestamp", "serval.ctl.weight", "serval.ctl.lease", "serval.ctl.prefix_bits",
-            "serval.ctl.transports", "serval.ctl.reserved", "serval.ctl.service_id"]);
-        var register = ctl.Values.Single(r => r["serval.ctl.version"].Length > 0);
+            "serval.ctl.transports", "serval.ctl.reserved", "serval.ctl.service_id", "serval.ctl.target.family", "serval.ctl.target.port",
+            "serval.ctl.target.weight", "serval.ctl.target.addr", "serval.ctl.mac", "serval.ctl.malformed"]);
+        Assert.All(ctl.Values, r => Assert.Equal(string.Empty, r["serval.ctl.malformed"]));
+        var register = ctl.Values.Single(r => r["serval.ctl.type"] == "1");
         Assert.Equal("1", register["serval.ctl.version"]);
         Assert.Equal("1", register["serval.ctl.type"]);
         Assert.Equal(4, ParseNumber(register["serval.ctl.flags"]));
@@ -102,6 +104,18 @@ public sealed class WiresharkDissectorTests
         Assert.Equal("256", register["serval.ctl.prefix_bits"]);
         Assert.Equal(3, ParseNumber(register["serval.ctl.transports"]));
         Assert.Equal(EchoService.ToString(), register["serval.ctl.service_id"]);
+        Assert.Equal(string.Empty, register["serval.ctl.mac"]);
+
+        // The router's ResolveAck: one target and the MAC trailer.
+        var answer = ctl.Values.Single(r => r["serval.ctl.type"] == "6");
+        Assert.Equal(1, ParseNumber(answer["serval.ctl.flags"]));
+        Assert.Equal("30000", answer["serval.ctl.lease"]);
+        Assert.Equal("32", answer["serval.ctl.prefix_bits"]);
+        Assert.Equal("4", answer["serval.ctl.target.family"]);
+        Assert.Equal("54325", answer["serval.ctl.target.port"]);
+        Assert.Equal("7", answer["serval.ctl.target.weight"]);
+        Assert.Equal("198.51.100.9", answer["serval.ctl.target.addr"]);
+        Assert.Equal(string.Concat(Enumerable.Repeat("ab", 32)), answer["serval.ctl.mac"]);
     }
 
     [Theory]
@@ -625,6 +639,8 @@ public sealed class WiresharkDissectorTests
             Write(Udp(ClientV4, ServerV4, Sal(syn, [], ClientV4, ServerV4)));
             Write(Udp(ServerV4, ClientV4, Sal(data, [1, 2, 3, 4, 5, 6, 7], ServerV4, ClientV4)));
             Write(Udp(ClientV4, ServerV4, Sal(register, RegisterMessage(), ClientV4, ServerV4)));
+            var resolveAck = register with { SourceFlow = new FlowId(78), DestinationService = register.SourceService, SourceService = RouterService };
+            Write(Udp(ServerV4, ClientV4, Sal(resolveAck, ResolveAckMessage(), ServerV4, ClientV4)));
             Write(Udp(v6Router, v6Server, Sal(forwarded6, [9, 9], v6Router, v6Server)));
             Write(Udp(ServerV4, ClientV4, Sal(challenge, [], ServerV4, ClientV4)));
             Write(Udp(ClientV4, ServerV4, Sal(response, [], ClientV4, ServerV4)));
@@ -760,6 +776,28 @@ public sealed class WiresharkDissectorTests
         BinaryPrimitives.WriteUInt16BigEndian(m.AsSpan(40), 256);
         m[42] = 3;
         EchoService.WriteTo(m.AsSpan(44));
+        return m;
+    }
+
+    /// <summary>A ResolveAck (Ok, Authenticated) with one IPv4 target and a MAC trailer of 0xAB bytes: 76 + 24 + 32 bytes.</summary>
+    private static byte[] ResolveAckMessage()
+    {
+        var m = new byte[76 + 24 + 32];
+        m[0] = 1;
+        m[1] = 6; // ResolveAck
+        m[2] = 0x01; // Authenticated
+        BinaryPrimitives.WriteUInt64BigEndian(m.AsSpan(4), 0x1122334455667788);
+        BinaryPrimitives.WriteUInt32BigEndian(m.AsSpan(12), 43);
+        BinaryPrimitives.WriteUInt64BigEndian(m.AsSpan(16), 0x0102030405060708);
+        BinaryPrimitives.WriteUInt32BigEndian(m.AsSpan(36), 30000);
+        BinaryPrimitives.WriteUInt16BigEndian(m.AsSpan(40), 32);
+        m[42] = 1;
+        ServiceId.FromNumber(16385).WriteTo(m.AsSpan(44));
+        m[76] = 4;
+        BinaryPrimitives.WriteUInt16BigEndian(m.AsSpan(78), 54325);
+        BinaryPrimitives.WriteUInt32BigEndian(m.AsSpan(80), 7);
+        LinkAddress.Parse("198.51.100.9").WriteAddress(m.AsSpan(84));
+        m.AsSpan(100).Fill(0xAB);
         return m;
     }
 
