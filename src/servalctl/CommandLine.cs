@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.Globalization;
+using Serval.Wire;
 
 namespace Serval.Cli;
 
@@ -40,8 +42,63 @@ internal static class CommandLine
     private static Command CreateDecode(CliContext context)
     {
         var file = new Argument<string?>("FILE") { Description = "pcap or pcapng file (default: an embedded sample)", Arity = ArgumentArity.ZeroOrOne };
-        var decode = new Command("decode", "print every Serval packet of a pcap/pcapng capture") { file };
-        decode.SetAction(p => DecodeCommand.Run(p.GetValue(file), context.Output, context.Error));
+        var json = new Option<bool>("--json") { Description = "print one JSON object per packet (JSON Lines), every field" };
+        var hex = new Option<bool>("--hex") { Description = "print a hex dump of each SAL packet alongside (with --json: a \"hex\" member)" };
+        var flow = new Option<string[]>("--flow")
+        {
+            Description = "only packets whose source or destination flowID is ID (decimal or 0x hex; repeat for several)",
+            HelpName = "ID",
+            Arity = ArgumentArity.OneOrMore,
+        };
+        var service = new Option<string>("--service")
+        {
+            Description = "only packets naming this serviceID (ID[/BITS] as in service add, or a name, hashed as ServiceId.FromName) and the rest of the flows they open",
+            HelpName = "ID-or-name",
+        };
+        var decode = new Command("decode", "print every Serval packet of a pcap/pcapng capture") { file, json, hex, flow, service };
+        decode.SetAction(p =>
+        {
+            var path = p.GetValue(file);
+            if (path is not null && path.StartsWith('-') && !File.Exists(path))
+            {
+                return context.Usage("decode", $"unknown option '{path}'");
+            }
+
+            var flows = new List<uint>();
+            foreach (var text in p.GetValue(flow) ?? [])
+            {
+                if (!TryParseFlowId(text, out var id))
+                {
+                    return context.Usage("decode", $"malformed flowID '{text}': expected a 32-bit decimal or 0x hex number");
+                }
+
+                flows.Add(id);
+            }
+
+            ServicePrefix? prefix = null;
+            if (p.GetValue(service) is { } serviceText)
+            {
+                if (!TryParseService(serviceText, out var parsed, out var why))
+                {
+                    return context.Usage("decode", $"malformed serviceID: {why}");
+                }
+
+                prefix = parsed;
+            }
+
+            var options = new DecodeOptions(p.GetValue(json), p.GetValue(hex), flows, prefix);
+            return DecodeCommand.Run(path, options, context.Output, context.Error);
+        });
         return decode;
     }
+
+    /// <summary>A flowID as <c>flow list</c> shows it: decimal or <c>0x</c> hex, 32 bits.</summary>
+    internal static bool TryParseFlowId(string text, out uint id) =>
+        text.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
+            ? uint.TryParse(text.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out id)
+            : uint.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out id);
+
+    /// <summary>A serviceID, prefix or service name, as <c>service add</c> takes it (<see cref="ServiceIdArgument"/>).</summary>
+    internal static bool TryParseService(string text, out ServicePrefix prefix, out string reason) =>
+        ServiceIdArgument.TryParse(text, out prefix, out reason);
 }
