@@ -50,7 +50,7 @@ public sealed class NetnsBothEndsMoveTests(ITestOutputHelper output)
         var gap = transfer.LongestPauseAfter(movedAt);
         output.WriteLine(
             $"both renumbered: longest pause in delivery {gap.TotalMilliseconds:F1} ms; client: relayed={client.Counters.RsynsRelayed} migrations {client.Counters.MigrationsStarted}/{client.Counters.MigrationsCompleted}; "
-            + $"server: migrations {server.Counters.MigrationsStarted}/{server.Counters.MigrationsCompleted}; router: forwarded={router.Counters.Forwarded}");
+            + $"server: migrations {server.Counters.MigrationsStarted}/{server.Counters.MigrationsCompleted}; router: forwarded={router.Counters.Forwarded} relays resent={router.Counters.RelaysResent}");
         Assert.True(gap < TimeSpan.FromSeconds(3), $"the transfer stalled {gap.TotalMilliseconds:F0} ms");
 
         // The flow runs between the two new addresses; the client's RSYN went through the router.

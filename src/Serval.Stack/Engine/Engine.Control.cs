@@ -426,6 +426,11 @@ public sealed partial class Engine
             Min(giveUp);
         }
 
+        if (MigrationDeadline(flow) is { } migrationGiveUp)
+        {
+            Min(migrationGiveUp);
+        }
+
         if (flow.State == SalState.Respond)
         {
             Min(flow.PendingExpiresAt);
@@ -558,6 +563,11 @@ public sealed partial class Engine
 
         var stranded = flow.StrandedSince is not null && HasNoPath(flow);
         if (stranded && OnStrandedTimer(flow, now))
+        {
+            return;
+        }
+
+        if (OnMigrationDeadline(flow, now))
         {
             return;
         }

@@ -162,6 +162,33 @@ public sealed partial class Engine
     }
 
     /// <summary>
+    /// When our unanswered RSYN gives up: the flow's user timeout after the migration started (null: no RSYN of ours is
+    /// outstanding, the flow waits without a path — <see cref="StrandedDeadline"/> — or the user timeout is null). Without
+    /// it a migration whose peer cannot be found (both ends moved and no service router relays) would retransmit its RSYN
+    /// with exponential backoff for many minutes.
+    /// </summary>
+    private TimeSpan? MigrationDeadline(Flow flow) =>
+        flow.Migration is MigrationState.RsynSent or MigrationState.RsynSentReceived
+        && flow.ControlPending && (flow.ControlFlags & SalControlFlags.Rsyn) != 0
+        && !(flow.StrandedSince is not null && HasNoPath(flow))
+        && StrandedTimeout(flow) is { } timeout
+            ? flow.MigrationStartedAt + timeout
+            : null;
+
+    /// <summary>A migration unanswered for the user timeout fails with <see cref="ServalError.MigrationFailed"/>; true when it did.</summary>
+    private bool OnMigrationDeadline(Flow flow, TimeSpan now)
+    {
+        if (MigrationDeadline(flow) is not { } deadline || now < deadline)
+        {
+            return false;
+        }
+
+        Counters.MigrationFailed();
+        ResetFlow(flow, now, ServalError.MigrationFailed);
+        return true;
+    }
+
+    /// <summary>
     /// The error a flow reports when it ends on a time-out: <see cref="ServalError.NetworkDown"/> while it has no path
     /// (nothing could be sent: the address went away), else <paramref name="error"/>.
     /// </summary>

@@ -107,6 +107,9 @@ internal sealed partial class EngineDriver
         slot.Up = up;
         if (up)
         {
+            // The default router's rule first: flows that waited for an address move to this link as it comes up, and
+            // their first RSYN is relayed through that rule when both ends moved (docs/engine.md, "Both ends move").
+            EnsureDefaultRouterRule();
             Engine.SetInterfaceUp(index, true, Now);
         }
     }
