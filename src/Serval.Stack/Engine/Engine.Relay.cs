@@ -20,7 +20,8 @@ public sealed partial class Engine
     /// <see cref="EngineOptions.RelayHold"/>, so that it goes again, at once, to the service's new registration if
     /// that registration moves meanwhile. When both ends of a connection move at the same moment, the mover's RSYN
     /// often reaches the router before the peer's registration from its new address does; without this, it would wait
-    /// for the mover's next retransmission (its backoff). A newer copy from the same flow replaces the one kept.
+    /// for the mover's next retransmission (its backoff). A newer copy for the same flow (both flowIDs) replaces the
+    /// one kept, also when it comes from another address (the mover moved again).
     /// </summary>
     private void HoldRelay(in SalPacketRepr p, ReadOnlySpan<byte> packet, EngineInterface iface, LinkAddress source, LinkAddress destination, int hopLimit, LinkAddress sentTo, TimeSpan now)
     {
@@ -30,10 +31,9 @@ public sealed partial class Engine
         }
 
         ExpireHeldRelays(now);
-        var origin = p.SourceRoute is { } route ? route.First : source;
         for (var node = _heldRelays.First; node is not null; node = node.Next)
         {
-            if (node.Value.SourceFlow == p.SourceFlow && node.Value.Origin.SameAddress(origin))
+            if (node.Value.SourceFlow == p.SourceFlow && node.Value.DestinationFlow == p.DestinationFlow)
             {
                 _heldRelays.Remove(node);
                 break;
@@ -45,7 +45,7 @@ public sealed partial class Engine
             _heldRelays.RemoveFirst();
         }
 
-        _heldRelays.AddLast(new HeldRelay(p.SourceFlow, origin, p.DestinationService!.Value, packet.ToArray(), iface.Index, source, destination, hopLimit, sentTo, now + _options.RelayHold));
+        _heldRelays.AddLast(new HeldRelay(p.SourceFlow, p.DestinationFlow, p.DestinationService!.Value, packet.ToArray(), iface.Index, source, destination, hopLimit, sentTo, now + _options.RelayHold));
     }
 
     /// <summary>The service table changed: the held relayed RSYNs are checked at the next poll.</summary>
@@ -130,5 +130,5 @@ public sealed partial class Engine
     }
 
     /// <summary>A relayed RSYN kept by a service router: the packet as received, where it came from and where it went.</summary>
-    private sealed record HeldRelay(FlowId SourceFlow, LinkAddress Origin, ServiceId Service, byte[] Packet, int Interface, LinkAddress Source, LinkAddress Destination, int HopLimit, LinkAddress SentTo, TimeSpan ExpiresAt);
+    private sealed record HeldRelay(FlowId SourceFlow, FlowId DestinationFlow, ServiceId Service, byte[] Packet, int Interface, LinkAddress Source, LinkAddress Destination, int HopLimit, LinkAddress SentTo, TimeSpan ExpiresAt);
 }
