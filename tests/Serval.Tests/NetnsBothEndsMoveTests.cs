@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using System.Net.Sockets;
 using System.Security.Cryptography;
 using Serval.Links;
 using Serval.Netns;
@@ -99,6 +100,67 @@ public sealed class NetnsBothEndsMoveTests(ITestOutputHelper output)
         Assert.Equal(0, client.Counters.RsynsRelayed);
         Assert.Equal(0, client.Counters.MigrationsCompleted);
         Assert.True(client.Counters.MigrationsFailed >= 1);
+    }
+
+    [Fact]
+    public async Task A_forged_relayed_rsyn_with_a_wrong_nonce_is_forwarded_by_the_router_and_dropped_by_the_peer()
+    {
+        Assert.SkipUnless(NetNamespace.IsSupported, NetNamespace.UnsupportedReason ?? string.Empty);
+        var ct = TestNet.Timeout(60);
+        await using var net = BothMoveNet.Create();
+        await using var router = net.StartRouter();
+        await using var server = net.StartServer();
+        await using var client = net.StartClient();
+        await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(Svc) }, ct);
+        await PollAsync(() => RouterTargets(router).SequenceEqual([BothMoveNet.Udp(BothMoveNet.ServerA)]), "the router's rule toward the server", ct);
+        await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Svc }, ct);
+        await using var accepted = await listener.AcceptConnectionAsync(ct);
+        await ExchangeAsync(connection, accepted, 1, ct);
+
+        // An off-path host that learned both flowIDs (not the nonce) sends an RSYN towards the service from another
+        // address: the router relays it like the client's own, the server must not move the flow there.
+        var flow = (await connection.GetFlowInfoAsync(ct))!;
+        var forged = new SalPacketRepr
+        {
+            SourceFlow = flow.LocalFlow,
+            DestinationFlow = flow.PeerFlow,
+            Protocol = SalPacketRepr.ProtocolTcp,
+            Control = new SalControl(SalControlFlags.Rsyn, 12345, 0, new Nonce(0x0badc0de0badc0de)),
+            ControlOnly = true,
+            DestinationService = Svc,
+        };
+        var attacker = LinkAddress.Parse($"{BothMoveNet.ClientA}:40000");
+        var routerAddress = BothMoveNet.Udp(BothMoveNet.RouterAddress);
+        var buffer = new byte[256];
+        var n = forged.Emit(buffer, [], TransportPseudoHeader.ForLink(attacker, routerAddress));
+        Assert.True(n > 0);
+        var forwardedBefore = router.Counters.Forwarded;
+        using (var socket = net.Client.Invoke(() => new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp)))
+        {
+            socket.Bind(new IPEndPoint(IPAddress.Parse(BothMoveNet.ClientA), 40000));
+            socket.SendTo(buffer.AsSpan(0, n), SocketFlags.None, new IPEndPoint(IPAddress.Parse(BothMoveNet.RouterAddress), ServalInfo.DefaultUdpPort));
+        }
+
+        await PollAsync(() => server.Counters.BadNonce >= 1, "the server to drop the forged RSYN", ct);
+        output.WriteLine($"forged relayed RSYN: router forwarded {router.Counters.Forwarded - forwardedBefore}, server bad nonce {server.Counters.BadNonce}");
+        Assert.Equal(1, router.Counters.Forwarded - forwardedBefore);
+        var serverFlow = (await accepted.GetFlowInfoAsync(ct))!;
+        Assert.Equal(MigrationState.None, serverFlow.Migration);
+        Assert.Equal(BothMoveNet.Udp(BothMoveNet.ClientA), serverFlow.PeerAddress);
+        Assert.Equal(0, server.Counters.MigrationsStarted);
+        await ExchangeAsync(connection, accepted, 2, ct);
+    }
+
+    /// <summary>One byte each way, as an echo.</summary>
+    private static async Task ExchangeAsync(ServalConnection client, ServalConnection server, byte value, CancellationToken ct)
+    {
+        var one = new byte[1];
+        await client.GetStream().WriteAsync(new[] { value }, ct);
+        await server.GetStream().ReadExactlyAsync(one, ct);
+        Assert.Equal(value, one[0]);
+        await server.GetStream().WriteAsync(one, ct);
+        await client.GetStream().ReadExactlyAsync(one, ct);
+        Assert.Equal(value, one[0]);
     }
 
     /// <summary>The router's FORWARD targets for <see cref="Svc"/>.</summary>
