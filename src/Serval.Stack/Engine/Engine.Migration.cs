@@ -122,6 +122,28 @@ public sealed partial class Engine
         }
     }
 
+    /// <summary>
+    /// Sends every outstanding RSYN (ours, unanswered, from an up interface) again now — with its relayed copy — without
+    /// touching its retransmission timer or count: the caller learned that a copy sent a moment ago may have found no
+    /// route (a route was just added, docs/runtime.md). Returns how many were sent.
+    /// </summary>
+    public int ResendRsyns(TimeSpan now)
+    {
+        _now = now;
+        var n = 0;
+        foreach (var flow in _flows.Values)
+        {
+            if (flow.State != SalState.Closed && flow.Migration is MigrationState.RsynSent or MigrationState.RsynSentReceived
+                && flow.ControlPending && (flow.ControlFlags & SalControlFlags.Rsyn) != 0 && !HasNoPath(flow))
+            {
+                SendControlOnly(flow, flow.ControlFlags, flow.ControlVerno);
+                n++;
+            }
+        }
+
+        return n;
+    }
+
     /// <summary>The first up, non-loopback interface of <paramref name="peer"/>'s address family, or null.</summary>
     private EngineInterface? FirstUpInterfaceFor(LinkAddress peer)
     {

@@ -209,6 +209,21 @@ internal sealed partial class EngineDriver
         }
     }
 
+    /// <summary>
+    /// The interface monitor saw a route added (engine thread): every outstanding RSYN is sent again at once. A flow
+    /// moving to a new address sends its RSYN the moment the address's link comes up, which can be before the new
+    /// default route exists (an address, then its route, as <c>ip</c> and DHCP clients add them): that copy is refused by
+    /// the kernel and would otherwise wait for the retransmission timer (at least 200 ms).
+    /// </summary>
+    public void OnRouteAdded()
+    {
+        var n = Engine.ResendRsyns(Now);
+        if (n > 0)
+        {
+            MigrationLog.RsynsResent(Logger, Name, n);
+        }
+    }
+
     private bool IsLinkUp(int link) => (uint)link < (uint)_slots.Length && _slots[link].Up;
 
     /// <summary>The monitor saw <paramref name="link"/>'s interface or address change state (engine thread).</summary>
@@ -341,6 +356,9 @@ internal sealed partial class EngineDriver
 
         [Microsoft.Extensions.Logging.LoggerMessage(EventId = 713, Level = Microsoft.Extensions.Logging.LogLevel.Information, Message = "Serval host {Host}: {Count} flow(s) of service {Prefix} moving to link {Link}")]
         public static partial void MigratedService(Microsoft.Extensions.Logging.ILogger logger, string host, int count, ServicePrefix prefix, int link);
+
+        [Microsoft.Extensions.Logging.LoggerMessage(EventId = 716, Level = Microsoft.Extensions.Logging.LogLevel.Debug, Message = "Serval host {Host}: a route was added; {Count} outstanding RSYN(s) sent again")]
+        public static partial void RsynsResent(Microsoft.Extensions.Logging.ILogger logger, string host, int count);
 
         [Microsoft.Extensions.Logging.LoggerMessage(EventId = 714, Level = Microsoft.Extensions.Logging.LogLevel.Information, Message = "Serval host {Host}: flow {Flow} moving to link {Link}")]
         public static partial void MigratedFlow(Microsoft.Extensions.Logging.ILogger logger, string host, FlowId flow, int link);
