@@ -16,8 +16,16 @@
 #                                 the sender's two interfaces (MIGRATION_COUNT, MIGRATION_TRIGGER=explicit|link-state,
 #                                 MIGRATION_BOTTLENECK_MBPS=300, 0 for none); MIGRATION_TRIGGER=renumber: one veth, the
 #                                 sender's only address replaced by one in the other subnet each time (a link policy
-#                                 follows it), gap = longest pause in delivery:
+#                                 follows it), gap = longest pause in delivery; MIGRATION_TRIGGER=both: client and server
+#                                 in two namespaces behind a service router namespace, both renumbered at once (neither
+#                                 reaches the other's last address; the RSYN relayed by the router reconnects them):
 #                                 migration: gap_ms_p50=<n> gap_ms_p99=<n> failed=<n> bytes_lost=<n>
+#   bench/run.sh mobility         (root) migration with MIGRATION_TRIGGER=renumber and =both (MOBILITY_MOVES, default 100
+#                                 each), delay-release, and adhoc when this tree has it (else adhoc_connect_ms=NA);
+#                                 failed and bytes_lost are the sums; delay_release_ms is delay-release's p99 (rule
+#                                 added -> held SYN handed to the link); adhoc_connect_ms is adhoc's connect_ms_p50:
+#                                 mobility: renumber_gap_ms_p50=<n> renumber_gap_ms_p99=<n> both_gap_ms_p50=<n> both_gap_ms_p99=<n>
+#                                   failed=<n> bytes_lost=<n> adhoc_connect_ms=<n> delay_release_ms=<n>
 #   bench/run.sh http             one Kestrel app on loopback, on TCP and on a Serval service (UDP encapsulation):
 #                                 small GETs/s with 16 concurrent requests and large-upload goodput, HttpClient against
 #                                 each in the same run (HTTP_ARGS="SECONDS UPLOAD_MIB", default "5 512"):
@@ -53,11 +61,32 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 usage() {
   echo "usage: $0 NAME" >&2
-  echo "  names: wire service-table stream-sim stream-veth connect-rate registration delay-release migration http hostile" >&2
+  echo "  names: wire service-table stream-sim stream-veth connect-rate registration delay-release migration mobility http hostile" >&2
   exit 2
 }
 
 [ $# -eq 1 ] || usage
+
+# Builds the benchmarks, unless a caller that already did (mobility) says so.
+build() {
+  [ "${SERVAL_BENCH_BUILT:-0}" = 1 ] || dotnet build "$project" -c Release --nologo -v quiet >&2
+}
+
+# The value of KEY=<v> in a summary line.
+field() {
+  printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1
+}
+
+# Runs "$0 NAME" with the given environment, its output to stderr; prints its last line (empty when it failed).
+summary_of() {
+  local name=$1 log
+  shift
+  log=$(mktemp)
+  if env "$@" SERVAL_BENCH_BUILT=1 "$0" "$name" 2>&1 | tee "$log" >&2; then
+    tail -n 1 "$log"
+  fi
+  rm -f "$log"
+}
 
 case "$1" in
   wire)
@@ -86,14 +115,40 @@ case "$1" in
     dotnet "$binary" registration ${REGISTRATION_ARGS:-100 500 200}
     ;;
   delay-release)
-    dotnet build "$project" -c Release --nologo -v quiet >&2
+    build
     # Bounded: every sample has a 10 s deadline.
     timeout 600 dotnet "$binary" delay-release "${DELAY_RELEASE_SAMPLES:-200}"
     ;;
   migration)
-    dotnet build "$project" -c Release --nologo -v quiet >&2
+    build
     # Bounded: at most 180 s inside the program; namespaces and processes are removed on every exit path.
     timeout 300 dotnet "$binary" migration "${MIGRATION_COUNT:-100}" "${MIGRATION_TRIGGER:-explicit}" "${MIGRATION_BOTTLENECK_MBPS:-300}"
+    ;;
+  mobility)
+    build
+    moves=${MOBILITY_MOVES:-100}
+    renumber=$(summary_of migration MIGRATION_COUNT="$moves" MIGRATION_TRIGGER=renumber)
+    both=$(summary_of migration MIGRATION_COUNT="$moves" MIGRATION_TRIGGER=both)
+    release=$(summary_of delay-release)
+    adhoc_ms=NA
+    adhoc_failed=0
+    if grep -q '^  adhoc)' "${BASH_SOURCE[0]}"; then
+      adhoc=$(summary_of adhoc)
+      case "$adhoc" in
+        adhoc:*)
+          adhoc_ms=$(field "$adhoc" connect_ms_p50)
+          adhoc_failed=$(field "$adhoc" failed)
+          ;;
+        *) echo "mobility: bench/run.sh adhoc gave no summary line" >&2 ;;
+      esac
+    fi
+    for line in "$renumber" "$both" "$release"; do
+      [ -n "$line" ] || { echo "mobility: a part failed (see above)" >&2; exit 1; }
+    done
+    failed=$(( $(field "$renumber" failed) + $(field "$both" failed) + ${adhoc_failed:-0} ))
+    lost=$(( $(field "$renumber" bytes_lost) + $(field "$both" bytes_lost) ))
+    echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+    echo "mobility: renumber_gap_ms_p50=$(field "$renumber" gap_ms_p50) renumber_gap_ms_p99=$(field "$renumber" gap_ms_p99) both_gap_ms_p50=$(field "$both" gap_ms_p50) both_gap_ms_p99=$(field "$both" gap_ms_p99) failed=$failed bytes_lost=$lost adhoc_connect_ms=$adhoc_ms delay_release_ms=$(field "$release" p99)"
     ;;
   http)
     dotnet build "$project" -c Release --nologo -v quiet >&2

@@ -38,9 +38,9 @@ internal static class MigrationBenchmark
         var migrations = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 100;
         var trigger = args.Length > 1 ? args[1] : "explicit";
         var rateMbps = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 300;
-        if (trigger is not ("explicit" or "link-state" or "renumber") || migrations is < 1 or > 10_000 || rateMbps is < 0 or > 100_000)
+        if (trigger is not ("explicit" or "link-state" or "renumber" or "both") || migrations is < 1 or > 10_000 || rateMbps is < 0 or > 100_000)
         {
-            Console.Error.WriteLine("usage: migration [COUNT (1-10000)] [explicit|link-state|renumber] [RATE_MBPS (bottleneck; 0: none)]");
+            Console.Error.WriteLine("usage: migration [COUNT (1-10000)] [explicit|link-state|renumber|both] [RATE_MBPS (bottleneck; 0: none)]");
             return 2;
         }
 
@@ -53,6 +53,11 @@ internal static class MigrationBenchmark
         if (trigger == "renumber")
         {
             return await RunRenumberAsync(migrations, rateMbps);
+        }
+
+        if (trigger == "both")
+        {
+            return await RunBothAsync(migrations, rateMbps);
         }
 
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(180));
@@ -221,7 +226,8 @@ internal static class MigrationBenchmark
     /// Each migration replaces the mobile host's only address by one in the other subnet, with the new default route,
     /// in one <c>ip -batch</c> (10.62.1.1 ↔ 10.62.2.1): the interface monitor retires the old link and creates one for
     /// the new address, and the engine moves the flow to it. The gap is the longest pause in delivery to the receiving
-    /// application from the trigger until the flow runs on the new address again.
+    /// application from the trigger until the flow runs on the new address again. One renumbering before the measured
+    /// ones warms up (the process's first link creation and retirement run cold code) and is not measured.
     /// </summary>
     private static async Task<int> RunRenumberAsync(int migrations, int rateMbps)
     {
@@ -272,13 +278,16 @@ internal static class MigrationBenchmark
         try
         {
             var (from, to, gateway) = (MobileA, MobileB, "10.62.2.2");
-            for (var m = 0; m < migrations; m++)
+            // Move -1 warms up (the first link creation and retirement of the process run cold code): not measured.
+            for (var m = -1; m < migrations; m++)
             {
                 await File.WriteAllLinesAsync(batch, [$"addr del {from}/24 dev mv0", $"addr add {to}/24 dev mv0", $"route replace default via {gateway}"], ct);
                 var renumbered = LinkAddress.Parse($"{to}:{ServalInfo.DefaultUdpPort}");
+                var rsynBefore = mobile.Counters.MigrationTimeTotal;
                 var t0 = Stopwatch.GetTimestamp();
                 probe.WatchPauses(t0);
                 mobileNs.Ip("-batch", batch);
+                var t1 = Stopwatch.GetTimestamp();
 
                 // Settled: the flow runs from the new address and the receiver has had another MiB since.
                 var moved = await WaitAsync(
@@ -293,9 +302,19 @@ internal static class MigrationBenchmark
                     failed++;
                     Console.Error.WriteLine($"renumbering {m} ({from} -> {to}): {(moved ? "no data after the move" : "the flow did not settle on the new address")} within 5 s");
                 }
+                else if (m < 0)
+                {
+                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"warm-up move (not measured): gap_ms={Stopwatch.GetElapsedTime(0, pause).TotalMilliseconds:F1}"));
+                }
                 else
                 {
                     gaps.Add(Stopwatch.GetElapsedTime(0, pause).TotalMilliseconds);
+                    if (Environment.GetEnvironmentVariable("MIGRATION_VERBOSE") == "1")
+                    {
+                        Console.Error.WriteLine(string.Create(
+                            CultureInfo.InvariantCulture,
+                            $"move {m}: gap_ms={Stopwatch.GetElapsedTime(0, pause).TotalMilliseconds:F1} ip_batch_ms={Stopwatch.GetElapsedTime(t0, t1).TotalMilliseconds:F1} rsyn_ms={(mobile.Counters.MigrationTimeTotal - rsynBefore).TotalMilliseconds:F1}"));
+                    }
                 }
 
                 (from, to, gateway) = (to, from, gateway == "10.62.2.2" ? "10.62.1.2" : "10.62.2.2");
@@ -320,6 +339,159 @@ internal static class MigrationBenchmark
             Console.Error.WriteLine(string.Create(
                 CultureInfo.InvariantCulture,
                 $"gap_ms min={gaps[0]:F3} p50={Percentile(gaps, 0.5):F3} p90={Percentile(gaps, 0.9):F3} p99={Percentile(gaps, 0.99):F3} max={gaps[^1]:F3}; engine: stranded={mobile.Counters.FlowsStranded} started={mobile.Counters.MigrationsStarted} completed={mobile.Counters.MigrationsCompleted} failed={mobile.Counters.MigrationsFailed} network_down={mobile.Counters.StrandedTimeouts} rsyn_rtt_max_ms={mobile.Counters.MigrationTimeMax.TotalMilliseconds:F3}"));
+        }
+
+        var p50 = gaps.Count > 0 ? Percentile(gaps, 0.5) : double.NaN;
+        var p99 = gaps.Count > 0 ? Percentile(gaps, 0.99) : double.NaN;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"migration: gap_ms_p50={p50:F2} gap_ms_p99={p99:F2} failed={failed} bytes_lost={lost}"));
+        return 0;
+    }
+
+    /// <summary>
+    /// <c>MIGRATION_TRIGGER=both</c>: both ends move at once (docs/engine.md, "Both ends move"). Three namespaces: the
+    /// client (<c>c0</c>) and the server (<c>s0</c>) each have one veth to a router namespace whose ends carry the old
+    /// and the new subnet of each side and which forwards IPv4; a service router runs there (10.66.9.1, on its loopback).
+    /// The server registers its service with the router, the client connects by service name through it; both have a
+    /// link policy instead of explicit links. Each migration deletes both ends' addresses (so that neither end's RSYN
+    /// can reach the other's last address), then gives each one in its other subnet with the new default route
+    /// (client 10.66.1.1 ↔ 10.66.3.1, server 10.66.2.1 ↔ 10.66.4.1), all six changes sent by rtnetlink from this
+    /// process (<see cref="NetlinkAddresses"/>, well under a millisecond together, where starting six <c>ip</c>
+    /// processes on a busy machine takes tens): only the RSYN the client relays through the router, to the server's
+    /// registration from its new address, reconnects them. The gap is the longest pause in
+    /// delivery to the receiving application (the server) from the trigger until the flow runs between the new addresses
+    /// again and another MiB has arrived. One move before the measured ones warms up and is not measured.
+    /// </summary>
+    private static async Task<int> RunBothAsync(int migrations, int rateMbps)
+    {
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(180));
+        var ct = deadline.Token;
+        await using var clientNs = NetNamespace.Create("bcli");
+        await using var routerNs = NetNamespace.Create("brtr");
+        await using var serverNs = NetNamespace.Create("bsrv");
+        routerNs.Sysctl("net.ipv4.ip_forward", "1");
+        Veth.Connect(clientNs, "c0", "10.66.1.1/24", routerNs, "r1", "10.66.1.254/24");
+        Veth.Connect(serverNs, "s0", "10.66.2.1/24", routerNs, "r2", "10.66.2.254/24");
+        routerNs.Ip("addr", "add", "10.66.3.254/24", "dev", "r1");
+        routerNs.Ip("addr", "add", "10.66.4.254/24", "dev", "r2");
+        routerNs.Ip("addr", "add", "10.66.9.1/32", "dev", "lo");
+        clientNs.Ip("route", "add", "default", "via", "10.66.1.254");
+        serverNs.Ip("route", "add", "default", "via", "10.66.2.254");
+        if (rateMbps > 0)
+        {
+            clientNs.Ip("link", "set", "dev", "c0", "txqueuelen", "1000");
+            clientNs.Exec("tc", "qdisc", "replace", "dev", "c0", "root", "tbf", "rate", $"{rateMbps}mbit", "burst", "32kb", "latency", "2ms");
+        }
+
+        var routerAddress = LinkAddress.Parse($"10.66.9.1:{ServalInfo.DefaultUdpPort}");
+        await using var router = routerNs.Invoke(() => ServalHost.StartAsync(new ServalHostOptions
+        {
+            Name = "router",
+            Links = [new UdpLink(IPAddress.Parse("10.66.9.1"))],
+            Engine = EngineOptions.Default with { Mode = EngineMode.ServiceRouter },
+            RouterControl = new Stack.ControlPlane.RouterControllerOptions(),
+        }).AsTask().GetAwaiter().GetResult());
+        await using var server = serverNs.Invoke(() => ServalHost.StartAsync(new ServalHostOptions
+        {
+            Name = "server",
+            LinkPolicies = [new LinkPolicy { IPv6 = false }],
+            RegisterWithRouter = routerAddress,
+        }).AsTask().GetAwaiter().GetResult());
+        await using var client = clientNs.Invoke(() => ServalHost.StartAsync(new ServalHostOptions
+        {
+            Name = "client",
+            LinkPolicies = [new LinkPolicy { IPv6 = false }],
+            DefaultRouter = routerAddress,
+        }).AsTask().GetAwaiter().GetResult());
+
+        var service = ServiceId.FromName("bench.migration.both");
+        await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(service) }, ct);
+        var registered = await WaitAsync(
+            () => router.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(service) && r.Target.Type == Stack.Services.ServiceTargetType.Forward),
+            TimeSpan.FromSeconds(10),
+            ct);
+        if (!registered)
+        {
+            Console.Error.WriteLine("migration: the server's registration did not reach the router within 10 s");
+            return 1;
+        }
+
+        var accept = listener.AcceptConnectionAsync(ct);
+        await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = service }, ct);
+        await using var accepted = await accept;
+        var probe = new ReceiveProbe();
+        var stream = BenchStream.Start(connection, accepted, probe, 16 * 1024, ct);
+        await WaitAsync(() => probe.Total >= 32L * 1024 * 1024, TimeSpan.FromSeconds(30), ct);
+
+        var gaps = new List<double>();
+        var failed = 0;
+        using var clientRoutes = NetlinkAddresses.Open(clientNs, "c0");
+        using var serverRoutes = NetlinkAddresses.Open(serverNs, "s0");
+        var clock = Stopwatch.StartNew();
+        var (clientFrom, clientTo, clientGateway) = ("10.66.1.1", "10.66.3.1", "10.66.3.254");
+        var (serverFrom, serverTo, serverGateway) = ("10.66.2.1", "10.66.4.1", "10.66.4.254");
+        // Move -1 warms up (the first link creation and retirement of the process run cold code): not measured.
+        for (var m = -1; m < migrations; m++)
+        {
+            var clientNew = LinkAddress.Parse($"{clientTo}:{ServalInfo.DefaultUdpPort}");
+            var serverNew = LinkAddress.Parse($"{serverTo}:{ServalInfo.DefaultUdpPort}");
+            var (resentBefore, retransmitsBefore, serverRetransmitsBefore) = (router.Counters.RelaysResent, client.Counters.ControlRetransmissions, server.Counters.ControlRetransmissions);
+            var t0 = Stopwatch.GetTimestamp();
+            probe.WatchPauses(t0);
+            clientRoutes.DeleteAddress(IPAddress.Parse(clientFrom), 24);
+            serverRoutes.DeleteAddress(IPAddress.Parse(serverFrom), 24);
+            clientRoutes.AddAddress(IPAddress.Parse(clientTo), 24);
+            clientRoutes.ReplaceDefaultRoute(IPAddress.Parse(clientGateway));
+            serverRoutes.AddAddress(IPAddress.Parse(serverTo), 24);
+            serverRoutes.ReplaceDefaultRoute(IPAddress.Parse(serverGateway));
+            var t1 = Stopwatch.GetTimestamp();
+
+            var moved = await WaitAsync(
+                async () => (await connection.GetFlowInfoAsync(ct)) is { Migration: MigrationState.None } f && f.LocalAddress == clientNew && f.PeerAddress == serverNew,
+                TimeSpan.FromSeconds(5),
+                ct);
+            var t2 = Stopwatch.GetTimestamp();
+            var total = probe.Total;
+            var flowing = moved && await WaitAsync(() => probe.Total >= total + (1024 * 1024), TimeSpan.FromSeconds(5), ct);
+            var pause = probe.StopWatchingPauses();
+            if (!moved || !flowing)
+            {
+                failed++;
+                var f = await connection.GetFlowInfoAsync(ct);
+                Console.Error.WriteLine($"both moving {m} (client {clientFrom} -> {clientTo}, server {serverFrom} -> {serverTo}): {(moved ? "no data after the move" : $"the flow did not settle on the new addresses ({f?.LocalAddress} -> {f?.PeerAddress}, {f?.Migration})")} within 5 s");
+            }
+            else if (m < 0)
+            {
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"warm-up move (not measured): gap_ms={Stopwatch.GetElapsedTime(0, pause).TotalMilliseconds:F1}"));
+            }
+            else
+            {
+                gaps.Add(Stopwatch.GetElapsedTime(0, pause).TotalMilliseconds);
+                if (Environment.GetEnvironmentVariable("MIGRATION_VERBOSE") == "1")
+                {
+                    Console.Error.WriteLine(string.Create(
+                        CultureInfo.InvariantCulture,
+                        $"move {m}: gap_ms={Stopwatch.GetElapsedTime(0, pause).TotalMilliseconds:F1} addresses_changed_ms={Stopwatch.GetElapsedTime(t0, t1).TotalMilliseconds:F2} settled_seen_ms={Stopwatch.GetElapsedTime(t0, t2).TotalMilliseconds:F1} relays_resent={router.Counters.RelaysResent - resentBefore} control_retransmissions client={client.Counters.ControlRetransmissions - retransmitsBefore} server={server.Counters.ControlRetransmissions - serverRetransmitsBefore} send_errors client={client.Links.Sum(l => l.Counters.SendErrors)} server={server.Links.Sum(l => l.Counters.SendErrors)}"));
+                }
+            }
+
+            (clientFrom, clientTo, clientGateway) = (clientTo, clientFrom, clientGateway == "10.66.3.254" ? "10.66.1.254" : "10.66.3.254");
+            (serverFrom, serverTo, serverGateway) = (serverTo, serverFrom, serverGateway == "10.66.4.254" ? "10.66.2.254" : "10.66.4.254");
+            await Task.Delay(10, ct);
+        }
+
+        var elapsed = clock.Elapsed;
+        var (total0, lost) = await stream.FinishAsync(probe);
+        var engineFailed = client.Counters.MigrationsFailed + client.Counters.StrandedTimeouts + server.Counters.MigrationsFailed + server.Counters.StrandedTimeouts;
+        failed = (int)Math.Max(failed, engineFailed);
+        gaps.Sort();
+        Console.Error.WriteLine(string.Create(
+            CultureInfo.InvariantCulture,
+            $"trigger=both bottleneck_mbps={(rateMbps == 0 ? "none" : rateMbps.ToString(CultureInfo.InvariantCulture))} migrations={migrations} measured={gaps.Count} elapsed_s={elapsed.TotalSeconds:F1} bytes={total0}"));
+        if (gaps.Count > 0)
+        {
+            Console.Error.WriteLine(string.Create(
+                CultureInfo.InvariantCulture,
+                $"gap_ms min={gaps[0]:F3} p50={Percentile(gaps, 0.5):F3} p90={Percentile(gaps, 0.9):F3} p99={Percentile(gaps, 0.99):F3} max={gaps[^1]:F3}; client: relayed={client.Counters.RsynsRelayed} started={client.Counters.MigrationsStarted} completed={client.Counters.MigrationsCompleted} failed={client.Counters.MigrationsFailed} control_retransmissions={client.Counters.ControlRetransmissions}; server: started={server.Counters.MigrationsStarted} completed={server.Counters.MigrationsCompleted} failed={server.Counters.MigrationsFailed}; router: forwarded={router.Counters.Forwarded} relays_resent={router.Counters.RelaysResent}"));
         }
 
         var p50 = gaps.Count > 0 ? Percentile(gaps, 0.5) : double.NaN;

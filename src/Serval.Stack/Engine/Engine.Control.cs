@@ -428,6 +428,11 @@ public sealed partial class Engine
             Min(giveUp);
         }
 
+        if (MigrationDeadline(flow) is { } migrationGiveUp)
+        {
+            Min(migrationGiveUp);
+        }
+
         if (flow.State == SalState.Respond)
         {
             Min(flow.PendingExpiresAt);
@@ -560,6 +565,11 @@ public sealed partial class Engine
 
         var stranded = flow.StrandedSince is not null && HasNoPath(flow);
         if (stranded && OnStrandedTimer(flow, now))
+        {
+            return;
+        }
+
+        if (OnMigrationDeadline(flow, now))
         {
             return;
         }

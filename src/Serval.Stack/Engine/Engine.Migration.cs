@@ -122,6 +122,28 @@ public sealed partial class Engine
         }
     }
 
+    /// <summary>
+    /// Sends every outstanding RSYN (ours, unanswered, from an up interface) again now — with its relayed copy — without
+    /// touching its retransmission timer or count: the caller learned that a copy sent a moment ago may have found no
+    /// route (a route was just added, docs/runtime.md). Returns how many were sent.
+    /// </summary>
+    public int ResendRsyns(TimeSpan now)
+    {
+        _now = now;
+        var n = 0;
+        foreach (var flow in _flows.Values)
+        {
+            if (flow.State != SalState.Closed && flow.Migration is MigrationState.RsynSent or MigrationState.RsynSentReceived
+                && flow.ControlPending && (flow.ControlFlags & SalControlFlags.Rsyn) != 0 && !HasNoPath(flow))
+            {
+                SendControlOnly(flow, flow.ControlFlags, flow.ControlVerno);
+                n++;
+            }
+        }
+
+        return n;
+    }
+
     /// <summary>The first up, non-loopback interface of <paramref name="peer"/>'s address family, or null.</summary>
     private EngineInterface? FirstUpInterfaceFor(LinkAddress peer)
     {
@@ -158,6 +180,33 @@ public sealed partial class Engine
 
         Counters.StrandedFailure();
         ResetFlow(flow, now, ServalError.NetworkDown);
+        return true;
+    }
+
+    /// <summary>
+    /// When our unanswered RSYN gives up: the flow's user timeout after the migration started (null: no RSYN of ours is
+    /// outstanding, the flow waits without a path — <see cref="StrandedDeadline"/> — or the user timeout is null). Without
+    /// it a migration whose peer cannot be found (both ends moved and no service router relays) would retransmit its RSYN
+    /// with exponential backoff for many minutes.
+    /// </summary>
+    private TimeSpan? MigrationDeadline(Flow flow) =>
+        flow.Migration is MigrationState.RsynSent or MigrationState.RsynSentReceived
+        && flow.ControlPending && (flow.ControlFlags & SalControlFlags.Rsyn) != 0
+        && !(flow.StrandedSince is not null && HasNoPath(flow))
+        && StrandedTimeout(flow) is { } timeout
+            ? flow.MigrationStartedAt + timeout
+            : null;
+
+    /// <summary>A migration unanswered for the user timeout fails with <see cref="ServalError.MigrationFailed"/>; true when it did.</summary>
+    private bool OnMigrationDeadline(Flow flow, TimeSpan now)
+    {
+        if (MigrationDeadline(flow) is not { } deadline || now < deadline)
+        {
+            return false;
+        }
+
+        Counters.MigrationFailed();
+        ResetFlow(flow, now, ServalError.MigrationFailed);
         return true;
     }
 

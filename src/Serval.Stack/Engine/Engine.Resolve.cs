@@ -269,6 +269,7 @@ public sealed partial class Engine
     /// <summary>The service table changed the entry of <paramref name="prefix"/> (called during the update).</summary>
     private void OnPrefixChanged(ServicePrefix prefix)
     {
+        OnRelayPrefixChanged(prefix);
         if (_delayed.Count == 0 || _recheckAllDelayed)
         {
             return;
@@ -419,6 +420,11 @@ public sealed partial class Engine
                 return;
             case ServiceTargetType.Forward:
                 Forward(rule, iface, source, hopLimit, p, payload, packet.Length, broadcast, now);
+                if (_options.Mode == EngineMode.ServiceRouter && IsRelayedRsyn(p))
+                {
+                    HoldRelay(p, packet, iface, source, destination, hopLimit, rule.Target.Address, now);
+                }
+
                 return;
             case ServiceTargetType.Delay:
                 if (_delayed.Count >= _options.DelayQueueCapacity)

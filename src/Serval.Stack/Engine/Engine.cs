@@ -274,6 +274,7 @@ public sealed partial class Engine
             RunTimers(now);
             ReleaseResolvable(now);
             ExpireDelayed(now);
+            ResendHeldRelays(now);
             FlushTransports(now);
             var moved = false;
             while (_loopback.TryDequeue(out var lo))
@@ -332,7 +333,7 @@ public sealed partial class Engine
             PopTimer(flow, at, TimeSpan.MinValue);
         }
 
-        if (_changedPrefixes.Count > 0 || _recheckAllDelayed)
+        if (_changedPrefixes.Count > 0 || _recheckAllDelayed || _recheckRelays)
         {
             return now; // held packets to re-check against the changed rules
         }

@@ -29,6 +29,7 @@ public sealed class EngineCounters
     private long _eventsDropped;
     private long _migrationsStarted;
     private long _rsynsRelayed;
+    private long _relaysResent;
     private long _migrationsCompleted;
     private long _migrationsFailed;
     private long _pathValidationFailures;
@@ -136,6 +137,12 @@ public sealed class EngineCounters
     /// </summary>
     public long RsynsRelayed => Volatile.Read(ref _rsynsRelayed);
 
+    /// <summary>
+    /// Relayed RSYNs a service router forwarded again, to a registration that moved after it first forwarded them
+    /// (docs/engine.md, "Both ends move"; <see cref="EngineOptions.RelayHold"/>).
+    /// </summary>
+    public long RelaysResent => Volatile.Read(ref _relaysResent);
+
     /// <summary>Migrations this host started that completed (RSYN|ACK received).</summary>
     public long MigrationsCompleted => Volatile.Read(ref _migrationsCompleted);
 
@@ -222,6 +229,8 @@ public sealed class EngineCounters
     internal void MigrationStarted() => _migrationsStarted++;
 
     internal void RsynRelayed() => _rsynsRelayed++;
+
+    internal void RelayResent() => _relaysResent++;
 
     internal void MigrationCompleted(TimeSpan took)
     {

@@ -105,6 +105,13 @@ public sealed record EngineOptions
     /// </summary>
     public bool RelayRsyn { get; init; } = true;
 
+    /// <summary>
+    /// How long a service router keeps an RSYN it relayed, to forward it again at once should the service's registration
+    /// move to another address meanwhile (docs/engine.md, "Both ends move"): the mover's RSYN often arrives before the
+    /// peer's registration from its own new address. At most 256 are kept. Zero keeps none. Default 2 s.
+    /// </summary>
+    public TimeSpan RelayHold { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>Checks every value; throws <see cref="ArgumentException"/> naming the bad one.</summary>
     public void Validate()
     {
@@ -117,6 +124,11 @@ public sealed record EngineOptions
         }
 
         Positive(InitialRto, nameof(InitialRto));
+        if (RelayHold < TimeSpan.Zero)
+        {
+            throw new ArgumentException($"RelayHold must not be negative; got {RelayHold}.", nameof(RelayHold));
+        }
+
         Positive(MinRto, nameof(MinRto));
         Positive(MaxRto, nameof(MaxRto));
         Positive(PendingRequestLifetime, nameof(PendingRequestLifetime));

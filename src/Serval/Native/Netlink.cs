@@ -17,6 +17,9 @@ internal static unsafe partial class Netlink
     public const uint GroupLink = 0x1;
     public const uint GroupIpv4Address = 0x10;
     public const uint GroupIpv6Address = 0x100;
+    public const uint GroupIpv4Route = 0x40;
+    public const uint GroupIpv6Route = 0x400;
+    public const ushort NewRoute = 24; // RTM_NEWROUTE
     public const uint InterfaceUp = 0x1;
     public const uint InterfaceRunning = 0x40;
     public const uint InterfaceLoopback = 0x8;
@@ -57,6 +60,28 @@ internal static unsafe partial class Netlink
 
     [LibraryImport(Libc, EntryPoint = "read", SetLastError = true)]
     public static partial nint Read(int fd, void* buffer, nuint length);
+
+    /// <summary>Whether the <paramref name="length"/> bytes at <paramref name="buffer"/> (netlink messages) hold one of <paramref name="type"/>.</summary>
+    public static bool HasMessage(byte* buffer, int length, ushort type)
+    {
+        for (var at = 0; at + 16 <= length;)
+        {
+            var messageLength = *(uint*)(buffer + at);
+            if (*(ushort*)(buffer + at + 4) == type)
+            {
+                return true;
+            }
+
+            if (messageLength < 16)
+            {
+                return false;
+            }
+
+            at += (int)((messageLength + 3) & ~3u);
+        }
+
+        return false;
+    }
 
     /// <summary>Opens a route netlink socket bound to <paramref name="groups"/> (0: requests only); -1 with errno on failure.</summary>
     public static int Open(uint groups, out int errno)

@@ -107,6 +107,9 @@ internal sealed partial class EngineDriver
         slot.Up = up;
         if (up)
         {
+            // The default router's rule first: flows that waited for an address move to this link as it comes up, and
+            // their first RSYN is relayed through that rule when both ends moved (docs/engine.md, "Both ends move").
+            EnsureDefaultRouterRule();
             Engine.SetInterfaceUp(index, true, Now);
         }
     }
@@ -203,6 +206,21 @@ internal sealed partial class EngineDriver
                 Engine.Services.Add(ServicePrefix.Default, ServiceTarget.Forward(_defaultRouter, i + 1), now: Now);
                 return;
             }
+        }
+    }
+
+    /// <summary>
+    /// The interface monitor saw a route added (engine thread): every outstanding RSYN is sent again at once. A flow
+    /// moving to a new address sends its RSYN the moment the address's link comes up, which can be before the new
+    /// default route exists (an address, then its route, as <c>ip</c> and DHCP clients add them): that copy is refused by
+    /// the kernel and would otherwise wait for the retransmission timer (at least 200 ms).
+    /// </summary>
+    public void OnRouteAdded()
+    {
+        var n = Engine.ResendRsyns(Now);
+        if (n > 0)
+        {
+            MigrationLog.RsynsResent(Logger, Name, n);
         }
     }
 
@@ -338,6 +356,9 @@ internal sealed partial class EngineDriver
 
         [Microsoft.Extensions.Logging.LoggerMessage(EventId = 713, Level = Microsoft.Extensions.Logging.LogLevel.Information, Message = "Serval host {Host}: {Count} flow(s) of service {Prefix} moving to link {Link}")]
         public static partial void MigratedService(Microsoft.Extensions.Logging.ILogger logger, string host, int count, ServicePrefix prefix, int link);
+
+        [Microsoft.Extensions.Logging.LoggerMessage(EventId = 716, Level = Microsoft.Extensions.Logging.LogLevel.Debug, Message = "Serval host {Host}: a route was added; {Count} outstanding RSYN(s) sent again")]
+        public static partial void RsynsResent(Microsoft.Extensions.Logging.ILogger logger, string host, int count);
 
         [Microsoft.Extensions.Logging.LoggerMessage(EventId = 714, Level = Microsoft.Extensions.Logging.LogLevel.Information, Message = "Serval host {Host}: flow {Flow} moving to link {Link}")]
         public static partial void MigratedFlow(Microsoft.Extensions.Logging.ILogger logger, string host, FlowId flow, int link);

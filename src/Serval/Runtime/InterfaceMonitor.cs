@@ -150,7 +150,7 @@ internal sealed unsafe partial class InterfaceMonitor : IDisposable
 
     private void Run()
     {
-        var events = Netlink.Open(Netlink.GroupLink | Netlink.GroupIpv4Address | Netlink.GroupIpv6Address, out var errno);
+        var events = Netlink.Open(Netlink.GroupLink | Netlink.GroupIpv4Address | Netlink.GroupIpv6Address | Netlink.GroupIpv4Route | Netlink.GroupIpv6Route, out var errno);
         var dump = events >= 0 ? Netlink.Open(0, out errno) : -1;
         if (events < 0 || dump < 0)
         {
@@ -169,6 +169,7 @@ internal sealed unsafe partial class InterfaceMonitor : IDisposable
         {
             var sequence = 0u;
             var first = true;
+            var routeAdded = false;
             var buffer = new byte[8192];
             var fds = stackalloc Netlink.PollFd[2];
             while (!_stopped)
@@ -191,6 +192,13 @@ internal sealed unsafe partial class InterfaceMonitor : IDisposable
                             (link, up) => _driver.Post(new AddLinkWorkItem(link, up)),
                             (link, up) => _driver.Post(new LinkStateWorkItem(link, up)));
                     }
+
+                    if (routeAdded)
+                    {
+                        // After any new link: a migration's RSYN that found no route a moment ago leaves again now.
+                        routeAdded = false;
+                        _driver.Post(new RouteAddedWorkItem());
+                    }
                 }
                 else
                 {
@@ -205,9 +213,11 @@ internal sealed unsafe partial class InterfaceMonitor : IDisposable
                 Netlink.Poll(fds, _wakeFd >= 0 ? 2u : 1u, (int)Math.Clamp(_interval.TotalMilliseconds, 10, int.MaxValue));
                 fixed (byte* b = buffer)
                 {
-                    // Drain: the content does not matter, the next dump reads the state.
-                    while (Netlink.Receive(events, b, (nuint)buffer.Length, LinuxSockets.MsgDontWait) > 0)
+                    // Drain: the next dump reads the state; only whether a route was added matters here.
+                    nint n;
+                    while ((n = Netlink.Receive(events, b, (nuint)buffer.Length, LinuxSockets.MsgDontWait)) > 0)
                     {
+                        routeAdded |= Netlink.HasMessage(b, (int)n, Netlink.NewRoute);
                     }
 
                     if (_wakeFd >= 0)
@@ -411,6 +421,16 @@ internal sealed unsafe partial class InterfaceMonitor : IDisposable
     private sealed class LinkStateWorkItem(ServalLink link, bool up) : IWorkItem
     {
         public void Execute(EngineDriver driver) => driver.ApplyObservedLinkState(link, up);
+
+        public void Abandon(Exception reason)
+        {
+        }
+    }
+
+    /// <summary>A route was added (engine thread): outstanding RSYNs are sent again (<see cref="EngineDriver.OnRouteAdded"/>).</summary>
+    private sealed class RouteAddedWorkItem : IWorkItem
+    {
+        public void Execute(EngineDriver driver) => driver.OnRouteAdded();
 
         public void Abandon(Exception reason)
         {
