@@ -30,6 +30,7 @@ public sealed class RouterDiscoveryController : IEngineController
     private readonly byte[] _send = new byte[ControlProtocol.AuthenticatedLength];
     private TokenBucket _bucket;
     private SocketHandle _socket;
+    private bool _enabled;
     private int _solicitsLeft;
     private TimeSpan _solicitAt;
     private uint _sequence;
@@ -74,14 +75,24 @@ public sealed class RouterDiscoveryController : IEngineController
     /// <summary>The socket advertisements arrive on (<see cref="SocketHandle.None"/> until started).</summary>
     public SocketHandle Socket => _socket;
 
-    /// <summary>Whether <see cref="Start"/> succeeded and <see cref="Stop"/> was not called.</summary>
+    /// <summary>Whether the controller listens for advertisements (started, and a link with a broadcast address was up).</summary>
     public bool Started => !_socket.IsNone;
 
-    /// <summary>Binds the advertisement serviceID and solicits advertisements on every link with a broadcast address.</summary>
+    /// <summary>
+    /// Starts discovery: as soon as an interface with a broadcast (or discovery multicast) address is up — now, or when
+    /// one comes up — binds the advertisement serviceID and solicits advertisements on every such link. A host without
+    /// such a link binds nothing.
+    /// </summary>
     /// <returns>The engine's error if the socket cannot be bound (another socket has the serviceID).</returns>
     public ServalError Start(TimeSpan now)
     {
-        if (Started)
+        _enabled = true;
+        return Bind(now);
+    }
+
+    private ServalError Bind(TimeSpan now)
+    {
+        if (Started || !_enabled || !LinkBroadcast.Interfaces(_engine).Any())
         {
             return ServalError.None;
         }
@@ -105,6 +116,7 @@ public sealed class RouterDiscoveryController : IEngineController
         }
 
         _routers.Clear();
+        _enabled = false;
         if (Started)
         {
             _engine.Close(_socket, now);
@@ -135,7 +147,10 @@ public sealed class RouterDiscoveryController : IEngineController
             case EngineEventKind.ServiceUnregistered:
                 _bound.Remove((engineEvent.Prefix, engineEvent.Socket.Value));
                 break;
-            case EngineEventKind.InterfaceUp when Started && _routers.Count == 0:
+            case EngineEventKind.InterfaceUp when !Started:
+                Bind(now);
+                break;
+            case EngineEventKind.InterfaceUp when _routers.Count == 0:
                 ScheduleSolicits(now);
                 break;
         }
