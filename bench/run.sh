@@ -18,6 +18,12 @@
 #                                 sender's only address replaced by one in the other subnet each time (a link policy
 #                                 follows it), gap = longest pause in delivery:
 #                                 migration: gap_ms_p50=<n> gap_ms_p99=<n> failed=<n> bytes_lost=<n>
+#   bench/run.sh adhoc            (root) zero configuration on one bridge: three namespaces, one UDP link each, no route,
+#                                 rule or router configured; ADHOC_CONNECTS (50) connects by serviceID over the
+#                                 broadcast default rule (connect call -> established), then a service router started in
+#                                 the third namespace (start -> it holds the server's registration, learned from its
+#                                 advertisement):
+#                                 adhoc: connect_ms_p50=<n> connect_ms_p99=<n> router_found_ms=<n> failed=<n>
 #   bench/run.sh http             one Kestrel app on loopback, on TCP and on a Serval service (UDP encapsulation):
 #                                 small GETs/s with 16 concurrent requests and large-upload goodput, HttpClient against
 #                                 each in the same run (HTTP_ARGS="SECONDS UPLOAD_MIB", default "5 512"):
@@ -53,7 +59,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 usage() {
   echo "usage: $0 NAME" >&2
-  echo "  names: wire service-table stream-sim stream-veth connect-rate registration delay-release migration http hostile" >&2
+  echo "  names: wire service-table stream-sim stream-veth connect-rate registration delay-release migration adhoc http hostile" >&2
   exit 2
 }
 
@@ -94,6 +100,11 @@ case "$1" in
     dotnet build "$project" -c Release --nologo -v quiet >&2
     # Bounded: at most 180 s inside the program; namespaces and processes are removed on every exit path.
     timeout 300 dotnet "$binary" migration "${MIGRATION_COUNT:-100}" "${MIGRATION_TRIGGER:-explicit}" "${MIGRATION_BOTTLENECK_MBPS:-300}"
+    ;;
+  adhoc)
+    dotnet build "$project" -c Release --nologo -v quiet >&2
+    # Bounded: at most 240 s inside the program; namespaces are removed on every exit path.
+    timeout 300 dotnet "$binary" adhoc "${ADHOC_CONNECTS:-50}"
     ;;
   http)
     dotnet build "$project" -c Release --nologo -v quiet >&2

@@ -68,7 +68,8 @@ public sealed record ServalHostOptions
     /// <see cref="RegisterWithRouter"/> nor <see cref="Stack.ControlPlane.HostControllerOptions.Routers"/>) and no
     /// <see cref="RouterControl"/>: once a link with a broadcast address is up, the host listens for router
     /// advertisements and solicits them, and registers its bound services with every router it hears (with the
-    /// <see cref="Registration"/> settings) until the router's advertised lifetime lapses. Default on; null disables it.
+    /// <see cref="Registration"/> settings) until the router's advertised lifetime lapses. Without its own key, the
+    /// registration key (if any) authenticates the advertisements too. Default on; null disables it.
     /// </summary>
     public Stack.ControlPlane.RouterDiscoveryOptions? RouterDiscovery { get; init; } = Stack.ControlPlane.RouterDiscoveryOptions.Default;
 

@@ -101,10 +101,12 @@ internal sealed partial class EngineDriver : IPacketSink
                 _controllers.Add(new Stack.ControlPlane.RouterAdvertiser(Engine, router, advertisement, random));
             }
         }
-        else if (options.RouterDiscovery is { } discovery && options.RegisterWithRouter.IsNone && options.Registration.Routers.Count == 0)
+        else if (options.RouterDiscovery is { } discovery && options.RegisterWithRouter.IsNone && options.Registration.Routers.Count == 0 && options.DefaultRouter.IsNone)
         {
             // No router configured: register with the routers the links hear (docs/control-protocol.md §12).
-            _controllers.Add(new Stack.ControlPlane.RouterDiscoveryController(Engine, discovery, options.Registration, random));
+            // A registration key also authenticates the advertisements unless discovery has its own.
+            var keyed = discovery.Key.IsEmpty && !options.Registration.Key.IsEmpty ? discovery with { Key = options.Registration.Key } : discovery;
+            _controllers.Add(new Stack.ControlPlane.RouterDiscoveryController(Engine, keyed, options.Registration, random));
         }
 
         if (options.Resolver is { } resolver)
