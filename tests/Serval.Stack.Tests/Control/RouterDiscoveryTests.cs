@@ -75,7 +75,7 @@ public sealed class RouterDiscoveryTests
 
         // A router appears: its first advertisement makes the server register Web with it.
         var (routerNode, router, advertiser) = lan.AddRouter();
-        Assert.True(lan.Net.RunUntil(() => router.GetRegistrations().Any(r => r.Prefix == ServicePrefix.Exact(Web)), TimeSpan.FromSeconds(1)), "the server did not register with the discovered router");
+        Assert.True(lan.Net.RunUntil(() => router.GetRegistrations().Any(r => r.Prefix == ServicePrefix.Exact(Web)), TimeSpan.FromMilliseconds(50)), "the server did not register with the discovered router within 50 ms");
         var found = Assert.Single(serverDiscovery.GetRouters());
         Assert.Equal(RouterAddr, found.Endpoint.Address);
         Assert.Equal(ControlProtocol.RouterServiceId, found.Endpoint.ServiceId);
