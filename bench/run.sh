@@ -26,6 +26,12 @@
 #                                 added -> held SYN handed to the link); adhoc_connect_ms is adhoc's connect_ms_p50:
 #                                 mobility: renumber_gap_ms_p50=<n> renumber_gap_ms_p99=<n> both_gap_ms_p50=<n> both_gap_ms_p99=<n>
 #                                   failed=<n> bytes_lost=<n> adhoc_connect_ms=<n> delay_release_ms=<n>
+#   bench/run.sh adhoc            (root) zero configuration on one bridge: three namespaces, one UDP link each, no route,
+#                                 rule or router configured; ADHOC_CONNECTS (50) connects by serviceID over the
+#                                 broadcast default rule (connect call -> established), then a service router started in
+#                                 the third namespace (start -> it holds the server's registration, learned from its
+#                                 advertisement):
+#                                 adhoc: connect_ms_p50=<n> connect_ms_p99=<n> router_found_ms=<n> failed=<n>
 #   bench/run.sh http             one Kestrel app on loopback, on TCP and on a Serval service (UDP encapsulation):
 #                                 small GETs/s with 16 concurrent requests and large-upload goodput, HttpClient against
 #                                 each in the same run (HTTP_ARGS="SECONDS UPLOAD_MIB", default "5 512"):
@@ -61,7 +67,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 usage() {
   echo "usage: $0 NAME" >&2
-  echo "  names: wire service-table stream-sim stream-veth connect-rate registration delay-release migration mobility http hostile" >&2
+  echo "  names: wire service-table stream-sim stream-veth connect-rate registration delay-release migration mobility adhoc http hostile" >&2
   exit 2
 }
 
@@ -149,6 +155,11 @@ case "$1" in
     lost=$(( $(field "$renumber" bytes_lost) + $(field "$both" bytes_lost) ))
     echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
     echo "mobility: renumber_gap_ms_p50=$(field "$renumber" gap_ms_p50) renumber_gap_ms_p99=$(field "$renumber" gap_ms_p99) both_gap_ms_p50=$(field "$both" gap_ms_p50) both_gap_ms_p99=$(field "$both" gap_ms_p99) failed=$failed bytes_lost=$lost adhoc_connect_ms=$adhoc_ms delay_release_ms=$(field "$release" p99)"
+    ;;
+  adhoc)
+    dotnet build "$project" -c Release --nologo -v quiet >&2
+    # Bounded: at most 240 s inside the program; namespaces are removed on every exit path.
+    timeout 300 dotnet "$binary" adhoc "${ADHOC_CONNECTS:-50}"
     ;;
   http)
     dotnet build "$project" -c Release --nologo -v quiet >&2

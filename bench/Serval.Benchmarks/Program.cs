@@ -32,6 +32,11 @@ if (args.Length > 0 && args[0] == "migration")
     return await MigrationBenchmark.RunAsync(args[1..]);
 }
 
+if (args.Length > 0 && args[0] == "adhoc")
+{
+    return await AdhocBenchmark.RunAsync(args[1..]);
+}
+
 if (args.Length > 0 && args[0] == "http")
 {
     return await HttpBenchmark.RunAsync(args[1..]);

@@ -38,6 +38,7 @@ public sealed partial class ServalHost
                 })],
                 Drains = [.. router.GetDrains().Select(x => new RouterDrain(x.Host, x.Prefix))],
                 Counters = router.Counters,
+                AdvertiserCounters = d.RouterAdvertiser?.Counters,
             };
         }).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
@@ -60,6 +61,20 @@ public sealed partial class ServalHost
         }
 
         return await Embedded(nameof(SetRouterDrainingAsync)).InvokeAsync(d => d.RouterController!.SetDraining(registeredHost, prefix, draining, d.Now)).WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// What router discovery (<see cref="ServalHostOptions.RouterDiscovery"/>) knows now: the routers heard and not yet
+    /// expired, with how many of this host's prefixes each acknowledged, and the counters. Null when the host runs no
+    /// discovery (routers configured, a router itself, or disabled); read on the engine thread.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The host is attached to servald.</exception>
+    public async ValueTask<RouterDiscoverySnapshot?> GetRouterDiscoveryAsync(CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return await Embedded(nameof(GetRouterDiscoveryAsync)).InvokeAsync(d => d.RouterDiscovery is { } discovery
+            ? new RouterDiscoverySnapshot { Routers = discovery.GetRouters(), Counters = discovery.Counters, Listening = discovery.Started }
+            : null).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private void RequireRouter()
@@ -85,6 +100,22 @@ public sealed record RouterSnapshot
 
     /// <summary>The controller's counters (live).</summary>
     public required RouterControllerCounters Counters { get; init; }
+
+    /// <summary>The router advertiser's counters (live), or null when the router does not advertise.</summary>
+    public RouterAdvertiserCounters? AdvertiserCounters { get; init; }
+}
+
+/// <summary>A snapshot of a host's router discovery (<see cref="ServalHost.GetRouterDiscoveryAsync"/>).</summary>
+public sealed record RouterDiscoverySnapshot
+{
+    /// <summary>Whether discovery listens (a link with a broadcast address came up).</summary>
+    public bool Listening { get; init; }
+
+    /// <summary>The routers heard and not expired.</summary>
+    public IReadOnlyList<DiscoveredRouter> Routers { get; init; } = [];
+
+    /// <summary>The discovery counters (live).</summary>
+    public required RouterDiscoveryCounters Counters { get; init; }
 }
 
 /// <summary>One registration held by a router controller.</summary>

@@ -64,6 +64,23 @@ public sealed record ServalHostOptions
     public Stack.ControlPlane.HostControllerOptions Registration { get; init; } = Stack.ControlPlane.HostControllerOptions.Default;
 
     /// <summary>
+    /// Router discovery (docs/control-protocol.md §12) for a host with no configured router (neither
+    /// <see cref="RegisterWithRouter"/> nor <see cref="Stack.ControlPlane.HostControllerOptions.Routers"/>) and no
+    /// <see cref="RouterControl"/>: once a link with a broadcast address is up, the host listens for router
+    /// advertisements and solicits them, and registers its bound services with every router it hears (with the
+    /// <see cref="Registration"/> settings) until the router's advertised lifetime lapses. Without its own key, the
+    /// registration key (if any) authenticates the advertisements too. Default on; null disables it.
+    /// </summary>
+    public Stack.ControlPlane.RouterDiscoveryOptions? RouterDiscovery { get; init; } = Stack.ControlPlane.RouterDiscoveryOptions.Default;
+
+    /// <summary>
+    /// With <see cref="RouterControl"/>: announce the router on every link with a broadcast address (router
+    /// advertisements, docs/control-protocol.md §12), so that hosts find it without configuration. Default on; null
+    /// disables it.
+    /// </summary>
+    public Stack.ControlPlane.RouterAdvertiserOptions? RouterAdvertisement { get; init; } = Stack.ControlPlane.RouterAdvertiserOptions.Default;
+
+    /// <summary>
     /// Runs the router controller: accepts registrations and installs (and expires) FORWARD rules for them. Use with
     /// <see cref="EngineOptions.Mode"/> = <see cref="EngineMode.ServiceRouter"/>; null (default) runs none.
     /// </summary>
@@ -175,6 +192,8 @@ public sealed record ServalHostOptions
         }
 
         RouterControl?.Validate();
+        RouterDiscovery?.Validate();
+        RouterAdvertisement?.Validate();
         Resolver?.Validate();
         PublishRegistrations?.Validate();
         if (PublishRegistrations is not null && RouterControl is null)

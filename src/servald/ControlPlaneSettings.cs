@@ -37,6 +37,9 @@ internal sealed class RouterSettings
     /// <summary>Whether to accept registrations (default true in ServiceRouter mode).</summary>
     public bool Enabled { get; set; } = true;
 
+    /// <summary>Announce the router with router advertisements on every link with a broadcast address (default true).</summary>
+    public bool Advertise { get; set; } = true;
+
     /// <summary>The serviceID the controller listens on (default: the well-known router serviceID).</summary>
     public string? ServiceId { get; set; }
 

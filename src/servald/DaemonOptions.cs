@@ -44,6 +44,12 @@ internal sealed class DaemonOptions
     /// <summary>ServiceRouter mode: the router controller (accepting registrations); null uses the defaults.</summary>
     public RouterSettings? Router { get; set; }
 
+    /// <summary>
+    /// Host mode without configured routers: listen for router advertisements on links with a broadcast address and
+    /// register with the routers heard (default true; docs/control-protocol.md §12).
+    /// </summary>
+    public bool RouterDiscovery { get; set; } = true;
+
     /// <summary>Resolution on demand (a default DELAY rule and its resolvers); null runs none.</summary>
     public ResolverSettings? Resolver { get; set; }
 

@@ -82,6 +82,8 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
                     LoggerFactory = loggerFactory,
                     Registration = plan.Registration ?? Stack.ControlPlane.HostControllerOptions.Default,
                     RouterControl = plan.Router,
+                    RouterAdvertisement = options.Router?.Advertise ?? true ? Stack.ControlPlane.RouterAdvertiserOptions.Default : null,
+                    RouterDiscovery = options.RouterDiscovery ? Stack.ControlPlane.RouterDiscoveryOptions.Default : null,
                     RegisterWithRouter = plan.RegisterWith,
                     Resolver = resolver,
                     PublishRegistrations = plan.Publish,

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 using Serval.Daemon;
 
@@ -51,6 +52,23 @@ public sealed class DaemonTests
         {
             Assert.Equal(0, (long)stats.Json["engine"]![name]!);
         }
+    }
+
+    [Fact]
+    public void Router_discovery_and_advertisement_are_on_by_default_and_can_be_switched_off()
+    {
+        var defaults = DaemonConfiguration.Bind(new ConfigurationBuilder().Build());
+        Assert.True(defaults.RouterDiscovery);
+        Assert.True(defaults.Router?.Advertise ?? true);
+        var off = DaemonConfiguration.Bind(new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["Serval:RouterDiscovery"] = "false", ["Serval:Router:Advertise"] = "false" })
+            .Build());
+        Assert.False(off.RouterDiscovery);
+        Assert.False(off.Router!.Advertise);
+        var e = Assert.Throws<DaemonException>(() => DaemonConfiguration.Bind(new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["Serval:RouterDiscovery"] = "maybe" })
+            .Build()));
+        Assert.Contains("RouterDiscovery", e.Message, StringComparison.Ordinal);
     }
 
     [Theory]

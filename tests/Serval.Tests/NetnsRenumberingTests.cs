@@ -61,7 +61,8 @@ public sealed class NetnsRenumberingTests(ITestOutputHelper output)
         // The default rule (DefaultRouter) went with the old link and is back on the new one: a connection by
         // service name alone still resolves.
         var newLink = interfaces.Single(i => i.Address == renumbered).Index;
-        Assert.Single(mobile.GetRules(), r => r.Prefix == ServicePrefix.Default && r.Target.Type == ServiceTargetType.Forward && r.Target.Interface == newLink);
+        // (The new link's broadcast default rule, below it, is there too.)
+        Assert.Single(mobile.GetRules(), r => r.Prefix == ServicePrefix.Default && r.Target.Type == ServiceTargetType.Forward && r.Target.Interface == newLink && r.Priority == ServiceTable.DefaultRouterPriority);
         await using var byName = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = mobile, Service = Svc }, ct);
         await using var byNameAccepted = await listener.AcceptConnectionAsync(ct);
         await ExchangeAsync(byName, byNameAccepted, 7, ct);

@@ -125,7 +125,7 @@ public readonly record struct ControlMessage
 
     private static ControlMessageError Validate(ControlMessageView v)
     {
-        if (v.Type is < (byte)ControlMessageType.Register or > (byte)ControlMessageType.ResolveAck)
+        if (v.Type is < (byte)ControlMessageType.Register or > (byte)ControlMessageType.RouterAdvertise)
         {
             return ControlMessageError.UnknownType;
         }
@@ -163,7 +163,8 @@ public readonly record struct ControlMessage
         var weightOk = type switch
         {
             ControlMessageType.Register => v.Weight is >= 1 and <= ControlProtocol.MaxWeight,
-            ControlMessageType.Unregister or ControlMessageType.Resolve or ControlMessageType.ResolveAck => v.Weight == 0,
+            ControlMessageType.Unregister or ControlMessageType.Resolve or ControlMessageType.ResolveAck
+                or ControlMessageType.RouterSolicit or ControlMessageType.RouterAdvertise => v.Weight == 0,
             _ => v.Weight <= ControlProtocol.MaxWeight,
         };
         if (!weightOk)
@@ -174,7 +175,8 @@ public readonly record struct ControlMessage
         var leaseOk = type switch
         {
             ControlMessageType.Register => v.LeaseMilliseconds is >= 1 and <= ControlProtocol.MaxLeaseMilliseconds,
-            ControlMessageType.Unregister or ControlMessageType.Resolve => v.LeaseMilliseconds == 0,
+            ControlMessageType.Unregister or ControlMessageType.Resolve or ControlMessageType.RouterSolicit => v.LeaseMilliseconds == 0,
+            ControlMessageType.RouterAdvertise => v.LeaseMilliseconds is >= 1 and <= ControlProtocol.MaxLeaseMilliseconds,
             _ => v.LeaseMilliseconds <= ControlProtocol.MaxLeaseMilliseconds,
         };
         if (!leaseOk)
@@ -183,12 +185,16 @@ public readonly record struct ControlMessage
         }
 
         if (v.PrefixLength > ServiceId.Bits || v.ServiceId.Truncate(v.PrefixLength) != v.ServiceId
-            || (type == ControlMessageType.Resolve && v.PrefixLength != ServiceId.Bits))
+            || (type is ControlMessageType.Resolve or ControlMessageType.RouterAdvertise && v.PrefixLength != ServiceId.Bits)
+            || (type == ControlMessageType.RouterAdvertise && v.ServiceId.IsZero)
+            || (type == ControlMessageType.RouterSolicit && v.PrefixLength != 0))
         {
-            return ControlMessageError.BadPrefix; // a Resolve asks for one serviceID: /256
+            // A Resolve asks for one serviceID and an advertisement names the router's (/256); a solicitation names none (/0).
+            return ControlMessageError.BadPrefix;
         }
 
-        if ((v.Transports & ~(byte)(ServiceTransports.Stream | ServiceTransports.Datagram)) != 0)
+        if ((v.Transports & ~(byte)(ServiceTransports.Stream | ServiceTransports.Datagram)) != 0
+            || (type is ControlMessageType.RouterSolicit or ControlMessageType.RouterAdvertise && v.Transports != 0))
         {
             return ControlMessageError.BadTransports;
         }

@@ -20,4 +20,16 @@ public enum ControlMessageType : byte
 
     /// <summary>Router → host: answer to a <see cref="Resolve"/>, carrying up to <see cref="ControlProtocol.MaxResolveTargets"/> targets.</summary>
     ResolveAck = 6,
+
+    /// <summary>
+    /// Host → link broadcast: is there a service router on this link (router discovery, docs/control-protocol.md §12)?
+    /// Sent to <see cref="ControlProtocol.SolicitServiceId"/>; routers answer with a <see cref="RouterAdvertise"/>.
+    /// </summary>
+    RouterSolicit = 7,
+
+    /// <summary>
+    /// Router → link broadcast: a service router is here, with its serviceID, epoch and how long to remember it (router
+    /// discovery, docs/control-protocol.md §12). Sent to <see cref="ControlProtocol.AdvertiseServiceId"/>.
+    /// </summary>
+    RouterAdvertise = 8,
 }

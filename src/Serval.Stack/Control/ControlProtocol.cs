@@ -44,4 +44,16 @@ public static class ControlProtocol
     /// different format.
     /// </summary>
     public static ServiceId RouterServiceId { get; } = ServiceId.FromName("serval.router");
+
+    /// <summary>
+    /// The well-known serviceID router advertisements are sent to (docs/control-protocol.md §12): SHA-256 of the UTF-8
+    /// name <c>serval.router.advertise</c>. Hosts that discover routers bind it.
+    /// </summary>
+    public static ServiceId AdvertiseServiceId { get; } = ServiceId.FromName("serval.router.advertise");
+
+    /// <summary>
+    /// The well-known serviceID router solicitations are sent to (docs/control-protocol.md §12): SHA-256 of the UTF-8
+    /// name <c>serval.router.solicit</c>. Advertising routers bind it.
+    /// </summary>
+    public static ServiceId SolicitServiceId { get; } = ServiceId.FromName("serval.router.solicit");
 }

@@ -225,7 +225,7 @@ public sealed partial class RouterController : IEngineController
 
     private void OnRequest(ReadOnlySpan<byte> data, ServiceId from, LinkAddress source, TimeSpan now)
     {
-        if (!ControlMessage.TryParse(data, out var m, out _) || m.IsAck)
+        if (!ControlMessage.TryParse(data, out var m, out _) || m.IsAck || m.Type is ControlMessageType.RouterSolicit or ControlMessageType.RouterAdvertise)
         {
             Counters.CountMalformed();
             return;

@@ -341,8 +341,9 @@ public sealed partial class Engine
         }
 
         var target = rule.Target.Address;
-        if (target.Family != source.Family || target.SameAddress(direct))
+        if (target.Family != source.Family || target.SameAddress(direct) || IsBroadcastAddress(target))
         {
+            // Never a link broadcast (the ad hoc default rule): an RSYN names one flow of one peer.
             return;
         }
 

@@ -69,6 +69,13 @@ public sealed partial class Engine
 
         var payload = packet.Slice(payloadOffset, payloadLength);
         var broadcast = !iface.Broadcast.IsNone && destination.SameAddress(iface.Broadcast);
+        if (broadcast && IsOwnAddress(source))
+        {
+            // Our own broadcast, looped back by the kernel to another of our links: nothing to answer.
+            Counters.OwnBroadcastPacket();
+            return;
+        }
+
         var synNoAck = p.Control is { } c0 && c0.Has(SalControlFlags.Syn) && !c0.Has(SalControlFlags.Ack);
         if (!synNoAck && !p.DestinationFlow.IsNone)
         {
@@ -131,6 +138,34 @@ public sealed partial class Engine
             // The SYN reached this host, which has no listener for the service: refused.
             SendNegativeAnswer(iface, source, p, serviceNotFound: false, broadcast, now);
         }
+    }
+
+    /// <summary>Whether <paramref name="address"/> (with its port) is one of this engine's interface addresses.</summary>
+    private bool IsOwnAddress(LinkAddress address)
+    {
+        foreach (var i in _interfaces)
+        {
+            if (i.Address == address)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Whether <paramref name="address"/> is the broadcast address of one of this engine's interfaces.</summary>
+    private bool IsBroadcastAddress(LinkAddress address)
+    {
+        foreach (var i in _interfaces)
+        {
+            if (!i.Broadcast.IsNone && i.Broadcast.SameAddress(address))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>A first packet reached a local DEMUX rule.</summary>

@@ -10,6 +10,7 @@ public sealed class EngineCounters
     private long _malformed;
     private long _badTransportChecksum;
     private long _unknownFlow;
+    private long _ownBroadcasts;
     private long _resetsSent;
     private long _resetsIgnored;
     private long _badNonce;
@@ -73,6 +74,9 @@ public sealed class EngineCounters
 
     /// <summary>RSTs sent.</summary>
     public long ResetsSent => Volatile.Read(ref _resetsSent);
+
+    /// <summary>Packets received at a link's broadcast address from one of this engine's own addresses (the kernel loops broadcasts back to the sender's other sockets), dropped.</summary>
+    public long OwnBroadcasts => Volatile.Read(ref _ownBroadcasts);
 
     /// <summary>RSTs ignored because their nonce matched neither side.</summary>
     public long ResetsIgnored => Volatile.Read(ref _resetsIgnored);
@@ -265,6 +269,8 @@ public sealed class EngineCounters
     internal void BadTransportChecksumPacket() => _badTransportChecksum++;
 
     internal void UnknownFlowPacket() => _unknownFlow++;
+
+    internal void OwnBroadcastPacket() => _ownBroadcasts++;
 
     internal void ResetSent() => _resetsSent++;
 

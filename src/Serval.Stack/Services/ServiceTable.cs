@@ -36,6 +36,12 @@ public sealed partial class ServiceTable
     /// <summary>Weight of the default FORWARD rule to an interface's broadcast address.</summary>
     public const uint BroadcastWeight = 1;
 
+    /// <summary>
+    /// Priority of a host's configured default router rule (FORWARD /0 to a service router): above the broadcast rule,
+    /// so a host with a router sends its SYNs there, and the broadcast rule is the fallback.
+    /// </summary>
+    public const uint DefaultRouterPriority = 10;
+
     /// <summary>Priority used by <see cref="Add"/> when none is given.</summary>
     public const uint DefaultPriority = 1;
 

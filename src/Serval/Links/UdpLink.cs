@@ -13,6 +13,7 @@ namespace Serval.Links;
 public sealed class UdpLink : ServalLink, ISocketIoHandler
 {
     private readonly SocketIo _io;
+    private readonly SocketIo? _broadcastIo;
     private ILinkReceiver? _receiver;
 
     /// <summary>Binds <paramref name="address"/> on <paramref name="port"/> (0 picks a free port).</summary>
@@ -55,7 +56,20 @@ public sealed class UdpLink : ServalLink, ISocketIoHandler
         Mtu = options.Mtu ?? (bound.AddressFamily == AddressFamily.InterNetworkV6 ? 1452 : 1472);
         Name = $"udp {LocalAddress}";
         _io = new SocketIo(socket, Name, Mtu, options.UseBatching, Counters, this, options.UseSegmentationOffload);
+        if (options.Broadcast && OpenBroadcast(socket, bound) is { } b)
+        {
+            BroadcastAddress = LinkAddress.FromEndPoint((IPEndPoint)b.LocalEndPoint!);
+            _broadcastIo = new SocketIo(b, $"{Name} broadcast", Mtu, options.UseBatching, Counters, new BroadcastHandler(this));
+        }
     }
+
+    /// <summary>
+    /// The address every host of the link receives (docs/runtime.md, "Broadcast and discovery"): IPv4, the interface
+    /// address's broadcast address with the link's port; IPv6, <see cref="ServalInfo.DiscoveryGroup"/> with the link's
+    /// port. <see cref="LinkAddress.None"/> on loopback, without <see cref="UdpLinkOptions.Broadcast"/>, off Linux, or
+    /// when the kernel refuses the receiving socket.
+    /// </summary>
+    public override LinkAddress BroadcastAddress { get; }
 
     /// <inheritdoc/>
     public override string Name { get; }
@@ -88,6 +102,7 @@ public sealed class UdpLink : ServalLink, ISocketIoHandler
         }
 
         _io.StartReceiving();
+        _broadcastIo?.StartReceiving();
     }
 
     /// <inheritdoc/>
@@ -107,7 +122,14 @@ public sealed class UdpLink : ServalLink, ISocketIoHandler
         _receiver?.Receive(source, LocalAddress, datagram, IPHopLimit.Unknown);
     }
 
-    internal override void AttachLogger(Microsoft.Extensions.Logging.ILogger logger) => _io.Logger = logger;
+    internal override void AttachLogger(Microsoft.Extensions.Logging.ILogger logger)
+    {
+        _io.Logger = logger;
+        if (_broadcastIo is { } b)
+        {
+            b.Logger = logger;
+        }
+    }
 
     /// <inheritdoc/>
     internal override System.Net.IPAddress? OsAddress => LocalAddress.ToIPAddress();
@@ -121,8 +143,93 @@ public sealed class UdpLink : ServalLink, ISocketIoHandler
         if (disposing)
         {
             _io.Dispose();
+            _broadcastIo?.Dispose();
         }
 
         base.Dispose(disposing);
+    }
+
+    /// <summary>
+    /// Opens the socket that receives the link's broadcasts, and lets <paramref name="unicast"/> send to them; null
+    /// when the link has none. On Linux a socket bound to a unicast address never receives broadcasts, and one bound
+    /// to the wildcard address would receive every other datagram to the port too (the link could not tell which
+    /// address a datagram was sent to, and the transport checksum covers it). So a second socket is bound to exactly
+    /// the broadcast address (IPv4) or the discovery group on the address's interface (IPv6), with SO_REUSEADDR so that
+    /// several hosts of one namespace share it; everything it receives was sent to that address.
+    /// </summary>
+    private static Socket? OpenBroadcast(Socket unicast, IPEndPoint bound)
+    {
+        if (!LinuxSockets.IsPlatformSupported || !Netlink.TryFind(bound.Address, out var index, out var osInterface, out var osAddress) || osInterface.IsLoopback)
+        {
+            return null;
+        }
+
+        IPEndPoint endPoint;
+        if (bound.AddressFamily == AddressFamily.InterNetwork)
+        {
+            if (!osInterface.IsBroadcast || osAddress.PrefixLength > 30)
+            {
+                return null;
+            }
+
+            var broadcast = osAddress.Broadcast;
+            if (broadcast is null)
+            {
+                // No broadcast configured (`ip addr add` without `brd`): the kernel still routes the subnet's directed broadcast.
+                var mask = osAddress.PrefixLength == 0 ? 0u : uint.MaxValue << (32 - osAddress.PrefixLength);
+                var value = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(bound.Address.GetAddressBytes());
+                broadcast = new IPAddress(System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(value | ~mask));
+            }
+
+            endPoint = new IPEndPoint(broadcast, bound.Port);
+        }
+        else
+        {
+            if (!osInterface.IsMulticast)
+            {
+                return null;
+            }
+
+            endPoint = new IPEndPoint(new IPAddress(ServalInfo.DiscoveryGroup.GetAddressBytes(), index), bound.Port);
+        }
+
+        var socket = new Socket(bound.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+        try
+        {
+            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            if (bound.AddressFamily == AddressFamily.InterNetwork)
+            {
+                socket.Bind(endPoint);
+                unicast.EnableBroadcast = true;
+            }
+            else
+            {
+                socket.Bind(endPoint);
+                socket.SetSocketOption(SocketOptionLevel.IPv6, SocketOptionName.AddMembership, new IPv6MulticastOption(ServalInfo.DiscoveryGroup, index));
+                unicast.SetSocketOption(SocketOptionLevel.IPv6, SocketOptionName.MulticastInterface, index);
+            }
+
+            return socket;
+        }
+        catch (SocketException)
+        {
+            socket.Dispose();
+            return null;
+        }
+    }
+
+    /// <summary>Delivers what the broadcast socket receives, addressed to the broadcast address; our own broadcasts (looped back by the kernel) are dropped.</summary>
+    private sealed class BroadcastHandler(UdpLink link) : ISocketIoHandler
+    {
+        public void OnDatagram(LinkAddress source, ReadOnlySpan<byte> datagram, int hopLimit)
+        {
+            if (source == link.LocalAddress)
+            {
+                return;
+            }
+
+            link.Counters.Received(datagram.Length);
+            link._receiver?.Receive(source, link.BroadcastAddress, datagram, IPHopLimit.Unknown);
+        }
     }
 }

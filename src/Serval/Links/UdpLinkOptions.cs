@@ -19,6 +19,15 @@ public sealed record UdpLinkOptions
     /// </summary>
     public bool UseSegmentationOffload { get; init; } = true;
 
+    /// <summary>
+    /// Learn the link's broadcast address (IPv4: the kernel's, or the subnet's directed broadcast) or join the Serval
+    /// discovery group <see cref="ServalInfo.DiscoveryGroup"/> (IPv6) on the interface that carries the address, and
+    /// receive what is sent there (default true; Linux). The engine then installs the ad hoc default rule toward it and
+    /// router discovery works on the link (docs/runtime.md, "Broadcast and discovery"). No effect on loopback
+    /// interfaces or interfaces without broadcast (multicast) support.
+    /// </summary>
+    public bool Broadcast { get; init; } = true;
+
     /// <summary>Kernel receive buffer size requested for the socket (default 4 MiB; the kernel may cap it).</summary>
     public int SocketReceiveBufferSize { get; init; } = 4 * 1024 * 1024;
 

@@ -23,6 +23,8 @@ internal static unsafe partial class Netlink
     public const uint InterfaceUp = 0x1;
     public const uint InterfaceRunning = 0x40;
     public const uint InterfaceLoopback = 0x8;
+    public const uint InterfaceBroadcast = 0x2;
+    public const uint InterfaceMulticast = 0x1000;
     public const uint AddressTentative = 0x40;
     public const uint AddressDadFailed = 0x08;
     public const short PollIn = 0x1;
@@ -36,6 +38,7 @@ internal static unsafe partial class Netlink
     private const ushort RequestDump = 0x1 | 0x300;
     private const ushort AddressAttributeAddress = 1;
     private const ushort AddressAttributeLocal = 2;
+    private const ushort AddressAttributeBroadcast = 4;
     private const ushort AddressAttributeFlags = 8;
     private const ushort LinkAttributeName = 3;
     private const string Libc = "libc";
@@ -147,11 +150,16 @@ internal static unsafe partial class Netlink
                     var index = BinaryPrimitives.ReadInt32LittleEndian(body[4..]);
                     IPAddress? local = null;
                     IPAddress? address = null;
+                    IPAddress? broadcast = null;
                     foreach (var (kind, value) in Attributes(body[8..]))
                     {
                         if (value.Length is 4 or 16)
                         {
-                            if (kind == AddressAttributeLocal)
+                            if (kind == AddressAttributeBroadcast && value.Length == 4)
+                            {
+                                broadcast = new IPAddress(value);
+                            }
+                            else if (kind == AddressAttributeLocal)
                             {
                                 local = new IPAddress(value);
                             }
@@ -169,10 +177,58 @@ internal static unsafe partial class Netlink
 
                     if ((local ?? address) is { } ip)
                     {
-                        a.Add(new OsAddress(index, ip, prefix) { Flags = flags });
+                        a.Add(new OsAddress(index, ip, prefix) { Flags = flags, Broadcast = broadcast });
                     }
                 }
             });
+    }
+
+    /// <summary>
+    /// Looks <paramref name="address"/> up among the addresses of the calling thread's network namespace: the interface
+    /// that carries it (index, flags, name) and the address entry (prefix, broadcast). False when no interface has it,
+    /// or netlink is unavailable.
+    /// </summary>
+    public static bool TryFind(IPAddress address, out int index, out OsInterface osInterface, out OsAddress osAddress)
+    {
+        index = 0;
+        osInterface = default;
+        osAddress = default;
+        if (!LinuxSockets.IsPlatformSupported)
+        {
+            return false;
+        }
+
+        var fd = Open(0, out _);
+        if (fd < 0)
+        {
+            return false;
+        }
+
+        try
+        {
+            uint sequence = 0;
+            if (!TryDump(fd, ref sequence, out var interfaces, out var addresses))
+            {
+                return false;
+            }
+
+            var bytes = address.GetAddressBytes();
+            foreach (var a in addresses)
+            {
+                // Compared without the scope (a link-local address bound with its interface as scope).
+                if (a.Address.GetAddressBytes().AsSpan().SequenceEqual(bytes) && interfaces.TryGetValue(a.Interface, out var i))
+                {
+                    (index, osInterface, osAddress) = (a.Interface, i, a);
+                    return true;
+                }
+            }
+
+            return false;
+        }
+        finally
+        {
+            LinuxSockets.Close(fd);
+        }
     }
 
     /// <summary>The route attributes (type, value) in <paramref name="attributes"/>, stopping at the first malformed one.</summary>
@@ -275,6 +331,12 @@ internal readonly record struct OsInterface(uint Flags, string Name)
 
     /// <summary>The loopback interface.</summary>
     public bool IsLoopback => (Flags & Netlink.InterfaceLoopback) != 0;
+
+    /// <summary>The interface supports link broadcast (<c>IFF_BROADCAST</c>).</summary>
+    public bool IsBroadcast => (Flags & Netlink.InterfaceBroadcast) != 0;
+
+    /// <summary>The interface supports multicast (<c>IFF_MULTICAST</c>).</summary>
+    public bool IsMulticast => (Flags & Netlink.InterfaceMulticast) != 0;
 }
 
 /// <summary>One address of an operating-system interface.</summary>
@@ -282,6 +344,9 @@ internal readonly record struct OsAddress(int Interface, IPAddress Address, int 
 {
     /// <summary>The address's flags (<c>IFA_F_*</c>).</summary>
     public uint Flags { get; init; }
+
+    /// <summary>The IPv4 broadcast address the kernel reports for it (<c>IFA_BROADCAST</c>), if any.</summary>
+    public IPAddress? Broadcast { get; init; }
 
     /// <summary>Whether the address can be bound: not tentative (duplicate address detection still running) nor failed.</summary>
     public bool IsUsable => (Flags & (Netlink.AddressTentative | Netlink.AddressDadFailed)) == 0;

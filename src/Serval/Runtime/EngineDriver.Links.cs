@@ -203,7 +203,7 @@ internal sealed partial class EngineDriver
         {
             if (slots[i].Up && slots[i].Link.LocalAddress.Family == _defaultRouter.Family)
             {
-                Engine.Services.Add(ServicePrefix.Default, ServiceTarget.Forward(_defaultRouter, i + 1), now: Now);
+                Engine.Services.Add(ServicePrefix.Default, ServiceTarget.Forward(_defaultRouter, i + 1), ServiceTable.DefaultRouterPriority, now: Now);
                 return;
             }
         }

@@ -96,6 +96,17 @@ internal sealed partial class EngineDriver : IPacketSink
             }
 
             _controllers.Add(router);
+            if (options.RouterAdvertisement is { } advertisement)
+            {
+                _controllers.Add(new Stack.ControlPlane.RouterAdvertiser(Engine, router, advertisement, random));
+            }
+        }
+        else if (options.RouterDiscovery is { } discovery && options.RegisterWithRouter.IsNone && options.Registration.Routers.Count == 0 && options.DefaultRouter.IsNone)
+        {
+            // No router configured: register with the routers the links hear (docs/control-protocol.md §12).
+            // A registration key also authenticates the advertisements unless discovery has its own.
+            var keyed = discovery.Key.IsEmpty && !options.Registration.Key.IsEmpty ? discovery with { Key = options.Registration.Key } : discovery;
+            _controllers.Add(new Stack.ControlPlane.RouterDiscoveryController(Engine, keyed, options.Registration, random));
         }
 
         if (options.Resolver is { } resolver)
@@ -471,6 +482,8 @@ internal sealed partial class EngineDriver : IPacketSink
             {
                 Stack.ControlPlane.HostController h => h.Start(now),
                 Stack.ControlPlane.RouterController r => r.Start(now),
+                Stack.ControlPlane.RouterAdvertiser a => a.Start(now),
+                Stack.ControlPlane.RouterDiscoveryController d => d.Start(now),
                 _ => ServalError.None,
             };
             if (error != ServalError.None)
@@ -490,6 +503,12 @@ internal sealed partial class EngineDriver : IPacketSink
 
     /// <summary>The DNS publisher of the router's registrations, if any.</summary>
     internal RegistrationPublisher? Publisher => _publisher;
+
+    /// <summary>The host's router discovery controller, if any (engine thread only).</summary>
+    internal Stack.ControlPlane.RouterDiscoveryController? RouterDiscovery => _controllers.OfType<Stack.ControlPlane.RouterDiscoveryController>().FirstOrDefault();
+
+    /// <summary>The host's router advertiser, if any (engine thread only).</summary>
+    internal Stack.ControlPlane.RouterAdvertiser? RouterAdvertiser => _controllers.OfType<Stack.ControlPlane.RouterAdvertiser>().FirstOrDefault();
 
     /// <summary>The host's router controller, if any (engine thread only).</summary>
     internal Stack.ControlPlane.RouterController? RouterController => _controllers.OfType<Stack.ControlPlane.RouterController>().FirstOrDefault();
@@ -543,6 +562,12 @@ internal sealed partial class EngineDriver : IPacketSink
                         break;
                     case Stack.ControlPlane.RouterController r:
                         r.Stop(now);
+                        break;
+                    case Stack.ControlPlane.RouterAdvertiser a:
+                        a.Stop(now);
+                        break;
+                    case Stack.ControlPlane.RouterDiscoveryController d:
+                        d.Stop(now);
                         break;
                 }
             }
