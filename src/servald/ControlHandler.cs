@@ -27,6 +27,7 @@ internal sealed class ControlHandler(ServalHost host)
                 "stats" => await StatsAsync(cancellationToken).ConfigureAwait(false),
                 "migrate" => await MigrateAsync(request, cancellationToken).ConfigureAwait(false),
                 "router.registrations" => await RouterRegistrationsAsync(cancellationToken).ConfigureAwait(false),
+                "router.status" => await RouterStatusAsync(cancellationToken).ConfigureAwait(false),
                 "router.drain" or "router.undrain" => await RouterDrainAsync(op == "router.drain", request, cancellationToken).ConfigureAwait(false),
                 null => Error("bad_request", "missing \"op\""),
                 _ => Error("unknown_op", $"unknown op '{op}'"),
@@ -333,8 +334,67 @@ internal sealed class ControlHandler(ServalHost host)
         }
 
         response["counters"] = counters;
+        if (snapshot.Registry is { } registry)
+        {
+            var fleet = FleetStatus(snapshot, registry);
+            var all = new JsonArray();
+            var nowMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            foreach (var r in snapshot.Fleet.OrderBy(r => r.Prefix.ToString(), StringComparer.Ordinal).ThenBy(r => r.Host.ToString(), StringComparer.Ordinal))
+            {
+                all.Add(new JsonObject
+                {
+                    ["prefix"] = r.Prefix.ToString(),
+                    ["host"] = r.Host.ToString(),
+                    ["weight"] = r.Weight,
+                    ["state"] = r.Draining ? "draining" : "active",
+                    ["router"] = r.Router,
+                    ["routerEpoch"] = r.RouterEpoch.ToString("x16", CultureInfo.InvariantCulture),
+                    ["sender"] = r.Sender.ToString("x16", CultureInfo.InvariantCulture),
+                    ["leaseMs"] = r.LeaseMilliseconds,
+                    ["writtenMsAgo"] = Math.Max(0, nowMs - r.WrittenAtUnixMilliseconds),
+                });
+            }
+
+            fleet["registrations"] = all;
+            response["fleet"] = fleet;
+        }
+
         return response;
     }
+
+    private async ValueTask<JsonObject> RouterStatusAsync(CancellationToken cancellationToken)
+    {
+        RequireRouter();
+        var snapshot = await host.GetRouterSnapshotAsync(cancellationToken).ConfigureAwait(false);
+        var response = Ok();
+        response["epoch"] = snapshot.Epoch.ToString("x16", CultureInfo.InvariantCulture);
+        response["registrations"] = snapshot.Registrations.Count;
+        response["drains"] = snapshot.Drains.Count;
+        response["state"] = snapshot.Registry is { Degraded: true } ? "degraded" : "ok";
+        if (snapshot.Registry is { } registry)
+        {
+            response["fleet"] = FleetStatus(snapshot, registry);
+        }
+
+        return response;
+    }
+
+    private static JsonObject FleetStatus(RouterSnapshot snapshot, Stack.ControlPlane.RegistryStatus registry) => new()
+    {
+        ["name"] = snapshot.FleetName,
+        ["degraded"] = registry.Degraded,
+        ["revision"] = snapshot.FleetRevision,
+        ["registryRevision"] = registry.Revision,
+        ["registrations"] = snapshot.Fleet.Count,
+        ["watchLagMs"] = registry.WatchLag.TotalMilliseconds,
+        ["maxWatchLagMs"] = registry.MaxWatchLag.TotalMilliseconds,
+        ["errors"] = registry.Errors,
+        ["writes"] = registry.Writes,
+        ["keysWritten"] = registry.Puts,
+        ["eventsReceived"] = registry.EventsReceived,
+        ["snapshots"] = registry.Snapshots,
+        ["lastError"] = registry.LastError,
+    };
 
     private async ValueTask<JsonObject> RouterDrainAsync(bool drain, JsonObject request, CancellationToken cancellationToken)
     {

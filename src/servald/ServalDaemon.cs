@@ -69,6 +69,13 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
             throw;
         }
 
+        EtcdRouterRegistry? registry = null;
+        if (plan.Fleet is { } fleet)
+        {
+            registry = new EtcdRouterRegistry(fleet, loggerFactory.CreateLogger<EtcdRouterRegistry>());
+            owned = [.. owned, registry];
+        }
+
         ServalHost host;
         try
         {
@@ -82,6 +89,7 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
                     LoggerFactory = loggerFactory,
                     Registration = plan.Registration ?? Stack.ControlPlane.HostControllerOptions.Default,
                     RouterControl = plan.Router,
+                    RouterRegistry = registry,
                     RegisterWithRouter = plan.RegisterWith,
                     Resolver = resolver,
                     PublishRegistrations = plan.Publish,
