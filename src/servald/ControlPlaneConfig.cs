@@ -37,6 +37,7 @@ internal static class ControlPlaneConfig
             new HostControllerOptions
             {
                 Routers = routers,
+                RouterSelection = r.RouterSelection,
                 RefreshInterval = Milliseconds(r.RefreshMs, "Serval:Registration:RefreshMs"),
                 Lease = Milliseconds(r.LeaseMs, "Serval:Registration:LeaseMs"),
                 DefaultWeight = r.Weight,

@@ -6,8 +6,11 @@ namespace Serval.Daemon;
 /// </summary>
 internal sealed class RegistrationSettings
 {
-    /// <summary>The routers, <c>address[:port]</c> (no port: the UDP default 54325); each registration goes to all of them.</summary>
+    /// <summary>The routers, <c>address[:port]</c> (no port: the UDP default 54325); each registration goes to all of them, or to one (<see cref="RouterSelection"/>).</summary>
     public List<string> Routers { get; set; } = [];
+
+    /// <summary><c>All</c> (default): register with every router; <c>One</c>: with one router of a fleet at a time, the next when it stops answering.</summary>
+    public Serval.Stack.ControlPlane.RouterSelection RouterSelection { get; set; } = Serval.Stack.ControlPlane.RouterSelection.All;
 
     /// <summary>Refresh interval in milliseconds (default 1000).</summary>
     public int RefreshMs { get; set; } = 1000;
