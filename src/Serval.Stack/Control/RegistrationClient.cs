@@ -566,7 +566,8 @@ internal sealed class RegistrationClient
             return;
         }
 
-        if (OneRouter && !e.Withdrawn && slot.Attempts >= _options.FailoverAttempts)
+        // A router that never answered yet may still be starting: it gets two more messages before the next is tried.
+        if (OneRouter && !e.Withdrawn && slot.Attempts >= _options.FailoverAttempts + (_routers[slot.Router].Epoch == 0 ? 2 : 0))
         {
             Failover(now);
             return;
