@@ -21,7 +21,7 @@ internal sealed class ControlHandler(ServalHost host)
         {
             return op switch
             {
-                "rules.list" => ListRules(),
+                "rules.list" => ListRules(request),
                 "rules.add" or "rules.del" or "rules.mod" => await ChangeRuleAsync(op, request, cancellationToken).ConfigureAwait(false),
                 "flows.list" => await ListFlowsAsync(cancellationToken).ConfigureAwait(false),
                 "stats" => await StatsAsync(cancellationToken).ConfigureAwait(false),
@@ -47,12 +47,22 @@ internal sealed class ControlHandler(ServalHost host)
 
     private static JsonObject Ok() => new() { ["ok"] = true };
 
-    private JsonObject ListRules()
+    private JsonObject ListRules(JsonObject request)
     {
+        // Optional "prefix": only the rules of that exact prefix.
+        ServicePrefix? only = null;
+        if (request["prefix"] is { } p)
+        {
+            only = ServicePrefix.TryParse((string?)p, out var parsed, out var why) ? parsed : throw new RequestException("bad_request", $"bad prefix: {why}");
+        }
+
         var rules = new JsonArray();
         foreach (var r in host.GetRules())
         {
-            rules.Add(RuleJson(r));
+            if (only is null || r.Prefix == only.Value)
+            {
+                rules.Add(RuleJson(r));
+            }
         }
 
         var response = Ok();

@@ -1,15 +1,14 @@
 using System.Diagnostics;
-using Serval.Netns;
 
-namespace Serval.Tests;
+namespace Serval.Netns;
 
 /// <summary>
 /// A real etcd cluster (the Debian <c>etcd-server</c> package) for a test: one member per given namespace, on the
 /// namespace's address, all state in a temporary directory removed on disposal. Members are started and killed by
-/// process id; a killed member can be started again on its data. Tests skip with <see cref="SkipReason"/> when etcd
-/// is not installed (CI installs it: .ci/run).
+/// process id; a killed member can be started again on its data. Tests and benchmarks skip with
+/// <see cref="SkipReason"/> when etcd is not installed (CI installs it: .ci/run).
 /// </summary>
-internal sealed class EtcdCluster : IAsyncDisposable
+public sealed class EtcdCluster : IAsyncDisposable
 {
     private readonly NetNamespace[] _namespaces;
     private readonly string[] _addresses;
@@ -26,10 +25,13 @@ internal sealed class EtcdCluster : IAsyncDisposable
         _initialCluster = string.Join(",", addresses.Select((a, i) => $"m{i}=http://{a}:2380"));
     }
 
+    /// <summary>The etcd binary, or null when it is not installed.</summary>
     public static string? Binary => new[] { "/usr/bin/etcd", "/usr/local/bin/etcd" }.FirstOrDefault(File.Exists);
 
+    /// <summary>The etcdctl binary, or null when it is not installed.</summary>
     public static string? CtlBinary => new[] { "/usr/bin/etcdctl", "/usr/local/bin/etcdctl" }.FirstOrDefault(File.Exists);
 
+    /// <summary>Why etcd tests cannot run here.</summary>
     public static string SkipReason => "etcd is not installed (Debian: apt-get install etcd-server etcd-client; .ci/run installs them)";
 
     /// <summary>The members' client URLs.</summary>
@@ -117,6 +119,7 @@ internal sealed class EtcdCluster : IAsyncDisposable
         }
     }
 
+    /// <summary>Kills every member by its process id and removes the data directory.</summary>
     public async ValueTask DisposeAsync()
     {
         for (var i = 0; i < _processes.Length; i++)
