@@ -58,6 +58,18 @@ internal static class FleetBenchmark
 
         using var overall = new CancellationTokenSource(TimeSpan.FromSeconds(600));
         var ct = overall.Token;
+
+        // SIGTERM (the run script's timeout) or Ctrl+C: cancel, so that the cleanup below still runs.
+        using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c =>
+        {
+            c.Cancel = true;
+            overall.Cancel();
+        });
+        using var interrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c =>
+        {
+            c.Cancel = true;
+            overall.Cancel();
+        });
         var namespaces = new List<NetNamespace>();
         EtcdCluster? etcd = null;
         var routers = new RouterProcess?[3];
@@ -136,6 +148,8 @@ internal static class FleetBenchmark
                 }).AsTask().GetAwaiter().GetResult()));
             }
 
+            Console.Error.WriteLine($"fleet: etcd, 3 routers, {hosts} simulated hosts and 4 clients up; registering {hosts * services} services");
+
             // 1. Registrations: every host binds all its services at once; done when every router's fleet view holds them all.
             var total = hosts * services;
             var listeners = new List<ServalListener>(total);
@@ -177,6 +191,14 @@ internal static class FleetBenchmark
             var perSecond = total / registrationTime.TotalSeconds;
             Console.WriteLine($"registration: {total} registrations ({hosts} hosts x {services}) bound in {bound.TotalMilliseconds:F0} ms, in every router's fleet view after {registrationTime.TotalMilliseconds:F0} ms; missing {missing}");
 
+            if (missing > 0)
+            {
+                for (var r = 0; r < 3; r++)
+                {
+                    Console.Error.WriteLine($"fleet: router r{r + 1}: {(await routers[r]!.RequestAsync(new JsonObject { ["op"] = "router.status" }, ct)).ToJsonString()}");
+                }
+            }
+
             // 2. Propagation: a bind at host k -> routable at the router host k does not register with.
             var propagation = new List<double>();
             var propagationFailed = 0;
@@ -189,7 +211,7 @@ internal static class FleetBenchmark
                 var t0 = Stopwatch.GetTimestamp();
                 listeners.Add(await ServalEcho.ListenAsync(simulated[k], service, ct));
                 var ok = false;
-                while (Stopwatch.GetElapsedTime(t0) < TimeSpan.FromSeconds(10))
+                while (Stopwatch.GetElapsedTime(t0) < TimeSpan.FromSeconds(propagationFailed > 3 ? 1 : 10))
                 {
                     if (await other.RoutesAsync(ServicePrefix.Exact(service), host, ct))
                     {

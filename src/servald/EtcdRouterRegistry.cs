@@ -160,9 +160,10 @@ internal sealed partial class EtcdRouterRegistry : IRouterRegistry, IAsyncDispos
     {
         var handler = new SocketsHttpHandler
         {
-            // A member that stops answering is noticed within seconds, not when TCP gives up.
-            KeepAlivePingDelay = TimeSpan.FromSeconds(1),
-            KeepAlivePingTimeout = TimeSpan.FromSeconds(2),
+            // A member that stops answering is noticed within seconds, not when TCP gives up. etcd refuses pings more
+            // often than its --grpc-keepalive-min-time (default 5 s) with GOAWAY ENHANCE_YOUR_CALM: stay above it.
+            KeepAlivePingDelay = TimeSpan.FromSeconds(6),
+            KeepAlivePingTimeout = TimeSpan.FromSeconds(3),
             KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
             ConnectTimeout = _options.RequestTimeout,
             EnableMultipleHttp2Connections = true,
