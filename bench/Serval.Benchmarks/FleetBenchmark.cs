@@ -24,6 +24,7 @@ namespace Serval.Benchmarks;
 internal static class FleetBenchmark
 {
     private const int Port = 54325;
+    private static readonly System.Collections.Concurrent.ConcurrentQueue<string> Failures = new();
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -276,6 +277,11 @@ internal static class FleetBenchmark
             }
 
             Console.WriteLine($"failover: router r1 killed; the next connection through the fleet succeeded {failover ?? double.NaN:F0} ms later; slowest of 20 connections after the kill {slowest:F0} ms");
+            foreach (var f in Failures.Take(5))
+            {
+                Console.Error.WriteLine($"fleet: failed connection: {f}");
+            }
+
             var failed = missing + propagationFailed + connectFailed + (failover is null ? 1 : 0);
             Console.WriteLine(string.Create(
                 CultureInfo.InvariantCulture,
@@ -334,6 +340,7 @@ internal static class FleetBenchmark
         }
         catch (Exception e) when (e is ServalException or IOException or OperationCanceledException)
         {
+            Failures.Enqueue($"{service}: {e.GetType().Name}: {e.Message}");
             return false;
         }
     }

@@ -67,6 +67,7 @@ internal sealed partial class EtcdRouterRegistry : IRouterRegistry, IAsyncDispos
     private int _endpoint;
     private string? _token;
     private long _revision;
+    private int _batchLimit = int.MaxValue;
     private volatile bool _watchOk;
     private volatile bool _writeOk = true;
     private Task? _writer;
@@ -337,7 +338,21 @@ internal sealed partial class EtcdRouterRegistry : IRouterRegistry, IAsyncDispos
     {
         while (pending.Count > 0)
         {
-            var batch = pending.Values.Take(_options.MaxTxnOps).ToList();
+            // etcd counts the operations of nested transactions too: a conditional delete costs three (the nested
+            // transaction, its compare and its delete). _batchLimit shrinks when etcd refuses a batch as too large.
+            var batch = new List<Op>();
+            var cost = 0;
+            foreach (var op in pending.Values)
+            {
+                var c = op.Kind == OpKind.Delete ? 3 : 1;
+                if (batch.Count > 0 && cost + c > Math.Min(_options.MaxTxnOps, _batchLimit))
+                {
+                    break;
+                }
+
+                batch.Add(op);
+                cost += c;
+            }
 
             // Leases first: one per registering host, granted concurrently.
             var grants = batch.Where(o => o.Kind == OpKind.Put && !_leases.ContainsKey(o.Group)).GroupBy(o => o.Group)
@@ -372,7 +387,25 @@ internal sealed partial class EtcdRouterRegistry : IRouterRegistry, IAsyncDispos
             if (txn.Success.Count > 0)
             {
                 var kv = new KV.KVClient(Invoker);
-                await kv.TxnAsync(txn, await HeadersAsync(ct).ConfigureAwait(false), DateTime.UtcNow + _options.RequestTimeout, ct).ConfigureAwait(false);
+                try
+                {
+                    await kv.TxnAsync(txn, await HeadersAsync(ct).ConfigureAwait(false), DateTime.UtcNow + _options.RequestTimeout, ct).ConfigureAwait(false);
+                }
+                catch (RpcException e) when (e.StatusCode == StatusCode.InvalidArgument)
+                {
+                    // Refused as such (too many operations, a request too large): smaller batches; a single operation
+                    // etcd refuses is dropped (counted), never retried forever.
+                    Status.CountError($"write: {e.StatusCode} {e.Status.Detail}");
+                    if (batch.Count > 1)
+                    {
+                        _batchLimit = Math.Max(1, batch.Count / 2);
+                        continue;
+                    }
+
+                    pending.Remove(batch[0].Key);
+                    continue;
+                }
+
                 Status.CountWrite(txn.Success.Count);
             }
 

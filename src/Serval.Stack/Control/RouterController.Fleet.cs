@@ -11,7 +11,7 @@ namespace Serval.Stack.ControlPlane;
 /// </summary>
 public sealed partial class RouterController
 {
-    private readonly RegistryMirror _mirror = new();
+    private RegistryMirror _mirror = new();
     private readonly Dictionary<string, FleetEntry> _fleet = new(StringComparer.Ordinal);
     private readonly List<RegistryChange> _changes = [];
     private IRouterRegistry? _registry;
@@ -287,6 +287,7 @@ public sealed partial class RouterController
         }
 
         _fleet.Clear();
+        _mirror = new RegistryMirror();
     }
 
     /// <summary>One registration of the fleet as the registry holds it, and the rule this router installed for it.</summary>
