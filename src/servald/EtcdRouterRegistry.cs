@@ -391,6 +391,18 @@ internal sealed partial class EtcdRouterRegistry : IRouterRegistry, IAsyncDispos
                 {
                     await kv.TxnAsync(txn, await HeadersAsync(ct).ConfigureAwait(false), DateTime.UtcNow + _options.RequestTimeout, ct).ConfigureAwait(false);
                 }
+                catch (RpcException e) when (e.StatusCode == StatusCode.NotFound || e.Status.Detail.Contains("lease not found", StringComparison.Ordinal))
+                {
+                    // A lease of this batch ran out before the write (etcd was slow or unreachable longer than the
+                    // TTL): new leases for this batch's hosts, then the same batch again.
+                    Status.CountError($"write: {e.StatusCode} {e.Status.Detail}");
+                    foreach (var group in batch.Select(o => o.Group).Distinct())
+                    {
+                        _leases.TryRemove(group, out _);
+                    }
+
+                    continue;
+                }
                 catch (RpcException e) when (e.StatusCode == StatusCode.InvalidArgument)
                 {
                     // Refused as such (too many operations, a request too large): smaller batches; a single operation

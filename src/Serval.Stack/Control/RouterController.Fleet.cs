@@ -205,7 +205,7 @@ public sealed partial class RouterController
         Counters.CountRegistryWrites();
     }
 
-    /// <summary>A local registration was refreshed unchanged: keep its lease alive, or write it again if the registry shows it held by another router (the host came back here) or not at all.</summary>
+    /// <summary>A local registration was refreshed unchanged: keep its lease alive, or write it again if the registry shows it held by another router (the host came back here).</summary>
     private void Refreshed(Registration reg, TimeSpan now)
     {
         if (_registry is null)
@@ -213,9 +213,11 @@ public sealed partial class RouterController
             return;
         }
 
-        if (_mirror.HasSnapshot
-            && (!_fleet.TryGetValue(RegistryCodec.RegistrationKey(reg.Prefix, reg.Peer.Address), out var entry)
-                || entry.Record.Router != FleetName || entry.Record.RouterEpoch != Epoch || entry.Record.Sender != reg.Peer.Sender)
+        // Written again only when the registry shows it held by another router or host incarnation (the host came
+        // back here). A key merely missing from the view is usually our own write not yet echoed by the watch (a lost
+        // one comes back through the deletion event or the next snapshot): rewriting it would feed a lagging registry.
+        if (_fleet.TryGetValue(RegistryCodec.RegistrationKey(reg.Prefix, reg.Peer.Address), out var entry)
+            && (entry.Record.Router != FleetName || entry.Record.RouterEpoch != Epoch || entry.Record.Sender != reg.Peer.Sender)
             && now - reg.PublishedAt > reg.Lease / 3)
         {
             reg.PublishedAt = now;
