@@ -87,6 +87,8 @@ internal sealed partial class EtcdRouterRegistry : IRouterRegistry, IAsyncDispos
 
     public RegistryStatus Status { get; } = new();
 
+    public long UnixTimeMilliseconds => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
     public void Attach(Action wake)
     {
         _wake = wake;

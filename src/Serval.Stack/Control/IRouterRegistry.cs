@@ -42,6 +42,9 @@ public interface IRouterRegistry
 
     /// <summary>Health and counters (any thread).</summary>
     RegistryStatus Status { get; }
+
+    /// <summary>The wall-clock time, Unix milliseconds, stamped on the entries written (the engine itself reads no clock).</summary>
+    long UnixTimeMilliseconds { get; }
 }
 
 /// <summary>

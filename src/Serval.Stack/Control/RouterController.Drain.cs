@@ -36,7 +36,7 @@ public sealed partial class RouterController
             var key = RegistryCodec.DrainKey(host, prefix);
             if (draining)
             {
-                _registry.PutPermanent(key, RegistryCodec.EncodeDrainValue(FleetName, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+                _registry.PutPermanent(key, RegistryCodec.EncodeDrainValue(FleetName, _registry.UnixTimeMilliseconds));
             }
             else
             {

@@ -199,7 +199,7 @@ public sealed partial class RouterController
             Router = FleetName,
             RouterEpoch = Epoch,
             LeaseMilliseconds = (uint)reg.Lease.TotalMilliseconds,
-            WrittenAtUnixMilliseconds = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            WrittenAtUnixMilliseconds = _registry.UnixTimeMilliseconds,
         };
         _registry.Put(RegistryCodec.RegistrationKey(reg.Prefix, reg.Peer.Address), RegistryCodec.EncodeValue(record), reg.Peer.Sender, reg.Lease);
         Counters.CountRegistryWrites();
