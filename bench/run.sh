@@ -58,6 +58,13 @@
 #                                 carry no nonce and are only rejected with high probability, printed separately):
 #                                 hostile: synflood_pps=<n> legit_success=<n> legit_p99_ms=<n> spoofs_sent=<n> spoofs_accepted=<n>
 #                                   timewait_bytes_per_flow=<n> soak_heap_growth=<n> flow_faults=<n>
+#   bench/run.sh fleet            (root, etcd installed) three servald service routers sharing their registrations through
+#                                 a 3-member etcd cluster, all in namespaces; FLEET_ARGS="HOSTS SERVICES SAMPLES CONNECTS"
+#                                 (default "100 50 100 100") simulated hosts x services registering (host k with router
+#                                 k mod 3), then: propagation = bind at a host -> its rule in the router it does not use;
+#                                 CONNECTS connections through each router; router_failover_ms = a router killed -> the
+#                                 next new connection through the fleet (a client using all three routers) succeeds:
+#                                 fleet: registrations_per_s=<n> propagation_ms_p50=<n> propagation_ms_p99=<n> router_failover_ms=<n> failed=<n>
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -67,7 +74,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 usage() {
   echo "usage: $0 NAME" >&2
-  echo "  names: wire service-table stream-sim stream-veth connect-rate registration delay-release migration mobility adhoc http hostile" >&2
+  echo "  names: wire service-table stream-sim stream-veth connect-rate registration delay-release migration mobility adhoc http hostile fleet" >&2
   exit 2
 }
 
@@ -124,6 +131,14 @@ case "$1" in
     build
     # Bounded: every sample has a 10 s deadline.
     timeout 600 dotnet "$binary" delay-release "${DELAY_RELEASE_SAMPLES:-200}"
+    ;;
+  fleet)
+    servald_project="$here/../src/servald/servald.csproj"
+    dotnet build "$servald_project" -c Release --nologo -v quiet >&2
+    dotnet build "$project" -c Release --nologo -v quiet >&2
+    # Bounded: at most 600 s inside the program; namespaces, etcd and servald are removed (by id) on every exit path.
+    # shellcheck disable=SC2086
+    timeout 700 dotnet "$binary" fleet "$here/../src/servald/bin/Release/net10.0/servald.dll" ${FLEET_ARGS:-100 50 100 100}
     ;;
   migration)
     build

@@ -27,6 +27,11 @@ if (args.Length > 0 && args[0] == "delay-release")
     return await DelayReleaseBenchmark.RunAsync(args[1..]).ConfigureAwait(false);
 }
 
+if (args.Length > 0 && args[0] == "fleet")
+{
+    return await FleetBenchmark.RunAsync(args[1..]);
+}
+
 if (args.Length > 0 && args[0] == "migration")
 {
     return await MigrationBenchmark.RunAsync(args[1..]);

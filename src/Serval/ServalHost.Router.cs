@@ -39,6 +39,10 @@ public sealed partial class ServalHost
                 Drains = [.. router.GetDrains().Select(x => new RouterDrain(x.Host, x.Prefix))],
                 Counters = router.Counters,
                 AdvertiserCounters = d.RouterAdvertiser?.Counters,
+                FleetName = router.Registry is null ? null : router.FleetName,
+                FleetRevision = router.FleetRevision,
+                Fleet = [.. router.GetFleetRegistrations()],
+                Registry = router.Registry?.Status,
             };
         }).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
@@ -100,6 +104,18 @@ public sealed record RouterSnapshot
 
     /// <summary>The controller's counters (live).</summary>
     public required RouterControllerCounters Counters { get; init; }
+
+    /// <summary>In a fleet (<see cref="ServalHostOptions.RouterRegistry"/>): the name this router writes as the accepting router; null otherwise.</summary>
+    public string? FleetName { get; init; }
+
+    /// <summary>In a fleet: the registry revision the fleet view reflects.</summary>
+    public long FleetRevision { get; init; }
+
+    /// <summary>In a fleet: every registration of the fleet, with the router that accepted it; empty otherwise.</summary>
+    public IReadOnlyList<RegistryRecord> Fleet { get; init; } = [];
+
+    /// <summary>In a fleet: the registry's health (live); null otherwise.</summary>
+    public RegistryStatus? Registry { get; init; }
 
     /// <summary>The router advertiser's counters (live), or null when the router does not advertise.</summary>
     public RouterAdvertiserCounters? AdvertiserCounters { get; init; }

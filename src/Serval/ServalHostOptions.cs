@@ -87,6 +87,13 @@ public sealed record ServalHostOptions
     public Stack.ControlPlane.RouterControllerOptions? RouterControl { get; init; }
 
     /// <summary>
+    /// With <see cref="RouterControl"/>: the registry shared by a fleet of routers (docs/router-fleet.md): registrations
+    /// accepted here are written to it and every registration of the fleet is installed here. Null (default): the
+    /// router keeps its registrations in its own memory.
+    /// </summary>
+    public Stack.ControlPlane.IRouterRegistry? RouterRegistry { get; init; }
+
+    /// <summary>
     /// On-demand resolution (docs/resolution.md): a default DELAY rule holds the first packet of a service no other rule
     /// resolves, the sources (and optionally the registration routers) are asked, and the answer is installed as FORWARD
     /// rules that release the packet at once. Null (default) runs none.
@@ -196,6 +203,11 @@ public sealed record ServalHostOptions
         RouterAdvertisement?.Validate();
         Resolver?.Validate();
         PublishRegistrations?.Validate();
+        if (RouterRegistry is not null && RouterControl is null)
+        {
+            throw new ArgumentException("RouterRegistry needs RouterControl (the router whose registrations it shares).", nameof(RouterRegistry));
+        }
+
         if (PublishRegistrations is not null && RouterControl is null)
         {
             throw new ArgumentException("PublishRegistrations needs RouterControl (the registrations it publishes).", nameof(PublishRegistrations));

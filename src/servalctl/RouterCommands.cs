@@ -18,6 +18,9 @@ internal static class RouterCommands
         var list = new Command("registrations", "list the registrations the router holds, with state and lease") { context.Json };
         list.SetAction(p => List(context, p));
         router.Add(list);
+        var status = new Command("status", "the router's health: in a fleet, whether it is in step with the registry (ok) or degraded") { context.Json };
+        status.SetAction(p => Status(context, p));
+        router.Add(status);
         router.Add(CreateDrain(context, "drain", "stop sending new connections to a registered host (or one of its prefixes)"));
         router.Add(CreateDrain(context, "undrain", "lift a drain set with 'router drain'"));
         return router;
@@ -66,6 +69,38 @@ internal static class RouterCommands
         return command;
     }
 
+    private static int Status(CliContext context, ParseResult p)
+    {
+        if (context.Request(p, "router status", new JsonObject { ["op"] = "router.status" }) is not { } response)
+        {
+            return 1;
+        }
+
+        if (p.GetValue(context.Json))
+        {
+            context.PrintJson(response);
+            return 0;
+        }
+
+        context.Output.WriteLine($"state {(string?)response["state"]}, epoch {(string?)response["epoch"]}, {ServiceCommands.Num(response["registrations"])} registrations held here");
+        if (response["fleet"] is JsonObject f)
+        {
+            context.Output.WriteLine(
+                $"fleet: router {(string?)f["name"]}, {ServiceCommands.Num(f["registrations"])} registrations, revision {ServiceCommands.Num(f["revision"])} (registry {ServiceCommands.Num(f["registryRevision"])}), " +
+                $"watch lag {ServiceCommands.Num(f["watchLagMs"])} ms (max {ServiceCommands.Num(f["maxWatchLagMs"])}), errors {ServiceCommands.Num(f["errors"])}, snapshots {ServiceCommands.Num(f["snapshots"])}");
+            if ((string?)f["lastError"] is { } error)
+            {
+                context.Output.WriteLine($"last registry error: {error}");
+            }
+        }
+        else
+        {
+            context.Output.WriteLine("not in a fleet: registrations are kept in this router's memory");
+        }
+
+        return 0;
+    }
+
     private static int List(CliContext context, ParseResult p)
     {
         if (context.Request(p, "router registrations", new JsonObject { ["op"] = "router.registrations" }) is not { } response)
@@ -97,6 +132,27 @@ internal static class RouterCommands
         }
 
         context.Console().Write(table);
+        if (response["fleet"] is JsonObject fleet)
+        {
+            var all = fleet["registrations"]!.AsArray();
+            context.Output.WriteLine(
+                $"fleet view (router {(string?)fleet["name"]}, revision {ServiceCommands.Num(fleet["revision"])}{((bool?)fleet["degraded"] == true ? ", DEGRADED" : string.Empty)}): {all.Count} registrations");
+            var ft = new Table().AddColumns("prefix", "host", "weight", "state", "accepted by", "lease ms", "sender");
+            foreach (var r in all)
+            {
+                ft.AddRow(
+                    Markup.Escape(ServiceIdArgument.Format(ServicePrefix.Parse((string)r!["prefix"]!))),
+                    Markup.Escape((string?)r["host"] ?? string.Empty),
+                    ServiceCommands.Num(r["weight"]),
+                    Markup.Escape((string?)r["state"] ?? string.Empty),
+                    Markup.Escape((string?)r["router"] ?? string.Empty),
+                    ServiceCommands.Num(r["leaseMs"]),
+                    Markup.Escape((string?)r["sender"] ?? string.Empty));
+            }
+
+            context.Console().Write(ft);
+        }
+
         foreach (var d in response["drains"]!.AsArray())
         {
             var prefix = (string?)d!["prefix"] is { } text ? ServiceIdArgument.Format(ServicePrefix.Parse(text)) : "all prefixes";

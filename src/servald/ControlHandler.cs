@@ -21,12 +21,13 @@ internal sealed class ControlHandler(ServalHost host)
         {
             return op switch
             {
-                "rules.list" => ListRules(),
+                "rules.list" => ListRules(request),
                 "rules.add" or "rules.del" or "rules.mod" => await ChangeRuleAsync(op, request, cancellationToken).ConfigureAwait(false),
                 "flows.list" => await ListFlowsAsync(cancellationToken).ConfigureAwait(false),
                 "stats" => await StatsAsync(cancellationToken).ConfigureAwait(false),
                 "migrate" => await MigrateAsync(request, cancellationToken).ConfigureAwait(false),
                 "router.registrations" => await RouterRegistrationsAsync(cancellationToken).ConfigureAwait(false),
+                "router.status" => await RouterStatusAsync(cancellationToken).ConfigureAwait(false),
                 "router.drain" or "router.undrain" => await RouterDrainAsync(op == "router.drain", request, cancellationToken).ConfigureAwait(false),
                 null => Error("bad_request", "missing \"op\""),
                 _ => Error("unknown_op", $"unknown op '{op}'"),
@@ -46,12 +47,22 @@ internal sealed class ControlHandler(ServalHost host)
 
     private static JsonObject Ok() => new() { ["ok"] = true };
 
-    private JsonObject ListRules()
+    private JsonObject ListRules(JsonObject request)
     {
+        // Optional "prefix": only the rules of that exact prefix.
+        ServicePrefix? only = null;
+        if (request["prefix"] is { } p)
+        {
+            only = ServicePrefix.TryParse((string?)p, out var parsed, out var why) ? parsed : throw new RequestException("bad_request", $"bad prefix: {why}");
+        }
+
         var rules = new JsonArray();
         foreach (var r in host.GetRules())
         {
-            rules.Add(RuleJson(r));
+            if (only is null || r.Prefix == only.Value)
+            {
+                rules.Add(RuleJson(r));
+            }
         }
 
         var response = Ok();
@@ -333,8 +344,67 @@ internal sealed class ControlHandler(ServalHost host)
         }
 
         response["counters"] = counters;
+        if (snapshot.Registry is { } registry)
+        {
+            var fleet = FleetStatus(snapshot, registry);
+            var all = new JsonArray();
+            var nowMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            foreach (var r in snapshot.Fleet.OrderBy(r => r.Prefix.ToString(), StringComparer.Ordinal).ThenBy(r => r.Host.ToString(), StringComparer.Ordinal))
+            {
+                all.Add(new JsonObject
+                {
+                    ["prefix"] = r.Prefix.ToString(),
+                    ["host"] = r.Host.ToString(),
+                    ["weight"] = r.Weight,
+                    ["state"] = r.Draining ? "draining" : "active",
+                    ["router"] = r.Router,
+                    ["routerEpoch"] = r.RouterEpoch.ToString("x16", CultureInfo.InvariantCulture),
+                    ["sender"] = r.Sender.ToString("x16", CultureInfo.InvariantCulture),
+                    ["leaseMs"] = r.LeaseMilliseconds,
+                    ["writtenMsAgo"] = Math.Max(0, nowMs - r.WrittenAtUnixMilliseconds),
+                });
+            }
+
+            fleet["registrations"] = all;
+            response["fleet"] = fleet;
+        }
+
         return response;
     }
+
+    private async ValueTask<JsonObject> RouterStatusAsync(CancellationToken cancellationToken)
+    {
+        RequireRouter();
+        var snapshot = await host.GetRouterSnapshotAsync(cancellationToken).ConfigureAwait(false);
+        var response = Ok();
+        response["epoch"] = snapshot.Epoch.ToString("x16", CultureInfo.InvariantCulture);
+        response["registrations"] = snapshot.Registrations.Count;
+        response["drains"] = snapshot.Drains.Count;
+        response["state"] = snapshot.Registry is { Degraded: true } ? "degraded" : "ok";
+        if (snapshot.Registry is { } registry)
+        {
+            response["fleet"] = FleetStatus(snapshot, registry);
+        }
+
+        return response;
+    }
+
+    private static JsonObject FleetStatus(RouterSnapshot snapshot, Stack.ControlPlane.RegistryStatus registry) => new()
+    {
+        ["name"] = snapshot.FleetName,
+        ["degraded"] = registry.Degraded,
+        ["revision"] = snapshot.FleetRevision,
+        ["registryRevision"] = registry.Revision,
+        ["registrations"] = snapshot.Fleet.Count,
+        ["watchLagMs"] = registry.WatchLag.TotalMilliseconds,
+        ["maxWatchLagMs"] = registry.MaxWatchLag.TotalMilliseconds,
+        ["errors"] = registry.Errors,
+        ["writes"] = registry.Writes,
+        ["keysWritten"] = registry.Puts,
+        ["eventsReceived"] = registry.EventsReceived,
+        ["snapshots"] = registry.Snapshots,
+        ["lastError"] = registry.LastError,
+    };
 
     private async ValueTask<JsonObject> RouterDrainAsync(bool drain, JsonObject request, CancellationToken cancellationToken)
     {

@@ -37,6 +37,7 @@ internal static class ControlPlaneConfig
             new HostControllerOptions
             {
                 Routers = routers,
+                RouterSelection = r.RouterSelection,
                 RefreshInterval = Milliseconds(r.RefreshMs, "Serval:Registration:RefreshMs"),
                 Lease = Milliseconds(r.LeaseMs, "Serval:Registration:LeaseMs"),
                 DefaultWeight = r.Weight,
@@ -92,9 +93,108 @@ internal static class ControlPlaneConfig
                 Key = key,
                 Upstream = upstream,
                 UpstreamAggregates = aggregates,
+                FleetName = r.Fleet is null ? null : FleetName(options),
             },
             "Serval:Router");
     }
+
+    /// <summary>The etcd registry of a router fleet (<c>Serval:Router:Fleet</c>), or null.</summary>
+    public static EtcdRegistryOptions? Fleet(DaemonOptions options, bool router)
+    {
+        if (options.Router?.Fleet is not { } f)
+        {
+            return null;
+        }
+
+        if (!router)
+        {
+            throw new DaemonException("Serval:Router:Fleet needs the router controller (ServiceRouter mode, Serval:Router:Enabled)");
+        }
+
+        if (f.Endpoints.Count == 0)
+        {
+            throw new DaemonException("Serval:Router:Fleet:Endpoints lists no etcd member (e.g. http://10.0.0.1:2379)");
+        }
+
+        var endpoints = new List<Uri>();
+        for (var i = 0; i < f.Endpoints.Count; i++)
+        {
+            if (!Uri.TryCreate(f.Endpoints[i], UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps)
+                || uri.AbsolutePath != "/")
+            {
+                throw new DaemonException($"Serval:Router:Fleet:Endpoints:{i}: '{f.Endpoints[i]}' is not an http:// or https:// URL of an etcd member (scheme://host:port)");
+            }
+
+            endpoints.Add(uri);
+        }
+
+        if (!f.Root.StartsWith('/') || !f.Root.EndsWith('/') || f.Root.Length < 2)
+        {
+            throw new DaemonException($"Serval:Router:Fleet:Root must start and end with '/' and name a prefix (was '{f.Root}')");
+        }
+
+        var tls = endpoints.Any(u => u.Scheme == Uri.UriSchemeHttps);
+        if (!tls && (f.CaFile ?? f.CertFile ?? f.KeyFile) is not null)
+        {
+            throw new DaemonException("Serval:Router:Fleet: CaFile, CertFile and KeyFile need https:// endpoints");
+        }
+
+        if ((f.CertFile is null) != (f.KeyFile is null))
+        {
+            throw new DaemonException("Serval:Router:Fleet: set both CertFile and KeyFile (a client certificate and its key), or neither");
+        }
+
+        foreach (var (file, key) in new[] { (f.CaFile, "CaFile"), (f.CertFile, "CertFile"), (f.KeyFile, "KeyFile") })
+        {
+            if (file is not null && !File.Exists(file))
+            {
+                throw new DaemonException($"Serval:Router:Fleet:{key}: {file} does not exist");
+            }
+        }
+
+        var password = f.Password;
+        if (f.PasswordFile is not null)
+        {
+            if (password is not null)
+            {
+                throw new DaemonException("Serval:Router:Fleet: set Password or PasswordFile, not both");
+            }
+
+            try
+            {
+                password = File.ReadAllText(f.PasswordFile).TrimEnd('\r', '\n');
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new DaemonException($"Serval:Router:Fleet:PasswordFile: cannot read {f.PasswordFile}: {e.Message}", e);
+            }
+        }
+
+        if ((f.Username is null) != (password is null))
+        {
+            throw new DaemonException("Serval:Router:Fleet: Username and Password (or PasswordFile) go together");
+        }
+
+        if (f.MaxTxnOps < 1)
+        {
+            throw new DaemonException($"Serval:Router:Fleet:MaxTxnOps must be positive (was {f.MaxTxnOps.ToString(CultureInfo.InvariantCulture)})");
+        }
+
+        return new EtcdRegistryOptions
+        {
+            Endpoints = endpoints,
+            Root = f.Root,
+            CaFile = f.CaFile,
+            CertFile = f.CertFile,
+            KeyFile = f.KeyFile,
+            Username = f.Username,
+            Password = password,
+            RequestTimeout = Milliseconds(f.RequestTimeoutMs, "Serval:Router:Fleet:RequestTimeoutMs"),
+            MaxTxnOps = f.MaxTxnOps,
+        };
+    }
+
+    private static string FleetName(DaemonOptions options) => options.Router?.Fleet?.Name is { Length: > 0 } name ? name : options.Name;
 
     /// <summary>The hosts drained from the start (<c>Serval:Router:Drain</c>).</summary>
     public static IReadOnlyList<LinkAddress> InitialDrains(DaemonOptions options) =>

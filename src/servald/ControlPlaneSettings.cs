@@ -6,8 +6,11 @@ namespace Serval.Daemon;
 /// </summary>
 internal sealed class RegistrationSettings
 {
-    /// <summary>The routers, <c>address[:port]</c> (no port: the UDP default 54325); each registration goes to all of them.</summary>
+    /// <summary>The routers, <c>address[:port]</c> (no port: the UDP default 54325); each registration goes to all of them, or to one (<see cref="RouterSelection"/>).</summary>
     public List<string> Routers { get; set; } = [];
+
+    /// <summary><c>All</c> (default): register with every router; <c>One</c>: with one router of a fleet at a time, the next when it stops answering.</summary>
+    public Serval.Stack.ControlPlane.RouterSelection RouterSelection { get; set; } = Serval.Stack.ControlPlane.RouterSelection.All;
 
     /// <summary>Refresh interval in milliseconds (default 1000).</summary>
     public int RefreshMs { get; set; } = 1000;
@@ -75,6 +78,46 @@ internal sealed class RouterSettings
 
     /// <summary>Publish the registrations in DNS with RFC 2136 updates (docs/resolution.md); null publishes nothing.</summary>
     public DnsUpdateSettings? DnsUpdate { get; set; }
+
+    /// <summary>A fleet of routers sharing their registrations through etcd (docs/router-fleet.md); null: this router keeps them in memory.</summary>
+    public FleetSettings? Fleet { get; set; }
+}
+
+/// <summary><c>Serval:Router:Fleet</c>: the etcd cluster the routers of a fleet share their registrations through.</summary>
+internal sealed class FleetSettings
+{
+    /// <summary>Client URLs of the etcd members, e.g. <c>http://10.0.0.1:2379</c> (https for TLS).</summary>
+    public List<string> Endpoints { get; set; } = [];
+
+    /// <summary>The key prefix of the fleet's state (default <c>/serval/fleet/</c>); routers of one fleet use the same.</summary>
+    public string Root { get; set; } = "/serval/fleet/";
+
+    /// <summary>This router's name in the fleet view (default: Serval:Name).</summary>
+    public string? Name { get; set; }
+
+    /// <summary>PEM file of the CA that signed the members' certificates (https endpoints; default: the system's trust store).</summary>
+    public string? CaFile { get; set; }
+
+    /// <summary>PEM client certificate (https endpoints with client authentication), with <see cref="KeyFile"/>.</summary>
+    public string? CertFile { get; set; }
+
+    /// <summary>PEM key of <see cref="CertFile"/>.</summary>
+    public string? KeyFile { get; set; }
+
+    /// <summary>etcd user (authentication on), with <see cref="Password"/> or <see cref="PasswordFile"/>.</summary>
+    public string? Username { get; set; }
+
+    /// <summary>etcd password.</summary>
+    public string? Password { get; set; }
+
+    /// <summary>A file holding the etcd password; an alternative to <see cref="Password"/>.</summary>
+    public string? PasswordFile { get; set; }
+
+    /// <summary>Deadline of one etcd request, milliseconds (default 2000).</summary>
+    public int RequestTimeoutMs { get; set; } = 2000;
+
+    /// <summary>Most operations per transaction (default 128, etcd's default --max-txn-ops).</summary>
+    public int MaxTxnOps { get; set; } = 128;
 }
 
 /// <summary><c>Serval:Router:DnsUpdate</c>: the zone's primary server and the records' TTL.</summary>

@@ -43,6 +43,9 @@ internal sealed class DaemonPlan
 
     public required IReadOnlyList<LinkAddress> Drains { get; init; }
 
+    /// <summary>The etcd registry the router shares its registrations through (<c>Serval:Router:Fleet</c>), or null.</summary>
+    public required EtcdRegistryOptions? Fleet { get; init; }
+
     /// <summary>Resolution on demand (<c>Serval:Resolver</c>), or null.</summary>
     public required ResolverPlan? Resolver { get; init; }
 
@@ -122,6 +125,7 @@ internal sealed class DaemonPlan
             Registration = registration,
             Router = router,
             Drains = drains,
+            Fleet = ControlPlaneConfig.Fleet(options, router is not null),
             MetricsPrefix = metricsPrefix,
         };
     }

@@ -69,6 +69,13 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
             throw;
         }
 
+        EtcdRouterRegistry? registry = null;
+        if (plan.Fleet is { } fleet)
+        {
+            registry = new EtcdRouterRegistry(fleet, loggerFactory.CreateLogger<EtcdRouterRegistry>());
+            owned = [.. owned, registry];
+        }
+
         ServalHost host;
         try
         {
@@ -84,6 +91,7 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
                     RouterControl = plan.Router,
                     RouterAdvertisement = options.Router?.Advertise ?? true ? Stack.ControlPlane.RouterAdvertiserOptions.Default : null,
                     RouterDiscovery = options.RouterDiscovery ? Stack.ControlPlane.RouterDiscoveryOptions.Default : null,
+                    RouterRegistry = registry,
                     RegisterWithRouter = plan.RegisterWith,
                     Resolver = resolver,
                     PublishRegistrations = plan.Publish,

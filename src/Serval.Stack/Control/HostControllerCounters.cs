@@ -18,10 +18,16 @@ public sealed class HostControllerCounters
     private long _interfaceChanges;
     private long _queries;
     private long _queriesFailed;
+    private long _failovers;
 
     internal HostControllerCounters()
     {
     }
+
+    /// <summary>With <see cref="RouterSelection.One"/>: times the registrations moved to the next router because the current one stopped answering.</summary>
+    public long Failovers => Volatile.Read(ref _failovers);
+
+    internal void CountFailovers() => Interlocked.Increment(ref _failovers);
 
     /// <summary>Register and Unregister messages handed to the engine.</summary>
     public long MessagesSent => Volatile.Read(ref _messagesSent);

@@ -12,8 +12,19 @@ public sealed record HostControllerOptions
     /// <summary>The default settings (no router: nothing is registered).</summary>
     public static HostControllerOptions Default { get; } = new();
 
-    /// <summary>The service routers to register with; every registration goes to each of them.</summary>
+    /// <summary>The service routers to register with: every registration goes to each of them, or (<see cref="RouterSelection.One"/>) to one at a time.</summary>
     public IReadOnlyList<RouterEndpoint> Routers { get; init; } = [];
+
+    /// <summary>
+    /// Register with every router (<see cref="RouterSelection.All"/>, default: independent routers, each holding its
+    /// own table) or with one at a time (<see cref="RouterSelection.One"/>: a fleet sharing its registrations, where
+    /// one router suffices; the next router of the list is used when the current one leaves a round unanswered
+    /// <see cref="FailoverAttempts"/> times).
+    /// </summary>
+    public RouterSelection RouterSelection { get; init; } = RouterSelection.All;
+
+    /// <summary>With <see cref="RouterSelection.One"/>: messages of one round a router leaves unanswered before the next router is used (default 2).</summary>
+    public int FailoverAttempts { get; init; } = 2;
 
     /// <summary>How often an acknowledged registration is refreshed (default 1 s; a random 0–10 % earlier).</summary>
     public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromSeconds(1);
@@ -76,6 +87,11 @@ public sealed record HostControllerOptions
             throw new ArgumentException($"Lease ({Lease}) must exceed RefreshInterval ({RefreshInterval}) and be at most one hour.", nameof(Lease));
         }
 
+        if (!Enum.IsDefined(RouterSelection) || FailoverAttempts < 1)
+        {
+            throw new ArgumentException("RouterSelection must be All or One, and FailoverAttempts positive.", nameof(RouterSelection));
+        }
+
         if (MaxUnregisterAttempts < 1 || MaxRegistrations < 1 || ResolveAttempts < 1 || MaxQueries < 1)
         {
             throw new ArgumentException("MaxUnregisterAttempts, MaxRegistrations, ResolveAttempts and MaxQueries must be positive.", nameof(MaxRegistrations));
@@ -96,4 +112,14 @@ public sealed record HostControllerOptions
             throw new ArgumentException("DefaultRulePriority is above the service table's maximum.", nameof(DefaultRulePriority));
         }
     }
+}
+
+/// <summary>Which of its routers a host registers with (<see cref="HostControllerOptions.RouterSelection"/>).</summary>
+public enum RouterSelection
+{
+    /// <summary>Every registration goes to every router.</summary>
+    All,
+
+    /// <summary>Every registration goes to one router, the first of the list that answers; the next one when it stops answering.</summary>
+    One,
 }

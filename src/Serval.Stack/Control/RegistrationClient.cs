@@ -30,6 +30,7 @@ internal sealed class RegistrationClient
     private readonly PriorityQueue<(PendingQuery Query, long Generation), TimeSpan> _queryTimers = new();
     private readonly uint _leaseMilliseconds;
     private SocketHandle _socket;
+    private int _active;
     private ulong _sender;
     private uint _sequence;
 
@@ -92,8 +93,11 @@ internal sealed class RegistrationClient
             e.Withdrawn = true;
             foreach (var slot in e.Slots)
             {
-                slot.Attempts = 0;
-                Send(slot, now);
+                if (IsActive(slot))
+                {
+                    slot.Attempts = 0;
+                    Send(slot, now);
+                }
             }
         }
 
@@ -510,9 +514,64 @@ internal sealed class RegistrationClient
 
     private void Cancel(ClientSlot slot) => slot.Generation++;
 
+    /// <summary>With <see cref="RouterSelection.One"/>: the router registrations currently go to.</summary>
+    public int ActiveRouter => _active;
+
+    private bool OneRouter => _options.RouterSelection == RouterSelection.One && _routers.Length > 1;
+
+    private bool IsActive(ClientSlot slot) => !OneRouter || slot.Router == _active;
+
+    /// <summary>The active router left a round unanswered: every registration goes to the next router of the list.</summary>
+    private void Failover(TimeSpan now)
+    {
+        var previous = _active;
+        _active = (_active + 1) % _routers.Length;
+        Counters.CountFailovers();
+        foreach (var e in _entries.Values.ToList())
+        {
+            var old = e.Slots[previous];
+            Cancel(old);
+            old.Acked = false;
+            old.Attempts = 0;
+            if (e.Withdrawn)
+            {
+                // The old router's lease removes it; nothing to withdraw from the new one.
+                foreach (var s in e.Slots)
+                {
+                    s.Done = true;
+                }
+
+                RemoveIfDone(e);
+                continue;
+            }
+
+            var slot = e.Slots[_active];
+            slot.Acked = false;
+            slot.Done = false;
+            StartRound(slot, now);
+        }
+    }
+
     private void Fire(ClientSlot slot, TimeSpan now)
     {
         var e = slot.Entry;
+        if (!IsActive(slot))
+        {
+            if (e.Withdrawn)
+            {
+                slot.Done = true;
+                RemoveIfDone(e);
+            }
+
+            return;
+        }
+
+        // A router that never answered yet may still be starting: it gets two more messages before the next is tried.
+        if (OneRouter && !e.Withdrawn && slot.Attempts >= _options.FailoverAttempts + (_routers[slot.Router].Epoch == 0 ? 2 : 0))
+        {
+            Failover(now);
+            return;
+        }
         if (e.Withdrawn)
         {
             if (slot.Done)

@@ -31,6 +31,26 @@ public sealed partial class RouterController
             return false;
         }
 
+        if (_registry is not null)
+        {
+            var key = RegistryCodec.DrainKey(host, prefix);
+            if (draining)
+            {
+                _registry.PutPermanent(key, RegistryCodec.EncodeDrainValue(FleetName, _registry.UnixTimeMilliseconds));
+            }
+            else
+            {
+                _registry.DeletePermanent(key);
+            }
+        }
+
+        ReapplyDrains(host, prefix, now);
+        return true;
+    }
+
+    /// <summary>Applies the drains of <paramref name="host"/> again to its registrations, local and of the fleet.</summary>
+    private void ReapplyDrains(LinkAddress host, ServicePrefix? prefix, TimeSpan now)
+    {
         foreach (var peer in _peers.Values)
         {
             if (!Covers(host, peer.Address))
@@ -48,27 +68,23 @@ public sealed partial class RouterController
             }
         }
 
-        return true;
+        ReapplyFleetDrains(host, prefix, now);
     }
 
-    /// <summary>The drains set at this router (host address, and prefix or null for all of the host's prefixes).</summary>
+    /// <summary>The drains in force at this router, set here or (in a fleet) at any router (host address, and prefix or null for all of the host's prefixes).</summary>
     public IReadOnlyList<(LinkAddress Host, ServicePrefix? Prefix)> GetDrains() => [.. _drains];
 
     private static bool Covers(LinkAddress drain, LinkAddress address) =>
         drain.Port == 0 ? drain.SameAddress(address) : drain == address;
 
     /// <summary>Whether the router drains this registration (not counting the host's own draining flag).</summary>
-    private bool IsDrainedHere(Registration reg)
-    {
-        if (_drains.Count == 0)
-        {
-            return false;
-        }
+    private bool IsDrainedHere(Registration reg) => IsDrainedHere(reg.Peer.Address, reg.Prefix);
 
-        var address = reg.Peer.Address;
-        return _drains.Contains((address, null)) || _drains.Contains((address, reg.Prefix))
-            || _drains.Contains((address.WithPort(0), null)) || _drains.Contains((address.WithPort(0), reg.Prefix));
-    }
+    /// <summary>Whether a drain (set here or, in a fleet, anywhere) covers <paramref name="prefix"/> at <paramref name="address"/>.</summary>
+    private bool IsDrainedHere(LinkAddress address, ServicePrefix prefix) =>
+        _drains.Count != 0
+        && (_drains.Contains((address, null)) || _drains.Contains((address, prefix))
+            || _drains.Contains((address.WithPort(0), null)) || _drains.Contains((address.WithPort(0), prefix)));
 
     /// <summary>Whether the registration gets no new connections: the host asked for it or the router drains it.</summary>
     private bool IsDraining(Registration reg) => reg.Draining || IsDrainedHere(reg);

@@ -57,12 +57,18 @@ public sealed partial class RouterController
 
         Counters.CountMoved();
         ReleaseRule(ServicePrefix.Exact(peer.ReplyService), peer.Target);
+        var oldAddress = peer.Address;
         foreach (var reg in peer.Registrations.Values)
         {
             if (reg.Installed is { } old)
             {
                 ReleaseRule(reg.Prefix, old);
                 reg.Installed = null;
+            }
+
+            if (oldAddress != source)
+            {
+                Unpublish(reg, oldAddress);
             }
         }
 
@@ -73,6 +79,11 @@ public sealed partial class RouterController
         foreach (var reg in peer.Registrations.Values)
         {
             ApplyRule(reg, now);
+            if (oldAddress != source)
+            {
+                reg.PublishedAt = now;
+                Publish(reg, now);
+            }
         }
 
         return true;
@@ -115,6 +126,7 @@ public sealed partial class RouterController
         reg.Removed = true;
         reg.Peer.Registrations.Remove(reg.Prefix);
         _registrationCount--;
+        Unpublish(reg, reg.Peer.Address);
         if (reg.Installed is { } target)
         {
             ReleaseRule(reg.Prefix, target);
@@ -284,6 +296,12 @@ public sealed partial class RouterController
         public ServiceTransports Transports { get; set; }
 
         public TimeSpan ExpiresAt { get; set; }
+
+        /// <summary>The lease last granted.</summary>
+        public TimeSpan Lease { get; set; }
+
+        /// <summary>When it was last written to the registry.</summary>
+        public TimeSpan PublishedAt { get; set; }
 
         /// <summary>The FORWARD rule it holds a reference on, if any.</summary>
         public ServiceTarget? Installed { get; set; }

@@ -128,6 +128,7 @@ public sealed partial class RouterController : IEngineController
         }
 
         _peers.Clear();
+        StopFleet();
         _exports.Clear();
         _expiry.Clear();
         _peerExpiry.Clear();
@@ -184,6 +185,7 @@ public sealed partial class RouterController : IEngineController
         }
 
         Drain(now);
+        PollRegistry(now);
         ExpireRegistrations(now);
         ExpirePeers(now);
         _upstream?.Poll(now);
@@ -350,7 +352,19 @@ public sealed partial class RouterController : IEngineController
         reg.Draining = draining;
         reg.Transports = m.Transports;
         reg.ExpiresAt = now + lease;
+        var leaseChanged = reg.Lease != lease;
+        reg.Lease = lease;
         ApplyRule(reg, now);
+        if (changed || leaseChanged)
+        {
+            reg.PublishedAt = now;
+            Publish(reg, now);
+        }
+        else
+        {
+            Refreshed(reg, now);
+        }
+
         if (!reg.Queued)
         {
             reg.Queued = true;

@@ -20,10 +20,28 @@ public sealed class RouterControllerCounters
     private long _sendFailures;
     private long _resolveRequests;
     private long _resolveNotFound;
+    private long _registryWrites;
+    private long _registryMalformed;
+    private long _fleetApplied;
 
     internal RouterControllerCounters()
     {
     }
+
+    /// <summary>In a fleet: writes (puts and deletes) handed to the registry.</summary>
+    public long RegistryWrites => Volatile.Read(ref _registryWrites);
+
+    /// <summary>In a fleet: registry entries that did not decode (ignored).</summary>
+    public long RegistryMalformed => Volatile.Read(ref _registryMalformed);
+
+    /// <summary>In a fleet: registrations added or changed from the registry.</summary>
+    public long FleetApplied => Volatile.Read(ref _fleetApplied);
+
+    internal void CountRegistryWrites() => Interlocked.Increment(ref _registryWrites);
+
+    internal void CountRegistryMalformed() => Interlocked.Increment(ref _registryMalformed);
+
+    internal void CountFleetApplied() => Interlocked.Increment(ref _fleetApplied);
 
     /// <summary>Datagrams read from the router's socket.</summary>
     public long MessagesReceived => Volatile.Read(ref _messagesReceived);

@@ -72,6 +72,12 @@ public sealed record RouterControllerOptions
     /// <summary>Whether registrations no aggregate covers are exported upstream as they are (default true).</summary>
     public bool ExportUncovered { get; init; } = true;
 
+    /// <summary>
+    /// In a fleet (<see cref="RouterController.Registry"/>): the name this router writes as the accepting router of its
+    /// registrations (shown by <c>servalctl router registrations</c>); null uses the epoch in hex.
+    /// </summary>
+    public string? FleetName { get; init; }
+
     /// <summary>Checks every value; throws <see cref="ArgumentException"/> naming the bad one.</summary>
     public void Validate()
     {
@@ -119,6 +125,11 @@ public sealed record RouterControllerOptions
         if (MaxRegistrations < 1 || MaxRegistrationsPerPeer < 1 || MaxPeers < 1)
         {
             throw new ArgumentException("Limits must be positive.", nameof(MaxRegistrations));
+        }
+
+        if (FleetName is { } name && (name.Length is 0 or > 128 || name.Any(c => char.IsControl(c) || c == '/')))
+        {
+            throw new ArgumentException("FleetName is 1 to 128 characters, without '/' or control characters.", nameof(FleetName));
         }
 
         ArgumentNullException.ThrowIfNull(UpstreamAggregates);

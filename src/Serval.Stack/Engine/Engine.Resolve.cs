@@ -70,7 +70,19 @@ public sealed partial class Engine
         }
         else if (Services.TrySelect(entry, _random, out var rule))
         {
+            var rules = entry.TopSet.Rules;
+            if (flow is { Retransmits: > 0 } && rules.Length > 1 && rule.Target.Type == ServiceTargetType.Forward && rule.Target.Address == flow.FirstHop)
+            {
+                // A SYN retransmission: the first hop it went through did not answer (a service router may have died);
+                // this one goes through the next rule of the same priority instead (docs/router-fleet.md, "Hosts").
+                rule = rules[(rules.IndexOf(rule) + 1) % rules.Length];
+            }
+
             sent = SendFirstTo(rule, repr, payload, service, flow, socket, now, ref tooLarge);
+            if (sent && flow is not null && rule.Target.Type == ServiceTargetType.Forward)
+            {
+                flow.FirstHop = rule.Target.Address;
+            }
         }
 
         if (sent)

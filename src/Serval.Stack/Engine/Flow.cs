@@ -56,6 +56,9 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
 
     public int Retransmits { get; set; }
 
+    /// <summary>The FORWARD target the last first packet (SYN) left through; a retransmission tries another one of the same priority.</summary>
+    public LinkAddress FirstHop { get; set; }
+
     public TimeSpan RetransmitAt { get; set; }
 
     // RFC 6298 estimator.

@@ -89,6 +89,12 @@ internal sealed partial class EngineDriver : IPacketSink
         if (options.RouterControl is { } routerOptions)
         {
             var router = new Stack.ControlPlane.RouterController(Engine, routerOptions, random);
+            if (options.RouterRegistry is { } registry)
+            {
+                router.Registry = registry;
+                RouterRegistry = registry;
+                registry.Attach(Signal);
+            }
             if (options.PublishRegistrations is { } publish)
             {
                 _publisher = new RegistrationPublisher(publish, Logger, Name);
@@ -511,6 +517,9 @@ internal sealed partial class EngineDriver : IPacketSink
     internal Stack.ControlPlane.RouterAdvertiser? RouterAdvertiser => _controllers.OfType<Stack.ControlPlane.RouterAdvertiser>().FirstOrDefault();
 
     /// <summary>The host's router controller, if any (engine thread only).</summary>
+    /// <summary>The fleet registry of the router controller, or null.</summary>
+    internal Stack.ControlPlane.IRouterRegistry? RouterRegistry { get; private set; }
+
     internal Stack.ControlPlane.RouterController? RouterController => _controllers.OfType<Stack.ControlPlane.RouterController>().FirstOrDefault();
 
     /// <summary>Called on the engine thread for every engine event (the place a controller hooks in).</summary>

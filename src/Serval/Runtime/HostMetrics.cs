@@ -62,6 +62,20 @@ internal sealed class HostMetrics : IDisposable
         Observe("serval.host.inbound_dropped", "{packet}", "Received packets dropped because the host's inbound queue was full.", () => driver.InboundDropped);
         _meter.CreateObservableGauge("serval.flows.active", () => driver.FlowCountSnapshot, "{flow}", "Live flows (connections, pending requests, closing flows).");
         _meter.CreateObservableGauge("serval.services.entries", () => driver.Engine.Services.Count, "{entry}", "Service-table entries (prefixes).");
+        if (driver.RouterRegistry is { } registry)
+        {
+            // A router of a fleet (docs/router-fleet.md): the registry's health.
+            var status = registry.Status;
+            _meter.CreateObservableGauge("serval.router.registry.degraded", () => status.Degraded ? 1 : 0, "{state}", "1 while the fleet registry is unreachable (forwarding from the last table), else 0.");
+            _meter.CreateObservableGauge("serval.router.registry.watch_lag", () => status.WatchLag.TotalMilliseconds, "ms", "Last registry watch lag: from the accepting router's write to this router receiving the event.");
+            _meter.CreateObservableGauge("serval.router.registry.watch_lag_max", () => status.MaxWatchLag.TotalMilliseconds, "ms", "Largest registry watch lag seen.");
+            _meter.CreateObservableGauge("serval.router.registry.revision", () => status.Revision, "{revision}", "Registry revision last received.");
+            Observe("serval.router.registry.errors", "{error}", "Failed registry operations (each retried).", () => status.Errors);
+            Observe("serval.router.registry.writes", "{request}", "Registry write transactions that succeeded.", () => status.Writes);
+            Observe("serval.router.registry.events", "{event}", "Registry watch events received.", () => status.EventsReceived);
+            Observe("serval.router.registry.snapshots", "{snapshot}", "Registry snapshots taken.", () => status.Snapshots);
+        }
+
         _connectionsOpened = _meter.CreateCounter<long>("serval.connections.opened", "{connection}", "Connections established (connected or accepted).");
         _connectionsFailed = _meter.CreateCounter<long>("serval.connections.failed", "{connection}", "Connection attempts that failed.");
     }
