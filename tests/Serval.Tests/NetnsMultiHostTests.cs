@@ -120,15 +120,10 @@ public sealed class NetnsMultiHostTests(ITestOutputHelper output)
             var forwarded = router.Counters.Forwarded;
             Assert.InRange(forwarded, result.Connections, 2 * result.Connections);
             // Besides them it received only the replicas' router solicitations (hosts without configuration look for a
-            // router on links with a broadcast address: the UDP links here; nobody answers, this router does not advertise).
-            long solicitations = 0;
-            foreach (var replica in replicas)
-            {
-                solicitations += (await replica.GetRouterDiscoveryAsync(ct))!.Counters.SolicitationsSent;
-            }
-
-            Assert.Equal(underlay == Underlay.Udp ? 2 * RouterDiscoveryOptions.Default.SolicitAttempts : 0, solicitations);
-            Assert.Equal(forwarded + solicitations, router.Counters.PacketsReceived);
+            // router on links with a broadcast address: the UDP links here; nobody answers, this router does not
+            // advertise): at most SolicitAttempts per replica, spread over time, so some may still be to come.
+            var maxSolicitations = underlay == Underlay.Udp ? 2 * RouterDiscoveryOptions.Default.SolicitAttempts : 0;
+            Assert.InRange(router.Counters.PacketsReceived - forwarded, 0, maxSolicitations);
             var rules = router.GetRules().Where(r => r.Prefix == ServicePrefix.Exact(Service)).ToList();
             Assert.Equal(2, rules.Count);
             Assert.All(rules, r => Assert.True(r.PacketsResolved >= 1, $"rule {r} resolved no SYN"));
