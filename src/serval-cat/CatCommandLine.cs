@@ -46,7 +46,7 @@ internal static class CatCommandLine
     {
         var udp = new Option<string[]>("--udp")
         {
-            Description = "a UDP-encapsulation link of the embedded host on ADDRESS[:PORT] (repeatable; port default 54325 for listen, any for connect)",
+            Description = "a UDP-encapsulation link of the embedded host on ADDRESS[:PORT] (repeatable; port default 54325, which a router's SOURCE extension assumes)",
             HelpName = "ADDRESS[:PORT]",
             Recursive = true,
         };
@@ -238,7 +238,7 @@ internal static class CatCommandLine
 
         foreach (var text in udpTexts)
         {
-            if (!TryParseLinkAddress(text, listening ? ServalInfo.DefaultUdpPort : 0, out var address) || address.ToIPAddress() is not { } ip || ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any))
+            if (!TryParseLinkAddress(text, out var address) || address.ToIPAddress() is not { } ip || ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any))
             {
                 Usage(error, $"--udp '{text}' is not a specific ADDRESS[:PORT].");
                 return false;
@@ -273,15 +273,12 @@ internal static class CatCommandLine
     }
 
     /// <summary>ADDRESS[:PORT] (IPv6 in brackets when a port is given); the port defaults to 54325.</summary>
-    private static bool TryParseLinkAddress(string text, out LinkAddress address) =>
-        TryParseLinkAddress(text, ServalInfo.DefaultUdpPort, out address);
-
-    private static bool TryParseLinkAddress(string text, int defaultPort, out LinkAddress address)
+    private static bool TryParseLinkAddress(string text, out LinkAddress address)
     {
         address = LinkAddress.None;
         if (IPAddress.TryParse(text.TrimStart('[').TrimEnd(']'), out var ip))
         {
-            address = LinkAddress.FromEndPoint(new IPEndPoint(ip, defaultPort));
+            address = LinkAddress.FromEndPoint(new IPEndPoint(ip, ServalInfo.DefaultUdpPort));
             return true;
         }
 

@@ -17,6 +17,12 @@ internal static class CatSession
 {
     private const int BufferSize = 64 * 1024;
 
+    /// <summary>Longest wait for the peer to acknowledge what was written before the host stops.</summary>
+    private static readonly TimeSpan DeliveryLimit = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often the acknowledged byte count is looked at meanwhile.</summary>
+    private static readonly TimeSpan DeliveryPoll = TimeSpan.FromMilliseconds(10);
+
     public static async Task<int> ListenAsync(ServalHost host, ServiceEndPoint service, string text, CatSettings settings, CancellationToken ct)
     {
         ServalListener listener;
@@ -64,7 +70,7 @@ internal static class CatSession
                 await listener.DisposeAsync().ConfigureAwait(false);
                 await using (connection.ConfigureAwait(false))
                 {
-                    return await RelayStreamAsync(connection.GetStream(), settings, ct).ConfigureAwait(false);
+                    return await RelayStreamAsync(host, connection, settings, ct).ConfigureAwait(false);
                 }
             }
             catch (OperationCanceledException) when (waitLimit.IsCancellationRequested && !ct.IsCancellationRequested)
@@ -99,7 +105,7 @@ internal static class CatSession
             var connection = await ServalConnection.ConnectAsync(options, connecting.Token).ConfigureAwait(false);
             await using (connection.ConfigureAwait(false))
             {
-                return await RelayStreamAsync(connection.GetStream(), settings, ct).ConfigureAwait(false);
+                return await RelayStreamAsync(host, connection, settings, ct).ConfigureAwait(false);
             }
         }
         catch (ServalException e) when (!ct.IsCancellationRequested)
@@ -128,8 +134,10 @@ internal static class CatSession
     };
 
     /// <summary>Relays a stream both ways; see the class remarks for when it ends.</summary>
-    private static async Task<int> RelayStreamAsync(ServalStream stream, CatSettings settings, CancellationToken ct)
+    private static async Task<int> RelayStreamAsync(ServalHost host, ServalConnection connection, CatSettings settings, CancellationToken ct)
     {
+        var stream = connection.GetStream();
+        long written = 0;
         var send = Task.Run(
             async () =>
             {
@@ -138,6 +146,7 @@ internal static class CatSession
                 while ((n = await settings.Input.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
                 {
                     await stream.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+                    Interlocked.Add(ref written, n);
                 }
 
                 stream.CompleteWrites(); // end of input: the peer reads end of stream, and may still answer
@@ -164,10 +173,13 @@ internal static class CatSession
             {
                 // The peer closed and a terminal is on standard input: do not wait for the user to type Ctrl-D.
                 stream.CompleteWrites();
-                return ExitCodes.Success;
+            }
+            else
+            {
+                await (first == send ? receive : send).ConfigureAwait(false);
             }
 
-            await (first == send ? receive : send).ConfigureAwait(false);
+            await DeliveredAsync(host, connection, Interlocked.Read(ref written), ct).ConfigureAwait(false);
             return ExitCodes.Success;
         }
         catch (ServalException e) when (!ct.IsCancellationRequested)
@@ -184,6 +196,31 @@ internal static class CatSession
         {
             stream.Abort();
             return ExitCodes.Interrupted;
+        }
+    }
+
+    /// <summary>
+    /// Waits until the peer has acknowledged every byte written (at most <see cref="DeliveryLimit"/>): an embedded host
+    /// stops with the process, and whatever its stream still held would be lost. Attached, servald closes the flow
+    /// gracefully after the process has gone.
+    /// </summary>
+    private static async Task DeliveredAsync(ServalHost host, ServalConnection connection, long written, CancellationToken ct)
+    {
+        if (host.IsAttached || written == 0)
+        {
+            return;
+        }
+
+        var deadline = DateTime.UtcNow + DeliveryLimit;
+        while (DateTime.UtcNow < deadline)
+        {
+            var info = await connection.GetFlowInfoAsync(ct).ConfigureAwait(false);
+            if (info?.Stream is not { } s || s.BytesAcked >= written || info.State is SalState.Closed or SalState.TimeWait)
+            {
+                return;
+            }
+
+            await Task.Delay(DeliveryPoll, ct).ConfigureAwait(false);
         }
     }
 
