@@ -28,7 +28,7 @@ internal static class InspectCommands
             {
                 string Cell(string k) => k switch
                 {
-                    "service" => ServiceNames.Show((string?)f!["service"], (string?)f["serviceName"]),
+                    "service" => ServiceDisplay.Show((string?)f!["service"], (string?)f["serviceName"]),
                     "owner" => f!["owner"] is JsonObject o ? $"{(string?)o["name"]}[{ServiceCommands.Num(o["pid"])}]" : "-",
                     _ => f![k] is JsonValue v && v.TryGetValue<string>(out var s) ? s : ServiceCommands.Num(f[k]),
                 };

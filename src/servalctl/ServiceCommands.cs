@@ -117,7 +117,7 @@ internal static class ServiceCommands
         {
             var prefix = ServicePrefix.Parse((string)rule!["prefix"]!);
             table.AddRow(
-                Markup.Escape(ServiceNames.Show(prefix, (string?)rule["name"])),
+                Markup.Escape(ServiceDisplay.Show(prefix, (string?)rule["name"])),
                 Markup.Escape(FormatTarget(rule["target"]!.AsObject())),
                 Num(rule["priority"]),
                 Num(rule["weight"]),

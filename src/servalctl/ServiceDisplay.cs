@@ -8,7 +8,7 @@ namespace Serval.Cli;
 /// control plane's own services), else the prefix as <see cref="ServiceIdArgument.Format"/> writes it. <c>--json</c>
 /// keeps the full IDs.
 /// </summary>
-internal static class ServiceNames
+internal static class ServiceDisplay
 {
     /// <summary>Hex digits of the short ID.</summary>
     public const int ShortDigits = 8;
