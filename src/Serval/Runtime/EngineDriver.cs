@@ -126,7 +126,7 @@ internal sealed partial class EngineDriver : IPacketSink
             }
         }
 
-        _metrics = new HostMetrics(Name, this);
+        _metrics = new HostMetrics(Name, this, options.MeterFactory);
         _thread = new Thread(Run) { IsBackground = true, Name = $"serval engine {Name}" };
     }
 
@@ -417,7 +417,23 @@ internal sealed partial class EngineDriver : IPacketSink
         }
 
         Volatile.Write(ref _flowCount, Engine.FlowCount);
+        _connectContexts.Clear();
     }
+
+    // The spans of the connects made in this round, by service: a resolution they start is their child.
+    private readonly Dictionary<ServiceId, ActivityContext> _connectContexts = [];
+
+    /// <summary>Engine thread: a connect to <paramref name="service"/> is being made within the span <paramref name="context"/>.</summary>
+    public void NoteConnectContext(ServiceId service, ActivityContext context)
+    {
+        if (context != default)
+        {
+            _connectContexts[service] = context;
+        }
+    }
+
+    /// <summary>Engine thread: the span of a connect to <paramref name="service"/> made in this round, if any.</summary>
+    public ActivityContext ConnectContextOf(ServiceId service) => _connectContexts.GetValueOrDefault(service);
 
     private bool DispatchEvents()
     {
