@@ -56,6 +56,11 @@ public sealed class ServalConnection : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        if (options.Host.Daemon is null)
+        {
+            options.Host.Driver.ServiceLabels.Remember(options.Service, serviceName);
+        }
+
         using var activity = ServalTelemetry.Start("serval.connect", System.Diagnostics.ActivityKind.Client, options.Host.Name, options.Service, serviceName);
         activity?.SetTag(ServalTelemetry.TransportTag, "stream");
         ServalConnection connection;
@@ -180,7 +185,12 @@ public sealed class ServalConnection : IAsyncDisposable
             else
             {
                 var handle = _state!.Handle;
-                var r = await _driver!.InvokeAsync(d => d.Engine.Migrate(handle, linkIndex + 1, d.Now)).WaitAsync(cancellationToken).ConfigureAwait(false);
+                var r = await _driver!.InvokeAsync(d =>
+                {
+                    var result = d.Engine.Migrate(handle, linkIndex + 1, d.Now);
+                    d.NoteMigrations();
+                    return result;
+                }).WaitAsync(cancellationToken).ConfigureAwait(false);
                 if (r != ServalError.None)
                 {
                     throw new ServalException(r, $"Cannot move the connection to link {linkIndex}: {r}.");
