@@ -67,10 +67,10 @@ internal static partial class HostLog
     [LoggerMessage(EventId = 406, Level = LogLevel.Information, Message = "Serval host {Host}: registrations of prefixes shorter than 256 bits (such as {Prefix}) have no DNS name and are not published")]
     public static partial void PublishPrefix(ILogger logger, string host, Serval.Wire.ServicePrefix prefix);
 
-    [LoggerMessage(EventId = 210, Level = LogLevel.Information, Message = "Serval host {Host}: link {Interface} ({Link}) is up")]
+    [LoggerMessage(EventId = 210, Level = LogLevel.Information, Message = "Serval host {Host}: interface {Interface} ({Link}) is up")]
     public static partial void LinkUp(ILogger logger, string host, int @interface, string link);
 
-    [LoggerMessage(EventId = 211, Level = LogLevel.Warning, Message = "Serval host {Host}: link {Interface} ({Link}) is down")]
+    [LoggerMessage(EventId = 211, Level = LogLevel.Warning, Message = "Serval host {Host}: interface {Interface} ({Link}) is down")]
     public static partial void LinkDown(ILogger logger, string host, int @interface, string link);
 
     [LoggerMessage(EventId = 500, Level = LogLevel.Information, Message = "Serval router {Host}: registration of {Service} by {RegisteredHost} added (weight {Weight})")]
@@ -97,10 +97,10 @@ internal static partial class HostLog
     [LoggerMessage(EventId = 511, Level = LogLevel.Warning, Message = "Serval host {Host}: lost service router {Router} (its advertised lifetime lapsed)")]
     public static partial void RouterLost(ILogger logger, string host, Serval.Wire.LinkAddress router);
 
-    [LoggerMessage(EventId = 600, Level = LogLevel.Information, Message = "Serval host {Host}: migration of flow {Flow} ({Service}, peer {Peer}) to link {Interface} started")]
+    [LoggerMessage(EventId = 600, Level = LogLevel.Information, Message = "Serval host {Host}: migration of flow {Flow} ({Service}, peer {Peer}) away from interface {Interface} started")]
     public static partial void MigrationStarted(ILogger logger, string host, Serval.Wire.FlowId flow, ServiceLabel service, Serval.Wire.LinkAddress peer, int @interface);
 
-    [LoggerMessage(EventId = 601, Level = LogLevel.Information, Message = "Serval host {Host}: migration of flow {Flow} ({Service}) completed: now on link {Interface}, peer {Peer}")]
+    [LoggerMessage(EventId = 601, Level = LogLevel.Information, Message = "Serval host {Host}: migration of flow {Flow} ({Service}) completed: now on interface {Interface}, peer {Peer}")]
     public static partial void MigrationCompleted(ILogger logger, string host, Serval.Wire.FlowId flow, ServiceLabel service, int @interface, Serval.Wire.LinkAddress peer);
 
     [LoggerMessage(EventId = 602, Level = LogLevel.Warning, Message = "Serval host {Host}: migration of flow {Flow} ({Service}) failed: {Error}; the flow was reset")]
