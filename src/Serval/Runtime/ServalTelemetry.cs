@@ -21,6 +21,7 @@ internal static class ServalTelemetry
     public const string PeerAddressTag = "serval.peer.address";
     public const string TransportTag = "serval.transport";
     public const string LinkTag = "serval.link";
+    public const string InterfaceTag = "serval.interface";
     public const string ResultTag = "serval.result";
     public const string ErrorTypeTag = "error.type";
 
@@ -54,7 +55,7 @@ internal static class ServalTelemetry
         activity.SetTag(FlowIdTag, flow.LocalFlow.ToString());
         activity.SetTag(PeerFlowIdTag, flow.PeerFlow.ToString());
         activity.SetTag(PeerAddressTag, flow.PeerAddress.ToString());
-        activity.SetTag(LinkTag, flow.Interface);
+        activity.SetTag(InterfaceTag, flow.Interface);
     }
 
     /// <summary>Ends a span that succeeded.</summary>
