@@ -24,6 +24,12 @@ namespace Serval.Stack.Streams;
 /// once the peer's FIN arrived and every byte was read. <see cref="Abort"/> makes the next poll yield an RST.</para>
 /// <para><b>Allocation.</b> Buffers are allocated lazily and grow geometrically up to their configured sizes;
 /// steady-state transfer allocates nothing per segment.</para>
+/// <para><b>Why this type is large.</b> It is the TCB: RFC 9293's event processing (§3.10) for the handshake, arrival,
+/// output and timers, which reads and changes the connection state as one. Everything with state of its own is a part
+/// of its own — <see cref="SendBuffer"/>, <see cref="ReceiveBuffer"/>, <see cref="SackScoreboard"/>,
+/// <see cref="RackLossDetector"/>, <see cref="LossRecovery"/>, the congestion controller, <see cref="Pacer"/>,
+/// <see cref="RttEstimator"/> — and the partial files split what remains by concern (docs/stream-transport.md,
+/// "Structure").</para>
 /// </remarks>
 public sealed partial class StreamConnection
 {
