@@ -71,9 +71,7 @@ public sealed class ServalDatagramSocket : IAsyncDisposable
         var state = await driver.InvokeAsync(d =>
         {
             var handle = SocketHandle.None;
-            var r = localPrefix is { } p && d.IsBound(p, TransportProtocol.Datagram)
-                ? ServalError.AddressInUse
-                : d.Engine.BindDatagram(localPrefix, d.Now, out handle);
+            var r = d.Engine.BindDatagram(localPrefix, d.Now, out handle); // AddressInUse when bound
             if (r != ServalError.None)
             {
                 throw new ServalException(r, $"Cannot bind datagrams to {localPrefix}: {r}.");

@@ -51,9 +51,7 @@ public sealed class ServalListener : IAsyncDisposable
         var state = await driver.InvokeAsync(d =>
         {
             var handle = SocketHandle.None;
-            var r = d.IsBound(prefix, options.Protocol)
-                ? ServalError.AddressInUse
-                : d.Engine.Listen(prefix, options.Protocol, options.ListenBacklog, d.Now, out handle);
+            var r = d.Engine.Listen(prefix, options.Protocol, options.ListenBacklog, d.Now, out handle); // AddressInUse when bound
             if (r != ServalError.None)
             {
                 throw new ServalException(r, $"Cannot listen on {prefix}: {r}.");

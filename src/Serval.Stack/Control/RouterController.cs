@@ -14,6 +14,9 @@ namespace Serval.Stack.ControlPlane;
 /// <remarks>
 /// The engine should run in <see cref="EngineMode.ServiceRouter"/> mode so that it forwards the SYNs the rules
 /// resolve. Not thread-safe; call it on the engine's thread. <see cref="Counters"/> may be read from any thread.
+/// <para><b>Why this type is large.</b> A router's registrations, its peers, its upstream registration, its fleet and its
+/// draining all act on one registration table and one set of FORWARD rules; the partial files split them by concern
+/// (docs/control-protocol.md §§6–8), and the requesting side is a type of its own (<c>RegistrationClient</c>).</para>
 /// </remarks>
 public sealed partial class RouterController : IEngineController
 {

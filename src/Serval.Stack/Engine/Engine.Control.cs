@@ -8,80 +8,12 @@ public sealed partial class Engine
     // ----------------------------------------------------------------------------------------------------------
     // The single-slot control channel (docs/protocol.md §6; "reference bug N" is item N of its "Differences")
 
-    /// <summary>Puts a control packet in the flow's slot, merging the flags of one still unacknowledged.</summary>
-    private static void QueueControl(Flow flow, SalControlFlags flags, uint verno, TimeSpan now)
-    {
-        if (flow.ControlPending)
-        {
-            flags |= flow.ControlFlags & ~SalControlFlags.Ack;
-        }
-
-        flow.ControlFlags = flags;
-        flow.ControlVerno = verno;
-        flow.ControlPending = true;
-        flow.Retransmits = 0; // Ours: backoff restarts with every new control packet (reference bug 16).
-        flow.ControlRetransmitted = false;
-        flow.ControlSentAt = now;
-        flow.RetransmitAt = now + flow.Rto;
-    }
-
-    /// <summary>Processes the control ackno: frees the slot and takes an RTT sample (Karn's rule).</summary>
-    private void AckControl(Flow flow, uint ackno, TimeSpan now)
-    {
-        if (flow.ControlPending && Serial.Lt(flow.ControlVerno, ackno))
-        {
-            if (!flow.ControlRetransmitted)
-            {
-                SampleRtt(flow, now - flow.ControlSentAt);
-            }
-
-            flow.ControlPending = false;
-            flow.Retransmits = 0;
-        }
-
-        if (Serial.Gt(ackno, flow.SndUna))
-        {
-            flow.SndUna = ackno;
-        }
-    }
-
-    /// <summary>RFC 6298 §2 estimator.</summary>
-    private void SampleRtt(Flow flow, TimeSpan rtt)
-    {
-        if (rtt < TimeSpan.Zero)
-        {
-            return;
-        }
-
-        if (!flow.HasRttSample)
-        {
-            flow.Srtt = rtt;
-            flow.RttVar = rtt / 2;
-            flow.HasRttSample = true;
-        }
-        else
-        {
-            var delta = flow.Srtt - rtt;
-            flow.RttVar = (flow.RttVar * 3 / 4) + (delta.Duration() / 4);
-            flow.Srtt = (flow.Srtt * 7 / 8) + (rtt / 8);
-        }
-
-        var rto = flow.Srtt + TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(1).Ticks, 4 * flow.RttVar.Ticks));
-        flow.Rto = Clamp(rto);
-    }
-
-    private TimeSpan Clamp(TimeSpan rto) => rto < _options.MinRto ? _options.MinRto : rto > _options.MaxRto ? _options.MaxRto : rto;
-
-    private TimeSpan Backoff(TimeSpan rto, int retransmits)
-    {
-        var shift = Math.Min(retransmits, 20);
-        var ticks = rto.Ticks << shift;
-        return ticks <= 0 || ticks > _options.MaxRto.Ticks ? _options.MaxRto : TimeSpan.FromTicks(ticks);
-    }
+    /// <summary>A control channel starting at verno <paramref name="iss"/>, with the engine's RTO bounds.</summary>
+    private ControlChannel NewControl(uint iss) => new(iss, _options.InitialRto, _options.MinRto, _options.MaxRto);
 
     private void ResendControl(Flow flow, TimeSpan now)
     {
-        if ((flow.ControlFlags & SalControlFlags.Syn) != 0)
+        if ((flow.Control.Flags & SalControlFlags.Syn) != 0)
         {
             if (flow.DelayedPacketId == 0)
             {
@@ -91,7 +23,7 @@ public sealed partial class Engine
             return;
         }
 
-        SendControlOnly(flow, flow.ControlFlags, flow.ControlVerno);
+        SendControlOnly(flow, flow.Control.Flags, flow.Control.Verno);
     }
 
     private ServalError SendSyn(Flow flow, TimeSpan now)
@@ -100,7 +32,7 @@ public sealed partial class Engine
         {
             SourceFlow = flow.LocalFlow,
             Protocol = (byte)flow.Protocol,
-            Control = new SalControl(SalControlFlags.Syn, flow.Iss, 0, flow.LocalNonce),
+            Control = new SalControl(SalControlFlags.Syn, flow.Control.Iss, 0, flow.LocalNonce),
             DestinationService = flow.Service,
             Tcp = flow.Stream?.CreateSyn(now) ?? default,
             Udp = new UdpRepr { HasChecksum = true },
@@ -108,13 +40,13 @@ public sealed partial class Engine
         return SendFirst(repr, [], flow.Service, flow, null, now);
     }
 
-    private void SendConnAck(Flow flow, TimeSpan now) => SendHandshakeAck(flow, flow.SndNxt, flow.Stream?.CreateHandshakeAck() ?? default);
+    private void SendConnAck(Flow flow, TimeSpan now) => SendHandshakeAck(flow, flow.Control.SndNxt, flow.Stream?.CreateHandshakeAck() ?? default);
 
     /// <summary>
     /// The handshake ACK again (client side), as it was the first time — verno ISS+1, the TCP sequence number of the first
     /// unacknowledged byte — so that a server that answered with a SYN cookie can verify it (docs/engine.md, "SYN cookies").
     /// </summary>
-    private void SendRepeatedHandshakeAck(Flow flow) => SendHandshakeAck(flow, flow.Iss + 1, flow.Stream!.CreateRepeatedHandshakeAck());
+    private void SendRepeatedHandshakeAck(Flow flow) => SendHandshakeAck(flow, flow.Control.Iss + 1, flow.Stream!.CreateRepeatedHandshakeAck());
 
     private void SendHandshakeAck(Flow flow, uint verno, TcpRepr tcp)
     {
@@ -123,7 +55,7 @@ public sealed partial class Engine
             SourceFlow = flow.LocalFlow,
             DestinationFlow = flow.PeerFlow,
             Protocol = (byte)flow.Protocol,
-            Control = new SalControl(SalControlFlags.Ack, verno, flow.RcvNxt, flow.LocalNonce),
+            Control = new SalControl(SalControlFlags.Ack, verno, flow.Control.RcvNxt, flow.LocalNonce),
             DestinationService = flow.Service,
             Tcp = tcp,
             Udp = new UdpRepr { HasChecksum = false },
@@ -131,7 +63,7 @@ public sealed partial class Engine
         SendOnFlow(flow, repr, []);
     }
 
-    private void SendPureAck(Flow flow) => SendControlOnly(flow, SalControlFlags.Ack, flow.SndNxt);
+    private void SendPureAck(Flow flow) => SendControlOnly(flow, SalControlFlags.Ack, flow.Control.SndNxt);
 
     /// <summary>Sends a control-only packet to a given address (migration replies go where the request came from).</summary>
     private void SendControlOnlyTo(Flow flow, SalControlFlags flags, uint verno, LinkAddress destination)
@@ -147,7 +79,7 @@ public sealed partial class Engine
             SourceFlow = flow.LocalFlow,
             DestinationFlow = flow.PeerFlow,
             Protocol = (byte)flow.Protocol,
-            Control = new SalControl(flags, verno, flow.RcvNxt, flow.LocalNonce),
+            Control = new SalControl(flags, verno, flow.Control.RcvNxt, flow.LocalNonce),
             ControlOnly = true,
         };
         var source = ifIndex == flow.Interface ? flow.LocalAddress : iface.Address;
@@ -163,7 +95,7 @@ public sealed partial class Engine
             SourceFlow = flow.LocalFlow,
             DestinationFlow = flow.PeerFlow,
             Protocol = (byte)flow.Protocol,
-            Control = new SalControl(flags, verno, flow.RcvNxt, flow.LocalNonce),
+            Control = new SalControl(flags, verno, flow.Control.RcvNxt, flow.LocalNonce),
             ControlOnly = true,
         };
         SendOnFlow(flow, repr, []);
@@ -172,11 +104,10 @@ public sealed partial class Engine
     /// <summary>Sends the SAL FIN (consumes a verno) and moves to FIN-WAIT-1 or LAST-ACK.</summary>
     private void SendFin(Flow flow, TimeSpan now)
     {
-        var verno = flow.SndNxt;
-        flow.SndNxt++;
-        QueueControl(flow, SalControlFlags.Fin, verno, now);
+        var verno = flow.Control.TakeVerno();
+        flow.Control.Queue(SalControlFlags.Fin, verno, now);
         flow.State = flow.State == SalState.CloseWait ? SalState.LastAck : SalState.FinWait1;
-        SendControlOnly(flow, flow.ControlFlags, flow.ControlVerno);
+        SendControlOnly(flow, flow.Control.Flags, flow.Control.Verno);
         Schedule(flow);
     }
 
@@ -258,7 +189,7 @@ public sealed partial class Engine
         error = PathError(flow, error);
         if (flow.State is not (SalState.Init or SalState.Request or SalState.Closed or SalState.Listen))
         {
-            SendControlOnly(flow, SalControlFlags.Rst | SalControlFlags.Ack, flow.SndNxt);
+            SendControlOnly(flow, SalControlFlags.Rst | SalControlFlags.Ack, flow.Control.SndNxt);
             Counters.ResetSent();
         }
 
@@ -316,7 +247,6 @@ public sealed partial class Engine
         flow.State = SalState.Closed;
         _flows.Remove(flow.LocalFlow.Value);
         _transmitPending.Remove(flow);
-        flow.ScheduledAt = null;
         if (flow.Listener is { } l)
         {
             l.Pending.Remove((flow.PeerFlow.Value, flow.PeerNonce.Value));
@@ -337,41 +267,11 @@ public sealed partial class Engine
             _sockets.Remove(flow.Handle.Value);
         }
 
-        PruneTimers();
+        _timers.Remove(flow);
     }
 
     /// <summary>Entries in the timer heap, live and stale (tests: stale entries stay bounded).</summary>
     internal int TimerHeapCount => _timers.Count;
-
-    /// <summary>
-    /// Drops stale timer-heap entries (of removed flows, or superseded by an earlier entry) once they outnumber the
-    /// flows: the heap removes them lazily when they come to the top, and until then each would keep a whole removed
-    /// flow reachable — e.g. every flow replaced by a compact TIME-WAIT record, for up to the TIME-WAIT period.
-    /// Amortized O(1) per entry: a rebuild leaves at most one entry per live flow.
-    /// </summary>
-    private void PruneTimers()
-    {
-        if (_timers.Count <= (2 * _flows.Count) + 64)
-        {
-            return;
-        }
-
-        var live = new List<(Flow, TimeSpan)>(_flows.Count);
-        foreach (var (f, at) in _timers.UnorderedItems)
-        {
-            if (f.QueuedAt == at && _flows.ContainsKey(f.LocalFlow.Value))
-            {
-                live.Add((f, at));
-            }
-            else if (f.QueuedAt == at)
-            {
-                f.QueuedAt = null;
-            }
-        }
-
-        _timers.Clear();
-        _timers.EnqueueRange(live);
-    }
 
     /// <summary>Whether a server-side flow was handed out by <see cref="Accept"/>.</summary>
     private static bool IsAccepted(Flow flow) => flow.Accepted;
@@ -379,7 +279,7 @@ public sealed partial class Engine
     private void EnterTimeWait(Flow flow, TimeSpan now)
     {
         flow.State = SalState.TimeWait;
-        var rto35 = TimeSpan.FromTicks(flow.Rto.Ticks * 7 / 2);
+        var rto35 = TimeSpan.FromTicks(flow.Control.Rto.Ticks * 7 / 2);
         flow.StateTimerAt = now + (rto35 > _options.TimeWait ? rto35 : _options.TimeWait);
         if (flow.Released)
         {
@@ -408,7 +308,7 @@ public sealed partial class Engine
     {
         if (flow.State == SalState.Closed)
         {
-            flow.ScheduledAt = null;
+            _timers.Set(flow, null);
             return;
         }
 
@@ -418,9 +318,9 @@ public sealed partial class Engine
         // A flow without a path sends nothing (retransmissions would go nowhere and use up their limits): it only
         // waits for its deadline, or for an interface (RescueFlows reschedules it).
         var stranded = flow.StrandedSince is not null && HasNoPath(flow);
-        if (flow.ControlPending && !stranded)
+        if (flow.Control.Pending && !stranded)
         {
-            Min(flow.RetransmitAt);
+            Min(flow.Control.RetransmitAt);
         }
 
         if (StrandedDeadline(flow) is { } giveUp)
@@ -447,9 +347,9 @@ public sealed partial class Engine
             Min(st);
         }
 
-        if (flow.RsynAckOwed && !stranded)
+        if (flow.Control.RsynAckOwed && !stranded)
         {
-            Min(flow.RsynAckAt);
+            Min(flow.Control.RsynAckAt);
         }
 
         if (flow.Stream is { } s && flow.IsSynchronized && s.NextTimeout is { } tt)
@@ -457,47 +357,7 @@ public sealed partial class Engine
             Min(tt);
         }
 
-        if (next == flow.ScheduledAt)
-        {
-            return;
-        }
-
-        flow.ScheduledAt = next;
-        if (next is { } at && (flow.QueuedAt is not { } queued || at < queued))
-        {
-            _timers.Enqueue(flow, at);
-            flow.QueuedAt = at;
-            PruneTimers();
-        }
-    }
-
-    /// <summary>
-    /// Takes the top entry off the timer heap. Returns true when it is the flow's live entry and the flow's deadline
-    /// is really due at <paramref name="now"/>; a live entry whose deadline moved later is re-queued at that deadline,
-    /// stale entries are dropped.
-    /// </summary>
-    private bool PopTimer(Flow flow, TimeSpan at, TimeSpan now)
-    {
-        _timers.Dequeue();
-        if (flow.QueuedAt != at)
-        {
-            return false; // superseded by an earlier entry of the same flow
-        }
-
-        flow.QueuedAt = null;
-        if (!_flows.ContainsKey(flow.LocalFlow.Value) || flow.ScheduledAt is not { } due)
-        {
-            return false;
-        }
-
-        if (due > now)
-        {
-            _timers.Enqueue(flow, due);
-            flow.QueuedAt = due;
-            return false;
-        }
-
-        return true;
+        _timers.Set(flow, next);
     }
 
     private readonly List<Flow> _dueScratch = [];
@@ -505,14 +365,8 @@ public sealed partial class Engine
     private void RunTimers(TimeSpan now)
     {
         _dueScratch.Clear();
-        while (_timers.TryPeek(out var flow, out var at) && at <= now)
+        while (_timers.TryTakeDue(now, out var flow))
         {
-            if (!PopTimer(flow, at, now))
-            {
-                continue;
-            }
-
-            flow.ScheduledAt = null;
             _dueScratch.Add(flow);
         }
 
@@ -553,13 +407,12 @@ public sealed partial class Engine
 
             if (flow.SynAckRetransmits < _options.MaxSynAckRetransmissions && now >= flow.SynAckRetransmitAt && AwaitsHandshakeAck(flow))
             {
-                flow.SynAckRetransmits++;
                 Counters.ControlRetransmission();
                 SendSynAck(flow, now);
                 // Exponential backoff, each gap capped so that every retransmission fits in the request's lifetime.
-                var gap = Backoff(_options.InitialRto, flow.SynAckRetransmits);
+                var gap = RttEstimator.BackedOff(_options.InitialRto, flow.SynAckRetransmits + 1, _options.MaxRto);
                 var cap = _options.PendingRequestLifetime / (_options.MaxSynAckRetransmissions + 1);
-                flow.SynAckRetransmitAt = now + (gap < cap ? gap : cap);
+                flow.OnSynAckRetransmitted(now + (gap < cap ? gap : cap));
             }
         }
 
@@ -574,9 +427,9 @@ public sealed partial class Engine
             return;
         }
 
-        if (!stranded && flow.ControlPending && now >= flow.RetransmitAt)
+        if (!stranded && flow.Control.RetransmissionDue(now))
         {
-            if (flow.Retransmits >= _options.MaxControlRetransmissions)
+            if (flow.Control.Retransmits >= _options.MaxControlRetransmissions)
             {
                 if (flow.Migration != MigrationState.None)
                 {
@@ -587,14 +440,12 @@ public sealed partial class Engine
                 return;
             }
 
-            flow.Retransmits++;
-            flow.ControlRetransmitted = true;
-            flow.RetransmitAt = now + Backoff(flow.Rto, flow.Retransmits);
+            flow.Control.OnRetransmitted(now);
             Counters.ControlRetransmission();
             ResendControl(flow, now);
         }
 
-        if (!stranded && flow.RsynAckOwed && now >= flow.RsynAckAt)
+        if (!stranded && flow.Control.RsynAckDue(now))
         {
             OnRsynAckTimer(flow, now);
             if (flow.State == SalState.Closed)

@@ -212,20 +212,19 @@ public sealed partial class Engine
             return true; // A valid cookie, but no room: drop it like a full accept queue drops any handshake ACK.
         }
 
-        var flow = new Flow(NewHandle(), l.Protocol, p.DestinationFlow, cookie.Nonce, verno)
+        var flow = new Flow(NewHandle(), l.Protocol, p.DestinationFlow, cookie.Nonce, NewControl(verno))
         {
             State = SalState.Respond,
             PeerFlow = p.SourceFlow,
             PeerNonce = c.Nonce,
-            RcvNxt = c.Verno,
             Service = service,
             Interface = iface.Index,
             LocalAddress = iface.Address,
             PeerAddress = source,
             Listener = l,
-            Rto = _options.InitialRto,
         };
-        flow.SndNxt = verno + 1;
+        flow.Control.OnSynSent();
+        flow.Control.OnPeerVerno(c.Verno - 1); // The handshake ACK carries the client's verno V + 1.
         if (stream)
         {
             var ws = (int)((optionBits >> 3) & 15);

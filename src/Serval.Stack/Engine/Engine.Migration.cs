@@ -95,9 +95,9 @@ public sealed partial class Engine
                     flow.Stream?.Resume(now, outstandingLost: true);
                 }
 
-                if (flow.ControlPending)
+                if (flow.Control.Pending)
                 {
-                    flow.RetransmitAt = now;
+                    flow.Control.RetransmitNow(now);
                 }
 
                 MarkTransmit(flow);
@@ -135,7 +135,7 @@ public sealed partial class Engine
         {
             if (IsRsynOutstanding(flow) && !HasNoPath(flow))
             {
-                SendControlOnly(flow, flow.ControlFlags, flow.ControlVerno);
+                SendControlOnly(flow, flow.Control.Flags, flow.Control.Verno);
                 n++;
             }
         }
@@ -190,7 +190,7 @@ public sealed partial class Engine
     /// </summary>
     private TimeSpan? MigrationDeadline(Flow flow) =>
         flow.Migration is MigrationState.RsynSent or MigrationState.RsynSentReceived
-        && flow.ControlPending && (flow.ControlFlags & SalControlFlags.Rsyn) != 0
+        && flow.Control.Holds(SalControlFlags.Rsyn)
         && !(flow.StrandedSince is not null && HasNoPath(flow))
         && StrandedTimeout(flow) is { } timeout
             ? flow.MigrationStartedAt + timeout
@@ -232,18 +232,17 @@ public sealed partial class Engine
 
         Counters.MigrationStarted();
         flow.MigrationStartedAt = now;
-        flow.MigrationVerno = flow.SndNxt;
-        flow.SndNxt++;
-        QueueControl(flow, flags, flow.MigrationVerno, now);
+        flow.MigrationVerno = flow.Control.TakeVerno();
+        flow.Control.Queue(flags, flow.MigrationVerno, now);
         flow.Stream?.Freeze();
-        SendControlOnly(flow, flow.ControlFlags, flow.ControlVerno);
+        SendControlOnly(flow, flow.Control.Flags, flow.Control.Verno);
         Schedule(flow);
     }
 
     /// <summary>An RSYN (peer migrates) or RSYN|ACK (our migration is answered).</summary>
     /// <remarks>
     /// Our own RSYN sits in the control slot; the RSYN|ACK we owe the peer is retransmitted on its own timer
-    /// (<see cref="Flow.RsynAckOwed"/>), so neither can displace the other (docs/migration-model.md).
+    /// (<see cref="ControlChannel.RsynAckOwed"/>), so neither can displace the other (docs/migration-model.md).
     /// </remarks>
     private void OnRsyn(Flow flow, EngineInterface iface, LinkAddress source, SalControl c, TimeSpan now)
     {
@@ -257,7 +256,7 @@ public sealed partial class Engine
             if (flow.Migration is not (MigrationState.RsynSent or MigrationState.RsynSentReceived))
             {
                 // Our final ACK was lost and the peer retransmitted its RSYN|ACK: answer again where it came from.
-                SendControlOnlyTo(flow, SalControlFlags.Ack, flow.SndNxt, source);
+                SendControlOnlyTo(flow, SalControlFlags.Ack, flow.Control.SndNxt, source);
                 return;
             }
 
@@ -288,7 +287,7 @@ public sealed partial class Engine
             }
 
             // The final ACK goes back where the RSYN|ACK came from: the peer's current address.
-            SendControlOnlyTo(flow, SalControlFlags.Ack, flow.SndNxt, source);
+            SendControlOnlyTo(flow, SalControlFlags.Ack, flow.Control.SndNxt, source);
             MarkTransmit(flow);
             Schedule(flow);
             return;
@@ -304,18 +303,16 @@ public sealed partial class Engine
             flow.Migration = MigrationState.RsynSentReceived;
         }
 
-        flow.RcvNxt = c.Verno + 1;
+        flow.Control.OnPeerVerno(c.Verno);
         flow.MigrationPeerAddress = source;
         flow.Stream?.Freeze();
-        flow.RsynAckOwed = true;
-        flow.RsynAckRetransmits = 0;
-        flow.RsynAckAt = now + flow.Rto;
+        flow.Control.OweRsynAck(now);
         SendRsynAck(flow, source);
         if (flow.Migration == MigrationState.RsynSentReceived && !source.SameAddress(flow.PeerAddress))
         {
             // Both ends move and our RSYN went to the peer's old address: now that we know its new one, send our RSYN
             // there at once rather than at the next retransmission (it goes to MigrationPeerAddress).
-            SendControlOnly(flow, flow.ControlFlags, flow.ControlVerno);
+            SendControlOnly(flow, flow.Control.Flags, flow.Control.Verno);
         }
 
         Schedule(flow);
@@ -353,20 +350,19 @@ public sealed partial class Engine
 
     /// <summary>Sends the RSYN|ACK for the peer's migration (verno not consumed) to <paramref name="destination"/>.</summary>
     private void SendRsynAck(Flow flow, LinkAddress destination) =>
-        SendControlOnlyTo(flow, SalControlFlags.Rsyn | SalControlFlags.Ack, flow.SndNxt, destination);
+        SendControlOnlyTo(flow, SalControlFlags.Rsyn | SalControlFlags.Ack, flow.Control.SndNxt, destination);
 
     /// <summary>The owed RSYN|ACK's retransmission timer.</summary>
     private void OnRsynAckTimer(Flow flow, TimeSpan now)
     {
-        if (flow.RsynAckRetransmits >= _options.MaxControlRetransmissions)
+        if (flow.Control.RsynAckRetransmits >= _options.MaxControlRetransmissions)
         {
             Counters.MigrationFailed();
             ResetFlow(flow, now, ServalError.MigrationFailed);
             return;
         }
 
-        flow.RsynAckRetransmits++;
-        flow.RsynAckAt = now + Backoff(flow.Rto, flow.RsynAckRetransmits);
+        flow.Control.OnRsynAckRetransmitted(now);
         Counters.ControlRetransmission();
         SendRsynAck(flow, flow.MigrationPeerAddress);
     }
@@ -375,7 +371,7 @@ public sealed partial class Engine
     private void CompletePeerMigration(Flow flow, TimeSpan now)
     {
         flow.PeerAddress = flow.MigrationPeerAddress;
-        flow.RsynAckOwed = false; // our RSYN|ACK is acknowledged; our own RSYN, if any, stays in the control slot
+        flow.Control.OnRsynAckAcknowledged(); // our RSYN|ACK is acknowledged; our own RSYN, if any, stays in the control slot
         if (flow.Migration == MigrationState.RsynSentReceived)
         {
             flow.Migration = MigrationState.RsynSent;

@@ -9,15 +9,13 @@ public sealed partial class Engine
 
     private void ValidatePath(Flow flow, LinkAddress candidate, TimeSpan now)
     {
-        if (flow.PathChallenge != 0 && flow.PathCandidate == candidate && now < flow.PathChallengeAt + flow.Rto)
+        if (flow.IsValidating(candidate, now))
         {
             return; // a challenge to this address is still outstanding
         }
 
         var challenge = _random.NextUInt64() | 1;
-        flow.PathCandidate = candidate;
-        flow.PathChallenge = challenge;
-        flow.PathChallengeAt = now;
+        flow.OnPathChallengeSent(candidate, challenge, now);
         SendPathProbe(flow, candidate, new SalPathProbe(false, challenge));
     }
 
@@ -43,15 +41,12 @@ public sealed partial class Engine
             return;
         }
 
-        if (flow.PathChallenge == 0 || probe.Challenge != flow.PathChallenge || source != flow.PathCandidate)
+        if (!flow.TryCompletePathValidation(probe.Challenge, source))
         {
             Counters.PathValidationFailed();
             return;
         }
 
-        flow.PeerAddress = source;
-        flow.PathChallenge = 0;
-        flow.PathCandidate = default;
         Counters.PathValidated();
         flow.Stream?.OnPathChanged(now);
         MarkTransmit(flow);
@@ -69,7 +64,7 @@ public sealed partial class Engine
             SourceFlow = flow.LocalFlow,
             DestinationFlow = flow.PeerFlow,
             Protocol = (byte)flow.Protocol,
-            Control = new SalControl(SalControlFlags.Ack, flow.SndNxt, flow.RcvNxt, probe.IsResponse ? flow.LocalNonce : default),
+            Control = new SalControl(SalControlFlags.Ack, flow.Control.SndNxt, flow.Control.RcvNxt, probe.IsResponse ? flow.LocalNonce : default),
             PathProbe = probe,
             ControlOnly = true,
         };

@@ -259,23 +259,21 @@ public sealed partial class Engine
             return;
         }
 
-        var flow = new Flow(NewHandle(), l.Protocol, NewFlowId(), NewNonce(), _random.NextUInt32())
+        var flow = new Flow(NewHandle(), l.Protocol, NewFlowId(), NewNonce(), NewControl(_random.NextUInt32()))
         {
             State = SalState.Respond,
             PeerFlow = p.SourceFlow,
             PeerNonce = c.Nonce,
-            RcvNxt = c.Verno + 1,
             Service = p.DestinationService!.Value,
             Interface = iface.Index,
             LocalAddress = iface.Address,
             PeerAddress = p.SourceRoute is { } r ? AdoptPort(r.First, source, iface) : source,
             SynSource = p.SourceRoute,
             Listener = l,
-            Rto = _options.InitialRto,
-            PendingExpiresAt = now + _options.PendingRequestLifetime,
-            SynAckRetransmitAt = now + _options.InitialRto,
         };
-        flow.SndNxt = flow.Iss + 1;
+        flow.AwaitHandshakeAck(now + _options.PendingRequestLifetime, now + _options.InitialRto);
+        flow.Control.OnPeerVerno(c.Verno);
+        flow.Control.OnSynSent();
         if (flow.Protocol == TransportProtocol.Stream)
         {
             var stream = new StreamConnection(StreamOptionsFor(iface), _random, now);
@@ -353,7 +351,7 @@ public sealed partial class Engine
             SourceFlow = flow.LocalFlow,
             DestinationFlow = flow.PeerFlow,
             Protocol = (byte)flow.Protocol,
-            Control = new SalControl(SalControlFlags.Syn | SalControlFlags.Ack, flow.Iss, flow.RcvNxt, flow.LocalNonce),
+            Control = new SalControl(SalControlFlags.Syn | SalControlFlags.Ack, flow.Control.Iss, flow.Control.RcvNxt, flow.LocalNonce),
             SourceRoute = route,
             Tcp = flow.Stream?.CreateSynAck(now) ?? default,
             Udp = new UdpRepr { HasChecksum = false },
@@ -408,7 +406,7 @@ public sealed partial class Engine
                         return;
                     }
 
-                    if (c.Has(SalControlFlags.Ack) && !c.Has(SalControlFlags.Syn) && c.Verno == flow.RcvNxt && c.Ackno == flow.Iss + 1)
+                    if (c.Has(SalControlFlags.Ack) && !c.Has(SalControlFlags.Syn) && c.Verno == flow.Control.RcvNxt && c.Ackno == flow.Control.Iss + 1)
                     {
                         OnHandshakeAck(flow, p, payload, now);
                     }
@@ -448,14 +446,14 @@ public sealed partial class Engine
 
             // An RSYN relayed by a service router comes from the router; its sender is the SOURCE extension's first address.
             var rsynFrom = IsRelayedRsyn(p) && p.SourceRoute is { } relay ? AdoptPort(relay.First, source, iface) : source;
-            if ((c.Flags & ~SalControlFlags.Reserved) == SalControlFlags.Rsyn && c.Verno == flow.RcvNxt - 1)
+            if ((c.Flags & ~SalControlFlags.Reserved) == SalControlFlags.Rsyn && c.Verno == flow.Control.RcvNxt - 1)
             {
                 // A duplicate of the RSYN we accepted: our RSYN|ACK was lost; answer it again where it came from.
                 SendRsynAck(flow, rsynFrom);
                 return;
             }
 
-            if (!pureAck && !rsynAck && Serial.Lt(c.Verno, flow.RcvNxt))
+            if (!pureAck && !rsynAck && Serial.Lt(c.Verno, flow.Control.RcvNxt))
             {
                 Counters.OldVernoPacket();
                 SendPureAck(flow);
@@ -490,7 +488,7 @@ public sealed partial class Engine
 
     private void OnSynAck(Flow flow, EngineInterface iface, LinkAddress source, in SalPacketRepr p, SalControl c, ReadOnlySpan<byte> payload, TimeSpan now)
     {
-        if (c.Ackno != flow.Iss + 1)
+        if (c.Ackno != flow.Control.Iss + 1)
         {
             return;
         }
@@ -502,8 +500,8 @@ public sealed partial class Engine
 
         flow.PeerFlow = p.SourceFlow;
         flow.PeerNonce = c.Nonce;
-        flow.RcvNxt = c.Verno + 1;
-        AckControl(flow, c.Ackno, now);
+        flow.Control.OnPeerVerno(c.Verno);
+        flow.Control.Acknowledge(c.Ackno, now);
         flow.Interface = iface.Index;
         flow.LocalAddress = iface.Address;
         flow.PeerAddress = p.SourceRoute is { } r ? AdoptPort(r.Last, source, iface) : source;
@@ -587,7 +585,7 @@ public sealed partial class Engine
 
     private void CompleteHandshake(Flow flow, ListenerSocket l, in SalPacketRepr p, ReadOnlySpan<byte> payload, TimeSpan now)
     {
-        flow.SndUna = flow.Iss + 1;
+        flow.Control.OnHandshakeAcknowledged();
         flow.State = SalState.Connected;
         l.Pending.Remove((flow.PeerFlow.Value, flow.PeerNonce.Value));
         l.AcceptQueue.Enqueue(flow);
@@ -647,16 +645,16 @@ public sealed partial class Engine
     {
         var ackno = c.Ackno;
         var migrating = flow.Migration is MigrationState.RsynReceived or MigrationState.RsynSentReceived;
-        if (Serial.Lt(ackno, flow.SndUna) || (Serial.Gt(ackno, flow.SndNxt) && !migrating))
+        if (Serial.Lt(ackno, flow.Control.SndUna) || (Serial.Gt(ackno, flow.Control.SndNxt) && !migrating))
         {
             return;
         }
 
         // Our RSYN is acknowledged only by the matching RSYN|ACK (handled in OnRsyn), never by a plain ACK.
-        var rsynPending = flow.ControlPending && (flow.ControlFlags & SalControlFlags.Rsyn) != 0;
+        var rsynPending = flow.Control.Holds(SalControlFlags.Rsyn);
         if (rsynPending && !c.Has(SalControlFlags.Rsyn))
         {
-            if (migrating && flow.RsynAckOwed && source == flow.MigrationPeerAddress)
+            if (migrating && flow.Control.RsynAckOwed && source == flow.MigrationPeerAddress)
             {
                 CompletePeerMigration(flow, now);
             }
@@ -664,10 +662,10 @@ public sealed partial class Engine
             return;
         }
 
-        var acked = flow.ControlPending && Serial.Lt(flow.ControlVerno, ackno);
-        var ackedFlags = flow.ControlFlags;
-        AckControl(flow, ackno, now);
-        if (migrating && !c.Has(SalControlFlags.Rsyn) && flow.RsynAckOwed && source == flow.MigrationPeerAddress)
+        var acked = flow.Control.Pending && Serial.Lt(flow.Control.Verno, ackno);
+        var ackedFlags = flow.Control.Flags;
+        flow.Control.Acknowledge(ackno, now);
+        if (migrating && !c.Has(SalControlFlags.Rsyn) && flow.Control.RsynAckOwed && source == flow.MigrationPeerAddress)
         {
             CompletePeerMigration(flow, now);
         }
@@ -717,7 +715,7 @@ public sealed partial class Engine
         }
 
         flow.PeerClosed = true;
-        flow.RcvNxt = c.Verno + 1;
+        flow.Control.OnPeerVerno(c.Verno);
         SendPureAck(flow);
         switch (flow.State)
         {
@@ -725,7 +723,7 @@ public sealed partial class Engine
                 flow.State = SalState.CloseWait;
                 break;
             case SalState.FinWait1:
-                if (flow.ControlPending && (flow.ControlFlags & SalControlFlags.Fin) != 0)
+                if (flow.Control.Holds(SalControlFlags.Fin))
                 {
                     flow.State = SalState.Closing;
                 }

@@ -71,7 +71,7 @@ public sealed partial class Engine
         else if (Services.TrySelect(entry, _random, out var rule))
         {
             var rules = entry.TopSet.Rules;
-            if (flow is { Retransmits: > 0 } && rules.Length > 1 && rule.Target.Type == ServiceTargetType.Forward && rule.Target.Address == flow.FirstHop)
+            if (flow is { Control.Retransmits: > 0 } && rules.Length > 1 && rule.Target.Type == ServiceTargetType.Forward && rule.Target.Address == flow.FirstHop)
             {
                 // A SYN retransmission: the first hop it went through did not answer (a service router may have died);
                 // this one goes through the next rule of the same priority instead (docs/router-fleet.md, "Hosts").
@@ -204,10 +204,7 @@ public sealed partial class Engine
             if (flow.State == SalState.Request)
             {
                 // The SYN leaves now for the first time: its retransmission timer, backoff and RTT sample start here.
-                flow.Retransmits = 0;
-                flow.ControlRetransmitted = false;
-                flow.ControlSentAt = now;
-                flow.RetransmitAt = now + flow.Rto;
+                flow.Control.Restart(now);
                 if (SendSyn(flow, now) == ServalError.NoRoute && flow.DelayedPacketId == 0)
                 {
                     Fail(flow, ServalError.NoRoute, now);

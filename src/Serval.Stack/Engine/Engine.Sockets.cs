@@ -41,6 +41,10 @@ public sealed partial class Engine
         return ServalError.None;
     }
 
+    /// <summary>
+    /// Whether a socket of <paramref name="protocol"/> binds exactly <paramref name="prefix"/> (a DEMUX rule for it):
+    /// <see cref="Listen"/> and <see cref="BindDatagram"/> then answer <see cref="ServalError.AddressInUse"/>.
+    /// </summary>
     private bool HasDemuxFor(ServicePrefix prefix, TransportProtocol protocol) =>
         Services.TryGetExact(prefix, out var e) && e.Rules.Any(r => r.Target.Type == ServiceTargetType.Demux && r.Target.Protocol == (byte)protocol);
 
@@ -92,12 +96,11 @@ public sealed partial class Engine
             return ServalError.InvalidArgument;
         }
 
-        var flow = new Flow(NewHandle(), protocol, NewFlowId(), NewNonce(), _random.NextUInt32())
+        var flow = new Flow(NewHandle(), protocol, NewFlowId(), NewNonce(), NewControl(_random.NextUInt32()))
         {
             Service = service,
             AdvisoryAddress = advisoryAddress,
             State = SalState.Request,
-            Rto = _options.InitialRto,
         };
         if (protocol == TransportProtocol.Stream)
         {
@@ -109,8 +112,8 @@ public sealed partial class Engine
         handle = flow.Handle;
 
         // SYN consumes verno = ISS.
-        flow.SndNxt = flow.Iss + 1;
-        QueueControl(flow, SalControlFlags.Syn, flow.Iss, now);
+        flow.Control.OnSynSent();
+        flow.Control.Queue(SalControlFlags.Syn, flow.Control.Iss, now);
         var result = SendSyn(flow, now);
         if (result != ServalError.None)
         {
@@ -484,7 +487,7 @@ public sealed partial class Engine
         PacketsReceived = f.PacketsReceived,
         BytesSent = f.BytesSent,
         BytesReceived = f.BytesReceived,
-        ControlSrtt = f.Srtt,
+        ControlSrtt = f.Control.Rtt.SmoothedRtt,
         Stream = f.Stream?.Statistics,
     };
 

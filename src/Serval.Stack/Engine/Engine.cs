@@ -12,7 +12,15 @@ namespace Serval.Stack;
 /// <see cref="IPacketSink"/>, <see cref="NextTimeout"/> says when to poll again, and every time is the caller's
 /// <c>now</c>. Socket operations are plain calls that never block and never throw for network conditions.
 /// </summary>
-/// <remarks>Not thread-safe, except <see cref="Services"/> lookups and <see cref="Counters"/> reads.</remarks>
+/// <remarks>
+/// <para>Not thread-safe, except <see cref="Services"/> lookups and <see cref="Counters"/> reads.</para>
+/// <para><b>Why this type is large.</b> It is the SAL of docs/protocol.md §§5–10: interfaces, demultiplexing, the service
+/// table's use, sockets and events, and the packet exchanges between those (handshake, close, migration, SYN cookies,
+/// TIME-WAIT, relaying) that need all of them at once. What has state of its own is a type of its own — a flow's control
+/// channel (<see cref="ControlChannel"/>, with the RTT estimator), the timer table (<see cref="FlowTimerTable"/>), the
+/// stream transport (<see cref="Streams.StreamConnection"/>), the service table — and the partial files split the rest by
+/// concern (docs/engine.md, "Structure").</para>
+/// </remarks>
 public sealed partial class Engine
 {
     private const int ScratchSize = 65_536 + 1024;
@@ -25,7 +33,7 @@ public sealed partial class Engine
     private readonly Queue<Outbound> _outbound = new();
     private readonly Queue<Outbound> _loopback = new();
     private readonly Queue<EngineEvent> _events = new();
-    private readonly PriorityQueue<Flow, TimeSpan> _timers = new();
+    private readonly FlowTimerTable _timers;
     private readonly HashSet<Flow> _transmitPending = [];
     private readonly List<Flow> _transmitScratch = [];
     private readonly byte[] _scratch = new byte[ScratchSize];
@@ -42,6 +50,7 @@ public sealed partial class Engine
         options.Validate();
         _options = options;
         _random = random;
+        _timers = new FlowTimerTable(_flows);
         Services.PrefixChanged = OnPrefixChanged;
         _interfaces.Add(new EngineInterface(0, new InterfaceConfig { Name = "lo", Address = LinkAddress.Parse("127.0.0.1"), Mtu = 65_000 })
         {
@@ -239,10 +248,8 @@ public sealed partial class Engine
 
         foreach (var flow in moving)
         {
-            flow.Retransmits = 0;
-            flow.ControlRetransmitted = true; // an answer may still be to the copy from the old address (Karn's rule)
-            flow.RetransmitAt = now + flow.Rto;
-            SendControlOnly(flow, flow.ControlFlags, flow.ControlVerno);
+            flow.Control.Resend(now);
+            SendControlOnly(flow, flow.Control.Flags, flow.Control.Verno);
             Schedule(flow);
         }
     }
@@ -250,7 +257,7 @@ public sealed partial class Engine
     /// <summary>Whether the flow's own RSYN is sent and not yet answered.</summary>
     private static bool IsRsynOutstanding(Flow flow) =>
         flow.State != SalState.Closed && flow.Migration is MigrationState.RsynSent or MigrationState.RsynSentReceived
-        && flow.ControlPending && (flow.ControlFlags & SalControlFlags.Rsyn) != 0;
+        && flow.Control.Holds(SalControlFlags.Rsyn);
 
     /// <summary>A snapshot of every interface, loopback (index 0) first.</summary>
     public IReadOnlyList<InterfaceInfo> Interfaces =>
@@ -346,18 +353,7 @@ public sealed partial class Engine
             return now;
         }
 
-        TimeSpan? next = null;
-        while (_timers.TryPeek(out var flow, out var at))
-        {
-            if (flow.QueuedAt == at && _flows.ContainsKey(flow.LocalFlow.Value) && flow.ScheduledAt == at)
-            {
-                next = at;
-                break;
-            }
-
-            // Stale, or a live entry whose deadline moved: PopTimer drops or re-queues it (never due before its time).
-            PopTimer(flow, at, TimeSpan.MinValue);
-        }
+        var next = _timers.Earliest();
 
         if (_changedPrefixes.Count > 0 || _recheckAllDelayed || _recheckRelays)
         {

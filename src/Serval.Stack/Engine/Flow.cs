@@ -7,7 +7,7 @@ namespace Serval.Stack;
 /// One SAL flow: a connection's control channel (verno/ackno, nonces, the single-slot retransmission queue),
 /// addressing, and its transport (a <see cref="StreamConnection"/> or a datagram queue).
 /// </summary>
-internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, FlowId localFlow, Nonce localNonce, uint iss)
+internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, FlowId localFlow, Nonce localNonce, ControlChannel control)
     : SocketBase(handle, protocol)
 {
     public SalState State { get; set; } = SalState.Init;
@@ -34,59 +34,42 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
     /// <summary>Optional address a client gave to skip resolution.</summary>
     public LinkAddress AdvisoryAddress { get; set; }
 
-    // Control sequence space (docs/protocol.md §5–6).
-    public uint Iss { get; } = iss;
-
-    public uint SndUna { get; set; } = iss;
-
-    public uint SndNxt { get; set; } = iss;
-
-    public uint RcvNxt { get; set; }
-
-    // The single control slot.
-    public bool ControlPending { get; set; }
-
-    public SalControlFlags ControlFlags { get; set; }
-
-    public uint ControlVerno { get; set; }
-
-    public TimeSpan ControlSentAt { get; set; }
-
-    public bool ControlRetransmitted { get; set; }
-
-    public int Retransmits { get; set; }
+    /// <summary>The control channel: verno/ackno, the single control slot and its timer, the RTT estimate.</summary>
+    public ControlChannel Control { get; } = control;
 
     /// <summary>The FORWARD target the last first packet (SYN) left through; a retransmission tries another one of the same priority.</summary>
     public LinkAddress FirstHop { get; set; }
 
-    public TimeSpan RetransmitAt { get; set; }
-
-    // RFC 6298 estimator.
-    public TimeSpan Srtt { get; set; }
-
-    public TimeSpan RttVar { get; set; }
-
-    public TimeSpan Rto { get; set; }
-
-    public bool HasRttSample { get; set; }
-
     // Other timers.
     public TimeSpan? StateTimerAt { get; set; }
 
-    public TimeSpan PendingExpiresAt { get; set; }
+    /// <summary>When a pending request (SYN received, handshake ACK awaited) expires.</summary>
+    public TimeSpan PendingExpiresAt { get; private set; }
 
-    public int SynAckRetransmits { get; set; }
+    /// <summary>Retransmissions of our SYN-ACK so far.</summary>
+    public int SynAckRetransmits { get; private set; }
 
-    public TimeSpan SynAckRetransmitAt { get; set; }
+    /// <summary>When our SYN-ACK is next retransmitted.</summary>
+    public TimeSpan SynAckRetransmitAt { get; private set; }
 
-    /// <summary>The time of the earliest timer this flow last registered (for the engine's timer heap).</summary>
+    /// <summary>A SYN made this flow a pending request: it expires at <paramref name="expiresAt"/>, its SYN-ACK is repeated from <paramref name="firstRetransmitAt"/>.</summary>
+    public void AwaitHandshakeAck(TimeSpan expiresAt, TimeSpan firstRetransmitAt)
+    {
+        PendingExpiresAt = expiresAt;
+        SynAckRetransmitAt = firstRetransmitAt;
+    }
+
+    /// <summary>Our SYN-ACK went out again; the next retransmission is at <paramref name="next"/>.</summary>
+    public void OnSynAckRetransmitted(TimeSpan next)
+    {
+        SynAckRetransmits++;
+        SynAckRetransmitAt = next;
+    }
+
+    /// <summary>The flow's earliest deadline as last set in the engine's <see cref="FlowTimerTable"/> (kept by the table).</summary>
     public TimeSpan? ScheduledAt { get; set; }
 
-    /// <summary>
-    /// The earliest deadline this flow has in the timer heap (null when none). A deadline that moves later does not add
-    /// an entry: the queued one fires early and is re-queued at the real deadline, so the heap holds about one entry per
-    /// flow instead of one per rescheduling.
-    /// </summary>
+    /// <summary>The earliest entry this flow has in the <see cref="FlowTimerTable"/>'s heap, or null (kept by the table).</summary>
     public TimeSpan? QueuedAt { get; set; }
 
     public ServalError Error { get; set; }
@@ -105,24 +88,6 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
 
     /// <summary>Identifier of this flow's SYN held by a DELAY rule, or 0.</summary>
     public long DelayedPacketId { get; set; }
-
-    /// <summary>A new source address the peer's packets came from, being validated (NAT rebinding).</summary>
-    public LinkAddress PathCandidate { get; set; }
-
-    /// <summary>The challenge sent to <see cref="PathCandidate"/>; 0 when none is outstanding.</summary>
-    public ulong PathChallenge { get; set; }
-
-    /// <summary>When the challenge was sent.</summary>
-    public TimeSpan PathChallengeAt { get; set; }
-
-    /// <summary>We owe the peer an RSYN|ACK for its migration, retransmitted until its final ACK arrives.</summary>
-    public bool RsynAckOwed { get; set; }
-
-    /// <summary>When the owed RSYN|ACK is next retransmitted.</summary>
-    public TimeSpan RsynAckAt { get; set; }
-
-    /// <summary>Retransmissions of the owed RSYN|ACK so far.</summary>
-    public int RsynAckRetransmits { get; set; }
 
     /// <summary>When our current migration started.</summary>
     public TimeSpan MigrationStartedAt { get; set; }
@@ -181,4 +146,38 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
     /// <summary>Whether the flow's transport may carry data (established, or closing with data still flowing).</summary>
     public bool IsSynchronized => State is SalState.Connected or SalState.FinWait1 or SalState.FinWait2
         or SalState.CloseWait or SalState.LastAck or SalState.Closing or SalState.TimeWait;
+
+    // Path validation (NAT rebinding, docs/nat-rebinding.md): a new source address of the peer, challenged.
+    private LinkAddress _pathCandidate;
+    private ulong _pathChallenge;
+    private TimeSpan _pathChallengeAt;
+
+    /// <summary>Whether a challenge to <paramref name="candidate"/> is still outstanding (sent less than an RTO ago).</summary>
+    public bool IsValidating(LinkAddress candidate, TimeSpan now) =>
+        _pathChallenge != 0 && _pathCandidate == candidate && now < _pathChallengeAt + Control.Rto;
+
+    /// <summary>A challenge <paramref name="challenge"/> (non-zero) was sent to <paramref name="candidate"/>.</summary>
+    public void OnPathChallengeSent(LinkAddress candidate, ulong challenge, TimeSpan now)
+    {
+        _pathCandidate = candidate;
+        _pathChallenge = challenge;
+        _pathChallengeAt = now;
+    }
+
+    /// <summary>
+    /// A response to <paramref name="challenge"/> (its nonce already checked) came from <paramref name="source"/>: when it
+    /// answers the outstanding challenge from the candidate address, the peer's address becomes that one.
+    /// </summary>
+    public bool TryCompletePathValidation(ulong challenge, LinkAddress source)
+    {
+        if (_pathChallenge == 0 || challenge != _pathChallenge || source != _pathCandidate)
+        {
+            return false;
+        }
+
+        PeerAddress = source;
+        _pathChallenge = 0;
+        _pathCandidate = default;
+        return true;
+    }
 }

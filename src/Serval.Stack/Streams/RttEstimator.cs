@@ -3,7 +3,8 @@ namespace Serval.Stack.Streams;
 /// <summary>
 /// Round-trip time estimation and the retransmission timeout (RFC 6298): SRTT and RTTVAR with gains 1/8 and 1/4,
 /// RTO = SRTT + max(G, 4·RTTVAR) clamped to [MinRto, MaxRto], exponential backoff on expiry. Also keeps the
-/// minimum RTT seen (RACK's reordering window, CUBIC).
+/// minimum RTT seen (RACK's reordering window, CUBIC). The one estimator of the stack: each stream connection has one,
+/// and so has each SAL flow's control channel (<see cref="ControlChannel"/>).
 /// </summary>
 internal sealed class RttEstimator
 {
@@ -39,18 +40,20 @@ internal sealed class RttEstimator
     public int Backoff { get; private set; }
 
     /// <summary>The retransmission timeout including backoff.</summary>
-    public TimeSpan Rto
-    {
-        get
-        {
-            var rto = _baseRto;
-            for (var i = 0; i < Backoff && rto < _maxRto; i++)
-            {
-                rto += rto;
-            }
+    public TimeSpan Rto => BackedOff(_baseRto, Backoff, _maxRto);
 
-            return rto > _maxRto ? _maxRto : rto;
+    /// <summary>The timeout without backoff, doubled <paramref name="backoffs"/> times (a caller counting its own retransmissions).</summary>
+    public TimeSpan RtoAfter(int backoffs) => BackedOff(_baseRto, backoffs, _maxRto);
+
+    /// <summary><paramref name="rto"/> doubled <paramref name="times"/> times, at most <paramref name="max"/> (RFC 6298 §5.5).</summary>
+    public static TimeSpan BackedOff(TimeSpan rto, int times, TimeSpan max)
+    {
+        for (var i = 0; i < times && rto < max; i++)
+        {
+            rto += rto;
         }
+
+        return rto > max ? max : rto;
     }
 
     /// <summary>Feeds one RTT measurement (RFC 6298 §2.2–2.4).</summary>

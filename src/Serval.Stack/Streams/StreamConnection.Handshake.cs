@@ -37,8 +37,7 @@ public sealed partial class StreamConnection
         };
         _handshakeTransmissions = 1;
         _handshakeFirstSent = now;
-        _sndUna = 0;
-        _sndNxt = 1;
+        _send.SetSequence(0, 1);
         _state = StreamState.SynSent;
         _statSegmentsSent++;
         return _handshakeSegment;
@@ -77,17 +76,16 @@ public sealed partial class StreamConnection
 
         _statSegmentsReceived++;
         _irs = synAck.SequenceNumber;
-        _rcvNxt = 1;
+        _receive.Open();
         _lastAckSent = 1;
-        _lastAdvertisedRight = 1 + _handshakeSegment.Window;
+        _receive.OnHandshakeWindow(_handshakeSegment.Window);
         Negotiate(synAck, weOffered: _handshakeSegment);
         if (_tsEnabled && synAck.Timestamp is { } ts)
         {
             _tsRecent = ts.Value;
         }
 
-        _sndUna = 1;
-        _sndNxt = 1;
+        _send.SetSequence(1, 1);
         _sndWnd = synAck.Window; // Never scaled in a SYN (RFC 7323 §2.2).
         _maxSndWnd = _sndWnd;
         _sndWl1 = 0;
@@ -109,7 +107,7 @@ public sealed partial class StreamConnection
     /// <exception cref="InvalidOperationException">No SYN-ACK was accepted.</exception>
     public TcpRepr CreateHandshakeAck()
     {
-        if (_rcvNxt == 0 || _state == StreamState.SynReceived)
+        if (_receive.Next == 0 || _state == StreamState.SynReceived)
         {
             throw new InvalidOperationException($"CreateHandshakeAck needs an accepted SYN-ACK (state {_state}).");
         }
@@ -117,8 +115,8 @@ public sealed partial class StreamConnection
         _statSegmentsSent++;
         var ack = new TcpRepr
         {
-            SequenceNumber = SndWire(_sndNxt),
-            AckNumber = RcvWire(_rcvNxt),
+            SequenceNumber = SndWire(_send.Nxt),
+            AckNumber = RcvWire(_receive.Next),
             Flags = TcpFlags.Ack,
             Window = AdvertiseWindow(),
             Timestamp = _tsEnabled ? new TcpTimestamp(TsNow(_lastReceived), _tsRecent) : null,
@@ -150,11 +148,10 @@ public sealed partial class StreamConnection
 
         _statSegmentsReceived++;
         _irs = syn.SequenceNumber;
-        _rcvNxt = 1;
+        _receive.Open();
         _lastAckSent = 1;
         _peerSyn = syn;
-        _sndUna = 0;
-        _sndNxt = 1;
+        _send.SetSequence(0, 1);
         _sndWnd = syn.Window;
         _maxSndWnd = _sndWnd;
         _sndWl1 = 0;
@@ -197,7 +194,7 @@ public sealed partial class StreamConnection
         }
 
         var window = HandshakeWindow();
-        _lastAdvertisedRight = 1 + window;
+        _receive.OnHandshakeWindow(window);
         _handshakeSegment = new TcpRepr
         {
             SequenceNumber = _iss,
@@ -249,6 +246,7 @@ public sealed partial class StreamConnection
         }
 
         _sackEnabled = weOffered.SackPermitted && peer.SackPermitted;
+        _receive.SackEnabled = _sackEnabled;
         _tsEnabled = weOffered.Timestamp.HasValue && peer.Timestamp.HasValue;
         _cc.SetMss(DataMss);
         _cc.Cwnd = CongestionController.InitialWindow(DataMss);
@@ -256,7 +254,7 @@ public sealed partial class StreamConnection
 
     private void Establish()
     {
-        _state = _writesCompleted ? StreamState.FinWait1 : StreamState.Established;
+        _state = _send.WritesCompleted ? StreamState.FinWait1 : StreamState.Established;
     }
 
     /// <summary>
@@ -332,7 +330,7 @@ public sealed partial class StreamConnection
     }
 
     /// <summary>What TIME-WAIT needs to acknowledge a retransmitted FIN once the connection's buffers are gone.</summary>
-    internal TimeWaitTcp TimeWaitState => new(SndWire(_sndNxt), RcvWire(_rcvNxt), _tsEnabled, _tsOffset, _tsRecent);
+    internal TimeWaitTcp TimeWaitState => new(SndWire(_send.Nxt), RcvWire(_receive.Next), _tsEnabled, _tsOffset, _tsRecent);
 
     /// <summary>The ACK TIME-WAIT sends for a retransmitted FIN (RFC 9293 §3.10.7.4), from the state kept for it.</summary>
     internal static TcpRepr CreateTimeWaitAck(in TimeWaitTcp tw, TimeSpan now) => new()
@@ -355,6 +353,6 @@ public sealed partial class StreamConnection
     internal TcpRepr CreateRepeatedHandshakeAck()
     {
         var ack = CreateHandshakeAck();
-        return ack with { SequenceNumber = SndWire(_sndUna) };
+        return ack with { SequenceNumber = SndWire(_send.Una) };
     }
 }

@@ -6,9 +6,6 @@ namespace Serval.Stack.Streams;
 public sealed partial class StreamConnection
 {
     private TcpRepr _peerSyn;
-    private bool _dsackPending;
-    private long _dsackStart;
-    private long _dsackEnd;
     private int _peerMss;
     private TimeSpan _lastReceived;
 
@@ -57,21 +54,21 @@ public sealed partial class StreamConnection
         }
 
         // Acceptability (RFC 9293 §3.10.7.4, first check).
-        var window = Math.Max(0, ReceiveLimit - _rcvNxt);
+        var window = _receive.Window;
         bool acceptable;
         if (segLen == 0)
         {
-            acceptable = window == 0 ? segPos == _rcvNxt : segPos >= _rcvNxt && segPos < _rcvNxt + window;
+            acceptable = window == 0 ? segPos == _receive.Next : segPos >= _receive.Next && segPos < _receive.Next + window;
         }
         else if (window == 0)
         {
             // Nothing fits, but ACKs, RSTs and a FIN at the expected position are still processed.
-            acceptable = segPos == _rcvNxt;
+            acceptable = segPos == _receive.Next;
         }
         else
         {
             var last = segPos + segLen - 1;
-            acceptable = (segPos >= _rcvNxt && segPos < _rcvNxt + window) || (last >= _rcvNxt && last < _rcvNxt + window);
+            acceptable = (segPos >= _receive.Next && segPos < _receive.Next + window) || (last >= _receive.Next && last < _receive.Next + window);
         }
 
         if (!acceptable)
@@ -80,7 +77,7 @@ public sealed partial class StreamConnection
             {
                 Defended(TransportDefence.SpoofTransportRst); // Outside the window: silently dropped (RFC 5961 §3.2).
             }
-            else if (segPos < _rcvNxt && segPos >= Math.Max(1, _rcvNxt - _options.ReceiveBufferSize))
+            else if (segPos < _receive.Next && segPos >= Math.Max(1, _receive.Next - _options.ReceiveBufferSize))
             {
                 // A plausible old duplicate (a retransmission, a reordered ACK): acknowledged at once, with D-SACK.
                 _ackNow = true;
@@ -91,7 +88,7 @@ public sealed partial class StreamConnection
 
                 if (payload.Length > 0)
                 {
-                    ReportDuplicate(segPos, Math.Min(segPos + payload.Length, _rcvNxt));
+                    _receive.ReportDuplicate(segPos, Math.Min(segPos + payload.Length, _receive.Next));
                 }
             }
             else
@@ -111,7 +108,7 @@ public sealed partial class StreamConnection
             // On a Serval flow a genuine reset is a SAL RST carrying a nonce (the engine checks it); a bare TCP
             // RST could come from anyone who saw the flowIDs. It never changes state; in the window it gets a
             // challenge ACK (RFC 5961 §3.2), so a peer that really lost the connection answers with a SAL RST.
-            if (_options.AcceptTransportResets && segPos == _rcvNxt && _state != StreamState.TimeWait)
+            if (_options.AcceptTransportResets && segPos == _receive.Next && _state != StreamState.TimeWait)
             {
                 Terminate(StreamError.Reset);
                 return;
@@ -140,8 +137,7 @@ public sealed partial class StreamConnection
                 return; // Does not acknowledge our SYN-ACK; the SAL decides whether to reset.
             }
 
-            _sndUna = 1;
-            _sndNxt = 1;
+            _send.SetSequence(1, 1);
             _sndWnd = (long)segment.Window << _sndShift;
             _maxSndWnd = _sndWnd;
             _sndWl1 = segPos;
@@ -190,10 +186,9 @@ public sealed partial class StreamConnection
             // The FIN counts only exactly in order: every byte before it has arrived and nothing beyond it has
             // (RCV.NXT is just past this segment's data). An out-of-order FIN bit is ignored — the data is kept and
             // the peer retransmits its FIN — so a forged FIN in the window cannot truncate the stream.
-            if (mayReceive && _peerFinPosition < 0 && segPos + payload.Length == _rcvNxt)
+            if (mayReceive && _receive.TryAcceptFin(segPos + payload.Length))
             {
-                _peerFinPosition = _rcvNxt;
-                TryConsumeFin();
+                OnPeerFin();
             }
             else
             {
@@ -204,26 +199,8 @@ public sealed partial class StreamConnection
 
     private void ReceiveData(long segPos, ReadOnlySpan<byte> payload, TimeSpan now)
     {
-        var start = segPos;
-        var end = segPos + payload.Length;
-        if (_peerFinPosition >= 0 && end > _peerFinPosition)
-        {
-            end = _peerFinPosition;
-        }
-
-        if (start < _rcvNxt)
-        {
-            ReportDuplicate(start, Math.Min(end, _rcvNxt));
-            start = _rcvNxt;
-        }
-
-        var limit = ReceiveLimit;
-        if (end > limit)
-        {
-            end = limit;
-        }
-
-        if (start >= end)
+        var outcome = _receive.Store(segPos, payload, out var stored);
+        if (outcome == ReceiveOutcome.Duplicate)
         {
             _statDuplicateSegments++;
             _ackNow = true;
@@ -235,41 +212,18 @@ public sealed partial class StreamConnection
             _largestSegmentReceived = payload.Length;
         }
 
-        _receiveRing.Write(start - 1, payload.Slice((int)(start - segPos), (int)(end - start)));
-        if (start == _rcvNxt)
+        if (outcome == ReceiveOutcome.InOrder)
         {
-            _rcvNxt = end;
-            var filled = false;
-            while (_outOfOrder.Count > 0 && _outOfOrder[0].Start <= _rcvNxt)
-            {
-                _rcvNxt = Math.Max(_rcvNxt, _outOfOrder[0].End);
-                _outOfOrder.RemoveFirst();
-                filled = true;
-            }
-
-            if (filled || _outOfOrder.Count > 0)
-            {
-                _ackNow = true; // RFC 5681 §4.2: acknowledge at once while a gap is being repaired.
-            }
-            else
-            {
-                ScheduleAck(end - start, now);
-            }
+            ScheduleAck(stored, now);
         }
         else
         {
-            _statOutOfOrderSegments++;
-            var holder = _outOfOrder.IndexOf(start);
-            if (holder >= 0 && _outOfOrder[holder].End >= end)
+            if (outcome == ReceiveOutcome.OutOfOrder)
             {
-                ReportDuplicate(start, end);
-            }
-            else if (_outOfOrder.Add(start, end))
-            {
-                RememberSackBlock(start);
+                _statOutOfOrderSegments++;
             }
 
-            _ackNow = true; // RFC 5681 §4.2: out-of-order data is acknowledged immediately.
+            _ackNow = true; // RFC 5681 §4.2: acknowledge out-of-order data at once, and while a gap is being repaired.
         }
     }
 
@@ -286,15 +240,9 @@ public sealed partial class StreamConnection
         }
     }
 
-    private void TryConsumeFin()
+    /// <summary>The peer's FIN was consumed (RCV.NXT moved past it).</summary>
+    private void OnPeerFin()
     {
-        if (_peerFinReceived || _peerFinPosition < 0 || _rcvNxt != _peerFinPosition)
-        {
-            return;
-        }
-
-        _rcvNxt++;
-        _peerFinReceived = true;
         _ackNow = true;
         _state = _state switch
         {
@@ -305,106 +253,14 @@ public sealed partial class StreamConnection
         };
     }
 
-    private void RememberSackBlock(long start)
-    {
-        // Most recent first (RFC 2018 §4); drop positions whose block merged with this one.
-        var index = _outOfOrder.IndexOf(start);
-        var n = 0;
-        for (var i = 0; i < _sackRecentCount; i++)
-        {
-            var p = _sackRecent[i];
-            if (p >= _rcvNxt && _outOfOrder.IndexOf(p) is var j && j >= 0 && j != index)
-            {
-                _sackRecent[n++] = p;
-            }
-        }
-
-        if (n == MaxSackRecent)
-        {
-            n--;
-        }
-
-        for (var i = n; i > 0; i--)
-        {
-            _sackRecent[i] = _sackRecent[i - 1];
-        }
-
-        _sackRecent[0] = start;
-        _sackRecentCount = n + 1;
-    }
-
-    /// <summary>Reports duplicate data in the next ACK's first SACK block (D-SACK, RFC 2883).</summary>
-    private void ReportDuplicate(long start, long end)
-    {
-        if (_sackEnabled && end > start)
-        {
-            _dsackPending = true;
-            _dsackStart = start;
-            _dsackEnd = end;
-        }
-    }
-
-    private TcpSackBlocks BuildSackBlocks(int maxBlocks)
-    {
-        var blocks = TcpSackBlocks.Empty;
-        if (!_sackEnabled)
-        {
-            return blocks;
-        }
-
-        if (_dsackPending)
-        {
-            _dsackPending = false;
-            blocks = blocks.Add(new TcpSackBlock(RcvWire(_dsackStart), RcvWire(_dsackEnd)));
-            maxBlocks--;
-        }
-
-        if (_outOfOrder.Count == 0)
-        {
-            return blocks;
-        }
-
-        Span<int> used = stackalloc int[TcpSackBlocks.MaxBlocks];
-        var count = 0;
-        for (var i = 0; i < _sackRecentCount && count < maxBlocks; i++)
-        {
-            var index = _outOfOrder.IndexOf(_sackRecent[i]);
-            if (index < 0 || used[..count].Contains(index))
-            {
-                continue;
-            }
-
-            used[count++] = index;
-            var r = _outOfOrder[index];
-            blocks = blocks.Add(new TcpSackBlock(RcvWire(r.Start), RcvWire(r.End)));
-        }
-
-        for (var index = 0; index < _outOfOrder.Count && count < maxBlocks; index++)
-        {
-            if (used[..count].Contains(index))
-            {
-                continue;
-            }
-
-            used[count++] = index;
-            var r = _outOfOrder[index];
-            blocks = blocks.Add(new TcpSackBlock(RcvWire(r.Start), RcvWire(r.End)));
-        }
-
-        return blocks;
-    }
-
     private void MaybeScheduleWindowUpdate()
     {
-        if (!IsSynchronized || _peerFinReceived)
+        if (!IsSynchronized || _receive.FinReceived)
         {
             return;
         }
 
-        var current = Math.Max(0, _lastAdvertisedRight - _rcvNxt);
-        var possible = Math.Max(0, ReceiveLimit - _rcvNxt);
-        var minIncrease = Math.Min(_options.ReceiveBufferSize / 2, _options.Mss);
-        if (possible - current >= minIncrease && possible >= 2 * current)
+        if (_receive.WindowUpdateDue(_options.Mss))
         {
             _ackNow = true;
         }

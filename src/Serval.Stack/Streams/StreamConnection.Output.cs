@@ -5,17 +5,12 @@ namespace Serval.Stack.Streams;
 /// <summary>Segment transmission: retransmissions, new data under the congestion and peer windows, probes, ACKs.</summary>
 public sealed partial class StreamConnection
 {
-    private bool _tlpPending;
-    private bool _tlpOutstanding;
-    private long _tlpEnd;
     private bool _probePending;
     private bool _swsOverride;
     private bool _keepAlivePending;
 
-    // Pacing: a token bucket refilled at the pacing rate.
-    private double _pacingTokens = double.MaxValue;
-    private TimeSpan _pacingRefilled;
-    private TimeSpan? _pacingDeadline;
+    /// <summary>The sender last stopped at the congestion window (only then may the window grow, RFC 7661 spirit).</summary>
+    private bool _cwndLimited;
 
     private long _statBytesSent;
     private long _statBytesRetransmitted;
@@ -52,8 +47,8 @@ public sealed partial class StreamConnection
             _statSegmentsSent++;
             segment = new TcpRepr
             {
-                SequenceNumber = SndWire(_sndNxt),
-                AckNumber = RcvWire(_rcvNxt),
+                SequenceNumber = SndWire(_send.Nxt),
+                AckNumber = RcvWire(_receive.Next),
                 Flags = TcpFlags.Rst | TcpFlags.Ack,
             };
             return true;
@@ -65,7 +60,7 @@ public sealed partial class StreamConnection
             return false;
         }
 
-        _pacingDeadline = null;
+        _pacer.ClearDeadline();
         OnTimeout(now);
         if (!IsSynchronized)
         {
@@ -79,9 +74,8 @@ public sealed partial class StreamConnection
                 return true;
             }
 
-            if (_tlpPending)
+            if (_rack.TakeProbeRequest())
             {
-                _tlpPending = false;
                 if (TrySendTailLossProbe(now, payloadBuffer, out segment, out payloadLength))
                 {
                     return true;
@@ -96,7 +90,7 @@ public sealed partial class StreamConnection
             if (_probePending)
             {
                 _probePending = false;
-                if (_sent.Count == 0 && HasUnsentData && _sndWnd == 0)
+                if (_scoreboard.Count == 0 && _send.HasUnsentData && _sndWnd == 0)
                 {
                     _persistProbes++;
                     if (_persistProbes > _options.MaxRetransmissions)
@@ -110,7 +104,7 @@ public sealed partial class StreamConnection
                     _persistDeadline = now + PersistInterval();
 
                     // Like Linux: an old sequence number and no data, which any receiver answers with an ACK.
-                    segment = BuildHeader(_sndUna - 1, TcpFlags.None, now, withSack: false);
+                    segment = BuildHeader(_send.Una - 1, TcpFlags.None, now, withSack: false);
                     return true;
                 }
             }
@@ -120,13 +114,13 @@ public sealed partial class StreamConnection
         {
             _keepAlivePending = false;
             _statKeepAliveProbes++;
-            segment = BuildHeader(_sndNxt - 1, TcpFlags.None, now, withSack: false);
+            segment = BuildHeader(_send.Nxt - 1, TcpFlags.None, now, withSack: false);
             return true;
         }
 
         if (_ackNow)
         {
-            segment = BuildHeader(_sndNxt, TcpFlags.None, now, withSack: true);
+            segment = BuildHeader(_send.Nxt, TcpFlags.None, now, withSack: true);
             return true;
         }
 
@@ -137,7 +131,7 @@ public sealed partial class StreamConnection
     {
         segment = default;
         payloadLength = 0;
-        if (_lostPending == 0)
+        if (_scoreboard.LostPending == 0)
         {
             return false;
         }
@@ -153,7 +147,7 @@ public sealed partial class StreamConnection
             return false;
         }
 
-        var index = FindFirstLostPending();
+        var index = _scoreboard.FindFirstLostPending(_send.Una);
         if (index < 0)
         {
             return false;
@@ -161,45 +155,26 @@ public sealed partial class StreamConnection
 
         var withSack = true;
         var maxPayload = Math.Min(_sndMss - OptionsLength(withSack), buffer.Length);
-        if (_sent[index].DataLength > maxPayload)
+        if (_scoreboard[index].DataLength > maxPayload)
         {
             withSack = false;
             maxPayload = Math.Min(_sndMss - OptionsLength(withSack), buffer.Length);
-            if (_sent[index].DataLength > maxPayload)
+            if (_scoreboard[index].DataLength > maxPayload)
             {
-                _sent.Split(index, maxPayload);
-                _lostPending++; // Both halves are lost and pending.
-                if (_sent[index + 1].Has(SentSegmentFlags.EverRetransmitted))
-                {
-                    _everRetransmitted++;
-                }
+                _scoreboard.SplitLost(index, maxPayload);
             }
         }
 
-        ref var s = ref _sent[index];
+        ref var s = ref _scoreboard[index];
         var dataLength = s.DataLength;
-        _sendRing.Read(s.Start - 1, buffer[..dataLength]);
+        _send.CopyOut(s.Start, buffer[..dataLength]);
         var flags = s.Has(SentSegmentFlags.Fin) ? TcpFlags.Fin | TcpFlags.Psh : TcpFlags.None;
-        SetFlags(ref s, s.Flags | SentSegmentFlags.Retransmitted | SentSegmentFlags.EverRetransmitted);
-        s.SentAt = now;
-        _lostHint = s.End;
-        if (s.End > _highestRetransmittedEnd)
-        {
-            _highestRetransmittedEnd = s.End;
-        }
-        ConsumePacingTokens(s.Length);
+        _scoreboard.OnRetransmit(ref s, now, repair: true);
+        _pacer.Consume(s.Length);
         _statRetransmissions++;
         _statBytesRetransmitted += dataLength;
         _statBytesSent += dataLength;
-        if (_recovery == RecoveryMode.Fast)
-        {
-            _prrOut += s.Length;
-        }
-
-        if (_undoValid)
-        {
-            _undoRetransmissions++;
-        }
+        _recovery.OnRetransmitted(s.Length);
 
         segment = BuildHeader(s.Start, flags, now, withSack);
         payloadLength = dataLength;
@@ -212,36 +187,11 @@ public sealed partial class StreamConnection
         return true;
     }
 
-    private int FindFirstLostPending()
-    {
-        var start = _sent.IndexOf(Math.Max(_lostHint, _sndUna));
-        if (start < 0)
-        {
-            start = 0;
-        }
-
-        for (var pass = 0; pass < 2; pass++)
-        {
-            for (var i = start; i < _sent.Count; i++)
-            {
-                if (IsLostPending(_sent[i].Flags))
-                {
-                    _lostHint = _sent[i].Start;
-                    return i;
-                }
-            }
-
-            start = 0;
-        }
-
-        return -1;
-    }
-
     private bool TrySendTailLossProbe(TimeSpan now, Span<byte> buffer, out TcpRepr segment, out int payloadLength)
     {
         segment = default;
         payloadLength = 0;
-        if (_sent.Count == 0)
+        if (_scoreboard.Count == 0)
         {
             return false;
         }
@@ -249,27 +199,22 @@ public sealed partial class StreamConnection
         // RFC 8985 §7.3: new data if the peer's window allows, else the last segment again.
         if (!TrySendNewData(now, buffer, ignoreCongestionWindow: true, out segment, out payloadLength))
         {
-            var index = _sent.Count - 1;
-            while (index >= 0 && _sent[index].Has(SentSegmentFlags.Sacked))
+            var index = _scoreboard.Count - 1;
+            while (index >= 0 && _scoreboard[index].Has(SentSegmentFlags.Sacked))
             {
                 index--;
             }
 
-            if (index < 0 || _sent[index].DataLength > Math.Min(_sndMss - OptionsLength(false), buffer.Length))
+            if (index < 0 || _scoreboard[index].DataLength > Math.Min(_sndMss - OptionsLength(false), buffer.Length))
             {
                 return false;
             }
 
-            ref var s = ref _sent[index];
+            ref var s = ref _scoreboard[index];
             var dataLength = s.DataLength;
-            _sendRing.Read(s.Start - 1, buffer[..dataLength]);
+            _send.CopyOut(s.Start, buffer[..dataLength]);
             var flags = s.Has(SentSegmentFlags.Fin) ? TcpFlags.Fin | TcpFlags.Psh : TcpFlags.None;
-            SetFlags(ref s, s.Flags | SentSegmentFlags.EverRetransmitted);
-            s.SentAt = now;
-            if (s.End > _highestRetransmittedEnd)
-            {
-                _highestRetransmittedEnd = s.End;
-            }
+            _scoreboard.OnRetransmit(ref s, now, repair: false);
 
             _statRetransmissions++;
             _statBytesRetransmitted += dataLength;
@@ -279,8 +224,7 @@ public sealed partial class StreamConnection
         }
 
         _statTailLossProbes++;
-        _tlpOutstanding = true;
-        _tlpEnd = _sndNxt;
+        _rack.OnProbeSent(_send.Nxt);
         ArmRetransmissionDeadline(now, allowProbe: false);
         return true;
     }
@@ -289,15 +233,15 @@ public sealed partial class StreamConnection
     {
         segment = default;
         payloadLength = 0;
-        var finPending = _writesCompleted && !_finSent;
-        var unsent = HasUnsentData ? 1 + _writeEnd - _sndNxt : 0;
+        var finPending = _send.FinPending;
+        var unsent = _send.Unsent;
         if (unsent == 0 && !finPending)
         {
             NotCongestionLimited(); // Application-limited.
             return false;
         }
 
-        if (_sent.Count >= MaxSegmentsInFlight)
+        if (_scoreboard.Count >= MaxSegmentsInFlight)
         {
             return false;
         }
@@ -317,7 +261,7 @@ public sealed partial class StreamConnection
                 return false;
             }
 
-            var windowRoom = _sndUna + _sndWnd - _sndNxt;
+            var windowRoom = _send.Una + _sndWnd - _send.Nxt;
             length = Math.Min(Math.Min(unsent, maxPayload), windowRoom);
             if (length <= 0)
             {
@@ -336,7 +280,7 @@ public sealed partial class StreamConnection
                     return false;
                 }
             }
-            else if (length < maxPayload && !_options.NoDelay && _sndNxt > _sndUna && !finPending)
+            else if (length < maxPayload && !_options.NoDelay && _send.Nxt > _send.Una && !finPending)
             {
                 return false; // Nagle (RFC 9293 §3.7.4): wait until the outstanding data is acknowledged.
             }
@@ -346,30 +290,21 @@ public sealed partial class StreamConnection
 
         var fin = finPending && length == unsent;
         var flags = (fin ? TcpFlags.Fin : TcpFlags.None) | (length > 0 && length == unsent ? TcpFlags.Psh : TcpFlags.None);
-        _sendRing.Read(_sndNxt - 1, buffer[..(int)length]);
+        _send.CopyOut(_send.Nxt, buffer[..(int)length]);
         var record = new SentSegment
         {
-            Start = _sndNxt,
+            Start = _send.Nxt,
             Length = (int)length + (fin ? 1 : 0),
             SentAt = now,
             Flags = fin ? SentSegmentFlags.Fin : SentSegmentFlags.None,
         };
-        segment = BuildHeader(_sndNxt, flags, now, withSack: true);
+        segment = BuildHeader(_send.Nxt, flags, now, withSack: true);
         payloadLength = (int)length;
-        _sent.Add(record);
-        _pipe += record.Length;
-        _sndNxt += record.Length;
-        if (fin)
-        {
-            _finSent = true;
-        }
-
+        _scoreboard.Add(record);
+        _send.OnTransmitted(record.Length, fin);
         _statBytesSent += length;
-        ConsumePacingTokens(record.Length);
-        if (_recovery == RecoveryMode.Fast)
-        {
-            _prrOut += record.Length;
-        }
+        _pacer.Consume(record.Length);
+        _recovery.OnSent(record.Length);
 
         if (Pipe >= _cc.Cwnd)
         {
@@ -396,66 +331,19 @@ public sealed partial class StreamConnection
     /// </summary>
     private void NotCongestionLimited()
     {
-        if (_lostPending == 0)
+        if (_scoreboard.LostPending == 0)
         {
             _cwndLimited = false;
         }
     }
 
-    /// <summary>Pacing rate in bytes per second (0 = not pacing).</summary>
-    private double PacingRate
-    {
-        get
-        {
-            if (!_options.Pacing || !_rtt.HasSample)
-            {
-                return 0;
-            }
-
-            var srtt = Math.Max(_rtt.SmoothedRtt.TotalSeconds, 1e-6);
-            var gain = _cc.InSlowStart ? 2.0 : 1.25;
-            return gain * Math.Max(_cc.Cwnd, 2L * DataMss) / srtt;
-        }
-    }
-
-    /// <summary>Whether the token bucket holds a full segment; if not, records when it will.</summary>
-    private bool PacingAllows(TimeSpan now)
-    {
-        var rate = PacingRate;
-        if (rate <= 0)
-        {
-            return true;
-        }
-
-        // Bursts of about a millisecond, at least two segments and at most 1 MiB. Runtimes wake the engine with
-        // millisecond timers, so a smaller cap would limit the rate to one bucket per wake-up (64 KiB per millisecond is
-        // 0.5 Gbit/s) instead of the pacing rate.
-        var burst = Math.Max(2.0 * DataMss, Math.Min(rate / 1000, 1024.0 * 1024));
-        var elapsed = (now - _pacingRefilled).TotalSeconds;
-        _pacingRefilled = now;
-        _pacingTokens = Math.Min(burst, _pacingTokens + (elapsed > 0 ? elapsed * rate : 0));
-        if (_pacingTokens >= DataMss)
-        {
-            return true;
-        }
-
-        var wait = (DataMss - _pacingTokens) / rate;
-        _pacingDeadline = now + TimeSpan.FromTicks(Math.Max(1, (long)Math.Ceiling(wait * TimeSpan.TicksPerSecond)));
-        return false;
-    }
-
-    private void ConsumePacingTokens(int bytes)
-    {
-        if (_pacingTokens != double.MaxValue)
-        {
-            _pacingTokens -= bytes;
-        }
-    }
+    /// <summary>Whether pacing lets a full segment go now (if not, the pacer records when it will).</summary>
+    private bool PacingAllows(TimeSpan now) => _pacer.Allows(now, Pacer.Rate(_options.Pacing, _rtt, _cc, DataMss), DataMss);
 
     private int OptionsLength(bool withSack)
     {
         var length = _tsEnabled ? 12 : 0;
-        var wanted = _outOfOrder.Count + (_dsackPending ? 1 : 0);
+        var wanted = _receive.SackBlocksWanted;
         if (withSack && _sackEnabled && wanted > 0)
         {
             var blocks = Math.Min(wanted, _tsEnabled ? 3 : 4);
@@ -471,11 +359,11 @@ public sealed partial class StreamConnection
         var header = new TcpRepr
         {
             SequenceNumber = SndWire(sequencePosition),
-            AckNumber = RcvWire(_rcvNxt),
+            AckNumber = RcvWire(_receive.Next),
             Flags = flags | TcpFlags.Ack,
             Window = AdvertiseWindow(),
             Timestamp = _tsEnabled ? new TcpTimestamp(TsNow(now), _tsRecent) : null,
-            SackBlocks = withSack ? BuildSackBlocks(_tsEnabled ? 3 : 4) : TcpSackBlocks.Empty,
+            SackBlocks = withSack ? _receive.BuildSackBlocks(_irs, _tsEnabled ? 3 : 4) : TcpSackBlocks.Empty,
         };
         _statSegmentsSent++;
         OnAckSent();
@@ -487,29 +375,9 @@ public sealed partial class StreamConnection
         _ackNow = false;
         _delayedAckDeadline = null;
         _pendingAckBytes = 0;
-        _lastAckSent = _rcvNxt;
+        _lastAckSent = _receive.Next;
     }
 
-    /// <summary>
-    /// The window field to send, recording the right edge it advertises. Receiver-side silly window avoidance
-    /// (RFC 9293 §3.8.6.2.2): the right edge only moves by at least min(buffer / 2, MSS).
-    /// </summary>
-    private ushort AdvertiseWindow()
-    {
-        var right = Math.Max(ReceiveLimit, _rcvNxt);
-        var threshold = Math.Min(_options.ReceiveBufferSize / 2, _options.Mss);
-        if (right > _lastAdvertisedRight && right - _lastAdvertisedRight < threshold && _lastAdvertisedRight >= _rcvNxt)
-        {
-            right = _lastAdvertisedRight;
-        }
-
-        var window = Math.Min((right - _rcvNxt) >> _rcvShift, ushort.MaxValue);
-        var advertised = _rcvNxt + (window << _rcvShift);
-        if (advertised > _lastAdvertisedRight)
-        {
-            _lastAdvertisedRight = advertised;
-        }
-
-        return (ushort)window;
-    }
+    /// <summary>The window field to send (receiver-side silly window avoidance is the receive buffer's).</summary>
+    private ushort AdvertiseWindow() => _receive.AdvertiseWindow(_rcvShift, _options.Mss);
 }

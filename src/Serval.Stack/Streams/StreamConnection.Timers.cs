@@ -12,7 +12,6 @@ public sealed partial class StreamConnection
 
     private TimeSpan? _rtxDeadline;
     private bool _rtxIsProbe;
-    private TimeSpan? _reorderDeadline;
     private TimeSpan? _persistDeadline;
     private int _persistBackoff;
     private int _persistProbes;
@@ -39,9 +38,9 @@ public sealed partial class StreamConnection
             }
 
             next = Earliest(next, _rtxDeadline);
-            next = Earliest(next, _reorderDeadline);
+            next = Earliest(next, _rack.ReorderDeadline);
             next = Earliest(next, _persistDeadline);
-            next = Earliest(next, _pacingDeadline);
+            next = Earliest(next, _pacer.Deadline);
             next = Earliest(next, KeepAliveDeadline);
             next = Earliest(next, UserTimeoutDeadline);
             return next;
@@ -51,14 +50,14 @@ public sealed partial class StreamConnection
     /// <summary>Since when the data now outstanding has waited without the peer acknowledging anything (user timeout).</summary>
     private TimeSpan? _unackedSince;
 
-    /// <summary><see cref="_sndUna"/> when <see cref="_unackedSince"/> was last set.</summary>
+    /// <summary>SND.UNA when <see cref="_unackedSince"/> was last set.</summary>
     private long _unackedUna = -1;
 
     /// <summary>Whether the connection failed because of the user timeout.</summary>
     public bool UserTimedOut { get; private set; }
 
     private TimeSpan? UserTimeoutDeadline =>
-        _options.UserTimeout is { } t && _unackedSince is { } since && _sent.Count > 0 ? since + t : null;
+        _options.UserTimeout is { } t && _unackedSince is { } since && _scoreboard.Count > 0 ? since + t : null;
 
     /// <summary>
     /// Tracks how long outstanding data has gone unacknowledged; returns true (after closing the connection) when that
@@ -67,17 +66,17 @@ public sealed partial class StreamConnection
     /// </summary>
     private bool CheckUserTimeout(TimeSpan now)
     {
-        if (_options.UserTimeout is not { } timeout || _sent.Count == 0)
+        if (_options.UserTimeout is not { } timeout || _scoreboard.Count == 0)
         {
             _unackedSince = null;
             _unackedUna = -1;
             return false;
         }
 
-        if (_unackedSince is null || _unackedUna != _sndUna)
+        if (_unackedSince is null || _unackedUna != _send.Una)
         {
             _unackedSince = now;
-            _unackedUna = _sndUna;
+            _unackedUna = _send.Una;
             return false;
         }
 
@@ -92,7 +91,7 @@ public sealed partial class StreamConnection
     }
 
     private TimeSpan? KeepAliveDeadline =>
-        _options.KeepAlive is { } idle && _state is not StreamState.TimeWait && _sent.Count == 0 && !HasUnsentData
+        _options.KeepAlive is { } idle && _state is not StreamState.TimeWait && _scoreboard.Count == 0 && !_send.HasUnsentData
             ? _lastReceived + idle + (_keepAliveSent * _options.KeepAliveInterval)
             : null;
 
@@ -124,20 +123,19 @@ public sealed partial class StreamConnection
             return;
         }
 
-        if (_pacingDeadline is { } pace && now >= pace)
+        if (_pacer.Deadline is { } pace && now >= pace)
         {
-            _pacingDeadline = null; // The next poll may send again.
+            _pacer.ClearDeadline(); // The next poll may send again.
         }
 
-        if (_reorderDeadline is { } reorder && now >= reorder)
+        if (_rack.ReorderTimerExpired(now))
         {
-            _reorderDeadline = null;
-            if (DetectLossRack(now) && _recovery == RecoveryMode.None)
+            if (_rack.DetectLoss(_scoreboard, now, _recovery.Active, DataMss) && !_recovery.Active)
             {
                 EnterFastRecovery(now);
-                if (!_recoveryNoCut)
+                if (!_recovery.NoCut)
                 {
-                    ProportionalRateReduction(0);
+                    _recovery.ProportionalRateReduction(0, Pipe, DataMss);
                 }
             }
         }
@@ -148,9 +146,9 @@ public sealed partial class StreamConnection
             if (_rtxIsProbe)
             {
                 _rtxIsProbe = false;
-                if (_sent.Count > 0)
+                if (_scoreboard.Count > 0)
                 {
-                    _tlpPending = true;
+                    _rack.RequestProbe();
                     ArmRetransmissionDeadline(now, allowProbe: false);
                 }
             }
@@ -167,7 +165,7 @@ public sealed partial class StreamConnection
         if (_persistDeadline is { } persist && now >= persist)
         {
             _persistDeadline = null;
-            if (_sent.Count == 0 && HasUnsentData)
+            if (_scoreboard.Count == 0 && _send.HasUnsentData)
             {
                 if (_sndWnd == 0)
                 {
@@ -195,7 +193,7 @@ public sealed partial class StreamConnection
 
     private void OnRetransmissionTimeout(TimeSpan now)
     {
-        if (_sent.Count == 0)
+        if (_scoreboard.Count == 0)
         {
             return;
         }
@@ -210,29 +208,13 @@ public sealed partial class StreamConnection
         _statTimeouts++;
         if (_consecutiveTimeouts == 1)
         {
-            BeginUndoEpisode();
+            _recovery.BeginUndoEpisode(_send.Una);
         }
 
-        _cc.OnRetransmissionTimeout(now, _sndNxt - _sndUna, firstInEpisode: _consecutiveTimeouts == 1);
-
-        // RFC 8985 §6.3: everything not SACKed is lost.
-        for (var i = 0; i < _sent.Count; i++)
-        {
-            ref var s = ref _sent[i];
-            if (!s.Has(SentSegmentFlags.Sacked))
-            {
-                SetFlags(ref s, (s.Flags | SentSegmentFlags.Lost) & ~SentSegmentFlags.Retransmitted);
-            }
-        }
-
-        _recovery = RecoveryMode.Timeout;
-        _recoveryPoint = _sndNxt;
-        _recoveryNoCut = false;
-        _dupAcks = 0;
-        _renoSacked = 0;
-        _tlpOutstanding = false;
-        _tlpPending = false;
-        _reorderDeadline = null;
+        _cc.OnRetransmissionTimeout(now, _send.Nxt - _send.Una, firstInEpisode: _consecutiveTimeouts == 1);
+        _scoreboard.MarkUnsackedLost(); // RFC 8985 §6.3: everything not SACKed is lost.
+        _recovery.EnterTimeout(_send.Nxt);
+        _rack.OnRetransmissionTimeout();
         _rtt.BackOff();
         ArmRetransmissionDeadline(now, allowProbe: false);
     }
@@ -243,7 +225,7 @@ public sealed partial class StreamConnection
     /// </summary>
     private void ArmRetransmissionDeadline(TimeSpan now, bool allowProbe)
     {
-        if (_sent.Count == 0)
+        if (_scoreboard.Count == 0)
         {
             _rtxDeadline = null;
             _rtxIsProbe = false;
@@ -251,7 +233,7 @@ public sealed partial class StreamConnection
         }
 
         var rto = _rtt.Rto;
-        if (allowProbe && _sackEnabled && _recovery == RecoveryMode.None && !_tlpOutstanding && _rtt.HasSample)
+        if (allowProbe && _sackEnabled && !_recovery.Active && !_rack.ProbeOutstanding && _rtt.HasSample)
         {
             var pto = ProbeTimeout();
             if (pto < rto)
@@ -269,7 +251,7 @@ public sealed partial class StreamConnection
     /// <summary>Replaces a running retransmission timer by a tail-loss probe when that would fire earlier.</summary>
     private void MaybeArmProbe(TimeSpan now)
     {
-        if (_rtxDeadline is not { } deadline || _rtxIsProbe || !_sackEnabled || _recovery != RecoveryMode.None || _tlpOutstanding || !_rtt.HasSample)
+        if (_rtxDeadline is not { } deadline || _rtxIsProbe || !_sackEnabled || _recovery.Active || _rack.ProbeOutstanding || !_rtt.HasSample)
         {
             return;
         }
@@ -285,7 +267,7 @@ public sealed partial class StreamConnection
     private TimeSpan ProbeTimeout()
     {
         var pto = 2 * _rtt.SmoothedRtt;
-        if (_sent.Count == 1)
+        if (_scoreboard.Count == 1)
         {
             pto += WorstCaseDelayedAck;
         }
@@ -311,7 +293,7 @@ public sealed partial class StreamConnection
 
     private void ArmPersistIfIdle(TimeSpan now)
     {
-        if (_sent.Count == 0 && _persistDeadline is null && !_probePending)
+        if (_scoreboard.Count == 0 && _persistDeadline is null && !_probePending)
         {
             _persistDeadline = now + PersistInterval();
         }

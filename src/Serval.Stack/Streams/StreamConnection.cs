@@ -24,20 +24,24 @@ namespace Serval.Stack.Streams;
 /// once the peer's FIN arrived and every byte was read. <see cref="Abort"/> makes the next poll yield an RST.</para>
 /// <para><b>Allocation.</b> Buffers are allocated lazily and grow geometrically up to their configured sizes;
 /// steady-state transfer allocates nothing per segment.</para>
+/// <para><b>Why this type is large.</b> It is the TCB: RFC 9293's event processing (§3.10) for the handshake, arrival,
+/// output and timers, which reads and changes the connection state as one. Everything with state of its own is a part
+/// of its own — <see cref="SendBuffer"/>, <see cref="ReceiveBuffer"/>, <see cref="SackScoreboard"/>,
+/// <see cref="RackLossDetector"/>, <see cref="LossRecovery"/>, the congestion controller, <see cref="Pacer"/>,
+/// <see cref="RttEstimator"/> — and the partial files split what remains by concern (docs/stream-transport.md,
+/// "Structure").</para>
 /// </remarks>
 public sealed partial class StreamConnection
 {
-    internal const int DupThresh = 3;
-    internal const int MaxSackRecent = 4;
-
     private readonly StreamOptions _options;
-    private readonly ByteRing _sendRing;
-    private readonly ByteRing _receiveRing;
-    private readonly SentSegmentQueue _sent = new();
-    private readonly RangeSet _outOfOrder;
+    private readonly SendBuffer _send;
+    private readonly ReceiveBuffer _receive;
+    private readonly SackScoreboard _scoreboard = new();
     private readonly RttEstimator _rtt;
+    private readonly RackLossDetector _rack;
     private readonly CongestionController _cc;
-    private readonly long[] _sackRecent = new long[MaxSackRecent];
+    private readonly LossRecovery _recovery;
+    private Pacer _pacer = new();
 
     private readonly uint _iss;
     private readonly uint _tsOffset;
@@ -55,27 +59,15 @@ public sealed partial class StreamConnection
     private int _handshakeTransmissions;
     private TimeSpan _handshakeFirstSent;
 
-    // Send sequence space, as positions (octets since the ISS; the SYN is position 0).
-    private long _sndUna;
-    private long _sndNxt;
+    // The peer's window (the send sequence space itself is the send buffer's), as positions.
     private long _sndWnd;
     private long _maxSndWnd;
     private long _sndWl1;
     private long _sndWl2;
-    private long _writeEnd;
-    private bool _writesCompleted;
-    private bool _finSent;
-    private bool _finAcked;
 
-    // Receive sequence space, as positions (the peer's SYN is position 0).
-    private long _rcvNxt;
-    private long _readOffset;
-    private long _peerFinPosition = -1;
-    private bool _peerFinReceived;
-    private long _lastAdvertisedRight;
+    // What our last ACK said, and the peer's timestamp to echo.
     private long _lastAckSent;
     private uint _tsRecent;
-    private int _sackRecentCount;
 
     // Acknowledgement policy.
     private bool _ackNow;
@@ -109,12 +101,13 @@ public sealed partial class StreamConnection
         _options = options;
         _iss = initialSequenceNumber ?? random.NextUInt32();
         _tsOffset = timestampOffset ?? random.NextUInt32();
-        _sendRing = new ByteRing(options.SendBufferSize);
-        _receiveRing = new ByteRing(options.ReceiveBufferSize);
-        _outOfOrder = new RangeSet(Math.Clamp(options.ReceiveBufferSize / 512, 16, 4096));
+        _send = new SendBuffer(options.SendBufferSize);
+        _receive = new ReceiveBuffer(options.ReceiveBufferSize);
         _rtt = new RttEstimator(options.InitialRto, options.MinRto, options.MaxRto);
+        _rack = new RackLossDetector(_rtt);
         _sndMss = options.Mss;
         _cc = CongestionController.Create(options.CongestionControl, DataMss);
+        _recovery = new LossRecovery(_cc);
         _lastReceived = now;
         _state = StreamState.Closed;
         if (options.UseWindowScale)
@@ -142,31 +135,31 @@ public sealed partial class StreamConnection
     public uint InitialSequenceNumber => _iss;
 
     /// <summary>In-order bytes ready for <see cref="Read"/>.</summary>
-    public int BytesAvailable => (int)(InOrderDataEnd - 1 - _readOffset);
+    public int BytesAvailable => _receive.BytesAvailable;
 
     /// <summary>Bytes <see cref="Write"/> would accept now (0 once writes are completed or the connection failed).</summary>
     public int SendBufferFree =>
-        _writesCompleted || _error != StreamError.None
+        _send.WritesCompleted || _error != StreamError.None
             ? 0
-            : (int)(_options.SendBufferSize - (_writeEnd - AckedDataOffset));
+            : (int)(_options.SendBufferSize - _send.Buffered);
 
     /// <summary>Bytes written and not yet acknowledged by the peer.</summary>
-    public int BytesUnacknowledged => (int)(_writeEnd - AckedDataOffset);
+    public int BytesUnacknowledged => (int)_send.Buffered;
 
     /// <summary>The application called <see cref="CompleteWrites"/>.</summary>
-    public bool WritesCompleted => _writesCompleted;
+    public bool WritesCompleted => _send.WritesCompleted;
 
     /// <summary>Our FIN was acknowledged: every byte we wrote was delivered, and the SAL may send its FIN.</summary>
-    public bool FinAcknowledged => _finAcked;
+    public bool FinAcknowledged => _send.FinAcked;
 
     /// <summary>The peer's FIN arrived (in order): it will send nothing more.</summary>
-    public bool PeerFinReceived => _peerFinReceived;
+    public bool PeerFinReceived => _receive.FinReceived;
 
     /// <summary>The peer's FIN arrived and every byte before it was read.</summary>
-    public bool ReadsCompleted => _peerFinReceived && BytesAvailable == 0;
+    public bool ReadsCompleted => _receive.FinReceived && BytesAvailable == 0;
 
     /// <summary>Whether a reader should wake: data is available, the peer finished, or the connection failed.</summary>
-    public bool Readable => BytesAvailable > 0 || _peerFinReceived || _error != StreamError.None;
+    public bool Readable => BytesAvailable > 0 || _receive.FinReceived || _error != StreamError.None;
 
     /// <summary>Whether a writer should wake: buffer space is free, or the connection failed.</summary>
     public bool Writable => SendBufferFree > 0 || _error != StreamError.None;
@@ -194,8 +187,8 @@ public sealed partial class StreamConnection
     {
         BytesSent = _statBytesSent,
         BytesRetransmitted = _statBytesRetransmitted,
-        BytesAcked = AckedDataOffset,
-        BytesReceived = InOrderDataEnd - 1,
+        BytesAcked = _send.AckedDataOffset,
+        BytesReceived = _receive.InOrderDataEnd - 1,
         SegmentsSent = _statSegmentsSent,
         SegmentsReceived = _statSegmentsReceived,
         Retransmissions = _statRetransmissions,
@@ -222,9 +215,9 @@ public sealed partial class StreamConnection
         Rto = _rtt.Rto,
         CongestionWindow = _cc.Cwnd,
         SlowStartThreshold = _cc.Ssthresh,
-        BytesInFlight = _pipe,
+        BytesInFlight = _scoreboard.InFlight,
         SendWindow = _sndWnd,
-        ReceiveWindow = Math.Max(0, ReceiveLimit - _rcvNxt),
+        ReceiveWindow = _receive.Window,
         Mss = _sndMss,
     };
 
@@ -240,8 +233,7 @@ public sealed partial class StreamConnection
             return 0;
         }
 
-        _sendRing.Write(_writeEnd, data[..n]);
-        _writeEnd += n;
+        _send.Write(data[..n]);
         return n;
     }
 
@@ -252,16 +244,12 @@ public sealed partial class StreamConnection
     /// </summary>
     public int Read(Span<byte> buffer)
     {
-        var n = Math.Min(buffer.Length, BytesAvailable);
-        if (n <= 0)
+        var n = _receive.Read(buffer);
+        if (n > 0)
         {
-            return 0;
+            MaybeScheduleWindowUpdate();
         }
 
-        _receiveRing.Read(_readOffset, buffer[..n]);
-        _readOffset += n;
-        _receiveRing.Release(_readOffset);
-        MaybeScheduleWindowUpdate();
         return n;
     }
 
@@ -271,12 +259,12 @@ public sealed partial class StreamConnection
     /// </summary>
     public void CompleteWrites()
     {
-        if (_writesCompleted || _error != StreamError.None)
+        if (_send.WritesCompleted || _error != StreamError.None)
         {
             return;
         }
 
-        _writesCompleted = true;
+        _send.CompleteWrites();
         if (_state == StreamState.Established)
         {
             _state = StreamState.FinWait1;
@@ -295,7 +283,7 @@ public sealed partial class StreamConnection
     {
         if (_state == StreamState.Closed)
         {
-            if (_error == StreamError.None && _rcvNxt == 0 && _handshakeTransmissions == 0)
+            if (_error == StreamError.None && _receive.Next == 0 && _handshakeTransmissions == 0)
             {
                 Terminate(StreamError.Aborted); // Never opened.
             }
@@ -319,7 +307,7 @@ public sealed partial class StreamConnection
         }
 
         _frozen = true;
-        _migrationHigh = _sndNxt;
+        _migrationHigh = _send.Nxt;
     }
 
     /// <summary>
@@ -346,21 +334,16 @@ public sealed partial class StreamConnection
 
         _rtt.ResetBackoff();
         _rtt.ResetMinRtt();
-        _rackValid = false;
-        _reorderDeadline = null;
+        _rack.Reset();
         _consecutiveTimeouts = 0;
         _lastReceived = now;
         _keepAliveSent = 0;
-        for (var i = 0; outstandingLost && i < _sent.Count; i++)
+        if (outstandingLost)
         {
-            ref var s = ref _sent[i];
-            if (!s.Has(SentSegmentFlags.Sacked))
-            {
-                SetFlags(ref s, (s.Flags | SentSegmentFlags.Lost) & ~SentSegmentFlags.Retransmitted);
-            }
+            _scoreboard.MarkUnsackedLost();
         }
 
-        if (_sent.Count > 0)
+        if (_scoreboard.Count > 0)
         {
             ArmRetransmissionDeadline(now, allowProbe: false);
         }
@@ -371,7 +354,7 @@ public sealed partial class StreamConnection
 
         _persistDeadline = null;
         _persistProbes = 0;
-        if (_sndWnd == 0 && HasUnsentData)
+        if (_sndWnd == 0 && _send.HasUnsentData)
         {
             _probePending = true;
         }
@@ -390,7 +373,7 @@ public sealed partial class StreamConnection
 
     /// <inheritdoc/>
     public override string ToString() =>
-        $"Stream {_state} una={SndWire(_sndUna)} nxt={SndWire(_sndNxt)} rcv={RcvWire(_rcvNxt)} cwnd={_cc.Cwnd} err={_error}";
+        $"Stream {_state} una={SndWire(_send.Una)} nxt={SndWire(_send.Nxt)} rcv={RcvWire(_receive.Next)} cwnd={_cc.Cwnd} err={_error}";
 
     private bool IsSynchronized => _state is StreamState.Established or StreamState.FinWait1 or StreamState.FinWait2
         or StreamState.Closing or StreamState.TimeWait or StreamState.CloseWait or StreamState.LastAck;
@@ -398,24 +381,13 @@ public sealed partial class StreamConnection
     /// <summary>Payload bytes per full segment: the MSS less the timestamps option.</summary>
     private int DataMss => _sndMss - (_tsEnabled ? 12 : 0);
 
-    /// <summary>Stream offset of the first byte the peer has not acknowledged.</summary>
-    private long AckedDataOffset => Math.Clamp(_sndUna - 1, 0, _writeEnd);
-
-    /// <summary>Position after the last in-order data byte (the FIN excluded).</summary>
-    private long InOrderDataEnd => _peerFinReceived ? _rcvNxt - 1 : Math.Max(_rcvNxt, 1);
-
-    /// <summary>First position we cannot store (receive buffer full).</summary>
-    private long ReceiveLimit => 1 + _readOffset + _options.ReceiveBufferSize;
-
-    private bool HasUnsentData => !_finSent && _sndNxt < 1 + _writeEnd;
-
     private uint SndWire(long position) => unchecked(_iss + (uint)position);
 
     private uint RcvWire(long position) => unchecked(_irs + (uint)position);
 
-    private long SndPosition(uint wire) => _sndUna + unchecked((int)(wire - SndWire(_sndUna)));
+    private long SndPosition(uint wire) => _send.Una + unchecked((int)(wire - SndWire(_send.Una)));
 
-    private long RcvPosition(uint wire) => _rcvNxt + unchecked((int)(wire - RcvWire(_rcvNxt)));
+    private long RcvPosition(uint wire) => _receive.Next + unchecked((int)(wire - RcvWire(_receive.Next)));
 
     private uint TsNow(TimeSpan now) => unchecked((uint)(now.Ticks / TimeSpan.TicksPerMillisecond) + _tsOffset);
 
@@ -423,23 +395,15 @@ public sealed partial class StreamConnection
     {
         _state = StreamState.Closed;
         _error = error;
-        _sent.Clear();
-        _pipe = 0;
-        _sackedBytes = 0;
-        _lostPending = 0;
-        _everRetransmitted = 0;
-        _outOfOrder.Clear();
-        if (error != StreamError.None)
-        {
-            // Discard unread and unsent data (RFC 9293 §3.10.7.4: queues are flushed on reset).
-            _readOffset = InOrderDataEnd - 1;
-            _receiveRing.Release(_readOffset);
-        }
+        _scoreboard.Clear();
+
+        // On an error, discard unread and unsent data (RFC 9293 §3.10.7.4: queues are flushed on reset).
+        _receive.Clear(discardUnread: error != StreamError.None);
 
         _ackNow = false;
         _delayedAckDeadline = null;
         _rtxDeadline = null;
-        _reorderDeadline = null;
+        _rack.Clear();
         _persistDeadline = null;
         _probePending = false;
         _keepAlivePending = false;

@@ -15,6 +15,10 @@ namespace Serval.Runtime;
 /// sleep until the next timer, packet or request. Nothing else touches the engine, except the thread-safe
 /// <see cref="ServiceTable"/> reads and <see cref="EngineCounters"/>.
 /// </summary>
+/// <remarks>
+/// Why this type is large: it is the one owner of the engine's thread, so everything that must run there — the work
+/// queue, links, the poll loop, event dispatch to socket state — meets here; the partial files split it by concern.
+/// </remarks>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The metrics are disposed when the engine thread ends; the wake event outlives it for late signals.")]
 internal sealed partial class EngineDriver : IPacketSink
 {
@@ -216,15 +220,6 @@ internal sealed partial class EngineDriver : IPacketSink
         Mtu = link.Mtu,
         RewritesSource = link.RewritesSource,
     };
-
-    /// <summary>
-    /// Whether a socket of <paramref name="protocol"/> already binds exactly <paramref name="prefix"/>. The engine's
-    /// <see cref="Engine.Listen"/> adds a second DEMUX rule instead of reporting <see cref="ServalError.AddressInUse"/>
-    /// (its duplicate check compares whole targets, which differ by socket handle), so the runtime checks first.
-    /// </summary>
-    public bool IsBound(ServicePrefix prefix, TransportProtocol protocol) =>
-        Engine.Services.TryGetExact(prefix, out var entry)
-        && entry.Rules.Any(r => r.Target.Type == ServiceTargetType.Demux && r.Target.Protocol == (byte)protocol);
 
     public void Start()
     {
