@@ -111,6 +111,48 @@ public sealed class NetnsRenumberingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task The_rsyn_refused_for_want_of_a_route_leaves_again_when_the_route_appears()
+    {
+        Assert.SkipUnless(NetNamespace.IsSupported, NetNamespace.UnsupportedReason ?? string.Empty);
+        var ct = TestNet.Timeout(60);
+        await using var net = RenumberNet.Create();
+        await using var peer = net.StartPeer();
+        await using var mobile = net.StartMobile();
+        await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = peer, ListenEndPoint = new ServiceEndPoint(Svc) }, ct);
+        await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = mobile, Service = Svc, AdvisoryAddress = peer.Address() }, ct);
+        await using var accepted = await listener.AcceptConnectionAsync(ct);
+        await NetnsSteps.ExchangeAsync(connection, accepted, 1, ct);
+
+        // The address is replaced, but the new default route comes later (an address, then its route, as ip and DHCP
+        // clients add them): the flow moves to the new address's link and its RSYN finds no route to the peer.
+        net.Mobile.IpBatch($"addr del {RenumberNet.MobileA}/24 dev mv0", $"addr add {RenumberNet.MobileB}/24 dev mv0");
+        var renumbered = LinkAddress.Parse($"{RenumberNet.MobileB}:54325");
+        await NetnsSteps.PollAsync(
+            () => mobile.Counters.MigrationsStarted >= 1 && mobile.Links.Any(l => l.LocalAddress == renumbered && l.Counters.SendErrors >= 1),
+            "the RSYN from the new address to be refused for want of a route",
+            ct);
+
+        // Two timer retransmissions refused as well: the next one is now at least four RTOs away, so an RSYN that gets
+        // through soon after the route appears is the resend on RTM_NEWROUTE, not the timer's.
+        await NetnsSteps.PollAsync(() => mobile.Counters.ControlRetransmissions >= 2, "two RSYN retransmissions", ct);
+        var retransmissions = mobile.Counters.ControlRetransmissions;
+        Assert.Equal(0, mobile.Counters.MigrationsCompleted);
+        var routed = Stopwatch.StartNew();
+        net.Mobile.Ip("route", "replace", "default", "via", RenumberNet.GatewayB);
+        await NetnsSteps.PollAsync(() => mobile.Counters.MigrationsCompleted == 1, "the migration to complete after the route appeared", ct);
+        var took = routed.Elapsed;
+        output.WriteLine($"route added -> migration completed after {took.TotalMilliseconds:F1} ms; RSYN retransmissions before the route {retransmissions}, after {mobile.Counters.ControlRetransmissions}; send errors on the new link {mobile.Links.Single(l => l.LocalAddress == renumbered).Counters.SendErrors}");
+        Assert.True(
+            mobile.Counters.ControlRetransmissions == retransmissions,
+            $"the migration completed through a timer retransmission ({retransmissions} -> {mobile.Counters.ControlRetransmissions}, {took.TotalMilliseconds:F0} ms after the route), not through the resend when the route appeared");
+
+        Assert.Equal(renumbered, (await connection.GetFlowInfoAsync(ct))!.LocalAddress);
+        Assert.Equal(renumbered, (await accepted.GetFlowInfoAsync(ct))!.PeerAddress);
+        await NetnsSteps.ExchangeAsync(connection, accepted, 2, ct);
+        Assert.Equal(0, mobile.Counters.MigrationsFailed);
+    }
+
+    [Fact]
     public async Task A_flow_without_an_address_fails_with_NetworkDown_after_its_user_timeout()
     {
         Assert.SkipUnless(NetNamespace.IsSupported, NetNamespace.UnsupportedReason ?? string.Empty);
