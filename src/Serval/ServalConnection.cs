@@ -14,6 +14,9 @@ public sealed class ServalConnection : IAsyncDisposable
 {
     private readonly EngineDriver? _driver;
     private readonly ConnectionState? _state;
+
+    /// <summary>The engine socket of an embedded connection (servald records which application owns it); null when attached.</summary>
+    internal SocketHandle? Handle => _state?.Handle;
     private readonly RemoteConnection? _remote;
     private readonly ServalStream _stream;
     private int _disposed;

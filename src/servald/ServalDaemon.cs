@@ -118,7 +118,8 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
         ControlServer? control = null;
         MetricsExporter? metrics = null;
         OtlpExporter? otlp = null;
-        var apps = new AppServer(host, loggerFactory.CreateLogger<AppServer>());
+        var owners = new FlowOwners();
+        var apps = new AppServer(host, loggerFactory.CreateLogger<AppServer>(), owners);
         try
         {
             foreach (var drained in plan.Drains)
@@ -126,7 +127,7 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
                 await host.SetRouterDrainingAsync(drained, null, true, cancellationToken).ConfigureAwait(false);
             }
 
-            control = ControlServer.Start(options.ControlSocketOrDefault, new ControlHandler(host), loggerFactory.CreateLogger<ControlServer>(), apps);
+            control = ControlServer.Start(options.ControlSocketOrDefault, new ControlHandler(host, owners, new ServiceNames()), loggerFactory.CreateLogger<ControlServer>(), apps);
             if (plan.MetricsPrefix is not null)
             {
                 metrics = MetricsExporter.Start(plan.MetricsPrefix, host.Name);
