@@ -287,7 +287,7 @@ public sealed class HostingTests
             Assert.False(string.IsNullOrEmpty((string?)connect.GetTagItem("serval.flow.id")));
         }
 
-        var accept = Assert.Single(spans, s => s.OperationName == "serval.accept");
+        var accept = Assert.Single(spans, s => s.OperationName == "serval.accept" && (string?)s.GetTagItem("serval.host") == "traced-server");
         Assert.Equal(ActivityKind.Server, accept.Kind);
         Assert.Equal(service.ToString(), accept.GetTagItem("serval.service.id"));
         Assert.Equal(client.Links[0].LocalAddress.ToString(), accept.GetTagItem("serval.peer.address"));
