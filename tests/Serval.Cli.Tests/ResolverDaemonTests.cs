@@ -12,6 +12,7 @@ namespace Serval.Cli.Tests;
 /// Resolution on demand in servald (docs/servald.md, <c>Serval:Resolver</c>): a connect held by a DELAY rule goes out
 /// when <c>servalctl service add</c> adds its rule; the static file resolver configured for a servald process.
 /// </summary>
+[Trait("Tier", "slow")]
 public sealed class ResolverDaemonTests
 {
     private static int s_next = (Environment.ProcessId * 7) % 200;

@@ -13,6 +13,7 @@ namespace Serval.Cli.Tests;
 /// serval-translate: unmodified TCP programs and Serval hosts on loopback, through the translators in-process and as
 /// separate processes. Every transfer is checked with SHA-256.
 /// </summary>
+[Trait("Tier", "slow")]
 public sealed class TranslatorTests
 {
     private static int s_next = Environment.ProcessId % 200;

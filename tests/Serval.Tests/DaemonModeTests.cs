@@ -7,6 +7,7 @@ using Xunit;
 namespace Serval.Tests;
 
 /// <summary>What only daemon mode has: applications attached to one servald, their death, the socket, the daemon's absence.</summary>
+[Trait("Tier", "slow")]
 public sealed class DaemonModeTests
 {
     private static readonly ServiceId Echo = ServiceId.FromName("test.daemon.echo");

@@ -15,6 +15,7 @@ namespace Serval.Tests;
 /// docs/control-protocol.md §12): hosts in network namespaces on one bridge (<see cref="BridgeLan"/>), each with one
 /// UDP link and default options — no route, no rule, no router configured. Needs root; skipped otherwise.
 /// </summary>
+[Trait("Tier", "netns")]
 public sealed class NetnsAdhocTests(ITestOutputHelper output)
 {
     private static readonly ServiceId Echo = ServiceId.FromName("test.netns.adhoc.echo");

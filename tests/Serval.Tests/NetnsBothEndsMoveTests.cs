@@ -21,6 +21,7 @@ namespace Serval.Tests;
 /// only the RSYN the client relays through the service router (to the server's new registration) brings them together.
 /// Needs root.
 /// </summary>
+[Trait("Tier", "netns")]
 public sealed class NetnsBothEndsMoveTests(ITestOutputHelper output)
 {
     private static readonly ServiceId Svc = ServiceId.FromName("test.netns.both-move");
@@ -167,15 +168,8 @@ public sealed class NetnsBothEndsMoveTests(ITestOutputHelper output)
     private static List<LinkAddress> RouterTargets(ServalHost router) =>
         [.. router.GetRules().Where(r => r.Prefix == ServicePrefix.Exact(Svc) && r.Target.Type == ServiceTargetType.Forward).Select(r => r.Target.Address)];
 
-    private static async Task PollAsync(Func<bool> condition, string what, CancellationToken ct)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
-            await Task.Delay(5, ct);
-        }
-    }
+    private static Task PollAsync(Func<bool> condition, string what, CancellationToken ct) =>
+        Eventually.TrueAsync(condition, what, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(5), ct);
 
     /// <summary>A SHA-256-checked stream from one connection to another, with the time of every read (to find pauses).</summary>
     private sealed class Transfer

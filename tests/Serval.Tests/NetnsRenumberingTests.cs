@@ -18,6 +18,7 @@ namespace Serval.Tests;
 /// removed for good; IPv6 addresses appearing. The peers (a plain host, a service router, a client) live in a "core"
 /// namespace on the other end of the veth, which carries both the old and the new subnet. Needs root.
 /// </summary>
+[Trait("Tier", "netns")]
 public sealed class NetnsRenumberingTests(ITestOutputHelper output)
 {
     private static readonly ServiceId Svc = ServiceId.FromName("test.netns.renumber");
@@ -250,17 +251,10 @@ public sealed class NetnsRenumberingTests(ITestOutputHelper output)
     }
 
     private static Task PollAsync(Func<bool> condition, string what, CancellationToken ct) =>
-        PollAsync(() => ValueTask.FromResult(condition()), what, ct);
+        Eventually.TrueAsync(condition, what, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(5), ct);
 
-    private static async Task PollAsync(Func<ValueTask<bool>> condition, string what, CancellationToken ct)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
-            await Task.Delay(5, ct);
-        }
-    }
+    private static Task PollAsync(Func<ValueTask<bool>> condition, string what, CancellationToken ct) =>
+        Eventually.TrueAsync(condition, what, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(5), ct);
 
     /// <summary>
     /// A SHA-256-checked stream from one connection to another, with the time of every read (to find pauses).

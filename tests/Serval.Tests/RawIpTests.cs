@@ -10,6 +10,7 @@ using Xunit;
 namespace Serval.Tests;
 
 /// <summary>Raw IP protocol 144 on loopback. Needs root or CAP_NET_RAW (CI has it); skipped otherwise.</summary>
+[Trait("Tier", "netns")]
 public sealed class RawIpTests
 {
     private static readonly ServiceId Echo = ServiceId.FromName("test.raw.echo");

@@ -116,7 +116,11 @@ public abstract class StreamTests(HostMode mode) : IAsyncDisposable
 
         // A write that cannot proceed (larger than the stage, behind it), then the close.
         var blocked = connection.GetStream().WriteAsync(new byte[3 * 1024 * 1024], ct).AsTask();
-        await Task.Delay(50, ct);
+        await Eventually.UntilAsync(
+            async () => (await connection.GetFlowInfoAsync(ct))?.Stream?.SendWindow,
+            window => window == 0,
+            "the receiver's window to close (the sender's SendWindow)",
+            cancellationToken: ct);
         Assert.False(blocked.IsCompleted);
         await connection.DisposeAsync();
         await Assert.ThrowsAsync<ObjectDisposedException>(() => blocked);

@@ -202,8 +202,8 @@ internal sealed partial class EngineDriver : IPacketSink
 
     /// <summary>
     /// Whether a socket of <paramref name="protocol"/> already binds exactly <paramref name="prefix"/>. The engine's
-    /// <see cref="Engine.Listen"/> adds a second DEMUX rule instead of reporting <see cref="ServalError.AddressInUse"/>
-    /// (its duplicate check compares whole targets, which differ by socket handle), so the runtime checks first.
+    /// <see cref="Engine.Listen"/> and <see cref="Engine.BindDatagram"/> make the same check and report
+    /// <see cref="ServalError.AddressInUse"/> themselves; the callers ask first only to fail before the engine is asked.
     /// </summary>
     public bool IsBound(ServicePrefix prefix, TransportProtocol protocol) =>
         Engine.Services.TryGetExact(prefix, out var entry)
@@ -447,7 +447,6 @@ internal sealed partial class EngineDriver : IPacketSink
                     controller.OnEvent(e, Now);
                 }
 
-                EventObserver?.Invoke(e);
             }
             catch (Exception ex)
             {
@@ -521,9 +520,6 @@ internal sealed partial class EngineDriver : IPacketSink
     internal Stack.ControlPlane.IRouterRegistry? RouterRegistry { get; private set; }
 
     internal Stack.ControlPlane.RouterController? RouterController => _controllers.OfType<Stack.ControlPlane.RouterController>().FirstOrDefault();
-
-    /// <summary>Called on the engine thread for every engine event (the place a controller hooks in).</summary>
-    public Action<EngineEvent>? EventObserver { get; set; }
 
     void IPacketSink.Send(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit)
     {
