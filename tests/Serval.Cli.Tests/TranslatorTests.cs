@@ -215,7 +215,7 @@ public sealed class TranslatorTests
         var stream = accepted.GetStream();
         var buffer = new byte[65536];
         var first = await stream.ReadAsync(buffer, ct);
-        Assert.True(first > 0);
+        Assert.True(first > 0, $"read returned {first}");
         Relay.Reset(tcp); // the TCP client dies with a reset
 
         // The Serval side sees a reset, not a clean end of the data (bounded by the test's timeout).
@@ -303,7 +303,7 @@ public sealed class TranslatorTests
                 var data = RandomData(3 * 1024 * 1024, 7);
                 var echoed = await TcpExchangeAsync(new IPEndPoint(IPAddress.Loopback, port), data, ct);
                 Assert.Equal(SHA256.HashData(data), SHA256.HashData(echoed));
-                Assert.True(router.Counters.Forwarded >= 1);
+                Assert.True(router.Counters.Forwarded >= 1, $"the router forwarded {router.Counters.Forwarded}");
                 Assert.True(router.Counters.PacketsReceived < 100, $"the router received {router.Counters.PacketsReceived} packets: the data went through it");
 
                 // SIGTERM ends each translator cleanly, with its counters; the service leaves the router.
