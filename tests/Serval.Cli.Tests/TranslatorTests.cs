@@ -99,13 +99,8 @@ public sealed class TranslatorTests
         return data;
     }
 
-    private static async Task EventuallyAsync(Func<bool> condition, CancellationToken ct)
-    {
-        while (!condition())
-        {
-            await Task.Delay(10, ct);
-        }
-    }
+    private static Task EventuallyAsync(Func<bool> condition, CancellationToken ct, [System.Runtime.CompilerServices.CallerArgumentExpression(nameof(condition))] string what = "") =>
+        Eventually.TrueAsync(condition, what, TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(10), ct);
 
     [Fact]
     public async Task A_tcp_client_reaches_a_serval_service_through_the_translator()
