@@ -1,9 +1,47 @@
 #!/usr/bin/env bash
-# Runs every test project (Release) and prints "N passed, N failed" summed over all of them.
-# Usage: ./test.sh [extra dotnet test arguments, e.g. --filter ...]
+# Runs the test projects (Release) and prints "N passed, N failed" summed over all of them.
+# Usage: ./test.sh [TIER] [extra dotnet test arguments, e.g. --filter ...]
+#   TIER: all (default: every tier), fast (unit, packet-level and simulator tests, a few minutes), slow (child
+#   processes, external servers, long property runs) or netns (Linux network namespaces; they skip without root).
+#   A test's tier is its xunit trait "Tier" ("slow", "netns"); a test without one is fast. A --filter given here is
+#   combined with the tier's.
 set -uo pipefail
 cd "$(dirname "$0")"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+tier=all
+case "${1:-}" in
+  all | fast | slow | netns) tier=$1; shift ;;
+esac
+
+case "$tier" in
+  all) tier_filter="" ;;
+  fast) tier_filter="Tier!=slow&Tier!=netns" ;;
+  slow) tier_filter="Tier=slow" ;;
+  netns) tier_filter="Tier=netns" ;;
+esac
+
+# Pull a --filter out of the extra arguments and join it with the tier's.
+args=()
+user_filter=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --filter) user_filter=$2; shift 2 ;;
+    --filter=*) user_filter=${1#--filter=}; shift ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+filter=$tier_filter
+if [ -n "$user_filter" ]; then
+  if [ -n "$tier_filter" ]; then
+    filter="($tier_filter)&($user_filter)"
+  else
+    filter=$user_filter
+  fi
+fi
+if [ -n "$filter" ]; then
+  args+=(--filter "$filter")
+fi
 
 results="$(pwd)/artifacts/test-results"
 rm -rf "$results"
@@ -12,7 +50,8 @@ mkdir -p "$results"
 status=0
 for proj in tests/*/*.csproj; do
   name=$(basename "$proj" .csproj)
-  if ! dotnet test "$proj" -c Release --logger "trx;LogFileName=$name.trx" --results-directory "$results" "$@"; then
+  grep -q '<IsTestProject>true</IsTestProject>' "$proj" || continue
+  if ! dotnet test "$proj" -c Release --logger "trx;LogFileName=$name.trx" --results-directory "$results" ${args[@]+"${args[@]}"}; then
     status=1
   fi
 done

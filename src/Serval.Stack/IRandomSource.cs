@@ -38,7 +38,7 @@ public static class RandomSourceExtensions
 
 /// <summary>
 /// A fast seeded pseudo-random source (xoshiro256**), for simulations and tests. Not cryptographic: hosts facing
-/// real networks use <see cref="CryptoRandomSource"/>.
+/// real networks use the cryptographic source the runtime (src/Serval) passes in.
 /// </summary>
 public sealed class SeededRandomSource : IRandomSource
 {
@@ -74,20 +74,5 @@ public sealed class SeededRandomSource : IRandomSource
         _s2 ^= t;
         _s3 = ulong.RotateLeft(_s3, 45);
         return result;
-    }
-}
-
-/// <summary>A random source backed by the operating system's cryptographic generator; thread-safe.</summary>
-public sealed class CryptoRandomSource : IRandomSource
-{
-    /// <summary>A shared instance.</summary>
-    public static CryptoRandomSource Instance { get; } = new();
-
-    /// <inheritdoc/>
-    public ulong NextUInt64()
-    {
-        Span<byte> b = stackalloc byte[8];
-        System.Security.Cryptography.RandomNumberGenerator.Fill(b);
-        return BitConverter.ToUInt64(b);
     }
 }

@@ -88,7 +88,7 @@ public sealed class HttpFailureTests
         var watch = Stopwatch.StartNew();
         Assert.Equal("hello from replica-b", await http.GetStringAsync("http://test.failover/hello", ct));
         Assert.InRange(watch.Elapsed, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30));
-        Assert.True(client.Counters.UserTimeouts >= 1);
+        Assert.True(client.Counters.UserTimeouts >= 1, $"UserTimeouts {client.Counters.UserTimeouts}");
     }
 
     private static IEnumerable<Exception> Chain(Exception e)

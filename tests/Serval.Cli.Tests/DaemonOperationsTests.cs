@@ -10,6 +10,7 @@ namespace Serval.Cli.Tests;
 /// servald for operators: the sample appsettings.json shipped next to the binary and read from there, the systemd
 /// integration (Type=notify), and the start-up line. Processes run with bounded waits and are ended by their id.
 /// </summary>
+[Trait("Tier", "slow")]
 public sealed class DaemonOperationsTests : IDisposable
 {
     private static readonly TimeSpan s_within = TimeSpan.FromSeconds(30);
@@ -295,15 +296,8 @@ public sealed class DaemonOperationsTests : IDisposable
         }
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + s_within;
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
-            await Task.Delay(20, TestContext.Current.CancellationToken);
-        }
-    }
+    private static Task WaitUntilAsync(Func<bool> condition, string what) =>
+        Eventually.TrueAsync(condition, what, s_within, cancellationToken: TestContext.Current.CancellationToken);
 
     private static IPAddress NextAddress()
     {

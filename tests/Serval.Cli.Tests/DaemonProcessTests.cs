@@ -9,6 +9,7 @@ namespace Serval.Cli.Tests;
 /// appsettings.json: what it does with bad configuration, <c>--help</c> and <c>--version</c>, and the keyless-router
 /// warning. Every wait is bounded; a process still running at the end is killed by its id.
 /// </summary>
+[Trait("Tier", "slow")]
 public sealed class DaemonProcessTests : IDisposable
 {
     private static readonly TimeSpan s_exitWithin = TimeSpan.FromSeconds(30);

@@ -143,7 +143,7 @@ public sealed class DecodeCommandTests
         public TwoFlows()
         {
             Path = System.IO.Path.GetTempFileName();
-            using var w = PcapWriter.Create(Path, PcapLinkType.Raw);
+            using var w = new PcapWriter(File.Create(Path), PcapLinkType.Raw);
             var time = 1_700_000_000_000_000_000L;
             void Write(LinkAddress src, LinkAddress dst, SalPacketRepr p)
             {

@@ -8,6 +8,7 @@ namespace Serval.Cli.Tests;
 /// client in three network namespaces, a file fetched by service name through the translators, its SHA-256 checked.
 /// The script removes its namespaces and ends its processes itself; this test ends the script by its id if it overruns.
 /// </summary>
+[Trait("Tier", "netns")]
 public sealed class DeploymentExampleTests
 {
     private static readonly TimeSpan s_within = TimeSpan.FromMinutes(4);

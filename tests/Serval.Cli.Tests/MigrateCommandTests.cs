@@ -116,19 +116,12 @@ public sealed class MigrateCommandTests(TwoLinkDaemonFixture daemon) : IClassFix
     private static async Task<int> InterfaceOfAsync(ServalConnection connection, CancellationToken ct) =>
         (await connection.GetFlowInfoAsync(ct))!.Interface;
 
-    private static async Task WaitForInterfaceAsync(ServalConnection connection, int iface, CancellationToken ct)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (true)
-        {
-            var info = (await connection.GetFlowInfoAsync(ct))!;
-            if (info.Interface == iface && info.Migration == Stack.MigrationState.None)
-            {
-                return;
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"the flow did not reach interface {iface}: {info.Interface} {info.Migration}");
-            await Task.Delay(5, ct);
-        }
-    }
+    private static Task WaitForInterfaceAsync(ServalConnection connection, int iface, CancellationToken ct) =>
+        Eventually.UntilAsync(
+            async () => (await connection.GetFlowInfoAsync(ct))! is var info ? (info.Interface, info.Migration) : default,
+            seen => seen.Interface == iface && seen.Migration == Stack.MigrationState.None,
+            $"the flow to reach interface {iface} with no migration in progress (interface, migration)",
+            TimeSpan.FromSeconds(10),
+            TimeSpan.FromMilliseconds(5),
+            ct);
 }

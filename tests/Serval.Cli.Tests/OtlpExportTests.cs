@@ -10,6 +10,7 @@ namespace Serval.Cli.Tests;
 /// servald's opt-in OTLP export (Serval:Otlp): pointed at a small OTLP/HTTP receiver in the test (loopback), it
 /// posts metrics to /v1/metrics and spans to /v1/traces.
 /// </summary>
+[Trait("Tier", "slow")]
 public sealed class OtlpExportTests
 {
     /// <summary>Accepts OTLP/HTTP posts on a loopback port and remembers their paths and content types.</summary>

@@ -13,6 +13,7 @@ namespace Serval.Cli.Tests;
 /// projects are packed here into a temporary feed (<c>dotnet pack --no-build</c>, bounded in time), and the tests
 /// are skipped, saying why, when that cannot be done.
 /// </summary>
+[Trait("Tier", "slow")]
 public sealed class PackageTests
 {
     /// <summary>The .NET tools: package id = command name.</summary>

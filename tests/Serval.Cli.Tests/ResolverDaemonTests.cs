@@ -12,6 +12,7 @@ namespace Serval.Cli.Tests;
 /// Resolution on demand in servald (docs/servald.md, <c>Serval:Resolver</c>): a connect held by a DELAY rule goes out
 /// when <c>servalctl service add</c> adds its rule; the static file resolver configured for a servald process.
 /// </summary>
+[Trait("Tier", "slow")]
 public sealed class ResolverDaemonTests
 {
     private static int s_next = (Environment.ProcessId * 7) % 200;
@@ -45,11 +46,7 @@ public sealed class ResolverDaemonTests
 
         await using var app = await ServalHost.AttachAsync(socket, ct);
         var connect = ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = app, Service = svc }, ct).AsTask();
-        var deadline = Stopwatch.StartNew();
-        while (daemon.Host.Counters.Delayed == 0 && deadline.Elapsed < TimeSpan.FromSeconds(10))
-        {
-            await Task.Delay(10, ct);
-        }
+        await Eventually.WithinAsync(() => ValueTask.FromResult(daemon.Host.Counters.Delayed != 0), TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(10), ct);
 
         await Task.Delay(300, ct); // held for a while, as a rule added by hand would find it
         Assert.Equal(1, daemon.Host.Counters.Delayed);
@@ -101,11 +98,7 @@ public sealed class ResolverDaemonTests
             process.BeginErrorReadLine();
             try
             {
-                var deadline = Stopwatch.StartNew();
-                while (!File.Exists(socket) && !process.HasExited && deadline.Elapsed < TimeSpan.FromSeconds(30))
-                {
-                    await Task.Delay(50, ct);
-                }
+                await Eventually.WithinAsync(() => ValueTask.FromResult(File.Exists(socket) || process.HasExited), TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(50), ct);
 
                 Assert.True(File.Exists(socket), $"servald did not start:\n{output}");
                 await using var app = await ServalHost.AttachAsync(socket, ct);

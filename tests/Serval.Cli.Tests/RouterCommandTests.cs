@@ -34,7 +34,7 @@ public sealed class RouterCommandTests
         var lease = (long)reg["leaseRemainingMs"]!;
         Assert.InRange(lease, 1, 3000);
         Assert.Equal(16, ((string)json["epoch"]!).Length);
-        Assert.True((long)json["counters"]!["registered"]! >= 1);
+        Assert.True((long)json["counters"]!["registered"]! >= 1, $"router counters: {json["counters"]}");
         Assert.Empty(json["drains"]!.AsArray());
 
         var table = pair.RouterCli("router", "registrations");
@@ -65,8 +65,11 @@ public sealed class RouterCommandTests
         Assert.Equal("drained", (string?)json["registrations"]![0]!["state"]);
         Assert.Equal(pair.HostAddress.ToString(), (string?)json["drains"]![0]!["host"]);
 
-        // Refreshes keep the registration but do not bring the rule back.
-        await Task.Delay(1500, ct);
+        // Refreshes keep the registration but do not bring the rule back: wait for one after the drain.
+        var refreshed = (long)json["counters"]!["refreshed"]!;
+        await EventuallyAsync(
+            () => (long)pair.RouterCli("router", "registrations", "--json").Json["counters"]!["refreshed"]! > refreshed ? new JsonObject() : null,
+            what: $"a registration refresh after the drain (refreshed was {refreshed})");
         Assert.DoesNotContain(pair.Router.Host.GetRules(), r => r.Prefix == ServicePrefix.Exact(Svc));
         Assert.Single(pair.RouterCli("router", "registrations", "--json").Json["registrations"]!.AsArray());
 
@@ -236,20 +239,8 @@ public sealed class RouterCommandTests
         Assert.Contains("ServiceRouter mode", e.Message, StringComparison.Ordinal);
     }
 
-    private static async Task<JsonObject> EventuallyAsync(Func<JsonObject?> probe, double seconds = 10)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (true)
-        {
-            if (probe() is { } result)
-            {
-                return result;
-            }
-
-            Assert.True(deadline.Elapsed.TotalSeconds < seconds, $"condition not met within {seconds} s");
-            await Task.Delay(50, TestContext.Current.CancellationToken);
-        }
-    }
+    private static async Task<JsonObject> EventuallyAsync(Func<JsonObject?> probe, double seconds = 10, string what = "the router's state to match") =>
+        (await Eventually.UntilAsync(probe, r => r is not null, what, TimeSpan.FromSeconds(seconds), TimeSpan.FromMilliseconds(50), TestContext.Current.CancellationToken))!;
 
     private static string FreeLoopback() => $"127.0.{Random.Shared.Next(1, 250)}.{Random.Shared.Next(2, 250)}";
 

@@ -12,6 +12,7 @@ namespace Serval.Cli.Tests;
 /// serval-cat: listen and connect processes on loopback relaying their standard input and output, checked with
 /// SHA-256 both ways; datagrams; the exit codes of an unreachable service and of usage errors (in-process).
 /// </summary>
+[Trait("Tier", "slow")]
 public sealed class ServalCatTests
 {
     private static int s_next = Environment.ProcessId % 200;

@@ -6,6 +6,7 @@ using Serval.Perf;
 namespace Serval.Cli.Tests;
 
 /// <summary>serval-perf: usage errors in-process, and short tests between a server and a client process on loopback.</summary>
+[Trait("Tier", "slow")]
 public sealed class ServalPerfTests
 {
     private static int s_next = Environment.ProcessId % 200;
@@ -161,7 +162,7 @@ public sealed class ServalPerfTests
             Assert.Equal(tcp ? "tcp" : "serval", (string?)report["transport"]);
             Assert.Equal(20, (long)report["connections"]!);
             Assert.Equal(0, (long)report["failed"]!);
-            Assert.True((double)report["connections_per_second"]! > 0);
+            Assert.True((double)report["connections_per_second"]! > 0, $"no connection rate in the report: {report}");
             var latency = report["latency_ms"]!;
             Assert.InRange((double)latency["p50"]!, 0, (double)latency["p99"]!);
             Assert.InRange((double)latency["p99"]!, 0, (double)latency["max"]!);
@@ -198,16 +199,16 @@ public sealed class ServalPerfTests
             Assert.Equal(mode, (string?)report["mode"]);
             Assert.Equal(parallel, (int)report["parallel"]!);
             Assert.Equal(parallel, report["flows"]!.AsArray().Count);
-            Assert.True((long)report["bytes"]! > 0);
-            Assert.True((double)report["goodput_bps"]! > 0);
+            Assert.True((long)report["bytes"]! > 0, $"no bytes in the client report: {report}");
+            Assert.True((double)report["goodput_bps"]! > 0, $"no goodput in the client report: {report}");
             Assert.InRange((double)report["seconds"]!, 0, 30);
-            Assert.True((double)report["cpu_seconds"]! > 0);
+            Assert.True((double)report["cpu_seconds"]! > 0, $"no CPU time in the client report: {report}");
             Assert.Equal((long)report["bytes"]!, report["flows"]!.AsArray().Sum(f => (long)f!["bytes"]!));
-            Assert.True((long)report["retransmissions"]! >= 0);
+            Assert.True((long)report["retransmissions"]! >= 0, $"negative retransmissions in the client report: {report}");
             if (mode == "datagram")
             {
-                Assert.True((long)report["datagrams_received"]! > 0);
-                Assert.True((long)report["datagrams_received"]! <= (long)report["datagrams_sent"]!);
+                Assert.True((long)report["datagrams_received"]! > 0, $"no datagrams received in the client report: {report}");
+                Assert.True((long)report["datagrams_received"]! <= (long)report["datagrams_sent"]!, $"more datagrams received than sent in the client report: {report}");
             }
 
             // The one-off server prints the same test from its side and exits 0.

@@ -13,6 +13,7 @@ namespace Serval.Cli.Tests;
 /// serval-translate: unmodified TCP programs and Serval hosts on loopback, through the translators in-process and as
 /// separate processes. Every transfer is checked with SHA-256.
 /// </summary>
+[Trait("Tier", "slow")]
 public sealed class TranslatorTests
 {
     private static int s_next = Environment.ProcessId % 200;
@@ -98,13 +99,8 @@ public sealed class TranslatorTests
         return data;
     }
 
-    private static async Task EventuallyAsync(Func<bool> condition, CancellationToken ct)
-    {
-        while (!condition())
-        {
-            await Task.Delay(10, ct);
-        }
-    }
+    private static Task EventuallyAsync(Func<bool> condition, CancellationToken ct, [System.Runtime.CompilerServices.CallerArgumentExpression(nameof(condition))] string what = "") =>
+        Eventually.TrueAsync(condition, what, TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(10), ct);
 
     [Fact]
     public async Task A_tcp_client_reaches_a_serval_service_through_the_translator()
@@ -214,7 +210,7 @@ public sealed class TranslatorTests
         var stream = accepted.GetStream();
         var buffer = new byte[65536];
         var first = await stream.ReadAsync(buffer, ct);
-        Assert.True(first > 0);
+        Assert.True(first > 0, $"read returned {first}");
         Relay.Reset(tcp); // the TCP client dies with a reset
 
         // The Serval side sees a reset, not a clean end of the data (bounded by the test's timeout).
@@ -302,7 +298,7 @@ public sealed class TranslatorTests
                 var data = RandomData(3 * 1024 * 1024, 7);
                 var echoed = await TcpExchangeAsync(new IPEndPoint(IPAddress.Loopback, port), data, ct);
                 Assert.Equal(SHA256.HashData(data), SHA256.HashData(echoed));
-                Assert.True(router.Counters.Forwarded >= 1);
+                Assert.True(router.Counters.Forwarded >= 1, $"the router forwarded {router.Counters.Forwarded}");
                 Assert.True(router.Counters.PacketsReceived < 100, $"the router received {router.Counters.PacketsReceived} packets: the data went through it");
 
                 // SIGTERM ends each translator cleanly, with its counters; the service leaves the router.

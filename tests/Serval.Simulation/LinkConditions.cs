@@ -1,6 +1,10 @@
 namespace Serval.Simulation;
 
-/// <summary>Impairments of a simulated link, applied per packet with the link's seeded random source.</summary>
+/// <summary>
+/// Impairments of a simulated link (<see cref="SimLink"/>) or path (<see cref="SimPath"/>), applied per packet with
+/// its seeded random source. The one definition of link impairment for the simulator; the runtime's fault-injection
+/// link has its own public settings (Serval.Links.FaultInjectionOptions).
+/// </summary>
 public sealed record LinkConditions
 {
     /// <summary>A perfect link: no delay, loss or limit.</summary>
@@ -9,7 +13,7 @@ public sealed record LinkConditions
     /// <summary>One-way propagation delay.</summary>
     public TimeSpan Delay { get; init; }
 
-    /// <summary>Extra delay drawn uniformly from [0, Jitter) per packet (may reorder).</summary>
+    /// <summary>Extra delay drawn uniformly from [0, Jitter) per packet (may reorder on a <see cref="SimLink"/>; a <see cref="SimPath"/> keeps order).</summary>
     public TimeSpan Jitter { get; init; }
 
     /// <summary>Probability (0–1) that a packet is lost.</summary>
@@ -30,6 +34,6 @@ public sealed record LinkConditions
     /// <summary>Sender queue limit in bytes when a bandwidth is set (tail drop beyond).</summary>
     public int QueueBytes { get; init; } = 256 * 1024;
 
-    /// <summary>Largest packet the link carries; larger ones are dropped.</summary>
+    /// <summary>Largest packet a <see cref="SimLink"/> carries; larger ones are dropped.</summary>
     public int Mtu { get; init; } = 1472;
 }

@@ -11,6 +11,7 @@ namespace Serval.Simulation;
 /// hop limit its sender's engine gave (64 when it gave none); with UDP-style addresses (ports) the hop limit is
 /// unknown, as a UDP link reports it.
 /// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The capture belongs to the handle CaptureTo returns, which closes it.")]
 public sealed class SimLink
 {
     private readonly SimulatedNetwork _network;
@@ -61,7 +62,7 @@ public sealed class SimLink
     public IDisposable CaptureTo(string path)
     {
         _capture?.Dispose();
-        _capture = PcapWriter.Create(path, PcapLinkType.Raw);
+        _capture = new PcapWriter(File.Create(path), PcapLinkType.Raw);
         return new CaptureHandle(this);
     }
 

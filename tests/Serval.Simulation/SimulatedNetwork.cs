@@ -3,7 +3,8 @@ using Serval.Stack;
 namespace Serval.Simulation;
 
 /// <summary>
-/// A whole simulated network on virtual time: hosts (each one <see cref="Engine"/>), links, and one event queue.
+/// A whole simulated network on virtual time: hosts (each one <see cref="Engine"/>), links, and one event queue. Tests
+/// of the stream transport without an engine put <see cref="SimPath"/>s on the same queue.
 /// Everything random comes from the seed, so a run is identical every time. Runs as fast as the CPU allows.
 /// </summary>
 public sealed class SimulatedNetwork
@@ -34,6 +35,9 @@ public sealed class SimulatedNetwork
 
     /// <summary>Every link, in the order added.</summary>
     public IReadOnlyList<SimLink> Links => _links;
+
+    /// <summary>The time of the next event, or null when none is queued.</summary>
+    public TimeSpan? NextEventTime => _queue.TryPeek(out _, out var key) ? key.At : null;
 
     /// <summary>Events processed so far.</summary>
     public long EventsProcessed { get; private set; }

@@ -7,6 +7,7 @@ using Xunit;
 namespace Serval.Tests;
 
 /// <summary>What only daemon mode has: applications attached to one servald, their death, the socket, the daemon's absence.</summary>
+[Trait("Tier", "slow")]
 public sealed class DaemonModeTests
 {
     private static readonly ServiceId Echo = ServiceId.FromName("test.daemon.echo");
@@ -162,7 +163,7 @@ public sealed class DaemonModeTests
             await Assert.ThrowsAsync<ServalException>(async () => await pendingAccept);
             await Assert.ThrowsAsync<ServalException>(async () => await receive);
             await Assert.ThrowsAsync<ServalException>(async () => await connection.GetStream().WriteAsync(new byte[10], ct));
-            Assert.True(await TestNet.EventuallyAsync(() => Task.FromResult(host.IsStopped), seconds: 5));
+            Assert.True(await TestNet.EventuallyAsync(() => Task.FromResult(host.IsStopped), seconds: 5), "the attached host did not stop within 5 s");
             Assert.Throws<ServalException>(() => host.GetRules());
             await Assert.ThrowsAsync<ServalException>(async () =>
                 await ServalListener.ListenAsync(new ServalListenerOptions { Host = host, ListenEndPoint = new ServiceEndPoint(Echo) }, ct));
@@ -200,10 +201,11 @@ public sealed class DaemonModeTests
         Assert.Equal(Echo, info.Service);
         Assert.Equal(TransportProtocol.Stream, info.Protocol);
         Assert.NotNull(info.Stream);
-        Assert.True(info.Stream.Value.BytesAcked >= 12);
+        Assert.True(info.Stream.Value.BytesAcked >= 12, $"BytesAcked {info.Stream.Value.BytesAcked}");
         var flows = await a.GetFlowsAsync(ct);
         Assert.Contains(flows, f => f.Socket == info.Socket && f.LocalFlow == info.LocalFlow);
-        Assert.True(await b.GetFlowCountAsync(ct) >= 2);
+        var flowCount = await b.GetFlowCountAsync(ct);
+        Assert.True(flowCount >= 2, $"{flowCount} flows");
         await Assert.ThrowsAsync<ServalException>(async () => await connection.MigrateAsync(5, ct));
 
         // Rules added by one application are the daemon's.
@@ -280,7 +282,7 @@ public sealed class DaemonModeTests
         while (read < Total)
         {
             var n = await accepted.GetStream().ReadAsync(buffer, ct);
-            Assert.True(n > 0);
+            Assert.True(n > 0, $"read returned {n}");
             read += n;
         }
 

@@ -140,7 +140,7 @@ public abstract class DatagramTests(HostMode mode) : IAsyncDisposable
         }
 
         Assert.Equal(SHA256.HashData(payloads.SelectMany(p => p).ToArray()), SHA256.HashData(received.SelectMany(p => p).ToArray()));
-        Assert.True(router.Counters.Forwarded >= Count);
+        Assert.True(router.Counters.Forwarded >= Count, $"the router forwarded {router.Counters.Forwarded} of {Count}");
 
         // Connected: only the SYN goes through the router; the datagrams of the flow go directly.
         var forwardedBefore = router.Counters.Forwarded;

@@ -10,6 +10,7 @@ namespace Serval.Tests;
 /// <see cref="DnsServiceResolver"/> against a real dnsmasq on loopback (skipped when dnsmasq is not installed), and a
 /// client host with only a default DELAY rule that connects by name to a service found in DNS (docs/resolution.md).
 /// </summary>
+[Trait("Tier", "slow")]
 public sealed class DnsResolverTests
 {
     private const string Zone = "serval.test";

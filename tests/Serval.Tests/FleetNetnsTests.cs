@@ -16,6 +16,7 @@ namespace Serval.Tests;
 /// failing over to router i+1), three clients use different routers (client j through routers j and j+1). The
 /// test process attaches to each servald over its Unix socket and plays the applications. Needs root and etcd.
 /// </summary>
+[Trait("Tier", "netns")]
 [Collection(RegistrationNetnsCollection.Name)]
 public sealed class FleetNetnsTests(ITestOutputHelper output)
 {
@@ -242,21 +243,8 @@ public sealed class FleetNetnsTests(ITestOutputHelper output)
         return bytes[0];
     }
 
-    private static async Task<bool> UntilAsync(Func<Task<bool>> condition, TimeSpan limit, int pollMs = 20)
-    {
-        var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < limit)
-        {
-            if (await condition())
-            {
-                return true;
-            }
-
-            await Task.Delay(pollMs);
-        }
-
-        return await condition();
-    }
+    private static Task<bool> UntilAsync(Func<Task<bool>> condition, TimeSpan limit, int pollMs = 20) =>
+        Eventually.WithinAsync(async () => await condition(), limit, TimeSpan.FromMilliseconds(pollMs));
 
     private static async Task DisposeQuietlyAsync(ServalHost host)
     {

@@ -163,16 +163,10 @@ public sealed class ServaldProcess : IAsyncDisposable
         process.ErrorDataReceived += (_, e) => daemon.Collect(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var until = DateTime.UtcNow.AddSeconds(30);
-        while (!File.Exists(socket))
+        if (!await Eventually.WithinAsync(() => ValueTask.FromResult(File.Exists(socket) || process.HasExited), TimeSpan.FromSeconds(30)) || !File.Exists(socket))
         {
-            if (process.HasExited || DateTime.UtcNow > until)
-            {
-                await daemon.DisposeAsync();
-                throw new InvalidOperationException($"servald did not start: {string.Join(Environment.NewLine, daemon.Output)}");
-            }
-
-            await Task.Delay(20);
+            await daemon.DisposeAsync();
+            throw new InvalidOperationException($"servald did not start: {string.Join(Environment.NewLine, daemon.Output)}");
         }
 
         return daemon;

@@ -50,8 +50,8 @@ public sealed class InspectionTests
         Assert.Equal(echo, flow.Service);
         Assert.Equal(SalState.Connected, flow.State);
         Assert.Equal(server.Address(), flow.PeerAddress);
-        Assert.True(flow.Stream is { BytesSent: >= 50_000 });
-        Assert.True(flow.PacketsReceived > 10);
+        Assert.True(flow.Stream is { BytesSent: >= 50_000 }, $"BytesSent {flow.Stream?.BytesSent}");
+        Assert.True(flow.PacketsReceived > 10, $"PacketsReceived {flow.PacketsReceived}");
         Assert.Equal(flow.LocalFlow, (await connection.GetFlowInfoAsync(ct))?.LocalFlow);
     }
 }

@@ -24,7 +24,7 @@ public sealed class LinkTests
         var (sent, received) = await StreamTests.TransferAsync(client, Echo, 2 * 1024 * 1024, ct);
         Assert.Equal(SHA256.HashData(sent), SHA256.HashData(received));
         var faults = Assert.IsType<FaultInjectionLink>(client.Links[0]);
-        Assert.True(faults.PacketsDropped > 0);
+        Assert.True(faults.PacketsDropped > 0, $"PacketsDropped {faults.PacketsDropped}");
     }
 
     [Fact]

@@ -62,11 +62,11 @@ public sealed class MetricsTests
         listener.RecordObservableInstruments();
         lock (seen)
         {
-            Assert.True(seen["serval.packets/transmit"] > 10);
-            Assert.True(seen["serval.io/receive"] > 1000);
+            Assert.True(seen["serval.packets/transmit"] > 10, $"serval.packets/transmit {seen["serval.packets/transmit"]}");
+            Assert.True(seen["serval.io/receive"] > 1000, $"serval.io/receive {seen["serval.io/receive"]}");
             Assert.Equal("By", unitOf["serval.io"]);
             Assert.True(seen.ContainsKey("serval.flows.active"));
-            Assert.True(seen["serval.connections.opened"] >= 1);
+            Assert.True(seen["serval.connections.opened"] >= 1, $"serval.connections.opened {seen["serval.connections.opened"]}");
             // The stream transport's spoofing defences (RFC 5961): one counter per kind, zero on a clean transfer.
             foreach (var kind in new[] { "spoof_transport_rst", "spoof_syn", "spoof_fin", "ack_unacceptable", "data_out_of_window", "challenge_acks_sent", "challenge_acks_suppressed" })
             {

@@ -15,6 +15,7 @@ namespace Serval.Tests;
 /// docs/control-protocol.md §12): hosts in network namespaces on one bridge (<see cref="BridgeLan"/>), each with one
 /// UDP link and default options — no route, no rule, no router configured. Needs root; skipped otherwise.
 /// </summary>
+[Trait("Tier", "netns")]
 public sealed class NetnsAdhocTests(ITestOutputHelper output)
 {
     private static readonly ServiceId Echo = ServiceId.FromName("test.netns.adhoc.echo");
@@ -65,7 +66,7 @@ public sealed class NetnsAdhocTests(ITestOutputHelper output)
             output.WriteLine($"registered with the discovered router {started.ElapsedMilliseconds} ms after it started");
             var snapshot = await router.GetRouterSnapshotAsync(ct);
             Assert.Equal([ServicePrefix.Exact(Echo)], snapshot.Registrations.Select(r => r.Prefix).ToList());
-            Assert.True(snapshot.AdvertiserCounters!.AdvertisementsSent >= 1);
+            Assert.True(snapshot.AdvertiserCounters!.AdvertisementsSent >= 1, $"AdvertisementsSent {snapshot.AdvertiserCounters!.AdvertisementsSent}");
 
             // A third host on the segment: it solicits, hears the router, and reaches the service through it.
             await using var third = Start(lan.Hosts[2], "adhoc-third", lan.Address(2));

@@ -13,6 +13,7 @@ namespace Serval.Tests;
 /// interface; mid-transfer the first interface goes down or loses its address, the host's interface monitor notices,
 /// and the engine moves the flow to the second interface. Needs root (network namespaces).
 /// </summary>
+[Trait("Tier", "netns")]
 public sealed class NetnsMigrationTests
 {
     private const string MobileA = "10.61.1.1";
@@ -208,15 +209,8 @@ public sealed class NetnsMigrationTests
     }
 
     private static Task PollAsync(Func<bool> condition, string what, CancellationToken ct) =>
-        PollAsync(() => ValueTask.FromResult(condition()), what, ct);
+        Eventually.TrueAsync(condition, what, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(5), ct);
 
-    private static async Task PollAsync(Func<ValueTask<bool>> condition, string what, CancellationToken ct)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
-            await Task.Delay(5, ct);
-        }
-    }
+    private static Task PollAsync(Func<ValueTask<bool>> condition, string what, CancellationToken ct) =>
+        Eventually.TrueAsync(condition, what, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(5), ct);
 }

@@ -24,6 +24,7 @@ namespace Serval.Tests;
 /// Over raw IP a packet socket in the client's namespace also checks every packet on the client's veth against the
 /// reference implementation's layout (<see cref="ReferenceLayout"/>). Needs root (namespaces; raw IP); skipped otherwise.
 /// </summary>
+[Trait("Tier", "netns")]
 public sealed class NetnsMultiHostTests(ITestOutputHelper output)
 {
     private const string ServiceName = "test.netns.echo";

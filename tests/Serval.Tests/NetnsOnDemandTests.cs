@@ -19,6 +19,7 @@ namespace Serval.Tests;
 /// client's counters show it held once and released once (never expired), and a few MB cross in both directions with
 /// their SHA-256 checked at the receiving end. Needs root (skipped otherwise), and dnsmasq for the DNS case.
 /// </summary>
+[Trait("Tier", "netns")]
 public sealed class NetnsOnDemandTests(ITestOutputHelper output)
 {
     private const string Zone = "serval.test";

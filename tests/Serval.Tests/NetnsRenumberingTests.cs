@@ -17,6 +17,7 @@ namespace Serval.Tests;
 /// removed for good; IPv6 addresses appearing. The peers (a plain host, a service router, a client) live in a "core"
 /// namespace on the other end of the veth, which carries both the old and the new subnet. Needs root.
 /// </summary>
+[Trait("Tier", "netns")]
 public sealed class NetnsRenumberingTests(ITestOutputHelper output)
 {
     private static readonly ServiceId Svc = ServiceId.FromName("test.netns.renumber");

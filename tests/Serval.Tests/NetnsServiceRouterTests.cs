@@ -23,6 +23,7 @@ namespace Serval.Tests;
 /// checker (<see cref="ReferenceLayout"/>) compares each one — IPv4 header, SAL and TCP — with the reference's packets
 /// captured at the same place. Needs root (namespaces, raw IP); skipped otherwise.
 /// </summary>
+[Trait("Tier", "netns")]
 public sealed class NetnsServiceRouterTests(ITestOutputHelper output)
 {
     private static readonly ServiceId Echo = ServiceId.FromName("test.netns.router.echo");

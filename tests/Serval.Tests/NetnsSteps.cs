@@ -39,13 +39,6 @@ internal static class NetnsSteps
         PollAsync(() => ValueTask.FromResult(condition()), what, ct);
 
     /// <inheritdoc cref="PollAsync(Func{bool}, string, CancellationToken)"/>
-    public static async Task PollAsync(Func<ValueTask<bool>> condition, string what, CancellationToken ct)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
-            await Task.Delay(5, ct);
-        }
-    }
+    public static Task PollAsync(Func<ValueTask<bool>> condition, string what, CancellationToken ct) =>
+        Eventually.TrueAsync(condition, what, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(5), ct);
 }

@@ -6,6 +6,7 @@ using Xunit;
 namespace Serval.Tests;
 
 /// <summary>The namespace test kit itself: namespaces, veth links and sockets created inside a namespace. Needs root.</summary>
+[Trait("Tier", "netns")]
 public sealed class NetnsSupportTests
 {
     [Fact]

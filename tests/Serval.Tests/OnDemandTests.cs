@@ -75,7 +75,7 @@ public sealed class OnDemandTests(ITestOutputHelper output)
         // A broken file is reported and the previous contents stay in use. (Written in place, not renamed: the reload waits
         // until the writes settle, so the empty file the truncation leaves for a moment is not taken for the new version.)
         await File.WriteAllTextAsync(path, "file.svc not-an-address\n", ct);
-        Assert.True(await TestNet.EventuallyAsync(() => Task.FromResult(file.LastError is not null)));
+        Assert.True(await TestNet.EventuallyAsync(() => Task.FromResult(file.LastError is not null)), "the resolver reported no error within 10 s");
         Assert.Contains("line 1", file.LastError!.Message, StringComparison.Ordinal);
         Assert.Equal("B", await GreetingAsync(client, svc, ct));
         await greetA.DisposeAsync();

@@ -9,6 +9,7 @@ namespace Serval.Tests;
 /// Hosts in separate processes over UDP loopback: <c>serval-demo</c> is started as a child by path (echo-server mode,
 /// or the whole demo), waited for with bounded timeouts, and ended by its process id.
 /// </summary>
+[Trait("Tier", "slow")]
 public sealed class ProcessTests
 {
     private static string DemoDll => Path.Combine(AppContext.BaseDirectory, "serval-demo.dll");
@@ -68,7 +69,11 @@ public sealed class ProcessTests
         try
         {
             var ready = await child.StandardOutput.ReadLineAsync(ct).AsTask().WaitAsync(TimeSpan.FromSeconds(30), ct);
-            Assert.True(ready?.StartsWith("READY ", StringComparison.Ordinal) == true, $"child said '{ready}', stderr: {await ReadSomeAsync(child.StandardError)}");
+            if (ready?.StartsWith("READY ", StringComparison.Ordinal) != true)
+            {
+                Assert.Fail($"child said '{ready}', stderr: {await ErrorsAfterExitAsync(child)}");
+            }
+
             var server = LinkAddress.Parse(ready!["READY ".Length..]);
 
             await using var client = await TestNet.UdpHostAsync("client");
@@ -165,10 +170,17 @@ public sealed class ProcessTests
         }
     }
 
-    private static async Task<string> ReadSomeAsync(StreamReader reader)
+    /// <summary>Stops the child (bounded) and returns what it wrote to stderr, for a failure message.</summary>
+    private static async Task<string> ErrorsAfterExitAsync(Process child)
     {
-        var buffer = new char[4000];
-        var read = reader.ReadAsync(buffer, 0, buffer.Length);
-        return await Task.WhenAny(read, Task.Delay(1000)) == read ? new string(buffer, 0, read.Result) : "";
+        await StopAsync(child);
+        try
+        {
+            return await child.StandardError.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(5));
+        }
+        catch (TimeoutException)
+        {
+            return "(stderr still open after the child was stopped)";
+        }
     }
 }

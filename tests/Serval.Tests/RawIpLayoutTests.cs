@@ -203,7 +203,7 @@ public sealed class RawIpLayoutTests
             Assert.Equal(sent, received);
 
             // The SAL close (FIN, ACK both ways) ends both flows; TIME-WAIT is short in these engines.
-            Assert.True(await TestNet.EventuallyAsync(async () => await client.GetFlowCountAsync(ct) == 0 && await server.GetFlowCountAsync(ct) == 0));
+            Assert.True(await TestNet.EventuallyAsync(async () => await client.GetFlowCountAsync(ct) == 0 && await server.GetFlowCountAsync(ct) == 0), $"flows left after 10 s: client {await client.GetFlowCountAsync(ct)}, server {await server.GetFlowCountAsync(ct)}");
         }
 
         capture.Position = 0;

@@ -11,6 +11,7 @@ namespace Serval.Tests;
 /// registrations"), tested against a real Knot DNS server (skipped when knotd is not installed); a client that only
 /// resolves through DNS then reaches the registered replica.
 /// </summary>
+[Trait("Tier", "slow")]
 public sealed class RegistrationDnsTests
 {
     private const string Zone = "serval.test";

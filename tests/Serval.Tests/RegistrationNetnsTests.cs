@@ -16,6 +16,7 @@ namespace Serval.Tests;
 /// replicas' and the client's applications. Needs root. Runs alone (no other test in parallel): its withdrawal check
 /// is a latency bound.
 /// </summary>
+[Trait("Tier", "netns")]
 [Collection(RegistrationNetnsCollection.Name)]
 public sealed class RegistrationNetnsTests(ITestOutputHelper output)
 {
@@ -157,21 +158,8 @@ public sealed class RegistrationNetnsTests(ITestOutputHelper output)
         return bytes[0];
     }
 
-    private static async Task<bool> UntilAsync(Func<Task<bool>> condition, TimeSpan limit, int pollMs = 20)
-    {
-        var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < limit)
-        {
-            if (await condition())
-            {
-                return true;
-            }
-
-            await Task.Delay(pollMs);
-        }
-
-        return await condition();
-    }
+    private static Task<bool> UntilAsync(Func<Task<bool>> condition, TimeSpan limit, int pollMs = 20) =>
+        Eventually.WithinAsync(async () => await condition(), limit, TimeSpan.FromMilliseconds(pollMs));
 
     private static async Task DisposeQuietlyAsync(ServalHost host)
     {

@@ -182,15 +182,7 @@ public sealed class SegmentationOffloadTests
             Packets.Enqueue(packet.ToArray());
         }
 
-        public async Task<bool> WaitForAsync(int count, TimeSpan timeout)
-        {
-            var until = DateTime.UtcNow + timeout;
-            while (Packets.Count < count && DateTime.UtcNow < until)
-            {
-                await Task.Delay(10);
-            }
-
-            return Packets.Count >= count;
-        }
+        public Task<bool> WaitForAsync(int count, TimeSpan timeout) =>
+            Eventually.WithinAsync(() => ValueTask.FromResult(Packets.Count >= count), timeout, TimeSpan.FromMilliseconds(10));
     }
 }

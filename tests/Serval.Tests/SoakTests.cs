@@ -9,6 +9,7 @@ namespace Serval.Tests;
 /// <c>bench/run.sh hostile</c>): a minute of concurrent connect / SHA-256-verified transfer / close cycles, then every
 /// flow ends, nothing faulted and nothing failed.
 /// </summary>
+[Trait("Tier", "slow")]
 public sealed class SoakTests
 {
     private static readonly ServiceId Echo = ServiceId.FromName("test.soak");

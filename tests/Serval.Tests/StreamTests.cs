@@ -116,7 +116,11 @@ public abstract class StreamTests(HostMode mode) : IAsyncDisposable
 
         // A write that cannot proceed (larger than the stage, behind it), then the close.
         var blocked = connection.GetStream().WriteAsync(new byte[3 * 1024 * 1024], ct).AsTask();
-        await Task.Delay(50, ct);
+        await Eventually.UntilAsync(
+            async () => (await connection.GetFlowInfoAsync(ct))?.Stream?.SendWindow,
+            window => window == 0,
+            "the receiver's window to close (the sender's SendWindow)",
+            cancellationToken: ct);
         Assert.False(blocked.IsCompleted);
         await connection.DisposeAsync();
         await Assert.ThrowsAsync<ObjectDisposedException>(() => blocked);
@@ -250,7 +254,7 @@ public abstract class StreamTests(HostMode mode) : IAsyncDisposable
         var (sent, received) = await TransferAsync(client, Echo, 1024 * 1024, ct);
         Assert.Equal(SHA256.HashData(sent), SHA256.HashData(received));
         // Only the SYN (and any retransmission of it) went through the router; the data went directly.
-        Assert.True(router.Counters.Forwarded >= 1);
+        Assert.True(router.Counters.Forwarded >= 1, $"the router forwarded {router.Counters.Forwarded}");
         Assert.Equal(router.Counters.Forwarded, router.Counters.PacketsReceived);
         if (!Mode.Attached)
         {
@@ -283,7 +287,7 @@ public abstract class StreamTests(HostMode mode) : IAsyncDisposable
             await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Echo, AdvisoryAddress = silent.Address() }, ct));
         Assert.Equal(ServalError.TimedOut, e.Error);
         Assert.Equal(System.Net.Sockets.SocketError.TimedOut, e.SocketErrorCode);
-        Assert.True(await TestNet.EventuallyAsync(async () => await client.GetFlowCountAsync(ct) == 0));
+        Assert.True(await TestNet.EventuallyAsync(async () => await client.GetFlowCountAsync(ct) == 0), $"{await client.GetFlowCountAsync(ct)} flows left after 10 s");
     }
 
     [Fact]

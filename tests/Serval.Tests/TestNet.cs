@@ -60,19 +60,6 @@ internal static class TestNet
     public static CancellationToken Timeout(int seconds = 20) => new CancellationTokenSource(TimeSpan.FromSeconds(seconds)).Token;
 
     /// <summary>Polls until <paramref name="condition"/> holds or the time is up.</summary>
-    public static async Task<bool> EventuallyAsync(Func<Task<bool>> condition, int seconds = 10)
-    {
-        var until = DateTime.UtcNow.AddSeconds(seconds);
-        while (DateTime.UtcNow < until)
-        {
-            if (await condition())
-            {
-                return true;
-            }
-
-            await Task.Delay(20);
-        }
-
-        return await condition();
-    }
+    public static Task<bool> EventuallyAsync(Func<Task<bool>> condition, int seconds = 10) =>
+        Eventually.WithinAsync(async () => await condition(), TimeSpan.FromSeconds(seconds));
 }

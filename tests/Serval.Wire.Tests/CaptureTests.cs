@@ -15,7 +15,7 @@ public sealed class CaptureTests
     [MemberData(nameof(Captures))]
     public void Every_serval_packet_parses_reemits_identically_and_verifies(string capture)
     {
-        var records = PcapReader.ReadAll(PathOf(capture));
+        var records = PcapReader.ReadAll(File.OpenRead(PathOf(capture)));
         var count = 0;
         foreach (var rec in records)
         {
@@ -55,7 +55,7 @@ public sealed class CaptureTests
         var total = 0;
         foreach (var name in new[] { "tcp_basic.pcap", "udp_basic.pcap", "sr_syn_a.pcap", "sr_syn_b.pcap", "migrate.pcap", "migrate_tcp.pcap" })
         {
-            var n = PcapReader.ReadAll(PathOf(name)).Count(r => SalFrame.TryLocate(r.LinkType, r.Data, out _));
+            var n = PcapReader.ReadAll(File.OpenRead(PathOf(name))).Count(r => SalFrame.TryLocate(r.LinkType, r.Data, out _));
             Assert.True(n > 0, name);
             total += n;
         }
@@ -66,7 +66,7 @@ public sealed class CaptureTests
     [Fact]
     public void Reference_syn_has_expected_fields()
     {
-        var rec = PcapReader.ReadAll(PathOf("tcp_basic.pcap")).First(r => SalFrame.TryLocate(r.LinkType, r.Data, out _));
+        var rec = PcapReader.ReadAll(File.OpenRead(PathOf("tcp_basic.pcap"))).First(r => SalFrame.TryLocate(r.LinkType, r.Data, out _));
         Assert.True(SalFrame.TryLocate(rec.LinkType, rec.Data, out var f));
         Assert.True(SalPacketRepr.TryParse(rec.Data.AsSpan(f.SalOffset, f.SalLength), out var p, out _, out _, out _));
         Assert.Equal(new FlowId(2), p.SourceFlow);
@@ -86,7 +86,7 @@ public sealed class CaptureTests
     [Fact]
     public void Forwarded_syn_carries_client_and_router_in_source()
     {
-        var recs = PcapReader.ReadAll(PathOf("sr_syn_b.pcap"));
+        var recs = PcapReader.ReadAll(File.OpenRead(PathOf("sr_syn_b.pcap")));
         var syn = recs.Select(r => (ok: SalFrame.TryLocate(r.LinkType, r.Data, out var f), f, r))
             .Where(x => x.ok)
             .Select(x => SalPacketRepr.TryParse(x.r.Data.AsSpan(x.f.SalOffset, x.f.SalLength), out var p, out _, out _, out _) ? p : default)

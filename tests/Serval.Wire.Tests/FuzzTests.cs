@@ -30,7 +30,7 @@ public sealed class FuzzTests(ITestOutputHelper output)
         var fuzzer = new PacketFuzzer(Seed);
         foreach (var name in new[] { "tcp_basic.pcap", "udp_basic.pcap", "sr_syn_a.pcap", "sr_syn_b.pcap", "migrate.pcap", "migrate_tcp.pcap" })
         {
-            foreach (var r in PcapReader.ReadAll(CaptureTests.PathOf(name)))
+            foreach (var r in PcapReader.ReadAll(File.OpenRead(CaptureTests.PathOf(name))))
             {
                 if (SalFrame.TryLocate(r.LinkType, r.Data, out var f))
                 {

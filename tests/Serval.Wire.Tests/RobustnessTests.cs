@@ -16,7 +16,7 @@ public sealed class RobustnessTests
         var seeds = new List<byte[]>();
         foreach (var name in new[] { "tcp_basic.pcap", "udp_basic.pcap", "sr_syn_b.pcap", "migrate.pcap" })
         {
-            foreach (var r in PcapReader.ReadAll(CaptureTests.PathOf(name)))
+            foreach (var r in PcapReader.ReadAll(File.OpenRead(CaptureTests.PathOf(name))))
             {
                 if (SalFrame.TryLocate(r.LinkType, r.Data, out var f))
                 {

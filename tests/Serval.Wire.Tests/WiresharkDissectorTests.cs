@@ -14,6 +14,7 @@ namespace Serval.Wire.Tests;
 /// every SAL field tshark shows must equal what <see cref="SalPacketRepr"/> decodes from the same bytes. Skipped when
 /// tshark is not installed.
 /// </summary>
+[Trait("Tier", "slow")]
 public sealed class WiresharkDissectorTests
 {
     private const string SkipMessage = "tshark is not installed (Debian/Ubuntu: apt-get install tshark); the Wireshark dissector is not tested.";
@@ -59,7 +60,7 @@ public sealed class WiresharkDissectorTests
         Assert.SkipWhen(tshark is null, SkipMessage);
         var path = CaptureTests.PathOf(capture);
         var rows = RunTshark(tshark!, path, null);
-        var compared = CompareAll(PcapReader.ReadAll(path), rows, names: null);
+        var compared = CompareAll(PcapReader.ReadAll(File.OpenRead(path)), rows, names: null);
         Assert.True(compared > 0, $"{capture}: no Serval packet compared");
     }
 
@@ -128,7 +129,7 @@ public sealed class WiresharkDissectorTests
         var path = CaptureTests.PathOf(capture);
         var rows = RunTshark(tshark!, path, null, ["tcp.seq_raw", "tcp.ack_raw", "tcp.window_size_value", "tcp.srcport", "udp.length", "udp.srcport", "serval.src_flow"],
             ["-o", "serval.transport_handoff:TRUE"]);
-        var records = PcapReader.ReadAll(path);
+        var records = PcapReader.ReadAll(File.OpenRead(path));
         var checkedTransport = 0;
         for (var i = 0; i < records.Count; i++)
         {
@@ -174,7 +175,7 @@ public sealed class WiresharkDissectorTests
         var capture = Path.Combine(dir.Path, "fuzz.pcap");
         var fuzzer = new PacketFuzzer(20261207);
         const int count = 3000;
-        using (var w = PcapWriter.Create(capture, PcapLinkType.Raw))
+        using (var w = new PcapWriter(File.Create(capture), PcapLinkType.Raw))
         {
             var time = 1_700_000_000_000_000_000L;
             for (var i = 0; i < count; i++)
@@ -187,7 +188,7 @@ public sealed class WiresharkDissectorTests
         }
 
         var rows = RunTshark(tshark!, capture, null);
-        var records = PcapReader.ReadAll(capture);
+        var records = PcapReader.ReadAll(File.OpenRead(capture));
         var accepted = 0;
         for (var i = 0; i < records.Count; i++)
         {
@@ -228,7 +229,7 @@ public sealed class WiresharkDissectorTests
         Assert.Equal(108, sal.Length);
         using var dir = new TempDir();
         var capture = Path.Combine(dir.Path, "worked-example.pcap");
-        using (var w = PcapWriter.Create(capture, PcapLinkType.Raw))
+        using (var w = new PcapWriter(File.Create(capture), PcapLinkType.Raw))
         {
             w.Write(1_700_000_000_000_000_000L, Ip(LinkAddress.Parse("192.0.2.1"), LinkAddress.Parse("192.0.2.2"), 144, sal));
         }
@@ -280,7 +281,7 @@ public sealed class WiresharkDissectorTests
         var capture = Path.Combine(dir.Path, "malformed.pcap");
         var cases = WriteMalformed(capture);
         var rows = RunTshark(tshark!, capture, null);
-        var records = PcapReader.ReadAll(capture);
+        var records = PcapReader.ReadAll(File.OpenRead(capture));
         for (var i = 0; i < cases.Count; i++)
         {
             var (expert, error) = cases[i];
@@ -632,7 +633,7 @@ public sealed class WiresharkDissectorTests
             Protocol = SalPacketRepr.ProtocolUdp,
         };
 
-        using (var w = PcapWriter.Create(path, PcapLinkType.Raw))
+        using (var w = new PcapWriter(File.Create(path), PcapLinkType.Raw))
         {
             var time = 1_700_000_000_000_000_000L;
             void Write(byte[] frame) => w.Write(time += 1_000_000, frame);
@@ -658,7 +659,7 @@ public sealed class WiresharkDissectorTests
             Write(Udp(from, to, Sal(odd, [1], from, to)));
         }
 
-        return PcapReader.ReadAll(path);
+        return PcapReader.ReadAll(File.OpenRead(path));
     }
 
     private static List<(string Expert, WireError Error)> WriteMalformed(string path)
@@ -708,7 +709,7 @@ public sealed class WiresharkDissectorTests
         b.AsSpan(12).CopyTo(twoControls.AsSpan(52));
         cases.Add(("serval.duplicate_ext", WireError.DuplicateControl, Refill(twoControls)));
 
-        using (var w = PcapWriter.Create(path, PcapLinkType.Raw))
+        using (var w = new PcapWriter(File.Create(path), PcapLinkType.Raw))
         {
             var time = 1_700_000_000_000_000_000L;
             foreach (var (_, _, sal) in cases)

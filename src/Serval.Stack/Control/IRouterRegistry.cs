@@ -78,68 +78,68 @@ public sealed class RegistryStatus
     private string? _lastError;
 
     /// <summary>True while the registry cannot be reached or the watch is not running: the router forwards from its last table.</summary>
-    public bool Degraded => Volatile.Read(ref _degraded) != 0;
+    public bool Degraded => CrossThread.Read(ref _degraded) != 0;
 
     /// <summary>Failed registry operations (each retried).</summary>
-    public long Errors => Volatile.Read(ref _errors);
+    public long Errors => CrossThread.Read(ref _errors);
 
     /// <summary>Write requests (transactions) that succeeded.</summary>
-    public long Writes => Volatile.Read(ref _writes);
+    public long Writes => CrossThread.Read(ref _writes);
 
     /// <summary>Keys written (puts and deletes) by those requests.</summary>
-    public long Puts => Volatile.Read(ref _puts);
+    public long Puts => CrossThread.Read(ref _puts);
 
     /// <summary>Watch events received.</summary>
-    public long EventsReceived => Volatile.Read(ref _eventsReceived);
+    public long EventsReceived => CrossThread.Read(ref _eventsReceived);
 
     /// <summary>Snapshots taken (the first one, then one after each compaction or outage).</summary>
-    public long Snapshots => Volatile.Read(ref _snapshots);
+    public long Snapshots => CrossThread.Read(ref _snapshots);
 
     /// <summary>The registry revision last received.</summary>
-    public long Revision => Volatile.Read(ref _revision);
+    public long Revision => CrossThread.Read(ref _revision);
 
     /// <summary>The last watch lag: from the accepting router's write to this router receiving the event.</summary>
-    public TimeSpan WatchLag => TimeSpan.FromTicks(Volatile.Read(ref _watchLagMicroseconds) * 10);
+    public TimeSpan WatchLag => TimeSpan.FromTicks(CrossThread.Read(ref _watchLagMicroseconds) * 10);
 
     /// <summary>The largest watch lag seen.</summary>
-    public TimeSpan MaxWatchLag => TimeSpan.FromTicks(Volatile.Read(ref _maxWatchLagMicroseconds) * 10);
+    public TimeSpan MaxWatchLag => TimeSpan.FromTicks(CrossThread.Read(ref _maxWatchLagMicroseconds) * 10);
 
     /// <summary>The last error's message, or null.</summary>
-    public string? LastError => Volatile.Read(ref _lastError);
+    public string? LastError => CrossThread.Read(ref _lastError);
 
     /// <summary>Sets or clears the degraded state.</summary>
-    public void SetDegraded(bool degraded) => Volatile.Write(ref _degraded, degraded ? 1 : 0);
+    public void SetDegraded(bool degraded) => CrossThread.Write(ref _degraded, degraded ? 1 : 0);
 
     /// <summary>Counts a failed operation.</summary>
     public void CountError(string message)
     {
-        Interlocked.Increment(ref _errors);
-        Volatile.Write(ref _lastError, message);
+        CrossThread.Increment(ref _errors);
+        CrossThread.Write(ref _lastError, message);
     }
 
     /// <summary>Counts a successful write request of <paramref name="keys"/> keys.</summary>
     public void CountWrite(int keys)
     {
-        Interlocked.Increment(ref _writes);
-        Interlocked.Add(ref _puts, keys);
+        CrossThread.Increment(ref _writes);
+        CrossThread.Add(ref _puts, keys);
     }
 
     /// <summary>Counts received watch events.</summary>
-    public void CountEvents(int n) => Interlocked.Add(ref _eventsReceived, n);
+    public void CountEvents(int n) => CrossThread.Add(ref _eventsReceived, n);
 
     /// <summary>Counts a snapshot.</summary>
-    public void CountSnapshot() => Interlocked.Increment(ref _snapshots);
+    public void CountSnapshot() => CrossThread.Increment(ref _snapshots);
 
     /// <summary>Records the revision last received.</summary>
-    public void SetRevision(long revision) => Volatile.Write(ref _revision, revision);
+    public void SetRevision(long revision) => CrossThread.Write(ref _revision, revision);
 
     /// <summary>Records one watch lag.</summary>
     public void RecordWatchLag(TimeSpan lag)
     {
         var us = Math.Max(0, lag.Ticks / 10);
-        Volatile.Write(ref _watchLagMicroseconds, us);
+        CrossThread.Write(ref _watchLagMicroseconds, us);
         long max;
-        while (us > (max = Volatile.Read(ref _maxWatchLagMicroseconds)) && Interlocked.CompareExchange(ref _maxWatchLagMicroseconds, us, max) != max)
+        while (us > (max = CrossThread.Read(ref _maxWatchLagMicroseconds)) && CrossThread.CompareExchange(ref _maxWatchLagMicroseconds, us, max) != max)
         {
         }
     }

@@ -15,32 +15,32 @@ public sealed class RouterAdvertiserCounters
     }
 
     /// <summary>Advertisements handed to the engine (one per link per round).</summary>
-    public long AdvertisementsSent => Volatile.Read(ref _advertisementsSent);
+    public long AdvertisementsSent => CrossThread.Read(ref _advertisementsSent);
 
     /// <summary>Valid solicitations received.</summary>
-    public long Solicitations => Volatile.Read(ref _solicitations);
+    public long Solicitations => CrossThread.Read(ref _solicitations);
 
     /// <summary>Solicitations (and interface changes) not answered early because of <see cref="RouterAdvertiserOptions.SolicitedRate"/>.</summary>
-    public long SolicitationsRateLimited => Volatile.Read(ref _solicitationsRateLimited);
+    public long SolicitationsRateLimited => CrossThread.Read(ref _solicitationsRateLimited);
 
     /// <summary>Datagrams on the solicitation serviceID that were not a valid solicitation.</summary>
-    public long Malformed => Volatile.Read(ref _malformed);
+    public long Malformed => CrossThread.Read(ref _malformed);
 
     /// <summary>With a key: solicitations without a MAC or with a wrong one.</summary>
-    public long Unauthenticated => Volatile.Read(ref _unauthenticated);
+    public long Unauthenticated => CrossThread.Read(ref _unauthenticated);
 
     /// <summary>Advertisements the engine refused to send.</summary>
-    public long SendFailures => Volatile.Read(ref _sendFailures);
+    public long SendFailures => CrossThread.Read(ref _sendFailures);
 
-    internal void CountAdvertisementSent() => Interlocked.Increment(ref _advertisementsSent);
+    internal void CountAdvertisementSent() => CrossThread.Increment(ref _advertisementsSent);
 
-    internal void CountSolicitation() => Interlocked.Increment(ref _solicitations);
+    internal void CountSolicitation() => CrossThread.Increment(ref _solicitations);
 
-    internal void CountRateLimited() => Interlocked.Increment(ref _solicitationsRateLimited);
+    internal void CountRateLimited() => CrossThread.Increment(ref _solicitationsRateLimited);
 
-    internal void CountMalformed() => Interlocked.Increment(ref _malformed);
+    internal void CountMalformed() => CrossThread.Increment(ref _malformed);
 
-    internal void CountUnauthenticated() => Interlocked.Increment(ref _unauthenticated);
+    internal void CountUnauthenticated() => CrossThread.Increment(ref _unauthenticated);
 
-    internal void CountSendFailure() => Interlocked.Increment(ref _sendFailures);
+    internal void CountSendFailure() => CrossThread.Increment(ref _sendFailures);
 }

@@ -29,102 +29,102 @@ public sealed class RouterControllerCounters
     }
 
     /// <summary>In a fleet: writes (puts and deletes) handed to the registry.</summary>
-    public long RegistryWrites => Volatile.Read(ref _registryWrites);
+    public long RegistryWrites => CrossThread.Read(ref _registryWrites);
 
     /// <summary>In a fleet: registry entries that did not decode (ignored).</summary>
-    public long RegistryMalformed => Volatile.Read(ref _registryMalformed);
+    public long RegistryMalformed => CrossThread.Read(ref _registryMalformed);
 
     /// <summary>In a fleet: registrations added or changed from the registry.</summary>
-    public long FleetApplied => Volatile.Read(ref _fleetApplied);
+    public long FleetApplied => CrossThread.Read(ref _fleetApplied);
 
-    internal void CountRegistryWrites() => Interlocked.Increment(ref _registryWrites);
+    internal void CountRegistryWrites() => CrossThread.Increment(ref _registryWrites);
 
-    internal void CountRegistryMalformed() => Interlocked.Increment(ref _registryMalformed);
+    internal void CountRegistryMalformed() => CrossThread.Increment(ref _registryMalformed);
 
-    internal void CountFleetApplied() => Interlocked.Increment(ref _fleetApplied);
+    internal void CountFleetApplied() => CrossThread.Increment(ref _fleetApplied);
 
     /// <summary>Datagrams read from the router's socket.</summary>
-    public long MessagesReceived => Volatile.Read(ref _messagesReceived);
+    public long MessagesReceived => CrossThread.Read(ref _messagesReceived);
 
     /// <summary>Datagrams that did not parse, or acknowledgements sent to the router.</summary>
-    public long Malformed => Volatile.Read(ref _malformed);
+    public long Malformed => CrossThread.Read(ref _malformed);
 
     /// <summary>With a key: requests without a MAC.</summary>
-    public long Unauthenticated => Volatile.Read(ref _unauthenticated);
+    public long Unauthenticated => CrossThread.Read(ref _unauthenticated);
 
     /// <summary>With a key: requests whose MAC did not verify.</summary>
-    public long BadMac => Volatile.Read(ref _badMac);
+    public long BadMac => CrossThread.Read(ref _badMac);
 
     /// <summary>With a key: authentic requests with an old epoch or a timestamp outside the replay window (answered Stale, not applied).</summary>
-    public long Stale => Volatile.Read(ref _stale);
+    public long Stale => CrossThread.Read(ref _stale);
 
     /// <summary>With a key: authentic, current requests whose sequence number was already seen or is older than the window.</summary>
-    public long Replayed => Volatile.Read(ref _replayed);
+    public long Replayed => CrossThread.Read(ref _replayed);
 
     /// <summary>Requests refused by policy or limits (prefix too short, table, per-sender or sender limit).</summary>
-    public long Rejected => Volatile.Read(ref _rejected);
+    public long Rejected => CrossThread.Read(ref _rejected);
 
     /// <summary>Requests from an address no up interface can reach.</summary>
-    public long NoInterface => Volatile.Read(ref _noInterface);
+    public long NoInterface => CrossThread.Read(ref _noInterface);
 
     /// <summary>New registrations (a FORWARD rule was set up).</summary>
-    public long Registered => Volatile.Read(ref _registered);
+    public long Registered => CrossThread.Read(ref _registered);
 
     /// <summary>Registrations refreshed.</summary>
-    public long Refreshed => Volatile.Read(ref _refreshed);
+    public long Refreshed => CrossThread.Read(ref _refreshed);
 
     /// <summary>Registrations removed by an Unregister.</summary>
-    public long Unregistered => Volatile.Read(ref _unregistered);
+    public long Unregistered => CrossThread.Read(ref _unregistered);
 
     /// <summary>Registrations removed because their lease ran out.</summary>
-    public long Expired => Volatile.Read(ref _expired);
+    public long Expired => CrossThread.Read(ref _expired);
 
     /// <summary>Senders whose address changed (their rules moved to the new address).</summary>
-    public long Moved => Volatile.Read(ref _moved);
+    public long Moved => CrossThread.Read(ref _moved);
 
     /// <summary>Acknowledgements handed to the engine.</summary>
-    public long AcksSent => Volatile.Read(ref _acksSent);
+    public long AcksSent => CrossThread.Read(ref _acksSent);
 
     /// <summary>Acknowledgements the engine refused to send.</summary>
-    public long SendFailures => Volatile.Read(ref _sendFailures);
+    public long SendFailures => CrossThread.Read(ref _sendFailures);
 
     /// <summary>Resolve requests answered (Ok or NotFound).</summary>
-    public long ResolveRequests => Volatile.Read(ref _resolveRequests);
+    public long ResolveRequests => CrossThread.Read(ref _resolveRequests);
 
     /// <summary>Resolve requests answered NotFound.</summary>
-    public long ResolveNotFound => Volatile.Read(ref _resolveNotFound);
+    public long ResolveNotFound => CrossThread.Read(ref _resolveNotFound);
 
-    internal void CountResolveRequests() => Volatile.Write(ref _resolveRequests, _resolveRequests + 1);
+    internal void CountResolveRequests() => CrossThread.Write(ref _resolveRequests, _resolveRequests + 1);
 
-    internal void CountResolveNotFound() => Volatile.Write(ref _resolveNotFound, _resolveNotFound + 1);
+    internal void CountResolveNotFound() => CrossThread.Write(ref _resolveNotFound, _resolveNotFound + 1);
 
-    internal void CountMessagesReceived() => Volatile.Write(ref _messagesReceived, _messagesReceived + 1);
+    internal void CountMessagesReceived() => CrossThread.Write(ref _messagesReceived, _messagesReceived + 1);
 
-    internal void CountMalformed() => Volatile.Write(ref _malformed, _malformed + 1);
+    internal void CountMalformed() => CrossThread.Write(ref _malformed, _malformed + 1);
 
-    internal void CountUnauthenticated() => Volatile.Write(ref _unauthenticated, _unauthenticated + 1);
+    internal void CountUnauthenticated() => CrossThread.Write(ref _unauthenticated, _unauthenticated + 1);
 
-    internal void CountBadMac() => Volatile.Write(ref _badMac, _badMac + 1);
+    internal void CountBadMac() => CrossThread.Write(ref _badMac, _badMac + 1);
 
-    internal void CountStale() => Volatile.Write(ref _stale, _stale + 1);
+    internal void CountStale() => CrossThread.Write(ref _stale, _stale + 1);
 
-    internal void CountReplayed() => Volatile.Write(ref _replayed, _replayed + 1);
+    internal void CountReplayed() => CrossThread.Write(ref _replayed, _replayed + 1);
 
-    internal void CountRejected() => Volatile.Write(ref _rejected, _rejected + 1);
+    internal void CountRejected() => CrossThread.Write(ref _rejected, _rejected + 1);
 
-    internal void CountNoInterface() => Volatile.Write(ref _noInterface, _noInterface + 1);
+    internal void CountNoInterface() => CrossThread.Write(ref _noInterface, _noInterface + 1);
 
-    internal void CountRegistered() => Volatile.Write(ref _registered, _registered + 1);
+    internal void CountRegistered() => CrossThread.Write(ref _registered, _registered + 1);
 
-    internal void CountRefreshed() => Volatile.Write(ref _refreshed, _refreshed + 1);
+    internal void CountRefreshed() => CrossThread.Write(ref _refreshed, _refreshed + 1);
 
-    internal void CountUnregistered() => Volatile.Write(ref _unregistered, _unregistered + 1);
+    internal void CountUnregistered() => CrossThread.Write(ref _unregistered, _unregistered + 1);
 
-    internal void CountExpired() => Volatile.Write(ref _expired, _expired + 1);
+    internal void CountExpired() => CrossThread.Write(ref _expired, _expired + 1);
 
-    internal void CountMoved() => Volatile.Write(ref _moved, _moved + 1);
+    internal void CountMoved() => CrossThread.Write(ref _moved, _moved + 1);
 
-    internal void CountAcksSent() => Volatile.Write(ref _acksSent, _acksSent + 1);
+    internal void CountAcksSent() => CrossThread.Write(ref _acksSent, _acksSent + 1);
 
-    internal void CountSendFailures() => Volatile.Write(ref _sendFailures, _sendFailures + 1);
+    internal void CountSendFailures() => CrossThread.Write(ref _sendFailures, _sendFailures + 1);
 }

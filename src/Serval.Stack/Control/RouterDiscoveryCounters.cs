@@ -17,42 +17,42 @@ public sealed class RouterDiscoveryCounters
     }
 
     /// <summary>Valid advertisements processed.</summary>
-    public long Advertisements => Volatile.Read(ref _advertisements);
+    public long Advertisements => CrossThread.Read(ref _advertisements);
 
     /// <summary>Datagrams on the advertisement serviceID that were not a valid advertisement.</summary>
-    public long Malformed => Volatile.Read(ref _malformed);
+    public long Malformed => CrossThread.Read(ref _malformed);
 
     /// <summary>With a key: advertisements without a MAC or with a wrong one.</summary>
-    public long Unauthenticated => Volatile.Read(ref _unauthenticated);
+    public long Unauthenticated => CrossThread.Read(ref _unauthenticated);
 
     /// <summary>Datagrams dropped unread because more arrived than <see cref="RouterDiscoveryOptions.AdvertisementRate"/>.</summary>
-    public long RateLimited => Volatile.Read(ref _rateLimited);
+    public long RateLimited => CrossThread.Read(ref _rateLimited);
 
     /// <summary>Routers the host started registering with.</summary>
-    public long RoutersDiscovered => Volatile.Read(ref _routersDiscovered);
+    public long RoutersDiscovered => CrossThread.Read(ref _routersDiscovered);
 
     /// <summary>Advertisements of new routers ignored because <see cref="RouterDiscoveryOptions.MaxRouters"/> were known.</summary>
-    public long RoutersRefused => Volatile.Read(ref _routersRefused);
+    public long RoutersRefused => CrossThread.Read(ref _routersRefused);
 
     /// <summary>Routers forgotten because no advertisement came within their lifetime.</summary>
-    public long RoutersExpired => Volatile.Read(ref _routersExpired);
+    public long RoutersExpired => CrossThread.Read(ref _routersExpired);
 
     /// <summary>Solicitations handed to the engine (one per link per round).</summary>
-    public long SolicitationsSent => Volatile.Read(ref _solicitationsSent);
+    public long SolicitationsSent => CrossThread.Read(ref _solicitationsSent);
 
-    internal void CountAdvertisement() => Interlocked.Increment(ref _advertisements);
+    internal void CountAdvertisement() => CrossThread.Increment(ref _advertisements);
 
-    internal void CountMalformed() => Interlocked.Increment(ref _malformed);
+    internal void CountMalformed() => CrossThread.Increment(ref _malformed);
 
-    internal void CountUnauthenticated() => Interlocked.Increment(ref _unauthenticated);
+    internal void CountUnauthenticated() => CrossThread.Increment(ref _unauthenticated);
 
-    internal void CountRateLimited() => Interlocked.Increment(ref _rateLimited);
+    internal void CountRateLimited() => CrossThread.Increment(ref _rateLimited);
 
-    internal void CountDiscovered() => Interlocked.Increment(ref _routersDiscovered);
+    internal void CountDiscovered() => CrossThread.Increment(ref _routersDiscovered);
 
-    internal void CountRefused() => Interlocked.Increment(ref _routersRefused);
+    internal void CountRefused() => CrossThread.Increment(ref _routersRefused);
 
-    internal void CountExpired() => Interlocked.Increment(ref _routersExpired);
+    internal void CountExpired() => CrossThread.Increment(ref _routersExpired);
 
-    internal void CountSolicitationSent() => Interlocked.Increment(ref _solicitationsSent);
+    internal void CountSolicitationSent() => CrossThread.Increment(ref _solicitationsSent);
 }

@@ -52,157 +52,157 @@ public sealed class EngineCounters
     private long _strandedTimeouts;
 
     /// <summary>Packets handed to the engine.</summary>
-    public long PacketsReceived => Volatile.Read(ref _packetsReceived);
+    public long PacketsReceived => CrossThread.Read(ref _packetsReceived);
 
     /// <summary>Packets transmitted.</summary>
-    public long PacketsSent => Volatile.Read(ref _packetsSent);
+    public long PacketsSent => CrossThread.Read(ref _packetsSent);
 
     /// <summary>Bytes handed to the engine.</summary>
-    public long BytesReceived => Volatile.Read(ref _bytesReceived);
+    public long BytesReceived => CrossThread.Read(ref _bytesReceived);
 
     /// <summary>Bytes transmitted.</summary>
-    public long BytesSent => Volatile.Read(ref _bytesSent);
+    public long BytesSent => CrossThread.Read(ref _bytesSent);
 
     /// <summary>Packets dropped because they did not parse (bad lengths, bad SAL checksum, bad extensions).</summary>
-    public long Malformed => Volatile.Read(ref _malformed);
+    public long Malformed => CrossThread.Read(ref _malformed);
 
     /// <summary>Packets dropped because the transport checksum failed.</summary>
-    public long BadTransportChecksum => Volatile.Read(ref _badTransportChecksum);
+    public long BadTransportChecksum => CrossThread.Read(ref _badTransportChecksum);
 
     /// <summary>Packets for a flowID that no flow has.</summary>
-    public long UnknownFlow => Volatile.Read(ref _unknownFlow);
+    public long UnknownFlow => CrossThread.Read(ref _unknownFlow);
 
     /// <summary>RSTs sent.</summary>
-    public long ResetsSent => Volatile.Read(ref _resetsSent);
+    public long ResetsSent => CrossThread.Read(ref _resetsSent);
 
     /// <summary>Packets received at a link's broadcast address from one of this engine's own addresses (the kernel loops broadcasts back to the sender's other sockets), dropped.</summary>
-    public long OwnBroadcasts => Volatile.Read(ref _ownBroadcasts);
+    public long OwnBroadcasts => CrossThread.Read(ref _ownBroadcasts);
 
     /// <summary>RSTs ignored because their nonce matched neither side.</summary>
-    public long ResetsIgnored => Volatile.Read(ref _resetsIgnored);
+    public long ResetsIgnored => CrossThread.Read(ref _resetsIgnored);
 
     /// <summary>Control packets ignored because of a wrong nonce.</summary>
-    public long BadNonce => Volatile.Read(ref _badNonce);
+    public long BadNonce => CrossThread.Read(ref _badNonce);
 
     /// <summary>Control packets with an old verno (answered with a pure ACK and dropped).</summary>
-    public long OldVerno => Volatile.Read(ref _oldVerno);
+    public long OldVerno => CrossThread.Read(ref _oldVerno);
 
     /// <summary>SYNs dropped because a pending-request or accept bound was reached.</summary>
-    public long SynDropped => Volatile.Read(ref _synDropped);
+    public long SynDropped => CrossThread.Read(ref _synDropped);
 
     /// <summary>Control packets (and SYN-ACKs) retransmitted.</summary>
-    public long ControlRetransmissions => Volatile.Read(ref _controlRetransmissions);
+    public long ControlRetransmissions => CrossThread.Read(ref _controlRetransmissions);
 
     /// <summary>Packets forwarded by service-router resolution.</summary>
-    public long Forwarded => Volatile.Read(ref _forwarded);
+    public long Forwarded => CrossThread.Read(ref _forwarded);
 
     /// <summary>Packets not forwarded because our address was already in their SOURCE extension, or it was full.</summary>
-    public long ForwardLoops => Volatile.Read(ref _forwardLoops);
+    public long ForwardLoops => CrossThread.Read(ref _forwardLoops);
 
     /// <summary>
     /// First packets not forwarded because, with this router's address added to their SOURCE extension, they would
     /// exceed the egress link's MTU (docs/engine.md, "Forwarding and the MTU").
     /// </summary>
-    public long ForwardTooBig => Volatile.Read(ref _forwardTooBig);
+    public long ForwardTooBig => CrossThread.Read(ref _forwardTooBig);
 
     /// <summary>
     /// First packets a service router did not forward because their IP TTL / hop limit was 1 or 0 (it would have
     /// reached 0; docs/protocol.md §8).
     /// </summary>
-    public long HopLimitExceeded => Volatile.Read(ref _hopLimitExceeded);
+    public long HopLimitExceeded => CrossThread.Read(ref _hopLimitExceeded);
 
     /// <summary>First packets no rule resolved (or a DROP rule discarded).</summary>
-    public long NoRoute => Volatile.Read(ref _noRoute);
+    public long NoRoute => CrossThread.Read(ref _noRoute);
 
     /// <summary>Packets queued by DELAY rules.</summary>
-    public long Delayed => Volatile.Read(ref _delayed);
+    public long Delayed => CrossThread.Read(ref _delayed);
 
     /// <summary>Delayed packets dropped because no verdict came in time.</summary>
-    public long DelayExpired => Volatile.Read(ref _delayExpired);
+    public long DelayExpired => CrossThread.Read(ref _delayExpired);
 
     /// <summary>Delayed packets sent on: released by a resolver's verdict or by a rule that now resolves their service.</summary>
-    public long DelayReleased => Volatile.Read(ref _delayReleased);
+    public long DelayReleased => CrossThread.Read(ref _delayReleased);
 
     /// <summary>Packets a DELAY rule could not queue because the queue was full.</summary>
-    public long DelayOverflow => Volatile.Read(ref _delayOverflow);
+    public long DelayOverflow => CrossThread.Read(ref _delayOverflow);
 
     /// <summary>Datagrams dropped because a receive queue was full or nothing could take them.</summary>
-    public long DatagramsDropped => Volatile.Read(ref _datagramsDropped);
+    public long DatagramsDropped => CrossThread.Read(ref _datagramsDropped);
 
     /// <summary>Events discarded because the driver did not drain the event queue.</summary>
-    public long EventsDropped => Volatile.Read(ref _eventsDropped);
+    public long EventsDropped => CrossThread.Read(ref _eventsDropped);
 
     /// <summary>Migrations this host started (RSYN sent).</summary>
-    public long MigrationsStarted => Volatile.Read(ref _migrationsStarted);
+    public long MigrationsStarted => CrossThread.Read(ref _migrationsStarted);
 
     /// <summary>
     /// RSYNs also sent through the service table towards the peer's service, for the case that both ends moved
     /// (docs/engine.md, "Both ends move"). A router counts the ones it forwards in <see cref="Forwarded"/>.
     /// </summary>
-    public long RsynsRelayed => Volatile.Read(ref _rsynsRelayed);
+    public long RsynsRelayed => CrossThread.Read(ref _rsynsRelayed);
 
     /// <summary>
     /// Relayed RSYNs a service router forwarded again, to a registration that moved after it first forwarded them
     /// (docs/engine.md, "Both ends move"; <see cref="EngineOptions.RelayHold"/>).
     /// </summary>
-    public long RelaysResent => Volatile.Read(ref _relaysResent);
+    public long RelaysResent => CrossThread.Read(ref _relaysResent);
 
     /// <summary>Migrations this host started that completed (RSYN|ACK received).</summary>
-    public long MigrationsCompleted => Volatile.Read(ref _migrationsCompleted);
+    public long MigrationsCompleted => CrossThread.Read(ref _migrationsCompleted);
 
     /// <summary>Migrations that failed (retransmission limit).</summary>
-    public long MigrationsFailed => Volatile.Read(ref _migrationsFailed);
+    public long MigrationsFailed => CrossThread.Read(ref _migrationsFailed);
 
     /// <summary>Path validations that failed or carried a wrong nonce (NAT rebinding).</summary>
-    public long PathValidationFailures => Volatile.Read(ref _pathValidationFailures);
+    public long PathValidationFailures => CrossThread.Read(ref _pathValidationFailures);
 
     /// <summary>New paths validated and adopted (NAT rebinding).</summary>
-    public long PathsValidated => Volatile.Read(ref _pathsValidated);
+    public long PathsValidated => CrossThread.Read(ref _pathsValidated);
 
     /// <summary>Total time from RSYN to completion over all completed migrations.</summary>
-    public TimeSpan MigrationTimeTotal => TimeSpan.FromTicks(Volatile.Read(ref _migrationTicksTotal));
+    public TimeSpan MigrationTimeTotal => TimeSpan.FromTicks(CrossThread.Read(ref _migrationTicksTotal));
 
     /// <summary>Longest time from RSYN to completion.</summary>
-    public TimeSpan MigrationTimeMax => TimeSpan.FromTicks(Volatile.Read(ref _migrationTicksMax));
+    public TimeSpan MigrationTimeMax => TimeSpan.FromTicks(CrossThread.Read(ref _migrationTicksMax));
 
     /// <summary>Unexpected exceptions while processing one flow (the flow was reset, the host went on).</summary>
-    public long FlowFaults => Volatile.Read(ref _flowFaults);
+    public long FlowFaults => CrossThread.Read(ref _flowFaults);
 
     /// <summary>SYN-ACKs sent statelessly (SYN cookies) because a listener's pending-request table was full.</summary>
-    public long SynCookiesSent => Volatile.Read(ref _synCookiesSent);
+    public long SynCookiesSent => CrossThread.Read(ref _synCookiesSent);
 
     /// <summary>Handshake ACKs that carried a valid SYN cookie and created a connection.</summary>
-    public long SynCookiesAccepted => Volatile.Read(ref _synCookiesAccepted);
+    public long SynCookiesAccepted => CrossThread.Read(ref _synCookiesAccepted);
 
     /// <summary>Handshake ACKs for no pending request whose SYN cookie did not verify (dropped).</summary>
-    public long SynCookiesRejected => Volatile.Read(ref _synCookiesRejected);
+    public long SynCookiesRejected => CrossThread.Read(ref _synCookiesRejected);
 
     /// <summary>SYNs not answered with a cookie because their source used up its budget.</summary>
-    public long SynCookiesSuppressed => Volatile.Read(ref _synCookiesSuppressed);
+    public long SynCookiesSuppressed => CrossThread.Read(ref _synCookiesSuppressed);
 
     /// <summary>Connects refused by the host the service table picked and resolved once more.</summary>
-    public long RefusalRetries => Volatile.Read(ref _refusalRetries);
+    public long RefusalRetries => CrossThread.Read(ref _refusalRetries);
 
     /// <summary>Pending requests evicted to make room for new SYNs.</summary>
-    public long PendingEvicted => Volatile.Read(ref _pendingEvicted);
+    public long PendingEvicted => CrossThread.Read(ref _pendingEvicted);
 
     /// <summary>TIME-WAIT flows ended early because the TIME-WAIT cap was reached (oldest first).</summary>
-    public long TimeWaitRecycled => Volatile.Read(ref _timeWaitRecycled);
+    public long TimeWaitRecycled => CrossThread.Read(ref _timeWaitRecycled);
 
     /// <summary>Negative answers (service not found, connection refused) sent to SYNs no rule or listener took.</summary>
-    public long NegativeAnswersSent => Volatile.Read(ref _negativeAnswersSent);
+    public long NegativeAnswersSent => CrossThread.Read(ref _negativeAnswersSent);
 
     /// <summary>Negative answers not sent because of the rate limit.</summary>
-    public long NegativeAnswersSuppressed => Volatile.Read(ref _negativeAnswersSuppressed);
+    public long NegativeAnswersSuppressed => CrossThread.Read(ref _negativeAnswersSuppressed);
 
     /// <summary>Connections failed because sent data stayed unacknowledged for the user timeout.</summary>
-    public long UserTimeouts => Volatile.Read(ref _userTimeouts);
+    public long UserTimeouts => CrossThread.Read(ref _userTimeouts);
 
     /// <summary>Times a flow was left without a usable path (its interface gone, no other of its family up) and began to wait for one.</summary>
-    public long FlowsStranded => Volatile.Read(ref _flowsStranded);
+    public long FlowsStranded => CrossThread.Read(ref _flowsStranded);
 
     /// <summary>Flows failed with <see cref="ServalError.NetworkDown"/> because no usable path came back within their user timeout.</summary>
-    public long StrandedTimeouts => Volatile.Read(ref _strandedTimeouts);
+    public long StrandedTimeouts => CrossThread.Read(ref _strandedTimeouts);
 
     internal void FlowFault() => _flowFaults++;
 
@@ -317,25 +317,25 @@ public sealed class EngineCounters
     private long _challengeAcksSuppressed;
 
     /// <summary>TCP RSTs ignored on stream flows (a reset needs the SAL's nonce).</summary>
-    public long SpoofTransportRst => Volatile.Read(ref _spoofTransportRst);
+    public long SpoofTransportRst => CrossThread.Read(ref _spoofTransportRst);
 
     /// <summary>TCP SYNs received on synchronized stream connections (RFC 5961 §4).</summary>
-    public long SpoofSyn => Volatile.Read(ref _spoofSyn);
+    public long SpoofSyn => CrossThread.Read(ref _spoofSyn);
 
     /// <summary>TCP FIN flags ignored because they were not exactly in order.</summary>
-    public long SpoofFin => Volatile.Read(ref _spoofFin);
+    public long SpoofFin => CrossThread.Read(ref _spoofFin);
 
     /// <summary>In-window TCP segments dropped because their acknowledgement was unacceptable (RFC 5961 §5.2) or absent.</summary>
-    public long AckUnacceptable => Volatile.Read(ref _ackUnacceptable);
+    public long AckUnacceptable => CrossThread.Read(ref _ackUnacceptable);
 
     /// <summary>TCP segments outside the receive window that were not plausible old duplicates.</summary>
-    public long DataOutOfWindow => Volatile.Read(ref _dataOutOfWindow);
+    public long DataOutOfWindow => CrossThread.Read(ref _dataOutOfWindow);
 
     /// <summary>Challenge ACKs sent by stream connections (RFC 5961).</summary>
-    public long ChallengeAcksSent => Volatile.Read(ref _challengeAcksSent);
+    public long ChallengeAcksSent => CrossThread.Read(ref _challengeAcksSent);
 
     /// <summary>Challenge ACKs withheld by the per-connection rate limit (RFC 5961 §7).</summary>
-    public long ChallengeAcksSuppressed => Volatile.Read(ref _challengeAcksSuppressed);
+    public long ChallengeAcksSuppressed => CrossThread.Read(ref _challengeAcksSuppressed);
 
     internal void TransportDefence(Streams.TransportDefence kind)
     {

@@ -18,40 +18,40 @@ public sealed class ServiceCounters
     }
 
     /// <summary>Packets resolved (forwarded, delivered or otherwise handled by a rule).</summary>
-    public long PacketsResolved => Volatile.Read(ref _packetsResolved);
+    public long PacketsResolved => CrossThread.Read(ref _packetsResolved);
 
     /// <summary>Bytes of the packets counted in <see cref="PacketsResolved"/>.</summary>
-    public long BytesResolved => Volatile.Read(ref _bytesResolved);
+    public long BytesResolved => CrossThread.Read(ref _bytesResolved);
 
     /// <summary>Packets dropped (no rule, a DROP rule, or a failed resolution).</summary>
-    public long PacketsDropped => Volatile.Read(ref _packetsDropped);
+    public long PacketsDropped => CrossThread.Read(ref _packetsDropped);
 
     /// <summary>Bytes of the packets counted in <see cref="PacketsDropped"/>.</summary>
-    public long BytesDropped => Volatile.Read(ref _bytesDropped);
+    public long BytesDropped => CrossThread.Read(ref _bytesDropped);
 
     /// <summary>The <c>now</c> of the latest recorded resolution, or null if nothing was resolved yet.</summary>
     public TimeSpan? LastResolved
     {
         get
         {
-            var t = Volatile.Read(ref _lastResolvedTicks);
+            var t = CrossThread.Read(ref _lastResolvedTicks);
             return t == long.MinValue ? null : new TimeSpan(t);
         }
     }
 
-    internal long LastResolvedTicks => Volatile.Read(ref _lastResolvedTicks);
+    internal long LastResolvedTicks => CrossThread.Read(ref _lastResolvedTicks);
 
     internal void RecordResolved(int bytes, TimeSpan now)
     {
-        Interlocked.Increment(ref _packetsResolved);
-        Interlocked.Add(ref _bytesResolved, bytes);
+        CrossThread.Increment(ref _packetsResolved);
+        CrossThread.Add(ref _bytesResolved, bytes);
 
         // Keep the latest time; a racing older write can only lose against a newer one.
         var ticks = now.Ticks;
-        var seen = Volatile.Read(ref _lastResolvedTicks);
+        var seen = CrossThread.Read(ref _lastResolvedTicks);
         while (ticks > seen)
         {
-            var previous = Interlocked.CompareExchange(ref _lastResolvedTicks, ticks, seen);
+            var previous = CrossThread.CompareExchange(ref _lastResolvedTicks, ticks, seen);
             if (previous == seen)
             {
                 break;
@@ -63,7 +63,7 @@ public sealed class ServiceCounters
 
     internal void RecordDropped(int bytes)
     {
-        Interlocked.Increment(ref _packetsDropped);
-        Interlocked.Add(ref _bytesDropped, bytes);
+        CrossThread.Increment(ref _packetsDropped);
+        CrossThread.Add(ref _bytesDropped, bytes);
     }
 }

@@ -12,14 +12,14 @@ public sealed partial class ServiceTable
     /// <summary>Marks the calling thread as the writer (re-entrant) until the returned scope is disposed.</summary>
     private WriterScope EnterWriter()
     {
-        var me = Environment.CurrentManagedThreadId;
-        if (Volatile.Read(ref _writerThread) == me)
+        var me = CrossThread.CurrentThreadId;
+        if (CrossThread.Read(ref _writerThread) == me)
         {
             _writerDepth++;
             return new WriterScope(this);
         }
 
-        if (Interlocked.CompareExchange(ref _writerThread, me, 0) != 0)
+        if (CrossThread.CompareExchange(ref _writerThread, me, 0) != 0)
         {
             throw new InvalidOperationException("ServiceTable updates must come from one thread at a time (the engine's thread).");
         }
@@ -34,7 +34,7 @@ public sealed partial class ServiceTable
         {
             if (--table._writerDepth == 0)
             {
-                Volatile.Write(ref table._writerThread, 0);
+                CrossThread.Write(ref table._writerThread, 0);
             }
         }
     }
@@ -361,7 +361,7 @@ public sealed partial class ServiceTable
     private void Publish(in Pending pending)
     {
         var previous = _current;
-        Volatile.Write(
+        CrossThread.Write(
             ref _current,
             new TableVersion(pending.Root, pending.Top, pending.Tcp, pending.Udp, pending.AnyDemux, pending.Count, previous.Number + 1));
     }

@@ -69,24 +69,24 @@ public sealed partial class ServiceTable
     public ServiceCounters Counters { get; } = new();
 
     /// <summary>Number of entries (prefixes) in the current version.</summary>
-    public int Count => Volatile.Read(ref _current).Count;
+    public int Count => CrossThread.Read(ref _current).Count;
 
     /// <summary>The current version number; every applied update increments it.</summary>
-    public long Version => Volatile.Read(ref _current).Number;
+    public long Version => CrossThread.Read(ref _current).Number;
 
     /// <summary>
     /// Every entry of the current version (a snapshot: later updates do not affect an enumeration in progress),
     /// depth first in bit order.
     /// </summary>
-    public IEnumerable<ServiceEntry> Entries => PrefixTrie.Enumerate(Volatile.Read(ref _current).Root);
+    public IEnumerable<ServiceEntry> Entries => PrefixTrie.Enumerate(CrossThread.Read(ref _current).Root);
 
     /// <summary>The current published version (tests and benchmarks look inside it).</summary>
-    internal TableVersion CurrentVersion => Volatile.Read(ref _current);
+    internal TableVersion CurrentVersion => CrossThread.Read(ref _current);
 
     /// <summary>Longest-prefix match of <paramref name="serviceId"/> over all entries; null when nothing matches.</summary>
     public ServiceEntry? Lookup(ServiceId serviceId)
     {
-        var version = Volatile.Read(ref _current);
+        var version = CrossThread.Read(ref _current);
         return version.Top.Lookup(version.Root, serviceId);
     }
 
@@ -104,14 +104,14 @@ public sealed partial class ServiceTable
             throw new ArgumentException("The results span is shorter than the serviceIDs span.", nameof(results));
         }
 
-        var version = Volatile.Read(ref _current);
+        var version = CrossThread.Read(ref _current);
         PrefixTrie.LookupBatch(version.Root, version.Top, serviceIds, results);
     }
 
     /// <summary>The entry whose prefix is exactly <paramref name="prefix"/>.</summary>
     public bool TryGetExact(ServicePrefix prefix, [NotNullWhen(true)] out ServiceEntry? entry)
     {
-        entry = PrefixTrie.Find(Volatile.Read(ref _current).Root, prefix);
+        entry = PrefixTrie.Find(CrossThread.Read(ref _current).Root, prefix);
         return entry is not null;
     }
 
@@ -127,7 +127,7 @@ public sealed partial class ServiceTable
         [NotNullWhen(true)] out ServiceEntry? entry,
         [NotNullWhen(true)] out ServiceRule? rule)
     {
-        var version = Volatile.Read(ref _current);
+        var version = CrossThread.Read(ref _current);
         var root = protocol switch
         {
             ServiceTarget.TcpProtocol => version.Tcp,

@@ -70,13 +70,12 @@ public sealed class PcapReader : IDisposable
         _classicLinkType = (PcapLinkType)(ReadU32(rest.AsSpan(16)) & 0xFFFF);
     }
 
-    /// <summary>Opens a file.</summary>
-    public static PcapReader Open(string path) => new(File.OpenRead(path));
-
-    /// <summary>Reads every record of a file.</summary>
-    public static List<PcapRecord> ReadAll(string path)
+    /// <summary>Reads every record of a capture (callers open files: Serval.Wire does no file I/O).</summary>
+    /// <param name="stream">The capture; disposed at the end unless <paramref name="leaveOpen"/>.</param>
+    /// <param name="leaveOpen">Whether <paramref name="stream"/> stays open.</param>
+    public static List<PcapRecord> ReadAll(Stream stream, bool leaveOpen = false)
     {
-        using var r = Open(path);
+        using var r = new PcapReader(stream, leaveOpen);
         var list = new List<PcapRecord>();
         while (r.TryRead(out var rec))
         {

@@ -33,9 +33,6 @@ public sealed class PcapWriter : IDisposable
         _stream.Write(h);
     }
 
-    /// <summary>Creates (or truncates) a file.</summary>
-    public static PcapWriter Create(string path, PcapLinkType linkType) => new(File.Create(path), linkType);
-
     /// <summary>The link type of every record.</summary>
     public PcapLinkType LinkType { get; }
 

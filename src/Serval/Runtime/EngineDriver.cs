@@ -477,7 +477,6 @@ internal sealed partial class EngineDriver : IPacketSink
                     controller.OnEvent(e, Now);
                 }
 
-                EventObserver?.Invoke(e);
             }
             catch (Exception ex)
             {
@@ -629,9 +628,6 @@ internal sealed partial class EngineDriver : IPacketSink
     internal Stack.ControlPlane.IRouterRegistry? RouterRegistry { get; private set; }
 
     internal Stack.ControlPlane.RouterController? RouterController => _controllers.OfType<Stack.ControlPlane.RouterController>().FirstOrDefault();
-
-    /// <summary>Called on the engine thread for every engine event (the place a controller hooks in).</summary>
-    public Action<EngineEvent>? EventObserver { get; set; }
 
     void IPacketSink.Send(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit)
     {

@@ -18,7 +18,7 @@ public sealed class EngineFuzzTests(ITestOutputHelper output)
     /// <summary>The seed; a failure message repeats it with the packet's bytes.</summary>
     private const int Seed = 0x5E12_7A2;
 
-    /// <summary>Packets per CI run (the parser fuzz in Serval.Wire.Tests feeds as many again).</summary>
+    /// <summary>Packets of the slow tier's run (the parser fuzz in Serval.Wire.Tests feeds as many again).</summary>
     private const int DefaultPackets = 500_000;
 
     private const int Batch = 16;
@@ -42,9 +42,15 @@ public sealed class EngineFuzzTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Live_engines_survive_random_and_mutated_packets_and_unknown_flows_carry_on()
+    [Trait("Tier", "slow")]
+    public void Live_engines_survive_random_and_mutated_packets_and_unknown_flows_carry_on() => Fuzz(PacketFuzzer.Count(DefaultPackets));
+
+    /// <summary>The same seed and checks with a tenth of the packets (the fast tier).</summary>
+    [Fact]
+    public void Live_engines_survive_a_shorter_fuzz_of_the_same_seed() => Fuzz(DefaultPackets / 10);
+
+    private void Fuzz(int count)
     {
-        var count = PacketFuzzer.Count(DefaultPackets);
         var fuzzer = new PacketFuzzer(Seed);
         fuzzer.Services.AddRange([StreamService, DatagramService, UnconnectedService, DelayService]);
         fuzzer.Addresses.AddRange([ClientAddress, ServerAddress, FakeAddress, RouterAddress]);

@@ -16,7 +16,7 @@ public sealed class ReferenceBytesTests
     private static readonly ServiceId RefService = ServiceId.FromNumber(16385);
 
     private static List<(SalFrame Frame, byte[] Sal, SalPacketRepr Packet)> Load(string name) =>
-        [.. PcapReader.ReadAll(Path.Combine(AppContext.BaseDirectory, "TestData", name))
+        [.. PcapReader.ReadAll(File.OpenRead(Path.Combine(AppContext.BaseDirectory, "TestData", name)))
             .Select(r => (ok: SalFrame.TryLocate(r.LinkType, r.Data, out var f), f, r))
             .Where(x => x.ok)
             .Select(x =>

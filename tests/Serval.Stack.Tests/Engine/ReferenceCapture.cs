@@ -19,7 +19,7 @@ internal static class ReferenceCapture
     public static List<Packet> Load(string name)
     {
         var list = new List<Packet>();
-        foreach (var r in PcapReader.ReadAll(Path.Combine(AppContext.BaseDirectory, "TestData", name)))
+        foreach (var r in PcapReader.ReadAll(File.OpenRead(Path.Combine(AppContext.BaseDirectory, "TestData", name))))
         {
             if (SalFrame.TryLocate(r.LinkType, r.Data, out var f))
             {

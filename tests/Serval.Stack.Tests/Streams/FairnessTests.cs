@@ -1,3 +1,4 @@
+using Serval.Simulation;
 using Serval.Stack.Streams;
 using Xunit;
 
@@ -22,8 +23,8 @@ public sealed class FairnessTests
     public void Two_flows_sharing_a_bottleneck_converge_to_within_20_percent(CongestionControlAlgorithm algorithm)
     {
         var options = StreamOptions.Default with { CongestionControl = algorithm };
-        var bottleneck = new LinkProfile { Delay = TimeSpan.FromMilliseconds(10), BitsPerSecond = Rate, QueueBytes = 64 * 1024 };
-        var back = new LinkProfile { Delay = TimeSpan.FromMilliseconds(10), BitsPerSecond = Rate, QueueBytes = 64 * 1024 };
+        var bottleneck = new LinkConditions { Delay = TimeSpan.FromMilliseconds(10), BandwidthBitsPerSecond = Rate, QueueBytes = 64 * 1024 };
+        var back = new LinkConditions { Delay = TimeSpan.FromMilliseconds(10), BandwidthBitsPerSecond = Rate, QueueBytes = 64 * 1024 };
         using var sim = new StreamSimulation();
         var forward = sim.CreateLink(bottleneck, 11);
         var reverse = sim.CreateLink(back, 12);

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Serval.Simulation;
 using Serval.Stack.Streams;
 using Serval.Wire;
 
@@ -8,7 +9,7 @@ namespace Serval.Stack.Tests.Streams;
 /// One end of a simulated stream: the connection plus a tiny application that writes a deterministic byte stream,
 /// reads everything it can, and hashes both directions.
 /// </summary>
-internal sealed class StreamEndpoint : IPacketSink, IDisposable
+internal sealed class StreamEndpoint : IPathReceiver, IDisposable
 {
     private readonly byte[] _wire = new byte[65536];
     private readonly byte[] _payload;
@@ -29,9 +30,9 @@ internal sealed class StreamEndpoint : IPacketSink, IDisposable
 
     public StreamConnection Connection { get; }
 
-    public SimulatedLink? Outbound { get; set; }
+    public SimPath? Outbound { get; set; }
 
-    public IPacketSink? Destination { get; set; }
+    public IPathReceiver? Destination { get; set; }
 
     /// <summary>Bytes the application writes in total.</summary>
     public long BytesToSend { get; set; }

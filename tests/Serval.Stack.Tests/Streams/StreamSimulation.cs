@@ -1,10 +1,12 @@
+using Serval.Simulation;
 using Serval.Stack.Streams;
 using Serval.Wire;
 
 namespace Serval.Stack.Tests.Streams;
 
 /// <summary>
-/// A deterministic simulation on virtual time: stream connections joined by simulated links. The handshake is
+/// A deterministic simulation on virtual time: stream connections joined by simulated paths (<see cref="SimPath"/> on a
+/// <see cref="SimulatedNetwork"/>'s event queue). The handshake is
 /// done directly through the connections' handshake methods (advancing time by the links' delays, serialising each
 /// segment through the wire code); then the loop delivers packets, runs timers and lets the applications act.
 /// </summary>
@@ -13,7 +15,7 @@ internal sealed class StreamSimulation : IDisposable
     private readonly List<StreamEndpoint> _endpoints = [];
     private readonly byte[] _scratch = new byte[128];
 
-    public VirtualNetwork Network { get; } = new();
+    public SimulatedNetwork Network { get; } = new(0);
 
     public TimeSpan Now { get; private set; } = TimeSpan.FromSeconds(1);
 
@@ -21,14 +23,14 @@ internal sealed class StreamSimulation : IDisposable
 
     public long Steps { get; private set; }
 
-    public SimulatedLink CreateLink(LinkProfile profile, ulong seed) => new(Network, profile, seed);
+    public SimPath CreateLink(LinkConditions conditions, ulong seed) => new(Network, conditions, seed);
 
     /// <summary>Opens a connection from a new client to a new server over the two links.</summary>
     public (StreamEndpoint Client, StreamEndpoint Server) Connect(
         StreamOptions clientOptions,
         StreamOptions serverOptions,
-        SimulatedLink clientToServer,
-        SimulatedLink serverToClient,
+        SimPath clientToServer,
+        SimPath serverToClient,
         ulong seed,
         uint? clientIss = null,
         uint? serverIss = null,
@@ -47,21 +49,21 @@ internal sealed class StreamSimulation : IDisposable
             syn = clientSynTransform(syn);
         }
 
-        Now += clientToServer.Profile.Delay;
+        Now += clientToServer.Conditions.Delay;
         if (!server.Connection.OnSyn(syn, Now))
         {
             throw new InvalidOperationException("SYN refused");
         }
 
         var synAck = RoundTrip(server.Connection.CreateSynAck(Now));
-        Now += serverToClient.Profile.Delay;
+        Now += serverToClient.Conditions.Delay;
         if (!client.Connection.OnSynAck(synAck, Now))
         {
             throw new InvalidOperationException("SYN-ACK refused");
         }
 
         var ack = RoundTrip(client.Connection.CreateHandshakeAck());
-        Now += clientToServer.Profile.Delay;
+        Now += clientToServer.Conditions.Delay;
         if (!server.Connection.OnHandshakeAck(ack, default, Now))
         {
             throw new InvalidOperationException("handshake ACK refused");
@@ -93,7 +95,7 @@ internal sealed class StreamSimulation : IDisposable
                 return true;
             }
 
-            TimeSpan? next = Network.NextEvent;
+            TimeSpan? next = Network.NextEventTime;
             if (tick is { } t0 && (next is null || Now + t0 < next))
             {
                 next = Now + t0;
@@ -129,7 +131,7 @@ internal sealed class StreamSimulation : IDisposable
 
             Now = n;
             Steps++;
-            Network.DeliverDue(Now);
+            Network.RunUntil(Now);
         }
     }
 

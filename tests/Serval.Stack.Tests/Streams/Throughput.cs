@@ -1,3 +1,4 @@
+using Serval.Simulation;
 using Serval.Stack.Streams;
 
 namespace Serval.Stack.Tests.Streams;
@@ -17,7 +18,7 @@ internal static class Throughput
     /// </summary>
     public static double Goodput(TimeSpan oneWayDelay, double loss, ulong seed, StreamOptions? options = null)
     {
-        var profile = new LinkProfile { Delay = oneWayDelay, Loss = loss, BitsPerSecond = LinkRate, QueueBytes = QueueBytes };
+        var profile = new LinkConditions { Delay = oneWayDelay, Loss = loss, BandwidthBitsPerSecond = LinkRate, QueueBytes = QueueBytes };
         using var sim = new StreamSimulation();
         var forward = sim.CreateLink(profile, seed * 2654435761UL + 1);
         var reverse = sim.CreateLink(profile, seed * 2654435761UL + 2);

@@ -20,6 +20,7 @@ public sealed class ThroughputTableTests
     public ThroughputTableTests(ITestOutputHelper output) => _output = output;
 
     [Fact]
+    [Trait("Tier", "slow")]
     public void Goodput_table_matches_the_stored_one()
     {
         var delays = ExpectedThroughputTable.DelaysMs;

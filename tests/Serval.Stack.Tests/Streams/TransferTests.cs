@@ -1,3 +1,4 @@
+using Serval.Simulation;
 using Serval.Stack.Streams;
 using Xunit;
 
@@ -51,7 +52,7 @@ public sealed class TransferTests
             "no-pacing" => StreamOptions.Default with { Pacing = false },
             _ => StreamOptions.Default with { DelayedAck = TimeSpan.Zero },
         };
-        var path = new LinkProfile { Delay = TimeSpan.FromMilliseconds(5), Jitter = TimeSpan.FromMilliseconds(2), BitsPerSecond = 50_000_000, Loss = 0.02, Reorder = 0.01 };
+        var path = new LinkConditions { Delay = TimeSpan.FromMilliseconds(5), Jitter = TimeSpan.FromMilliseconds(2), BandwidthBitsPerSecond = 50_000_000, Loss = 0.02, Reorder = 0.01, ReorderDelay = TimeSpan.FromMilliseconds(3) };
         const long bytes = 4L * 1024 * 1024;
         var r = Transfers.OneWay(path, path, bytes, seed: (ulong)variant.Length, senderOptions: options, receiverOptions: options);
         AssertDelivered(r, bytes);
@@ -80,7 +81,7 @@ public sealed class TransferTests
     [Fact]
     public void Slow_reader_throttles_the_sender_through_the_window()
     {
-        var path = new LinkProfile { Delay = TimeSpan.FromMilliseconds(10), BitsPerSecond = 100_000_000, Loss = 0.005 };
+        var path = new LinkConditions { Delay = TimeSpan.FromMilliseconds(10), BandwidthBitsPerSecond = 100_000_000, Loss = 0.005 };
         using var sim = new StreamSimulation();
         var options = StreamOptions.Default with { ReceiveBufferSize = 64 * 1024 };
         var (client, server) = sim.Connect(StreamOptions.Default, options, sim.CreateLink(path, 1), sim.CreateLink(path, 2), seed: 3);

@@ -1,3 +1,4 @@
+using Serval.Simulation;
 using Serval.Stack.Streams;
 using Serval.Wire;
 
@@ -12,8 +13,8 @@ internal static class Transfers
     /// were acknowledged.
     /// </summary>
     public static TransferResult OneWay(
-        LinkProfile forward,
-        LinkProfile reverse,
+        LinkConditions forward,
+        LinkConditions reverse,
         long bytes,
         ulong seed,
         StreamOptions? senderOptions = null,

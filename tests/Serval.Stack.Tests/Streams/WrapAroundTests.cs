@@ -1,3 +1,4 @@
+using Serval.Simulation;
 using Serval.Stack.Streams;
 using Serval.Wire;
 using Xunit;
@@ -54,7 +55,7 @@ public sealed class WrapAroundTests
     [Fact]
     public void Bulk_transfer_wraps_both_sequence_spaces_over_a_lossy_path()
     {
-        var path = new LinkProfile { Delay = TimeSpan.FromMilliseconds(5), BitsPerSecond = 100_000_000, Loss = 0.02 };
+        var path = new LinkConditions { Delay = TimeSpan.FromMilliseconds(5), BandwidthBitsPerSecond = 100_000_000, Loss = 0.02 };
         const long bytes = 6L * 1024 * 1024;
         var r = Transfers.OneWay(path, path, bytes, seed: 99, clientIss: uint.MaxValue - 3_000_000, serverIss: uint.MaxValue - 100);
         Assert.True(r.Completed, r.ToString());
