@@ -73,7 +73,7 @@ internal static class FleetBenchmark
         });
         var namespaces = new List<NetNamespace>();
         EtcdCluster? etcd = null;
-        var routers = new RouterProcess?[3];
+        var routers = new NetnsServald?[3];
         var simulated = new List<ServalHost>();
         var clientHosts = new List<ServalHost>();
         try
@@ -101,7 +101,7 @@ internal static class FleetBenchmark
             for (var r = 0; r < 3; r++)
             {
                 routerNs[r] = Spoke($"frt{r + 1}", 11 + r);
-                routers[r] = await RouterProcess.StartAsync(routerNs[r], servald, $"r{r + 1}", $"10.63.{11 + r}.2", etcd.ClientUrls, ct);
+                routers[r] = await StartRouterAsync(routerNs[r], servald, $"r{r + 1}", $"10.63.{11 + r}.2", etcd.ClientUrls, ct);
             }
 
             // The simulated hosts: one namespace, one address each (10.63.50.10 …), one embedded Serval host each.
@@ -176,7 +176,7 @@ internal static class FleetBenchmark
             {
                 for (var r = 0; r < 3; r++)
                 {
-                    counts[r] = await routers[r]!.FleetCountAsync(ct);
+                    counts[r] = await FleetCountAsync(routers[r]!, ct);
                 }
 
                 if (counts.All(c => c >= total))
@@ -214,7 +214,7 @@ internal static class FleetBenchmark
                 var ok = false;
                 while (Stopwatch.GetElapsedTime(t0) < TimeSpan.FromSeconds(propagationFailed > 3 ? 1 : 10))
                 {
-                    if (await other.RoutesAsync(ServicePrefix.Exact(service), host, ct))
+                    if (await RoutesAsync(other, ServicePrefix.Exact(service), host, ct))
                     {
                         ok = true;
                         break;
@@ -345,129 +345,18 @@ internal static class FleetBenchmark
         }
     }
 
-    /// <summary>One servald service router of the fleet, in its namespace, driven over its control socket.</summary>
-    private sealed class RouterProcess
+    /// <summary>One servald service router of the fleet in its namespace (<paramref name="address"/>), sharing its registrations through <paramref name="etcd"/>.</summary>
+    private static Task<NetnsServald> StartRouterAsync(NetNamespace ns, string servald, string name, string address, IReadOnlyList<string> etcd, CancellationToken ct) =>
+        NetnsServald.StartAsync(ns, servald, name, [address], ["--Serval:Mode=ServiceRouter", .. etcd.Select((u, i) => $"--Serval:Router:Fleet:Endpoints:{i}={u}")], ct);
+
+    /// <summary>How many registrations the router's fleet view holds.</summary>
+    private static async Task<long> FleetCountAsync(NetnsServald router, CancellationToken ct) =>
+        (await router.RequestAsync(new JsonObject { ["op"] = "router.status" }, ct))["fleet"]?["registrations"]?.GetValue<long>() ?? 0;
+
+    /// <summary>Whether the router's table holds a FORWARD rule for <paramref name="prefix"/> toward <paramref name="host"/>.</summary>
+    private static async Task<bool> RoutesAsync(NetnsServald router, ServicePrefix prefix, string host, CancellationToken ct)
     {
-        private readonly Process _process;
-        private readonly StringBuilder _output = new();
-
-        private RouterProcess(Process process, string socket)
-        {
-            _process = process;
-            SocketPath = socket;
-        }
-
-        public string SocketPath { get; }
-
-        public static async Task<RouterProcess> StartAsync(NetNamespace ns, string servald, string name, string address, IReadOnlyList<string> etcd, CancellationToken ct)
-        {
-            var socket = Path.Combine(Path.GetTempPath(), $"servald-fleet-bench-{name}-{ns.Name}.sock");
-            var args = new List<string>
-            {
-                servald,
-                $"--Serval:Name={name}",
-                "--Serval:Mode=ServiceRouter",
-                $"--Serval:ControlSocket={socket}",
-                $"--Serval:Udp:0:Address={address}",
-                $"--Serval:Udp:0:Port={Port}",
-                "--Logging:LogLevel:Default=Warning",
-            };
-            args.AddRange(etcd.Select((u, i) => $"--Serval:Router:Fleet:Endpoints:{i}={u}"));
-            var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? Environment.ProcessPath ?? "dotnet";
-            var process = ns.Start(dotnet, args);
-            var router = new RouterProcess(process, socket);
-            process.OutputDataReceived += (_, e) => router.Collect(e.Data);
-            process.ErrorDataReceived += (_, e) => router.Collect(e.Data);
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            var sw = Stopwatch.StartNew();
-            while (true)
-            {
-                try
-                {
-                    if (File.Exists(socket) && (await router.RequestAsync(new JsonObject { ["op"] = "router.status" }, ct))["ok"]?.GetValue<bool>() == true)
-                    {
-                        return router;
-                    }
-                }
-                catch (Exception e) when (e is IOException or SocketException)
-                {
-                }
-
-                if (process.HasExited || sw.Elapsed > TimeSpan.FromSeconds(60))
-                {
-                    throw new InvalidOperationException($"servald {name} did not start: {router.Output}");
-                }
-
-                await Task.Delay(20, ct);
-            }
-        }
-
-        public string Output
-        {
-            get
-            {
-                lock (_output)
-                {
-                    return _output.ToString();
-                }
-            }
-        }
-
-        public async Task<long> FleetCountAsync(CancellationToken ct) =>
-            (await RequestAsync(new JsonObject { ["op"] = "router.status" }, ct))["fleet"]?["registrations"]?.GetValue<long>() ?? 0;
-
-        /// <summary>Whether the router's table holds a FORWARD rule for <paramref name="prefix"/> toward <paramref name="host"/>.</summary>
-        public async Task<bool> RoutesAsync(ServicePrefix prefix, string host, CancellationToken ct)
-        {
-            var response = await RequestAsync(new JsonObject { ["op"] = "rules.list", ["prefix"] = prefix.ToString() }, ct);
-            return response["rules"]!.AsArray().Any(r => (string?)r!["target"]!["type"] == "forward" && (string?)r["target"]!["address"] == host);
-        }
-
-        public async Task<JsonObject> RequestAsync(JsonObject request, CancellationToken ct)
-        {
-            using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(SocketPath), ct);
-            await using var stream = new NetworkStream(socket);
-            await stream.WriteAsync(Encoding.UTF8.GetBytes(request.ToJsonString() + "\n"), ct);
-            using var reader = new StreamReader(stream, Encoding.UTF8);
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            timeout.CancelAfter(TimeSpan.FromSeconds(10));
-            var line = await reader.ReadLineAsync(timeout.Token) ?? throw new IOException("servald closed the control connection");
-            return JsonNode.Parse(line)!.AsObject();
-        }
-
-        public async Task KillAsync()
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill();
-            }
-
-            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            await _process.WaitForExitAsync(wait.Token);
-        }
-
-        public void DeleteSocket()
-        {
-            try
-            {
-                File.Delete(SocketPath);
-            }
-            catch (IOException)
-            {
-            }
-        }
-
-        private void Collect(string? line)
-        {
-            if (line is not null)
-            {
-                lock (_output)
-                {
-                    _output.AppendLine(line);
-                }
-            }
-        }
+        var response = await router.RequestAsync(new JsonObject { ["op"] = "rules.list", ["prefix"] = prefix.ToString() }, ct);
+        return response["rules"]!.AsArray().Any(r => (string?)r!["target"]!["type"] == "forward" && (string?)r["target"]!["address"] == host);
     }
 }

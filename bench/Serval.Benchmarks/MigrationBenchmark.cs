@@ -271,55 +271,31 @@ internal static class MigrationBenchmark
         var stream = BenchStream.Start(connection, accepted, probe, 16 * 1024, ct);
         await WaitAsync(() => probe.Total >= 32L * 1024 * 1024, TimeSpan.FromSeconds(30), ct);
 
-        var gaps = new List<double>();
-        var failed = 0;
         var batch = Path.GetTempFileName();
         var clock = Stopwatch.StartNew();
+        List<double> gaps;
+        int failed;
         try
         {
             var (from, to, gateway) = (MobileA, MobileB, "10.62.2.2");
-            // Move -1 warms up (the first link creation and retirement of the process run cold code): not measured.
-            for (var m = -1; m < migrations; m++)
-            {
-                await File.WriteAllLinesAsync(batch, [$"addr del {from}/24 dev mv0", $"addr add {to}/24 dev mv0", $"route replace default via {gateway}"], ct);
-                var renumbered = LinkAddress.Parse($"{to}:{ServalInfo.DefaultUdpPort}");
-                var rsynBefore = mobile.Counters.MigrationTimeTotal;
-                var t0 = Stopwatch.GetTimestamp();
-                probe.WatchPauses(t0);
-                mobileNs.Ip("-batch", batch);
-                var t1 = Stopwatch.GetTimestamp();
-
-                // Settled: the flow runs from the new address and the receiver has had another MiB since.
-                var moved = await WaitAsync(
-                    async () => (await connection.GetFlowInfoAsync(ct)) is { Migration: MigrationState.None } f && f.LocalAddress == renumbered,
-                    TimeSpan.FromSeconds(5),
-                    ct);
-                var total = probe.Total;
-                var flowing = moved && await WaitAsync(() => probe.Total >= total + (1024 * 1024), TimeSpan.FromSeconds(5), ct);
-                var pause = probe.StopWatchingPauses();
-                if (!moved || !flowing)
+            (gaps, failed) = await MeasureMovesAsync(
+                migrations,
+                probe,
+                async m =>
                 {
-                    failed++;
-                    Console.Error.WriteLine($"renumbering {m} ({from} -> {to}): {(moved ? "no data after the move" : "the flow did not settle on the new address")} within 5 s");
-                }
-                else if (m < 0)
-                {
-                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"warm-up move (not measured): gap_ms={Stopwatch.GetElapsedTime(0, pause).TotalMilliseconds:F1}"));
-                }
-                else
-                {
-                    gaps.Add(Stopwatch.GetElapsedTime(0, pause).TotalMilliseconds);
-                    if (Environment.GetEnvironmentVariable("MIGRATION_VERBOSE") == "1")
-                    {
-                        Console.Error.WriteLine(string.Create(
-                            CultureInfo.InvariantCulture,
-                            $"move {m}: gap_ms={Stopwatch.GetElapsedTime(0, pause).TotalMilliseconds:F1} ip_batch_ms={Stopwatch.GetElapsedTime(t0, t1).TotalMilliseconds:F1} rsyn_ms={(mobile.Counters.MigrationTimeTotal - rsynBefore).TotalMilliseconds:F1}"));
-                    }
-                }
-
-                (from, to, gateway) = (to, from, gateway == "10.62.2.2" ? "10.62.1.2" : "10.62.2.2");
-                await Task.Delay(10, ct);
-            }
+                    await File.WriteAllLinesAsync(batch, [$"addr del {from}/24 dev mv0", $"addr add {to}/24 dev mv0", $"route replace default via {gateway}"], ct);
+                    var renumbered = LinkAddress.Parse($"{to}:{ServalInfo.DefaultUdpPort}");
+                    var rsynBefore = mobile.Counters.MigrationTimeTotal;
+                    var move = new Move(
+                        $"renumbering {m} ({from} -> {to})",
+                        () => mobileNs.Ip("-batch", batch),
+                        async () => (await connection.GetFlowInfoAsync(ct)) is { Migration: MigrationState.None } f && f.LocalAddress == renumbered,
+                        () => ValueTask.FromResult("the flow did not settle on the new address"),
+                        (t0, t1, _) => string.Create(CultureInfo.InvariantCulture, $"ip_batch_ms={Stopwatch.GetElapsedTime(t0, t1).TotalMilliseconds:F1} rsyn_ms={(mobile.Counters.MigrationTimeTotal - rsynBefore).TotalMilliseconds:F1}"));
+                    (from, to, gateway) = (to, from, gateway == "10.62.2.2" ? "10.62.1.2" : "10.62.2.2");
+                    return move;
+                },
+                ct);
         }
         finally
         {
@@ -422,62 +398,45 @@ internal static class MigrationBenchmark
         var stream = BenchStream.Start(connection, accepted, probe, 16 * 1024, ct);
         await WaitAsync(() => probe.Total >= 32L * 1024 * 1024, TimeSpan.FromSeconds(30), ct);
 
-        var gaps = new List<double>();
-        var failed = 0;
         using var clientRoutes = NetlinkAddresses.Open(clientNs, "c0");
         using var serverRoutes = NetlinkAddresses.Open(serverNs, "s0");
         var clock = Stopwatch.StartNew();
         var (clientFrom, clientTo, clientGateway) = ("10.66.1.1", "10.66.3.1", "10.66.3.254");
         var (serverFrom, serverTo, serverGateway) = ("10.66.2.1", "10.66.4.1", "10.66.4.254");
-        // Move -1 warms up (the first link creation and retirement of the process run cold code): not measured.
-        for (var m = -1; m < migrations; m++)
-        {
-            var clientNew = LinkAddress.Parse($"{clientTo}:{ServalInfo.DefaultUdpPort}");
-            var serverNew = LinkAddress.Parse($"{serverTo}:{ServalInfo.DefaultUdpPort}");
-            var (resentBefore, retransmitsBefore, serverRetransmitsBefore) = (router.Counters.RelaysResent, client.Counters.ControlRetransmissions, server.Counters.ControlRetransmissions);
-            var t0 = Stopwatch.GetTimestamp();
-            probe.WatchPauses(t0);
-            clientRoutes.DeleteAddress(IPAddress.Parse(clientFrom), 24);
-            serverRoutes.DeleteAddress(IPAddress.Parse(serverFrom), 24);
-            clientRoutes.AddAddress(IPAddress.Parse(clientTo), 24);
-            clientRoutes.ReplaceDefaultRoute(IPAddress.Parse(clientGateway));
-            serverRoutes.AddAddress(IPAddress.Parse(serverTo), 24);
-            serverRoutes.ReplaceDefaultRoute(IPAddress.Parse(serverGateway));
-            var t1 = Stopwatch.GetTimestamp();
-
-            var moved = await WaitAsync(
-                async () => (await connection.GetFlowInfoAsync(ct)) is { Migration: MigrationState.None } f && f.LocalAddress == clientNew && f.PeerAddress == serverNew,
-                TimeSpan.FromSeconds(5),
-                ct);
-            var t2 = Stopwatch.GetTimestamp();
-            var total = probe.Total;
-            var flowing = moved && await WaitAsync(() => probe.Total >= total + (1024 * 1024), TimeSpan.FromSeconds(5), ct);
-            var pause = probe.StopWatchingPauses();
-            if (!moved || !flowing)
+        var (gaps, failed) = await MeasureMovesAsync(
+            migrations,
+            probe,
+            m =>
             {
-                failed++;
-                var f = await connection.GetFlowInfoAsync(ct);
-                Console.Error.WriteLine($"both moving {m} (client {clientFrom} -> {clientTo}, server {serverFrom} -> {serverTo}): {(moved ? "no data after the move" : $"the flow did not settle on the new addresses ({f?.LocalAddress} -> {f?.PeerAddress}, {f?.Migration})")} within 5 s");
-            }
-            else if (m < 0)
-            {
-                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"warm-up move (not measured): gap_ms={Stopwatch.GetElapsedTime(0, pause).TotalMilliseconds:F1}"));
-            }
-            else
-            {
-                gaps.Add(Stopwatch.GetElapsedTime(0, pause).TotalMilliseconds);
-                if (Environment.GetEnvironmentVariable("MIGRATION_VERBOSE") == "1")
-                {
-                    Console.Error.WriteLine(string.Create(
+                var clientNew = LinkAddress.Parse($"{clientTo}:{ServalInfo.DefaultUdpPort}");
+                var serverNew = LinkAddress.Parse($"{serverTo}:{ServalInfo.DefaultUdpPort}");
+                var (resentBefore, retransmitsBefore, serverRetransmitsBefore) = (router.Counters.RelaysResent, client.Counters.ControlRetransmissions, server.Counters.ControlRetransmissions);
+                var (cFrom, cTo, cGateway, sFrom, sTo, sGateway) = (clientFrom, clientTo, clientGateway, serverFrom, serverTo, serverGateway);
+                var move = new Move(
+                    $"both moving {m} (client {cFrom} -> {cTo}, server {sFrom} -> {sTo})",
+                    () =>
+                    {
+                        clientRoutes.DeleteAddress(IPAddress.Parse(cFrom), 24);
+                        serverRoutes.DeleteAddress(IPAddress.Parse(sFrom), 24);
+                        clientRoutes.AddAddress(IPAddress.Parse(cTo), 24);
+                        clientRoutes.ReplaceDefaultRoute(IPAddress.Parse(cGateway));
+                        serverRoutes.AddAddress(IPAddress.Parse(sTo), 24);
+                        serverRoutes.ReplaceDefaultRoute(IPAddress.Parse(sGateway));
+                    },
+                    async () => (await connection.GetFlowInfoAsync(ct)) is { Migration: MigrationState.None } f && f.LocalAddress == clientNew && f.PeerAddress == serverNew,
+                    async () =>
+                    {
+                        var f = await connection.GetFlowInfoAsync(ct);
+                        return $"the flow did not settle on the new addresses ({f?.LocalAddress} -> {f?.PeerAddress}, {f?.Migration})";
+                    },
+                    (t0, t1, t2) => string.Create(
                         CultureInfo.InvariantCulture,
-                        $"move {m}: gap_ms={Stopwatch.GetElapsedTime(0, pause).TotalMilliseconds:F1} addresses_changed_ms={Stopwatch.GetElapsedTime(t0, t1).TotalMilliseconds:F2} settled_seen_ms={Stopwatch.GetElapsedTime(t0, t2).TotalMilliseconds:F1} relays_resent={router.Counters.RelaysResent - resentBefore} control_retransmissions client={client.Counters.ControlRetransmissions - retransmitsBefore} server={server.Counters.ControlRetransmissions - serverRetransmitsBefore} send_errors client={client.Links.Sum(l => l.Counters.SendErrors)} server={server.Links.Sum(l => l.Counters.SendErrors)}"));
-                }
-            }
-
-            (clientFrom, clientTo, clientGateway) = (clientTo, clientFrom, clientGateway == "10.66.3.254" ? "10.66.1.254" : "10.66.3.254");
-            (serverFrom, serverTo, serverGateway) = (serverTo, serverFrom, serverGateway == "10.66.4.254" ? "10.66.2.254" : "10.66.4.254");
-            await Task.Delay(10, ct);
-        }
+                        $"addresses_changed_ms={Stopwatch.GetElapsedTime(t0, t1).TotalMilliseconds:F2} settled_seen_ms={Stopwatch.GetElapsedTime(t0, t2).TotalMilliseconds:F1} relays_resent={router.Counters.RelaysResent - resentBefore} control_retransmissions client={client.Counters.ControlRetransmissions - retransmitsBefore} server={server.Counters.ControlRetransmissions - serverRetransmitsBefore} send_errors client={client.Links.Sum(l => l.Counters.SendErrors)} server={server.Links.Sum(l => l.Counters.SendErrors)}"));
+                (clientFrom, clientTo, clientGateway) = (clientTo, clientFrom, clientGateway == "10.66.3.254" ? "10.66.1.254" : "10.66.3.254");
+                (serverFrom, serverTo, serverGateway) = (serverTo, serverFrom, serverGateway == "10.66.4.254" ? "10.66.2.254" : "10.66.4.254");
+                return Task.FromResult(move);
+            },
+            ct);
 
         var elapsed = clock.Elapsed;
         var (total0, lost) = await stream.FinishAsync(probe);
@@ -498,6 +457,62 @@ internal static class MigrationBenchmark
         var p99 = gaps.Count > 0 ? Percentile(gaps, 0.99) : double.NaN;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"migration: gap_ms_p50={p50:F2} gap_ms_p99={p99:F2} failed={failed} bytes_lost={lost}"));
         return 0;
+    }
+
+    /// <summary>
+    /// One move of the <c>renumber</c> and <c>both</c> triggers: its name (for failure lines), the address change, when
+    /// the flow has settled after it, what to say when it did not, and the verbose line's details (from the trigger's,
+    /// the change's end and the settle's timestamps).
+    /// </summary>
+    private sealed record Move(string Name, Action Apply, Func<ValueTask<bool>> SettledAsync, Func<ValueTask<string>> NotSettledAsync, Func<long, long, long, string> Details);
+
+    /// <summary>
+    /// The measurement loop of the <c>renumber</c> and <c>both</c> triggers. Move -1 warms up (the first link creation
+    /// and retirement of the process run cold code) and is not measured. Each move: the pauses in delivery are watched
+    /// from the trigger on; the change is applied; the move has settled when <see cref="Move.SettledAsync"/> holds
+    /// (at most 5 s) and the receiver has had another MiB since (at most 5 s more). The gap is the longest pause in
+    /// delivery over that time. Returns the measured gaps (ms) and the moves that did not settle.
+    /// </summary>
+    private static async Task<(List<double> Gaps, int Failed)> MeasureMovesAsync(int migrations, ReceiveProbe probe, Func<int, Task<Move>> next, CancellationToken ct)
+    {
+        var gaps = new List<double>();
+        var failed = 0;
+        for (var m = -1; m < migrations; m++)
+        {
+            var move = await next(m);
+            var t0 = Stopwatch.GetTimestamp();
+            probe.WatchPauses(t0);
+            move.Apply();
+            var t1 = Stopwatch.GetTimestamp();
+
+            // Settled: the flow runs on the new address(es) and the receiver has had another MiB since.
+            var moved = await WaitAsync(move.SettledAsync, TimeSpan.FromSeconds(5), ct);
+            var t2 = Stopwatch.GetTimestamp();
+            var total = probe.Total;
+            var flowing = moved && await WaitAsync(() => probe.Total >= total + (1024 * 1024), TimeSpan.FromSeconds(5), ct);
+            var pause = probe.StopWatchingPauses();
+            if (!moved || !flowing)
+            {
+                failed++;
+                Console.Error.WriteLine($"{move.Name}: {(moved ? "no data after the move" : await move.NotSettledAsync())} within 5 s");
+            }
+            else if (m < 0)
+            {
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"warm-up move (not measured): gap_ms={Stopwatch.GetElapsedTime(0, pause).TotalMilliseconds:F1}"));
+            }
+            else
+            {
+                gaps.Add(Stopwatch.GetElapsedTime(0, pause).TotalMilliseconds);
+                if (Environment.GetEnvironmentVariable("MIGRATION_VERBOSE") == "1")
+                {
+                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"move {m}: gap_ms={Stopwatch.GetElapsedTime(0, pause).TotalMilliseconds:F1} {move.Details(t0, t1, t2)}"));
+                }
+            }
+
+            await Task.Delay(10, ct);
+        }
+
+        return (gaps, failed);
     }
 
     /// <summary>Sets the link down (the engine moves its flows); posts to the engine before it first awaits.</summary>

@@ -3,14 +3,18 @@ using System.Net;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http.Features;
+using Serval.Stack;
+using Serval.Wire;
 
 namespace Serval.AspNetCore;
 
 /// <summary>
 /// A Serval stream connection as Kestrel sees it: the transport is the stream's <see cref="ServalStream.AsDuplexPipe"/>
-/// view, the endpoints are <see cref="ServiceEndPoint"/>s, and aborting resets the flow.
+/// view, the local end point is the <see cref="ServiceEndPoint"/> the client connected to, the remote end point the
+/// client's link address as an <see cref="IPEndPoint"/> (a stream client has no serviceID), the Serval details are the
+/// <see cref="IServalConnectionFeature"/>, and aborting resets the flow.
 /// </summary>
-internal sealed class ServalConnectionContext : ConnectionContext, IConnectionLifetimeFeature, IConnectionEndPointFeature, IConnectionIdFeature, IConnectionItemsFeature
+internal sealed class ServalConnectionContext : ConnectionContext, IConnectionLifetimeFeature, IConnectionEndPointFeature, IConnectionIdFeature, IConnectionItemsFeature, IServalConnectionFeature
 {
     private static long s_next;
     private readonly ServalConnection _connection;
@@ -18,24 +22,46 @@ internal sealed class ServalConnectionContext : ConnectionContext, IConnectionLi
     private readonly CancellationTokenSource _closed = new();
     private int _disposed;
 
-    public ServalConnectionContext(ServalConnection connection, EndPoint localEndPoint)
+    public ServalConnectionContext(ServalConnection connection, ServiceEndPoint listenEndPoint, FlowInfo? flow)
     {
         _connection = connection;
         _stream = connection.GetStream();
         Transport = _stream.AsDuplexPipe();
-        LocalEndPoint = localEndPoint;
-        RemoteEndPoint = connection.RemoteEndPoint;
+        ListenEndPoint = listenEndPoint;
+        ServiceLocalEndPoint = flow is null ? listenEndPoint : new ServiceEndPoint(flow.Service);
+        LocalFlow = flow?.LocalFlow ?? default;
+        PeerFlow = flow?.PeerFlow ?? default;
+        PeerAddress = flow?.PeerAddress ?? LinkAddress.None;
+        LocalEndPoint = ServiceLocalEndPoint;
+        RemoteEndPoint = PeerAddress.IsNone ? null : PeerAddress.ToEndPoint();
         ConnectionId = $"serval-{Interlocked.Increment(ref s_next):x}";
         Features.Set<IConnectionLifetimeFeature>(this);
         Features.Set<IConnectionEndPointFeature>(this);
         Features.Set<IConnectionIdFeature>(this);
         Features.Set<IConnectionItemsFeature>(this);
+        Features.Set<IServalConnectionFeature>(this);
 
         // The connection ends for Kestrel when the peer's data has ended and our writes are done, or on a failure.
         _ = WatchAsync();
     }
 
     public override string ConnectionId { get; set; }
+
+    private ServiceEndPoint ServiceLocalEndPoint { get; }
+
+    ServiceEndPoint IServalConnectionFeature.LocalEndPoint => ServiceLocalEndPoint;
+
+    public ServiceEndPoint ListenEndPoint { get; }
+
+    public FlowId LocalFlow { get; }
+
+    public FlowId PeerFlow { get; }
+
+    public LinkAddress PeerAddress { get; }
+
+    public ServalConnection Connection => _connection;
+
+    public ValueTask<FlowInfo?> GetFlowInfoAsync(CancellationToken cancellationToken = default) => _connection.GetFlowInfoAsync(cancellationToken);
 
     public override IFeatureCollection Features { get; } = new FeatureCollection();
 

@@ -4,11 +4,26 @@ using Microsoft.AspNetCore.Connections;
 namespace Serval.AspNetCore;
 
 /// <summary>One bound service: accepted Serval connections become Kestrel connections.</summary>
-internal sealed class ServalConnectionListener(ServalListener listener) : IConnectionListener
+internal sealed class ServalConnectionListener : IConnectionListener
 {
+    private readonly ServalListener _listener;
+    private readonly ServalHostAccessor? _owner;
     private int _unbound;
 
-    public EndPoint EndPoint => listener.LocalEndPoint;
+    public ServalConnectionListener(ServalListener listener, ServalHostAccessor? owner)
+    {
+        _listener = listener;
+        _owner = owner;
+        _owner?.Add(this);
+    }
+
+    public EndPoint EndPoint => _listener.LocalEndPoint;
+
+    /// <summary>The service or prefix bound.</summary>
+    public ServiceEndPoint ServiceEndPoint => _listener.LocalEndPoint;
+
+    /// <summary>Why accepting stopped while the listener was still bound (the host stopped under it), or null.</summary>
+    public Exception? Failure { get; private set; }
 
     public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
     {
@@ -16,11 +31,17 @@ internal sealed class ServalConnectionListener(ServalListener listener) : IConne
         {
             try
             {
-                var connection = await listener.AcceptConnectionAsync(cancellationToken).ConfigureAwait(false);
-                return new ServalConnectionContext(connection, listener.LocalEndPoint);
+                var connection = await _listener.AcceptConnectionAsync(cancellationToken).ConfigureAwait(false);
+                var flow = await connection.FlowInfoOrNullAsync().ConfigureAwait(false);
+                return new ServalConnectionContext(connection, _listener.LocalEndPoint, flow);
             }
-            catch (ObjectDisposedException)
+            catch (ObjectDisposedException e)
             {
+                if (Volatile.Read(ref _unbound) == 0)
+                {
+                    Failure = e; // the host stopped while Kestrel still served the service
+                }
+
                 return null; // unbound: Kestrel stops accepting
             }
             catch (ServalException) when (Volatile.Read(ref _unbound) == 0)
@@ -36,8 +57,12 @@ internal sealed class ServalConnectionListener(ServalListener listener) : IConne
 
     public async ValueTask UnbindAsync(CancellationToken cancellationToken = default)
     {
-        Interlocked.Exchange(ref _unbound, 1);
-        await listener.DisposeAsync().ConfigureAwait(false);
+        if (Interlocked.Exchange(ref _unbound, 1) == 0)
+        {
+            _owner?.Remove(this);
+        }
+
+        await _listener.DisposeAsync().ConfigureAwait(false);
     }
 
     public ValueTask DisposeAsync() => UnbindAsync();

@@ -29,6 +29,6 @@ internal sealed class ServalConnectionListenerFactory : IConnectionListenerFacto
 
         var host = _host ?? await _accessor!.GetHostAsync(cancellationToken).ConfigureAwait(false);
         var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = host, ListenEndPoint = service }, cancellationToken).ConfigureAwait(false);
-        return new ServalConnectionListener(listener);
+        return new ServalConnectionListener(listener, _accessor);
     }
 }

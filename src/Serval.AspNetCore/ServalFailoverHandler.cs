@@ -8,8 +8,16 @@ namespace Serval.AspNetCore;
 /// answer — the replica's host stopped answering (user timeout), reset the connection, or refused it — so that the
 /// retry's SYN is resolved again (through a service router: to a replica still registered). See docs/aspnetcore.md.
 /// </summary>
-internal sealed class ServalFailoverHandler(HttpMessageHandler inner, int retries) : DelegatingHandler(inner)
+internal sealed class ServalFailoverHandler : DelegatingHandler
 {
+    private readonly int _retries;
+
+    public ServalFailoverHandler(HttpMessageHandler inner, int retries)
+        : base(inner) => _retries = retries;
+
+    /// <summary>A handler for <c>IHttpClientFactory</c>'s pipeline (the factory sets the inner handler).</summary>
+    public ServalFailoverHandler(int retries) => _retries = retries;
+
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         for (var attempt = 0; ; attempt++)
@@ -18,7 +26,7 @@ internal sealed class ServalFailoverHandler(HttpMessageHandler inner, int retrie
             {
                 return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
             }
-            catch (HttpRequestException e) when (attempt < retries && IsRetryable(request) && ReplicaGone(e))
+            catch (HttpRequestException e) when (attempt < _retries && IsRetryable(request) && ReplicaGone(e))
             {
                 // The next attempt opens a new connection: the dead one failed and left the pool.
             }

@@ -26,15 +26,24 @@ public static class ServalHttp
     public static SocketsHttpHandler CreateHandler(ServalHost host, Func<DnsEndPoint, ServiceEndPoint>? resolve = null)
     {
         ArgumentNullException.ThrowIfNull(host);
+        return CreateDeferredHandler(_ => ValueTask.FromResult(host), resolve);
+    }
+
+    /// <summary><see cref="CreateHandler(ServalHost, Func{DnsEndPoint, ServiceEndPoint}?)"/> on a host obtained at each connect (the application's, from dependency injection).</summary>
+    internal static SocketsHttpHandler CreateDeferredHandler(Func<CancellationToken, ValueTask<ServalHost>> getHost, Func<DnsEndPoint, ServiceEndPoint>? resolve)
+    {
         return new SocketsHttpHandler
         {
             ConnectCallback = async (context, cancellationToken) =>
             {
                 var endPoint = resolve?.Invoke(context.DnsEndPoint) ?? DefaultResolve(context.DnsEndPoint);
+                var host = await getHost(cancellationToken).ConfigureAwait(false);
                 try
                 {
-                    var connection = await ServalConnection.ConnectAsync(
-                        new ServalConnectionOptions { Host = host, Service = endPoint.Service, AdvisoryAddress = endPoint.AdvisoryAddress }, cancellationToken).ConfigureAwait(false);
+                    var connection = await ServalConnection.ConnectNamedAsync(
+                        new ServalConnectionOptions { Host = host, Service = endPoint.Service, AdvisoryAddress = endPoint.AdvisoryAddress },
+                        context.DnsEndPoint.Host,
+                        cancellationToken).ConfigureAwait(false);
                     return connection.GetStream(); // disposing the stream closes the connection
                 }
                 catch (ServalException e)

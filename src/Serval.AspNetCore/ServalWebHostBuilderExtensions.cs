@@ -1,11 +1,14 @@
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Serval.AspNetCore;
 
-/// <summary>Kestrel over Serval: <c>builder.WebHost.UseServal(host)</c>, then listen on <see cref="ServiceEndPoint"/>s.</summary>
+/// <summary>Kestrel over Serval: <c>builder.WebHost.UseServal()</c> (or <c>UseServal(host)</c>), then listen on <see cref="ServiceEndPoint"/>s.</summary>
 public static class ServalWebHostBuilderExtensions
 {
     /// <summary>
@@ -25,9 +28,29 @@ public static class ServalWebHostBuilderExtensions
     }
 
     /// <summary>
+    /// Adds the Serval transport on the application's Serval host from dependency injection
+    /// (<see cref="ServalServiceCollectionExtensions.AddServal(IServiceCollection, Action{ServalOptions}?)"/>, called
+    /// here with its defaults if the application did not): options from configuration (section <c>Serval</c>),
+    /// the application's logging and metrics, started before Kestrel binds and stopped after Kestrel has stopped.
+    /// </summary>
+    /// <param name="builder">The web host builder.</param>
+    /// <returns>The builder.</returns>
+    public static IWebHostBuilder UseServal(this IWebHostBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        return builder.ConfigureServices(services =>
+        {
+            services.AddServal();
+            services.AddSingleton<IConnectionListenerFactory>(sp => new ServalConnectionListenerFactory(sp.GetRequiredService<ServalHostAccessor>()));
+        });
+    }
+
+    /// <summary>
     /// Adds the Serval transport on a host that the web host owns: it is started from <paramref name="options"/> when
-    /// Kestrel binds its first <see cref="ServiceEndPoint"/>, is available as <see cref="ServalHost"/> from dependency
-    /// injection once started (<see cref="ServalHostAccessor"/>), and is disposed with the application's services.
+    /// Kestrel binds its first <see cref="ServiceEndPoint"/>, is available from dependency injection through
+    /// <see cref="ServalHostAccessor"/>, and is disposed with the application's services. Options that leave
+    /// <see cref="ServalHostOptions.LoggerFactory"/> or <see cref="ServalHostOptions.MeterFactory"/> unset get the
+    /// application's. To bind the options from configuration instead, use <see cref="UseServal(IWebHostBuilder)"/>.
     /// </summary>
     /// <param name="builder">The web host builder.</param>
     /// <param name="options">Creates the host's options (links, engine, registration) from the application's services.</param>
@@ -38,9 +61,24 @@ public static class ServalWebHostBuilderExtensions
         ArgumentNullException.ThrowIfNull(options);
         return builder.ConfigureServices(services =>
         {
-            services.AddSingleton(sp => new ServalHostAccessor(() => options(sp)));
+            services.AddSingleton(sp => new ServalHostAccessor(() => WithApplicationTelemetry(options(sp), sp)));
             services.AddSingleton<IConnectionListenerFactory>(sp => new ServalConnectionListenerFactory(sp.GetRequiredService<ServalHostAccessor>()));
         });
+    }
+
+    private static ServalHostOptions WithApplicationTelemetry(ServalHostOptions options, IServiceProvider services)
+    {
+        if (options.LoggerFactory is NullLoggerFactory && services.GetService<ILoggerFactory>() is { } loggers)
+        {
+            options = options with { LoggerFactory = loggers };
+        }
+
+        if (options.MeterFactory is null && services.GetService<IMeterFactory>() is { } meters)
+        {
+            options = options with { MeterFactory = meters };
+        }
+
+        return options;
     }
 
     /// <summary>

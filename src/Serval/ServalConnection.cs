@@ -14,6 +14,9 @@ public sealed class ServalConnection : IAsyncDisposable
 {
     private readonly EngineDriver? _driver;
     private readonly ConnectionState? _state;
+
+    /// <summary>The engine socket of an embedded connection (servald records which application owns it); null when attached.</summary>
+    internal SocketHandle? Handle => _state?.Handle;
     private readonly RemoteConnection? _remote;
     private readonly ServalStream _stream;
     private int _disposed;
@@ -36,7 +39,11 @@ public sealed class ServalConnection : IAsyncDisposable
     /// <summary>The service this connection was made to (on the server side: the service the listener is bound to).</summary>
     public ServiceId Service { get; }
 
-    /// <summary>The service end point of the connection.</summary>
+    /// <summary>
+    /// The service end point of the connection: on the client side the service connected to, the remote end; on the
+    /// server side the service the listener is bound to — the local end, since a stream connection's client has no
+    /// serviceID of its own (its flow and address, in <see cref="GetFlowInfoAsync"/>, name it).
+    /// </summary>
     public ServiceEndPoint RemoteEndPoint => new(Service);
 
     /// <summary>Connects to a service: sends the SYN as the service table (or the advisory address) says, and completes when the connection is established.</summary>
@@ -44,27 +51,73 @@ public sealed class ServalConnection : IAsyncDisposable
     /// <exception cref="ServalException">No rule resolves the service (<see cref="ServalError.NoRoute"/>), no answer (<see cref="ServalError.TimedOut"/>), or the service refused.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (the attempt is aborted).</exception>
     /// <exception cref="ObjectDisposedException">The host has stopped.</exception>
-    public static async ValueTask<ServalConnection> ConnectAsync(ServalConnectionOptions options, CancellationToken cancellationToken = default)
+    public static ValueTask<ServalConnection> ConnectAsync(ServalConnectionOptions options, CancellationToken cancellationToken = default) =>
+        ConnectNamedAsync(options, serviceName: null, cancellationToken);
+
+    /// <summary><see cref="ConnectAsync(ServalConnectionOptions, CancellationToken)"/> within a <c>serval.connect</c> span that also names the service.</summary>
+    internal static async ValueTask<ServalConnection> ConnectNamedAsync(ServalConnectionOptions options, string? serviceName, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        if (options.Host.Daemon is { } daemon)
+        if (options.Host.Daemon is null)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var remote = await RemoteConnection.ConnectAsync(daemon, options.Service, TransportProtocol.Stream, options.AdvisoryAddress, cancellationToken).ConfigureAwait(false);
-            return new ServalConnection(remote, options.Service);
+            options.Host.Driver.ServiceLabels.Remember(options.Service, serviceName);
         }
 
-        var driver = options.Host.Driver;
-        var state = await StartConnectAsync(driver, options, TransportProtocol.Stream, cancellationToken).ConfigureAwait(false);
-        return new ServalConnection(driver, state, options.Service);
+        using var activity = ServalTelemetry.Start("serval.connect", System.Diagnostics.ActivityKind.Client, options.Host.Name, options.Service, serviceName);
+        activity?.SetTag(ServalTelemetry.TransportTag, "stream");
+        ServalConnection connection;
+        try
+        {
+            if (options.Host.Daemon is { } daemon)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var remote = await RemoteConnection.ConnectAsync(daemon, options.Service, TransportProtocol.Stream, options.AdvisoryAddress, cancellationToken).ConfigureAwait(false);
+                connection = new ServalConnection(remote, options.Service);
+            }
+            else
+            {
+                var driver = options.Host.Driver;
+                var state = await StartConnectAsync(driver, options, TransportProtocol.Stream, cancellationToken, activity).ConfigureAwait(false);
+                connection = new ServalConnection(driver, state, options.Service);
+            }
+        }
+        catch (Exception e)
+        {
+            ServalTelemetry.Failed(activity, e);
+            throw;
+        }
+
+        if (activity is { IsAllDataRequested: true })
+        {
+            ServalTelemetry.SetFlow(activity, await connection.FlowInfoOrNullAsync().ConfigureAwait(false));
+        }
+
+        ServalTelemetry.Succeeded(activity, "connected");
+        return connection;
     }
 
-    internal static async Task<ConnectionState> StartConnectAsync(EngineDriver driver, ServalConnectionOptions options, TransportProtocol protocol, CancellationToken cancellationToken)
+    /// <summary>The flow's snapshot for a span's tags, or null when it cannot be read (the flow is already gone).</summary>
+    internal async ValueTask<FlowInfo?> FlowInfoOrNullAsync()
+    {
+        try
+        {
+            return await GetFlowInfoAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is ServalException or ObjectDisposedException or IOException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    internal static async Task<ConnectionState> StartConnectAsync(EngineDriver driver, ServalConnectionOptions options, TransportProtocol protocol, CancellationToken cancellationToken, System.Diagnostics.Activity? activity = null)
     {
         cancellationToken.ThrowIfCancellationRequested();
+        var context = activity?.Context ?? default;
         var state = await driver.InvokeAsync(d =>
         {
+            // An on-demand resolution this SYN starts becomes a child of the connect span.
+            d.NoteConnectContext(options.Service, context);
             var r = d.Engine.Connect(options.Service, protocol, d.Now, out var handle, options.AdvisoryAddress);
             if (r != ServalError.None)
             {
@@ -118,18 +171,42 @@ public sealed class ServalConnection : IAsyncDisposable
     public async ValueTask MigrateAsync(int linkIndex, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        if (_remote is not null)
+        using var activity = ServalTelemetry.Start("serval.migrate", System.Diagnostics.ActivityKind.Internal, _remote is null ? _driver!.Name : "attached", Service);
+        activity?.SetTag(ServalTelemetry.LinkTag, linkIndex);
+        if (activity is { IsAllDataRequested: true } && await FlowInfoOrNullAsync().ConfigureAwait(false) is { } flow)
         {
-            await _remote.MigrateAsync(linkIndex, cancellationToken).ConfigureAwait(false);
-            return;
+            activity.SetTag(ServalTelemetry.FlowIdTag, flow.LocalFlow.ToString());
+            activity.SetTag(ServalTelemetry.PeerAddressTag, flow.PeerAddress.ToString());
         }
 
-        var handle = _state!.Handle;
-        var r = await _driver!.InvokeAsync(d => d.Engine.Migrate(handle, linkIndex + 1, d.Now)).WaitAsync(cancellationToken).ConfigureAwait(false);
-        if (r != ServalError.None)
+        try
         {
-            throw new ServalException(r, $"Cannot move the connection to link {linkIndex}: {r}.");
+            if (_remote is not null)
+            {
+                await _remote.MigrateAsync(linkIndex, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                var handle = _state!.Handle;
+                var r = await _driver!.InvokeAsync(d =>
+                {
+                    var result = d.Engine.Migrate(handle, linkIndex + 1, d.Now);
+                    d.NoteMigrations();
+                    return result;
+                }).WaitAsync(cancellationToken).ConfigureAwait(false);
+                if (r != ServalError.None)
+                {
+                    throw new ServalException(r, $"Cannot move the connection to link {linkIndex}: {r}.");
+                }
+            }
         }
+        catch (Exception e)
+        {
+            ServalTelemetry.Failed(activity, e);
+            throw;
+        }
+
+        ServalTelemetry.Succeeded(activity, "started");
     }
 
     /// <summary>Closes gracefully: queued data is delivered, then the flow's FIN exchange runs in the engine (a reset instead if received data was left unread).</summary>

@@ -20,6 +20,9 @@ public sealed class ServalDatagramSocket : IAsyncDisposable
     private readonly RemoteConnection? _remoteConnected;
     private int _disposed;
 
+    /// <summary>The engine socket of an embedded socket (servald records which application owns it); null when attached.</summary>
+    internal SocketHandle? Handle => _connected?.Handle ?? _unconnected?.Handle;
+
     private ServalDatagramSocket(RemoteDatagramSocket remote, ServicePrefix? localPrefix)
     {
         _remoteUnconnected = remote;

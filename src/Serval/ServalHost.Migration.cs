@@ -50,7 +50,22 @@ public sealed partial class ServalHost
     public async ValueTask MigrateFlowAsync(FlowId flow, int toLink, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        await Embedded(nameof(MigrateFlowAsync)).InvokeAsync(d => d.MigrateFlow(flow, toLink)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        var driver = Embedded(nameof(MigrateFlowAsync));
+        using var activity = Runtime.ServalTelemetry.Source.StartActivity("serval.migrate");
+        activity?.SetTag(Runtime.ServalTelemetry.HostTag, Name);
+        activity?.SetTag(Runtime.ServalTelemetry.FlowIdTag, flow.ToString());
+        activity?.SetTag(Runtime.ServalTelemetry.LinkTag, toLink);
+        try
+        {
+            await driver.InvokeAsync(d => d.MigrateFlow(flow, toLink)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            Runtime.ServalTelemetry.Failed(activity, e);
+            throw;
+        }
+
+        Runtime.ServalTelemetry.Succeeded(activity, "started");
     }
 
     /// <summary>

@@ -68,6 +68,34 @@ public sealed partial class ServalHost
     }
 
     /// <summary>
+    /// The prefixes this host keeps registered with service routers (<see cref="ServalHostOptions.RegisterWithRouter"/>,
+    /// <see cref="ServalHostOptions.Registration"/>, or the routers found by <see cref="ServalHostOptions.RouterDiscovery"/>),
+    /// each with how many routers acknowledged its current registration; empty when the host registers with no router.
+    /// Read on the engine thread.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The host is attached to servald (servald registers the services).</exception>
+    public async ValueTask<IReadOnlyList<HostRegistration>> GetRegistrationsAsync(CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return await Embedded(nameof(GetRegistrationsAsync)).InvokeAsync(d =>
+        {
+            var all = new List<HostRegistration>();
+            if (d.HostController is { } host)
+            {
+                all.AddRange(host.GetRegistrations());
+            }
+
+            if (d.RouterDiscovery is { } discovery)
+            {
+                all.AddRange(discovery.GetControllers().SelectMany(c => c.GetRegistrations()));
+            }
+
+            // One row per prefix: the acknowledgements of every router added up.
+            return (IReadOnlyList<HostRegistration>)[.. all.GroupBy(r => r.Prefix).Select(g => g.First() with { AcknowledgedBy = g.Sum(r => r.AcknowledgedBy) })];
+        }).WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// What router discovery (<see cref="ServalHostOptions.RouterDiscovery"/>) knows now: the routers heard and not yet
     /// expired, with how many of this host's prefixes each acknowledged, and the counters. Null when the host runs no
     /// discovery (routers configured, a router itself, or disabled); read on the engine thread.

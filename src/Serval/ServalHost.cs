@@ -90,6 +90,19 @@ public sealed partial class ServalHost : IAsyncDisposable
     [LibraryImport("libc", EntryPoint = "getuid")]
     private static partial uint GetUid();
 
+    /// <summary>
+    /// The name of the <see cref="System.Diagnostics.ActivitySource"/> of Serval's spans (<c>serval.connect</c>,
+    /// <c>serval.resolve</c>, <c>serval.accept</c>, <c>serval.migrate</c>; docs/observability.md): add it to the
+    /// application's tracing (OpenTelemetry: <c>AddSource(ServalHost.ActivitySourceName)</c>).
+    /// </summary>
+    public const string ActivitySourceName = "Serval";
+
+    /// <summary>
+    /// The name of each host's <see cref="System.Diagnostics.Metrics.Meter"/> (tagged <c>serval.host</c>; instruments
+    /// in docs/observability.md): add it to the application's metrics (OpenTelemetry: <c>AddMeter(ServalHost.MeterName)</c>).
+    /// </summary>
+    public const string MeterName = Runtime.HostMetrics.MeterName;
+
     /// <summary>Whether this host is attached to servald (<see cref="AttachAsync"/>) rather than embedded.</summary>
     public bool IsAttached => _daemon is not null;
 

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Serval.Links;
@@ -49,6 +50,12 @@ public sealed record ServalHostOptions
 
     /// <summary>Where the host logs (default: nowhere).</summary>
     public ILoggerFactory LoggerFactory { get; init; } = NullLoggerFactory.Instance;
+
+    /// <summary>
+    /// Creates the host's meter (<see cref="ServalHost.MeterName"/>), for example the application's
+    /// <see cref="IMeterFactory"/> from dependency injection; null (default) creates a meter of its own.
+    /// </summary>
+    public IMeterFactory? MeterFactory { get; init; }
 
     /// <summary>
     /// A service router to register this host's bound services with (docs/control-protocol.md): the host's controller

@@ -77,14 +77,44 @@ public sealed class ServalListener : IAsyncDisposable
             throw new InvalidOperationException("This listener accepts datagram flows: use AcceptDatagramSocketAsync.");
         }
 
+        ServalConnection connection;
         if (_remote is not null)
         {
             var remote = await AcceptRemoteAsync(_remote, cancellationToken).ConfigureAwait(false);
-            return new ServalConnection(remote, LocalEndPoint.Service);
+            connection = new ServalConnection(remote, LocalEndPoint.Service);
+        }
+        else
+        {
+            var state = await AcceptAsync(cancellationToken).ConfigureAwait(false);
+            connection = new ServalConnection(_driver!, state, LocalEndPoint.Service);
         }
 
-        var state = await AcceptAsync(cancellationToken).ConfigureAwait(false);
-        return new ServalConnection(_driver!, state, LocalEndPoint.Service);
+        // The span marks the accept (the wait for a client is not part of it): the flow and who it came from.
+        if (ServalTelemetry.Source.HasListeners())
+        {
+            await RecordAcceptAsync(connection).ConfigureAwait(false);
+        }
+
+        return connection;
+    }
+
+    private async Task RecordAcceptAsync(ServalConnection connection)
+    {
+        using var activity = ServalTelemetry.Start("serval.accept", System.Diagnostics.ActivityKind.Server, _driver?.Name ?? "attached", LocalEndPoint.Service);
+        if (activity is null)
+        {
+            return;
+        }
+
+        activity.SetTag(ServalTelemetry.TransportTag, "stream");
+        var flow = activity.IsAllDataRequested ? await connection.FlowInfoOrNullAsync().ConfigureAwait(false) : null;
+        if (flow is not null)
+        {
+            activity.SetTag(ServalTelemetry.ServiceIdTag, flow.Service.ToString());
+        }
+
+        ServalTelemetry.SetFlow(activity, flow);
+        ServalTelemetry.Succeeded(activity, "accepted");
     }
 
     /// <summary>Waits for the next connected datagram flow (a client's <see cref="ServalDatagramSocket.ConnectAsync"/>).</summary>

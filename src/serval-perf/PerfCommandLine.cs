@@ -315,8 +315,9 @@ internal static class PerfCommandLine
             return 2;
         }
 
-        if (parse.CommandResult.Command == root)
+        if (parse.CommandResult.Command == root && parse.Action is null)
         {
+            // No command, and no --help or --version either (their actions print the usage and the version).
             error.WriteLine("serval-perf: give a command: server, client or connect-rate. Run 'serval-perf --help' for usage.");
             return 2;
         }

@@ -29,7 +29,7 @@ internal static class CommandLine
         {
             foreach (var e in parse.Errors)
             {
-                error.WriteLine($"servalctl: {e.Message}");
+                error.WriteLine($"servalctl: {Suggestions.Describe(parse, e)}");
             }
 
             error.WriteLine("Run 'servalctl --help' for usage.");
@@ -61,7 +61,8 @@ internal static class CommandLine
             var path = p.GetValue(file);
             if (path is not null && path.StartsWith('-') && !File.Exists(path))
             {
-                return context.Usage("decode", $"unknown option '{path}'");
+                var names = Suggestions.For(path, decode, []);
+                return context.Usage("decode", $"unknown option '{path}'{(names.Count > 0 ? $"; did you mean {string.Join(" or ", names.Select(n => $"'{n}'"))}?" : string.Empty)}");
             }
 
             var flows = new List<uint>();

@@ -23,12 +23,19 @@ internal static class InspectCommands
                 return 0;
             }
 
-            var table = new Table().AddColumns("flow", "peer flow", "service", "proto", "state", "if", "peer", "pkts out", "pkts in", "bytes out", "bytes in");
+            var table = new Table().AddColumns("flow", "peer flow", "service", "proto", "state", "if", "peer", "app", "pkts out", "pkts in", "bytes out", "bytes in");
             foreach (var f in response["flows"]!.AsArray())
             {
+                string Cell(string k) => k switch
+                {
+                    "service" => ServiceDisplay.Show((string?)f!["service"], (string?)f["serviceName"]),
+                    "owner" => f!["owner"] is JsonObject o ? $"{(string?)o["name"]}[{ServiceCommands.Num(o["pid"])}]" : "-",
+                    _ => f![k] is JsonValue v && v.TryGetValue<string>(out var s) ? s : ServiceCommands.Num(f[k]),
+                };
+
                 table.AddRow(
-                    [.. new[] { "localFlow", "peerFlow", "service", "protocol", "state", "interface", "peerAddress", "packetsSent", "packetsReceived", "bytesSent", "bytesReceived" }
-                        .Select(k => Markup.Escape(f![k] is JsonValue v && v.TryGetValue<string>(out var s) ? s : ServiceCommands.Num(f[k])))]);
+                    [.. new[] { "localFlow", "peerFlow", "service", "protocol", "state", "interface", "peerAddress", "owner", "packetsSent", "packetsReceived", "bytesSent", "bytesReceived" }
+                        .Select(k => Markup.Escape(Cell(k)))]);
             }
 
             context.Console().Write(table);

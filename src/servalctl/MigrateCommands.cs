@@ -23,10 +23,7 @@ internal static class MigrateCommands
         flow.SetAction(p =>
         {
             var text = p.GetValue(flowId)!;
-            var ok = text.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
-                ? uint.TryParse(text.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var id)
-                : uint.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out id);
-            return ok
+            return CommandLine.TryParseFlowId(text, out var id)
                 ? Send(context, p, "migrate flow", new JsonObject { ["kind"] = "flow", ["flow"] = id, ["interface"] = p.GetValue(flowIface) })
                 : context.Usage("migrate flow", $"malformed flowID '{text}': expected a 32-bit decimal or 0x hex number");
         });

@@ -121,7 +121,7 @@ internal static class RouterCommands
         {
             var prefix = ServicePrefix.Parse((string)r!["prefix"]!);
             table.AddRow(
-                Markup.Escape(ServiceIdArgument.Format(prefix)),
+                Markup.Escape(ServiceDisplay.Show(prefix, (string?)r["name"])),
                 Markup.Escape((string?)r["host"] ?? string.Empty),
                 ServiceCommands.Num(r["interface"]),
                 ServiceCommands.Num(r["weight"]),

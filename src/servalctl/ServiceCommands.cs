@@ -35,7 +35,7 @@ internal static class ServiceCommands
         command.SetAction(p =>
         {
             var name = $"service {verb}";
-            if (!ServiceIdArgument.TryParse(p.GetValue(id)!, out var prefix, out var why))
+            if (!ServiceIdArgument.TryParse(p.GetValue(id)!, out var prefix, out var serviceName, out var why))
             {
                 return context.Usage(name, $"malformed serviceID: {why}");
             }
@@ -74,6 +74,10 @@ internal static class ServiceCommands
             }
 
             var request = new JsonObject { ["op"] = op, ["prefix"] = prefix.ToString(), ["target"] = p.GetValue(target) };
+            if (verb == "add" && serviceName is not null && prefix.Length == ServiceId.Bits)
+            {
+                request["name"] = serviceName; // servald remembers it: tables show the name
+            }
             if (prio is not null)
             {
                 request["priority"] = prio.Value;
@@ -113,7 +117,7 @@ internal static class ServiceCommands
         {
             var prefix = ServicePrefix.Parse((string)rule!["prefix"]!);
             table.AddRow(
-                Markup.Escape(ServiceIdArgument.Format(prefix)),
+                Markup.Escape(ServiceDisplay.Show(prefix, (string?)rule["name"])),
                 Markup.Escape(FormatTarget(rule["target"]!.AsObject())),
                 Num(rule["priority"]),
                 Num(rule["weight"]),

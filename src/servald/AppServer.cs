@@ -16,13 +16,14 @@ namespace Serval.Daemon;
 /// application disposed the object, or its process ended) the object is closed at once, so a listener's service
 /// unregisters immediately.
 /// </summary>
-internal sealed partial class AppServer(ServalHost host, ILogger logger) : IAsyncDisposable
+internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwners? owners = null) : IAsyncDisposable
 {
     private const int PumpBuffer = DaemonProtocol.MaxDataChunk;
 
     private readonly ConcurrentDictionary<long, ServalListener> _listeners = new();
     private readonly ConcurrentDictionary<long, ServalConnection> _connections = new();
     private readonly ConcurrentDictionary<DaemonChannel, Task> _channels = new();
+    private readonly ConcurrentDictionary<DaemonChannel, AppIdentity> _identities = new();
     private readonly CancellationTokenSource _stop = new();
     private long _nextId;
 
@@ -30,6 +31,11 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger) : IAsyn
     public Task ServeAsync(Socket socket)
     {
         var channel = new DaemonChannel(socket, sendPreamble: false);
+        if (owners is not null && AppIdentity.Of(socket) is { } identity)
+        {
+            _identities[channel] = identity; // flows.list names the application that opened each flow
+        }
+
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _channels[channel] = started.Task;
         var task = ServeChannelAsync(channel);
@@ -89,6 +95,7 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger) : IAsyn
         finally
         {
             _channels.TryRemove(channel, out _);
+            _identities.TryRemove(channel, out _);
             channel.Dispose();
         }
     }
@@ -325,6 +332,7 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger) : IAsyn
         _connections[id] = connection;
         var stream = connection.GetStream();
         var abort = true;
+        var owned = Own(channel, connection.Handle);
         try
         {
             var reply = DaemonProtocol.Ok();
@@ -377,6 +385,7 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger) : IAsyn
         finally
         {
             _connections.TryRemove(id, out _);
+            Disown(owned);
             if (abort)
             {
                 stream.Abort();
@@ -447,6 +456,7 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger) : IAsyn
     private async Task RunConnectedDatagramAsync(DaemonChannel channel, ServalDatagramSocket socket)
     {
         var id = Interlocked.Increment(ref _nextId);
+        var owned = Own(channel, socket.Handle);
         try
         {
             var reply = DaemonProtocol.Ok();
@@ -477,7 +487,28 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger) : IAsyn
         }
         finally
         {
+            Disown(owned);
             await socket.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Records the channel's application as the owner of an engine socket; returns the socket recorded.</summary>
+    private long? Own(DaemonChannel channel, Stack.SocketHandle? handle)
+    {
+        if (owners is null || handle is not { } h || !_identities.TryGetValue(channel, out var identity))
+        {
+            return null;
+        }
+
+        owners.Add(h.Value, identity);
+        return h.Value;
+    }
+
+    private void Disown(long? socket)
+    {
+        if (socket is { } s)
+        {
+            owners?.Remove(s);
         }
     }
 

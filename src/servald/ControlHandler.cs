@@ -12,8 +12,10 @@ namespace Serval.Daemon;
 /// <c>stats</c>, <c>migrate</c>, <c>router.registrations</c>, <c>router.drain|undrain</c>. Every request gets exactly one response object: <c>{"ok":true,…}</c> or
 /// <c>{"ok":false,"error":CODE,"message":TEXT}</c>. The schema is in docs/servald.md.
 /// </summary>
-internal sealed class ControlHandler(ServalHost host)
+internal sealed class ControlHandler(ServalHost host, FlowOwners? owners = null, ServiceNames? names = null)
 {
+    private readonly ServiceNames _names = names ?? new ServiceNames();
+
     public async ValueTask<JsonObject> HandleAsync(JsonObject request, CancellationToken cancellationToken)
     {
         var op = request["op"]?.GetValueKind() == System.Text.Json.JsonValueKind.String ? (string?)request["op"] : null;
@@ -61,7 +63,7 @@ internal sealed class ControlHandler(ServalHost host)
         {
             if (only is null || r.Prefix == only.Value)
             {
-                rules.Add(RuleJson(r));
+                rules.Add(Named(RuleJson(r), _names.Find(r.Prefix)));
             }
         }
 
@@ -84,6 +86,17 @@ internal sealed class ControlHandler(ServalHost host)
         ["packetsDropped"] = r.PacketsDropped,
     };
 
+    /// <summary>Adds <c>"name"</c> when the service's name is known (servalctl shows <c>name (short id)</c>).</summary>
+    private static JsonObject Named(JsonObject json, string? name)
+    {
+        if (name is not null)
+        {
+            json["name"] = name;
+        }
+
+        return json;
+    }
+
     private static JsonObject TargetJson(ServiceTarget t) => t.Type switch
     {
         ServiceTargetType.Forward => new() { ["type"] = "forward", ["address"] = t.Address.ToString(), ["interface"] = t.Interface },
@@ -99,6 +112,13 @@ internal sealed class ControlHandler(ServalHost host)
         if (!ServicePrefix.TryParse(prefixText, out var prefix, out var why))
         {
             throw new RequestException("bad_request", $"bad prefix '{prefixText}': {why}");
+        }
+
+        // Optional "name": the service name the prefix's ID was hashed from, remembered for the tables.
+        if (op == "rules.add" && request["name"] is JsonValue nameValue && nameValue.TryGetValue<string>(out var name)
+            && prefix.Length == ServiceId.Bits && !_names.Learn(prefix.Id, name))
+        {
+            throw new RequestException("bad_request", $"the name '{name}' does not hash to {prefix.Id}");
         }
 
         var target = ParseTarget(RequiredString(request, "target"));
@@ -154,6 +174,35 @@ internal sealed class ControlHandler(ServalHost host)
         }
     }
 
+    /// <summary>
+    /// A flowID as <c>flows.list</c> shows it: a JSON number. The text form earlier versions listed (decimal, or
+    /// <c>0x</c> hex) is still accepted.
+    /// </summary>
+    internal static bool TryFlowId(JsonNode? node, out FlowId flow)
+    {
+        flow = FlowId.None;
+        if (node is not JsonValue v)
+        {
+            return false;
+        }
+
+        if (v.TryGetValue<uint>(out var number))
+        {
+            flow = new FlowId(number);
+            return true;
+        }
+
+        if (v.TryGetValue<string>(out var text) && (text.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
+                ? uint.TryParse(text.AsSpan(2), System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture, out number)
+                : uint.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out number)))
+        {
+            flow = new FlowId(number);
+            return true;
+        }
+
+        return false;
+    }
+
     private async ValueTask<JsonObject> ListFlowsAsync(CancellationToken cancellationToken)
     {
         var flows = new JsonArray();
@@ -162,9 +211,10 @@ internal sealed class ControlHandler(ServalHost host)
             flows.Add(new JsonObject
             {
                 ["socket"] = f.Socket.Value,
-                ["localFlow"] = f.LocalFlow.ToString(),
-                ["peerFlow"] = f.PeerFlow.ToString(),
+                ["localFlow"] = f.LocalFlow.Value,
+                ["peerFlow"] = f.PeerFlow.Value,
                 ["service"] = f.Service.ToString(),
+                ["serviceName"] = _names.Find(f.Service),
                 ["protocol"] = f.Protocol.ToString(),
                 ["state"] = f.State.ToString(),
                 ["migration"] = f.Migration.ToString(),
@@ -176,6 +226,7 @@ internal sealed class ControlHandler(ServalHost host)
                 ["bytesSent"] = f.BytesSent,
                 ["bytesReceived"] = f.BytesReceived,
                 ["controlSrttMs"] = f.ControlSrtt.TotalMilliseconds,
+                ["owner"] = owners?.Find(f.Socket.Value)?.ToJson(),
             });
         }
 
@@ -256,8 +307,8 @@ internal sealed class ControlHandler(ServalHost host)
             switch (kind)
             {
                 case "flow":
-                    var flow = request["flow"] is JsonValue v && v.TryGetValue<uint>(out var id)
-                        ? new FlowId(id)
+                    var flow = TryFlowId(request["flow"], out var id)
+                        ? id
                         : throw new RequestException("bad_request", "missing number \"flow\" (the local flowID, as in flows.list localFlow)");
                     await host.MigrateFlowAsync(flow, to, cancellationToken).ConfigureAwait(false);
                     moving = 1;
@@ -309,7 +360,7 @@ internal sealed class ControlHandler(ServalHost host)
         var registrations = new JsonArray();
         foreach (var r in snapshot.Registrations.OrderBy(r => r.Prefix.ToString(), StringComparer.Ordinal).ThenBy(r => r.Host.ToString(), StringComparer.Ordinal))
         {
-            registrations.Add(new JsonObject
+            registrations.Add(Named(new JsonObject
             {
                 ["prefix"] = r.Prefix.ToString(),
                 ["service"] = r.Prefix.Id.ToString(),
@@ -323,7 +374,7 @@ internal sealed class ControlHandler(ServalHost host)
                 ["transports"] = r.Transports.ToString(),
                 ["sender"] = r.Sender.ToString("x16", CultureInfo.InvariantCulture),
                 ["leaseRemainingMs"] = (long)r.LeaseRemaining.TotalMilliseconds,
-            });
+            }, _names.Find(r.Prefix)));
         }
 
         var drains = new JsonArray();

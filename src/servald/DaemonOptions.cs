@@ -38,6 +38,9 @@ internal sealed class DaemonOptions
     /// <summary>Prometheus endpoint, e.g. <c>http://127.0.0.1:9465/metrics/</c>; null disables it. Loopback only.</summary>
     public string? MetricsUrl { get; set; }
 
+    /// <summary>OpenTelemetry export of metrics and spans over OTLP; null (or no endpoint) exports nothing.</summary>
+    public OtlpSettings? Otlp { get; set; }
+
     /// <summary>Host mode: registration of the bound services with service routers; null registers nothing.</summary>
     public RegistrationSettings? Registration { get; set; }
 

@@ -88,6 +88,7 @@ internal sealed class DaemonPlan
         }
 
         var metricsPrefix = options.MetricsUrl is { Length: > 0 } url ? MetricsExporter.ValidatePrefix(url) : null;
+        options.Otlp?.Validate();
         var policies = PlanPolicies(options);
         var links = PlanLinks(options, policies.Count > 0);
         var registerWith = LinkAddress.None;

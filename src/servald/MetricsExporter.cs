@@ -6,9 +6,12 @@ using System.Text;
 namespace Serval.Daemon;
 
 /// <summary>
-/// Prometheus text exposition (format 0.0.4) of the instruments of the <c>Serval</c> meter that belong to this host
-/// (meter tag <c>serval.host</c>), served by an <see cref="HttpListener"/> bound to a loopback prefix only.
-/// Names: dots become underscores; counters get <c>_total</c>; tags become labels.
+/// Prometheus text exposition (format 0.0.4) of the instruments of the <c>Serval.Host</c> meter that belong to this
+/// host (meter tag <c>serval.host</c>), served by an <see cref="HttpListener"/> bound to a loopback prefix only.
+/// Names as OpenTelemetry's Prometheus compatibility rules give them (docs/observability.md): dots become
+/// underscores, the unit is appended as a word (<c>By</c> → <c>_bytes</c>, <c>s</c> → <c>_seconds</c>; annotations
+/// such as <c>{packet}</c> add nothing) and announced by a <c># UNIT</c> line, counters end in <c>_total</c>; tags
+/// become labels.
 /// </summary>
 internal sealed class MetricsExporter : IDisposable
 {
@@ -98,6 +101,41 @@ internal sealed class MetricsExporter : IDisposable
         return "{" + string.Join(",", all.Select(t => $"{Sanitize(t.Key)}=\"{Escape(Convert.ToString(t.Value, CultureInfo.InvariantCulture) ?? string.Empty)}\"")) + "}";
     }
 
+    /// <summary>
+    /// The Prometheus name of an instrument: <c>serval.io</c> in <c>By</c> as a counter is <c>serval_io_bytes_total</c>,
+    /// <c>serval.router.registry.watch_lag</c> in <c>s</c> is <c>serval_router_registry_watch_lag_seconds</c>.
+    /// </summary>
+    public static string PrometheusName(string instrument, string? unit, bool isCounter)
+    {
+        var name = Sanitize(instrument);
+        if (UnitWord(unit, isCounter) is { } word && !name.EndsWith("_" + word, StringComparison.Ordinal))
+        {
+            name += "_" + word;
+        }
+
+        return isCounter ? name + "_total" : name;
+    }
+
+    /// <summary>The unit as Prometheus spells it in a name (UCUM to words); null for none or an annotation like <c>{packet}</c>.</summary>
+    public static string? UnitWord(string? unit, bool isCounter) => unit switch
+    {
+        null or "" => null,
+        ['{', .., '}'] => null,
+        "By" => "bytes",
+        "KiBy" => "kibibytes",
+        "MiBy" => "mebibytes",
+        "bit" => "bits",
+        "s" => "seconds",
+        "ms" => "milliseconds",
+        "us" => "microseconds",
+        "ns" => "nanoseconds",
+        "1" => isCounter ? null : "ratio",
+        "%" => "percent",
+        "Hz" => "hertz",
+        "By/s" => "bytes_per_second",
+        _ => Sanitize(unit).Trim('_') is { Length: > 0 } w ? w : null,
+    };
+
     private static string Sanitize(string name) => new([.. name.Select(c => char.IsAsciiLetterOrDigit(c) ? c : '_')]);
 
     private static string Escape(string value) => value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
@@ -113,9 +151,14 @@ internal sealed class MetricsExporter : IDisposable
             {
                 var instrument = group.Key;
                 var isCounter = instrument.GetType().Name.StartsWith("Counter", StringComparison.Ordinal) || instrument.GetType().Name.StartsWith("ObservableCounter", StringComparison.Ordinal);
-                var name = Sanitize(instrument.Name) + (isCounter ? "_total" : string.Empty);
+                var name = PrometheusName(instrument.Name, instrument.Unit, isCounter);
                 text.Append(CultureInfo.InvariantCulture, $"# HELP {name} {instrument.Description}\n");
                 text.Append(CultureInfo.InvariantCulture, $"# TYPE {name} {(isCounter ? "counter" : "gauge")}\n");
+                if (UnitWord(instrument.Unit, isCounter) is { } unit)
+                {
+                    text.Append(CultureInfo.InvariantCulture, $"# UNIT {name} {unit}\n");
+                }
+
                 foreach (var kv in group)
                 {
                     text.Append(CultureInfo.InvariantCulture, $"{name}{kv.Key.Labels} {kv.Value.ToString("R", CultureInfo.InvariantCulture)}\n");

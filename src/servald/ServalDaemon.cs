@@ -17,14 +17,16 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
     private readonly ControlServer _control;
     private readonly AppServer _apps;
     private readonly MetricsExporter? _metrics;
+    private readonly OtlpExporter? _otlp;
     private readonly IReadOnlyList<IDisposable> _owned;
 
-    private ServalDaemon(ServalHost host, ControlServer control, AppServer apps, MetricsExporter? metrics, DaemonOptions options, IReadOnlyList<IDisposable> owned)
+    private ServalDaemon(ServalHost host, ControlServer control, AppServer apps, MetricsExporter? metrics, OtlpExporter? otlp, DaemonOptions options, IReadOnlyList<IDisposable> owned)
     {
         Host = host;
         _control = control;
         _apps = apps;
         _metrics = metrics;
+        _otlp = otlp;
         Options = options;
         _owned = owned;
     }
@@ -115,7 +117,9 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
 
         ControlServer? control = null;
         MetricsExporter? metrics = null;
-        var apps = new AppServer(host, loggerFactory.CreateLogger<AppServer>());
+        OtlpExporter? otlp = null;
+        var owners = new FlowOwners();
+        var apps = new AppServer(host, loggerFactory.CreateLogger<AppServer>(), owners);
         try
         {
             foreach (var drained in plan.Drains)
@@ -123,14 +127,17 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
                 await host.SetRouterDrainingAsync(drained, null, true, cancellationToken).ConfigureAwait(false);
             }
 
-            control = ControlServer.Start(options.ControlSocketOrDefault, new ControlHandler(host), loggerFactory.CreateLogger<ControlServer>(), apps);
+            control = ControlServer.Start(options.ControlSocketOrDefault, new ControlHandler(host, owners, new ServiceNames()), loggerFactory.CreateLogger<ControlServer>(), apps);
             if (plan.MetricsPrefix is not null)
             {
                 metrics = MetricsExporter.Start(plan.MetricsPrefix, host.Name);
             }
+
+            otlp = OtlpExporter.Start(options.Otlp, host.Name);
         }
         catch
         {
+            metrics?.Dispose();
             if (control is not null)
             {
                 await control.DisposeAsync().ConfigureAwait(false);
@@ -146,7 +153,7 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
             throw;
         }
 
-        var daemon = new ServalDaemon(host, control, apps, metrics, options, owned);
+        var daemon = new ServalDaemon(host, control, apps, metrics, otlp, options, owned);
         var logger = loggerFactory.CreateLogger<ServalDaemon>();
         if (logger.IsEnabled(LogLevel.Information))
         {
@@ -163,7 +170,8 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
                 names,
                 control.Path,
                 routers.Count == 0 ? "no router" : string.Join(", ", routers),
-                plan.MetricsPrefix is null ? "off" : plan.MetricsPrefix);
+                plan.MetricsPrefix is null ? "off" : plan.MetricsPrefix,
+                options.Otlp is { Enabled: true } o ? $"{o.Protocol} to {o.Endpoint}" : "off");
         }
 
         if (plan.RouterWithoutKey)
@@ -205,8 +213,8 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
         return links;
     }
 
-    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "servald {Name} started in {Mode} mode; links: {Links}; control socket {Socket}; registers with {Routers}; metrics {Metrics}")]
-    private static partial void Started(ILogger logger, string name, string mode, string links, string socket, string routers, string metrics);
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "servald {Name} started in {Mode} mode; links: {Links}; control socket {Socket}; registers with {Routers}; metrics {Metrics}; OTLP {Otlp}")]
+    private static partial void Started(ILogger logger, string name, string mode, string links, string socket, string routers, string metrics, string otlp);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Service router {Name} accepts registrations without a key: anyone on the link can register any service. Set Serval:Router:Key or Serval:Router:KeyFile (and the same key in the hosts' Serval:Registration).")]
     private static partial void RouterWithoutKey(ILogger logger, string name);
@@ -214,6 +222,7 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _metrics?.Dispose();
+        _otlp?.Dispose();
         await _control.DisposeAsync().ConfigureAwait(false);
         await _apps.DisposeAsync().ConfigureAwait(false);
         await Host.DisposeAsync().ConfigureAwait(false);

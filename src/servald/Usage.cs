@@ -23,7 +23,7 @@ internal static class Usage
           command line            --Serval:KEY=VALUE
         Keys: Name, Mode (Host|ServiceRouter), Udp (list of Address, Port), LinkPolicies (list of Kind, Port, IPv4,
           IPv6, LinkLocal, Loopback, Interfaces: links that follow the addresses), RawIp, ControlSocket, TimeWait,
-          RegisterWithRouter, RouterDiscovery, MetricsUrl, Registration:*, Router:*, Resolver:* (see docs/servald.md).
+          RegisterWithRouter, RouterDiscovery, MetricsUrl, Otlp:*, Registration:*, Router:*, Resolver:* (see docs/servald.md).
           Unknown keys, values that do not convert and invalid settings are refused at start. Logging:* configures the
           console log.
 

@@ -15,6 +15,28 @@ public sealed class CommandLineTests
         Assert.Contains($"cannot reach servald at {path}", result.Error, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(new[] { "servce", "list" }, "'service'")]
+    [InlineData(new[] { "service", "lst" }, "'list'")]
+    [InlineData(new[] { "flow", "list", "--jsn" }, "'--json'")]
+    [InlineData(new[] { "rotuer", "status" }, "'router'")]
+    [InlineData(new[] { "decode", "--hx" }, "'--hex'")]
+    public void A_mistyped_command_or_option_gets_a_suggestion(string[] args, string suggestion)
+    {
+        var result = CliResult.Run(args);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("id you mean", result.Error, StringComparison.Ordinal);
+        Assert.Contains(suggestion, result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_unknown_command_far_from_every_name_gets_no_suggestion()
+    {
+        var result = CliResult.Run("frobnicate");
+        Assert.Equal(2, result.ExitCode);
+        Assert.DoesNotContain("id you mean", result.Error, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_socket_nobody_listens_on_fails_with_exit_1()
     {

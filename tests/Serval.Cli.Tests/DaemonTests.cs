@@ -91,8 +91,13 @@ public sealed class DaemonTests
         await using var daemon = await ServalDaemon.StartAsync(options, NullLoggerFactory.Instance, TestContext.Current.CancellationToken);
         using var http = new HttpClient();
         var text = await http.GetStringAsync(new Uri(options.MetricsUrl + "/"), TestContext.Current.CancellationToken);
-        Assert.Contains("# TYPE serval_packets_received_total counter", text, StringComparison.Ordinal);
-        Assert.Contains("serval_packets_received_total{serval_host=\"metrics-test\"} 0", text, StringComparison.Ordinal);
+        // OpenTelemetry's semantic-convention names and units, with Prometheus' unit suffixes.
+        Assert.Contains("# TYPE serval_packets_total counter", text, StringComparison.Ordinal);
+        Assert.Contains("serval_packets_total{serval_host=\"metrics-test\",network_io_direction=\"receive\"} 0", text, StringComparison.Ordinal);
+        Assert.Contains("# TYPE serval_io_bytes_total counter", text, StringComparison.Ordinal);
+        Assert.Contains("# UNIT serval_io_bytes_total bytes", text, StringComparison.Ordinal);
+        Assert.Contains("serval_io_bytes_total{serval_host=\"metrics-test\",network_io_direction=\"transmit\"} 0", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("# UNIT serval_packets_total", text, StringComparison.Ordinal); // {packet} is an annotation, not a unit
         foreach (var kind in new[] { "spoof_transport_rst", "spoof_syn", "spoof_fin", "ack_unacceptable", "data_out_of_window", "challenge_acks_sent", "challenge_acks_suppressed" })
         {
             Assert.Contains($"serval_transport_{kind}_total{{serval_host=\"metrics-test\"}} 0", text, StringComparison.Ordinal);
@@ -104,7 +109,18 @@ public sealed class DaemonTests
         }
     }
 
-    private static int FreeTcpPort()
+    [Theory]
+    [InlineData("serval.io", "By", true, "serval_io_bytes_total")]
+    [InlineData("serval.packets", "{packet}", true, "serval_packets_total")]
+    [InlineData("serval.router.registry.watch_lag", "s", false, "serval_router_registry_watch_lag_seconds")]
+    [InlineData("serval.flows.active", "{flow}", false, "serval_flows_active")]
+    [InlineData("http.server.request.duration", "s", false, "http_server_request_duration_seconds")]
+    [InlineData("disk.used_bytes", "By", false, "disk_used_bytes")]
+    [InlineData("cpu.utilization", "1", false, "cpu_utilization_ratio")]
+    public void Prometheus_names_carry_the_unit_as_opentelemetry_maps_it(string instrument, string unit, bool counter, string expected) =>
+        Assert.Equal(expected, MetricsExporter.PrometheusName(instrument, unit, counter));
+
+    internal static int FreeTcpPort()
     {
         using var l = new TcpListener(IPAddress.Loopback, 0);
         l.Start();
@@ -168,7 +184,7 @@ public sealed class DaemonTests
         Assert.Contains("Serval:RegisterWithRouter", e.Message, StringComparison.Ordinal);
     }
 
-    private static DaemonOptions Options(string path) => new()
+    internal static DaemonOptions Options(string path) => new()
     {
         ControlSocket = path,
         Udp = [new UdpEndpoint { Address = $"127.0.0.{Random.Shared.Next(2, 250)}", Port = 0 }],

@@ -31,6 +31,31 @@ public sealed class InspectCommandTests(DaemonFixture daemon) : IClassFixture<Da
     }
 
     [Fact]
+    public async Task Flow_list_names_the_attached_application_that_owns_a_flow_and_gives_flowIDs_as_numbers()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var service = ServiceId.FromNumber(7778);
+        await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = daemon.Daemon.Host, ListenEndPoint = new ServiceEndPoint(service) }, ct);
+        var accept = listener.AcceptConnectionAsync(ct);
+        await using var app = await ServalHost.AttachAsync(daemon.SocketPath, ct);
+        await using var client = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = app, Service = service }, ct);
+        await using var server = await accept;
+
+        var json = daemon.Run("flow", "list", "--json");
+        Assert.True(json.ExitCode == 0, json.ToString());
+        var flows = json.Json["flows"]!.AsArray();
+        var owned = flows.Where(f => f!["owner"] is System.Text.Json.Nodes.JsonObject o && (int)o["pid"]! == Environment.ProcessId).ToList();
+        Assert.True(owned.Count >= 1, $"no flow owned by this process ({Environment.ProcessId}): {json}");
+        Assert.False(string.IsNullOrEmpty((string?)owned[0]!["owner"]!["name"]));
+        Assert.Equal(System.Text.Json.JsonValueKind.Number, owned[0]!["localFlow"]!.GetValueKind());
+        Assert.Equal(System.Text.Json.JsonValueKind.Number, owned[0]!["peerFlow"]!.GetValueKind());
+
+        // The table's app column: name[pid]; the accepting side, opened by servald's own host, has none.
+        var table = daemon.Run("flow", "list");
+        Assert.Contains($"[{Environment.ProcessId}]", table.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Stats_json_has_host_engine_and_table_counters()
     {
         var stats = daemon.Run("stats", "--json");

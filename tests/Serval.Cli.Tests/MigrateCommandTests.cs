@@ -83,7 +83,7 @@ public sealed class MigrateCommandTests(TwoLinkDaemonFixture daemon) : IClassFix
 
         // The flow list shows where it is; the connection still works.
         var list = daemon.Run("flow", "list", "--json");
-        var row = list.Json["flows"]!.AsArray().Single(f => (string)f!["localFlow"]! == flowId.ToString())!;
+        var row = list.Json["flows"]!.AsArray().Single(f => (uint)f!["localFlow"]! == flowId.Value)!; // one flowID type: a number, as migrate takes it
         Assert.Equal(2, (int)row["interface"]!);
         Assert.Equal(host.Links[1].LocalAddress.ToString(), (string)row["localAddress"]!);
         await client.GetStream().WriteAsync(new byte[] { 9, 8, 7 }, ct);

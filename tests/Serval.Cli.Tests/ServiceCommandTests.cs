@@ -46,6 +46,25 @@ public sealed class ServiceCommandTests(DaemonFixture daemon) : IClassFixture<Da
     }
 
     [Fact]
+    public void A_service_added_by_name_is_listed_as_name_and_short_id()
+    {
+        var id = Wire.ServiceId.FromName("shop.names");
+        var add = daemon.Run("service", "add", "shop.names", "127.0.0.202");
+        Assert.True(add.ExitCode == 0, add.ToString());
+        try
+        {
+            var json = daemon.Run("service", "list", "--json").Json["rules"]!.AsArray();
+            Assert.Contains(json, r => (string?)r!["name"] == "shop.names" && (string)r["service"]! == id.ToString());
+            var table = daemon.Run("service", "list");
+            Assert.Contains($"shop.names ({id.ToString()[..8]}…)", table.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            daemon.Run("service", "del", "shop.names", "127.0.0.202");
+        }
+    }
+
+    [Fact]
     public void Add_and_del_accept_a_service_name_as_the_API_hashes_it()
     {
         var id = Wire.ServiceId.FromName("shop.api").ToString("x", System.Globalization.CultureInfo.InvariantCulture);

@@ -86,6 +86,35 @@ public sealed partial class NetNamespace : IAsyncDisposable
     public void AddRoute(string destination, string via) => Ip("route", "add", destination, "via", via);
 
     /// <summary>
+    /// Runs several <c>ip</c> commands (e.g. <c>addr add 10.0.0.1/24 dev e0</c>) in this namespace with one
+    /// <c>ip -batch</c>: one process, the changes back to back.
+    /// </summary>
+    public void IpBatch(params string[] commands)
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllLines(file, commands);
+            Ip("-batch", file);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    /// <summary>
+    /// Renumbers <paramref name="device"/>: removes <paramref name="fromCidr"/>, adds <paramref name="toCidr"/> and
+    /// points the default route at <paramref name="gateway"/>, in one <see cref="IpBatch"/>.
+    /// </summary>
+    public void ReplaceAddress(string device, string fromCidr, string toCidr, string gateway) =>
+        IpBatch($"addr del {fromCidr} dev {device}", $"addr add {toCidr} dev {device}", $"route replace default via {gateway}");
+
+    /// <summary>Adds <paramref name="cidr"/> to <paramref name="device"/> with a default route through <paramref name="gateway"/>, in one <see cref="IpBatch"/>.</summary>
+    public void AddAddressWithDefaultRoute(string device, string cidr, string gateway) =>
+        IpBatch($"addr add {cidr} dev {device}", $"route replace default via {gateway}");
+
+    /// <summary>
     /// Starts a process inside the namespace. The process replaces <c>ip netns exec</c>, so its id is the program's
     /// own; it is killed (by that id) when the namespace is disposed unless it ended before. Output is redirected;
     /// read it with the returned process's streams or call <see cref="Process.BeginOutputReadLine"/>.

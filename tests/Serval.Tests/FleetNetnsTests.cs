@@ -272,11 +272,11 @@ public sealed class FleetNetnsTests(ITestOutputHelper output)
 
         public EtcdCluster Etcd { get; private set; } = null!;
 
-        public Daemon[] Routers { get; } = new Daemon[3];
+        public NetnsServald[] Routers { get; } = new NetnsServald[3];
 
-        public Daemon?[] Replicas { get; } = new Daemon?[3];
+        public NetnsServald?[] Replicas { get; } = new NetnsServald?[3];
 
-        public Daemon[] Clients { get; } = new Daemon[3];
+        public NetnsServald[] Clients { get; } = new NetnsServald[3];
 
         public static string ReplicaAddress(int i) => $"10.62.{31 + i}.2:{ServalInfo.DefaultUdpPort}";
 
@@ -306,7 +306,7 @@ public sealed class FleetNetnsTests(ITestOutputHelper output)
                 for (var r = 0; r < 3; r++)
                 {
                     t._routerNs[r] = Spoke($"r{r + 1}", 11 + r);
-                    t.Routers[r] = await Daemon.StartAsync(
+                    t.Routers[r] = await ServaldProcess.InNamespaceAsync(
                         t._routerNs[r],
                         $"r{r + 1}",
                         [$"10.62.{11 + r}.2"],
@@ -317,7 +317,7 @@ public sealed class FleetNetnsTests(ITestOutputHelper output)
                 for (var i = 0; i < 3; i++)
                 {
                     var ns = Spoke($"rep{i + 1}", 31 + i);
-                    t.Replicas[i] = await Daemon.StartAsync(
+                    t.Replicas[i] = await ServaldProcess.InNamespaceAsync(
                         ns,
                         $"replica{i + 1}",
                         [$"10.62.{31 + i}.2"],
@@ -334,7 +334,7 @@ public sealed class FleetNetnsTests(ITestOutputHelper output)
                 for (var j = 0; j < 3; j++)
                 {
                     var ns = Spoke($"cl{j + 1}", 41 + j);
-                    t.Clients[j] = await Daemon.StartAsync(
+                    t.Clients[j] = await ServaldProcess.InNamespaceAsync(
                         ns,
                         $"client{j + 1}",
                         [$"10.62.{41 + j}.2"],
@@ -400,12 +400,11 @@ public sealed class FleetNetnsTests(ITestOutputHelper output)
                 }
             }
 
-            foreach (var d in (Daemon?[])[.. Routers, .. Clients, .. Replicas])
+            foreach (var d in (NetnsServald?[])[.. Routers, .. Clients, .. Replicas])
             {
                 if (d is not null)
                 {
-                    text.AppendLine($"--- {d.Name} (pid {d.ProcessId}):");
-                    text.AppendLine(string.Join(Environment.NewLine, d.Output.TakeLast(10)));
+                    text.AppendLine(d.Describe());
                 }
             }
 
@@ -425,132 +424,9 @@ public sealed class FleetNetnsTests(ITestOutputHelper output)
                 await _namespaces[i].DisposeAsync();
             }
 
-            foreach (var d in (Daemon?[])[.. Routers, .. Clients, .. Replicas])
+            foreach (var d in (NetnsServald?[])[.. Routers, .. Clients, .. Replicas])
             {
                 d?.DeleteSocket();
-            }
-        }
-    }
-
-    /// <summary>One servald process inside a namespace: its control (and application) socket and its output.</summary>
-    private sealed class Daemon
-    {
-        private readonly Process _process;
-        private readonly ConcurrentQueue<string> _output = new();
-
-        private Daemon(string name, Process process, string socketPath)
-        {
-            Name = name;
-            _process = process;
-            SocketPath = socketPath;
-        }
-
-        public string Name { get; }
-
-        public string SocketPath { get; }
-
-        public int ProcessId => _process.Id;
-
-        public IReadOnlyCollection<string> Output => _output;
-
-        public static async Task<Daemon> StartAsync(NetNamespace ns, string name, string[] addresses, string[] settings, CancellationToken ct)
-        {
-            var socket = Path.Combine(Path.GetTempPath(), $"servald-fleet-{name}-{ns.Name}.sock");
-            var args = new List<string>
-            {
-                ServaldProcess.Dll("servald"),
-                $"--Serval:Name={name}",
-                $"--Serval:ControlSocket={socket}",
-                "--Serval:TimeWait=00:00:00.200",
-                "--Logging:LogLevel:Default=Warning",
-                "--Logging:Console:FormatterName=simple",
-                "--Logging:Console:FormatterOptions:SingleLine=true",
-            };
-            for (var i = 0; i < addresses.Length; i++)
-            {
-                args.Add($"--Serval:Udp:{i}:Address={addresses[i]}");
-                args.Add($"--Serval:Udp:{i}:Port={ServalInfo.DefaultUdpPort}");
-            }
-
-            args.AddRange(settings);
-            var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? Environment.ProcessPath ?? "dotnet";
-            var process = ns.Start(dotnet, args);
-            var daemon = new Daemon(name, process, socket);
-            process.OutputDataReceived += (_, e) => daemon.Collect(e.Data);
-            process.ErrorDataReceived += (_, e) => daemon.Collect(e.Data);
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            var started = Stopwatch.StartNew();
-            while (true)
-            {
-                if (File.Exists(socket) && await daemon.AnswersAsync(ct))
-                {
-                    return daemon;
-                }
-
-                if (process.HasExited || started.Elapsed > TimeSpan.FromSeconds(60))
-                {
-                    throw new InvalidOperationException($"servald {name} did not start in {ns.Name}: {string.Join(Environment.NewLine, daemon.Output)}");
-                }
-
-                await Task.Delay(20, ct);
-            }
-        }
-
-        private async Task<bool> AnswersAsync(CancellationToken ct)
-        {
-            try
-            {
-                return (await RequestAsync(new JsonObject { ["op"] = "stats" }, ct))["ok"]?.GetValue<bool>() == true;
-            }
-            catch (Exception e) when (e is IOException or SocketException)
-            {
-                return false;
-            }
-        }
-
-        /// <summary>One request on the control socket.</summary>
-        public async Task<JsonObject> RequestAsync(JsonObject request, CancellationToken ct)
-        {
-            using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(SocketPath), ct);
-            await using var stream = new NetworkStream(socket);
-            await stream.WriteAsync(Encoding.UTF8.GetBytes(request.ToJsonString() + "\n"), ct);
-            using var reader = new StreamReader(stream, Encoding.UTF8);
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            timeout.CancelAfter(TimeSpan.FromSeconds(10));
-            var line = await reader.ReadLineAsync(timeout.Token) ?? throw new IOException($"servald {Name} closed the control connection");
-            return JsonNode.Parse(line)!.AsObject();
-        }
-
-        /// <summary>SIGKILL by process id.</summary>
-        public async Task KillAsync()
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill();
-            }
-
-            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            await _process.WaitForExitAsync(wait.Token);
-        }
-
-        public void DeleteSocket()
-        {
-            try
-            {
-                File.Delete(SocketPath);
-            }
-            catch (IOException)
-            {
-            }
-        }
-
-        private void Collect(string? line)
-        {
-            if (line is not null)
-            {
-                _output.Enqueue(line);
             }
         }
     }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using Serval.Netns;
 using Serval.Wire;
 
 namespace Serval.Tests;
@@ -113,6 +114,13 @@ public sealed class ServaldProcess : IAsyncDisposable
     public IReadOnlyCollection<string> Output => _output;
 
     public static string Dll(string name) => Path.Combine(AppContext.BaseDirectory, name + ".dll");
+
+    /// <summary>
+    /// servald started inside <paramref name="ns"/> with a UDP link on each of <paramref name="addresses"/> and the
+    /// tests' settings (TIME-WAIT 200 ms, warnings only); see <see cref="NetnsServald"/>.
+    /// </summary>
+    public static Task<NetnsServald> InNamespaceAsync(NetNamespace ns, string name, string[] addresses, string[] settings, CancellationToken ct) =>
+        NetnsServald.StartAsync(ns, Dll("servald"), name, addresses, settings, ct, timeWait: TimeSpan.FromMilliseconds(200));
 
     public static Process Start(string dll, IEnumerable<string> arguments)
     {

@@ -13,19 +13,35 @@ public sealed class MetricsTests
         var ct = TestNet.Timeout();
         var name = "metrics-" + Guid.NewGuid().ToString("N")[..8];
         var seen = new Dictionary<string, long>();
+        var unitOf = new Dictionary<string, string?>();
         using var listener = new MeterListener();
         listener.InstrumentPublished = (instrument, l) =>
         {
             if (instrument.Meter.Name == "Serval.Host" && instrument.Meter.Tags?.Any(t => t.Key == "serval.host" && (string?)t.Value == name) == true)
             {
+                lock (seen)
+                {
+                    unitOf[instrument.Name] = instrument.Unit;
+                }
+
                 l.EnableMeasurementEvents(instrument);
             }
         };
         listener.SetMeasurementEventCallback<long>((instrument, value, tags, state) =>
         {
+            // Instruments of both directions are told apart by their network.io.direction tag.
+            var direction = string.Empty;
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "network.io.direction")
+                {
+                    direction = "/" + tag.Value;
+                }
+            }
+
             lock (seen)
             {
-                seen[instrument.Name] = value;
+                seen[instrument.Name + direction] = value;
             }
         });
         listener.SetMeasurementEventCallback<int>((instrument, value, tags, state) =>
@@ -46,8 +62,9 @@ public sealed class MetricsTests
         listener.RecordObservableInstruments();
         lock (seen)
         {
-            Assert.True(seen["serval.packets.sent"] > 10, $"serval.packets.sent {seen["serval.packets.sent"]}");
-            Assert.True(seen["serval.bytes.received"] > 1000, $"serval.bytes.received {seen["serval.bytes.received"]}");
+            Assert.True(seen["serval.packets/transmit"] > 10, $"serval.packets/transmit {seen["serval.packets/transmit"]}");
+            Assert.True(seen["serval.io/receive"] > 1000, $"serval.io/receive {seen["serval.io/receive"]}");
+            Assert.Equal("By", unitOf["serval.io"]);
             Assert.True(seen.ContainsKey("serval.flows.active"));
             Assert.True(seen["serval.connections.opened"] >= 1, $"serval.connections.opened {seen["serval.connections.opened"]}");
             // The stream transport's spoofing defences (RFC 5961): one counter per kind, zero on a clean transfer.

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Security.Cryptography;
 using Serval.Links;
 using Serval.Netns;
 using Serval.Stack;
@@ -36,14 +35,14 @@ public sealed class NetnsBothEndsMoveTests(ITestOutputHelper output)
         await using var server = net.StartServer();
         await using var client = net.StartClient();
         await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(Svc) }, ct);
-        await PollAsync(() => RouterTargets(router).SequenceEqual([BothMoveNet.Udp(BothMoveNet.ServerA)]), "the router's rule toward the server", ct);
+        await NetnsSteps.PollAsync(() => RouterTargets(router).SequenceEqual([BothMoveNet.Udp(BothMoveNet.ServerA)]), "the router's rule toward the server", ct);
 
         // By service name alone: the SYN goes through the router, everything after directly.
         await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Svc }, ct);
         await using var accepted = await listener.AcceptConnectionAsync(ct);
         Assert.Equal(BothMoveNet.Udp(BothMoveNet.ServerA), (await connection.GetFlowInfoAsync(ct))!.PeerAddress);
 
-        var transfer = Transfer.Start(connection, accepted, 48 * 1024 * 1024, ct);
+        var transfer = HashedTransfer.Start(connection, accepted, 48 * 1024 * 1024, ct, seed: 64, readSize: 64 * 1024);
         await transfer.ReachedAsync(6 * 1024 * 1024, ct);
         var movedAt = Stopwatch.GetTimestamp();
         net.RenumberBoth();
@@ -80,7 +79,7 @@ public sealed class NetnsBothEndsMoveTests(ITestOutputHelper output)
         await using var server = net.StartServer(StreamOptions.Default with { UserTimeout = userTimeout });
         await using var client = net.StartClient(TestNet.FastEngine with { RelayRsyn = false }, StreamOptions.Default with { UserTimeout = userTimeout });
         await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(Svc) }, ct);
-        await PollAsync(() => RouterTargets(router).SequenceEqual([BothMoveNet.Udp(BothMoveNet.ServerA)]), "the router's rule toward the server", ct);
+        await NetnsSteps.PollAsync(() => RouterTargets(router).SequenceEqual([BothMoveNet.Udp(BothMoveNet.ServerA)]), "the router's rule toward the server", ct);
         await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Svc }, ct);
         await using var accepted = await listener.AcceptConnectionAsync(ct);
         var stream = connection.GetStream();
@@ -113,10 +112,10 @@ public sealed class NetnsBothEndsMoveTests(ITestOutputHelper output)
         await using var server = net.StartServer();
         await using var client = net.StartClient();
         await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(Svc) }, ct);
-        await PollAsync(() => RouterTargets(router).SequenceEqual([BothMoveNet.Udp(BothMoveNet.ServerA)]), "the router's rule toward the server", ct);
+        await NetnsSteps.PollAsync(() => RouterTargets(router).SequenceEqual([BothMoveNet.Udp(BothMoveNet.ServerA)]), "the router's rule toward the server", ct);
         await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Svc }, ct);
         await using var accepted = await listener.AcceptConnectionAsync(ct);
-        await ExchangeAsync(connection, accepted, 1, ct);
+        await NetnsSteps.ExchangeAsync(connection, accepted, 1, ct);
 
         // An off-path host that learned both flowIDs (not the nonce) sends an RSYN towards the service from another
         // address: the router relays it like the client's own, the server must not move the flow there.
@@ -142,123 +141,17 @@ public sealed class NetnsBothEndsMoveTests(ITestOutputHelper output)
             socket.SendTo(buffer.AsSpan(0, n), SocketFlags.None, new IPEndPoint(IPAddress.Parse(BothMoveNet.RouterAddress), ServalInfo.DefaultUdpPort));
         }
 
-        await PollAsync(() => server.Counters.BadNonce >= 1, "the server to drop the forged RSYN", ct);
+        await NetnsSteps.PollAsync(() => server.Counters.BadNonce >= 1, "the server to drop the forged RSYN", ct);
         output.WriteLine($"forged relayed RSYN: router forwarded {router.Counters.Forwarded - forwardedBefore}, server bad nonce {server.Counters.BadNonce}");
         Assert.Equal(1, router.Counters.Forwarded - forwardedBefore);
         var serverFlow = (await accepted.GetFlowInfoAsync(ct))!;
         Assert.Equal(MigrationState.None, serverFlow.Migration);
         Assert.Equal(BothMoveNet.Udp(BothMoveNet.ClientA), serverFlow.PeerAddress);
         Assert.Equal(0, server.Counters.MigrationsStarted);
-        await ExchangeAsync(connection, accepted, 2, ct);
+        await NetnsSteps.ExchangeAsync(connection, accepted, 2, ct);
     }
 
-    /// <summary>One byte each way, as an echo.</summary>
-    private static async Task ExchangeAsync(ServalConnection client, ServalConnection server, byte value, CancellationToken ct)
-    {
-        var one = new byte[1];
-        await client.GetStream().WriteAsync(new[] { value }, ct);
-        await server.GetStream().ReadExactlyAsync(one, ct);
-        Assert.Equal(value, one[0]);
-        await server.GetStream().WriteAsync(one, ct);
-        await client.GetStream().ReadExactlyAsync(one, ct);
-        Assert.Equal(value, one[0]);
-    }
-
-    /// <summary>The router's FORWARD targets for <see cref="Svc"/>.</summary>
-    private static List<LinkAddress> RouterTargets(ServalHost router) =>
-        [.. router.GetRules().Where(r => r.Prefix == ServicePrefix.Exact(Svc) && r.Target.Type == ServiceTargetType.Forward).Select(r => r.Target.Address)];
-
-    private static Task PollAsync(Func<bool> condition, string what, CancellationToken ct) =>
-        Eventually.TrueAsync(condition, what, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(5), ct);
-
-    /// <summary>A SHA-256-checked stream from one connection to another, with the time of every read (to find pauses).</summary>
-    private sealed class Transfer
-    {
-        private readonly byte[] _data;
-        private readonly List<long> _reads = [];
-        private long _received;
-        private Task _writer = Task.CompletedTask;
-        private Task<byte[]> _reader = Task.FromResult(Array.Empty<byte>());
-
-        private Transfer(int size)
-        {
-            _data = new byte[size];
-            new Random(64).NextBytes(_data);
-        }
-
-        public long Received => Interlocked.Read(ref _received);
-
-        public static Transfer Start(ServalConnection from, ServalConnection to, int size, CancellationToken ct)
-        {
-            var t = new Transfer(size);
-            t._reader = Task.Run(
-                async () =>
-                {
-                    using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-                    var buffer = new byte[64 * 1024];
-                    var stream = to.GetStream();
-                    int n;
-                    while ((n = await stream.ReadAsync(buffer, ct)) > 0)
-                    {
-                        hash.AppendData(buffer, 0, n);
-                        lock (t._reads)
-                        {
-                            t._reads.Add(Stopwatch.GetTimestamp());
-                        }
-
-                        Interlocked.Add(ref t._received, n);
-                    }
-
-                    return hash.GetHashAndReset();
-                },
-                ct);
-            t._writer = Task.Run(
-                async () =>
-                {
-                    var stream = from.GetStream();
-                    for (var offset = 0; offset < t._data.Length; offset += 64 * 1024)
-                    {
-                        await stream.WriteAsync(t._data.AsMemory(offset, Math.Min(64 * 1024, t._data.Length - offset)), ct);
-                    }
-
-                    stream.CompleteWrites();
-                },
-                ct);
-            return t;
-        }
-
-        public Task ReachedAsync(long bytes, CancellationToken ct) =>
-            PollAsync(() => Received >= bytes, $"{bytes} bytes to arrive", ct);
-
-        /// <summary>Waits for both ends and checks that every byte arrived intact.</summary>
-        public async Task CompleteAsync()
-        {
-            await _writer;
-            var digest = await _reader;
-            Assert.Equal(_data.Length, Received);
-            Assert.Equal(SHA256.HashData(_data), digest);
-        }
-
-        /// <summary>The longest time without a read from <paramref name="since"/> (a timestamp) to the end.</summary>
-        public TimeSpan LongestPauseAfter(long since)
-        {
-            long[] reads;
-            lock (_reads)
-            {
-                reads = [.. _reads];
-            }
-
-            var longest = 0L;
-            var previous = since;
-            foreach (var at in reads.Where(r => r > since))
-            {
-                longest = Math.Max(longest, at - previous);
-                previous = at;
-            }
-
-            return Stopwatch.GetElapsedTime(0, longest);
-        }
-    }
+    private static List<LinkAddress> RouterTargets(ServalHost router) => NetnsSteps.RouterTargets(router, Svc);
 }
 
 /// <summary>
@@ -316,16 +209,16 @@ internal sealed class BothMoveNet : IAsyncDisposable
     }
 
     /// <summary>The service router, on <see cref="RouterAddress"/>.</summary>
-    public ServalHost StartRouter() => Router.Invoke(() => ServalHost.StartAsync(new ServalHostOptions
+    public ServalHost StartRouter() => NetnsSteps.StartHost(Router, () => new ServalHostOptions
     {
         Name = "router",
         Links = [new UdpLink(IPAddress.Parse(RouterAddress))],
         Engine = TestNet.FastEngine with { Mode = EngineMode.ServiceRouter },
         RouterControl = new RouterControllerOptions(),
-    }).AsTask().GetAwaiter().GetResult());
+    });
 
     /// <summary>The server: a link policy, registering its services with the router.</summary>
-    public ServalHost StartServer(StreamOptions? stream = null, EngineOptions? engine = null) => Server.Invoke(() => ServalHost.StartAsync(new ServalHostOptions
+    public ServalHost StartServer(StreamOptions? stream = null, EngineOptions? engine = null) => NetnsSteps.StartHost(Server, () => new ServalHostOptions
     {
         Name = "server",
         LinkPolicies = [new LinkPolicy { IPv6 = false }],
@@ -333,10 +226,10 @@ internal sealed class BothMoveNet : IAsyncDisposable
         Stream = stream ?? StreamOptions.Default,
         RegisterWithRouter = Udp(RouterAddress),
         InterfaceMonitorInterval = TimeSpan.FromSeconds(5),
-    }).AsTask().GetAwaiter().GetResult());
+    });
 
     /// <summary>The client: a link policy, the router as its default route for services.</summary>
-    public ServalHost StartClient(EngineOptions? engine = null, StreamOptions? stream = null) => Client.Invoke(() => ServalHost.StartAsync(new ServalHostOptions
+    public ServalHost StartClient(EngineOptions? engine = null, StreamOptions? stream = null) => NetnsSteps.StartHost(Client, () => new ServalHostOptions
     {
         Name = "client",
         LinkPolicies = [new LinkPolicy { IPv6 = false }],
@@ -344,45 +237,25 @@ internal sealed class BothMoveNet : IAsyncDisposable
         Stream = stream ?? StreamOptions.Default,
         DefaultRouter = Udp(RouterAddress),
         InterfaceMonitorInterval = TimeSpan.FromSeconds(5),
-    }).AsTask().GetAwaiter().GetResult());
+    });
 
     /// <summary>
     /// Both ends lose their address before either gets its new one (so neither's RSYN can reach the other's old
     /// address), then both get the new one with a default route through the router namespace.
     /// </summary>
-    public void RenumberBoth()
-    {
-        Parallel.Invoke(
-            () => Client.Ip("addr", "del", $"{ClientA}/24", "dev", "c0"),
-            () => Server.Ip("addr", "del", $"{ServerA}/24", "dev", "s0"));
-        Parallel.Invoke(
-            () => Batch(Client, $"addr add {ClientB}/24 dev c0", "route replace default via 10.64.3.254"),
-            () => Batch(Server, $"addr add {ServerB}/24 dev s0", "route replace default via 10.64.4.254"));
-    }
+    public void RenumberBoth() => Move((ClientA, ClientB, "10.64.3.254"), (ServerA, ServerB, "10.64.4.254"));
 
     /// <summary>Moves them back (<see cref="ClientB"/> → <see cref="ClientA"/>, <see cref="ServerB"/> → <see cref="ServerA"/>) the same way.</summary>
-    public void RenumberBothBack()
-    {
-        Parallel.Invoke(
-            () => Client.Ip("addr", "del", $"{ClientB}/24", "dev", "c0"),
-            () => Server.Ip("addr", "del", $"{ServerB}/24", "dev", "s0"));
-        Parallel.Invoke(
-            () => Batch(Client, $"addr add {ClientA}/24 dev c0", "route replace default via 10.64.1.254"),
-            () => Batch(Server, $"addr add {ServerA}/24 dev s0", "route replace default via 10.64.2.254"));
-    }
+    public void RenumberBothBack() => Move((ClientB, ClientA, "10.64.1.254"), (ServerB, ServerA, "10.64.2.254"));
 
-    private static void Batch(NetNamespace ns, params string[] commands)
+    private void Move((string From, string To, string Gateway) client, (string From, string To, string Gateway) server)
     {
-        var file = Path.GetTempFileName();
-        try
-        {
-            File.WriteAllLines(file, commands);
-            ns.Ip("-batch", file);
-        }
-        finally
-        {
-            File.Delete(file);
-        }
+        Parallel.Invoke(
+            () => Client.Ip("addr", "del", $"{client.From}/24", "dev", "c0"),
+            () => Server.Ip("addr", "del", $"{server.From}/24", "dev", "s0"));
+        Parallel.Invoke(
+            () => Client.AddAddressWithDefaultRoute("c0", $"{client.To}/24", client.Gateway),
+            () => Server.AddAddressWithDefaultRoute("s0", $"{server.To}/24", server.Gateway));
     }
 
     private NetNamespace Add(string tag)

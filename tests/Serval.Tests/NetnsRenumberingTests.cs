@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Security.Cryptography;
 using Serval.Links;
 using Serval.Netns;
 using Serval.Stack;
@@ -37,7 +36,7 @@ public sealed class NetnsRenumberingTests(ITestOutputHelper output)
         await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = mobile, Service = Svc, AdvisoryAddress = peer.Address() }, ct);
         await using var accepted = await listener.AcceptConnectionAsync(ct);
 
-        var transfer = Transfer.Start(connection, accepted, 48 * 1024 * 1024, ct);
+        var transfer = HashedTransfer.Start(connection, accepted, 48 * 1024 * 1024, ct);
         await transfer.ReachedAsync(6 * 1024 * 1024, ct);
         var renumberedAt = Stopwatch.GetTimestamp();
         net.Renumber(RenumberNet.MobileA, RenumberNet.MobileB, RenumberNet.GatewayB);
@@ -66,7 +65,7 @@ public sealed class NetnsRenumberingTests(ITestOutputHelper output)
         Assert.Single(mobile.GetRules(), r => r.Prefix == ServicePrefix.Default && r.Target.Type == ServiceTargetType.Forward && r.Target.Interface == newLink && r.Priority == ServiceTable.DefaultRouterPriority);
         await using var byName = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = mobile, Service = Svc }, ct);
         await using var byNameAccepted = await listener.AcceptConnectionAsync(ct);
-        await ExchangeAsync(byName, byNameAccepted, 7, ct);
+        await NetnsSteps.ExchangeAsync(byName, byNameAccepted, 7, ct);
         Assert.Equal(renumbered, (await byName.GetFlowInfoAsync(ct))!.LocalAddress);
     }
 
@@ -82,10 +81,10 @@ public sealed class NetnsRenumberingTests(ITestOutputHelper output)
         await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = mobile, Service = Svc, AdvisoryAddress = peer.Address() }, ct);
         await using var accepted = await listener.AcceptConnectionAsync(ct);
 
-        var transfer = Transfer.Start(connection, accepted, 32 * 1024 * 1024, ct);
+        var transfer = HashedTransfer.Start(connection, accepted, 32 * 1024 * 1024, ct);
         await transfer.ReachedAsync(4 * 1024 * 1024, ct);
         net.Mobile.Ip("addr", "del", $"{RenumberNet.MobileA}/24", "dev", "mv0");
-        await PollAsync(() => mobile.Counters.FlowsStranded == 1, "the flow to lose its only address", ct);
+        await NetnsSteps.PollAsync(() => mobile.Counters.FlowsStranded == 1, "the flow to lose its only address", ct);
         Assert.False((await mobile.GetInterfacesAsync(ct))[1].IsUp);
 
         // Gone for a few seconds (the scenario, not a wait for a condition): nothing is delivered meanwhile once what
@@ -149,35 +148,35 @@ public sealed class NetnsRenumberingTests(ITestOutputHelper output)
         var ct = TestNet.Timeout(120);
         await using var net = RenumberNet.Create();
         var routerAddress = LinkAddress.Parse($"{RenumberNet.RouterAddress}:54325");
-        await using var router = net.Core.Invoke(() => ServalHost.StartAsync(new ServalHostOptions
+        await using var router = NetnsSteps.StartHost(net.Core, () => new ServalHostOptions
         {
             Name = "router",
             Links = [new UdpLink(IPAddress.Parse(RenumberNet.RouterAddress))],
             Engine = TestNet.FastEngine with { Mode = EngineMode.ServiceRouter },
             RouterControl = new RouterControllerOptions(),
-        }).AsTask().GetAwaiter().GetResult());
-        await using var client = net.Core.Invoke(() => ServalHost.StartAsync(new ServalHostOptions
+        });
+        await using var client = NetnsSteps.StartHost(net.Core, () => new ServalHostOptions
         {
             Name = "client",
             Links = [new UdpLink(IPAddress.Parse(RenumberNet.ClientAddress))],
             Engine = TestNet.FastEngine,
             DefaultRouter = routerAddress,
-        }).AsTask().GetAwaiter().GetResult());
+        });
         await using var replica = net.StartMobile(registerWith: routerAddress);
         await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = replica, ListenEndPoint = new ServiceEndPoint(Svc) }, ct);
 
         var before = LinkAddress.Parse($"{RenumberNet.MobileA}:54325");
         var after = LinkAddress.Parse($"{RenumberNet.MobileB}:54325");
-        await PollAsync(() => RouterTargets(router).SequenceEqual([before]), "the router's rule toward the replica", ct);
+        await NetnsSteps.PollAsync(() => RouterTargets(router).SequenceEqual([before]), "the router's rule toward the replica", ct);
 
         // An established connection through the router, then the replica renumbers.
         await using var established = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = Svc }, ct);
         await using var first = await listener.AcceptConnectionAsync(ct);
-        await ExchangeAsync(established, first, 1, ct);
+        await NetnsSteps.ExchangeAsync(established, first, 1, ct);
         net.Renumber(RenumberNet.MobileA, RenumberNet.MobileB, RenumberNet.GatewayB);
 
         // The router's rule now points at the new address only (the old one replaced, not added to).
-        await PollAsync(() => RouterTargets(router).SequenceEqual([after]), "the router's rule to move to the new address", ct);
+        await NetnsSteps.PollAsync(() => RouterTargets(router).SequenceEqual([after]), "the router's rule to move to the new address", ct);
         output.WriteLine($"router rules for the service after renumbering: {string.Join(", ", RouterTargets(router))}");
 
         // New connections through the router reach the replica at its new address.
@@ -187,11 +186,11 @@ public sealed class NetnsRenumberingTests(ITestOutputHelper output)
             await using var a = await listener.AcceptConnectionAsync(ct);
             Assert.Equal(after, (await a.GetFlowInfoAsync(ct))!.LocalAddress);
             Assert.Equal(after, (await c.GetFlowInfoAsync(ct))!.PeerAddress);
-            await ExchangeAsync(c, a, i, ct);
+            await NetnsSteps.ExchangeAsync(c, a, i, ct);
         }
 
         // The established connection followed the replica (an RSYN from the new address) and still carries data.
-        await ExchangeAsync(established, first, 9, ct);
+        await NetnsSteps.ExchangeAsync(established, first, 9, ct);
         Assert.Equal(after, (await established.GetFlowInfoAsync(ct))!.PeerAddress);
         Assert.Equal(0, replica.Counters.StrandedTimeouts);
     }
@@ -204,19 +203,19 @@ public sealed class NetnsRenumberingTests(ITestOutputHelper output)
         await using var net = RenumberNet.Create();
         net.Core.Ip("addr", "add", "2001:db8:63:1::fe/64", "dev", "cv0", "nodad");
         net.Core.Ip("addr", "add", "2001:db8:63:9::1/128", "dev", "lo");
-        await using var peer = net.Core.Invoke(() => ServalHost.StartAsync(new ServalHostOptions
+        await using var peer = NetnsSteps.StartHost(net.Core, () => new ServalHostOptions
         {
             Name = "peer6",
             Links = [new UdpLink(IPAddress.Parse("2001:db8:63:9::1"))],
             Engine = TestNet.FastEngine,
-        }).AsTask().GetAwaiter().GetResult());
+        });
         await using var mobile = net.StartMobile(policy: new LinkPolicy { Interfaces = ["mv*"] });
         Assert.Equal([LinkAddress.Parse($"{RenumberNet.MobileA}:54325")], mobile.Links.Select(l => l.LocalAddress));
 
         var v6 = LinkAddress.Parse("[2001:db8:63:1::1]:54325");
         net.Mobile.Ip("addr", "add", "2001:db8:63:1::1/64", "dev", "mv0", "nodad");
         net.Mobile.Ip("-6", "route", "add", "default", "via", "2001:db8:63:1::fe");
-        await PollAsync(() => mobile.Links.Any(l => l.LocalAddress == v6), "a link for the new IPv6 address", ct);
+        await NetnsSteps.PollAsync(() => mobile.Links.Any(l => l.LocalAddress == v6), "a link for the new IPv6 address", ct);
         Assert.True((await mobile.GetInterfacesAsync(ct)).Single(i => i.Address == v6).IsUp, $"the interface with {v6} is down");
 
         // Link-local (the veth's fe80::) and loopback addresses got none.
@@ -227,127 +226,14 @@ public sealed class NetnsRenumberingTests(ITestOutputHelper output)
         await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = mobile, Service = Svc, AdvisoryAddress = peer.Address() }, ct);
         await using var accepted = await listener.AcceptConnectionAsync(ct);
         Assert.Equal(v6, (await connection.GetFlowInfoAsync(ct))!.LocalAddress);
-        await ExchangeAsync(connection, accepted, 6, ct);
+        await NetnsSteps.ExchangeAsync(connection, accepted, 6, ct);
 
         // The address goes: its link is retired.
         net.Mobile.Ip("addr", "del", "2001:db8:63:1::1/64", "dev", "mv0");
-        await PollAsync(async () => !(await mobile.GetInterfacesAsync(ct)).Single(i => i.Address == v6).IsUp, "the IPv6 link to be retired", ct);
+        await NetnsSteps.PollAsync(async () => !(await mobile.GetInterfacesAsync(ct)).Single(i => i.Address == v6).IsUp, "the IPv6 link to be retired", ct);
     }
 
-    /// <summary>The router's FORWARD targets for <see cref="Svc"/>.</summary>
-    private static List<LinkAddress> RouterTargets(ServalHost router) =>
-        [.. router.GetRules().Where(r => r.Prefix == ServicePrefix.Exact(Svc) && r.Target.Type == ServiceTargetType.Forward).Select(r => r.Target.Address)];
-
-    /// <summary>One byte each way, as an echo.</summary>
-    private static async Task ExchangeAsync(ServalConnection client, ServalConnection server, byte value, CancellationToken ct)
-    {
-        var one = new byte[1];
-        await client.GetStream().WriteAsync(new[] { value }, ct);
-        await server.GetStream().ReadExactlyAsync(one, ct);
-        Assert.Equal(value, one[0]);
-        await server.GetStream().WriteAsync(one, ct);
-        await client.GetStream().ReadExactlyAsync(one, ct);
-        Assert.Equal(value, one[0]);
-    }
-
-    private static Task PollAsync(Func<bool> condition, string what, CancellationToken ct) =>
-        Eventually.TrueAsync(condition, what, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(5), ct);
-
-    private static Task PollAsync(Func<ValueTask<bool>> condition, string what, CancellationToken ct) =>
-        Eventually.TrueAsync(condition, what, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(5), ct);
-
-    /// <summary>
-    /// A SHA-256-checked stream from one connection to another, with the time of every read (to find pauses).
-    /// </summary>
-    private sealed class Transfer
-    {
-        private readonly byte[] _data;
-        private readonly List<long> _reads = [];
-        private long _received;
-        private Task _writer = Task.CompletedTask;
-        private Task<byte[]> _reader = Task.FromResult(Array.Empty<byte>());
-
-        private Transfer(int size)
-        {
-            _data = new byte[size];
-            new Random(63).NextBytes(_data);
-        }
-
-        public long Received => Interlocked.Read(ref _received);
-
-        public bool IsCompleted => _reader.IsCompleted;
-
-        public static Transfer Start(ServalConnection from, ServalConnection to, int size, CancellationToken ct)
-        {
-            var t = new Transfer(size);
-            t._reader = Task.Run(
-                async () =>
-                {
-                    using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-                    var buffer = new byte[256 * 1024];
-                    var stream = to.GetStream();
-                    int n;
-                    while ((n = await stream.ReadAsync(buffer, ct)) > 0)
-                    {
-                        hash.AppendData(buffer, 0, n);
-                        lock (t._reads)
-                        {
-                            t._reads.Add(Stopwatch.GetTimestamp());
-                        }
-
-                        Interlocked.Add(ref t._received, n);
-                    }
-
-                    return hash.GetHashAndReset();
-                },
-                ct);
-            t._writer = Task.Run(
-                async () =>
-                {
-                    var stream = from.GetStream();
-                    for (var offset = 0; offset < t._data.Length; offset += 64 * 1024)
-                    {
-                        await stream.WriteAsync(t._data.AsMemory(offset, Math.Min(64 * 1024, t._data.Length - offset)), ct);
-                    }
-
-                    stream.CompleteWrites();
-                },
-                ct);
-            return t;
-        }
-
-        public Task ReachedAsync(long bytes, CancellationToken ct) =>
-            PollAsync(() => Received >= bytes, $"{bytes} bytes to arrive", ct);
-
-        /// <summary>Waits for both ends and checks that every byte arrived intact.</summary>
-        public async Task CompleteAsync()
-        {
-            await _writer;
-            var digest = await _reader;
-            Assert.Equal(_data.Length, Received);
-            Assert.Equal(SHA256.HashData(_data), digest);
-        }
-
-        /// <summary>The longest time without a read from <paramref name="since"/> (a timestamp) to the end.</summary>
-        public TimeSpan LongestPauseAfter(long since)
-        {
-            long[] reads;
-            lock (_reads)
-            {
-                reads = [.. _reads];
-            }
-
-            var longest = 0L;
-            var previous = since;
-            foreach (var at in reads.Where(r => r > since))
-            {
-                longest = Math.Max(longest, at - previous);
-                previous = at;
-            }
-
-            return Stopwatch.GetElapsedTime(0, longest);
-        }
-    }
+    private static List<LinkAddress> RouterTargets(ServalHost router) => NetnsSteps.RouterTargets(router, Svc);
 }
 
 /// <summary>
@@ -401,16 +287,16 @@ internal sealed class RenumberNet : IAsyncDisposable
     }
 
     /// <summary>A plain host on <see cref="PeerAddress"/> in the core namespace.</summary>
-    public ServalHost StartPeer() => Core.Invoke(() => ServalHost.StartAsync(new ServalHostOptions
+    public ServalHost StartPeer() => NetnsSteps.StartHost(Core, () => new ServalHostOptions
     {
         Name = "peer",
         Links = [new UdpLink(IPAddress.Parse(PeerAddress))],
         Engine = TestNet.FastEngine,
-    }).AsTask().GetAwaiter().GetResult());
+    });
 
     /// <summary>The mobile host: no explicit link, an IPv4 UDP link policy (or <paramref name="policy"/>).</summary>
     public ServalHost StartMobile(LinkPolicy? policy = null, StreamOptions? stream = null, LinkAddress registerWith = default, LinkAddress defaultRouter = default) =>
-        Mobile.Invoke(() => ServalHost.StartAsync(new ServalHostOptions
+        NetnsSteps.StartHost(Mobile, () => new ServalHostOptions
         {
             Name = "mobile",
             LinkPolicies = [policy ?? new LinkPolicy { IPv6 = false }],
@@ -419,29 +305,13 @@ internal sealed class RenumberNet : IAsyncDisposable
             RegisterWithRouter = registerWith,
             DefaultRouter = defaultRouter,
             InterfaceMonitorInterval = TimeSpan.FromSeconds(5), // the netlink notifications, not the rescan, must do it
-        }).AsTask().GetAwaiter().GetResult());
+        });
 
     /// <summary>Replaces the mobile host's address <paramref name="from"/> by <paramref name="to"/> with a new default route, in one <c>ip -batch</c>.</summary>
-    public void Renumber(string from, string to, string gateway) =>
-        Batch($"addr del {from}/24 dev mv0", $"addr add {to}/24 dev mv0", $"route replace default via {gateway}");
+    public void Renumber(string from, string to, string gateway) => Mobile.ReplaceAddress("mv0", $"{from}/24", $"{to}/24", gateway);
 
     /// <summary>Adds <paramref name="address"/> back with a default route through <paramref name="gateway"/>.</summary>
-    public void AddAddress(string address, string gateway) =>
-        Batch($"addr add {address}/24 dev mv0", $"route replace default via {gateway}");
-
-    private void Batch(params string[] commands)
-    {
-        var file = Path.GetTempFileName();
-        try
-        {
-            File.WriteAllLines(file, commands);
-            Mobile.Ip("-batch", file);
-        }
-        finally
-        {
-            File.Delete(file);
-        }
-    }
+    public void AddAddress(string address, string gateway) => Mobile.AddAddressWithDefaultRoute("mv0", $"{address}/24", gateway);
 
     public async ValueTask DisposeAsync()
     {

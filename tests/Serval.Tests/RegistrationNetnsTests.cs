@@ -182,11 +182,11 @@ public sealed class RegistrationNetnsTests(ITestOutputHelper output)
         {
         }
 
-        public Daemon Router { get; private set; } = null!;
+        public NetnsServald Router { get; private set; } = null!;
 
-        public Daemon Client { get; private set; } = null!;
+        public NetnsServald Client { get; private set; } = null!;
 
-        public Daemon[] Replicas { get; } = new Daemon[3];
+        public NetnsServald[] Replicas { get; } = new NetnsServald[3];
 
         private NetNamespace RouterNs => _namespaces[0];
 
@@ -212,10 +212,10 @@ public sealed class RegistrationNetnsTests(ITestOutputHelper output)
 
                 router.Sysctl("net.ipv4.ip_forward", "1");
                 t.Router = await t.StartRouterAsync(ct);
-                t.Client = await Daemon.StartAsync(client, "client", ["10.61.1.2"], ["--Serval:Registration:Routers:0=10.61.1.1"], ct);
+                t.Client = await ServaldProcess.InNamespaceAsync(client, "client", ["10.61.1.2"], ["--Serval:Registration:Routers:0=10.61.1.1"], ct);
                 for (var i = 0; i < 3; i++)
                 {
-                    t.Replicas[i] = await Daemon.StartAsync(
+                    t.Replicas[i] = await ServaldProcess.InNamespaceAsync(
                         replicas[i],
                         $"replica{i + 1}",
                         [$"10.61.{11 + i}.2"],
@@ -238,8 +238,8 @@ public sealed class RegistrationNetnsTests(ITestOutputHelper output)
             return ns;
         }
 
-        private Task<Daemon> StartRouterAsync(CancellationToken ct) =>
-            Daemon.StartAsync(RouterNs, "router", ["10.61.1.1", "10.61.11.1", "10.61.12.1", "10.61.13.1"], ["--Serval:Mode=ServiceRouter"], ct);
+        private Task<NetnsServald> StartRouterAsync(CancellationToken ct) =>
+            ServaldProcess.InNamespaceAsync(RouterNs, "router", ["10.61.1.1", "10.61.11.1", "10.61.12.1", "10.61.13.1"], ["--Serval:Mode=ServiceRouter"], ct);
 
         /// <summary>Kills the router (SIGKILL by id) and starts a new one in its namespace on the same addresses and socket.</summary>
         public async Task RestartRouterAsync(CancellationToken ct)
@@ -272,10 +272,9 @@ public sealed class RegistrationNetnsTests(ITestOutputHelper output)
                 text.AppendLine($"router: {e.Message}");
             }
 
-            foreach (var d in (Daemon[])[Router, Client, .. Replicas.Where(r => r is not null)])
+            foreach (var d in (NetnsServald[])[Router, Client, .. Replicas.Where(r => r is not null)])
             {
-                text.AppendLine($"--- {d.Name} (pid {d.ProcessId}):");
-                text.AppendLine(string.Join(Environment.NewLine, d.Output.TakeLast(10)));
+                text.AppendLine(d.Describe());
             }
 
             return text.ToString();
@@ -289,132 +288,9 @@ public sealed class RegistrationNetnsTests(ITestOutputHelper output)
                 await _namespaces[i].DisposeAsync();
             }
 
-            foreach (var d in (Daemon?[])[Router, Client, .. Replicas])
+            foreach (var d in (NetnsServald?[])[Router, Client, .. Replicas])
             {
                 d?.DeleteSocket();
-            }
-        }
-    }
-
-    /// <summary>One servald process inside a namespace: its control (and application) socket and its output.</summary>
-    private sealed class Daemon
-    {
-        private readonly Process _process;
-        private readonly ConcurrentQueue<string> _output = new();
-
-        private Daemon(string name, Process process, string socketPath)
-        {
-            Name = name;
-            _process = process;
-            SocketPath = socketPath;
-        }
-
-        public string Name { get; }
-
-        public string SocketPath { get; }
-
-        public int ProcessId => _process.Id;
-
-        public IReadOnlyCollection<string> Output => _output;
-
-        public static async Task<Daemon> StartAsync(NetNamespace ns, string name, string[] addresses, string[] settings, CancellationToken ct)
-        {
-            var socket = Path.Combine(Path.GetTempPath(), $"servald-netns-{name}-{ns.Name}.sock");
-            var args = new List<string>
-            {
-                ServaldProcess.Dll("servald"),
-                $"--Serval:Name={name}",
-                $"--Serval:ControlSocket={socket}",
-                "--Serval:TimeWait=00:00:00.200",
-                "--Logging:LogLevel:Default=Warning",
-                "--Logging:Console:FormatterName=simple",
-                "--Logging:Console:FormatterOptions:SingleLine=true",
-            };
-            for (var i = 0; i < addresses.Length; i++)
-            {
-                args.Add($"--Serval:Udp:{i}:Address={addresses[i]}");
-                args.Add($"--Serval:Udp:{i}:Port={ServalInfo.DefaultUdpPort}");
-            }
-
-            args.AddRange(settings);
-            var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? Environment.ProcessPath ?? "dotnet";
-            var process = ns.Start(dotnet, args);
-            var daemon = new Daemon(name, process, socket);
-            process.OutputDataReceived += (_, e) => daemon.Collect(e.Data);
-            process.ErrorDataReceived += (_, e) => daemon.Collect(e.Data);
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            var started = Stopwatch.StartNew();
-            while (true)
-            {
-                if (File.Exists(socket) && await daemon.AnswersAsync(ct))
-                {
-                    return daemon;
-                }
-
-                if (process.HasExited || started.Elapsed > TimeSpan.FromSeconds(60))
-                {
-                    throw new InvalidOperationException($"servald {name} did not start in {ns.Name}: {string.Join(Environment.NewLine, daemon.Output)}");
-                }
-
-                await Task.Delay(20, ct);
-            }
-        }
-
-        private async Task<bool> AnswersAsync(CancellationToken ct)
-        {
-            try
-            {
-                return (await RequestAsync(new JsonObject { ["op"] = "stats" }, ct))["ok"]?.GetValue<bool>() == true;
-            }
-            catch (Exception e) when (e is IOException or SocketException)
-            {
-                return false;
-            }
-        }
-
-        /// <summary>One request on the control socket.</summary>
-        public async Task<JsonObject> RequestAsync(JsonObject request, CancellationToken ct)
-        {
-            using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(SocketPath), ct);
-            await using var stream = new NetworkStream(socket);
-            await stream.WriteAsync(Encoding.UTF8.GetBytes(request.ToJsonString() + "\n"), ct);
-            using var reader = new StreamReader(stream, Encoding.UTF8);
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            timeout.CancelAfter(TimeSpan.FromSeconds(10));
-            var line = await reader.ReadLineAsync(timeout.Token) ?? throw new IOException($"servald {Name} closed the control connection");
-            return JsonNode.Parse(line)!.AsObject();
-        }
-
-        /// <summary>SIGKILL by process id.</summary>
-        public async Task KillAsync()
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill();
-            }
-
-            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            await _process.WaitForExitAsync(wait.Token);
-        }
-
-        public void DeleteSocket()
-        {
-            try
-            {
-                File.Delete(SocketPath);
-            }
-            catch (IOException)
-            {
-            }
-        }
-
-        private void Collect(string? line)
-        {
-            if (line is not null)
-            {
-                _output.Enqueue(line);
             }
         }
     }

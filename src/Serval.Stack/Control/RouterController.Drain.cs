@@ -45,6 +45,7 @@ public sealed partial class RouterController
         }
 
         ReapplyDrains(host, prefix, now);
+        RegistrationEvent?.Invoke(new RouterRegistrationEvent(draining ? RouterRegistrationEventKind.DrainStarted : RouterRegistrationEventKind.DrainEnded, prefix, host, 0, ByRouter: true));
         return true;
     }
 

@@ -75,6 +75,9 @@ public sealed partial class RouterController : IEngineController
     /// </summary>
     public Action<RegistrationRuleChange>? RegistrationRuleChanged { get; set; }
 
+    /// <summary>Registrations added, refreshed, expired or withdrawn here, and drains started or ended (for logs).</summary>
+    public Action<RouterRegistrationEvent>? RegistrationEvent { get; set; }
+
     /// <summary>Number of registrations held.</summary>
     public int RegistrationCount => _registrationCount;
 
@@ -347,6 +350,7 @@ public sealed partial class RouterController : IEngineController
 
         var lease = m.Lease < _options.MinLease ? _options.MinLease : m.Lease > _options.MaxLease ? _options.MaxLease : m.Lease;
         var draining = (m.Flags & ControlMessageFlags.Draining) != 0;
+        var drainChanged = isNew ? draining : reg!.Draining != draining;
         var changed = isNew || reg!.Weight != m.Weight || reg.Draining != draining;
         reg!.Weight = m.Weight;
         reg.Draining = draining;
@@ -376,6 +380,12 @@ public sealed partial class RouterController : IEngineController
             UpdateExport(reg, now);
         }
 
+        RegistrationEvent?.Invoke(new RouterRegistrationEvent(isNew ? RouterRegistrationEventKind.Added : RouterRegistrationEventKind.Refreshed, reg.Prefix, peer.Address, reg.Weight));
+        if (drainChanged)
+        {
+            RegistrationEvent?.Invoke(new RouterRegistrationEvent(draining ? RouterRegistrationEventKind.DrainStarted : RouterRegistrationEventKind.DrainEnded, reg.Prefix, peer.Address, reg.Weight));
+        }
+
         Acknowledge(peer, m, ControlStatus.Ok, reg.Weight, (uint)lease.TotalMilliseconds, now);
     }
 
@@ -385,6 +395,7 @@ public sealed partial class RouterController : IEngineController
         {
             RemoveRegistration(reg, now);
             Counters.CountUnregistered();
+            RegistrationEvent?.Invoke(new RouterRegistrationEvent(RouterRegistrationEventKind.Withdrawn, reg.Prefix, peer.Address, reg.Weight));
         }
 
         Acknowledge(peer, m, ControlStatus.Ok, 0, 0, now);
@@ -498,6 +509,7 @@ public sealed partial class RouterController : IEngineController
 
             RemoveRegistration(reg, now);
             Counters.CountExpired();
+            RegistrationEvent?.Invoke(new RouterRegistrationEvent(RouterRegistrationEventKind.Expired, reg.Prefix, reg.Peer.Address, reg.Weight));
         }
     }
 

@@ -124,6 +124,9 @@ public sealed class RouterDiscoveryController : IEngineController
         }
     }
 
+    /// <summary>A router was discovered (true) or lost when its advertised lifetime lapsed (false); for logs.</summary>
+    public Action<RouterEndpoint, bool>? RouterChanged { get; set; }
+
     /// <summary>The routers known now.</summary>
     public IReadOnlyList<DiscoveredRouter> GetRouters() =>
         [.. _routers.Values.Select(k => new DiscoveredRouter(
@@ -180,8 +183,10 @@ public sealed class RouterDiscoveryController : IEngineController
             if (known.ExpiresAt <= now)
             {
                 _routers.Remove(key);
+                var lost = known.Controller.GetRouters()[0].Endpoint;
                 known.Controller.Stop(now);
                 Counters.CountExpired();
+                RouterChanged?.Invoke(lost, false);
                 if (_routers.Count == 0)
                 {
                     ScheduleSolicits(now);
@@ -315,6 +320,7 @@ public sealed class RouterDiscoveryController : IEngineController
 
         _routers.Add(id, new Known(controller, m.Epoch, now, now + lifetime));
         Counters.CountDiscovered();
+        RouterChanged?.Invoke(endpoint, true);
         _solicitsLeft = 0;
         foreach (var ((prefix, socket), protocol) in _bound)
         {

@@ -133,8 +133,7 @@ public sealed partial class Engine
         var n = 0;
         foreach (var flow in _flows.Values)
         {
-            if (flow.State != SalState.Closed && flow.Migration is MigrationState.RsynSent or MigrationState.RsynSentReceived
-                && flow.ControlPending && (flow.ControlFlags & SalControlFlags.Rsyn) != 0 && !HasNoPath(flow))
+            if (IsRsynOutstanding(flow) && !HasNoPath(flow))
             {
                 SendControlOnly(flow, flow.ControlFlags, flow.ControlVerno);
                 n++;

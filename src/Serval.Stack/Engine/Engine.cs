@@ -200,7 +200,12 @@ public sealed partial class Engine
         RescueFlows(now);
     }
 
-    /// <summary>Changes an interface's address (flows using the old address keep it until they migrate).</summary>
+    /// <summary>
+    /// Changes an interface's address (flows using the old address keep it until they migrate). With
+    /// <see cref="EngineOptions.AutoMigrate"/>, flows on the old address move to the new one. A migration already
+    /// moving onto this interface sent its RSYN from the old address, where the answer can no longer arrive: its RSYN
+    /// leaves again at once from the new address, with its retransmission timer and backoff started afresh.
+    /// </summary>
     public void SetInterfaceAddress(int index, LinkAddress address, TimeSpan now)
     {
         _now = now;
@@ -213,7 +218,14 @@ public sealed partial class Engine
         var old = iface.Address;
         iface.Address = address;
         Emit(new EngineEvent(EngineEventKind.AddressChanged, Interface: index));
-        if (_options.AutoMigrate && iface.IsUp && old != address)
+        if (!iface.IsUp || old == address)
+        {
+            return;
+        }
+
+        // Taken before any new migration starts below: those send their RSYN from the new address already.
+        var moving = _flows.Values.Where(f => f.MigrationInterface == index && IsRsynOutstanding(f) && !(f.Interface == index && f.LocalAddress == old)).ToList();
+        if (_options.AutoMigrate)
         {
             // Flows on the old address move to the new one with an RSYN from it.
             foreach (var flow in _flows.Values.Where(f => f.Interface == index && f.LocalAddress == old && f.IsSynchronized && f.State != SalState.TimeWait).ToList())
@@ -224,7 +236,21 @@ public sealed partial class Engine
                 }
             }
         }
+
+        foreach (var flow in moving)
+        {
+            flow.Retransmits = 0;
+            flow.ControlRetransmitted = true; // an answer may still be to the copy from the old address (Karn's rule)
+            flow.RetransmitAt = now + flow.Rto;
+            SendControlOnly(flow, flow.ControlFlags, flow.ControlVerno);
+            Schedule(flow);
+        }
     }
+
+    /// <summary>Whether the flow's own RSYN is sent and not yet answered.</summary>
+    private static bool IsRsynOutstanding(Flow flow) =>
+        flow.State != SalState.Closed && flow.Migration is MigrationState.RsynSent or MigrationState.RsynSentReceived
+        && flow.ControlPending && (flow.ControlFlags & SalControlFlags.Rsyn) != 0;
 
     /// <summary>A snapshot of every interface, loopback (index 0) first.</summary>
     public IReadOnlyList<InterfaceInfo> Interfaces =>

@@ -266,6 +266,7 @@ internal sealed partial class EngineDriver
 
         var n = Engine.MigrateInterface(from + 1, to + 1, Now);
         MigrationLog.MigratedLink(Logger, Name, n, from, to);
+        NoteMigrations();
         return n;
     }
 
@@ -284,6 +285,7 @@ internal sealed partial class EngineDriver
         }
 
         MigrationLog.MigratedService(Logger, Name, n, prefix, to);
+        NoteMigrations();
         return n;
     }
 
@@ -310,6 +312,7 @@ internal sealed partial class EngineDriver
         }
 
         MigrationLog.MigratedFlow(Logger, Name, flow, to);
+        NoteMigrations();
         return true;
     }
 

@@ -95,6 +95,7 @@ internal sealed partial class EngineDriver : IPacketSink
                 RouterRegistry = registry;
                 registry.Attach(Signal);
             }
+            router.RegistrationEvent = OnRegistrationEvent;
             if (options.PublishRegistrations is { } publish)
             {
                 _publisher = new RegistrationPublisher(publish, Logger, Name);
@@ -112,7 +113,20 @@ internal sealed partial class EngineDriver : IPacketSink
             // No router configured: register with the routers the links hear (docs/control-protocol.md §12).
             // A registration key also authenticates the advertisements unless discovery has its own.
             var keyed = discovery.Key.IsEmpty && !options.Registration.Key.IsEmpty ? discovery with { Key = options.Registration.Key } : discovery;
-            _controllers.Add(new Stack.ControlPlane.RouterDiscoveryController(Engine, keyed, options.Registration, random));
+            _controllers.Add(new Stack.ControlPlane.RouterDiscoveryController(Engine, keyed, options.Registration, random)
+            {
+                RouterChanged = (router, found) =>
+                {
+                    if (found)
+                    {
+                        HostLog.RouterDiscovered(Logger, Name, router.Address);
+                    }
+                    else
+                    {
+                        HostLog.RouterLost(Logger, Name, router.Address);
+                    }
+                },
+            });
         }
 
         if (options.Resolver is { } resolver)
@@ -126,13 +140,16 @@ internal sealed partial class EngineDriver : IPacketSink
             }
         }
 
-        _metrics = new HostMetrics(Name, this);
+        _metrics = new HostMetrics(Name, this, options.MeterFactory);
         _thread = new Thread(Run) { IsBackground = true, Name = $"serval engine {Name}" };
     }
 
     public string Name { get; }
 
     public ILogger Logger { get; }
+
+    /// <summary>How logs name services (with the names the host was told, where known).</summary>
+    public ServiceLabels ServiceLabels { get; } = new();
 
     /// <summary>The engine: engine thread only (except <see cref="Engine.Services"/> and <see cref="Engine.Counters"/>).</summary>
     public Engine Engine { get; }
@@ -417,7 +434,23 @@ internal sealed partial class EngineDriver : IPacketSink
         }
 
         Volatile.Write(ref _flowCount, Engine.FlowCount);
+        _connectContexts.Clear();
     }
+
+    // The spans of the connects made in this round, by service: a resolution they start is their child.
+    private readonly Dictionary<ServiceId, ActivityContext> _connectContexts = [];
+
+    /// <summary>Engine thread: a connect to <paramref name="service"/> is being made within the span <paramref name="context"/>.</summary>
+    public void NoteConnectContext(ServiceId service, ActivityContext context)
+    {
+        if (context != default)
+        {
+            _connectContexts[service] = context;
+        }
+    }
+
+    /// <summary>Engine thread: the span of a connect to <paramref name="service"/> made in this round, if any.</summary>
+    public ActivityContext ConnectContextOf(ServiceId service) => _connectContexts.GetValueOrDefault(service);
 
     private bool DispatchEvents()
     {
@@ -442,6 +475,8 @@ internal sealed partial class EngineDriver : IPacketSink
                     EnsureDefaultRouterRule();
                 }
 
+                LogLifecycle(e);
+
                 foreach (var controller in _controllers)
                 {
                     controller.OnEvent(e, Now);
@@ -455,6 +490,84 @@ internal sealed partial class EngineDriver : IPacketSink
         }
 
         return any;
+    }
+
+    // Flows this host is moving (socket handle → flowID and service), from the start of their migration to its end.
+    private readonly Dictionary<long, (FlowId Flow, ServiceId Service)> _migrating = [];
+
+    /// <summary>Engine thread: logs links going up or down and the end of migrations.</summary>
+    private void LogLifecycle(in EngineEvent e)
+    {
+        switch (e.Kind)
+        {
+            case EngineEventKind.InterfaceUp or EngineEventKind.InterfaceDown when e.Interface > 0 && e.Interface <= _slots.Length:
+                var link = _slots[e.Interface - 1].Link.Name;
+                if (e.Kind == EngineEventKind.InterfaceUp)
+                {
+                    HostLog.LinkUp(Logger, Name, e.Interface, link);
+                }
+                else
+                {
+                    HostLog.LinkDown(Logger, Name, e.Interface, link);
+                    NoteMigrations(); // the engine moves the link's flows elsewhere (AutoMigrate)
+                }
+
+                break;
+            case EngineEventKind.Migrated when _migrating.Remove(e.Socket.Value) | Logger.IsEnabled(LogLevel.Information):
+                if (Engine.GetFlow(e.Socket) is { } flow)
+                {
+                    HostLog.MigrationCompleted(Logger, Name, flow.LocalFlow, new ServiceLabel(ServiceLabels, flow.Service), flow.Interface, flow.PeerAddress);
+                }
+
+                break;
+            case EngineEventKind.Closed when _migrating.Remove(e.Socket.Value, out var failed):
+                if (e.Error is ServalError.MigrationFailed or ServalError.NetworkDown or ServalError.TimedOut)
+                {
+                    HostLog.MigrationFailed(Logger, Name, failed.Flow, new ServiceLabel(ServiceLabels, failed.Service), e.Error);
+                }
+
+                break;
+        }
+    }
+
+    /// <summary>Engine thread: logs the migrations this host started since the last call (by the API, or by the engine when a link went down).</summary>
+    public void NoteMigrations()
+    {
+        foreach (var f in Engine.GetFlows())
+        {
+            if (f.Migration is MigrationState.RsynSent or MigrationState.RsynSentReceived && _migrating.TryAdd(f.Socket.Value, (f.LocalFlow, f.Service)))
+            {
+                HostLog.MigrationStarted(Logger, Name, f.LocalFlow, new ServiceLabel(ServiceLabels, f.Service), f.PeerAddress, f.Interface);
+            }
+        }
+    }
+
+    /// <summary>Engine thread: a registration event of the router controller, logged.</summary>
+    private void OnRegistrationEvent(Stack.ControlPlane.RouterRegistrationEvent e)
+    {
+        var service = ServiceLabels.Of(e.Prefix);
+        var host = e.Host.ToString();
+        switch (e.Kind)
+        {
+            case Stack.ControlPlane.RouterRegistrationEventKind.Added:
+                HostLog.RegistrationAdded(Logger, Name, service, host, e.Weight);
+                break;
+            case Stack.ControlPlane.RouterRegistrationEventKind.Refreshed:
+                HostLog.RegistrationRefreshed(Logger, Name, service, host);
+                break;
+            case Stack.ControlPlane.RouterRegistrationEventKind.Expired:
+                HostLog.RegistrationExpired(Logger, Name, service, host);
+                break;
+            case Stack.ControlPlane.RouterRegistrationEventKind.Withdrawn:
+                HostLog.RegistrationWithdrawn(Logger, Name, service, host);
+                break;
+            case Stack.ControlPlane.RouterRegistrationEventKind.DrainStarted:
+                HostLog.DrainStarted(Logger, Name, service, host, e.ByRouter ? "router" : "host");
+                break;
+            case Stack.ControlPlane.RouterRegistrationEventKind.DrainEnded:
+                HostLog.DrainFinished(Logger, Name, service, host, e.ByRouter ? "router" : "host");
+                break;
+        }
     }
 
     /// <summary>Logs the faults the engine charged to flows (each flow was reset; the host goes on).</summary>

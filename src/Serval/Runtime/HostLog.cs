@@ -4,7 +4,7 @@ using Serval.Stack;
 
 namespace Serval.Runtime;
 
-/// <summary>Log messages of the runtime and links, with stable event ids (1xx host, 2xx links, 3xx rules, 4xx resolution).</summary>
+/// <summary>Log messages of the runtime and links, with stable event ids (1xx host, 2xx links, 3xx rules, 4xx resolution, 5xx registrations and routers, 6xx migration).</summary>
 internal static partial class HostLog
 {
     [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Serval host {Host} started with {Interfaces} interface(s), mode {Mode}")]
@@ -66,4 +66,43 @@ internal static partial class HostLog
 
     [LoggerMessage(EventId = 406, Level = LogLevel.Information, Message = "Serval host {Host}: registrations of prefixes shorter than 256 bits (such as {Prefix}) have no DNS name and are not published")]
     public static partial void PublishPrefix(ILogger logger, string host, Serval.Wire.ServicePrefix prefix);
+
+    [LoggerMessage(EventId = 210, Level = LogLevel.Information, Message = "Serval host {Host}: interface {Interface} ({Link}) is up")]
+    public static partial void LinkUp(ILogger logger, string host, int @interface, string link);
+
+    [LoggerMessage(EventId = 211, Level = LogLevel.Warning, Message = "Serval host {Host}: interface {Interface} ({Link}) is down")]
+    public static partial void LinkDown(ILogger logger, string host, int @interface, string link);
+
+    [LoggerMessage(EventId = 500, Level = LogLevel.Information, Message = "Serval router {Host}: registration of {Service} by {RegisteredHost} added (weight {Weight})")]
+    public static partial void RegistrationAdded(ILogger logger, string host, string service, string registeredHost, uint weight);
+
+    [LoggerMessage(EventId = 501, Level = LogLevel.Debug, Message = "Serval router {Host}: registration of {Service} by {RegisteredHost} refreshed")]
+    public static partial void RegistrationRefreshed(ILogger logger, string host, string service, string registeredHost);
+
+    [LoggerMessage(EventId = 502, Level = LogLevel.Warning, Message = "Serval router {Host}: registration of {Service} by {RegisteredHost} expired (no refresh within its lease); its rule was removed")]
+    public static partial void RegistrationExpired(ILogger logger, string host, string service, string registeredHost);
+
+    [LoggerMessage(EventId = 503, Level = LogLevel.Information, Message = "Serval router {Host}: registration of {Service} by {RegisteredHost} withdrawn")]
+    public static partial void RegistrationWithdrawn(ILogger logger, string host, string service, string registeredHost);
+
+    [LoggerMessage(EventId = 504, Level = LogLevel.Information, Message = "Serval router {Host}: drain of {Service} at {RegisteredHost} started (by the {By}): no new connections go there")]
+    public static partial void DrainStarted(ILogger logger, string host, string service, string registeredHost, string by);
+
+    [LoggerMessage(EventId = 505, Level = LogLevel.Information, Message = "Serval router {Host}: drain of {Service} at {RegisteredHost} finished (by the {By}): new connections go there again")]
+    public static partial void DrainFinished(ILogger logger, string host, string service, string registeredHost, string by);
+
+    [LoggerMessage(EventId = 510, Level = LogLevel.Information, Message = "Serval host {Host}: discovered service router {Router}; registering the bound services with it")]
+    public static partial void RouterDiscovered(ILogger logger, string host, Serval.Wire.LinkAddress router);
+
+    [LoggerMessage(EventId = 511, Level = LogLevel.Warning, Message = "Serval host {Host}: lost service router {Router} (its advertised lifetime lapsed)")]
+    public static partial void RouterLost(ILogger logger, string host, Serval.Wire.LinkAddress router);
+
+    [LoggerMessage(EventId = 600, Level = LogLevel.Information, Message = "Serval host {Host}: migration of flow {Flow} ({Service}, peer {Peer}) away from interface {Interface} started")]
+    public static partial void MigrationStarted(ILogger logger, string host, Serval.Wire.FlowId flow, ServiceLabel service, Serval.Wire.LinkAddress peer, int @interface);
+
+    [LoggerMessage(EventId = 601, Level = LogLevel.Information, Message = "Serval host {Host}: migration of flow {Flow} ({Service}) completed: now on interface {Interface}, peer {Peer}")]
+    public static partial void MigrationCompleted(ILogger logger, string host, Serval.Wire.FlowId flow, ServiceLabel service, int @interface, Serval.Wire.LinkAddress peer);
+
+    [LoggerMessage(EventId = 602, Level = LogLevel.Warning, Message = "Serval host {Host}: migration of flow {Flow} ({Service}) failed: {Error}; the flow was reset")]
+    public static partial void MigrationFailed(ILogger logger, string host, Serval.Wire.FlowId flow, ServiceLabel service, ServalError error);
 }

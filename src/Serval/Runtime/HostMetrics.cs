@@ -17,15 +17,14 @@ internal sealed class HostMetrics : IDisposable
     private readonly Counter<long> _connectionsFailed;
     private readonly KeyValuePair<string, object?> _hostTag;
 
-    public HostMetrics(string host, EngineDriver driver)
+    public HostMetrics(string host, EngineDriver driver, IMeterFactory? factory)
     {
         _hostTag = new KeyValuePair<string, object?>("serval.host", host);
-        _meter = new Meter(new MeterOptions(MeterName) { Tags = [_hostTag] });
+        var options = new MeterOptions(MeterName) { Tags = [_hostTag] };
+        _meter = factory?.Create(options) ?? new Meter(options);
         var c = driver.Counters;
-        Observe("serval.packets.received", "{packet}", "SAL packets handed to the engine.", () => c.PacketsReceived);
-        Observe("serval.packets.sent", "{packet}", "SAL packets the engine transmitted.", () => c.PacketsSent);
-        Observe("serval.bytes.received", "By", "SAL bytes handed to the engine.", () => c.BytesReceived);
-        Observe("serval.bytes.sent", "By", "SAL bytes the engine transmitted.", () => c.BytesSent);
+        ObserveDirections("serval.packets", "{packet}", "SAL packets handed to the engine (receive) and transmitted by it (transmit).", () => c.PacketsReceived, () => c.PacketsSent);
+        ObserveDirections("serval.io", "By", "SAL bytes handed to the engine (receive) and transmitted by it (transmit).", () => c.BytesReceived, () => c.BytesSent);
         Observe("serval.packets.malformed", "{packet}", "Packets dropped because they did not parse.", () => c.Malformed);
         Observe("serval.packets.bad_checksum", "{packet}", "Packets dropped because the transport checksum failed.", () => c.BadTransportChecksum);
         Observe("serval.packets.unknown_flow", "{packet}", "Packets for a flowID no flow has.", () => c.UnknownFlow);
@@ -67,8 +66,8 @@ internal sealed class HostMetrics : IDisposable
             // A router of a fleet (docs/router-fleet.md): the registry's health.
             var status = registry.Status;
             _meter.CreateObservableGauge("serval.router.registry.degraded", () => status.Degraded ? 1 : 0, "{state}", "1 while the fleet registry is unreachable (forwarding from the last table), else 0.");
-            _meter.CreateObservableGauge("serval.router.registry.watch_lag", () => status.WatchLag.TotalMilliseconds, "ms", "Last registry watch lag: from the accepting router's write to this router receiving the event.");
-            _meter.CreateObservableGauge("serval.router.registry.watch_lag_max", () => status.MaxWatchLag.TotalMilliseconds, "ms", "Largest registry watch lag seen.");
+            _meter.CreateObservableGauge("serval.router.registry.watch_lag", () => status.WatchLag.TotalSeconds, "s", "Last registry watch lag: from the accepting router's write to this router receiving the event.");
+            _meter.CreateObservableGauge("serval.router.registry.watch_lag_max", () => status.MaxWatchLag.TotalSeconds, "s", "Largest registry watch lag seen.");
             _meter.CreateObservableGauge("serval.router.registry.revision", () => status.Revision, "{revision}", "Registry revision last received.");
             Observe("serval.router.registry.errors", "{error}", "Failed registry operations (each retried).", () => status.Errors);
             Observe("serval.router.registry.writes", "{request}", "Registry write transactions that succeeded.", () => status.Writes);
@@ -79,6 +78,18 @@ internal sealed class HostMetrics : IDisposable
         _connectionsOpened = _meter.CreateCounter<long>("serval.connections.opened", "{connection}", "Connections established (connected or accepted).");
         _connectionsFailed = _meter.CreateCounter<long>("serval.connections.failed", "{connection}", "Connection attempts that failed.");
     }
+
+    /// <summary>One counter of both directions, tagged <c>network.io.direction</c> as OpenTelemetry's semantic conventions do.</summary>
+    private void ObserveDirections(string name, string unit, string description, Func<long> receive, Func<long> transmit) =>
+        _meter.CreateObservableCounter(
+            name,
+            () => new[]
+            {
+                new Measurement<long>(receive(), new KeyValuePair<string, object?>("network.io.direction", "receive")),
+                new Measurement<long>(transmit(), new KeyValuePair<string, object?>("network.io.direction", "transmit")),
+            },
+            unit,
+            description);
 
     private void Observe(string name, string unit, string description, Func<long> read) =>
         _meter.CreateObservableCounter(name, read, unit, description);

@@ -46,7 +46,8 @@ internal sealed class ResolverBridge : IDeferredServiceResolver, IDisposable
         }
 
         Interlocked.Increment(ref _running);
-        _ = Task.Run(() => RunAsync(service));
+        var parent = _driver.ConnectContextOf(service);
+        _ = Task.Run(() => RunAsync(service, parent));
         return ServiceResolution.Pending;
     }
 
@@ -60,25 +61,48 @@ internal sealed class ResolverBridge : IDeferredServiceResolver, IDisposable
         _stopping.Cancel();
     }
 
-    private async Task RunAsync(ServiceId service)
+    private async Task RunAsync(ServiceId service, System.Diagnostics.ActivityContext parent)
     {
         ServiceResolution? result = null;
+        var activity = ServalTelemetry.Start("serval.resolve", System.Diagnostics.ActivityKind.Client, _driver.Name, service, parent: parent);
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
             timeout.CancelAfter(_options.Timeout);
             result = await ResolveAsync(service, timeout.Token).ConfigureAwait(false);
+            if (activity is not null)
+            {
+                activity.SetTag("serval.resolve.targets", result is null ? 0 : result.Targets.Count);
+                if (result is null)
+                {
+                    activity.SetTag(ServalTelemetry.ResultTag, "failed");
+                    activity.SetTag(ServalTelemetry.ErrorTypeTag, "SourceFailed");
+                    activity.SetStatus(System.Diagnostics.ActivityStatusCode.Error, "no source answered");
+                    activity.Dispose();
+                }
+                else
+                {
+                    ServalTelemetry.Succeeded(activity, result.IsNotFound ? "not_found" : "found");
+                }
+            }
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException e)
         {
             if (!_stopping.IsCancellationRequested)
             {
                 HostLog.ResolveTimedOut(_driver.Logger, _driver.Name, service.ToString(), _options.Timeout.TotalMilliseconds);
             }
+
+            if (activity is not null)
+            {
+                activity.SetTag(ServalTelemetry.ErrorTypeTag, "TimedOut");
+                ServalTelemetry.Failed(activity, e);
+            }
         }
         catch (Exception e)
         {
             HostLog.ResolveFailed(_driver.Logger, e, _driver.Name, service.ToString(), "resolver");
+            ServalTelemetry.Failed(activity, e);
         }
         finally
         {

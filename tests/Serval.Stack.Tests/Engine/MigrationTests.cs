@@ -224,4 +224,72 @@ public sealed class MigrationTests
         Assert.Equal(MigrationState.None, h.Engine.GetFlow(f.Socket)!.Migration);
         Assert.Equal(LinkAddress.Parse("10.0.1.2"), h.Engine.GetFlow(f.Socket)!.LocalAddress);
     }
+
+    [Fact]
+    public void ResendRsyns_sends_the_outstanding_rsyn_again_from_the_new_interface_without_counting_a_retransmission()
+    {
+        var h = new PacketHarness();
+        var f = h.EstablishedFlow();
+        var second = h.Engine.AddInterface(new InterfaceConfig { Name = "wlan0", Address = LinkAddress.Parse("10.0.1.2"), Mtu = 1500 });
+        h.Engine.SetInterfaceUp(second, true, h.Now);
+        Assert.Equal(0, h.Engine.ResendRsyns(h.Now)); // nothing outstanding yet
+        Assert.Equal(ServalError.None, h.Engine.Migrate(f.Socket, second, h.Now));
+        h.Poll();
+        var rsyn = h.Expect(p => p.Control is { } c && c.Flags == SalControlFlags.Rsyn, "RSYN");
+        h.Advance(TimeSpan.FromMilliseconds(5));
+        h.ExpectNothing();
+
+        // A route appeared (the runtime's RTM_NEWROUTE): the same RSYN leaves again at once, from the new address.
+        Assert.Equal(1, h.Engine.ResendRsyns(h.Now));
+        h.Poll();
+        var again = h.Expect(p => p.Control is { } c && c.Flags == SalControlFlags.Rsyn, "the RSYN again");
+        Assert.Equal(rsyn.Control!.Value.Verno, again.Control!.Value.Verno);
+        Assert.Equal(LinkAddress.Parse("10.0.1.2"), h.LastSource);
+        h.ExpectNothing();
+        Assert.Equal(0, h.Engine.Counters.ControlRetransmissions);
+
+        // Answered: nothing is outstanding any more.
+        h.Send(PacketHarness.Control(SalControlFlags.Rsyn | SalControlFlags.Ack, f.TheirNext, rsyn.Control!.Value.Verno + 1, f.Theirs, f.Ours, PacketHarness.PeerNonce));
+        h.Expect(p => p.Control is { } c && c.IsPureAck, "final ACK");
+        Assert.Equal(0, h.Engine.ResendRsyns(h.Now));
+        h.Poll();
+        h.ExpectNothing();
+    }
+
+    [Fact]
+    public void An_address_that_changes_again_while_the_migration_onto_it_is_pending_gets_the_rsyn_at_once()
+    {
+        var h = new PacketHarness();
+        var f = h.EstablishedFlow();
+        var b = LinkAddress.Parse("10.0.0.12");
+        var c = LinkAddress.Parse("10.0.0.13");
+
+        // The interface's address changes: the flow moves with an RSYN from the new address.
+        h.Engine.SetInterfaceAddress(h.Interface, b, h.Now);
+        h.Poll();
+        var rsyn = h.Expect(p => p.Control is { } k && k.Flags == SalControlFlags.Rsyn, "RSYN from the first new address");
+        Assert.Equal(b, h.LastSource);
+        h.Advance(TimeSpan.FromMilliseconds(5));
+        h.ExpectNothing();
+
+        // It changes again before the peer answered (the RSYN|ACK would go to an address that is gone): the RSYN
+        // leaves again at once from the newest address, not at the retransmission timer.
+        h.Engine.SetInterfaceAddress(h.Interface, c, h.Now);
+        h.Poll();
+        var again = h.Expect(p => p.Control is { } k && k.Flags == SalControlFlags.Rsyn, "RSYN from the second new address, at once");
+        Assert.Equal(c, h.LastSource);
+        Assert.Equal(rsyn.Control!.Value.Verno, again.Control!.Value.Verno);
+        h.ExpectNothing();
+
+        // The peer answers there: the flow completes its one migration on the newest address.
+        h.Send(PacketHarness.Control(SalControlFlags.Rsyn | SalControlFlags.Ack, f.TheirNext, rsyn.Control!.Value.Verno + 1, f.Theirs, f.Ours, PacketHarness.PeerNonce));
+        h.Expect(p => p.Control is { } k && k.IsPureAck, "final ACK");
+        Assert.Equal(c, h.LastSource);
+        var flow = h.Engine.GetFlow(f.Socket)!;
+        Assert.Equal(MigrationState.None, flow.Migration);
+        Assert.Equal(c, flow.LocalAddress);
+        Assert.Equal(1, h.Engine.Counters.MigrationsStarted);
+        Assert.Equal(1, h.Engine.Counters.MigrationsCompleted);
+        Assert.Equal(0, h.Engine.Counters.ControlRetransmissions);
+    }
 }

@@ -71,6 +71,7 @@ internal sealed class PacketHarness : IPacketSink
     {
         Assert.True(_out.Count > 0, $"expected a packet{(what is null ? string.Empty : $" ({what})")}, got nothing");
         var (src, dst, bytes) = _out.Dequeue();
+        LastSource = src;
         Assert.True(SalPacketRepr.TryParse(bytes, out var p, out var off, out var len, out var error), error.ToString());
         Assert.True(SalPacketRepr.VerifyTransportChecksum(bytes, new TransportPseudoHeader(src, dst)), "transport checksum");
         payload = bytes.AsSpan(off, len).ToArray();
@@ -81,6 +82,9 @@ internal sealed class PacketHarness : IPacketSink
 
         return p;
     }
+
+    /// <summary>The source address of the packet the last <c>Expect</c> took.</summary>
+    public LinkAddress LastSource { get; private set; }
 
     public void ExpectNothing()
     {
