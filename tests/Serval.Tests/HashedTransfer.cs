@@ -74,15 +74,8 @@ internal sealed class HashedTransfer
     }
 
     /// <summary>Waits (at most 20 s) until the receiver has read <paramref name="bytes"/> bytes.</summary>
-    public async Task ReachedAsync(long bytes, CancellationToken ct)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (Received < bytes)
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {bytes} bytes to arrive (received {Received})");
-            await Task.Delay(5, ct);
-        }
-    }
+    public Task ReachedAsync(long bytes, CancellationToken ct) =>
+        Eventually.UntilAsync(() => Received, received => received >= bytes, $"{bytes} bytes to arrive (bytes received)", TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(5), ct);
 
     /// <summary>Waits for both ends and checks that every byte arrived intact; returns the receiver's SHA-256.</summary>
     public async Task<byte[]> CompleteAsync()

@@ -258,7 +258,7 @@ public sealed class NetnsRenumberingTests(ITestOutputHelper output)
         net.Mobile.Ip("addr", "add", "2001:db8:63:1::1/64", "dev", "mv0", "nodad");
         net.Mobile.Ip("-6", "route", "add", "default", "via", "2001:db8:63:1::fe");
         await NetnsSteps.PollAsync(() => mobile.Links.Any(l => l.LocalAddress == v6), "a link for the new IPv6 address", ct);
-        Assert.True((await mobile.GetInterfacesAsync(ct)).Single(i => i.Address == v6).IsUp);
+        Assert.True((await mobile.GetInterfacesAsync(ct)).Single(i => i.Address == v6).IsUp, $"the interface with {v6} is down");
 
         // Link-local (the veth's fe80::) and loopback addresses got none.
         Assert.DoesNotContain(mobile.Links, l => l.LocalAddress.ToIPAddress().IsIPv6LinkLocal || IPAddress.IsLoopback(l.LocalAddress.ToIPAddress()));

@@ -36,7 +36,7 @@ internal static class NetnsSteps
 
     /// <summary>Waits (at most 20 s, polling every 5 ms) until <paramref name="condition"/> holds; fails naming <paramref name="what"/>.</summary>
     public static Task PollAsync(Func<bool> condition, string what, CancellationToken ct) =>
-        PollAsync(() => ValueTask.FromResult(condition()), what, ct);
+        Eventually.TrueAsync(condition, what, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(5), ct);
 
     /// <inheritdoc cref="PollAsync(Func{bool}, string, CancellationToken)"/>
     public static Task PollAsync(Func<ValueTask<bool>> condition, string what, CancellationToken ct) =>
