@@ -121,6 +121,11 @@ internal sealed class ControlHandler(ServalHost host, FlowOwners? owners = null,
             throw new RequestException("bad_request", $"the name '{name}' does not hash to {prefix.Id}");
         }
 
+        if (op == "rules.add" && !host.IsAttached && _names.Find(prefix) is { } known)
+        {
+            host.Driver.ServiceLabels.Remember(prefix.Id, known); // the host's log lines show it too
+        }
+
         var target = ParseTarget(RequiredString(request, "target"));
         var priority = OptionalUInt(request, "priority");
         var weight = OptionalUInt(request, "weight");

@@ -222,4 +222,18 @@ public sealed class ObservabilityTests
         Assert.True(logs.Has(LogLevel.Information, $"Serval host mig-client: migration of flow {flow.LocalFlow} ({label}, peer {server.Address()}) away from interface 1 started"), logs.Dump());
         Assert.True(await TestNet.EventuallyAsync(() => Task.FromResult(logs.Has(LogLevel.Information, $"Serval host mig-client: migration of flow {flow.LocalFlow} ({label}) completed: now on interface 2"))), logs.Dump());
     }
+
+    [Fact]
+    public void Log_labels_show_a_service_by_name_where_known_and_by_short_id_otherwise()
+    {
+        var labels = new Runtime.ServiceLabels();
+        var id = ServiceId.FromName("shop.web");
+        Assert.Equal(id.ToString()[..8] + "…", labels.Of(id));
+        labels.Remember(id, "shop.other"); // not its name: ignored
+        Assert.Equal(id.ToString()[..8] + "…", labels.Of(id));
+        labels.Remember(id, "shop.web");
+        Assert.Equal($"shop.web ({id.ToString()[..8]}…)", labels.Of(ServicePrefix.Exact(id)));
+        Assert.Equal("all services", labels.Of((ServicePrefix?)null));
+        Assert.StartsWith("serval.router (control plane)", labels.Of(ControlProtocol.RouterServiceId), StringComparison.Ordinal);
+    }
 }

@@ -10,9 +10,14 @@ namespace Serval.Runtime;
 internal sealed class ServiceLabels
 {
     private const int MaxNames = 4096;
-    private readonly ConcurrentDictionary<ServiceId, string> _names = new();
+    private readonly ConcurrentDictionary<ServiceId, string> _names = new()
+    {
+        [Stack.ControlPlane.ControlProtocol.RouterServiceId] = "serval.router (control plane)",
+        [Stack.ControlPlane.ControlProtocol.AdvertiseServiceId] = "serval.router.advertise (control plane)",
+        [Stack.ControlPlane.ControlProtocol.SolicitServiceId] = "serval.router.solicit (control plane)",
+    };
 
-    /// <summary>Remembers the name of <paramref name="service"/> (a bounded number of them).</summary>
+    /// <summary>Remembers the name of <paramref name="service"/> (a bounded number of them); servald also passes the names it was told.</summary>
     public void Remember(ServiceId service, string? name)
     {
         if (!string.IsNullOrEmpty(name) && _names.Count < MaxNames && ServiceId.FromName(name) == service)
