@@ -141,20 +141,25 @@ public sealed class NetnsServiceRouterTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public async Task A_syn_whose_ttl_would_reach_zero_at_the_router_is_dropped_and_counted()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_syn_whose_ttl_would_reach_zero_at_the_router_is_dropped_and_counted(bool ipv6)
     {
         Require();
         var ct = TestNet.Timeout(30);
         await using var net = LineNetwork.Create();
-        var (router, server, _) = await StartRouterAndServerAsync(net, LineNetwork.RouterAddresses, LineNetwork.ServerAddress, ct);
+        var (clientIP, routerIPs, serverIP) = ipv6
+            ? (LineNetwork.ClientAddress6, LineNetwork.RouterAddresses6, LineNetwork.ServerAddress6)
+            : (LineNetwork.ClientAddress, LineNetwork.RouterAddresses, LineNetwork.ServerAddress);
+        var (router, server, _) = await StartRouterAndServerAsync(net, routerIPs, serverIP, ct);
         await using (router)
         await using (server)
         await using (var listener = await StreamTests.EchoServerAsync(server, Echo, ct))
         {
-            var clientAddress = LinkAddress.FromIPAddress(LineNetwork.ClientAddress);
+            var clientAddress = LinkAddress.FromIPAddress(clientIP);
             var routerAddress = router.Address(0);
-            using var serverTap = net.Server.Invoke(() => PacketTap.OnInterfaces(LinkAddress.FromIPAddress(LineNetwork.ServerAddress)));
+            using var serverTap = net.Server.Invoke(() => PacketTap.OnInterfaces(LinkAddress.FromIPAddress(serverIP)));
 
             // A SYN from the client's address with the TTL we choose, sent by a raw link in the client's namespace (no
             // host there: the server's SYN-ACK finds no one, which is fine here).
@@ -168,7 +173,7 @@ public sealed class NetnsServiceRouterTests(ITestOutputHelper output)
             };
             var buffer = new byte[512];
             var n = syn.Emit(buffer, default, new TransportPseudoHeader(clientAddress, routerAddress));
-            using var sender = Link(net.Client, LineNetwork.ClientAddress);
+            using var sender = Link(net.Client, clientIP);
             void SendWithTtl(int ttl)
             {
                 sender.Send(clientAddress, routerAddress, buffer.AsSpan(0, n), ttl);
@@ -188,7 +193,8 @@ public sealed class NetnsServiceRouterTests(ITestOutputHelper output)
             Assert.Empty(serverTap.Failures);
             var forwarded = Assert.Single(serverTap.Packets, p => p.Kind == ReferenceLayout.Kind.Syn);
             Assert.Equal(1, forwarded.Ttl);
-            Assert.Equal((UInt128)clientAddress.IPv4Value, forwarded.SourceAddress);
+            Assert.Equal(ipv6, forwarded.IPv6);
+            Assert.Equal(AddressKey(clientIP), forwarded.SourceAddress);
             Assert.Equal(2, router.Counters.HopLimitExceeded);
             Assert.Equal(0, server.Counters.BadTransportChecksum);
         }
@@ -267,5 +273,12 @@ public sealed class NetnsServiceRouterTests(ITestOutputHelper output)
 
             Assert.True(found, "no SYN in the server's capture");
         }
+    }
+
+    /// <summary>An address as <see cref="ReferenceLayout.Packet"/> holds it (IPv4 in the low 32 bits).</summary>
+    private static UInt128 AddressKey(IPAddress address)
+    {
+        var bytes = address.GetAddressBytes();
+        return bytes.Length == 4 ? System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(bytes) : System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(bytes);
     }
 }
