@@ -72,7 +72,7 @@ public sealed class ServalConnection : IAsyncDisposable
             if (options.Host.Daemon is { } daemon)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var remote = await RemoteConnection.ConnectAsync(daemon, options.Service, TransportProtocol.Stream, options.AdvisoryAddress, cancellationToken).ConfigureAwait(false);
+                var remote = await RemoteConnection.ConnectAsync(daemon, options.Service, TransportProtocol.Stream, options.AdvisoryAddress, cancellationToken, serviceName).ConfigureAwait(false);
                 connection = new ServalConnection(remote, options.Service);
             }
             else
