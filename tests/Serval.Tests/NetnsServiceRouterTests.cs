@@ -119,7 +119,7 @@ public sealed class NetnsServiceRouterTests(ITestOutputHelper output)
             // the client, TTL 64 - 1 (sr_syn_b.pcap frame 3).
             var forwarded = serverTap.Packets.Where(p => p.Kind == ReferenceLayout.Kind.Syn).ToList();
             Assert.NotEmpty(forwarded);
-            Assert.All(forwarded, p => Assert.Equal((clientAddress.IPv4Value, serverAddress.IPv4Value, IPHopLimit.Default - 1), (p.SourceAddress, p.DestinationAddress, (int)p.Ttl)));
+            Assert.All(forwarded, p => Assert.Equal(((UInt128)clientAddress.IPv4Value, (UInt128)serverAddress.IPv4Value, IPHopLimit.Default - 1), (p.SourceAddress, p.DestinationAddress, (int)p.Ttl)));
             Assert.Equal(forwarded.Count, ReferenceLayout.CheckForwardedHopLimits(clientTap.Packets, serverTap.Packets));
 
             // Every packet both ways, close included: SAL and TCP fields as the reference's of the same kind, IPv4
@@ -188,7 +188,7 @@ public sealed class NetnsServiceRouterTests(ITestOutputHelper output)
             Assert.Empty(serverTap.Failures);
             var forwarded = Assert.Single(serverTap.Packets, p => p.Kind == ReferenceLayout.Kind.Syn);
             Assert.Equal(1, forwarded.Ttl);
-            Assert.Equal(clientAddress.IPv4Value, forwarded.SourceAddress);
+            Assert.Equal((UInt128)clientAddress.IPv4Value, forwarded.SourceAddress);
             Assert.Equal(2, router.Counters.HopLimitExceeded);
             Assert.Equal(0, server.Counters.BadTransportChecksum);
         }
@@ -207,16 +207,40 @@ public sealed class NetnsServiceRouterTests(ITestOutputHelper output)
         {
             await using (server)
             await using (var client = await StartClientAsync(net, LineNetwork.ClientAddress6, router, ct))
-            await using (var listener = await StreamTests.EchoServerAsync(server, Echo, ct))
             {
-                Assert.True(serverLink.WritesIPHeader && serverLink.ReportsHopLimit, "IPV6_HDRINCL or IPV6_RECVHOPLIMIT is not in use");
-                var (sent, received) = await StreamTests.TransferAsync(client, Echo, 200_000, ct);
-                Assert.Equal(SHA256.HashData(sent), SHA256.HashData(received));
+                var clientAddress = LinkAddress.FromIPAddress(LineNetwork.ClientAddress6);
+                var serverAddress = LinkAddress.FromIPAddress(LineNetwork.ServerAddress6);
+                using var clientTap = net.Client.Invoke(() => PacketTap.OnInterfaces(clientAddress));
+                using var serverTap = net.Server.Invoke(() => PacketTap.OnInterfaces(serverAddress));
+                await using (var listener = await StreamTests.EchoServerAsync(server, Echo, ct))
+                {
+                    Assert.True(serverLink.WritesIPHeader && serverLink.ReportsHopLimit, "IPV6_HDRINCL or IPV6_RECVHOPLIMIT is not in use");
+                    var (sent, received) = await StreamTests.TransferAsync(client, Echo, 200_000, ct);
+                    Assert.Equal(SHA256.HashData(sent), SHA256.HashData(received));
 
-                // The server verifies transport checksums strictly against the IPv6 source: nothing failed.
-                Assert.Equal(0, server.Counters.BadTransportChecksum);
-                Assert.InRange(router.Counters.Forwarded, 1, 3);
-                Assert.Equal(router.Counters.Forwarded, router.Counters.PacketsReceived);
+                    // The server verifies transport checksums strictly against the IPv6 source: nothing failed.
+                    Assert.Equal(0, server.Counters.BadTransportChecksum);
+                    Assert.InRange(router.Counters.Forwarded, 1, 3);
+                    Assert.Equal(router.Counters.Forwarded, router.Counters.PacketsReceived);
+                    Assert.True(await TestNet.EventuallyAsync(async () => await client.GetFlowCountAsync(ct) == 0 && await server.GetFlowCountAsync(ct) == 0, seconds: 10), "the connection did not close");
+                }
+
+                // Every packet both ways, close included, checked independently as over IPv4 (SOURCE6 instead of
+                // SOURCE, the IPv6 pseudo-header): the shapes of the reference's packets of the same kind, its
+                // control arithmetic, and the IP headers (who to whom, hop limit) of the reference's captures taken
+                // at the same places of the same topology.
+                clientTap.Dispose();
+                serverTap.Dispose();
+                Assert.True(clientTap.Failures.Count == 0, "client side: " + string.Join("\n", clientTap.Failures));
+                Assert.True(serverTap.Failures.Count == 0, "server side: " + string.Join("\n", serverTap.Failures));
+                Assert.All(clientTap.Packets.Concat(serverTap.Packets), p => Assert.True(p.IPv6, "an IPv4 packet on the IPv6 line"));
+                var forwarded = serverTap.Packets.Where(p => p.Kind == ReferenceLayout.Kind.Syn).ToList();
+                Assert.NotEmpty(forwarded);
+                Assert.Equal(forwarded.Count, ReferenceLayout.CheckForwardedHopLimits(clientTap.Packets, serverTap.Packets));
+                RawIpLayoutTests.AssertReferenceLayout(clientTap.Packets, requireEveryKind: true, minConnections: 1);
+                RawIpLayoutTests.AssertReferenceLayout(serverTap.Packets, requireEveryKind: true, minConnections: 1);
+                RawIpLayoutTests.AssertReferenceIPLayout(clientTap.Packets, "sr_syn_a.pcap");
+                RawIpLayoutTests.AssertReferenceIPLayout(serverTap.Packets, "sr_syn_b.pcap");
             }
 
             // The server's capture link recorded what its raw link reported for the first packet received: the
