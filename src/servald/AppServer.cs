@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
-using Serval.Attached;
+using Serval.Daemon.Protocol;
 using Serval.Stack;
 using Serval.Stack.Services;
 using Serval.Wire;
@@ -342,7 +342,7 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwn
         _connections[id] = connection;
         var stream = connection.GetStream();
         var abort = true;
-        var owned = Own(channel, connection.Handle);
+        var owned = Own(channel, connection.EngineSocket);
         try
         {
             var reply = DaemonProtocol.Ok();
@@ -466,7 +466,7 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwn
     private async Task RunConnectedDatagramAsync(DaemonChannel channel, ServalDatagramSocket socket)
     {
         var id = Interlocked.Increment(ref _nextId);
-        var owned = Own(channel, socket.Handle);
+        var owned = Own(channel, socket.EngineSocket);
         try
         {
             var reply = DaemonProtocol.Ok();
@@ -625,7 +625,7 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwn
             while (true)
             {
                 var r = await socket.ReceiveFromAsync(buffer, _stop.Token).ConfigureAwait(false);
-                var payload = RemoteDatagramSocket.EncodeReceived(r.Source, r.SourceAddress, buffer.AsSpan(0, r.ReceivedBytes));
+                var payload = DaemonProtocol.EncodeReceivedFrom(r.Source, r.SourceAddress, buffer.AsSpan(0, r.ReceivedBytes));
                 await channel.SendAsync(FrameType.ReceivedFrom, payload).ConfigureAwait(false);
             }
         }
