@@ -17,6 +17,11 @@ if (args.Length > 0 && args[0] == "stream-sim")
     return StreamSimBenchmark.Run(args[1..]);
 }
 
+if (args.Length > 0 && args[0] == "secure")
+{
+    return SecureBenchmark.Run(args[1..]);
+}
+
 if (args.Length > 0 && args[0] == "registration")
 {
     return await RegistrationBenchmark.RunAsync(args[1..]).ConfigureAwait(false);

@@ -53,6 +53,8 @@ public sealed class ServalException : IOException
         ServalError.NetworkDown => SocketError.NetworkDown,
         ServalError.MigrationFailed => SocketError.NetworkUnreachable,
         ServalError.ServiceNotFound => SocketError.HostNotFound,
+        ServalError.OwnershipProofFailed => SocketError.AccessDenied,
+        ServalError.SecurityNotNegotiated => SocketError.ProtocolNotSupported,
         _ => SocketError.SocketError,
     };
 
@@ -71,6 +73,8 @@ public sealed class ServalException : IOException
         ServalError.NetworkDown => "The interface or address the flow used went away.",
         ServalError.MigrationFailed => "The flow could not migrate to its new address.",
         ServalError.ServiceNotFound => "No service router or host on the way knew the service.",
+        ServalError.OwnershipProofFailed => "The server did not prove it holds the key of the self-certifying serviceID.",
+        ServalError.SecurityNotNegotiated => "The server did not accept the authenticated flow the connect required.",
         _ => $"Serval error {error}.",
     };
 }

@@ -7,7 +7,8 @@ namespace Serval.Wire;
 /// The payload is not part of the value: <see cref="TryParse"/> reports where it is, and <see cref="Emit"/> takes it.
 /// </summary>
 /// <remarks>
-/// Extensions are emitted in the reference's order: CONTROL, SERVICE (destination), SERVICE (source), SOURCE/SOURCE6, then our PATH.
+/// Extensions are emitted in the reference's order: CONTROL, SERVICE (destination), SERVICE (source), SOURCE/SOURCE6, then ours:
+/// PATH, KEYX, AUTH (always last).
 /// PAD and ADDRESS are accepted and skipped on parse and never emitted. Parser limits (docs/protocol.md §3): the walk
 /// covers exactly <c>length×4−12</c> bytes, at most 10 extensions, one CONTROL, two SERVICE, one SOURCE.
 /// </remarks>
@@ -52,6 +53,12 @@ public readonly record struct SalPacketRepr
     /// <summary>The PATH extension (ours: path validation), if present.</summary>
     public SalPathProbe? PathProbe { get; init; }
 
+    /// <summary>The KEYX extension (ours: the key exchange of an authenticated flow), if present.</summary>
+    public SalKeyExchange? KeyExchange { get; init; }
+
+    /// <summary>The AUTH extension (ours: a packet's number and authentication tag), if present. Emitted last.</summary>
+    public SalPacketAuth? Auth { get; init; }
+
     /// <summary>
     /// Whether the packet ends after the SAL header, with no transport header (the reference sends SAL FIN, ACK, RSYN,
     /// RSYN|ACK and RST this way).
@@ -71,7 +78,9 @@ public readonly record struct SalPacketRepr
         + (DestinationService.HasValue ? ServiceLength : 0)
         + (SourceService.HasValue ? ServiceLength : 0)
         + (SourceRoute?.Length ?? 0)
-        + (PathProbe.HasValue ? SalPathProbe.Length : 0);
+        + (PathProbe.HasValue ? SalPathProbe.Length : 0)
+        + (KeyExchange?.Length ?? 0)
+        + (Auth.HasValue ? SalPacketAuth.Length : 0);
 
     /// <summary>Length of the transport header this value emits.</summary>
     public int TransportHeaderLength => ControlOnly ? 0 : Protocol == ProtocolTcp ? Tcp.HeaderLength : UdpRepr.HeaderLength;
@@ -119,7 +128,7 @@ public readonly record struct SalPacketRepr
             return false;
         }
 
-        if (!TryParseExtensions(packet[SalHeaderView.BaseLength..hl], out var control, out var dst, out var src, out var route, out var probe, out error))
+        if (!TryParseExtensions(packet[SalHeaderView.BaseLength..hl], out var control, out var dst, out var src, out var route, out var probe, out var keyx, out var auth, out error))
         {
             return false;
         }
@@ -163,6 +172,8 @@ public readonly record struct SalPacketRepr
             SourceService = src,
             SourceRoute = route,
             PathProbe = probe,
+            KeyExchange = keyx,
+            Auth = auth,
             ControlOnly = controlOnly,
             Tcp = tcp,
             Udp = udp,
@@ -178,9 +189,13 @@ public readonly record struct SalPacketRepr
         out ServiceId? source,
         out SalSourceRoute? route,
         out SalPathProbe? probe,
+        out SalKeyExchange? keyExchange,
+        out SalPacketAuth? auth,
         out WireError error)
     {
         probe = null;
+        keyExchange = null;
+        auth = null;
         control = null;
         destination = null;
         source = null;
@@ -294,6 +309,35 @@ public readonly record struct SalPacketRepr
 
                     probe = SalPathProbe.Read(e);
                     break;
+                case SalKeyExchange.Type:
+                    if (keyExchange is not null)
+                    {
+                        error = WireError.DuplicateKeyExchange;
+                        return false;
+                    }
+
+                    if (len is not SalKeyExchange.ShortLength and not SalKeyExchange.ProofLength || !SalKeyExchange.TryRead(e, out keyExchange))
+                    {
+                        error = WireError.BadExtensionLength;
+                        return false;
+                    }
+
+                    break;
+                case SalPacketAuth.Type:
+                    if (len != SalPacketAuth.Length)
+                    {
+                        error = WireError.BadExtensionLength;
+                        return false;
+                    }
+
+                    if (auth.HasValue)
+                    {
+                        error = WireError.DuplicateAuth;
+                        return false;
+                    }
+
+                    auth = SalPacketAuth.Read(e);
+                    break;
                 default:
                     error = WireError.UnknownExtension;
                     return false;
@@ -385,6 +429,16 @@ public readonly record struct SalPacketRepr
         if (PathProbe is { } probe)
         {
             o += probe.Emit(buffer[o..]);
+        }
+
+        if (KeyExchange is { } keyx)
+        {
+            o += keyx.Emit(buffer[o..]);
+        }
+
+        if (Auth is { } auth)
+        {
+            o += auth.Emit(buffer[o..]);
         }
 
         BinaryPrimitives.WriteUInt16BigEndian(buffer[10..], InternetChecksum.Compute(buffer[..sal]));

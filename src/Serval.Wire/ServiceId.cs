@@ -91,6 +91,46 @@ public readonly struct ServiceId : IEquatable<ServiceId>, IComparable<ServiceId>
     /// </summary>
     public static ServiceId FromName(ServicePrefix prefix, string name) => prefix.Apply(FromName(name));
 
+    /// <summary>Most prefix bits a self-certifying serviceID may have: at least 128 bits of it are the key's hash.</summary>
+    public const int MaxSelfCertifyingPrefixLength = 128;
+
+    /// <summary>
+    /// A self-certifying serviceID (docs/security.md): the bits of <paramref name="prefix"/>, then the remaining bits of
+    /// SHA-256 over the label <c>"serval self-certifying serviceID v1"</c>, the prefix length (1 byte), the prefix's
+    /// 32 bytes and the service's 32-byte Ed25519 public key <paramref name="publicKey"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The prefix is longer than <see cref="MaxSelfCertifyingPrefixLength"/> bits, or the key is not 32 bytes.</exception>
+    public static ServiceId FromPublicKey(ServicePrefix prefix, ReadOnlySpan<byte> publicKey)
+    {
+        if (prefix.Length > MaxSelfCertifyingPrefixLength)
+        {
+            throw new ArgumentException($"A self-certifying serviceID keeps at least 128 bits for the key's hash: its prefix has at most {MaxSelfCertifyingPrefixLength} bits (was {prefix.Length}).", nameof(prefix));
+        }
+
+        if (publicKey.Length != 32)
+        {
+            throw new ArgumentException($"An Ed25519 public key has 32 bytes (was {publicKey.Length}).", nameof(publicKey));
+        }
+
+        ReadOnlySpan<byte> label = "serval self-certifying serviceID v1"u8;
+        Span<byte> input = stackalloc byte[label.Length + 1 + Size + 32];
+        label.CopyTo(input);
+        input[label.Length] = (byte)prefix.Length;
+        prefix.Id.WriteTo(input[(label.Length + 1)..]);
+        publicKey.CopyTo(input[(label.Length + 1 + Size)..]);
+        Span<byte> hash = stackalloc byte[Size];
+        SHA256.HashData(input, hash);
+        return prefix.Apply(new ServiceId(hash));
+    }
+
+    /// <summary>
+    /// Whether this serviceID is the self-certifying serviceID of <paramref name="publicKey"/> under its own first
+    /// <paramref name="prefixLength"/> bits (0–128).
+    /// </summary>
+    public bool IsCertifiedBy(ReadOnlySpan<byte> publicKey, int prefixLength) =>
+        (uint)prefixLength <= MaxSelfCertifyingPrefixLength && publicKey.Length == 32
+        && FromPublicKey(new ServicePrefix(this, prefixLength), publicKey) == this;
+
     /// <summary>Writes the 32 bytes of this serviceID into <paramref name="destination"/>.</summary>
     public void WriteTo(Span<byte> destination)
     {

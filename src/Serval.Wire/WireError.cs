@@ -62,4 +62,10 @@ public enum WireError
 
     /// <summary>The destination buffer is too small for the packet.</summary>
     BufferTooSmall,
+
+    /// <summary>A second KEYX extension.</summary>
+    DuplicateKeyExchange,
+
+    /// <summary>A second AUTH extension.</summary>
+    DuplicateAuth,
 }

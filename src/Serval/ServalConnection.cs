@@ -72,6 +72,11 @@ public sealed class ServalConnection : IAsyncDisposable
         {
             if (options.Host.Daemon is { } daemon)
             {
+                if (options.Security.Offers)
+                {
+                    throw new NotSupportedException("Authenticated flows are not available to applications attached to servald yet; connect from a host of the application's own.");
+                }
+
                 cancellationToken.ThrowIfCancellationRequested();
                 var remote = await RemoteConnection.ConnectAsync(daemon, options.Service, TransportProtocol.Stream, options.AdvisoryAddress, cancellationToken, serviceName).ConfigureAwait(false);
                 connection = new ServalConnection(remote, options.Service);
@@ -119,7 +124,7 @@ public sealed class ServalConnection : IAsyncDisposable
         {
             // An on-demand resolution this SYN starts becomes a child of the connect span.
             d.NoteConnectContext(options.Service, context);
-            var r = d.Engine.Connect(options.Service, protocol, d.Now, out var handle, options.AdvisoryAddress);
+            var r = d.Engine.Connect(options.Service, protocol, d.Now, out var handle, options.AdvisoryAddress, options.Security);
             if (r != ServalError.None)
             {
                 throw new ServalException(r);

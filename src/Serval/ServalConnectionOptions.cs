@@ -1,3 +1,4 @@
+using Serval.Stack;
 using Serval.Wire;
 
 namespace Serval;
@@ -23,6 +24,26 @@ public sealed record ServalConnectionOptions
     /// </summary>
     public string? ServiceName { get; init; }
 
+    /// <summary>
+    /// The protection to offer for the flow's packets (docs/security.md): <see cref="FlowProtection.None"/> (the
+    /// default: an ordinary SYN), <see cref="FlowProtection.Authenticated"/> or <see cref="FlowProtection.Encrypted"/>.
+    /// A server that does not accept the offer (or does not know it) gives an ordinary flow unless
+    /// <see cref="RequireSecurity"/> or <see cref="RequireOwnershipProof"/> is set.
+    /// </summary>
+    public FlowProtection Protection { get; init; }
+
+    /// <summary>Fail the connect (<see cref="ServalError.SecurityNotNegotiated"/>) rather than fall back to an ordinary flow.</summary>
+    public bool RequireSecurity { get; init; }
+
+    /// <summary>
+    /// <see cref="Service"/> is self-certifying: the server must prove it holds its key, or the connect fails with
+    /// <see cref="ServalError.OwnershipProofFailed"/>. Implies an authenticated flow.
+    /// </summary>
+    public bool RequireOwnershipProof { get; init; }
+
+    /// <summary>The engine's view of the security settings.</summary>
+    internal ConnectSecurity Security => new(Protection, RequireSecurity, RequireOwnershipProof);
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
     public void Validate()
     {
@@ -30,6 +51,11 @@ public sealed record ServalConnectionOptions
         if (Service.IsZero)
         {
             throw new ArgumentException("The zero serviceID names no service.", nameof(Service));
+        }
+
+        if (!Enum.IsDefined(Protection))
+        {
+            throw new ArgumentException($"Unknown protection {Protection}.", nameof(Protection));
         }
     }
 }

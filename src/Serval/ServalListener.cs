@@ -42,6 +42,11 @@ public sealed class ServalListener : IAsyncDisposable
         cancellationToken.ThrowIfCancellationRequested();
         if (options.Host.Daemon is { } daemon)
         {
+            if (options.ServiceKey is not null)
+            {
+                throw new NotSupportedException("A listener attached to servald cannot hold a service key yet; listen on a host of the application's own.");
+            }
+
             var remote = await RemoteListener.ListenAsync(daemon, options, cancellationToken).ConfigureAwait(false);
             return new ServalListener(null, null, remote, options);
         }
@@ -52,7 +57,7 @@ public sealed class ServalListener : IAsyncDisposable
         var state = await driver.InvokeAsync(d =>
         {
             var handle = SocketHandle.None;
-            var r = d.Engine.Listen(prefix, options.Protocol, options.ListenBacklog, d.Now, out handle); // AddressInUse when bound
+            var r = d.Engine.Listen(prefix, options.Protocol, options.ListenBacklog, d.Now, out handle, options.ServiceKey); // AddressInUse when bound
             if (r != ServalError.None)
             {
                 throw new ServalException(r, $"Cannot listen on {prefix}: {r}.");

@@ -18,6 +18,13 @@ public sealed record ServalListenerOptions
     /// <summary>Most established connections waiting to be accepted (default 512, like Kestrel); handshakes beyond wait in the pending-request table until the application accepts.</summary>
     public int ListenBacklog { get; init; } = 512;
 
+    /// <summary>
+    /// The key of a self-certifying serviceID within <see cref="ListenEndPoint"/> (<see cref="ServiceKeyFile.Load"/>):
+    /// connects to that serviceID that offer a key exchange get a proof that this listener holds it (docs/security.md).
+    /// Connects that offer one get an authenticated flow with or without a key.
+    /// </summary>
+    public ServiceKey? ServiceKey { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
     public void Validate()
     {
@@ -31,6 +38,11 @@ public sealed record ServalListenerOptions
         if (!Enum.IsDefined(Protocol))
         {
             throw new ArgumentException($"Unknown protocol {Protocol}.", nameof(Protocol));
+        }
+
+        if (ServiceKey is { } key && !ListenEndPoint.Prefix.Contains(key.ServiceId))
+        {
+            throw new ArgumentException($"The key's serviceID {key.ServiceId} is not within {ListenEndPoint.Prefix}.", nameof(ServiceKey));
         }
 
         if (ListenBacklog is < 1 or > 65_535)

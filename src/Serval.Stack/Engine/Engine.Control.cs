@@ -17,6 +17,14 @@ public sealed partial class Engine
         {
             if (flow.DelayedPacketId == 0)
             {
+                if (flow.Security is { MustNegotiate: false, Offering: true } offer)
+                {
+                    // Unanswered with the offer: the peer may not know the KEYX extension (the reference drops the
+                    // SYN); retransmissions go without it (docs/security.md, "Negotiation").
+                    offer.Offering = false;
+                    Counters.SecurityFallback();
+                }
+
                 SendSyn(flow, now);
             }
 
@@ -34,6 +42,7 @@ public sealed partial class Engine
             Protocol = (byte)flow.Protocol,
             Control = new SalControl(SalControlFlags.Syn, flow.Control.Iss, 0, flow.LocalNonce),
             DestinationService = flow.Service,
+            KeyExchange = flow.Security is { Offering: true } s ? SalKeyExchange.Offer((byte)s.Level, s.LocalShare) : null,
             Tcp = flow.Stream?.CreateSyn(now) ?? default,
             Udp = new UdpRepr { HasChecksum = true },
         };
@@ -83,7 +92,7 @@ public sealed partial class Engine
             ControlOnly = true,
         };
         var source = ifIndex == flow.Interface ? flow.LocalAddress : iface.Address;
-        var n = Send(ifIndex, source, destination, repr, []);
+        var n = SendFlowPacket(flow, ifIndex, source, destination, repr, []);
         flow.PacketsSent++;
         flow.BytesSent += n;
     }
@@ -136,7 +145,7 @@ public sealed partial class Engine
             return;
         }
 
-        var n = Send(ifIndex, source, destination, repr, payload);
+        var n = SendFlowPacket(flow, ifIndex, source, destination, repr, payload);
         flow.PacketsSent++;
         flow.BytesSent += n;
         if (repr.Control is { } rc && (rc.Flags & (SalControlFlags.Rsyn | SalControlFlags.Ack)) == SalControlFlags.Rsyn
@@ -281,7 +290,7 @@ public sealed partial class Engine
         flow.State = SalState.TimeWait;
         var rto35 = TimeSpan.FromTicks(flow.Control.Rto.Ticks * 7 / 2);
         flow.StateTimerAt = now + (rto35 > _options.TimeWait ? rto35 : _options.TimeWait);
-        if (flow.Released)
+        if (flow.Released && flow.Security is null)
         {
             CompactTimeWait(flow);
             return;

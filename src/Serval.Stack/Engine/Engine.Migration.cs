@@ -269,7 +269,7 @@ public sealed partial class Engine
                 var to = _interfaces[flow.MigrationInterface];
                 flow.Interface = to.Index;
                 flow.LocalAddress = to.Address;
-                flow.Stream?.UpdateMss(StreamOptionsFor(to).Mss);
+                flow.Stream?.UpdateMss(StreamOptionsFor(to, flow.Security is not null).Mss);
             }
 
             flow.MigrationInterface = -1;
@@ -343,7 +343,7 @@ public sealed partial class Engine
             return;
         }
 
-        Send(ifIndex, source, target, repr with { DestinationService = flow.Service }, []);
+        SendFlowPacket(flow, ifIndex, source, target, repr with { DestinationService = flow.Service }, []);
         flow.PacketsSent++;
         Counters.RsynRelayed();
     }

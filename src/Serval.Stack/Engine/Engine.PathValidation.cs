@@ -68,7 +68,7 @@ public sealed partial class Engine
             PathProbe = probe,
             ControlOnly = true,
         };
-        var n = Send(flow.Interface, flow.LocalAddress, destination, repr, []);
+        var n = SendFlowPacket(flow, flow.Interface, flow.LocalAddress, destination, repr, []);
         flow.PacketsSent++;
         flow.BytesSent += n;
     }

@@ -82,6 +82,31 @@ public sealed partial class Engine
             if (_flows.TryGetValue(p.DestinationFlow.Value, out var flow))
             {
                 _faultFlow = flow;
+                if (flow.Security is { Established: true } security)
+                {
+                    // An authenticated flow: a packet whose AUTH does not verify never reaches the SAL or the
+                    // transport (docs/security.md).
+                    var opened = security.Open(p, payload, _sealScratch, _plainScratch, out var decrypted);
+                    if (opened != FlowSecurity.OpenResult.Ok)
+                    {
+                        if (opened == FlowSecurity.OpenResult.Replayed)
+                        {
+                            Counters.ReplayedPacket();
+                        }
+                        else
+                        {
+                            Counters.UnauthenticatedPacket();
+                        }
+
+                        return;
+                    }
+
+                    if (decrypted)
+                    {
+                        payload = _plainScratch.AsSpan(0, payload.Length);
+                    }
+                }
+
                 OnFlowPacket(flow, iface, source, destination, p, payload, packet.Length, now);
                 return;
             }
@@ -274,9 +299,14 @@ public sealed partial class Engine
         flow.AwaitHandshakeAck(now + _options.PendingRequestLifetime, now + _options.InitialRto);
         flow.Control.OnPeerVerno(c.Verno);
         flow.Control.OnSynSent();
+        if (p.KeyExchange is { IsAccept: false } offer)
+        {
+            flow.Security = AcceptKeyExchange(l, flow, p, c, offer);
+        }
+
         if (flow.Protocol == TransportProtocol.Stream)
         {
-            var stream = new StreamConnection(StreamOptionsFor(iface), _random, now);
+            var stream = new StreamConnection(StreamOptionsFor(iface, flow.Security is not null), _random, now);
             if (!stream.OnSyn(p.Tcp, now))
             {
                 Counters.MalformedPacket();
@@ -295,9 +325,10 @@ public sealed partial class Engine
     }
 
     /// <summary>Stream options with the MSS of the path through <paramref name="iface"/>: MTU − SAL base header − TCP header.</summary>
-    private StreamOptions StreamOptionsFor(EngineInterface iface)
+    private StreamOptions StreamOptionsFor(EngineInterface iface, bool secured = false)
     {
-        var mss = iface.Mtu - SalHeaderView.BaseLength - TcpHeaderView.MinLength;
+        // A secured flow's packets carry the AUTH extension (docs/security.md): its segments are that much smaller.
+        var mss = iface.Mtu - SalHeaderView.BaseLength - TcpHeaderView.MinLength - (secured ? SalPacketAuth.Length : 0);
         return StreamOptions.Mss == mss ? StreamOptions : StreamOptions with { Mss = mss };
     }
 
@@ -353,6 +384,7 @@ public sealed partial class Engine
             Protocol = (byte)flow.Protocol,
             Control = new SalControl(SalControlFlags.Syn | SalControlFlags.Ack, flow.Control.Iss, flow.Control.RcvNxt, flow.LocalNonce),
             SourceRoute = route,
+            KeyExchange = flow.Security?.Acceptance,
             Tcp = flow.Stream?.CreateSynAck(now) ?? default,
             Udp = new UdpRepr { HasChecksum = false },
         };
@@ -493,6 +525,11 @@ public sealed partial class Engine
             return;
         }
 
+        if (flow.Security is { } security && !CompleteKeyExchange(flow, security, p, c, ref payload, now))
+        {
+            return;
+        }
+
         if (flow.Stream is { } st && !st.OnSynAck(p.Tcp, now))
         {
             return;
@@ -506,7 +543,7 @@ public sealed partial class Engine
         flow.LocalAddress = iface.Address;
         flow.PeerAddress = p.SourceRoute is { } r ? AdoptPort(r.Last, source, iface) : source;
         flow.State = SalState.Connected;
-        flow.Stream?.UpdateMss(StreamOptionsFor(iface).Mss);
+        flow.Stream?.UpdateMss(StreamOptionsFor(iface, flow.Security is not null).Mss);
         SendConnAck(flow, now);
         if (!payload.IsEmpty && flow.Stream is null)
         {

@@ -13,11 +13,19 @@ public sealed partial class Engine
     /// Binds a listening socket to <paramref name="prefix"/>: installs its DEMUX rule (priority 32000, weight 1024)
     /// and emits <see cref="EngineEventKind.ServiceRegistered"/>. A stream and a datagram listener may share a prefix.
     /// </summary>
-    public ServalError Listen(ServicePrefix prefix, TransportProtocol protocol, int backlog, TimeSpan now, out SocketHandle handle)
+    public ServalError Listen(ServicePrefix prefix, TransportProtocol protocol, int backlog, TimeSpan now, out SocketHandle handle) =>
+        Listen(prefix, protocol, backlog, now, out handle, null);
+
+    /// <summary>
+    /// Binds a listening socket as <see cref="Listen(ServicePrefix, TransportProtocol, int, TimeSpan, out SocketHandle)"/>
+    /// does; with <paramref name="key"/>, SYNs that offer a key exchange for the key's self-certifying serviceID are
+    /// answered with a proof of ownership (docs/security.md). The key's serviceID must be within the prefix.
+    /// </summary>
+    public ServalError Listen(ServicePrefix prefix, TransportProtocol protocol, int backlog, TimeSpan now, out SocketHandle handle, ServiceKey? key)
     {
         _now = now;
         handle = SocketHandle.None;
-        if (backlog < 1 || (prefix.Length == 0 && prefix.Id.IsZero) || !Enum.IsDefined(protocol))
+        if (backlog < 1 || (prefix.Length == 0 && prefix.Id.IsZero) || !Enum.IsDefined(protocol) || (key is not null && !prefix.Contains(key.ServiceId)))
         {
             return ServalError.InvalidArgument;
         }
@@ -34,7 +42,7 @@ public sealed partial class Engine
             return r == ServiceTableResult.AlreadyExists || HasDemuxFor(prefix, protocol) ? ServalError.AddressInUse : ServalError.InvalidArgument;
         }
 
-        var l = new ListenerSocket(h, protocol, prefix, backlog);
+        var l = new ListenerSocket(h, protocol, prefix, backlog) { Key = key };
         _sockets.Add(h.Value, l);
         handle = h;
         Emit(new EngineEvent(EngineEventKind.ServiceRegistered, h, prefix, protocol));
@@ -43,7 +51,7 @@ public sealed partial class Engine
 
     /// <summary>
     /// Whether a socket of <paramref name="protocol"/> binds exactly <paramref name="prefix"/> (a DEMUX rule for it):
-    /// <see cref="Listen"/> and <see cref="BindDatagram"/> then answer <see cref="ServalError.AddressInUse"/>.
+    /// <see cref="Listen(ServicePrefix, TransportProtocol, int, TimeSpan, out SocketHandle)"/> and <see cref="BindDatagram"/> then answer <see cref="ServalError.AddressInUse"/>.
     /// </summary>
     private bool HasDemuxFor(ServicePrefix prefix, TransportProtocol protocol) =>
         Services.TryGetExact(prefix, out var e) && e.Rules.Any(r => r.Target.Type == ServiceTargetType.Demux && r.Target.Protocol == (byte)protocol);
@@ -87,7 +95,15 @@ public sealed partial class Engine
     /// to <paramref name="advisoryAddress"/> when given). Completion is reported by <see cref="EngineEventKind.Connected"/>
     /// or <see cref="EngineEventKind.Closed"/> with an error.
     /// </summary>
-    public ServalError Connect(ServiceId service, TransportProtocol protocol, TimeSpan now, out SocketHandle handle, LinkAddress advisoryAddress = default)
+    public ServalError Connect(ServiceId service, TransportProtocol protocol, TimeSpan now, out SocketHandle handle, LinkAddress advisoryAddress = default) =>
+        Connect(service, protocol, now, out handle, advisoryAddress, ConnectSecurity.None);
+
+    /// <summary>
+    /// Opens a connection as <see cref="Connect(ServiceId, TransportProtocol, TimeSpan, out SocketHandle, LinkAddress)"/>
+    /// does; with <paramref name="security"/> offering a protection, the SYN carries a key exchange and the flow's
+    /// packets are authenticated (and encrypted) once the server accepts it (docs/security.md).
+    /// </summary>
+    public ServalError Connect(ServiceId service, TransportProtocol protocol, TimeSpan now, out SocketHandle handle, LinkAddress advisoryAddress, ConnectSecurity security)
     {
         _now = now;
         handle = SocketHandle.None;
@@ -101,10 +117,11 @@ public sealed partial class Engine
             Service = service,
             AdvisoryAddress = advisoryAddress,
             State = SalState.Request,
+            Security = security.Offers ? FlowSecurity.Create(security.Level, security.MustNegotiate, security.RequireOwnershipProof, _random) : null,
         };
         if (protocol == TransportProtocol.Stream)
         {
-            flow.Stream = new StreamConnection(StreamOptionsFor(LikelyInterface(service, advisoryAddress)), _random, now);
+            flow.Stream = new StreamConnection(StreamOptionsFor(LikelyInterface(service, advisoryAddress), security.Offers), _random, now);
         }
 
         _flows.Add(flow.LocalFlow.Value, flow);
@@ -217,7 +234,9 @@ public sealed partial class Engine
     }
 
     private int PathPayloadLimit(Flow flow) =>
-        (uint)flow.Interface < (uint)_interfaces.Count ? _interfaces[flow.Interface].Mtu - SalHeaderView.BaseLength - UdpRepr.HeaderLength : _options.MaxDatagramSize;
+        (uint)flow.Interface < (uint)_interfaces.Count
+            ? _interfaces[flow.Interface].Mtu - SalHeaderView.BaseLength - UdpRepr.HeaderLength - (flow.Security is null ? 0 : SalPacketAuth.Length)
+            : _options.MaxDatagramSize;
 
     /// <summary>
     /// Reads from a connection: stream bytes in order, or one datagram of a connected datagram flow (truncated to the
@@ -422,9 +441,13 @@ public sealed partial class Engine
             case SalState.Init or SalState.Request or SalState.Respond or SalState.Closed:
                 Destroy(f);
                 return;
-            case SalState.TimeWait:
+            case SalState.TimeWait when f.Security is null:
                 f.CloseRequested = true;
                 CompactTimeWait(f);
+                return;
+            case SalState.TimeWait:
+                // A secured flow keeps its keys through TIME-WAIT: its answers must be sealed.
+                f.CloseRequested = true;
                 return;
             case SalState.FinWait1 or SalState.FinWait2 or SalState.Closing or SalState.LastAck:
                 // Our SAL FIN is already out (the writes were completed before the close): no second FIN. Unread data
@@ -474,6 +497,8 @@ public sealed partial class Engine
     private static FlowInfo ToInfo(Flow f) => new()
     {
         Socket = f.Handle,
+        Protection = f.Security is { Established: true } security ? security.Level : FlowProtection.None,
+        OwnershipProved = f.Security is { Established: true, OwnershipProved: true },
         LocalFlow = f.LocalFlow,
         PeerFlow = f.PeerFlow,
         Service = f.Service,

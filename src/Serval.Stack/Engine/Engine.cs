@@ -38,6 +38,8 @@ public sealed partial class Engine
     private readonly List<Flow> _transmitScratch = [];
     private readonly byte[] _scratch = new byte[ScratchSize];
     private readonly byte[] _payloadScratch = new byte[ScratchSize];
+    private readonly byte[] _sealScratch = new byte[ScratchSize];
+    private readonly byte[] _plainScratch = new byte[ScratchSize];
     private long _nextHandle = 1;
     private TimeSpan _now;
 
@@ -410,6 +412,26 @@ public sealed partial class Engine
         if (n > 0)
         {
             Transmit(iface, source, destination, _scratch.AsSpan(0, n), hopLimit);
+        }
+
+        return n;
+    }
+
+    /// <summary>
+    /// Emits a packet of <paramref name="flow"/>: sealed (AUTH extension, docs/security.md) once the flow has keys,
+    /// otherwise as <see cref="Send"/> does.
+    /// </summary>
+    private int SendFlowPacket(Flow flow, int iface, LinkAddress source, LinkAddress destination, in SalPacketRepr repr, ReadOnlySpan<byte> payload)
+    {
+        if (flow.Security is not { Established: true } security)
+        {
+            return Send(iface, source, destination, repr, payload);
+        }
+
+        var n = security.Seal(_scratch, repr, payload, TransportPseudoHeader.ForLink(source, destination), _sealScratch);
+        if (n > 0)
+        {
+            Transmit(iface, source, destination, _scratch.AsSpan(0, n));
         }
 
         return n;

@@ -50,6 +50,26 @@ public sealed class EngineCounters
     private long _userTimeouts;
     private long _flowsStranded;
     private long _strandedTimeouts;
+    private long _unauthenticated;
+    private long _replayed;
+    private long _ownershipProofFailures;
+    private long _securityFallbacks;
+    private long _securedFlows;
+
+    /// <summary>Packets of authenticated flows dropped before the transport: no AUTH extension, or a tag that does not verify.</summary>
+    public long UnauthenticatedPackets => CrossThread.Read(ref _unauthenticated);
+
+    /// <summary>Packets of authenticated flows dropped as replays (a packet number already received or too old).</summary>
+    public long ReplayedPackets => CrossThread.Read(ref _replayed);
+
+    /// <summary>Connects that failed because the server's ownership proof was missing or wrong.</summary>
+    public long OwnershipProofFailures => CrossThread.Read(ref _ownershipProofFailures);
+
+    /// <summary>Connects whose SYN retransmission went without the key-exchange offer (no answer to the offer).</summary>
+    public long SecurityFallbacks => CrossThread.Read(ref _securityFallbacks);
+
+    /// <summary>Flows whose key exchange completed (both sides count theirs).</summary>
+    public long SecuredFlows => CrossThread.Read(ref _securedFlows);
 
     /// <summary>Packets handed to the engine.</summary>
     public long PacketsReceived => CrossThread.Read(ref _packetsReceived);
@@ -277,6 +297,16 @@ public sealed class EngineCounters
     internal void ResetIgnored() => _resetsIgnored++;
 
     internal void BadNoncePacket() => _badNonce++;
+
+    internal void UnauthenticatedPacket() => _unauthenticated++;
+
+    internal void ReplayedPacket() => _replayed++;
+
+    internal void OwnershipProofFailure() => _ownershipProofFailures++;
+
+    internal void SecurityFallback() => _securityFallbacks++;
+
+    internal void SecuredFlow() => _securedFlows++;
 
     internal void OldVernoPacket() => _oldVerno++;
 

@@ -118,6 +118,9 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
 
     public StreamConnection? Stream { get; set; }
 
+    /// <summary>The flow's key exchange and packet protection (docs/security.md), or null for an ordinary flow.</summary>
+    public FlowSecurity? Security { get; set; }
+
     public Queue<byte[]> Datagrams { get; } = new();
 
     /// <summary>The peer closed its direction (SAL FIN received).</summary>

@@ -11,6 +11,12 @@ public sealed record FlowInfo
     /// <summary>Our flowID.</summary>
     public FlowId LocalFlow { get; init; }
 
+    /// <summary>How the flow's packets are protected (docs/security.md); <see cref="FlowProtection.None"/> for an ordinary flow.</summary>
+    public FlowProtection Protection { get; init; }
+
+    /// <summary>Client: whether the server proved it holds the key of the self-certifying serviceID.</summary>
+    public bool OwnershipProved { get; init; }
+
     /// <summary>The peer's flowID.</summary>
     public FlowId PeerFlow { get; init; }
 

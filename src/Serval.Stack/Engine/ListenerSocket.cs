@@ -8,6 +8,9 @@ internal sealed class ListenerSocket(SocketHandle handle, TransportProtocol prot
 {
     public ServicePrefix Prefix { get; } = prefix;
 
+    /// <summary>The key of a self-certifying serviceID this listener proves ownership of in its SYN-ACKs, or null.</summary>
+    public ServiceKey? Key { get; set; }
+
     public int Backlog { get; } = backlog;
 
     /// <summary>Pending requests keyed by the client's flowID and nonce (a duplicate SYN finds its request).</summary>

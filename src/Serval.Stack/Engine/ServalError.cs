@@ -44,4 +44,13 @@ public enum ServalError
 
     /// <summary>No node on the way to the service knew it (a service router or host answered the SYN negatively).</summary>
     ServiceNotFound,
+
+    /// <summary>
+    /// The server did not prove it holds the key of the self-certifying serviceID asked for: no proof, a proof by another
+    /// key, or a signature that does not verify (docs/security.md).
+    /// </summary>
+    OwnershipProofFailed,
+
+    /// <summary>The connect required an authenticated flow and the server answered without accepting the offer.</summary>
+    SecurityNotNegotiated,
 }
