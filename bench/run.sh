@@ -71,15 +71,20 @@
 #                                 printing each one's last line as it ends; PAPER_ARGS (e.g.
 #                                 "--scale 0.3 --out /tmp/figs") is passed to every serval-experiments run. Exit 1 when
 #                                 one failed (its line is then "NAME: failed").
-#   bench/run.sh fig9             (root) interface load balancing, docs/evaluation.md (FIG9_RATE_MBPS, default 100):
+#   bench/run.sh fig9             (root) interface load balancing, docs/evaluation.md (FIG9_RATE_MBPS, default 50):
 #                                 fig9: before_mbps=<a,b> after_mbps=<a,b> gap_ms=<n>
 #   bench/run.sh fig10            (root) a host moving across subnets during a transfer (FIG10_RATE_MBPS, default 100):
 #                                 fig10: stall_ms=<n> bytes_lost=<n>
+#   bench/run.sh translate        (root) the translators' overhead: iperf3 between two namespaces on a veth shaped to
+#                                 1 Gbit/s, directly and through serval-translate tcp-to-serval + serval-to-tcp
+#                                 (bench/translate-veth.sh; TRANSLATE_RUNS, _SECONDS, _RATE):
+#                                 translate: kernel_gbps=<n> translated_gbps=<n> ratio=<n>
 #   bench/run.sh table            (root) the microbenchmark table of docs/evaluation.md: stream-veth (STREAM_VETH_RUNS
 #                                 default 1 here), connect-rate (CONNECT_RATE_SECONDS default 5 here), registration,
-#                                 delay-release; writes docs/figures/table.md (commands, date, load average):
+#                                 delay-release, translate; writes docs/figures/table.md (commands, date, load average):
 #                                 table: kernel_gbps=<n> serval_gbps=<n> shaped_ratio=<n> serval_cps=<n> haproxy_cps=<n>
 #                                   registrations_per_s=<n> bind_to_routable_ms_p50=<n> delay_release_ms_p50=<n>
+#                                   translated_ratio=<n>
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -92,7 +97,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 usage() {
   echo "usage: $0 NAME" >&2
   echo "  names: wire service-table stream-sim stream-veth connect-rate registration delay-release migration mobility adhoc http hostile fleet" >&2
-  echo "         paper fig9 fig10 table" >&2
+  echo "         translate paper fig9 fig10 table" >&2
   exit 2
 }
 
@@ -226,10 +231,13 @@ case "$1" in
     exec "$here/connect-rate.sh"
     ;;
   fig9)
-    experiment fig9 --rate-mbps "${FIG9_RATE_MBPS:-100}"
+    experiment fig9 --rate-mbps "${FIG9_RATE_MBPS:-50}"
     ;;
   fig10)
     experiment fig10 --rate-mbps "${FIG10_RATE_MBPS:-100}"
+    ;;
+  translate)
+    exec "$here/translate-veth.sh"
     ;;
   table)
     exec "$here/paper-table.sh"

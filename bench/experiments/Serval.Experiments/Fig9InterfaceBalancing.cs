@@ -10,7 +10,8 @@ namespace Serval.Experiments;
 /// router namespace. Both clients connect to the server's first address and the server sends a bulk stream to each, so
 /// both flows share interface 1. At t=6 s (times the scale) the server moves the second flow to its second interface
 /// (<see cref="ServalConnection.MigrateAsync"/>: an RSYN from 10.70.2.1); each flow should then get a whole interface.
-/// Options: <c>--rate-mbps</c> (per interface, default 100), <c>--scale</c>.
+/// Options: <c>--rate-mbps</c> (per interface, default 50: two flows of up to 50 Mbit/s each, which the three
+/// processes sustain on a busy 2-core machine), <c>--scale</c>.
 /// </summary>
 internal sealed class Fig9InterfaceBalancing : Experiment
 {
@@ -26,7 +27,7 @@ internal sealed class Fig9InterfaceBalancing : Experiment
             return 2;
         }
 
-        var rate = options.GetDouble("rate-mbps", 100);
+        var rate = options.GetDouble("rate-mbps", 50);
         var scale = options.TimeScale;
         var migrateAt = 6 * scale;
         var end = 14 * scale;
