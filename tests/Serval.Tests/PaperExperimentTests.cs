@@ -116,7 +116,7 @@ public sealed partial class PaperExperimentTests(ITestOutputHelper output) : IDi
         }
 
         Assert.NotNull(dir);
-        var configuration = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Parent!.Name; // bin/<Configuration>/<tfm>/
+        var configuration = new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory)).Parent!.Name; // bin/<Configuration>/<tfm>
         var dll = Path.Combine(dir.FullName, "bench", "experiments", "Serval.Experiments", "bin", configuration, "net10.0", "serval-experiments.dll");
         Assert.True(File.Exists(dll), $"{dll} is missing (built with this test project)");
         return dll;
