@@ -31,6 +31,13 @@ public sealed class ServalHostAdministration
         }
     }
 
+    /// <summary>
+    /// A service as this host's log lines show it: <c>name (1a2b3c4d…)</c> when the host knows the name of a whole
+    /// serviceID (<see cref="NameService"/>, or bound by name), else the prefix's text. Attached: the prefix's text.
+    /// </summary>
+    public string DescribeService(ServicePrefix prefix) =>
+        _host.IsAttached ? prefix.ToString() : _host.Driver.ServiceLabels.Of(prefix);
+
     /// <summary>The counters of the host's resolver controller, or null when the host resolves no services (no <see cref="ServalHostOptions.Resolver"/>).</summary>
     /// <exception cref="NotSupportedException">The host is attached (servalctl stats shows the daemon's counters).</exception>
     public async ValueTask<ResolverControllerCounters?> GetResolverCountersAsync(CancellationToken cancellationToken = default)

@@ -520,17 +520,20 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwn
             return;
         }
 
-        if (!host.IsAttached)
-        {
-            host.Driver.ServiceLabels.Remember(prefix.Id, name);
-        }
+        host.Admin.NameService(prefix.Id, name);
     }
 
     /// <summary>A service as log lines show it: <c>name (short id)</c> when known.</summary>
     private string Label(ServicePrefix prefix) =>
-        !host.IsAttached ? host.Driver.ServiceLabels.Of(prefix)
-        : names?.Find(prefix) is { } name ? $"{name} ({Runtime.ServiceLabels.Short(prefix.Id)})"
+        !host.IsAttached ? host.Admin.DescribeService(prefix)
+        : names?.Find(prefix) is { } name ? $"{name} ({ShortId(prefix.Id)})"
         : prefix.ToString();
+
+    private static string ShortId(ServiceId service)
+    {
+        var s = service.ToString("s", null);
+        return s.Length <= 12 ? s : service.ToString()[..8] + "…";
+    }
 
     /// <summary>Records the channel's application as the owner of an engine socket; returns the socket recorded.</summary>
     private long? Own(DaemonChannel channel, Stack.SocketHandle? handle)
