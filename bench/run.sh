@@ -73,16 +73,39 @@
 #                                 CONNECTS connections through each router; router_failover_ms = a router killed -> the
 #                                 next new connection through the fleet (a client using all three routers) succeeds:
 #                                 fleet: registrations_per_s=<n> propagation_ms_p50=<n> propagation_ms_p99=<n> router_failover_ms=<n> failed=<n>
+#   bench/run.sh paper            (root) the paper's experiments (docs/evaluation.md), each writing its CSV and PNG to
+#                                 docs/figures/: builds bench/experiments once and runs fig7 fig8 fig9 fig10 table in
+#                                 order (names this tree's serval-experiments does not know are skipped with a note),
+#                                 printing each one's last line as it ends; PAPER_ARGS (e.g.
+#                                 "--scale 0.3 --out /tmp/figs") is passed to every serval-experiments run. Exit 1 when
+#                                 one failed (its line is then "NAME: failed").
+#   bench/run.sh fig9             (root) interface load balancing, docs/evaluation.md (FIG9_RATE_MBPS, default 50):
+#                                 fig9: before_mbps=<a,b> after_mbps=<a,b> gap_ms=<n>
+#   bench/run.sh fig10            (root) a host moving across subnets during a transfer (FIG10_RATE_MBPS, default 100):
+#                                 fig10: stall_ms=<n> bytes_lost=<n>
+#   bench/run.sh translate        (root) the translators' overhead: iperf3 between two namespaces on a veth shaped to
+#                                 1 Gbit/s, directly and through serval-translate tcp-to-serval + serval-to-tcp
+#                                 (bench/translate-veth.sh; TRANSLATE_RUNS, _SECONDS, _RATE):
+#                                 translate: kernel_gbps=<n> translated_gbps=<n> ratio=<n>
+#   bench/run.sh table            (root) the microbenchmark table of docs/evaluation.md: stream-veth (STREAM_VETH_RUNS
+#                                 default 1 here), connect-rate (CONNECT_RATE_SECONDS default 5 here), registration,
+#                                 delay-release, translate; writes docs/figures/table.md (commands, date, load average):
+#                                 table: kernel_gbps=<n> serval_gbps=<n> shaped_ratio=<n> serval_cps=<n> haproxy_cps=<n>
+#                                   registrations_per_s=<n> bind_to_routable_ms_p50=<n> delay_release_ms_p50=<n>
+#                                   translated_ratio=<n>
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 project="$here/Serval.Benchmarks/Serval.Benchmarks.csproj"
 binary="$here/Serval.Benchmarks/bin/Release/net10.0/Serval.Benchmarks.dll"
+experiments_project="$here/experiments/Serval.Experiments/Serval.Experiments.csproj"
+experiments_dll="$here/experiments/Serval.Experiments/bin/Release/net10.0/serval-experiments.dll"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 usage() {
   echo "usage: $0 NAME" >&2
   echo "  names: wire service-table stream-sim secure stream-veth connect-rate registration delay-release migration mobility adhoc http hostile fleet" >&2
+  echo "         translate paper fig9 fig10 table" >&2
   exit 2
 }
 
@@ -91,6 +114,20 @@ usage() {
 # Builds the benchmarks, unless a caller that already did (mobility) says so.
 build() {
   [ "${SERVAL_BENCH_BUILT:-0}" = 1 ] || dotnet build "$project" -c Release --nologo -v quiet >&2
+}
+
+# Builds serval-experiments, unless bench/run.sh paper already did.
+build_experiments() {
+  [ "${SERVAL_EXPERIMENTS_BUILT:-0}" = 1 ] || dotnet build "$experiments_project" -c Release --nologo -v quiet >&2
+}
+
+# Runs one experiment of serval-experiments (bounded), with PAPER_ARGS and the given extra arguments.
+experiment() {
+  local name=$1
+  shift
+  build_experiments
+  # shellcheck disable=SC2086
+  timeout 900 dotnet "$experiments_dll" "$name" ${PAPER_ARGS:-} "$@"
 }
 
 # The value of KEY=<v> in a summary line.
@@ -205,6 +242,38 @@ case "$1" in
     ;;
   connect-rate)
     exec "$here/connect-rate.sh"
+    ;;
+  fig9)
+    experiment fig9 --rate-mbps "${FIG9_RATE_MBPS:-50}"
+    ;;
+  fig10)
+    experiment fig10 --rate-mbps "${FIG10_RATE_MBPS:-100}"
+    ;;
+  translate)
+    exec "$here/translate-veth.sh"
+    ;;
+  table)
+    exec "$here/paper-table.sh"
+    ;;
+  paper)
+    build_experiments
+    known=$(dotnet "$experiments_dll" --help 2>&1 | sed -n 's/^  names: //p')
+    status=0
+    for name in fig7 fig8 fig9 fig10 table; do
+      if [ "$name" != table ] && ! printf ' %s ' "$known" | grep -q " $name "; then
+        echo "paper: $name is not in this tree's serval-experiments (names: $known); skipped" >&2
+        continue
+      fi
+      echo "paper: $name" >&2
+      line=$(summary_of "$name" SERVAL_EXPERIMENTS_BUILT=1)
+      case "$line" in
+        "$name: "*) ;;
+        *) line="$name: failed"; status=1 ;;
+      esac
+      echo "$line"
+    done
+    echo "paper: $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+    exit "$status"
     ;;
   *)
     usage

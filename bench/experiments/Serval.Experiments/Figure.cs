@@ -6,7 +6,7 @@ namespace Serval.Experiments;
 /// <summary>
 /// A time-series figure: named series of (seconds, value) points and marked events, written as a CSV (one row per sample:
 /// series,time_s,value; events as rows of series "event") and as a PNG line plot with title, axis labels (units),
-/// a legend and a vertical line per event.
+/// a legend and a dashed vertical line per event (named in the legend).
 /// </summary>
 internal sealed class Figure(string name, string title, string xLabel, string yLabel)
 {
@@ -74,18 +74,23 @@ internal sealed class Figure(string name, string title, string xLabel, string yL
                 line.LineWidth = 2;
             }
 
-            foreach (var (time, label) in _events)
+            // Events: dashed vertical lines, each in its own dark colour and named in the legend (labels written on
+            // the axis overlap when events are close together).
+            ScottPlot.Color[] eventColors = [ScottPlot.Colors.DimGray, ScottPlot.Colors.Black, ScottPlot.Colors.DarkRed, ScottPlot.Colors.DarkGreen, ScottPlot.Colors.Purple, ScottPlot.Colors.SaddleBrown];
+            var n = 0;
+            foreach (var (time, label) in _events.OrderBy(e => e.Time))
             {
                 var marker = plot.Add.VerticalLine(time);
-                marker.LineStyle.Pattern = ScottPlot.LinePattern.Dashed;
-                marker.Color = ScottPlot.Colors.Gray;
-                marker.LabelText = label;
+                marker.LinePattern = ScottPlot.LinePattern.Dashed;
+                marker.Color = eventColors[n++ % eventColors.Length];
+                marker.LineWidth = 1.5f;
+                marker.LegendText = string.Create(CultureInfo.InvariantCulture, $"t={time:0.##} s: {label}");
             }
 
             plot.Title(title);
             plot.XLabel(xLabel);
             plot.YLabel(yLabel);
-            plot.ShowLegend(ScottPlot.Alignment.UpperRight);
+            plot.ShowLegend(ScottPlot.Edge.Bottom); // below the plot: never over the data
             var png = Path.Combine(directory, Name + ".png");
             plot.SavePng(png, width, height);
             return (csv, png);
