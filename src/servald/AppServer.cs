@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
-using Serval.Attached;
+using Serval.Daemon.Protocol;
 using Serval.Stack;
 using Serval.Stack.Services;
 using Serval.Wire;
@@ -342,7 +342,7 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwn
         _connections[id] = connection;
         var stream = connection.GetStream();
         var abort = true;
-        var owned = Own(channel, connection.Handle);
+        var owned = Own(channel, connection.EngineSocket);
         try
         {
             var reply = DaemonProtocol.Ok();
@@ -466,7 +466,7 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwn
     private async Task RunConnectedDatagramAsync(DaemonChannel channel, ServalDatagramSocket socket)
     {
         var id = Interlocked.Increment(ref _nextId);
-        var owned = Own(channel, socket.Handle);
+        var owned = Own(channel, socket.EngineSocket);
         try
         {
             var reply = DaemonProtocol.Ok();
@@ -520,17 +520,20 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwn
             return;
         }
 
-        if (!host.IsAttached)
-        {
-            host.Driver.ServiceLabels.Remember(prefix.Id, name);
-        }
+        host.Admin.NameService(prefix.Id, name);
     }
 
     /// <summary>A service as log lines show it: <c>name (short id)</c> when known.</summary>
     private string Label(ServicePrefix prefix) =>
-        !host.IsAttached ? host.Driver.ServiceLabels.Of(prefix)
-        : names?.Find(prefix) is { } name ? $"{name} ({Runtime.ServiceLabels.Short(prefix.Id)})"
+        !host.IsAttached ? host.Admin.DescribeService(prefix)
+        : names?.Find(prefix) is { } name ? $"{name} ({ShortId(prefix.Id)})"
         : prefix.ToString();
+
+    private static string ShortId(ServiceId service)
+    {
+        var s = service.ToString("s", null);
+        return s.Length <= 12 ? s : service.ToString()[..8] + "…";
+    }
 
     /// <summary>Records the channel's application as the owner of an engine socket; returns the socket recorded.</summary>
     private long? Own(DaemonChannel channel, Stack.SocketHandle? handle)
@@ -625,7 +628,7 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwn
             while (true)
             {
                 var r = await socket.ReceiveFromAsync(buffer, _stop.Token).ConfigureAwait(false);
-                var payload = RemoteDatagramSocket.EncodeReceived(r.Source, r.SourceAddress, buffer.AsSpan(0, r.ReceivedBytes));
+                var payload = DaemonProtocol.EncodeReceivedFrom(r.Source, r.SourceAddress, buffer.AsSpan(0, r.ReceivedBytes));
                 await channel.SendAsync(FrameType.ReceivedFrom, payload).ConfigureAwait(false);
             }
         }

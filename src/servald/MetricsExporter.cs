@@ -15,7 +15,7 @@ namespace Serval.Daemon;
 /// </summary>
 internal sealed class MetricsExporter : IDisposable
 {
-    private const string MeterName = Serval.Runtime.HostMetrics.MeterName;
+    private const string MeterName = ServalHost.MeterName;
     private readonly MeterListener _listener = new();
     private readonly HttpListener _http = new();
     private readonly Lock _lock = new();

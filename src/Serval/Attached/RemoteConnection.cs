@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
+using Serval.Daemon.Protocol;
 using Serval.Stack;
 using Serval.Wire;
 

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Serval.Daemon.Protocol;
 using Serval.Stack;
 
 namespace Serval.Attached;
