@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Serval.Links;
 using Serval.Stack;
+using Serval.Tools;
 using Serval.Wire;
 
 namespace Serval.Cat;
@@ -155,7 +156,7 @@ internal static class CatCommandLine
             }
 
             var advisory = service.AdvisoryAddress;
-            if (p.GetValue(peer) is { } peerText && !TryParseLinkAddress(peerText, out advisory))
+            if (p.GetValue(peer) is { } peerText && !LinkOptions.TryParseLinkAddress(peerText, out advisory))
             {
                 return Usage(error, $"--peer '{peerText}' is not ADDRESS[:PORT].");
             }
@@ -208,17 +209,13 @@ internal static class CatCommandLine
         ParseResult p, Option<string[]> udp, Option<string[]> raw, Option<string?> attach, Option<string?> router, bool listening, TextWriter error, out HostSettings settings)
     {
         settings = new HostSettings([], [], null, LinkAddress.None, LinkAddress.None);
-        var attached = p.GetResult(attach) is not null;
-        var udpTexts = p.GetValue(udp) ?? [];
-        var rawTexts = p.GetValue(raw) ?? [];
-        var routerText = p.GetValue(router);
-        if (attached && (udpTexts.Length > 0 || rawTexts.Length > 0))
+        if (!LinkOptions.TryParse(p, udp, raw, attach, message => Usage(error, message), out var links))
         {
-            Usage(error, "give links (--udp, --raw) for an embedded host or --attach, not both.");
             return false;
         }
 
-        if (attached)
+        var routerText = p.GetValue(router);
+        if (links.Attach is not null)
         {
             if (routerText is not null)
             {
@@ -226,41 +223,14 @@ internal static class CatCommandLine
                 return false;
             }
 
-            settings = settings with { Attach = p.GetValue(attach) ?? ServalHost.DefaultDaemonSocketPath };
+            settings = settings with { Attach = links.Attach };
             return true;
         }
 
-        if (udpTexts.Length == 0 && rawTexts.Length == 0)
-        {
-            Usage(error, "give at least one link (--udp ADDRESS[:PORT] or --raw ADDRESS), or --attach.");
-            return false;
-        }
-
-        foreach (var text in udpTexts)
-        {
-            if (!TryParseLinkAddress(text, out var address) || address.ToIPAddress() is not { } ip || ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any))
-            {
-                Usage(error, $"--udp '{text}' is not a specific ADDRESS[:PORT].");
-                return false;
-            }
-
-            settings.Udp.Add(new IPEndPoint(ip, address.Port));
-        }
-
-        foreach (var text in rawTexts)
-        {
-            if (!IPAddress.TryParse(text, out var ip) || ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any))
-            {
-                Usage(error, $"--raw '{text}' is not a specific ADDRESS.");
-                return false;
-            }
-
-            settings.Raw.Add(ip);
-        }
-
+        settings = new HostSettings(links.Udp, links.Raw, null, LinkAddress.None, LinkAddress.None);
         if (routerText is not null)
         {
-            if (!TryParseLinkAddress(routerText, out var routerAddress))
+            if (!LinkOptions.TryParseLinkAddress(routerText, out var routerAddress))
             {
                 Usage(error, $"--router '{routerText}' is not ADDRESS[:PORT].");
                 return false;
@@ -270,25 +240,6 @@ internal static class CatCommandLine
         }
 
         return true;
-    }
-
-    /// <summary>ADDRESS[:PORT] (IPv6 in brackets when a port is given); the port defaults to 54325.</summary>
-    private static bool TryParseLinkAddress(string text, out LinkAddress address)
-    {
-        address = LinkAddress.None;
-        if (IPAddress.TryParse(text.TrimStart('[').TrimEnd(']'), out var ip))
-        {
-            address = LinkAddress.FromEndPoint(new IPEndPoint(ip, ServalInfo.DefaultUdpPort));
-            return true;
-        }
-
-        if (IPEndPoint.TryParse(text, out var ep) && ep.Port != 0)
-        {
-            address = LinkAddress.FromEndPoint(ep);
-            return true;
-        }
-
-        return false;
     }
 
     private static async Task<int> RunAsync(HostSettings settings, CatSettings cat, Func<ServalHost, CatSettings, CancellationToken, Task<int>> session, CancellationToken ct)

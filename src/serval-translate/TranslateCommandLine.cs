@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Serval.Links;
+using Serval.Tools;
 using Serval.Wire;
 
 namespace Serval.Translate;
@@ -106,7 +107,7 @@ internal static class TranslateCommandLine
             }
 
             var advisory = LinkAddress.None;
-            if (p.GetValue(peer) is { } peerText && !TryParseLinkAddress(peerText, out advisory))
+            if (p.GetValue(peer) is { } peerText && !LinkOptions.TryParseLinkAddress(peerText, out advisory))
             {
                 return Usage(error, $"--peer '{peerText}' is not ADDRESS[:PORT].");
             }
@@ -119,7 +120,7 @@ internal static class TranslateCommandLine
                     return Usage(error, "--router configures an embedded host; an attached translator uses servald's service table.");
                 }
 
-                if (!TryParseLinkAddress(routerText, out defaultRouter))
+                if (!LinkOptions.TryParseLinkAddress(routerText, out defaultRouter))
                 {
                     return Usage(error, $"--router '{routerText}' is not ADDRESS[:PORT].");
                 }
@@ -165,7 +166,7 @@ internal static class TranslateCommandLine
                     return Usage(error, "--register-with configures an embedded host; servald registers an attached translator's service itself.");
                 }
 
-                if (!TryParseLinkAddress(registerText, out registerWith))
+                if (!LinkOptions.TryParseLinkAddress(registerText, out registerWith))
                 {
                     return Usage(error, $"--register-with '{registerText}' is not ADDRESS[:PORT].");
                 }
@@ -305,69 +306,13 @@ internal static class TranslateCommandLine
     private static bool TryHostSettings(ParseResult p, Option<string[]> udp, Option<string[]> raw, Option<string?> attach, TextWriter error, out HostSettings settings)
     {
         settings = new HostSettings([], [], null);
-        var attached = p.GetResult(attach) is not null;
-        var udpTexts = p.GetValue(udp) ?? [];
-        var rawTexts = p.GetValue(raw) ?? [];
-        if (attached && (udpTexts.Length > 0 || rawTexts.Length > 0))
+        if (!LinkOptions.TryParse(p, udp, raw, attach, message => Usage(error, message), out var links))
         {
-            Usage(error, "give links (--udp, --raw) for an embedded host or --attach, not both.");
             return false;
         }
 
-        if (attached)
-        {
-            settings = settings with { Attach = p.GetValue(attach) ?? ServalHost.DefaultDaemonSocketPath };
-            return true;
-        }
-
-        if (udpTexts.Length == 0 && rawTexts.Length == 0)
-        {
-            Usage(error, "give at least one link (--udp ADDRESS[:PORT] or --raw ADDRESS), or --attach.");
-            return false;
-        }
-
-        foreach (var text in udpTexts)
-        {
-            if (!TryParseLinkAddress(text, out var address) || address.ToIPAddress() is not { } ip || ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any))
-            {
-                Usage(error, $"--udp '{text}' is not a specific ADDRESS[:PORT].");
-                return false;
-            }
-
-            settings.Udp.Add(new IPEndPoint(ip, address.Port));
-        }
-
-        foreach (var text in rawTexts)
-        {
-            if (!IPAddress.TryParse(text, out var ip) || ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any))
-            {
-                Usage(error, $"--raw '{text}' is not a specific ADDRESS.");
-                return false;
-            }
-
-            settings.Raw.Add(ip);
-        }
-
+        settings = new HostSettings(links.Udp, links.Raw, links.Attach);
         return true;
-    }
-
-    /// <summary>ADDRESS[:PORT] (IPv6 in brackets when a port is given); the port defaults to 54325.</summary>
-    private static bool TryParseLinkAddress(string text, out LinkAddress address)
-    {
-        address = LinkAddress.None;
-        if (IPAddress.TryParse(text.TrimStart('[').TrimEnd(']'), out var ip))
-        {
-            address = LinkAddress.FromEndPoint(new IPEndPoint(ip, ServalInfo.DefaultUdpPort));
-            return true;
-        }
-
-        if (IPEndPoint.TryParse(text, out var ep) && ep.Port != 0)
-        {
-            address = LinkAddress.FromEndPoint(ep);
-            return true;
-        }
-
-        return false;
     }
 
     /// <summary>HOST:PORT with an IP address or a DNS name.</summary>

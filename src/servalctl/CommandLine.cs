@@ -27,9 +27,9 @@ internal static class CommandLine
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            foreach (var e in parse.Errors)
+            foreach (var line in Suggestions.Lines(parse))
             {
-                error.WriteLine($"servalctl: {Suggestions.Describe(parse, e)}");
+                error.WriteLine($"servalctl: {line}");
             }
 
             error.WriteLine("Run 'servalctl --help' for usage.");

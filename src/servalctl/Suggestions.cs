@@ -48,9 +48,25 @@ internal static class Suggestions
             .Take(3)];
     }
 
-    /// <summary>The parse error line with a suggestion for each unknown token the parser reported.</summary>
-    public static string Describe(ParseResult parse, ParseError error)
+    /// <summary>
+    /// The error lines to print for a failed parse. When a mistyped command got a suggestion, only that line: the
+    /// parser's other complaints ("Unrecognized command or argument 'list'" for the words after it, "Required command
+    /// was not provided") follow from the one wrong word.
+    /// </summary>
+    public static IReadOnlyList<string> Lines(ParseResult parse)
     {
+        var lines = parse.Errors.Select(e => (Line: Describe(parse, e, out var token), Token: token)).ToList();
+        var command = lines.FirstOrDefault(l => l.Token is { } t && !t.StartsWith('-'));
+        return command.Token is not null ? [command.Line] : [.. lines.Select(l => l.Line)];
+    }
+
+    /// <summary>The parse error line with a suggestion for each unknown token the parser reported.</summary>
+    public static string Describe(ParseResult parse, ParseError error) => Describe(parse, error, out _);
+
+    /// <summary>The parse error line with a suggestion; <paramref name="suggestedFor"/> is the token a suggestion was made for, or null.</summary>
+    private static string Describe(ParseResult parse, ParseError error, out string? suggestedFor)
+    {
+        suggestedFor = null;
         var message = error.Message;
         var command = parse.CommandResult.Command;
         var parents = new List<Command>();
@@ -66,6 +82,7 @@ internal static class Suggestions
         {
             if (message.Contains($"'{token}'", StringComparison.Ordinal) && For(token, command, parents) is { Count: > 0 } names)
             {
+                suggestedFor = token;
                 return $"{message} Did you mean {string.Join(" or ", names.Select(n => $"'{n}'"))}?";
             }
         }

@@ -29,6 +29,18 @@ public sealed class CommandLineTests
         Assert.Contains(suggestion, result.Error, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(new[] { "servce", "list" }, "Unrecognized command or argument 'servce'. Did you mean 'service'?")]
+    [InlineData(new[] { "service", "lst" }, "Unrecognized command or argument 'lst'. Did you mean 'list'?")]
+    public void A_mistyped_command_prints_only_the_suggestion_not_the_parsers_follow_on_errors(string[] args, string line)
+    {
+        var result = CliResult.Run(args);
+        Assert.Equal(2, result.ExitCode);
+        Assert.True(
+            result.Error == $"servalctl: {line}{Environment.NewLine}Run 'servalctl --help' for usage.{Environment.NewLine}",
+            $"expected only the suggestion line; got:{Environment.NewLine}{result.Error}");
+    }
+
     [Fact]
     public void An_unknown_command_far_from_every_name_gets_no_suggestion()
     {

@@ -5,6 +5,7 @@ using System.Text;
 using Serval.Cat;
 using Serval.Links;
 using Serval.Wire;
+using static Serval.Cli.Tests.ToolProcesses;
 
 namespace Serval.Cli.Tests;
 
@@ -17,8 +18,6 @@ public sealed class ServalCatTests
 {
     private static int s_next = Environment.ProcessId % 200;
 
-    private static string CatDll => Path.Combine(AppContext.BaseDirectory, "serval-cat.dll");
-
     /// <summary>A fresh loopback address in 127.199.x.y (the other test classes use other ranges).</summary>
     private static IPAddress NextAddress()
     {
@@ -28,13 +27,6 @@ public sealed class ServalCatTests
 
     private static CancellationToken Timeout(int seconds) =>
         CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken, new CancellationTokenSource(TimeSpan.FromSeconds(seconds)).Token).Token;
-
-    private static byte[] RandomData(int size, int seed)
-    {
-        var data = new byte[size];
-        new Random(seed).NextBytes(data);
-        return data;
-    }
 
     [Fact]
     public async Task A_stream_carries_megabytes_both_ways_between_listen_and_connect_processes()
@@ -226,48 +218,5 @@ public sealed class ServalCatTests
 
     private static string CultureInfoInvariant(FormattableString text) => FormattableString.Invariant(text);
 
-    private static async Task WriteAndCloseAsync(Process p, byte[] data, CancellationToken ct)
-    {
-        var stdin = p.StandardInput.BaseStream;
-        for (var offset = 0; offset < data.Length; offset += 16 * 1024)
-        {
-            await stdin.WriteAsync(data.AsMemory(offset, Math.Min(16 * 1024, data.Length - offset)), ct);
-        }
-
-        await stdin.FlushAsync(ct);
-        p.StandardInput.Close();
-    }
-
-    private static async Task<byte[]> ReadAllAsync(Process p, CancellationToken ct)
-    {
-        using var all = new MemoryStream();
-        await p.StandardOutput.BaseStream.CopyToAsync(all, ct);
-        return all.ToArray();
-    }
-
-    private static void EndByPid(Process? p)
-    {
-        if (p is not null && !p.HasExited)
-        {
-            p.Kill(entireProcessTree: true); // by this process's id, never by name
-        }
-    }
-
-    private static Process Start(params string[] arguments)
-    {
-        var info = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.ArgumentList.Add(CatDll);
-        foreach (var a in arguments)
-        {
-            info.ArgumentList.Add(a);
-        }
-
-        return Process.Start(info) ?? throw new InvalidOperationException("could not start serval-cat");
-    }
+    private static Process Start(params string[] arguments) => StartTool("serval-cat.dll", redirectInput: true, arguments);
 }

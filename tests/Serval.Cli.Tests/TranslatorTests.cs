@@ -6,6 +6,7 @@ using Serval.Links;
 using Serval.Testing;
 using Serval.Translate;
 using Serval.Wire;
+using static Serval.Cli.Tests.ToolProcesses;
 
 namespace Serval.Cli.Tests;
 
@@ -17,8 +18,6 @@ namespace Serval.Cli.Tests;
 public sealed class TranslatorTests
 {
     private static int s_next = Environment.ProcessId % 200;
-
-    private static string TranslateDll => Path.Combine(AppContext.BaseDirectory, "serval-translate.dll");
 
     /// <summary>A fresh loopback address in 127.251–254.x.y (the other tests use lower ranges).</summary>
     private static IPAddress NextAddress()
@@ -90,13 +89,6 @@ public sealed class TranslatorTests
         s.Shutdown(SocketShutdown.Send);
         await reader;
         return received.ToArray();
-    }
-
-    private static byte[] RandomData(int size, int seed)
-    {
-        var data = new byte[size];
-        new Random(seed).NextBytes(data);
-        return data;
     }
 
     private static Task EventuallyAsync(Func<bool> condition, CancellationToken ct, [System.Runtime.CompilerServices.CallerArgumentExpression(nameof(condition))] string what = "") =>
@@ -322,10 +314,7 @@ public sealed class TranslatorTests
             {
                 foreach (var p in new[] { toTcp, toServal })
                 {
-                    if (!p.HasExited)
-                    {
-                        p.Kill(entireProcessTree: true); // by this process's id, never by name
-                    }
+                    EndByPid(p);
                 }
             }
         }
@@ -423,20 +412,5 @@ public sealed class TranslatorTests
         Assert.Contains("cannot listen", error.ToString(), StringComparison.Ordinal);
     }
 
-    private static Process Start(params string[] arguments)
-    {
-        var info = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.ArgumentList.Add(TranslateDll);
-        foreach (var a in arguments)
-        {
-            info.ArgumentList.Add(a);
-        }
-
-        return Process.Start(info) ?? throw new InvalidOperationException("could not start serval-translate");
-    }
+    private static Process Start(params string[] arguments) => StartTool("serval-translate.dll", redirectInput: false, arguments);
 }

@@ -16,33 +16,6 @@ namespace Serval.Tests;
 /// </summary>
 public sealed class ObservabilityTests
 {
-    /// <summary>Every log line, as the host's logger factory sees it.</summary>
-    private sealed class CapturingLoggerProvider : ILoggerProvider
-    {
-        public ConcurrentQueue<(LogLevel Level, int EventId, string Message)> Lines { get; } = new();
-
-        public ILogger CreateLogger(string categoryName) => new Logger(this);
-
-        public void Dispose()
-        {
-        }
-
-        public bool Has(LogLevel level, string text) => Lines.Any(l => l.Level == level && l.Message.Contains(text, StringComparison.Ordinal));
-
-        public string Dump() => string.Join("\n", Lines.Select(l => $"{l.Level} {l.EventId} {l.Message}"));
-
-        private sealed class Logger(CapturingLoggerProvider owner) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state)
-                where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-                owner.Lines.Enqueue((logLevel, eventId.Id, formatter(state, exception)));
-        }
-    }
-
     /// <summary>Records the spans of the Serval source that belong to hosts whose names start with <paramref name="prefix"/>.</summary>
     private static ActivityListener Listen(ConcurrentQueue<Activity> spans, string prefix)
     {
