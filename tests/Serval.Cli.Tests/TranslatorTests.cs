@@ -220,7 +220,7 @@ public sealed class TranslatorTests
             {
             }
         });
-        Assert.Equal(Serval.Stack.ServalError.ConnectionReset, e.Error);
+        Assert.Equal(Serval.ServalError.ConnectionReset, e.Error);
         await EventuallyAsync(() => translator.Statistics.Failed == 1 && translator.Statistics.Active == 0, ct);
     }
 
@@ -237,7 +237,7 @@ public sealed class TranslatorTests
         await using var connection = await ServalConnection.ConnectAsync(
             new ServalConnectionOptions { Host = client, Service = service, AdvisoryAddress = gateway.Links[0].LocalAddress }, ct);
         var e = await Assert.ThrowsAsync<ServalException>(async () => _ = await connection.GetStream().ReadAsync(new byte[16], ct));
-        Assert.Equal(Serval.Stack.ServalError.ConnectionReset, e.Error);
+        Assert.Equal(Serval.ServalError.ConnectionReset, e.Error);
         Assert.Equal(1, translator.Statistics.Refused);
     }
 

@@ -123,6 +123,6 @@ public sealed class DnsResolverTests
 
         // A name DNS does not know fails the connection at once (NoRoute), and is remembered for a while.
         var e = await Assert.ThrowsAsync<ServalException>(async () => await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = ServiceId.FromName("not.in.dns") }, ct));
-        Assert.Equal(Stack.ServalError.NoRoute, e.Error);
+        Assert.Equal(ServalError.NoRoute, e.Error);
     }
 }

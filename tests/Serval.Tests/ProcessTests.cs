@@ -87,7 +87,7 @@ public sealed class ProcessTests
             // a time (no loss to tolerate on loopback), echoed by the other process; everything sent and everything
             // echoed compared with SHA-256. One byte more is refused at once.
             var tooLarge = await Assert.ThrowsAsync<ServalException>(async () => await socket.SendToAsync(service, new byte[1381], ct));
-            Assert.Equal(Serval.Stack.ServalError.InvalidArgument, tooLarge.Error);
+            Assert.Equal(Serval.ServalError.InvalidArgument, tooLarge.Error);
             var random = new Random(50);
             var datagramsSent = new MemoryStream();
             var echoed = new MemoryStream();

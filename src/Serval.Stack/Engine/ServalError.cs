@@ -1,4 +1,4 @@
-namespace Serval.Stack;
+namespace Serval;
 
 /// <summary>Why a socket operation failed or a connection ended. Maps onto <see cref="System.Net.Sockets.SocketError"/>.</summary>
 public enum ServalError
