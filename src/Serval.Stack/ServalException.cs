@@ -53,6 +53,8 @@ public sealed class ServalException : IOException
         ServalError.NetworkDown => SocketError.NetworkDown,
         ServalError.MigrationFailed => SocketError.NetworkUnreachable,
         ServalError.ServiceNotFound => SocketError.HostNotFound,
+        ServalError.AlreadyExists => SocketError.AddressAlreadyInUse,
+        ServalError.NotFound => SocketError.SocketError,
         _ => SocketError.SocketError,
     };
 
@@ -71,6 +73,8 @@ public sealed class ServalException : IOException
         ServalError.NetworkDown => "The interface or address the flow used went away.",
         ServalError.MigrationFailed => "The flow could not migrate to its new address.",
         ServalError.ServiceNotFound => "No service router or host on the way knew the service.",
+        ServalError.AlreadyExists => "It exists already.",
+        ServalError.NotFound => "No such object.",
         _ => $"Serval error {error}.",
     };
 }

@@ -106,7 +106,7 @@ public sealed class DnsResolverTests
             Engine = TestNet.FastEngine,
             Resolver = new ServalResolverOptions { Sources = [resolver] },
         }, ct);
-        Assert.Contains(client.GetRules(), r => r.Prefix == ServicePrefix.Default && r.Target.Type == Stack.Services.ServiceTargetType.Delay);
+        Assert.Contains(client.Admin.GetRules(), r => r.Prefix == ServicePrefix.Default && r.Target.Type == Stack.Services.ServiceTargetType.Delay);
 
         await using var l1 = await StreamTests.EchoServerAsync(server, byName, ct);
         await using var l2 = await StreamTests.EchoServerAsync(server, byId, ct);
@@ -114,7 +114,7 @@ public sealed class DnsResolverTests
         {
             var (sent, received) = await StreamTests.TransferAsync(client, svc, 64 * 1024, ct);
             Assert.Equal(sent, received);
-            var rule = Assert.Single(client.GetRules(), r => r.Prefix == ServicePrefix.Exact(svc));
+            var rule = Assert.Single(client.Admin.GetRules(), r => r.Prefix == ServicePrefix.Exact(svc));
             Assert.Equal(server.Address(), rule.Target.Address);
         }
 

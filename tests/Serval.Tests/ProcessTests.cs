@@ -80,7 +80,7 @@ public sealed class ProcessTests
             var (sent, received) = await StreamTests.TransferAsync(client, service, 4 * 1024 * 1024, ct, server);
             Assert.Equal(SHA256.HashData(sent), SHA256.HashData(received));
 
-            await client.AddRuleAsync(ServicePrefix.Exact(service), client.ForwardTo(server), cancellationToken: ct);
+            await client.Admin.AddRuleAsync(ServicePrefix.Exact(service), client.Admin.ForwardTo(server), cancellationToken: ct);
             await using var socket = await ServalDatagramSocket.BindAsync(client, cancellationToken: ct);
 
             // 50 datagrams of 1 to 1380 bytes (the most an unconnected datagram carries on a 1472-byte UDP link), one at

@@ -44,4 +44,10 @@ public enum ServalError
 
     /// <summary>No node on the way to the service knew it (a service router or host answered the SYN negatively).</summary>
     ServiceNotFound,
+
+    /// <summary>The object to add exists already (a service-table rule with the same prefix and target).</summary>
+    AlreadyExists,
+
+    /// <summary>The object named does not exist (a service-table rule, a flow, a registration).</summary>
+    NotFound,
 }
