@@ -77,14 +77,14 @@ internal static class AdhocBenchmark
         // registers, and the router acknowledges. Polled at the server (its discovery snapshot, code warmed up first),
         // then checked at the router.
         var serverAddress = LinkAddress.FromIPAddress(lan.Address(0));
-        _ = await server.GetRouterDiscoveryAsync(ct);
+        _ = await server.Admin.GetRouterDiscoveryAsync(ct);
         var routerStarted = Stopwatch.GetTimestamp();
         await using var router = Start(lan.Hosts[2], "adhoc-router", lan.Address(2), router: true);
         var startReturned = Stopwatch.GetElapsedTime(routerStarted).TotalMilliseconds;
         double routerFound = -1;
         while (Stopwatch.GetElapsedTime(routerStarted) < TimeSpan.FromSeconds(10))
         {
-            if ((await server.GetRouterDiscoveryAsync(ct))!.Routers.Any(r => r.Registered >= 1))
+            if ((await server.Admin.GetRouterDiscoveryAsync(ct))!.Routers.Any(r => r.Registered >= 1))
             {
                 routerFound = Stopwatch.GetElapsedTime(routerStarted).TotalMilliseconds;
                 break;
@@ -93,7 +93,7 @@ internal static class AdhocBenchmark
             await Task.Delay(1, ct);
         }
 
-        if (routerFound >= 0 && !(await router.GetRouterSnapshotAsync(ct)).Registrations.Any(r => r.Prefix == ServicePrefix.Exact(Service) && r.Host.SameAddress(serverAddress)))
+        if (routerFound >= 0 && !(await router.Admin.GetRouterSnapshotAsync(ct)).Registrations.Any(r => r.Prefix == ServicePrefix.Exact(Service) && r.Host.SameAddress(serverAddress)))
         {
             routerFound = -1;
             Console.Error.WriteLine("adhoc: the server counts a registration the router does not hold");

@@ -14,7 +14,7 @@ namespace Serval.Benchmarks;
 /// UDP links on loopback:
 /// <list type="number">
 /// <item>API: a client host with a default DELAY rule starts a connect (its SYN is held), then the rule is added with
-/// <see cref="ServalHost.AddRuleAsync"/>. Time = from just before that call to the moment the client's link is handed
+/// <see cref="ServalHostAdministration.AddRuleAsync"/>. Time = from just before that call to the moment the client's link is handed
 /// the SYN (a decorator link timestamps it): the cross-thread hop, the table update, the engine releasing the packet.</item>
 /// <item>Registration: a service router with a default DELAY rule holds a client's SYN; a replica then binds the
 /// service and registers it. Time = from the router's link receiving the Register to the router's link being handed
@@ -46,7 +46,7 @@ internal static class DelayReleaseBenchmark
         await using var server = await ServalHost.StartAsync(new ServalHostOptions { Name = "server", Links = [serverLink], MonitorInterfaces = false }).ConfigureAwait(false);
         var tap = new TapLink(new UdpLink(NextLoopback()));
         await using var client = await ServalHost.StartAsync(new ServalHostOptions { Name = "client", Links = [tap], MonitorInterfaces = false }).ConfigureAwait(false);
-        await client.AddRuleAsync(ServicePrefix.Default, ServiceTarget.Delay()).ConfigureAwait(false);
+        await client.Admin.AddRuleAsync(ServicePrefix.Default, ServiceTarget.Delay()).ConfigureAwait(false);
         var results = new List<double>();
         for (var i = -10; i < samples; i++)
         {
@@ -62,14 +62,14 @@ internal static class DelayReleaseBenchmark
             }
 
             var added = Stopwatch.GetTimestamp();
-            await client.AddRuleAsync(ServicePrefix.Exact(svc), client.ForwardTo(server.Links[0].LocalAddress), cancellationToken: deadline.Token).ConfigureAwait(false);
+            await client.Admin.AddRuleAsync(ServicePrefix.Exact(svc), client.Admin.ForwardTo(server.Links[0].LocalAddress), cancellationToken: deadline.Token).ConfigureAwait(false);
             await using var connection = await connect.ConfigureAwait(false);
             if (i >= 0)
             {
                 results.Add(Stopwatch.GetElapsedTime(added, tap.SentAt).TotalMilliseconds);
             }
 
-            await client.RemoveRuleAsync(ServicePrefix.Exact(svc), client.ForwardTo(server.Links[0].LocalAddress)).ConfigureAwait(false);
+            await client.Admin.RemoveRuleAsync(ServicePrefix.Exact(svc), client.Admin.ForwardTo(server.Links[0].LocalAddress)).ConfigureAwait(false);
         }
 
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"api: {results.Count} held SYNs released by AddRuleAsync; p50 {Percentile(results, 0.5):F3} ms, max {results.Max():F3} ms"));
@@ -87,7 +87,7 @@ internal static class DelayReleaseBenchmark
             RouterControl = RouterControllerOptions.Default,
             MonitorInterfaces = false,
         }).ConfigureAwait(false);
-        await router.AddRuleAsync(ServicePrefix.Default, ServiceTarget.Delay()).ConfigureAwait(false);
+        await router.Admin.AddRuleAsync(ServicePrefix.Default, ServiceTarget.Delay()).ConfigureAwait(false);
         var routerAddress = tap.LocalAddress;
         await using var client = await ServalHost.StartAsync(new ServalHostOptions { Name = "client", Links = [new UdpLink(NextLoopback())], DefaultRouter = routerAddress, MonitorInterfaces = false }).ConfigureAwait(false);
         var results = new List<double>();

@@ -35,7 +35,7 @@ internal static class HttpBenchmark
         var service = ServiceId.FromName("bench.http");
         await using var server = await StartHostAsync("http-server");
         await using var client = await StartHostAsync("http-client");
-        await client.AddRuleAsync(ServicePrefix.Exact(service), client.ForwardTo(server.Links[0].LocalAddress));
+        await client.Admin.AddRuleAsync(ServicePrefix.Exact(service), client.Admin.ForwardTo(server.Links[0].LocalAddress));
 
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();

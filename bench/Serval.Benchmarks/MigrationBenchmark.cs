@@ -20,8 +20,8 @@ namespace Serval.Benchmarks;
 /// SHA-256 of the whole stream, sender against receiver).
 /// </summary>
 /// <remarks>
-/// Triggers: <c>explicit</c> (default) calls <see cref="ServalHost.MigrateLinkAsync"/>; <c>link-state</c> sets the
-/// flow's link down with <see cref="ServalHost.SetLinkUpAsync"/> (the engine's automatic migration moves the flow) and
+/// Triggers: <c>explicit</c> (default) calls <see cref="ServalHostAdministration.MigrateLinkAsync"/>; <c>link-state</c> sets the
+/// flow's link down with <see cref="ServalHostAdministration.SetLinkUpAsync"/> (the engine's automatic migration moves the flow) and
 /// up again after the move; <c>renumber</c> uses another topology (<see cref="RunRenumberAsync"/>): one interface whose
 /// only address is replaced by one in the other subnet. Both hosts live in this process, each created inside its
 /// namespace.
@@ -123,7 +123,7 @@ internal static class MigrationBenchmark
             {
                 // Both requests go to the engine queue back to back: the snapshot is taken right after the RSYN, while
                 // the stream is frozen, so its BytesSent is the first byte that only the new path can carry.
-                var started = trigger == "explicit" ? mobile.MigrateLinkAsync(from, to, ct) : SetDownAsync(mobile, from, ct);
+                var started = trigger == "explicit" ? mobile.Admin.MigrateLinkAsync(from, to, ct) : SetDownAsync(mobile, from, ct);
                 var snapshot = connection.GetFlowInfoAsync(ct);
                 var n = await started;
                 atTrigger = await snapshot;
@@ -168,7 +168,7 @@ internal static class MigrationBenchmark
 
             if (trigger == "link-state")
             {
-                await mobile.SetLinkUpAsync(from, true, ct);
+                await mobile.Admin.SetLinkUpAsync(from, true, ct);
             }
 
             // Let the stream run on the new path for a moment.
@@ -382,7 +382,7 @@ internal static class MigrationBenchmark
         var service = ServiceId.FromName("bench.migration.both");
         await using var listener = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(service) }, ct);
         var registered = await WaitAsync(
-            () => router.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(service) && r.Target.Type == Stack.Services.ServiceTargetType.Forward),
+            () => router.Admin.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(service) && r.Target.Type == Stack.Services.ServiceTargetType.Forward),
             TimeSpan.FromSeconds(10),
             ct);
         if (!registered)
@@ -518,7 +518,7 @@ internal static class MigrationBenchmark
     /// <summary>Sets the link down (the engine moves its flows); posts to the engine before it first awaits.</summary>
     private static async ValueTask<int> SetDownAsync(ServalHost host, int link, CancellationToken ct)
     {
-        await host.SetLinkUpAsync(link, false, ct);
+        await host.Admin.SetLinkUpAsync(link, false, ct);
         return 1;
     }
 

@@ -66,7 +66,7 @@ internal static class RegistrationBenchmark
             },
         }).ConfigureAwait(false);
         var routerAddress = router.Links[0].LocalAddress;
-        var counters = (await router.GetRouterSnapshotAsync().ConfigureAwait(false)).Counters;
+        var counters = (await router.Admin.GetRouterSnapshotAsync().ConfigureAwait(false)).Counters;
 
         var all = GenerateRegisters(hosts + warmHosts, perHost, routerAddress);
         var warm = all[..(warmHosts * perHost)];
@@ -85,7 +85,7 @@ internal static class RegistrationBenchmark
         var perSecond = absorbed / seconds;
         Console.Error.WriteLine(string.Create(
             CultureInfo.InvariantCulture,
-            $"absorption: {absorbed}/{packets.Count} registrations installed in {seconds * 1000:F1} ms = {perSecond:F0}/s; rejected {counters.Rejected}, malformed {counters.Malformed}, acks sent {counters.AcksSent}; router rules now {router.GetRules().Count}; process CPU (router and sender) {cpu.TotalMicroseconds / Math.Max(1, absorbed):F1} µs per registration; load average {LoadAverage()}"));
+            $"absorption: {absorbed}/{packets.Count} registrations installed in {seconds * 1000:F1} ms = {perSecond:F0}/s; rejected {counters.Rejected}, malformed {counters.Malformed}, acks sent {counters.AcksSent}; router rules now {router.Admin.GetRules().Count}; process CPU (router and sender) {cpu.TotalMicroseconds / Math.Max(1, absorbed):F1} µs per registration; load average {LoadAverage()}"));
         if (absorbed < packets.Count * 0.99)
         {
             Console.Error.WriteLine("absorption: more than 1 % of the registrations were lost");

@@ -147,7 +147,7 @@ internal static class ServiceTableSummary
     private static ServiceEntry[] SnapshotEntries(StrongBox<ServiceTable?> box) => box.Value!.Entries.ToArray();
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static int CountNodes(StrongBox<ServiceTable?> box) => PrefixTrie.CountNodes(box.Value!.CurrentVersion.Root);
+    private static int CountNodes(StrongBox<ServiceTable?> box) => box.Value!.CountTrieNodes();
 
     private static string Ratio(double a, double b) => b > 0 ? (a / b).ToString("F1", CultureInfo.InvariantCulture) + "x" : "n/a";
 

@@ -63,7 +63,7 @@ public sealed class ServalHealthCheck(ServalHostAccessor accessor) : IHealthChec
                 degraded.AddRange(links.Where(i => !i.IsUp).Select(i => $"link {i.Index} ({i.Name}) is down"));
             }
 
-            var registrations = await host.GetRegistrationsAsync(cancellationToken).ConfigureAwait(false);
+            var registrations = await host.Admin.GetRegistrationsAsync(cancellationToken).ConfigureAwait(false);
             data["registrations"] = registrations.Count;
             data["registrations_acknowledged"] = registrations.Count(r => r.AcknowledgedBy > 0);
             degraded.AddRange(registrations.Where(r => r.AcknowledgedBy == 0).Select(r => $"{r.Prefix} is not acknowledged by any router"));

@@ -49,7 +49,7 @@ public static class ServalHttp
                 {
                     // Fail fast with the cause: no such service is a name-resolution error, the rest connection errors.
                     throw new HttpRequestException(
-                        e.Error == Stack.ServalError.ServiceNotFound ? HttpRequestError.NameResolutionError : HttpRequestError.ConnectionError,
+                        e.Error == ServalError.ServiceNotFound ? HttpRequestError.NameResolutionError : HttpRequestError.ConnectionError,
                         $"Serval could not connect to {context.DnsEndPoint.Host}: {e.Message}",
                         e);
                 }

@@ -55,6 +55,8 @@ public sealed class ServalException : IOException
         ServalError.ServiceNotFound => SocketError.HostNotFound,
         ServalError.OwnershipProofFailed => SocketError.AccessDenied,
         ServalError.SecurityNotNegotiated => SocketError.ProtocolNotSupported,
+        ServalError.AlreadyExists => SocketError.AddressAlreadyInUse,
+        ServalError.NotFound => SocketError.SocketError,
         _ => SocketError.SocketError,
     };
 
@@ -75,6 +77,8 @@ public sealed class ServalException : IOException
         ServalError.ServiceNotFound => "No service router or host on the way knew the service.",
         ServalError.OwnershipProofFailed => "The server did not prove it holds the key of the self-certifying serviceID.",
         ServalError.SecurityNotNegotiated => "The server did not accept the authenticated flow the connect required.",
+        ServalError.AlreadyExists => "It exists already.",
+        ServalError.NotFound => "No such object.",
         _ => $"Serval error {error}.",
     };
 }

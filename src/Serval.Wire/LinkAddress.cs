@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 
-namespace Serval.Wire;
+namespace Serval;
 
 /// <summary>
 /// The address of a Serval host on a link: an IPv4 or IPv6 address and, on UDP-encapsulation links, a UDP port

@@ -4,7 +4,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace Serval.Wire;
+namespace Serval;
 
 /// <summary>
 /// A 256-bit Serval serviceID (docs/protocol.md §4). Bits are numbered most significant bit of byte 0 first,

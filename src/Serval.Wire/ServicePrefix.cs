@@ -1,7 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 
-namespace Serval.Wire;
+namespace Serval;
 
 /// <summary>
 /// A serviceID prefix: the first <see cref="Length"/> bits (0–256) of <see cref="Id"/>. The stored id is canonical:

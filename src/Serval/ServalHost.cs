@@ -12,8 +12,8 @@ namespace Serval;
 
 /// <summary>
 /// A Serval host (docs/design.md, "The runtime"): one protocol engine driven on its own thread, with its links.
-/// Listeners, connections and datagram sockets are created on a host; the host also exposes its service table (rules
-/// with counters) and its flows. Dispose it to stop: open connections are reset, pending operations fail with
+/// Listeners, connections and datagram sockets are created on a host; the host also exposes its flows and interfaces,
+/// and its administration (rules, links, migration, router control) on <see cref="Admin"/>. Dispose it to stop: open connections are reset, pending operations fail with
 /// <see cref="ObjectDisposedException"/>, links are closed.
 /// <para>
 /// A host is either embedded (<see cref="StartAsync"/>: this process runs the engine) or attached
@@ -140,7 +140,7 @@ public sealed partial class ServalHost : IAsyncDisposable
     /// <summary>The daemon client of an attached host, or null.</summary>
     internal DaemonClient? Daemon => _daemon;
 
-    /// <summary>The host's administration: service names for logs, resolver counters (docs/api.md, "Administration").</summary>
+    /// <summary>The host's administration: rules, link state, migration of any flow, router control (docs/api.md, "Administration").</summary>
     public ServalHostAdministration Admin => _admin ??= new ServalHostAdministration(this);
 
     /// <summary>The engine driver of an embedded host for <paramref name="member"/>.</summary>
@@ -150,88 +150,11 @@ public sealed partial class ServalHost : IAsyncDisposable
     private EngineDriver Embedded(string member) =>
         _driver ?? throw new NotSupportedException($"ServalHost.{member} is not available on a host attached to servald ({_daemon!.SocketPath}): the engine runs in the daemon.");
 
-    /// <summary>A FORWARD target to <paramref name="nextHop"/> on this host's first link of the same address family (attached: the daemon's links).</summary>
-    /// <exception cref="ArgumentException">No link has that address family.</exception>
-    public ServiceTarget ForwardTo(LinkAddress nextHop)
-    {
-        if (_daemon is null)
-        {
-            return _driver!.ForwardTarget(nextHop);
-        }
-
-        for (var i = 0; i < _daemon.LinkAddresses.Count; i++)
-        {
-            if (_daemon.LinkAddresses[i].Family == nextHop.Family)
-            {
-                return ServiceTarget.Forward(nextHop, i + 1);
-            }
-        }
-
-        throw new ArgumentException($"No link of the daemon has the address family of {nextHop}.", nameof(nextHop));
-    }
-
-    /// <summary>
-    /// Every rule of the service table with its counters (a consistent snapshot; no wait for the engine). Attached:
-    /// the daemon's table, which blocks for one round trip to the daemon.
-    /// </summary>
-    /// <exception cref="ServalException">Attached, and the daemon went away.</exception>
-    /// <exception cref="ObjectDisposedException">Attached, and the host was disposed.</exception>
-    public IReadOnlyList<ServiceRuleInfo> GetRules()
-    {
-        if (_daemon is { } daemon)
-        {
-            var reply = daemon.RequestAsync(new JsonObject { ["op"] = "rules.list" }, CancellationToken.None).GetAwaiter().GetResult();
-            return DaemonProtocol.FromNode<ServiceRuleInfo[]>(reply["rules"]) ?? [];
-        }
-
-        return [.. _driver!.Engine.Services.Entries.SelectMany(e => e.Rules.Select(r => ServiceRuleInfo.From(e, r)))];
-    }
-
-    /// <summary>Adds a rule to the service table.</summary>
-    public ValueTask<ServiceTableResult> AddRuleAsync(
-        ServicePrefix prefix,
-        ServiceTarget target,
-        uint priority = ServiceTable.DefaultPriority,
-        uint weight = ServiceTable.DefaultWeight,
-        CancellationToken cancellationToken = default) =>
-        RuleAsync("add", prefix, target, d => d.Engine.Services.Add(prefix, target, priority, weight, now: d.Now), cancellationToken, priority, weight);
-
-    /// <summary>Removes the rule of <paramref name="prefix"/> whose target is <paramref name="target"/>.</summary>
-    public ValueTask<ServiceTableResult> RemoveRuleAsync(ServicePrefix prefix, ServiceTarget target, CancellationToken cancellationToken = default) =>
-        RuleAsync("remove", prefix, target, d => d.Engine.Services.Remove(prefix, target), cancellationToken);
-
-    /// <summary>Changes the priority and/or weight of a rule.</summary>
-    public ValueTask<ServiceTableResult> ModifyRuleAsync(
-        ServicePrefix prefix,
-        ServiceTarget target,
-        uint? priority = null,
-        uint? weight = null,
-        CancellationToken cancellationToken = default) =>
-        RuleAsync("modify", prefix, target, d => d.Engine.Services.Modify(prefix, target, priority: priority, weight: weight), cancellationToken, priority, weight);
-
-    private async ValueTask<ServiceTableResult> RuleAsync(string operation, ServicePrefix prefix, ServiceTarget target, Func<EngineDriver, ServiceTableResult> change, CancellationToken cancellationToken, uint? priority = null, uint? weight = null)
+    /// <summary>The interfaces as they are now (loopback at index 0, then one per link, with <see cref="InterfaceInfo.IsUp"/>).</summary>
+    public async ValueTask<IReadOnlyList<InterfaceInfo>> GetInterfacesAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        if (_daemon is { } daemon)
-        {
-            var reply = await daemon.RequestAsync(
-                new JsonObject
-                {
-                    ["op"] = "rules.change",
-                    ["change"] = operation,
-                    ["prefix"] = prefix.ToString(),
-                    ["target"] = DaemonProtocol.ToNode(target),
-                    ["priority"] = priority,
-                    ["weight"] = weight,
-                },
-                cancellationToken).ConfigureAwait(false);
-            return Enum.Parse<ServiceTableResult>((string)reply["result"]!);
-        }
-
-        var driver = Driver;
-        var result = await driver.InvokeAsync(change).WaitAsync(cancellationToken).ConfigureAwait(false);
-        HostLog.RuleChanged(driver.Logger, Name, operation, prefix, target, result);
-        return result;
+        return await Embedded(nameof(GetInterfacesAsync)).InvokeAsync(d => d.Engine.Interfaces).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>A snapshot of every flow (connections, pending requests, closing flows) with its statistics.</summary>

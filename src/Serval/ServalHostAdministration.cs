@@ -5,10 +5,13 @@ namespace Serval;
 
 /// <summary>
 /// The administration of a <see cref="ServalHost"/> (<see cref="ServalHost.Admin"/>): what an operator or a daemon does
-/// to the host as a whole, apart from the application's own listeners, connections and sockets (docs/api.md,
-/// "Administration").
+/// to the host as a whole, apart from the application's own listeners, connections and sockets: the service table's
+/// rules, link state, migration of any application's flows, router control and registrations, service names for
+/// logs (docs/api.md, "Administration"). Failures throw <see cref="ServalException"/> with a <see cref="ServalError"/>,
+/// as everywhere else in the API; members that need the engine in this process throw
+/// <see cref="NotSupportedException"/> on an attached host.
 /// </summary>
-public sealed class ServalHostAdministration
+public sealed partial class ServalHostAdministration
 {
     private readonly ServalHost _host;
 

@@ -4,7 +4,7 @@ using Serval.Wire;
 
 namespace Serval;
 
-/// <summary>A snapshot of one service-table rule with its counters (<see cref="ServalHost.GetRules"/>).</summary>
+/// <summary>A snapshot of one service-table rule with its counters (<see cref="ServalHostAdministration.GetRules"/>).</summary>
 public sealed record ServiceRuleInfo
 {
     /// <summary>The serviceID prefix the rule belongs to.</summary>

@@ -121,7 +121,7 @@ internal static class EchoServerCommand
                 var r = await socket.ReceiveFromAsync(buffer, ct).ConfigureAwait(false);
                 if (known.Add(r.Source))
                 {
-                    await host.AddRuleAsync(ServicePrefix.Exact(r.Source), host.ForwardTo(r.SourceAddress), cancellationToken: ct).ConfigureAwait(false);
+                    await host.Admin.AddRuleAsync(ServicePrefix.Exact(r.Source), host.Admin.ForwardTo(r.SourceAddress), cancellationToken: ct).ConfigureAwait(false);
                 }
 
                 await socket.SendToAsync(r.Source, buffer.AsMemory(0, r.ReceivedBytes), ct).ConfigureAwait(false);

@@ -13,20 +13,26 @@ internal sealed class ReplicaDirectory(ServalHost router)
     /// <summary>Announces a replica: new connections may reach it in proportion to <paramref name="weight"/>.</summary>
     public async ValueTask AddAsync(ServiceId service, LinkAddress replica, uint weight, CancellationToken cancellationToken)
     {
-        var r = await router.AddRuleAsync(ServicePrefix.Exact(service), router.ForwardTo(replica), weight: weight, cancellationToken: cancellationToken).ConfigureAwait(false);
-        if (r != ServiceTableResult.Ok)
+        try
         {
-            throw new InvalidOperationException($"Adding {replica} at the router: {r}.");
+            await router.Admin.AddRuleAsync(ServicePrefix.Exact(service), router.Admin.ForwardTo(replica), weight: weight, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (ServalException e)
+        {
+            throw new InvalidOperationException($"Adding {replica} at the router: {e.Error}.", e);
         }
     }
 
     /// <summary>Withdraws a replica: no new connection reaches it; its existing connections are not affected.</summary>
     public async ValueTask RemoveAsync(ServiceId service, LinkAddress replica, CancellationToken cancellationToken)
     {
-        var r = await router.RemoveRuleAsync(ServicePrefix.Exact(service), router.ForwardTo(replica), cancellationToken).ConfigureAwait(false);
-        if (r != ServiceTableResult.Ok)
+        try
         {
-            throw new InvalidOperationException($"Removing {replica} at the router: {r}.");
+            await router.Admin.RemoveRuleAsync(ServicePrefix.Exact(service), router.Admin.ForwardTo(replica), cancellationToken).ConfigureAwait(false);
+        }
+        catch (ServalException e)
+        {
+            throw new InvalidOperationException($"Removing {replica} at the router: {e.Error}.", e);
         }
     }
 }

@@ -41,10 +41,13 @@ internal static class PerfClient
                 if (!settings.Advisory)
                 {
                     var target = ServiceTarget.Forward(settings.Peer, settings.PeerLink);
-                    var added = await host.AddRuleAsync(ServicePrefix.Exact(common.Service), target, cancellationToken: ct).ConfigureAwait(false);
-                    if (added != ServiceTableResult.Ok)
+                    try
                     {
-                        throw new PerfException($"cannot add the FORWARD rule to {settings.Peer}: {added}");
+                        await host.Admin.AddRuleAsync(ServicePrefix.Exact(common.Service), target, cancellationToken: ct).ConfigureAwait(false);
+                    }
+                    catch (ServalException e)
+                    {
+                        throw new PerfException($"cannot add the FORWARD rule to {settings.Peer}: {e.Error}");
                     }
                 }
 

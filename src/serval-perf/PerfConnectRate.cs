@@ -79,10 +79,13 @@ internal static class PerfConnectRate
             if (!settings.Advisory)
             {
                 var target = ServiceTarget.Forward(settings.Peer, settings.PeerLink);
-                var added = await host.AddRuleAsync(ServicePrefix.Exact(settings.Common.Service), target, cancellationToken: ct).ConfigureAwait(false);
-                if (added != ServiceTableResult.Ok)
+                try
                 {
-                    await error.WriteLineAsync($"serval-perf connect-rate: cannot add the FORWARD rule to {settings.Peer}: {added}").ConfigureAwait(false);
+                    await host.Admin.AddRuleAsync(ServicePrefix.Exact(settings.Common.Service), target, cancellationToken: ct).ConfigureAwait(false);
+                }
+                catch (ServalException e)
+                {
+                    await error.WriteLineAsync($"serval-perf connect-rate: cannot add the FORWARD rule to {settings.Peer}: {e.Error}").ConfigureAwait(false);
                     return 1;
                 }
             }

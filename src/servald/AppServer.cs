@@ -139,7 +139,7 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwn
         switch ((string?)request["op"])
         {
             case "rules.list":
-                reply["rules"] = DaemonProtocol.ToNode(host.GetRules());
+                reply["rules"] = DaemonProtocol.ToNode(host.Admin.GetRules());
                 break;
             case "rules.change":
                 {
@@ -147,14 +147,22 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwn
                     var target = DaemonProtocol.FromNode<ServiceTarget>(request["target"]);
                     var priority = (uint?)request["priority"];
                     var weight = (uint?)request["weight"];
-                    var result = (string?)request["change"] switch
+                    // A refused change is the host's ServalException, sent back as the reply's ERROR.
+                    switch ((string?)request["change"])
                     {
-                        "add" => await host.AddRuleAsync(prefix, target, priority ?? ServiceTable.DefaultPriority, weight ?? ServiceTable.DefaultWeight, ct).ConfigureAwait(false),
-                        "remove" => await host.RemoveRuleAsync(prefix, target, ct).ConfigureAwait(false),
-                        "modify" => await host.ModifyRuleAsync(prefix, target, priority, weight, ct).ConfigureAwait(false),
-                        var other => throw new ArgumentException($"unknown rule change '{other}'"),
-                    };
-                    reply["result"] = result.ToString();
+                        case "add":
+                            await host.Admin.AddRuleAsync(prefix, target, priority ?? ServiceTable.DefaultPriority, weight ?? ServiceTable.DefaultWeight, ct).ConfigureAwait(false);
+                            break;
+                        case "remove":
+                            await host.Admin.RemoveRuleAsync(prefix, target, ct).ConfigureAwait(false);
+                            break;
+                        case "modify":
+                            await host.Admin.ModifyRuleAsync(prefix, target, priority, weight, ct).ConfigureAwait(false);
+                            break;
+                        case var other:
+                            throw new ArgumentException($"unknown rule change '{other}'");
+                    }
+
                     break;
                 }
 

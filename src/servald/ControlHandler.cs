@@ -59,7 +59,7 @@ internal sealed class ControlHandler(ServalHost host, FlowOwners? owners = null,
         }
 
         var rules = new JsonArray();
-        foreach (var r in host.GetRules())
+        foreach (var r in host.Admin.GetRules())
         {
             if (only is null || r.Prefix == only.Value)
             {
@@ -129,19 +129,32 @@ internal sealed class ControlHandler(ServalHost host, FlowOwners? owners = null,
         var target = ParseTarget(RequiredString(request, "target"));
         var priority = OptionalUInt(request, "priority");
         var weight = OptionalUInt(request, "weight");
-        var result = op switch
+        try
         {
-            "rules.add" => await host.AddRuleAsync(prefix, target, priority ?? ServiceTable.DefaultPriority, weight ?? ServiceTable.DefaultWeight, cancellationToken).ConfigureAwait(false),
-            "rules.del" => await host.RemoveRuleAsync(prefix, target, cancellationToken).ConfigureAwait(false),
-            _ => await host.ModifyRuleAsync(prefix, target, priority, weight, cancellationToken).ConfigureAwait(false),
-        };
-        return result switch
+            if (op == "rules.add")
+            {
+                await host.Admin.AddRuleAsync(prefix, target, priority ?? ServiceTable.DefaultPriority, weight ?? ServiceTable.DefaultWeight, cancellationToken).ConfigureAwait(false);
+            }
+            else if (op == "rules.del")
+            {
+                await host.Admin.RemoveRuleAsync(prefix, target, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await host.Admin.ModifyRuleAsync(prefix, target, priority, weight, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (ServalException e) when (e.Error is ServalError.NotFound or ServalError.AlreadyExists or ServalError.InvalidArgument)
         {
-            ServiceTableResult.Ok => Ok(),
-            ServiceTableResult.NotFound => Error("not_found", $"no rule {prefix} -> {target}"),
-            ServiceTableResult.AlreadyExists => Error("already_exists", $"a rule {prefix} -> {target} already exists"),
-            _ => Error("invalid", $"{op} {prefix} -> {target}: {result}"),
-        };
+            return e.Error switch
+            {
+                ServalError.NotFound => Error("not_found", $"no rule {prefix} -> {target}"),
+                ServalError.AlreadyExists => Error("already_exists", $"a rule {prefix} -> {target} already exists"),
+                _ => Error("invalid", $"{op} {prefix} -> {target}: {e.Message}"),
+            };
+        }
+
+        return Ok();
     }
 
     private ServiceTarget ParseTarget(string text)
@@ -171,7 +184,7 @@ internal sealed class ControlHandler(ServalHost host, FlowOwners? owners = null,
 
         try
         {
-            return host.ForwardTo(address);
+            return host.Admin.ForwardTo(address);
         }
         catch (ArgumentException)
         {
@@ -254,7 +267,7 @@ internal sealed class ControlHandler(ServalHost host, FlowOwners? owners = null,
             };
         }
 
-        var rules = host.GetRules();
+        var rules = host.Admin.GetRules();
         var response = Ok();
         response["host"] = new JsonObject
         {
@@ -315,7 +328,7 @@ internal sealed class ControlHandler(ServalHost host, FlowOwners? owners = null,
                     var flow = TryFlowId(request["flow"], out var id)
                         ? id
                         : throw new RequestException("bad_request", "missing number \"flow\" (the local flowID, as in flows.list localFlow)");
-                    await host.MigrateFlowAsync(flow, to, cancellationToken).ConfigureAwait(false);
+                    await host.Admin.MigrateFlowAsync(flow, to, cancellationToken).ConfigureAwait(false);
                     moving = 1;
                     break;
                 case "interface":
@@ -325,7 +338,7 @@ internal sealed class ControlHandler(ServalHost host, FlowOwners? owners = null,
                         throw new RequestException("invalid", $"interface {from + 1} ({host.Links[from].Name}) is both source and destination");
                     }
 
-                    moving = await host.MigrateLinkAsync(from, to, cancellationToken).ConfigureAwait(false);
+                    moving = await host.Admin.MigrateLinkAsync(from, to, cancellationToken).ConfigureAwait(false);
                     break;
                 default:
                     var prefixText = RequiredString(request, "prefix");
@@ -334,7 +347,7 @@ internal sealed class ControlHandler(ServalHost host, FlowOwners? owners = null,
                         throw new RequestException("bad_request", $"bad prefix '{prefixText}': {why}");
                     }
 
-                    moving = await host.MigrateServiceAsync(prefix, to, cancellationToken).ConfigureAwait(false);
+                    moving = await host.Admin.MigrateServiceAsync(prefix, to, cancellationToken).ConfigureAwait(false);
                     break;
             }
         }
@@ -361,7 +374,7 @@ internal sealed class ControlHandler(ServalHost host, FlowOwners? owners = null,
     private async ValueTask<JsonObject> RouterRegistrationsAsync(CancellationToken cancellationToken)
     {
         RequireRouter();
-        var snapshot = await host.GetRouterSnapshotAsync(cancellationToken).ConfigureAwait(false);
+        var snapshot = await host.Admin.GetRouterSnapshotAsync(cancellationToken).ConfigureAwait(false);
         var registrations = new JsonArray();
         foreach (var r in snapshot.Registrations.OrderBy(r => r.Prefix.ToString(), StringComparer.Ordinal).ThenBy(r => r.Host.ToString(), StringComparer.Ordinal))
         {
@@ -431,7 +444,7 @@ internal sealed class ControlHandler(ServalHost host, FlowOwners? owners = null,
     private async ValueTask<JsonObject> RouterStatusAsync(CancellationToken cancellationToken)
     {
         RequireRouter();
-        var snapshot = await host.GetRouterSnapshotAsync(cancellationToken).ConfigureAwait(false);
+        var snapshot = await host.Admin.GetRouterSnapshotAsync(cancellationToken).ConfigureAwait(false);
         var response = Ok();
         response["epoch"] = snapshot.Epoch.ToString("x16", CultureInfo.InvariantCulture);
         response["registrations"] = snapshot.Registrations.Count;
@@ -488,7 +501,7 @@ internal sealed class ControlHandler(ServalHost host, FlowOwners? owners = null,
             prefix = p;
         }
 
-        var changed = await host.SetRouterDrainingAsync(address, prefix, drain, cancellationToken).ConfigureAwait(false);
+        var changed = await host.Admin.SetRouterDrainingAsync(address, prefix, drain, cancellationToken).ConfigureAwait(false);
         if (!drain && !changed)
         {
             return Error("not_found", $"no drain of {address}{(prefix is { } x ? " " + x : string.Empty)}");
@@ -501,7 +514,7 @@ internal sealed class ControlHandler(ServalHost host, FlowOwners? owners = null,
 
     private void RequireRouter()
     {
-        if (!host.IsRegistrationRouter)
+        if (!host.Admin.IsRegistrationRouter)
         {
             throw new RequestException("not_router", $"servald '{host.Name}' is not a registration router (it runs in {host.Options.Engine.Mode} mode without the router controller)");
         }

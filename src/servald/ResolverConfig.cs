@@ -193,7 +193,7 @@ internal static class ResolverConfig
     {
         public static readonly Placeholder Instance = new();
 
-        public ValueTask<ResolverAnswer> ResolveAsync(Wire.ServiceId service, CancellationToken cancellationToken) =>
+        public ValueTask<ResolverAnswer> ResolveAsync(ServiceId service, CancellationToken cancellationToken) =>
             throw new NotSupportedException();
     }
 }

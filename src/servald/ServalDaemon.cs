@@ -125,7 +125,7 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
         {
             foreach (var drained in plan.Drains)
             {
-                await host.SetRouterDrainingAsync(drained, null, true, cancellationToken).ConfigureAwait(false);
+                await host.Admin.SetRouterDrainingAsync(drained, null, true, cancellationToken).ConfigureAwait(false);
             }
 
             control = ControlServer.Start(options.ControlSocketOrDefault, new ControlHandler(host, owners, serviceNames), loggerFactory.CreateLogger<ControlServer>(), apps);

@@ -114,7 +114,7 @@ public sealed class HostingTests
 
         await using (var client = await ServalHost.StartAsync(new ServalHostOptions { Name = "di-client", Links = [new UdpLink(AspNetTestNet.NextAddress())], MonitorInterfaces = false }, ct))
         {
-            await client.AddRuleAsync(ServicePrefix.Exact(service), client.ForwardTo(host.Links[0].LocalAddress), cancellationToken: ct);
+            await client.Admin.AddRuleAsync(ServicePrefix.Exact(service), client.Admin.ForwardTo(host.Links[0].LocalAddress), cancellationToken: ct);
             using var http = new HttpClient(ServalHttp.CreateHandler(client));
             var parts = (await http.GetStringAsync("http://test.di.web/who", ct)).Split(' ');
             var clientLink = client.Links[0].LocalAddress;
@@ -215,11 +215,11 @@ public sealed class HostingTests
 
         // The only link goes down: unhealthy, and it says why.
         var host = app.Services.GetRequiredService<ServalHost>();
-        await host.SetLinkUpAsync(0, false, ct);
+        await host.Admin.SetLinkUpAsync(0, false, ct);
         entry = (await health.CheckHealthAsync(ct)).Entries["serval"];
         Assert.Equal(HealthStatus.Unhealthy, entry.Status);
         Assert.Contains("no link is up", entry.Description, StringComparison.Ordinal);
-        await host.SetLinkUpAsync(0, true, ct);
+        await host.Admin.SetLinkUpAsync(0, true, ct);
         Assert.Equal(HealthStatus.Healthy, (await health.CheckHealthAsync(ct)).Entries["serval"].Status);
 
         // Once the app has stopped, the host has too.
@@ -265,7 +265,7 @@ public sealed class HostingTests
         ActivitySource.AddActivityListener(listener);
         await using var server = await ServalHost.StartAsync(new ServalHostOptions { Name = "traced-server", Links = [new UdpLink(AspNetTestNet.NextAddress())], MonitorInterfaces = false }, ct);
         await using var client = await ServalHost.StartAsync(new ServalHostOptions { Name = "traced-client", Links = [new UdpLink(AspNetTestNet.NextAddress())], MonitorInterfaces = false }, ct);
-        await client.AddRuleAsync(ServicePrefix.Exact(service), client.ForwardTo(server.Links[0].LocalAddress), cancellationToken: ct);
+        await client.Admin.AddRuleAsync(ServicePrefix.Exact(service), client.Admin.ForwardTo(server.Links[0].LocalAddress), cancellationToken: ct);
         var web = WebApplication.CreateSlimBuilder();
         web.Logging.ClearProviders();
         web.WebHost.UseServal(server);

@@ -72,9 +72,9 @@ public sealed class HttpFailureTests
             Links = [new UdpLink(NextAddress())],
             Stream = StreamOptions.Default with { UserTimeout = TimeSpan.FromSeconds(2) },
         }, ct);
-        var toA = client.ForwardTo(a.Links[0].LocalAddress);
-        await client.AddRuleAsync(ServicePrefix.Exact(service), toA, priority: 2, cancellationToken: ct);
-        await client.AddRuleAsync(ServicePrefix.Exact(service), client.ForwardTo(b.Links[0].LocalAddress), priority: 1, cancellationToken: ct);
+        var toA = client.Admin.ForwardTo(a.Links[0].LocalAddress);
+        await client.Admin.AddRuleAsync(ServicePrefix.Exact(service), toA, priority: 2, cancellationToken: ct);
+        await client.Admin.AddRuleAsync(ServicePrefix.Exact(service), client.Admin.ForwardTo(b.Links[0].LocalAddress), priority: 1, cancellationToken: ct);
         await using var appA = await StartAppAsync(a, service, ct);
         await using var appB = await StartAppAsync(b, service, ct);
         using var http = new HttpClient(ServalHttp.CreateFailoverHandler(client)) { Timeout = TimeSpan.FromSeconds(100) };
@@ -83,7 +83,7 @@ public sealed class HttpFailureTests
         // Replica A dies without a word (its socket is gone, like a process killed with SIGKILL), and its rule goes
         // away as a router's registration lease would; the pooled connection to it is still open at the client.
         a.Links[0].Dispose();
-        await client.RemoveRuleAsync(ServicePrefix.Exact(service), toA, ct);
+        await client.Admin.RemoveRuleAsync(ServicePrefix.Exact(service), toA, ct);
 
         var watch = Stopwatch.StartNew();
         Assert.Equal("hello from replica-b", await http.GetStringAsync("http://test.failover/hello", ct));

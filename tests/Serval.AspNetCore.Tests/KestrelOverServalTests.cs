@@ -69,7 +69,7 @@ public sealed class KestrelOverServalTests
         var service = ServiceId.FromName("test.web");
         await using var server = await HostAsync("web-server");
         await using var client = await HostAsync("web-client");
-        await client.AddRuleAsync(ServicePrefix.Exact(service), client.ForwardTo(server.Links[0].LocalAddress), cancellationToken: ct);
+        await client.Admin.AddRuleAsync(ServicePrefix.Exact(service), client.Admin.ForwardTo(server.Links[0].LocalAddress), cancellationToken: ct);
         await using var app = await StartAppAsync(server, service, httpMajor == 2 ? HttpProtocols.Http2 : HttpProtocols.Http1, ct);
         using var http = new HttpClient(ServalHttp.CreateHandler(client))
         {
@@ -111,7 +111,7 @@ public sealed class KestrelOverServalTests
 
         await using var server = await HostAsync("web-server");
         await using var client = await HostAsync("web-client");
-        await client.AddRuleAsync(ServicePrefix.Exact(service), client.ForwardTo(server.Links[0].LocalAddress), cancellationToken: ct);
+        await client.Admin.AddRuleAsync(ServicePrefix.Exact(service), client.Admin.ForwardTo(server.Links[0].LocalAddress), cancellationToken: ct);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseServal(server);
@@ -155,11 +155,11 @@ public sealed class KestrelOverServalTests
         app.MapGet("/name", async (ServalHostAccessor accessor) => (await accessor.GetHostAsync()).Name);
         await app.StartAsync(ct);
         var owned = await app.Services.GetRequiredService<ServalHostAccessor>().GetHostAsync(ct);
-        Assert.Contains(owned.GetRules(), r => r.Prefix == ServicePrefix.Exact(service));
+        Assert.Contains(owned.Admin.GetRules(), r => r.Prefix == ServicePrefix.Exact(service));
 
         await using (var client = await HostAsync("web-client"))
         {
-            await client.AddRuleAsync(ServicePrefix.Exact(service), client.ForwardTo(owned.Links[0].LocalAddress), cancellationToken: ct);
+            await client.Admin.AddRuleAsync(ServicePrefix.Exact(service), client.Admin.ForwardTo(owned.Links[0].LocalAddress), cancellationToken: ct);
             using var http = new HttpClient(ServalHttp.CreateHandler(client));
             Assert.Equal("owned", await http.GetStringAsync("http://test.web.owned/name", ct));
         }
@@ -167,7 +167,7 @@ public sealed class KestrelOverServalTests
         // Stopping and disposing the app disposes the host: its UDP address is free again.
         await app.StopAsync(ct);
         await app.DisposeAsync();
-        await Assert.ThrowsAsync<ObjectDisposedException>(async () => await owned.AddRuleAsync(ServicePrefix.Exact(service), owned.ForwardTo(owned.Links[0].LocalAddress), cancellationToken: ct));
+        await Assert.ThrowsAsync<ObjectDisposedException>(async () => await owned.Admin.AddRuleAsync(ServicePrefix.Exact(service), owned.Admin.ForwardTo(owned.Links[0].LocalAddress), cancellationToken: ct));
         using var again = new UdpLink(address);
         Assert.Equal(address, again.LocalAddress.ToIPAddress());
     }
@@ -179,9 +179,9 @@ public sealed class KestrelOverServalTests
         var service = ServiceId.FromName("test.web.lifetime");
         await using var server = await HostAsync("web-server");
         await using var client = await HostAsync("web-client");
-        await client.AddRuleAsync(ServicePrefix.Exact(service), client.ForwardTo(server.Links[0].LocalAddress), cancellationToken: ct);
+        await client.Admin.AddRuleAsync(ServicePrefix.Exact(service), client.Admin.ForwardTo(server.Links[0].LocalAddress), cancellationToken: ct);
         var app = await StartAppAsync(server, service, HttpProtocols.Http1, ct);
-        Assert.Contains(server.GetRules(), r => r.Prefix == ServicePrefix.Exact(service));
+        Assert.Contains(server.Admin.GetRules(), r => r.Prefix == ServicePrefix.Exact(service));
         using (var http = new HttpClient(ServalHttp.CreateHandler(client)))
         {
             Assert.StartsWith("hello", await http.GetStringAsync("http://test.web.lifetime/hello", ct), StringComparison.Ordinal);
@@ -189,7 +189,7 @@ public sealed class KestrelOverServalTests
 
         await app.StopAsync(ct);
         await app.DisposeAsync();
-        Assert.DoesNotContain(server.GetRules(), r => r.Prefix == ServicePrefix.Exact(service));
+        Assert.DoesNotContain(server.Admin.GetRules(), r => r.Prefix == ServicePrefix.Exact(service));
 
         // Nobody serves it any more. A host answers a SYN for a service it does not serve with silence (the SAL gives
         // up after its retransmissions), so a request fails by the handler's connect timeout instead of hanging.
@@ -220,7 +220,7 @@ public sealed class KestrelOverServalTests
         var tcpAddress = app.Urls.Single(u => u.StartsWith("http://127.0.0.1:", StringComparison.Ordinal));
         using var plain = new HttpClient();
         Assert.Equal("ok", await plain.GetStringAsync(tcpAddress, ct));
-        Assert.Contains(server.GetRules(), r => r.Prefix == ServicePrefix.Exact(service));
+        Assert.Contains(server.Admin.GetRules(), r => r.Prefix == ServicePrefix.Exact(service));
         await app.StopAsync(ct);
     }
 

@@ -77,7 +77,7 @@ public sealed class CommandLineTests
     public void Id_prints_the_serviceID_of_a_name_without_a_daemon(string text, int? bits)
     {
         var name = text.Split('/')[0].Replace("name=", string.Empty, StringComparison.Ordinal);
-        var prefix = new Wire.ServicePrefix(Wire.ServiceId.FromName(name), bits ?? Wire.ServiceId.Bits);
+        var prefix = new ServicePrefix(ServiceId.FromName(name), bits ?? ServiceId.Bits);
         var hex = prefix.Id.ToString("x", System.Globalization.CultureInfo.InvariantCulture);
         var result = CliResult.Run("id", text, "--socket", "/nonexistent/servald.sock");
         Assert.True(result.ExitCode == 0, result.ToString());

@@ -44,7 +44,7 @@ public sealed class RouterCommandTests
         Assert.Contains("active", table.Output, StringComparison.Ordinal);
 
         // The registration installed the FORWARD rule; closing the listener withdraws both.
-        Assert.Contains(pair.Router.Host.GetRules(), r => r.Prefix == ServicePrefix.Exact(Svc) && r.Target.Address == pair.HostAddress);
+        Assert.Contains(pair.Router.Host.Admin.GetRules(), r => r.Prefix == ServicePrefix.Exact(Svc) && r.Target.Address == pair.HostAddress);
         await listener.DisposeAsync();
         await EventuallyAsync(() => pair.RouterCli("router", "registrations", "--json").Json["registrations"]!.AsArray().Count == 0 ? new JsonObject() : null);
     }
@@ -55,12 +55,12 @@ public sealed class RouterCommandTests
         var ct = TestContext.Current.CancellationToken;
         await using var pair = await Pair.StartAsync(routerKey: null, hostKey: null, ct);
         await using var listener = await pair.ListenAsync(Svc, ct);
-        await EventuallyAsync(() => pair.Router.Host.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(Svc)) ? new JsonObject() : null);
+        await EventuallyAsync(() => pair.Router.Host.Admin.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(Svc)) ? new JsonObject() : null);
 
         var drain = pair.RouterCli("router", "drain", pair.HostAddress.ToString());
         Assert.True(drain.ExitCode == 0, drain.ToString());
         Assert.Contains("ok", drain.Output, StringComparison.Ordinal);
-        Assert.DoesNotContain(pair.Router.Host.GetRules(), r => r.Prefix == ServicePrefix.Exact(Svc));
+        Assert.DoesNotContain(pair.Router.Host.Admin.GetRules(), r => r.Prefix == ServicePrefix.Exact(Svc));
         var json = pair.RouterCli("router", "registrations", "--json").Json;
         Assert.Equal("drained", (string?)json["registrations"]![0]!["state"]);
         Assert.Equal(pair.HostAddress.ToString(), (string?)json["drains"]![0]!["host"]);
@@ -70,7 +70,7 @@ public sealed class RouterCommandTests
         await EventuallyAsync(
             () => (long)pair.RouterCli("router", "registrations", "--json").Json["counters"]!["refreshed"]! > refreshed ? new JsonObject() : null,
             what: $"a registration refresh after the drain (refreshed was {refreshed})");
-        Assert.DoesNotContain(pair.Router.Host.GetRules(), r => r.Prefix == ServicePrefix.Exact(Svc));
+        Assert.DoesNotContain(pair.Router.Host.Admin.GetRules(), r => r.Prefix == ServicePrefix.Exact(Svc));
         Assert.Single(pair.RouterCli("router", "registrations", "--json").Json["registrations"]!.AsArray());
 
         var again = pair.RouterCli("router", "drain", pair.HostAddress.ToString());
@@ -78,7 +78,7 @@ public sealed class RouterCommandTests
 
         var undrain = pair.RouterCli("router", "undrain", pair.HostAddress.ToString());
         Assert.True(undrain.ExitCode == 0, undrain.ToString());
-        Assert.Contains(pair.Router.Host.GetRules(), r => r.Prefix == ServicePrefix.Exact(Svc) && r.Target.Address == pair.HostAddress);
+        Assert.Contains(pair.Router.Host.Admin.GetRules(), r => r.Prefix == ServicePrefix.Exact(Svc) && r.Target.Address == pair.HostAddress);
         Assert.Equal("active", (string?)pair.RouterCli("router", "registrations", "--json").Json["registrations"]![0]!["state"]);
 
         var missing = pair.RouterCli("router", "undrain", pair.HostAddress.ToString());
@@ -94,13 +94,13 @@ public sealed class RouterCommandTests
         await using var pair = await Pair.StartAsync(routerKey: null, hostKey: null, ct);
         await using var a = await pair.ListenAsync(Svc, ct);
         await using var b = await pair.ListenAsync(other, ct);
-        await EventuallyAsync(() => pair.Router.Host.GetRules().Count(r => r.Prefix == ServicePrefix.Exact(Svc) || r.Prefix == ServicePrefix.Exact(other)) == 2 ? new JsonObject() : null);
+        await EventuallyAsync(() => pair.Router.Host.Admin.GetRules().Count(r => r.Prefix == ServicePrefix.Exact(Svc) || r.Prefix == ServicePrefix.Exact(other)) == 2 ? new JsonObject() : null);
 
         var ip = pair.HostAddress.WithPort(0).ToString();
         var drain = pair.RouterCli("router", "drain", ip, Svc.ToString());
         Assert.True(drain.ExitCode == 0, drain.ToString());
-        Assert.DoesNotContain(pair.Router.Host.GetRules(), r => r.Prefix == ServicePrefix.Exact(Svc));
-        Assert.Contains(pair.Router.Host.GetRules(), r => r.Prefix == ServicePrefix.Exact(other));
+        Assert.DoesNotContain(pair.Router.Host.Admin.GetRules(), r => r.Prefix == ServicePrefix.Exact(Svc));
+        Assert.Contains(pair.Router.Host.Admin.GetRules(), r => r.Prefix == ServicePrefix.Exact(other));
         var states = pair.RouterCli("router", "registrations", "--json").Json["registrations"]!.AsArray()
             .ToDictionary(r => (string)r!["prefix"]!, r => (string)r!["state"]!);
         Assert.Equal("drained", states[ServicePrefix.Exact(Svc).ToString()]);

@@ -161,7 +161,7 @@ public sealed class ServalCatTests
 
         // The listener registers with the router; the connecting side knows only the router.
         var service = ServicePrefix.Exact(ServiceId.FromName("test.cat.routed"));
-        while (!router.GetRules().Any(r => r.Prefix == service))
+        while (!router.Admin.GetRules().Any(r => r.Prefix == service))
         {
             Assert.False(listening.IsCompleted, listenError.ToString());
             await Task.Delay(20, ct);

@@ -48,7 +48,7 @@ public sealed class ServiceCommandTests(DaemonFixture daemon) : IClassFixture<Da
     [Fact]
     public void A_service_added_by_name_is_listed_as_name_and_short_id()
     {
-        var id = Wire.ServiceId.FromName("shop.names");
+        var id = ServiceId.FromName("shop.names");
         var add = daemon.Run("service", "add", "shop.names", "127.0.0.202");
         Assert.True(add.ExitCode == 0, add.ToString());
         try
@@ -67,7 +67,7 @@ public sealed class ServiceCommandTests(DaemonFixture daemon) : IClassFixture<Da
     [Fact]
     public void Add_and_del_accept_a_service_name_as_the_API_hashes_it()
     {
-        var id = Wire.ServiceId.FromName("shop.api").ToString("x", System.Globalization.CultureInfo.InvariantCulture);
+        var id = ServiceId.FromName("shop.api").ToString("x", System.Globalization.CultureInfo.InvariantCulture);
         var add = daemon.Run("service", "add", "shop.api", "127.0.0.201");
         Assert.True(add.ExitCode == 0, add.ToString());
         var rules = daemon.Run("service", "list", "--json").Json["rules"]!.AsArray();

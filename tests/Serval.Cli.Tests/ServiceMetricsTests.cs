@@ -46,7 +46,7 @@ public sealed partial class ServiceMetricsTests
         var next = LinkAddress.Parse("127.0.0.1:9");
         for (uint i = 1; i <= 100; i++)
         {
-            await daemon.Host.AddRuleAsync(ServicePrefix.Exact(ServiceId.FromNumber(i)), ServiceTarget.Forward(next, 1), cancellationToken: ct);
+            await daemon.Host.Admin.AddRuleAsync(ServicePrefix.Exact(ServiceId.FromNumber(i)), ServiceTarget.Forward(next, 1), cancellationToken: ct);
         }
 
         text = await Scrape();
@@ -57,7 +57,7 @@ public sealed partial class ServiceMetricsTests
         // Removing rules frees slots and their series leave the text (no stale last value).
         var gone = ServiceId.FromNumber(1);
         var tracked = ids.Contains(gone.ToString());
-        await daemon.Host.RemoveRuleAsync(ServicePrefix.Exact(gone), ServiceTarget.Forward(next, 1), ct);
+        await daemon.Host.Admin.RemoveRuleAsync(ServicePrefix.Exact(gone), ServiceTarget.Forward(next, 1), ct);
         text = await Scrape();
         ids = ServiceIds(text);
         Assert.DoesNotContain(gone.ToString(), ids);

@@ -163,7 +163,7 @@ public sealed class TranslatorTests
             await using var translator = await ServalToTcpTranslator.StartAsync(attached, ServicePrefix.Exact(service), tcpServer.LocalEndPoint!, cancellationToken: ct);
 
             // The service is bound in servald's table; a Serval client reaches it at the daemon's address.
-            Assert.Contains(daemon.Host.GetRules(), r => r.Prefix == ServicePrefix.Exact(service));
+            Assert.Contains(daemon.Host.Admin.GetRules(), r => r.Prefix == ServicePrefix.Exact(service));
             await using var client = await HostAsync("client", NextAddress());
             var data = RandomData(2 * 1024 * 1024, 21);
             await using var connection = await ServalConnection.ConnectAsync(
@@ -179,7 +179,7 @@ public sealed class TranslatorTests
 
             // Stopping the translator releases the service in servald.
             await translator.DisposeAsync();
-            await EventuallyAsync(() => !daemon.Host.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(service)), ct);
+            await EventuallyAsync(() => !daemon.Host.Admin.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(service)), ct);
         }
     }
 
@@ -212,7 +212,7 @@ public sealed class TranslatorTests
             {
             }
         });
-        Assert.Equal(Serval.Stack.ServalError.ConnectionReset, e.Error);
+        Assert.Equal(Serval.ServalError.ConnectionReset, e.Error);
         await EventuallyAsync(() => translator.Statistics.Failed == 1 && translator.Statistics.Active == 0, ct);
     }
 
@@ -229,7 +229,7 @@ public sealed class TranslatorTests
         await using var connection = await ServalConnection.ConnectAsync(
             new ServalConnectionOptions { Host = client, Service = service, AdvisoryAddress = gateway.Links[0].LocalAddress }, ct);
         var e = await Assert.ThrowsAsync<ServalException>(async () => _ = await connection.GetStream().ReadAsync(new byte[16], ct));
-        Assert.Equal(Serval.Stack.ServalError.ConnectionReset, e.Error);
+        Assert.Equal(Serval.ServalError.ConnectionReset, e.Error);
         Assert.Equal(1, translator.Statistics.Refused);
     }
 
@@ -286,7 +286,7 @@ public sealed class TranslatorTests
                     Assert.True(ready?.Contains("listening", StringComparison.Ordinal), $"translator said: {ready}");
                 }
 
-                await EventuallyAsync(() => router.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(service)), ct);
+                await EventuallyAsync(() => router.Admin.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(service)), ct);
                 var data = RandomData(3 * 1024 * 1024, 7);
                 var echoed = await TcpExchangeAsync(new IPEndPoint(IPAddress.Loopback, port), data, ct);
                 Assert.Equal(SHA256.HashData(data), SHA256.HashData(echoed));
@@ -308,7 +308,7 @@ public sealed class TranslatorTests
                     Assert.Contains($"bytes to Serval {data.Length}, from Serval {data.Length}", summary, StringComparison.Ordinal);
                 }
 
-                await EventuallyAsync(() => !router.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(service)), ct);
+                await EventuallyAsync(() => !router.Admin.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(service)), ct);
             }
             finally
             {

@@ -24,7 +24,7 @@ public sealed class DaemonModeTests
         {
             var ready = await child.StandardOutput.ReadLineAsync(ct).AsTask().WaitAsync(TimeSpan.FromSeconds(30), ct);
             Assert.True(ready == $"READY {child.Id}", $"child said '{ready}'");
-            Assert.Contains(observer.GetRules(), r => r.Prefix == ServicePrefix.Exact(service) && r.Target.Type == Stack.Services.ServiceTargetType.Demux);
+            Assert.Contains(observer.Admin.GetRules(), r => r.Prefix == ServicePrefix.Exact(service) && r.Target.Type == Stack.Services.ServiceTargetType.Demux);
 
             // The service works through the daemon (the child echoes).
             var (sent, received) = await StreamTests.TransferAsync(observer, service, 100_000, ct);
@@ -34,7 +34,7 @@ public sealed class DaemonModeTests
             child.Kill(); // SIGKILL by process id: no chance to close anything
             await child.WaitForExitAsync(ct);
             Assert.True(
-                await TestNet.EventuallyAsync(() => Task.FromResult(!observer.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(service))), seconds: 5),
+                await TestNet.EventuallyAsync(() => Task.FromResult(!observer.Admin.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(service))), seconds: 5),
                 "the dead application's DEMUX rules are still in the daemon's table");
             killed.Stop();
             Assert.True(killed.Elapsed < TimeSpan.FromSeconds(5), $"took {killed.Elapsed}");
@@ -79,7 +79,7 @@ public sealed class DaemonModeTests
             var ready = await child.StandardOutput.ReadLineAsync(ct).AsTask().WaitAsync(TimeSpan.FromSeconds(30), ct);
             Assert.True(ready == $"READY {child.Id}", $"child said '{ready}'");
             Assert.True(
-                await TestNet.EventuallyAsync(() => Task.FromResult(router.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(service) && r.Target.Address.SameAddress(daemon.Address)))),
+                await TestNet.EventuallyAsync(() => Task.FromResult(router.Admin.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(service) && r.Target.Address.SameAddress(daemon.Address)))),
                 "the attached application's service did not register with the router");
 
             // A client that knows only the router reaches the attached application.
@@ -90,7 +90,7 @@ public sealed class DaemonModeTests
             child.Kill(); // by process id
             await child.WaitForExitAsync(ct);
             Assert.True(
-                await TestNet.EventuallyAsync(() => Task.FromResult(!router.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(service))), seconds: 3),
+                await TestNet.EventuallyAsync(() => Task.FromResult(!router.Admin.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(service))), seconds: 3),
                 "the dead application's service is still registered at the router");
         }
         finally
@@ -164,7 +164,7 @@ public sealed class DaemonModeTests
             await Assert.ThrowsAsync<ServalException>(async () => await receive);
             await Assert.ThrowsAsync<ServalException>(async () => await connection.GetStream().WriteAsync(new byte[10], ct));
             Assert.True(await TestNet.EventuallyAsync(() => Task.FromResult(host.IsStopped), seconds: 5), "the attached host did not stop within 5 s");
-            Assert.Throws<ServalException>(() => host.GetRules());
+            Assert.Throws<ServalException>(() => host.Admin.GetRules());
             await Assert.ThrowsAsync<ServalException>(async () =>
                 await ServalListener.ListenAsync(new ServalListenerOptions { Host = host, ListenEndPoint = new ServiceEndPoint(Echo) }, ct));
         }
@@ -187,7 +187,7 @@ public sealed class DaemonModeTests
         var e = await Assert.ThrowsAsync<ServalException>(async () =>
             await ServalListener.ListenAsync(new ServalListenerOptions { Host = b, ListenEndPoint = new ServiceEndPoint(Echo) }, ct));
         Assert.Equal(ServalError.AddressInUse, e.Error);
-        Assert.Contains(b.GetRules(), r => r.Prefix == ServicePrefix.Exact(Echo));
+        Assert.Contains(b.Admin.GetRules(), r => r.Prefix == ServicePrefix.Exact(Echo));
 
         await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = b, Service = Echo }, ct);
         var stream = connection.GetStream();
@@ -210,12 +210,12 @@ public sealed class DaemonModeTests
 
         // Rules added by one application are the daemon's.
         var prefix = new ServicePrefix(ServiceId.FromName("test.daemon.rule"), 64);
-        Assert.Equal(Stack.Services.ServiceTableResult.Ok, await a.AddRuleAsync(prefix, a.ForwardTo(LinkAddress.Parse("127.0.0.1:54325")), cancellationToken: ct));
-        Assert.Contains(b.GetRules(), r => r.Prefix == prefix && r.Target.Type == Stack.Services.ServiceTargetType.Forward);
-        Assert.Equal(Stack.Services.ServiceTableResult.Ok, await b.ModifyRuleAsync(prefix, a.ForwardTo(LinkAddress.Parse("127.0.0.1:54325")), priority: 7, cancellationToken: ct));
-        Assert.Equal(7u, Assert.Single(a.GetRules(), r => r.Prefix == prefix).Priority);
-        Assert.Equal(Stack.Services.ServiceTableResult.Ok, await b.RemoveRuleAsync(prefix, b.ForwardTo(LinkAddress.Parse("127.0.0.1:54325")), ct));
-        Assert.DoesNotContain(a.GetRules(), r => r.Prefix == prefix);
+        await a.Admin.AddRuleAsync(prefix, a.Admin.ForwardTo(LinkAddress.Parse("127.0.0.1:54325")), cancellationToken: ct);
+        Assert.Contains(b.Admin.GetRules(), r => r.Prefix == prefix && r.Target.Type == Stack.Services.ServiceTargetType.Forward);
+        await b.Admin.ModifyRuleAsync(prefix, a.Admin.ForwardTo(LinkAddress.Parse("127.0.0.1:54325")), priority: 7, cancellationToken: ct);
+        Assert.Equal(7u, Assert.Single(a.Admin.GetRules(), r => r.Prefix == prefix).Priority);
+        await b.Admin.RemoveRuleAsync(prefix, b.Admin.ForwardTo(LinkAddress.Parse("127.0.0.1:54325")), ct);
+        Assert.DoesNotContain(a.Admin.GetRules(), r => r.Prefix == prefix);
     }
 
     [Fact]
@@ -227,9 +227,9 @@ public sealed class DaemonModeTests
         Assert.Throws<NotSupportedException>(() => host.Links);
         Assert.Throws<NotSupportedException>(() => host.Interfaces);
         Assert.Throws<NotSupportedException>(() => host.Counters);
-        var target = host.ForwardTo(daemon.Address);
+        var target = host.Admin.ForwardTo(daemon.Address);
         Assert.Equal(1, target.Interface);
-        Assert.Throws<ArgumentException>(() => host.ForwardTo(LinkAddress.Parse("[::1]:54325")));
+        Assert.Throws<ArgumentException>(() => host.Admin.ForwardTo(LinkAddress.Parse("[::1]:54325")));
         await host.DisposeAsync();
         Assert.True(host.IsStopped);
         await Assert.ThrowsAsync<ObjectDisposedException>(async () => await ServalDatagramSocket.BindAsync(host, cancellationToken: ct));

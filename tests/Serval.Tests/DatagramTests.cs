@@ -29,8 +29,8 @@ public abstract class DatagramTests(HostMode mode) : IAsyncDisposable
         var serviceB = ServiceId.FromName("test.dgram.b");
         await using var hostA = await Mode.HostAsync("a");
         await using var hostB = await Mode.HostAsync("b");
-        await hostA.AddRuleAsync(ServicePrefix.Exact(serviceB), hostA.ForwardTo(Mode.AddressOf(hostB)), cancellationToken: ct);
-        await hostB.AddRuleAsync(ServicePrefix.Exact(serviceA), hostB.ForwardTo(Mode.AddressOf(hostA)), cancellationToken: ct);
+        await hostA.Admin.AddRuleAsync(ServicePrefix.Exact(serviceB), hostA.Admin.ForwardTo(Mode.AddressOf(hostB)), cancellationToken: ct);
+        await hostB.Admin.AddRuleAsync(ServicePrefix.Exact(serviceA), hostB.Admin.ForwardTo(Mode.AddressOf(hostA)), cancellationToken: ct);
         await using var a = await ServalDatagramSocket.BindAsync(hostA, ServicePrefix.Exact(serviceA), ct);
         await using var b = await ServalDatagramSocket.BindAsync(hostB, ServicePrefix.Exact(serviceB), ct);
 
@@ -55,7 +55,7 @@ public abstract class DatagramTests(HostMode mode) : IAsyncDisposable
         var service = ServiceId.FromName("test.dgram.burst");
         await using var hostA = await Mode.HostAsync("a");
         await using var hostB = await Mode.HostAsync("b");
-        await hostA.AddRuleAsync(ServicePrefix.Exact(service), hostA.ForwardTo(Mode.AddressOf(hostB)), cancellationToken: ct);
+        await hostA.Admin.AddRuleAsync(ServicePrefix.Exact(service), hostA.Admin.ForwardTo(Mode.AddressOf(hostB)), cancellationToken: ct);
         await using var a = await ServalDatagramSocket.BindAsync(hostA, cancellationToken: ct);
         await using var b = await ServalDatagramSocket.BindAsync(hostB, ServicePrefix.Exact(service), ct);
         for (var i = 0; i < 200; i++)
@@ -95,7 +95,7 @@ public abstract class DatagramTests(HostMode mode) : IAsyncDisposable
         var pending = socket.ReceiveFromAsync(new byte[10], ct);
         await socket.DisposeAsync();
         await Assert.ThrowsAsync<ObjectDisposedException>(async () => await pending);
-        Assert.DoesNotContain(host.GetRules(), r => r.Prefix == ServicePrefix.Exact(ServiceId.FromName("test.dgram.cancel")));
+        Assert.DoesNotContain(host.Admin.GetRules(), r => r.Prefix == ServicePrefix.Exact(ServiceId.FromName("test.dgram.cancel")));
     }
 
     [Fact]
@@ -107,9 +107,9 @@ public abstract class DatagramTests(HostMode mode) : IAsyncDisposable
         await using var router = await TestNet.UdpHostAsync("router", TestNet.FastEngine with { Mode = EngineMode.ServiceRouter });
         await using var server = await Mode.HostAsync("server");
         await using var client = await Mode.HostAsync("client");
-        await client.AddRuleAsync(ServicePrefix.Default, client.ForwardTo(router.Address()), cancellationToken: ct);
-        await router.AddRuleAsync(ServicePrefix.Exact(unconnected), router.ForwardTo(Mode.AddressOf(server)), cancellationToken: ct);
-        await router.AddRuleAsync(ServicePrefix.Exact(connected), router.ForwardTo(Mode.AddressOf(server)), cancellationToken: ct);
+        await client.Admin.AddRuleAsync(ServicePrefix.Default, client.Admin.ForwardTo(router.Address()), cancellationToken: ct);
+        await router.Admin.AddRuleAsync(ServicePrefix.Exact(unconnected), router.Admin.ForwardTo(Mode.AddressOf(server)), cancellationToken: ct);
+        await router.Admin.AddRuleAsync(ServicePrefix.Exact(connected), router.Admin.ForwardTo(Mode.AddressOf(server)), cancellationToken: ct);
 
         // Unconnected: every datagram is resolved by service, so each one goes through the router.
         const int Count = 100;

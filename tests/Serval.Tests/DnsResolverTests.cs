@@ -106,7 +106,7 @@ public sealed class DnsResolverTests
             Engine = TestNet.FastEngine,
             Resolver = new ServalResolverOptions { Sources = [resolver] },
         }, ct);
-        Assert.Contains(client.GetRules(), r => r.Prefix == ServicePrefix.Default && r.Target.Type == Stack.Services.ServiceTargetType.Delay);
+        Assert.Contains(client.Admin.GetRules(), r => r.Prefix == ServicePrefix.Default && r.Target.Type == Stack.Services.ServiceTargetType.Delay);
 
         await using var l1 = await StreamTests.EchoServerAsync(server, byName, ct);
         await using var l2 = await StreamTests.EchoServerAsync(server, byId, ct);
@@ -114,7 +114,7 @@ public sealed class DnsResolverTests
         {
             var (sent, received) = await StreamTests.TransferAsync(client, svc, 64 * 1024, ct);
             Assert.Equal(sent, received);
-            var rule = Assert.Single(client.GetRules(), r => r.Prefix == ServicePrefix.Exact(svc));
+            var rule = Assert.Single(client.Admin.GetRules(), r => r.Prefix == ServicePrefix.Exact(svc));
             Assert.Equal(server.Address(), rule.Target.Address);
         }
 
@@ -123,6 +123,6 @@ public sealed class DnsResolverTests
 
         // A name DNS does not know fails the connection at once (NoRoute), and is remembered for a while.
         var e = await Assert.ThrowsAsync<ServalException>(async () => await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = ServiceId.FromName("not.in.dns") }, ct));
-        Assert.Equal(Stack.ServalError.NoRoute, e.Error);
+        Assert.Equal(ServalError.NoRoute, e.Error);
     }
 }

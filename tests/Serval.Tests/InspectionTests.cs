@@ -14,11 +14,12 @@ public sealed class InspectionTests
         var ct = TestNet.Timeout();
         await using var host = await TestNet.UdpHostAsync("host");
         var prefix = new ServicePrefix(ServiceId.FromName("test.inspect"), 16);
-        var target = host.ForwardTo(LinkAddress.Parse("127.0.0.99:54325"));
-        Assert.Equal(ServiceTableResult.Ok, await host.AddRuleAsync(prefix, target, 5, 3, ct));
-        Assert.Equal(ServiceTableResult.AlreadyExists, await host.AddRuleAsync(prefix, target, cancellationToken: ct));
-        Assert.Equal(ServiceTableResult.Ok, await host.ModifyRuleAsync(prefix, target, weight: 7, cancellationToken: ct));
-        var rule = Assert.Single(host.GetRules(), r => r.Prefix == prefix);
+        var target = host.Admin.ForwardTo(LinkAddress.Parse("127.0.0.99:54325"));
+        await host.Admin.AddRuleAsync(prefix, target, 5, 3, ct);
+        var exists = await Assert.ThrowsAsync<ServalException>(async () => await host.Admin.AddRuleAsync(prefix, target, cancellationToken: ct));
+        Assert.Equal(ServalError.AlreadyExists, exists.Error);
+        await host.Admin.ModifyRuleAsync(prefix, target, weight: 7, cancellationToken: ct);
+        var rule = Assert.Single(host.Admin.GetRules(), r => r.Prefix == prefix);
         Assert.Equal(7u, rule.Weight);
         Assert.Equal(5u, rule.Priority);
         Assert.Contains("FWD 127.0.0.99:54325", rule.ToString(), StringComparison.Ordinal);
@@ -26,11 +27,12 @@ public sealed class InspectionTests
         // A datagram resolved by the rule is counted (the address is silent; UDP does not care).
         await using var socket = await ServalDatagramSocket.BindAsync(host, cancellationToken: ct);
         await socket.SendToAsync(prefix.Apply(ServiceId.FromNumber(1)), new byte[] { 1 }, ct);
-        Assert.Equal(1, Assert.Single(host.GetRules(), r => r.Prefix == prefix).PacketsResolved);
+        Assert.Equal(1, Assert.Single(host.Admin.GetRules(), r => r.Prefix == prefix).PacketsResolved);
 
-        Assert.Equal(ServiceTableResult.Ok, await host.RemoveRuleAsync(prefix, target, ct));
-        Assert.Equal(ServiceTableResult.NotFound, await host.RemoveRuleAsync(prefix, target, ct));
-        Assert.DoesNotContain(host.GetRules(), r => r.Prefix == prefix);
+        await host.Admin.RemoveRuleAsync(prefix, target, ct);
+        var missing = await Assert.ThrowsAsync<ServalException>(async () => await host.Admin.RemoveRuleAsync(prefix, target, ct));
+        Assert.Equal(ServalError.NotFound, missing.Error);
+        Assert.DoesNotContain(host.Admin.GetRules(), r => r.Prefix == prefix);
     }
 
     [Fact]

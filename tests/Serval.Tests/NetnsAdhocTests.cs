@@ -44,7 +44,7 @@ public sealed class NetnsAdhocTests(ITestOutputHelper output)
         // The links learned the subnet's broadcast address from the kernel; the only rules are the broadcast default
         // and the discovery socket's.
         Assert.Equal(LinkAddress.Parse("10.93.0.255:54325"), client.Links[0].BroadcastAddress);
-        var rules = client.GetRules();
+        var rules = client.Admin.GetRules();
         var fallback = Assert.Single(rules, r => r.Prefix == ServicePrefix.Default);
         Assert.Equal(ServiceTarget.Forward(LinkAddress.Parse("10.93.0.255:54325"), 1), fallback.Target);
         Assert.Equal(ServiceTable.BroadcastPriority, fallback.Priority);
@@ -55,23 +55,23 @@ public sealed class NetnsAdhocTests(ITestOutputHelper output)
             // Phase 1: no router anywhere. The SYN is broadcast; the server answers.
             var (sent, received) = await StreamTests.TransferAsync(client, Echo, 200_000, ct);
             Assert.Equal(SHA256.HashData(sent), SHA256.HashData(received));
-            Assert.Empty((await server.GetRouterDiscoveryAsync(ct))!.Routers);
+            Assert.Empty((await server.Admin.GetRouterDiscoveryAsync(ct))!.Routers);
 
             // Phase 2: a router appears. Its advertisement makes the server register Echo with it.
             await using var router = Start(lan.Hosts[3], "adhoc-router", lan.Address(3), router: true);
             var started = System.Diagnostics.Stopwatch.StartNew();
             Assert.True(
-                await TestNet.EventuallyAsync(async () => (await router.GetRouterSnapshotAsync(ct)).Registrations.Any(r => r.Prefix == ServicePrefix.Exact(Echo) && r.Host.SameAddress(LinkAddress.FromIPAddress(lan.Address(0)))), seconds: 10),
+                await TestNet.EventuallyAsync(async () => (await router.Admin.GetRouterSnapshotAsync(ct)).Registrations.Any(r => r.Prefix == ServicePrefix.Exact(Echo) && r.Host.SameAddress(LinkAddress.FromIPAddress(lan.Address(0)))), seconds: 10),
                 "the server did not register with the router it heard");
             output.WriteLine($"registered with the discovered router {started.ElapsedMilliseconds} ms after it started");
-            var snapshot = await router.GetRouterSnapshotAsync(ct);
+            var snapshot = await router.Admin.GetRouterSnapshotAsync(ct);
             Assert.Equal([ServicePrefix.Exact(Echo)], snapshot.Registrations.Select(r => r.Prefix).ToList());
             Assert.True(snapshot.AdvertiserCounters!.AdvertisementsSent >= 1, $"AdvertisementsSent {snapshot.AdvertiserCounters!.AdvertisementsSent}");
 
             // A third host on the segment: it solicits, hears the router, and reaches the service through it.
             await using var third = Start(lan.Hosts[2], "adhoc-third", lan.Address(2));
             Assert.True(
-                await TestNet.EventuallyAsync(async () => (await third.GetRouterDiscoveryAsync(ct))!.Routers.Any(r => r.Endpoint.Address == LinkAddress.FromIPAddress(lan.Address(3)).WithPort(ServalInfo.DefaultUdpPort)), seconds: 10),
+                await TestNet.EventuallyAsync(async () => (await third.Admin.GetRouterDiscoveryAsync(ct))!.Routers.Any(r => r.Endpoint.Address == LinkAddress.FromIPAddress(lan.Address(3)).WithPort(ServalInfo.DefaultUdpPort)), seconds: 10),
                 "the third host did not find the router");
             var forwarded = router.Counters.Forwarded;
             (sent, received) = await StreamTests.TransferAsync(third, Echo, 300_000, ct);
@@ -126,8 +126,8 @@ public sealed class NetnsAdhocTests(ITestOutputHelper output)
         var ct = TestNet.Timeout(20);
         await using var host = await TestNet.UdpHostAsync("adhoc-lo");
         Assert.True(host.Links[0].BroadcastAddress.IsNone);
-        Assert.DoesNotContain(host.GetRules(), r => r.Prefix == ServicePrefix.Default);
-        var discovery = await host.GetRouterDiscoveryAsync(ct);
+        Assert.DoesNotContain(host.Admin.GetRules(), r => r.Prefix == ServicePrefix.Default);
+        var discovery = await host.Admin.GetRouterDiscoveryAsync(ct);
         Assert.NotNull(discovery);
         Assert.False(discovery.Listening);
     }

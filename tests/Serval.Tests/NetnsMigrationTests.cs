@@ -157,32 +157,32 @@ public sealed class NetnsMigrationTests
             return info!;
         }
 
-        Assert.Equal(1, await mobile.MigrateLinkAsync(0, 1, ct));
+        Assert.Equal(1, await mobile.Admin.MigrateLinkAsync(0, 1, ct));
         await MovedAsync(2);
-        Assert.Equal(1, await mobile.MigrateServiceAsync(new ServicePrefix(Svc, 256), 0, ct));
+        Assert.Equal(1, await mobile.Admin.MigrateServiceAsync(new ServicePrefix(Svc, 256), 0, ct));
         await MovedAsync(1);
-        Assert.Equal(0, await mobile.MigrateServiceAsync(new ServicePrefix(ServiceId.FromName("other"), 256), 1, ct));
+        Assert.Equal(0, await mobile.Admin.MigrateServiceAsync(new ServicePrefix(ServiceId.FromName("other"), 256), 1, ct));
         var local = (await connection.GetFlowInfoAsync(ct))!.LocalFlow;
-        await mobile.MigrateFlowAsync(local, 1, ct);
+        await mobile.Admin.MigrateFlowAsync(local, 1, ct);
         await MovedAsync(2);
 
-        var e = await Assert.ThrowsAsync<ServalException>(async () => await mobile.MigrateFlowAsync(local, 1, ct));
+        var e = await Assert.ThrowsAsync<ServalException>(async () => await mobile.Admin.MigrateFlowAsync(local, 1, ct));
         Assert.Equal(ServalError.InvalidArgument, e.Error);
         Assert.Contains("already uses link 1", e.Message, StringComparison.Ordinal);
-        e = await Assert.ThrowsAsync<ServalException>(async () => await mobile.MigrateFlowAsync(new FlowId(0xdead), 0, ct));
+        e = await Assert.ThrowsAsync<ServalException>(async () => await mobile.Admin.MigrateFlowAsync(new FlowId(0xdead), 0, ct));
         Assert.Equal(ServalError.BadHandle, e.Error);
-        e = await Assert.ThrowsAsync<ServalException>(async () => await mobile.MigrateLinkAsync(0, 5, ct));
+        e = await Assert.ThrowsAsync<ServalException>(async () => await mobile.Admin.MigrateLinkAsync(0, 5, ct));
         Assert.Equal(ServalError.InvalidArgument, e.Error);
         Assert.Contains("indices 0 to 1", e.Message, StringComparison.Ordinal);
-        e = await Assert.ThrowsAsync<ServalException>(async () => await mobile.MigrateLinkAsync(1, 1, ct));
+        e = await Assert.ThrowsAsync<ServalException>(async () => await mobile.Admin.MigrateLinkAsync(1, 1, ct));
         Assert.Equal(ServalError.InvalidArgument, e.Error);
 
         // Set link 1 (the flow's) down by hand: the flow moves back to link 0, and link 1 refuses migrations.
-        await mobile.SetLinkUpAsync(1, false, ct);
+        await mobile.Admin.SetLinkUpAsync(1, false, ct);
         await MovedAsync(1);
-        e = await Assert.ThrowsAsync<ServalException>(async () => await mobile.MigrateLinkAsync(0, 1, ct));
+        e = await Assert.ThrowsAsync<ServalException>(async () => await mobile.Admin.MigrateLinkAsync(0, 1, ct));
         Assert.Equal(ServalError.NetworkDown, e.Error);
-        await mobile.SetLinkUpAsync(1, true, ct);
+        await mobile.Admin.SetLinkUpAsync(1, true, ct);
         Assert.True((await mobile.GetInterfacesAsync(ct))[2].IsUp);
 
         // The connection still carries data both ways.

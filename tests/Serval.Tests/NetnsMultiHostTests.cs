@@ -80,7 +80,7 @@ public sealed class NetnsMultiHostTests(ITestOutputHelper output)
                 listeners[i] = await StreamTests.EchoServerAsync(replicas[i], Service, ct);
 
                 // Link i + 2 of the router is the veth towards replica i (interface indexes start at 1).
-                Assert.Equal(ServiceTableResult.Ok, await router.AddRuleAsync(ServicePrefix.Exact(Service), ServiceTarget.Forward(replicas[i].Address(), i + 2), weight: 1, cancellationToken: ct));
+                await router.Admin.AddRuleAsync(ServicePrefix.Exact(Service), ServiceTarget.Forward(replicas[i].Address(), i + 2), weight: 1, cancellationToken: ct);
             }
 
             await using var client = await ServalHost.StartAsync(
@@ -127,7 +127,7 @@ public sealed class NetnsMultiHostTests(ITestOutputHelper output)
             long solicited = 0;
             foreach (var host in new[] { replicas[0], replicas[1], client })
             {
-                solicited += (await host.GetRouterDiscoveryAsync(ct))?.Counters.SolicitationsSent ?? 0;
+                solicited += (await host.Admin.GetRouterDiscoveryAsync(ct))?.Counters.SolicitationsSent ?? 0;
             }
 
             Assert.True(others >= 0 && others <= solicited, $"the router received {others} packets besides the {forwarded} SYNs it forwarded; the hosts sent {solicited} router solicitations");
@@ -135,7 +135,7 @@ public sealed class NetnsMultiHostTests(ITestOutputHelper output)
             {
                 Assert.Equal(0, solicited);
             }
-            var rules = router.GetRules().Where(r => r.Prefix == ServicePrefix.Exact(Service)).ToList();
+            var rules = router.Admin.GetRules().Where(r => r.Prefix == ServicePrefix.Exact(Service)).ToList();
             Assert.Equal(2, rules.Count);
             Assert.All(rules, r => Assert.True(r.PacketsResolved >= 1, $"rule {r} resolved no SYN"));
             Assert.Equal(forwarded, rules.Sum(r => r.PacketsResolved));

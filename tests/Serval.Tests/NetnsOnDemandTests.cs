@@ -134,7 +134,7 @@ public sealed class NetnsOnDemandTests(ITestOutputHelper output)
         // 1. A rule through the API (an attached application's AddRuleAsync): that connect leaves, the other stays held.
         var replicaUdp = OnDemandNet.Udp(OnDemandNet.ReplicaAddress);
         var added = Stopwatch.StartNew();
-        Assert.Equal(ServiceTableResult.Ok, await clientApp.AddRuleAsync(ServicePrefix.Exact(viaApi), clientApp.ForwardTo(replicaUdp), cancellationToken: ct));
+        await clientApp.Admin.AddRuleAsync(ServicePrefix.Exact(viaApi), clientApp.Admin.ForwardTo(replicaUdp), cancellationToken: ct);
         var first = await WaitConnectAsync(connectApi, "the connect released by the API's rule", ct);
         var apiElapsed = added.Elapsed;
         Assert.False(connectControl.IsCompleted, "the other held connect left with the first rule");
@@ -209,7 +209,7 @@ public sealed class NetnsOnDemandTests(ITestOutputHelper output)
     /// <summary>Before the connect: no rule for the service's prefix, and the default entry's top rules are one DELAY rule.</summary>
     private static void AssertOnlyDelayResolves(ServalHost client, ServiceId svc)
     {
-        var rules = client.GetRules();
+        var rules = client.Admin.GetRules();
         Assert.DoesNotContain(rules, r => r.Prefix.Length > 0 && r.Prefix.Contains(svc));
         var defaults = rules.Where(r => r.Prefix == ServicePrefix.Default).ToList();
         var top = defaults.Where(r => r.Priority == defaults.Max(d => d.Priority)).ToList();
@@ -221,7 +221,7 @@ public sealed class NetnsOnDemandTests(ITestOutputHelper output)
     /// <summary>The client's rule for the service: one FORWARD rule, straight to the replica.</summary>
     private static ServiceRuleInfo AssertRuleToReplica(ServalHost client, ServiceId svc)
     {
-        var rules = client.GetRules().Where(r => r.Prefix.Length > 0 && r.Prefix.Contains(svc)).ToList();
+        var rules = client.Admin.GetRules().Where(r => r.Prefix.Length > 0 && r.Prefix.Contains(svc)).ToList();
         Assert.True(
             rules.Count == 1 && rules[0].Target.Type == ServiceTargetType.Forward && rules[0].Target.Address == OnDemandNet.Udp(OnDemandNet.ReplicaAddress),
             $"the client's rules for the service: {string.Join(", ", rules.Select(r => $"{r.Prefix} -> {r.Target} prio {r.Priority}"))}");

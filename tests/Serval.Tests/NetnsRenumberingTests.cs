@@ -62,7 +62,7 @@ public sealed class NetnsRenumberingTests(ITestOutputHelper output)
         // service name alone still resolves.
         var newLink = interfaces.Single(i => i.Address == renumbered).Index;
         // (The new link's broadcast default rule, below it, is there too.)
-        Assert.Single(mobile.GetRules(), r => r.Prefix == ServicePrefix.Default && r.Target.Type == ServiceTargetType.Forward && r.Target.Interface == newLink && r.Priority == ServiceTable.DefaultRouterPriority);
+        Assert.Single(mobile.Admin.GetRules(), r => r.Prefix == ServicePrefix.Default && r.Target.Type == ServiceTargetType.Forward && r.Target.Interface == newLink && r.Priority == ServiceTable.DefaultRouterPriority);
         await using var byName = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = mobile, Service = Svc }, ct);
         await using var byNameAccepted = await listener.AcceptConnectionAsync(ct);
         await NetnsSteps.ExchangeAsync(byName, byNameAccepted, 7, ct);

@@ -32,7 +32,7 @@ internal static class NetnsSteps
 
     /// <summary>The router's FORWARD targets for <paramref name="service"/>.</summary>
     public static List<LinkAddress> RouterTargets(ServalHost router, ServiceId service) =>
-        [.. router.GetRules().Where(r => r.Prefix == ServicePrefix.Exact(service) && r.Target.Type == ServiceTargetType.Forward).Select(r => r.Target.Address)];
+        [.. router.Admin.GetRules().Where(r => r.Prefix == ServicePrefix.Exact(service) && r.Target.Type == ServiceTargetType.Forward).Select(r => r.Target.Address)];
 
     /// <summary>Waits (at most 20 s, polling every 5 ms) until <paramref name="condition"/> holds; fails naming <paramref name="what"/>.</summary>
     public static Task PollAsync(Func<bool> condition, string what, CancellationToken ct) =>

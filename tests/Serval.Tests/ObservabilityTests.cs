@@ -155,9 +155,9 @@ public sealed class ObservabilityTests
         Assert.True(logs.Has(LogLevel.Information, $"Serval router log-router: registration of {short8}… by {replicaAddress} added (weight 1)"), logs.Dump());
 
         // A drain set at the router, then lifted.
-        await router.SetRouterDrainingAsync(replica.Address(), null, true, ct);
+        await router.Admin.SetRouterDrainingAsync(replica.Address(), null, true, ct);
         Assert.True(logs.Has(LogLevel.Information, $"drain of all services at {replicaAddress} started (by the router)"), logs.Dump());
-        await router.SetRouterDrainingAsync(replica.Address(), null, false, ct);
+        await router.Admin.SetRouterDrainingAsync(replica.Address(), null, false, ct);
         Assert.True(logs.Has(LogLevel.Information, $"drain of all services at {replicaAddress} finished (by the router)"), logs.Dump());
 
         // Withdrawn when the listener closes.
@@ -168,10 +168,10 @@ public sealed class ObservabilityTests
         var bShort = ServiceId.FromName("test.logs.b").ToString()[..8];
         await using var b = await StreamTests.EchoServerAsync(replica, ServiceId.FromName("test.logs.b"), ct);
         Assert.True(await TestNet.EventuallyAsync(() => Task.FromResult(logs.Has(LogLevel.Information, $"registration of {bShort}… by {replicaAddress} added"))), logs.Dump());
-        await replica.SetLinkUpAsync(0, false, ct);
+        await replica.Admin.SetLinkUpAsync(0, false, ct);
         Assert.True(await TestNet.EventuallyAsync(() => Task.FromResult(logs.Has(LogLevel.Warning, "Serval host log-replica: interface 1 (") && logs.Has(LogLevel.Warning, "is down"))), logs.Dump());
         Assert.True(await TestNet.EventuallyAsync(() => Task.FromResult(logs.Has(LogLevel.Warning, $"registration of {bShort}… by {replicaAddress} expired")), 15), logs.Dump());
-        await replica.SetLinkUpAsync(0, true, ct);
+        await replica.Admin.SetLinkUpAsync(0, true, ct);
         Assert.True(await TestNet.EventuallyAsync(() => Task.FromResult(logs.Has(LogLevel.Information, "Serval host log-replica: interface 1 (") && logs.Lines.Any(l => l.Message.EndsWith("is up", StringComparison.Ordinal)))), logs.Dump());
     }
 

@@ -21,7 +21,7 @@ public sealed class OnDemandTests(ITestOutputHelper output)
         var ct = TestNet.Timeout(60);
         await using var server = await TestNet.UdpHostAsync("api-server");
         await using var client = await TestNet.UdpHostAsync("api-client");
-        Assert.Equal(ServiceTableResult.Ok, await client.AddRuleAsync(ServicePrefix.Default, ServiceTarget.Delay(), cancellationToken: ct));
+        await client.Admin.AddRuleAsync(ServicePrefix.Default, ServiceTarget.Delay(), cancellationToken: ct);
         var samples = new List<double>();
         for (var i = 0; i < 20; i++)
         {
@@ -34,7 +34,7 @@ public sealed class OnDemandTests(ITestOutputHelper output)
             Assert.False(connect.IsCompleted);
 
             var started = Stopwatch.GetTimestamp();
-            Assert.Equal(ServiceTableResult.Ok, await client.AddRuleAsync(ServicePrefix.Exact(svc), client.ForwardTo(server.Address()), cancellationToken: ct));
+            await client.Admin.AddRuleAsync(ServicePrefix.Exact(svc), client.Admin.ForwardTo(server.Address()), cancellationToken: ct);
             await using var connection = await connect;
             samples.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
@@ -110,14 +110,14 @@ public sealed class OnDemandTests(ITestOutputHelper output)
         }, ct);
         var svc = ServiceId.FromName("ask.svc");
         await using var listener = await StreamTests.EchoServerAsync(replica, svc, ct);
-        Assert.True(await TestNet.EventuallyAsync(() => Task.FromResult(router.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(svc)))), "not registered");
+        Assert.True(await TestNet.EventuallyAsync(() => Task.FromResult(router.Admin.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(svc)))), "not registered");
 
         var (sent, received) = await StreamTests.TransferAsync(client, svc, 32 * 1024, ct);
         Assert.Equal(sent, received);
-        var rule = Assert.Single(client.GetRules(), r => r.Prefix == ServicePrefix.Exact(svc));
+        var rule = Assert.Single(client.Admin.GetRules(), r => r.Prefix == ServicePrefix.Exact(svc));
         Assert.Equal(replica.Address(), rule.Target.Address); // straight to the replica, not through the router
         Assert.Equal(0, router.Counters.Forwarded);
-        Assert.Equal(1, (await router.GetRouterSnapshotAsync(ct)).Counters.ResolveRequests);
+        Assert.Equal(1, (await router.Admin.GetRouterSnapshotAsync(ct)).Counters.ResolveRequests);
     }
 
     private static async Task<ServalListener> ServalEchoGreeting(ServalHost host, ServiceId svc, string greeting, CancellationToken ct) =>

@@ -80,14 +80,14 @@ public sealed class ProcessTests
             var (sent, received) = await StreamTests.TransferAsync(client, service, 4 * 1024 * 1024, ct, server);
             Assert.Equal(SHA256.HashData(sent), SHA256.HashData(received));
 
-            await client.AddRuleAsync(ServicePrefix.Exact(service), client.ForwardTo(server), cancellationToken: ct);
+            await client.Admin.AddRuleAsync(ServicePrefix.Exact(service), client.Admin.ForwardTo(server), cancellationToken: ct);
             await using var socket = await ServalDatagramSocket.BindAsync(client, cancellationToken: ct);
 
             // 50 datagrams of 1 to 1380 bytes (the most an unconnected datagram carries on a 1472-byte UDP link), one at
             // a time (no loss to tolerate on loopback), echoed by the other process; everything sent and everything
             // echoed compared with SHA-256. One byte more is refused at once.
             var tooLarge = await Assert.ThrowsAsync<ServalException>(async () => await socket.SendToAsync(service, new byte[1381], ct));
-            Assert.Equal(Serval.Stack.ServalError.InvalidArgument, tooLarge.Error);
+            Assert.Equal(Serval.ServalError.InvalidArgument, tooLarge.Error);
             var random = new Random(50);
             var datagramsSent = new MemoryStream();
             var echoed = new MemoryStream();

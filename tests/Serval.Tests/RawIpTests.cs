@@ -49,7 +49,7 @@ public sealed class RawIpTests
         await using var router = await RawHostAsync("raw-router", engine: TestNet.FastEngine with { Mode = EngineMode.ServiceRouter });
         await using var server = await RawHostAsync("raw-server");
         await using var client = await RawHostAsync("raw-client", defaultRouter: router.Address());
-        await router.AddRuleAsync(ServicePrefix.Exact(Echo), router.ForwardTo(server.Address()), cancellationToken: ct);
+        await router.Admin.AddRuleAsync(ServicePrefix.Exact(Echo), router.Admin.ForwardTo(server.Address()), cancellationToken: ct);
         await using var listener = await StreamTests.EchoServerAsync(server, Echo, ct);
         var (sent, received) = await StreamTests.TransferAsync(client, Echo, 1024 * 1024, ct);
         Assert.Equal(SHA256.HashData(sent), SHA256.HashData(received));
@@ -67,7 +67,7 @@ public sealed class RawIpTests
         await using var server = await RawHostAsync("raw-server");
         await using (var client = await RawHostAsync("raw-client", new PcapCaptureLink(new RawIpLink(TestNet.NextAddress()), capture, leaveOpen: true)))
         {
-            await client.AddRuleAsync(ServicePrefix.Exact(service), client.ForwardTo(server.Address()), cancellationToken: ct);
+            await client.Admin.AddRuleAsync(ServicePrefix.Exact(service), client.Admin.ForwardTo(server.Address()), cancellationToken: ct);
             await using var b = await ServalDatagramSocket.BindAsync(server, ServicePrefix.Exact(service), ct);
             await using var a = await ServalDatagramSocket.BindAsync(client, cancellationToken: ct);
             await a.SendToAsync(service, new byte[] { 1, 2, 3 }, ct);
@@ -121,7 +121,7 @@ public sealed class RawIpTests
         RawIpLayoutTests.AssertReferenceIPLayout(tap.Packets, "tcp_basic.pcap");
 
         var service = ServiceId.FromName("test.raw6.dgram");
-        await client.AddRuleAsync(ServicePrefix.Exact(service), client.ForwardTo(server.Address()), cancellationToken: ct);
+        await client.Admin.AddRuleAsync(ServicePrefix.Exact(service), client.Admin.ForwardTo(server.Address()), cancellationToken: ct);
         await using var b = await ServalDatagramSocket.BindAsync(server, ServicePrefix.Exact(service), ct);
         await using var a = await ServalDatagramSocket.BindAsync(client, cancellationToken: ct);
         var payload = RandomNumberGenerator.GetBytes(1200);

@@ -31,12 +31,12 @@ public sealed class RegistrationTests
         await using var client = await TestNet.UdpHostAsync("client", defaultRouter: router.Address());
 
         var listener = await StreamTests.EchoServerAsync(replica, Svc, ct);
-        Assert.True(await TestNet.EventuallyAsync(() => Task.FromResult(router.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(Svc)))), "no registration at the router");
+        Assert.True(await TestNet.EventuallyAsync(() => Task.FromResult(router.Admin.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(Svc)))), "no registration at the router");
 
         var (sent, received) = await StreamTests.TransferAsync(client, Svc, 100_000, ct);
         Assert.Equal(sent, received);
 
         await listener.DisposeAsync();
-        Assert.True(await TestNet.EventuallyAsync(() => Task.FromResult(!router.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(Svc))), 2), "the rule outlived the listener");
+        Assert.True(await TestNet.EventuallyAsync(() => Task.FromResult(!router.Admin.GetRules().Any(r => r.Prefix == ServicePrefix.Exact(Svc))), 2), "the rule outlived the listener");
     }
 }

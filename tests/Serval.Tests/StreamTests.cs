@@ -247,9 +247,9 @@ public abstract class StreamTests(HostMode mode) : IAsyncDisposable
         await using var router = await TestNet.UdpHostAsync("router", TestNet.FastEngine with { Mode = EngineMode.ServiceRouter });
         await using var server = await Mode.HostAsync("server");
         await using var client = await Mode.HostAsync("client");
-        Assert.Equal(Stack.Services.ServiceTableResult.Ok, await client.AddRuleAsync(ServicePrefix.Default, client.ForwardTo(router.Address()), cancellationToken: ct));
+        await client.Admin.AddRuleAsync(ServicePrefix.Default, client.Admin.ForwardTo(router.Address()), cancellationToken: ct);
         await using var listener = await EchoServerAsync(server, Echo, ct);
-        Assert.Equal(Stack.Services.ServiceTableResult.Ok, await router.AddRuleAsync(ServicePrefix.Exact(Echo), router.ForwardTo(Mode.AddressOf(server)), cancellationToken: ct));
+        await router.Admin.AddRuleAsync(ServicePrefix.Exact(Echo), router.Admin.ForwardTo(Mode.AddressOf(server)), cancellationToken: ct);
 
         var (sent, received) = await TransferAsync(client, Echo, 1024 * 1024, ct);
         Assert.Equal(SHA256.HashData(sent), SHA256.HashData(received));
@@ -260,7 +260,7 @@ public abstract class StreamTests(HostMode mode) : IAsyncDisposable
         {
             Assert.True(server.Counters.PacketsReceived > 100); // an attached host has no counters of its own
         }
-        var rule = Assert.Single(router.GetRules(), r => r.Prefix == ServicePrefix.Exact(Echo));
+        var rule = Assert.Single(router.Admin.GetRules(), r => r.Prefix == ServicePrefix.Exact(Echo));
         Assert.Equal(router.Counters.Forwarded, rule.PacketsResolved);
     }
 
@@ -370,7 +370,7 @@ public abstract class StreamTests(HostMode mode) : IAsyncDisposable
 
         await listener.DisposeAsync();
         Assert.True(await TestNet.EventuallyAsync(async () => await client.GetFlowCountAsync(ct) == 0 && await server.GetFlowCountAsync(ct) == 0), "flows left");
-        Assert.DoesNotContain(server.GetRules(), r => r.Prefix == ServicePrefix.Exact(Echo));
+        Assert.DoesNotContain(server.Admin.GetRules(), r => r.Prefix == ServicePrefix.Exact(Echo));
     }
 
     [Fact]

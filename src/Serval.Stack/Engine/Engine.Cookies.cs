@@ -218,11 +218,10 @@ public sealed partial class Engine
             PeerFlow = p.SourceFlow,
             PeerNonce = c.Nonce,
             Service = service,
-            Interface = iface.Index,
-            LocalAddress = iface.Address,
-            PeerAddress = source,
             Listener = l,
         };
+        flow.UsePath(iface.Index, iface.Address);
+        flow.UsePeerAddress(source);
         flow.Control.OnSynSent();
         flow.Control.OnPeerVerno(c.Verno - 1); // The handshake ACK carries the client's verno V + 1.
         if (stream)

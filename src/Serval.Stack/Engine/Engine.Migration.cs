@@ -89,7 +89,7 @@ public sealed partial class Engine
             if (ownUp && !moving)
             {
                 // A waiting flow's interface came back (same address): resume, resending what was in flight.
-                flow.StrandedSince = null;
+                flow.ClearStranded();
                 if (flow.Migration == MigrationState.None)
                 {
                     flow.Stream?.Resume(now, outstandingLost: true);
@@ -114,7 +114,7 @@ public sealed partial class Engine
             if (!ownUp && flow.StrandedSince is null)
             {
                 // Nowhere to go: nothing can be sent, so the transport stops retransmitting into the void.
-                flow.StrandedSince = now;
+                flow.MarkStranded(now);
                 flow.Stream?.Freeze();
                 Counters.FlowStranded();
                 Schedule(flow);
@@ -218,12 +218,6 @@ public sealed partial class Engine
 
     private void StartMigration(Flow flow, EngineInterface iface, TimeSpan now)
     {
-        flow.MigrationInterface = iface.Index;
-        flow.Migration = flow.Migration switch
-        {
-            MigrationState.RsynReceived or MigrationState.RsynSentReceived => MigrationState.RsynSentReceived,
-            _ => MigrationState.RsynSent,
-        };
         var flags = SalControlFlags.Rsyn;
         if (flow.State is SalState.FinWait1 or SalState.Closing or SalState.LastAck)
         {
@@ -231,9 +225,8 @@ public sealed partial class Engine
         }
 
         Counters.MigrationStarted();
-        flow.MigrationStartedAt = now;
-        flow.MigrationVerno = flow.Control.TakeVerno();
-        flow.Control.Queue(flags, flow.MigrationVerno, now);
+        var verno = flow.BeginMigration(iface.Index, now);
+        flow.Control.Queue(flags, verno, now);
         flow.Stream?.Freeze();
         SendControlOnly(flow, flow.Control.Flags, flow.Control.Verno);
         Schedule(flow);
@@ -263,25 +256,20 @@ public sealed partial class Engine
             // Our RSYN was answered: switch to the new interface and address. Data in flight on the old interface is
             // presumed lost only if that interface went down (a voluntary move leaves it to loss detection).
             var oldPathUp = TryGetUpInterface(flow.Interface, out _) && flow.StrandedSince is null;
-            flow.StrandedSince = null;
+            flow.ClearStranded();
             if ((uint)flow.MigrationInterface < (uint)_interfaces.Count)
             {
                 var to = _interfaces[flow.MigrationInterface];
-                flow.Interface = to.Index;
-                flow.LocalAddress = to.Address;
+                flow.UsePath(to.Index, to.Address);
                 flow.Stream?.UpdateMss(StreamOptionsFor(to, flow.Security is not null).Mss);
             }
 
-            flow.MigrationInterface = -1;
             Counters.MigrationCompleted(now - flow.MigrationStartedAt);
-            if (flow.Migration == MigrationState.RsynSentReceived)
+
+            // When the peer moves too, the flow stays RSYN-received: the peer's address is the one its RSYN came from
+            // (not this RSYN|ACK's, which may be old).
+            if (flow.FinishOwnMigration())
             {
-                // The peer moves too; its address is the one its RSYN came from (not this RSYN|ACK's, which may be old).
-                flow.Migration = MigrationState.RsynReceived;
-            }
-            else
-            {
-                flow.Migration = MigrationState.None;
                 flow.Stream?.Resume(now, outstandingLost: !oldPathUp);
                 Emit(new EngineEvent(EngineEventKind.Migrated, flow.Handle, Interface: flow.Interface));
             }
@@ -294,17 +282,8 @@ public sealed partial class Engine
         }
 
         // The peer moves.
-        if (flow.Migration is MigrationState.None)
-        {
-            flow.Migration = MigrationState.RsynReceived;
-        }
-        else if (flow.Migration == MigrationState.RsynSent)
-        {
-            flow.Migration = MigrationState.RsynSentReceived;
-        }
-
+        flow.OnPeerMigrating(source);
         flow.Control.OnPeerVerno(c.Verno);
-        flow.MigrationPeerAddress = source;
         flow.Stream?.Freeze();
         flow.Control.OweRsynAck(now);
         SendRsynAck(flow, source);
@@ -370,16 +349,14 @@ public sealed partial class Engine
     /// <summary>The final ACK of the peer's migration: adopt its new address and resume.</summary>
     private void CompletePeerMigration(Flow flow, TimeSpan now)
     {
-        flow.PeerAddress = flow.MigrationPeerAddress;
+        var over = flow.FinishPeerMigration();
         flow.Control.OnRsynAckAcknowledged(); // our RSYN|ACK is acknowledged; our own RSYN, if any, stays in the control slot
-        if (flow.Migration == MigrationState.RsynSentReceived)
+        if (!over)
         {
-            flow.Migration = MigrationState.RsynSent;
-            Schedule(flow);
+            Schedule(flow); // our own RSYN is still outstanding
             return;
         }
 
-        flow.Migration = MigrationState.None;
         flow.Stream?.Resume(now);
         MarkTransmit(flow);
         Schedule(flow);

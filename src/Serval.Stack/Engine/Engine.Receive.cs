@@ -290,12 +290,11 @@ public sealed partial class Engine
             PeerFlow = p.SourceFlow,
             PeerNonce = c.Nonce,
             Service = p.DestinationService!.Value,
-            Interface = iface.Index,
-            LocalAddress = iface.Address,
-            PeerAddress = p.SourceRoute is { } r ? AdoptPort(r.First, source, iface) : source,
             SynSource = p.SourceRoute,
             Listener = l,
         };
+        flow.UsePath(iface.Index, iface.Address);
+        flow.UsePeerAddress(p.SourceRoute is { } r ? AdoptPort(r.First, source, iface) : source);
         flow.AwaitHandshakeAck(now + _options.PendingRequestLifetime, now + _options.InitialRto);
         flow.Control.OnPeerVerno(c.Verno);
         flow.Control.OnSynSent();
@@ -539,9 +538,8 @@ public sealed partial class Engine
         flow.PeerNonce = c.Nonce;
         flow.Control.OnPeerVerno(c.Verno);
         flow.Control.Acknowledge(c.Ackno, now);
-        flow.Interface = iface.Index;
-        flow.LocalAddress = iface.Address;
-        flow.PeerAddress = p.SourceRoute is { } r ? AdoptPort(r.Last, source, iface) : source;
+        flow.UsePath(iface.Index, iface.Address);
+        flow.UsePeerAddress(p.SourceRoute is { } r ? AdoptPort(r.Last, source, iface) : source);
         flow.State = SalState.Connected;
         flow.Stream?.UpdateMss(StreamOptionsFor(iface, flow.Security is not null).Mss);
         SendConnAck(flow, now);

@@ -41,8 +41,7 @@ public sealed partial class Engine
                         return ServalError.InvalidArgument;
                     }
 
-                    flow.Interface = i.Index;
-                    flow.LocalAddress = i.Address;
+                    flow.UsePath(i.Index, i.Address);
                     var advisory = flow.AdvisoryAddress.Port == 0 ? flow.AdvisoryAddress.WithPort(i.Address.Port) : flow.AdvisoryAddress;
                     Send(i.Index, i.Address, advisory, repr, payload);
                     return ServalError.None;
@@ -81,7 +80,7 @@ public sealed partial class Engine
             sent = SendFirstTo(rule, repr, payload, service, flow, socket, now, ref tooLarge);
             if (sent && flow is not null && rule.Target.Type == ServiceTargetType.Forward)
             {
-                flow.FirstHop = rule.Target.Address;
+                flow.UseFirstHop(rule.Target.Address);
             }
         }
 
@@ -126,8 +125,7 @@ public sealed partial class Engine
 
                 if (flow is not null)
                 {
-                    flow.Interface = iface.Index;
-                    flow.LocalAddress = iface.Address;
+                    flow.UsePath(iface.Index, iface.Address);
                 }
 
                 Send(iface.Index, iface.Address, rule.Target.Address, repr, payload);
@@ -137,8 +135,7 @@ public sealed partial class Engine
                 var lo = _interfaces[0];
                 if (flow is not null)
                 {
-                    flow.Interface = 0;
-                    flow.LocalAddress = lo.Address;
+                    flow.UsePath(0, lo.Address);
                 }
 
                 Send(0, lo.Address, lo.Address, repr, payload);

@@ -12,7 +12,7 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
 {
     public SalState State { get; set; } = SalState.Init;
 
-    public MigrationState Migration { get; set; }
+    public MigrationState Migration { get; private set; }
 
     public FlowId LocalFlow { get; } = localFlow;
 
@@ -25,11 +25,11 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
     /// <summary>The serviceID the client asked for (both sides).</summary>
     public ServiceId Service { get; set; }
 
-    public int Interface { get; set; }
+    public int Interface { get; private set; }
 
-    public LinkAddress LocalAddress { get; set; }
+    public LinkAddress LocalAddress { get; private set; }
 
-    public LinkAddress PeerAddress { get; set; }
+    public LinkAddress PeerAddress { get; private set; }
 
     /// <summary>Optional address a client gave to skip resolution.</summary>
     public LinkAddress AdvisoryAddress { get; set; }
@@ -38,7 +38,7 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
     public ControlChannel Control { get; } = control;
 
     /// <summary>The FORWARD target the last first packet (SYN) left through; a retransmission tries another one of the same priority.</summary>
-    public LinkAddress FirstHop { get; set; }
+    public LinkAddress FirstHop { get; private set; }
 
     // Other timers.
     public TimeSpan? StateTimerAt { get; set; }
@@ -90,10 +90,10 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
     public long DelayedPacketId { get; set; }
 
     /// <summary>When our current migration started.</summary>
-    public TimeSpan MigrationStartedAt { get; set; }
+    public TimeSpan MigrationStartedAt { get; private set; }
 
     /// <summary>The verno of our outstanding RSYN.</summary>
-    public uint MigrationVerno { get; set; }
+    public uint MigrationVerno { get; private set; }
 
     /// <summary>The handshake ACK verified while the accept queue was full; the flow waits in the listener's deferred queue.</summary>
     public bool HandshakeDeferred { get; set; }
@@ -127,16 +127,99 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
     public bool PeerClosed { get; set; }
 
     /// <summary>Migration target interface, and the address the peer's RSYN came from.</summary>
-    public int MigrationInterface { get; set; } = -1;
+    public int MigrationInterface { get; private set; } = -1;
 
-    public LinkAddress MigrationPeerAddress { get; set; }
+    public LinkAddress MigrationPeerAddress { get; private set; }
 
     /// <summary>
     /// Since when the flow has had no usable path (its interface down and no migration to an up one under way), or
     /// null. Cleared when a migration completes or its interface comes back; the flow fails with
     /// <see cref="ServalError.NetworkDown"/> once this is older than the user timeout.
     /// </summary>
-    public TimeSpan? StrandedSince { get; set; }
+    public TimeSpan? StrandedSince { get; private set; }
+
+    /// <summary>Puts the flow on interface <paramref name="iface"/> with local address <paramref name="localAddress"/> (resolution, an accepted SYN, a completed migration).</summary>
+    public void UsePath(int iface, LinkAddress localAddress)
+    {
+        Interface = iface;
+        LocalAddress = localAddress;
+    }
+
+    /// <summary>The peer's address as the handshake learned it.</summary>
+    public void UsePeerAddress(LinkAddress peer) => PeerAddress = peer;
+
+    /// <summary>Remembers the FORWARD target the first packet left through.</summary>
+    public void UseFirstHop(LinkAddress firstHop) => FirstHop = firstHop;
+
+    /// <summary>The flow has no usable path since <paramref name="now"/> (its interface down, nowhere to migrate).</summary>
+    public void MarkStranded(TimeSpan now) => StrandedSince = now;
+
+    /// <summary>The flow has a path again.</summary>
+    public void ClearStranded() => StrandedSince = null;
+
+    /// <summary>
+    /// Starts our migration to interface <paramref name="toInterface"/>: RSYN sent (or sent and received, when the peer
+    /// moves too); returns the verno of the RSYN, taken from the control channel.
+    /// </summary>
+    public uint BeginMigration(int toInterface, TimeSpan now)
+    {
+        MigrationInterface = toInterface;
+        Migration = Migration is MigrationState.RsynReceived or MigrationState.RsynSentReceived
+            ? MigrationState.RsynSentReceived
+            : MigrationState.RsynSent;
+        MigrationStartedAt = now;
+        MigrationVerno = Control.TakeVerno();
+        return MigrationVerno;
+    }
+
+    /// <summary>
+    /// Our RSYN was answered: the migration target is cleared (the caller moved the flow with <see cref="UsePath"/>).
+    /// Returns true when the flow's migration is over, false when the peer is still moving (its RSYN pending).
+    /// </summary>
+    public bool FinishOwnMigration()
+    {
+        MigrationInterface = -1;
+        if (Migration == MigrationState.RsynSentReceived)
+        {
+            Migration = MigrationState.RsynReceived;
+            return false;
+        }
+
+        Migration = MigrationState.None;
+        return true;
+    }
+
+    /// <summary>The peer migrates: its RSYN came from <paramref name="source"/>.</summary>
+    public void OnPeerMigrating(LinkAddress source)
+    {
+        if (Migration is MigrationState.None)
+        {
+            Migration = MigrationState.RsynReceived;
+        }
+        else if (Migration == MigrationState.RsynSent)
+        {
+            Migration = MigrationState.RsynSentReceived;
+        }
+
+        MigrationPeerAddress = source;
+    }
+
+    /// <summary>
+    /// The peer's migration is acknowledged: adopt its new address. Returns true when the flow's migration is over,
+    /// false when our own RSYN is still outstanding.
+    /// </summary>
+    public bool FinishPeerMigration()
+    {
+        PeerAddress = MigrationPeerAddress;
+        if (Migration == MigrationState.RsynSentReceived)
+        {
+            Migration = MigrationState.RsynSent;
+            return false;
+        }
+
+        Migration = MigrationState.None;
+        return true;
+    }
 
     public long PacketsSent { get; set; }
 

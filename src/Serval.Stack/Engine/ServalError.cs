@@ -1,4 +1,4 @@
-namespace Serval.Stack;
+namespace Serval;
 
 /// <summary>Why a socket operation failed or a connection ended. Maps onto <see cref="System.Net.Sockets.SocketError"/>.</summary>
 public enum ServalError
@@ -53,4 +53,10 @@ public enum ServalError
 
     /// <summary>The connect required an authenticated flow and the server answered without accepting the offer.</summary>
     SecurityNotNegotiated,
+
+    /// <summary>The object to add exists already (a service-table rule with the same prefix and target).</summary>
+    AlreadyExists,
+
+    /// <summary>The object named does not exist (a service-table rule, a flow, a registration).</summary>
+    NotFound,
 }

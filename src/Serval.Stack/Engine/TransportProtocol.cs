@@ -1,4 +1,4 @@
-namespace Serval.Stack;
+namespace Serval;
 
 /// <summary>The transport a socket uses; the value is the SAL protocol byte.</summary>
 public enum TransportProtocol : byte

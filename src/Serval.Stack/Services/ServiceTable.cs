@@ -81,6 +81,12 @@ public sealed partial class ServiceTable
     public IEnumerable<ServiceEntry> Entries => PrefixTrie.Enumerate(CrossThread.Read(ref _current).Root);
 
     /// <summary>The current published version (tests and benchmarks look inside it).</summary>
+    /// <summary>
+    /// The number of trie nodes in the current version: a diagnostic of the table's memory (each node holds 256 child
+    /// slots). Walks the whole trie; not for a hot path.
+    /// </summary>
+    public int CountTrieNodes() => PrefixTrie.CountNodes(CurrentVersion.Root);
+
     internal TableVersion CurrentVersion => CrossThread.Read(ref _current);
 
     /// <summary>Longest-prefix match of <paramref name="serviceId"/> over all entries; null when nothing matches.</summary>

@@ -9,7 +9,7 @@ namespace Serval.Attached;
 
 /// <summary>
 /// The application side of an unconnected datagram socket that lives in servald. Sends are answered one by one (so a
-/// send fails like an embedded one, e.g. <see cref="Stack.ServalError.NoRoute"/>); received datagrams wait in a
+/// send fails like an embedded one, e.g. <see cref="ServalError.NoRoute"/>); received datagrams wait in a
 /// bounded queue and are dropped when it is full, as datagrams are.
 /// </summary>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The semaphores never allocate a wait handle (async waits only); nothing to dispose.")]
@@ -93,7 +93,7 @@ internal sealed class RemoteDatagramSocket : IRemoteObject
     {
         if (datagram.Length > DaemonProtocol.MaxDataChunk)
         {
-            throw new ServalException(Stack.ServalError.InvalidArgument, $"A datagram cannot be larger than {DaemonProtocol.MaxDataChunk} bytes.");
+            throw new ServalException(ServalError.InvalidArgument, $"A datagram cannot be larger than {DaemonProtocol.MaxDataChunk} bytes.");
         }
 
         var result = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -17,7 +17,7 @@ public enum LinkKind
 /// Links that follow the host's addresses (docs/runtime.md, "Link policies"): the host creates a link for every
 /// address of the operating system's interfaces that the policy matches — at start and whenever one appears — and
 /// retires it when the address goes away; the engine moves the flows of a retired link to a remaining link of their
-/// family, or they wait for one (<see cref="Stack.ServalError.NetworkDown"/> after their user timeout). Linux only
+/// family, or they wait for one (<see cref="ServalError.NetworkDown"/> after their user timeout). Linux only
 /// (rtnetlink); used by <see cref="ServalHostOptions.LinkPolicies"/>.
 /// </summary>
 /// <remarks>

@@ -32,7 +32,7 @@ internal static partial class HostLog
     public static partial void LinkAttached(ILogger logger, string host, int @interface, string link, int mtu);
 
     [LoggerMessage(EventId = 201, Level = LogLevel.Debug, Message = "Link {Link}: send to {Destination} failed: {Error}")]
-    public static partial void LinkSendFailed(ILogger logger, string link, Serval.Wire.LinkAddress destination, SocketError error);
+    public static partial void LinkSendFailed(ILogger logger, string link, Serval.LinkAddress destination, SocketError error);
 
     [LoggerMessage(EventId = 202, Level = LogLevel.Error, Message = "Link {Link}: the receive loop failed; the link receives nothing more")]
     public static partial void LinkReceiveFailed(ILogger logger, Exception exception, string link);
@@ -44,7 +44,7 @@ internal static partial class HostLog
     public static partial void LinkOffloadDisabled(ILogger logger, string link, SocketError error);
 
     [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "Serval host {Host}: rule {Operation} {Prefix} {Target}: {Result}")]
-    public static partial void RuleChanged(ILogger logger, string host, string operation, Serval.Wire.ServicePrefix prefix, Serval.Stack.Services.ServiceTarget target, Serval.Stack.Services.ServiceTableResult result);
+    public static partial void RuleChanged(ILogger logger, string host, string operation, Serval.ServicePrefix prefix, Serval.Stack.Services.ServiceTarget target, Serval.Stack.Services.ServiceTableResult result);
 
     [LoggerMessage(EventId = 400, Level = LogLevel.Warning, Message = "Serval host {Host}: resolving {Service}: {Source} failed")]
     public static partial void ResolveFailed(ILogger logger, Exception exception, string host, string service, string source);
@@ -65,7 +65,7 @@ internal static partial class HostLog
     public static partial void PublishFailed(ILogger logger, Exception? exception, string host, string server, string zone, string reason);
 
     [LoggerMessage(EventId = 406, Level = LogLevel.Information, Message = "Serval host {Host}: registrations of prefixes shorter than 256 bits (such as {Prefix}) have no DNS name and are not published")]
-    public static partial void PublishPrefix(ILogger logger, string host, Serval.Wire.ServicePrefix prefix);
+    public static partial void PublishPrefix(ILogger logger, string host, Serval.ServicePrefix prefix);
 
     [LoggerMessage(EventId = 210, Level = LogLevel.Information, Message = "Serval host {Host}: interface {Interface} ({Link}) is up")]
     public static partial void LinkUp(ILogger logger, string host, int @interface, string link);
@@ -92,16 +92,16 @@ internal static partial class HostLog
     public static partial void DrainFinished(ILogger logger, string host, string service, string registeredHost, string by);
 
     [LoggerMessage(EventId = 510, Level = LogLevel.Information, Message = "Serval host {Host}: discovered service router {Router}; registering the bound services with it")]
-    public static partial void RouterDiscovered(ILogger logger, string host, Serval.Wire.LinkAddress router);
+    public static partial void RouterDiscovered(ILogger logger, string host, Serval.LinkAddress router);
 
     [LoggerMessage(EventId = 511, Level = LogLevel.Warning, Message = "Serval host {Host}: lost service router {Router} (its advertised lifetime lapsed)")]
-    public static partial void RouterLost(ILogger logger, string host, Serval.Wire.LinkAddress router);
+    public static partial void RouterLost(ILogger logger, string host, Serval.LinkAddress router);
 
     [LoggerMessage(EventId = 600, Level = LogLevel.Information, Message = "Serval host {Host}: migration of flow {Flow} ({Service}, peer {Peer}) away from interface {Interface} started")]
-    public static partial void MigrationStarted(ILogger logger, string host, Serval.Wire.FlowId flow, ServiceLabel service, Serval.Wire.LinkAddress peer, int @interface);
+    public static partial void MigrationStarted(ILogger logger, string host, Serval.Wire.FlowId flow, ServiceLabel service, Serval.LinkAddress peer, int @interface);
 
     [LoggerMessage(EventId = 601, Level = LogLevel.Information, Message = "Serval host {Host}: migration of flow {Flow} ({Service}) completed: now on interface {Interface}, peer {Peer}")]
-    public static partial void MigrationCompleted(ILogger logger, string host, Serval.Wire.FlowId flow, ServiceLabel service, int @interface, Serval.Wire.LinkAddress peer);
+    public static partial void MigrationCompleted(ILogger logger, string host, Serval.Wire.FlowId flow, ServiceLabel service, int @interface, Serval.LinkAddress peer);
 
     [LoggerMessage(EventId = 602, Level = LogLevel.Warning, Message = "Serval host {Host}: migration of flow {Flow} ({Service}) failed: {Error}; the flow was reset")]
     public static partial void MigrationFailed(ILogger logger, string host, Serval.Wire.FlowId flow, ServiceLabel service, ServalError error);

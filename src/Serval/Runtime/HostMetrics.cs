@@ -23,7 +23,7 @@ internal sealed class HostMetrics : IDisposable
 
     private readonly EngineDriver _driver;
     private readonly Lock _seriesLock = new();
-    private readonly HashSet<Serval.Wire.ServicePrefix> _serviceSeries = [];
+    private readonly HashSet<ServicePrefix> _serviceSeries = [];
 
     private readonly Meter _meter;
     private readonly Counter<long> _connectionsOpened;
@@ -150,7 +150,7 @@ internal sealed class HostMetrics : IDisposable
         var result = new List<Measurement<long>>(2 * own.Count + 2);
         foreach (var e in own)
         {
-            var id = new KeyValuePair<string, object?>(ServiceIdTag, e.Prefix.Length == Serval.Wire.ServiceId.Bits ? e.Prefix.Id.ToString() : e.Prefix.ToString());
+            var id = new KeyValuePair<string, object?>(ServiceIdTag, e.Prefix.Length == ServiceId.Bits ? e.Prefix.Id.ToString() : e.Prefix.ToString());
             var name = _driver.ServiceLabels.NameOf(e.Prefix);
             result.Add(ServiceMeasurement(read(e.Counters, true), id, name, "resolved"));
             result.Add(ServiceMeasurement(read(e.Counters, false), id, name, "dropped"));

@@ -173,6 +173,7 @@ public sealed class ServiceTableUpdateTests
 
         var before = TrieInvariants.Dump(table.CurrentVersion.Root);
         var nodesBefore = PrefixTrie.CountNodes(table.CurrentVersion.Root);
+        Assert.Equal(nodesBefore, table.CountTrieNodes()); // the public diagnostic counts the same trie
         var extra = Enumerable.Range(0, 100).Select(_ => gen.Prefix()).Distinct().Except(background).ToList();
         foreach (var p in extra)
         {

@@ -3,11 +3,11 @@ using Serval.Wire;
 
 namespace Serval;
 
-/// <summary>The router controller of a host started with <see cref="ServalHostOptions.RouterControl"/>.</summary>
-public sealed partial class ServalHost
+/// <summary>Router control: the router controller of a host started with <see cref="ServalHostOptions.RouterControl"/>, and the host's own registrations and router discovery.</summary>
+public sealed partial class ServalHostAdministration
 {
     /// <summary>Whether this host runs a router controller (<see cref="ServalHostOptions.RouterControl"/>); false on an attached host (ask servald: <c>servalctl router registrations</c>).</summary>
-    public bool IsRegistrationRouter => !IsAttached && Options.RouterControl is not null;
+    public bool IsRegistrationRouter => !_host.IsAttached && _host.Options.RouterControl is not null;
 
     /// <summary>The router controller's registrations and drains, read on the engine thread.</summary>
     /// <exception cref="InvalidOperationException">The host runs no router controller.</exception>
@@ -15,7 +15,7 @@ public sealed partial class ServalHost
     public async ValueTask<RouterSnapshot> GetRouterSnapshotAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var driver = Embedded(nameof(GetRouterSnapshotAsync));
+        var driver = _host.EmbeddedDriver("Admin." + nameof(GetRouterSnapshotAsync));
         RequireRouter();
         return await driver.InvokeAsync(d =>
         {
@@ -64,7 +64,7 @@ public sealed partial class ServalHost
             throw new ArgumentException("A drain names a host address.", nameof(registeredHost));
         }
 
-        return await Embedded(nameof(SetRouterDrainingAsync)).InvokeAsync(d => d.RouterController!.SetDraining(registeredHost, prefix, draining, d.Now)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return await _host.EmbeddedDriver("Admin." + nameof(SetRouterDrainingAsync)).InvokeAsync(d => d.RouterController!.SetDraining(registeredHost, prefix, draining, d.Now)).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -77,7 +77,7 @@ public sealed partial class ServalHost
     public async ValueTask<IReadOnlyList<HostRegistration>> GetRegistrationsAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return await Embedded(nameof(GetRegistrationsAsync)).InvokeAsync(d =>
+        return await _host.EmbeddedDriver("Admin." + nameof(GetRegistrationsAsync)).InvokeAsync(d =>
         {
             var all = new List<HostRegistration>();
             if (d.HostController is { } host)
@@ -104,21 +104,21 @@ public sealed partial class ServalHost
     public async ValueTask<RouterDiscoverySnapshot?> GetRouterDiscoveryAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return await Embedded(nameof(GetRouterDiscoveryAsync)).InvokeAsync(d => d.RouterDiscovery is { } discovery
+        return await _host.EmbeddedDriver("Admin." + nameof(GetRouterDiscoveryAsync)).InvokeAsync(d => d.RouterDiscovery is { } discovery
             ? new RouterDiscoverySnapshot { Routers = discovery.GetRouters(), Counters = discovery.Counters, Listening = discovery.Started }
             : null).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private void RequireRouter()
     {
-        if (Options.RouterControl is null)
+        if (_host.Options.RouterControl is null)
         {
-            throw new InvalidOperationException($"The Serval host '{Name}' runs no router controller (ServalHostOptions.RouterControl is not set).");
+            throw new InvalidOperationException($"The Serval host '{_host.Name}' runs no router controller (ServalHostOptions.RouterControl is not set).");
         }
     }
 }
 
-/// <summary>A snapshot of a host's router controller (<see cref="ServalHost.GetRouterSnapshotAsync"/>).</summary>
+/// <summary>A snapshot of a host's router controller (<see cref="ServalHostAdministration.GetRouterSnapshotAsync"/>).</summary>
 public sealed record RouterSnapshot
 {
     /// <summary>The router incarnation's epoch (random per start; hosts re-register when it changes).</summary>
@@ -149,7 +149,7 @@ public sealed record RouterSnapshot
     public RouterAdvertiserCounters? AdvertiserCounters { get; init; }
 }
 
-/// <summary>A snapshot of a host's router discovery (<see cref="ServalHost.GetRouterDiscoveryAsync"/>).</summary>
+/// <summary>A snapshot of a host's router discovery (<see cref="ServalHostAdministration.GetRouterDiscoveryAsync"/>).</summary>
 public sealed record RouterDiscoverySnapshot
 {
     /// <summary>Whether discovery listens (a link with a broadcast address came up).</summary>
@@ -180,7 +180,7 @@ public sealed record RouterRegistrationInfo
     /// <summary>Whether the host asked for no new connections.</summary>
     public bool Draining { get; init; }
 
-    /// <summary>Whether the router drains it (<see cref="ServalHost.SetRouterDrainingAsync"/>).</summary>
+    /// <summary>Whether the router drains it (<see cref="ServalHostAdministration.SetRouterDrainingAsync"/>).</summary>
     public bool DrainedByRouter { get; init; }
 
     /// <summary>Transports the host reported.</summary>

@@ -86,6 +86,7 @@ public sealed partial class NetlinkAddresses : IDisposable
         Transact(m, RtmNewRoute, Create | Replace);
     }
 
+    /// <summary>Closes the route socket.</summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)

@@ -3,22 +3,22 @@ using Serval.Wire;
 
 namespace Serval;
 
-/// <summary>Link state and host-level migration triggers (docs/runtime.md, "Link state and migration").</summary>
-public sealed partial class ServalHost
+/// <summary>Link state and migration of the host's flows (any application's) (docs/runtime.md, "Link state and migration").</summary>
+public sealed partial class ServalHostAdministration
 {
     /// <summary>
     /// Moves every flow on link <paramref name="fromLink"/> to link <paramref name="toLink"/> (docs/protocol.md §10: an
     /// RSYN from the new link's address per flow). Completes when the moves have started; returns how many started
     /// (flows of another address family, or not yet synchronized, stay).
     /// </summary>
-    /// <param name="fromLink">Index into <see cref="Links"/> of the link whose flows move.</param>
-    /// <param name="toLink">Index into <see cref="Links"/> of the link they move to.</param>
+    /// <param name="fromLink">Index into <see cref="ServalHost.Links"/> of the link whose flows move.</param>
+    /// <param name="toLink">Index into <see cref="ServalHost.Links"/> of the link they move to.</param>
     /// <param name="cancellationToken">Cancels the wait (not the migrations).</param>
     /// <exception cref="ServalException">A link index is out of range (<see cref="ServalError.InvalidArgument"/>), both are the same, or <paramref name="toLink"/> is down (<see cref="ServalError.NetworkDown"/>).</exception>
     public async ValueTask<int> MigrateLinkAsync(int fromLink, int toLink, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return await Embedded(nameof(MigrateLinkAsync)).InvokeAsync(d => d.MigrateLink(fromLink, toLink)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return await _host.EmbeddedDriver("Admin." + nameof(MigrateLinkAsync)).InvokeAsync(d => d.MigrateLink(fromLink, toLink)).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -26,13 +26,13 @@ public sealed partial class ServalHost
     /// <paramref name="toLink"/>. Completes when the moves have started; returns how many started.
     /// </summary>
     /// <param name="service">The services whose flows move (a prefix; /256 for one serviceID).</param>
-    /// <param name="toLink">Index into <see cref="Links"/> of the link they move to.</param>
+    /// <param name="toLink">Index into <see cref="ServalHost.Links"/> of the link they move to.</param>
     /// <param name="cancellationToken">Cancels the wait (not the migrations).</param>
     /// <exception cref="ServalException">The link index is out of range or the link is down.</exception>
     public async ValueTask<int> MigrateServiceAsync(ServicePrefix service, int toLink, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return await Embedded(nameof(MigrateServiceAsync)).InvokeAsync(d => d.MigrateService(service, toLink)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return await _host.EmbeddedDriver("Admin." + nameof(MigrateServiceAsync)).InvokeAsync(d => d.MigrateService(service, toLink)).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -40,7 +40,7 @@ public sealed partial class ServalHost
     /// <paramref name="toLink"/>. Completes when the move has started.
     /// </summary>
     /// <param name="flow">The flow's local flowID.</param>
-    /// <param name="toLink">Index into <see cref="Links"/> of the link to move to.</param>
+    /// <param name="toLink">Index into <see cref="ServalHost.Links"/> of the link to move to.</param>
     /// <param name="cancellationToken">Cancels the wait (not the migration).</param>
     /// <exception cref="ServalException">
     /// No such flow (<see cref="ServalError.BadHandle"/>); the link index is out of range, the flow already uses that
@@ -50,9 +50,9 @@ public sealed partial class ServalHost
     public async ValueTask MigrateFlowAsync(FlowId flow, int toLink, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var driver = Embedded(nameof(MigrateFlowAsync));
+        var driver = _host.EmbeddedDriver("Admin." + nameof(MigrateFlowAsync));
         using var activity = Runtime.ServalTelemetry.Source.StartActivity("serval.migrate");
-        activity?.SetTag(Runtime.ServalTelemetry.HostTag, Name);
+        activity?.SetTag(Runtime.ServalTelemetry.HostTag, _host.Name);
         activity?.SetTag(Runtime.ServalTelemetry.FlowIdTag, flow.ToString());
         activity?.SetTag(Runtime.ServalTelemetry.LinkTag, toLink);
         try
@@ -76,20 +76,13 @@ public sealed partial class ServalHost
     /// the host does this itself when the operating system reports a change; a state set here stays until the next
     /// change the monitor observes.
     /// </summary>
-    /// <param name="linkIndex">Index into <see cref="Links"/>.</param>
+    /// <param name="linkIndex">Index into <see cref="ServalHost.Links"/>.</param>
     /// <param name="up">The link's new state.</param>
     /// <param name="cancellationToken">Cancels the wait.</param>
     /// <exception cref="ServalException">The link index is out of range (<see cref="ServalError.InvalidArgument"/>).</exception>
     public async ValueTask SetLinkUpAsync(int linkIndex, bool up, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        await Embedded(nameof(SetLinkUpAsync)).InvokeAsync(d => d.SetLinkUp(linkIndex, up)).WaitAsync(cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>The interfaces as they are now (loopback at index 0, then one per link, with <see cref="InterfaceInfo.IsUp"/>).</summary>
-    public async ValueTask<IReadOnlyList<InterfaceInfo>> GetInterfacesAsync(CancellationToken cancellationToken = default)
-    {
-        cancellationToken.ThrowIfCancellationRequested();
-        return await Embedded(nameof(GetInterfacesAsync)).InvokeAsync(d => d.Engine.Interfaces).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await _host.EmbeddedDriver("Admin." + nameof(SetLinkUpAsync)).InvokeAsync(d => d.SetLinkUp(linkIndex, up)).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 }
