@@ -7,7 +7,8 @@ namespace Serval.Stack;
 
 /// <summary>
 /// One flow's security state (docs/security.md): the ephemeral X25519 key of the handshake, then the two directions'
-/// AES-128-GCM keys and IVs, the next packet number to send and the replay window of packets received.
+/// AES-256-GCM keys and IVs, the next packet number to send and the replay window of packets received. AES-GCM is
+/// libsodium's (NSec) where the processor has AES instructions, .NET's otherwise: the same algorithm, the same bytes.
 /// </summary>
 internal sealed class FlowSecurity : IDisposable
 {
@@ -19,7 +20,11 @@ internal sealed class FlowSecurity : IDisposable
     private static readonly byte[] ProofLabel = "serval ownership proof v1"u8.ToArray();
     private static readonly byte[] KeyLabel = "serval flow keys v1"u8.ToArray();
 
+    private static readonly AeadAlgorithm Aead = AeadAlgorithm.Aes256Gcm;
+    private static readonly bool NativeAead = Aes256Gcm.IsSupported;
     private Key? _ephemeral;
+    private Key? _sendKey;
+    private Key? _receiveKey;
     private AesGcm? _send;
     private AesGcm? _receive;
     private readonly byte[] _sendIv = new byte[12];
@@ -57,7 +62,7 @@ internal sealed class FlowSecurity : IDisposable
     public bool OwnershipProved { get; private set; }
 
     /// <summary>Whether keys are in place: every packet of the flow is sealed and must open.</summary>
-    public bool Established => _send is not null;
+    public bool Established { get; private set; }
 
     /// <summary>Server: the acceptance the SYN-ACK carries (kept for its retransmissions).</summary>
     public SalKeyExchange? Acceptance { get; private set; }
@@ -149,14 +154,24 @@ internal sealed class FlowSecurity : IDisposable
             return false;
         }
 
-        Span<byte> okm = stackalloc byte[56];
+        Span<byte> okm = stackalloc byte[88];
         KeyDerivationAlgorithm.HkdfSha256.DeriveBytes(secret, transcript, KeyLabel, okm);
-        var c2s = okm[..16];
-        var c2sIv = okm.Slice(16, 12);
-        var s2c = okm.Slice(28, 16);
-        var s2cIv = okm.Slice(44, 12);
-        _send = new AesGcm(isClient ? c2s : s2c, SalPacketAuth.TagLength);
-        _receive = new AesGcm(isClient ? s2c : c2s, SalPacketAuth.TagLength);
+        var c2s = okm[..32];
+        var c2sIv = okm.Slice(32, 12);
+        var s2c = okm.Slice(44, 32);
+        var s2cIv = okm.Slice(76, 12);
+        if (NativeAead)
+        {
+            _sendKey = Key.Import(Aead, isClient ? c2s : s2c, KeyBlobFormat.RawSymmetricKey);
+            _receiveKey = Key.Import(Aead, isClient ? s2c : c2s, KeyBlobFormat.RawSymmetricKey);
+        }
+        else
+        {
+            _send = new AesGcm(isClient ? c2s : s2c, SalPacketAuth.TagLength);
+            _receive = new AesGcm(isClient ? s2c : c2s, SalPacketAuth.TagLength);
+        }
+
+        Established = true;
         (isClient ? c2sIv : s2cIv).CopyTo(_sendIv);
         (isClient ? s2cIv : c2sIv).CopyTo(_receiveIv);
         CryptographicOperations.ZeroMemory(okm);
@@ -169,8 +184,13 @@ internal sealed class FlowSecurity : IDisposable
     {
         _send?.Dispose();
         _receive?.Dispose();
+        _sendKey?.Dispose();
+        _receiveKey?.Dispose();
         _send = null;
         _receive = null;
+        _sendKey = null;
+        _receiveKey = null;
+        Established = false;
         _nextPacketNumber = 0;
         _receivedAny = false;
     }
@@ -199,13 +219,30 @@ internal sealed class FlowSecurity : IDisposable
         var body = buffer.Slice(hl, payload.Length);
         if (Level == FlowProtection.Encrypted)
         {
-            _send!.Encrypt(nonce, payload, body, tag, scratch[..aad]);
+            if (_sendKey is not null)
+            {
+                // libsodium writes ciphertext || tag: the tag lands just past the packet, then moves into AUTH.
+                var sealedBody = buffer.Slice(hl, payload.Length + SalPacketAuth.TagLength);
+                Aead.Encrypt(_sendKey, nonce, scratch[..aad], payload, sealedBody);
+                sealedBody[payload.Length..].CopyTo(tag);
+            }
+            else
+            {
+                _send!.Encrypt(nonce, payload, body, tag, scratch[..aad]);
+            }
         }
         else
         {
             payload.CopyTo(body);
             payload.CopyTo(scratch[aad..]);
-            _send!.Encrypt(nonce, [], [], tag, scratch[..(aad + payload.Length)]);
+            if (_sendKey is not null)
+            {
+                Aead.Encrypt(_sendKey, nonce, scratch[..(aad + payload.Length)], [], tag);
+            }
+            else
+            {
+                _send!.Encrypt(nonce, [], [], tag, scratch[..(aad + payload.Length)]);
+            }
         }
 
         buffer[10] = 0;
@@ -256,6 +293,32 @@ internal sealed class FlowSecurity : IDisposable
         MakeNonce(_receiveIv, pn, nonce);
         Span<byte> tag = stackalloc byte[SalPacketAuth.TagLength];
         auth.WriteTag(tag);
+        if (_receiveKey is not null)
+        {
+            bool ok;
+            if (Level == FlowProtection.Encrypted)
+            {
+                var sealedBody = scratch.Slice(aad, payload.Length + SalPacketAuth.TagLength);
+                payload.CopyTo(sealedBody);
+                tag.CopyTo(sealedBody[payload.Length..]);
+                ok = Aead.Decrypt(_receiveKey, nonce, scratch[..aad], sealedBody, plaintext[..payload.Length]);
+                decrypted = ok;
+            }
+            else
+            {
+                payload.CopyTo(scratch[aad..]);
+                ok = Aead.Decrypt(_receiveKey, nonce, scratch[..(aad + payload.Length)], tag, []);
+            }
+
+            if (!ok)
+            {
+                return OpenResult.BadTag;
+            }
+
+            RecordPacketNumber(pn);
+            return OpenResult.Ok;
+        }
+
         try
         {
             if (Level == FlowProtection.Encrypted)
@@ -282,8 +345,7 @@ internal sealed class FlowSecurity : IDisposable
     public void Dispose()
     {
         _ephemeral?.Dispose();
-        _send?.Dispose();
-        _receive?.Dispose();
+        ForgetKeys();
     }
 
     /// <summary>
