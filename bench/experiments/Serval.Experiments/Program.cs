@@ -6,6 +6,8 @@ using Serval.Experiments;
 // Each experiment adds itself here, one line each.
 var experiments = new List<Experiment>
 {
+    new Fig7WebService(),
+    new Fig8KeyValue(),
 };
 
 if (args.Length == 0 || args[0] is "-h" or "--help")
