@@ -182,13 +182,14 @@ internal static class ExperimentPaths
         }
     }
 
-    /// <summary>servald.dll: <c>--servald PATH</c>, else the repository's Release build.</summary>
+    /// <summary>servald.dll: <c>--servald PATH</c>, else the repository's build of this program's configuration.</summary>
     public static string Servald(ExperimentOptions options)
     {
-        var path = options.Get("servald", RepositoryRoot is { } root ? Path.Combine(root, "src", "servald", "bin", "Release", "net10.0", "servald.dll") : "servald.dll");
+        var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent?.Name ?? "Release"; // bin/<Configuration>/<tfm>
+        var path = options.Get("servald", RepositoryRoot is { } root ? Path.Combine(root, "src", "servald", "bin", configuration, "net10.0", "servald.dll") : "servald.dll");
         return File.Exists(path)
             ? path
-            : throw new FileNotFoundException($"servald.dll not found at {path}: build it (dotnet build src/servald/servald.csproj -c Release) or pass --servald PATH");
+            : throw new FileNotFoundException($"servald.dll not found at {path}: build it (dotnet build src/servald/servald.csproj -c {configuration}) or pass --servald PATH");
     }
 
     /// <summary>
