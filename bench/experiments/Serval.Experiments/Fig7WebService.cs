@@ -13,6 +13,7 @@ using Microsoft.Extensions.Logging;
 using Serval.AspNetCore;
 using Serval.Links;
 using Serval.Netns;
+using Serval.Stack;
 using Serval.Wire;
 
 namespace Serval.Experiments;
@@ -572,7 +573,20 @@ internal sealed class Fig7WebService : Experiment
         await ExperimentPaths.WaitForCommandAsync("stop");
         var clock = Stopwatch.StartNew();
         await app.StopAsync();
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"stopped: served {Interlocked.Read(ref served)} requests; drained in {clock.Elapsed.TotalSeconds:F1} s"));
+        var kestrel = clock.Elapsed;
+        if (host is not null)
+        {
+            // Kestrel is done with a response once its last bytes are in the connection's send buffer; the flow then
+            // still sends them and closes (FIN). Disposing the host before would reset those flows: wait until every
+            // flow has finished (TIME-WAIT or closed), at most the shutdown timeout.
+            while (clock.Elapsed < TimeSpan.FromMinutes(5)
+                && (await host.GetFlowsAsync()).Any(f => f.State is not (SalState.TimeWait or SalState.Closed)))
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"stopped: served {Interlocked.Read(ref served)} requests; Kestrel stopped in {kestrel.TotalSeconds:F1} s, the last transfer ended after {clock.Elapsed.TotalSeconds:F1} s"));
         if (host is not null)
         {
             await host.DisposeAsync();
