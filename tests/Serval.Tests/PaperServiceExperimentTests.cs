@@ -23,7 +23,7 @@ public sealed partial class PaperServiceExperimentTests(ITestOutputHelper output
     public async Task Fig7_the_request_rate_follows_the_instances_and_haproxy_is_held_to_one_link()
     {
         Assert.SkipUnless(NetNamespace.IsSupported, NetNamespace.UnsupportedReason ?? string.Empty);
-        var line = await RunAsync("fig7", "--scale", "0.1", "--rate-mbps", "10", "--object-kb", "128", "--inflight", "4", "--clients", "2");
+        var line = await RunAsync("fig7", "--scale", "0.2", "--rate-mbps", "10", "--object-kb", "128", "--inflight", "4", "--clients", "2");
         var m = Fig7Line().Match(line);
         Assert.True(m.Success, $"summary line: {line}");
         var rps = m.Groups[1].Value.Split(',').Select(Parse).ToArray();
