@@ -1,5 +1,6 @@
 using System.Net;
 using Microsoft.AspNetCore.Connections;
+using Serval.Stack;
 
 namespace Serval.AspNetCore;
 
@@ -32,7 +33,7 @@ internal sealed class ServalConnectionListener : IConnectionListener
             try
             {
                 var connection = await _listener.AcceptConnectionAsync(cancellationToken).ConfigureAwait(false);
-                var flow = await connection.FlowInfoOrNullAsync().ConfigureAwait(false);
+                var flow = await FlowInfoOrNullAsync(connection).ConfigureAwait(false);
                 return new ServalConnectionContext(connection, _listener.LocalEndPoint, flow);
             }
             catch (ObjectDisposedException e)
@@ -52,6 +53,19 @@ internal sealed class ServalConnectionListener : IConnectionListener
             {
                 return null;
             }
+        }
+    }
+
+    /// <summary>The flow's snapshot for the connection feature, or null when it cannot be read (the flow is already gone).</summary>
+    private static async ValueTask<FlowInfo?> FlowInfoOrNullAsync(ServalConnection connection)
+    {
+        try
+        {
+            return await connection.GetFlowInfoAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is ServalException or ObjectDisposedException or IOException or InvalidOperationException)
+        {
+            return null;
         }
     }
 

@@ -40,9 +40,8 @@ public static class ServalHttp
                 var host = await getHost(cancellationToken).ConfigureAwait(false);
                 try
                 {
-                    var connection = await ServalConnection.ConnectNamedAsync(
-                        new ServalConnectionOptions { Host = host, Service = endPoint.Service, AdvisoryAddress = endPoint.AdvisoryAddress },
-                        context.DnsEndPoint.Host,
+                    var connection = await ServalConnection.ConnectAsync(
+                        new ServalConnectionOptions { Host = host, Service = endPoint.Service, AdvisoryAddress = endPoint.AdvisoryAddress, ServiceName = context.DnsEndPoint.Host },
                         cancellationToken).ConfigureAwait(false);
                     return connection.GetStream(); // disposing the stream closes the connection
                 }

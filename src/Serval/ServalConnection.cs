@@ -16,7 +16,11 @@ public sealed class ServalConnection : IAsyncDisposable
     private readonly ConnectionState? _state;
 
     /// <summary>The engine socket of an embedded connection (servald records which application owns it); null when attached.</summary>
-    internal SocketHandle? Handle => _state?.Handle;
+    /// <summary>
+    /// The engine socket behind this connection, as <see cref="FlowInfo.Socket"/> names it in
+    /// <see cref="ServalHost.GetFlowsAsync"/>; null on an attached host (the socket lives in servald).
+    /// </summary>
+    public SocketHandle? EngineSocket => _state?.Handle;
     private readonly RemoteConnection? _remote;
     private readonly ServalStream _stream;
     private int _disposed;
@@ -51,14 +55,11 @@ public sealed class ServalConnection : IAsyncDisposable
     /// <exception cref="ServalException">No rule resolves the service (<see cref="ServalError.NoRoute"/>), no answer (<see cref="ServalError.TimedOut"/>), or the service refused.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (the attempt is aborted).</exception>
     /// <exception cref="ObjectDisposedException">The host has stopped.</exception>
-    public static ValueTask<ServalConnection> ConnectAsync(ServalConnectionOptions options, CancellationToken cancellationToken = default) =>
-        ConnectNamedAsync(options, serviceName: null, cancellationToken);
-
-    /// <summary><see cref="ConnectAsync(ServalConnectionOptions, CancellationToken)"/> within a <c>serval.connect</c> span that also names the service.</summary>
-    internal static async ValueTask<ServalConnection> ConnectNamedAsync(ServalConnectionOptions options, string? serviceName, CancellationToken cancellationToken)
+    public static async ValueTask<ServalConnection> ConnectAsync(ServalConnectionOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        var serviceName = options.ServiceName;
         if (options.Host.Daemon is null)
         {
             options.Host.Driver.ServiceLabels.Remember(options.Service, serviceName);
@@ -72,7 +73,7 @@ public sealed class ServalConnection : IAsyncDisposable
             if (options.Host.Daemon is { } daemon)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var remote = await RemoteConnection.ConnectAsync(daemon, options.Service, TransportProtocol.Stream, options.AdvisoryAddress, cancellationToken).ConfigureAwait(false);
+                var remote = await RemoteConnection.ConnectAsync(daemon, options.Service, TransportProtocol.Stream, options.AdvisoryAddress, cancellationToken, serviceName).ConfigureAwait(false);
                 connection = new ServalConnection(remote, options.Service);
             }
             else

@@ -17,6 +17,12 @@ public sealed record ServalConnectionOptions
     /// </summary>
     public LinkAddress AdvisoryAddress { get; init; }
 
+    /// <summary>
+    /// The name <see cref="Service"/> was hashed from (<see cref="ServiceId.FromName(string)"/>), or null: the
+    /// <c>serval.connect</c> span and the host's log lines name the service with it. Never sent on the wire.
+    /// </summary>
+    public string? ServiceName { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
     public void Validate()
     {

@@ -21,7 +21,11 @@ public sealed class ServalDatagramSocket : IAsyncDisposable
     private int _disposed;
 
     /// <summary>The engine socket of an embedded socket (servald records which application owns it); null when attached.</summary>
-    internal SocketHandle? Handle => _connected?.Handle ?? _unconnected?.Handle;
+    /// <summary>
+    /// The engine socket behind this datagram socket, as <see cref="FlowInfo.Socket"/> names it in
+    /// <see cref="ServalHost.GetFlowsAsync"/>; null on an attached host (the socket lives in servald).
+    /// </summary>
+    public SocketHandle? EngineSocket => _connected?.Handle ?? _unconnected?.Handle;
 
     private ServalDatagramSocket(RemoteDatagramSocket remote, ServicePrefix? localPrefix)
     {

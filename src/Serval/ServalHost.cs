@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 using Serval.Attached;
+using Serval.Daemon.Protocol;
 using Serval.Links;
 using Serval.Runtime;
 using Serval.Stack;
@@ -26,6 +27,7 @@ public sealed partial class ServalHost : IAsyncDisposable
 {
     private readonly EngineDriver? _driver;
     private readonly DaemonClient? _daemon;
+    private ServalHostAdministration? _admin;
 
     private ServalHost(EngineDriver driver, ServalHostOptions options)
     {
@@ -137,6 +139,13 @@ public sealed partial class ServalHost : IAsyncDisposable
 
     /// <summary>The daemon client of an attached host, or null.</summary>
     internal DaemonClient? Daemon => _daemon;
+
+    /// <summary>The host's administration: service names for logs, resolver counters (docs/api.md, "Administration").</summary>
+    public ServalHostAdministration Admin => _admin ??= new ServalHostAdministration(this);
+
+    /// <summary>The engine driver of an embedded host for <paramref name="member"/>.</summary>
+    /// <exception cref="NotSupportedException">The host is attached.</exception>
+    internal EngineDriver EmbeddedDriver(string member) => Embedded(member);
 
     private EngineDriver Embedded(string member) =>
         _driver ?? throw new NotSupportedException($"ServalHost.{member} is not available on a host attached to servald ({_daemon!.SocketPath}): the engine runs in the daemon.");

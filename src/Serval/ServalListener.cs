@@ -21,11 +21,11 @@ public sealed class ServalListener : IAsyncDisposable
         _driver = driver;
         _state = state;
         _remote = remote;
-        LocalEndPoint = new ServiceEndPoint(options.ListenEndPoint.Service, options.ListenEndPoint.PrefixLength);
+        LocalEndPoint = options.ListenEndPoint.WithoutAddress();
         Protocol = options.Protocol;
     }
 
-    /// <summary>The service or prefix this listener is bound to.</summary>
+    /// <summary>The service or prefix this listener is bound to (with its <see cref="ServiceEndPoint.Name"/> when bound by name).</summary>
     public ServiceEndPoint LocalEndPoint { get; }
 
     /// <summary>The transport of the connections this listener accepts.</summary>
@@ -48,6 +48,7 @@ public sealed class ServalListener : IAsyncDisposable
 
         var driver = options.Host.Driver;
         var prefix = options.ListenEndPoint.Prefix;
+        driver.ServiceLabels.Remember(prefix.Id, options.ListenEndPoint.Name); // bound by name: logs show it
         var state = await driver.InvokeAsync(d =>
         {
             var handle = SocketHandle.None;

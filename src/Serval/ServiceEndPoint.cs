@@ -10,7 +10,8 @@ namespace Serval;
 /// A service as an <see cref="EndPoint"/>: a serviceID, the number of leading bits that name the service (256 for
 /// one service, fewer for a prefix a listener binds), and optionally an advisory link address that skips resolution.
 /// Text form: <c>serviceid[/bits][@address]</c>, for example <c>0x00000001/32</c> or <c>demo.echo@127.0.0.5:54325</c>
-/// (a name that is not a serviceID is hashed with <see cref="ServiceId.FromName(string)"/>).
+/// (a name that is not a serviceID is hashed with <see cref="ServiceId.FromName(string)"/>; the end point then keeps
+/// the name in <see cref="Name"/>, so hosts and servald can show it).
 /// </summary>
 public sealed class ServiceEndPoint : EndPoint, IEquatable<ServiceEndPoint>
 {
@@ -30,6 +31,31 @@ public sealed class ServiceEndPoint : EndPoint, IEquatable<ServiceEndPoint>
         PrefixLength = prefixLength;
         AdvisoryAddress = advisoryAddress;
     }
+
+    private ServiceEndPoint(ServiceId service, int prefixLength, LinkAddress advisoryAddress, string? name)
+        : this(service, prefixLength, advisoryAddress)
+    {
+        Name = name;
+    }
+
+    /// <summary>
+    /// The service name <see cref="Service"/> was hashed from, when the end point was made from a name (<see cref="Parse"/>
+    /// of <c>shop.api</c>, or <see cref="FromName"/>); null otherwise. Only informative: equality and the wire use the
+    /// serviceID. A listener bound by name, on an embedded host or attached to servald, is shown as <c>name (short id)</c>
+    /// in logs and servalctl's tables.
+    /// </summary>
+    public string? Name { get; }
+
+    /// <summary>The end point of the service named <paramref name="name"/> (<see cref="ServiceId.FromName(string)"/>, all 256 bits), keeping the name.</summary>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is null or empty.</exception>
+    public static ServiceEndPoint FromName(string name, LinkAddress advisoryAddress = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        return new ServiceEndPoint(ServiceId.FromName(name), ServiceId.Bits, advisoryAddress, name);
+    }
+
+    /// <summary>This end point without its advisory address (the name kept).</summary>
+    internal ServiceEndPoint WithoutAddress() => AdvisoryAddress.IsNone ? this : new ServiceEndPoint(Service, PrefixLength, LinkAddress.None, Name);
 
     /// <summary>The serviceID.</summary>
     public ServiceId Service { get; }
@@ -93,8 +119,16 @@ public sealed class ServiceEndPoint : EndPoint, IEquatable<ServiceEndPoint>
             return false;
         }
 
-        var service = ServiceId.TryParse(text, CultureInfo.InvariantCulture, out var id) ? id : ServiceId.FromName(text);
-        result = new ServiceEndPoint(service, bits, address);
+        if (ServiceId.TryParse(text, CultureInfo.InvariantCulture, out var id))
+        {
+            result = new ServiceEndPoint(id, bits, address);
+        }
+        else
+        {
+            // A name: kept for display when it names the whole serviceID (a prefix of a hash has no name of its own).
+            result = new ServiceEndPoint(ServiceId.FromName(text), bits, address, bits == ServiceId.Bits ? text : null);
+        }
+
         return true;
     }
 

@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
-using Serval.Attached;
+using Serval.Daemon.Protocol;
 using Serval.Stack;
 using Serval.Stack.Services;
 using Serval.Wire;
@@ -14,9 +14,10 @@ namespace Serval.Daemon;
 /// a connection whose first byte is <see cref="DaemonProtocol.MagicByte"/> is an application channel. Each channel is
 /// bridged to the daemon's own host through the public API, one pump per direction; when the channel closes (the
 /// application disposed the object, or its process ended) the object is closed at once, so a listener's service
-/// unregisters immediately.
+/// unregisters immediately. A listen or connect request may carry the service's <c>name</c>: servald remembers it
+/// (<see cref="ServiceNames"/>, shared with the control handler) so its tables and logs show <c>name (short id)</c>.
 /// </summary>
-internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwners? owners = null) : IAsyncDisposable
+internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwners? owners = null, ServiceNames? names = null) : IAsyncDisposable
 {
     private const int PumpBuffer = DaemonProtocol.MaxDataChunk;
 
@@ -188,10 +189,13 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwn
     private async Task ListenAsync(DaemonChannel channel, JsonObject request)
     {
         ServalListener listener;
+        ServicePrefix prefix;
         try
         {
             var service = ServiceId.Parse((string)request["service"]!, null);
             var bits = (int?)request["bits"] ?? ServiceId.Bits;
+            prefix = new ServicePrefix(service, bits);
+            LearnName(prefix, (string?)request["name"]);
             listener = await ServalListener.ListenAsync(
                 new ServalListenerOptions
                 {
@@ -210,11 +214,15 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwn
 
         var id = Interlocked.Increment(ref _nextId);
         _listeners[id] = listener;
+        var app = _identities.TryGetValue(channel, out var identity) ? identity.ToString() : "an application";
+        var label = Label(prefix);
+        var protocol = listener.Protocol == TransportProtocol.Stream ? "stream" : "datagram";
         try
         {
             var reply = DaemonProtocol.Ok();
             reply["id"] = id;
             await channel.SendReplyAsync(reply).ConfigureAwait(false);
+            Listening(logger, app, label, protocol);
 
             // The listener lives as long as its channel: closed by the application, or by its process ending.
             await channel.WaitForPeerActivityAsync(_stop.Token).ConfigureAwait(false);
@@ -223,6 +231,7 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwn
         {
             _listeners.TryRemove(id, out _);
             await listener.DisposeAsync().ConfigureAwait(false);
+            StoppedListening(logger, app, label);
         }
     }
 
@@ -305,6 +314,7 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwn
             service = ServiceId.Parse((string)request["service"]!, null);
             protocol = Enum.Parse<TransportProtocol>((string?)request["protocol"] ?? nameof(TransportProtocol.Stream));
             advisory = (string?)request["advisory"] is { } a && a != "-" ? LinkAddress.Parse(a) : LinkAddress.None;
+            LearnName(ServicePrefix.Exact(service), (string?)request["name"]);
         }
         catch (Exception e) when (e is ArgumentException or FormatException or NullReferenceException)
         {
@@ -332,7 +342,7 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwn
         _connections[id] = connection;
         var stream = connection.GetStream();
         var abort = true;
-        var owned = Own(channel, connection.Handle);
+        var owned = Own(channel, connection.EngineSocket);
         try
         {
             var reply = DaemonProtocol.Ok();
@@ -456,7 +466,7 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwn
     private async Task RunConnectedDatagramAsync(DaemonChannel channel, ServalDatagramSocket socket)
     {
         var id = Interlocked.Increment(ref _nextId);
-        var owned = Own(channel, socket.Handle);
+        var owned = Own(channel, socket.EngineSocket);
         try
         {
             var reply = DaemonProtocol.Ok();
@@ -490,6 +500,39 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwn
             Disown(owned);
             await socket.DisposeAsync().ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Remembers the name an application gave a whole serviceID (a name that does not hash to it is ignored: the
+    /// serviceID is what counts), for servalctl's tables and, on servald's own host, its log lines.
+    /// </summary>
+    private void LearnName(ServicePrefix prefix, string? name)
+    {
+        if (string.IsNullOrEmpty(name) || prefix.Length != ServiceId.Bits)
+        {
+            return;
+        }
+
+        if (names is not null && !names.Learn(prefix.Id, name))
+        {
+            NameMismatch(logger, name, prefix.Id);
+
+            return;
+        }
+
+        host.Admin.NameService(prefix.Id, name);
+    }
+
+    /// <summary>A service as log lines show it: <c>name (short id)</c> when known.</summary>
+    private string Label(ServicePrefix prefix) =>
+        !host.IsAttached ? host.Admin.DescribeService(prefix)
+        : names?.Find(prefix) is { } name ? $"{name} ({ShortId(prefix.Id)})"
+        : prefix.ToString();
+
+    private static string ShortId(ServiceId service)
+    {
+        var s = service.ToString("s", null);
+        return s.Length <= 12 ? s : service.ToString()[..8] + "…";
     }
 
     /// <summary>Records the channel's application as the owner of an engine socket; returns the socket recorded.</summary>
@@ -585,7 +628,7 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwn
             while (true)
             {
                 var r = await socket.ReceiveFromAsync(buffer, _stop.Token).ConfigureAwait(false);
-                var payload = RemoteDatagramSocket.EncodeReceived(r.Source, r.SourceAddress, buffer.AsSpan(0, r.ReceivedBytes));
+                var payload = DaemonProtocol.EncodeReceivedFrom(r.Source, r.SourceAddress, buffer.AsSpan(0, r.ReceivedBytes));
                 await channel.SendAsync(FrameType.ReceivedFrom, payload).ConfigureAwait(false);
             }
         }
@@ -618,4 +661,13 @@ internal sealed partial class AppServer(ServalHost host, ILogger logger, FlowOwn
 
     [LoggerMessage(EventId = 20, Level = LogLevel.Debug, Message = "application channel ended: {Reason}")]
     private static partial void ChannelEnded(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 21, Level = LogLevel.Information, Message = "{App} listens on {Service} ({Protocol})")]
+    private static partial void Listening(ILogger logger, string app, string service, string protocol);
+
+    [LoggerMessage(EventId = 22, Level = LogLevel.Information, Message = "{App} stopped listening on {Service}")]
+    private static partial void StoppedListening(ILogger logger, string app, string service);
+
+    [LoggerMessage(EventId = 23, Level = LogLevel.Debug, Message = "an application named the service {Name}, which does not hash to {Service}; the name is ignored")]
+    private static partial void NameMismatch(ILogger logger, string name, ServiceId service);
 }

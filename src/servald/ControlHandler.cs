@@ -123,7 +123,7 @@ internal sealed class ControlHandler(ServalHost host, FlowOwners? owners = null,
 
         if (op == "rules.add" && !host.IsAttached && _names.Find(prefix) is { } known)
         {
-            host.Driver.ServiceLabels.Remember(prefix.Id, known); // the host's log lines show it too
+            host.Admin.NameService(prefix.Id, known); // the host's log lines show it too
         }
 
         var target = ParseTarget(RequiredString(request, "target"));
@@ -272,7 +272,7 @@ internal sealed class ControlHandler(ServalHost host, FlowOwners? owners = null,
             ["bytesResolved"] = rules.Sum(r => r.BytesResolved),
             ["packetsDropped"] = rules.Sum(r => r.PacketsDropped),
         };
-        if (await host.Driver.InvokeAsync(d => d.ResolverController?.Counters).WaitAsync(cancellationToken).ConfigureAwait(false) is { } resolver)
+        if (await host.Admin.GetResolverCountersAsync(cancellationToken).ConfigureAwait(false) is { } resolver)
         {
             var counters = new JsonObject();
             foreach (var p in typeof(Stack.ControlPlane.ResolverControllerCounters).GetProperties())

@@ -130,7 +130,7 @@ internal sealed partial class ControlServer : IAsyncDisposable
                 // An attached application starts with a byte no JSON request line starts with.
                 var first = new byte[1];
                 var n = await client.ReceiveAsync(first, SocketFlags.Peek, _stop.Token).ConfigureAwait(false);
-                if (n == 1 && first[0] == Serval.Attached.DaemonProtocol.MagicByte)
+                if (n == 1 && first[0] == Protocol.DaemonProtocol.MagicByte)
                 {
                     await _apps.ServeAsync(client).ConfigureAwait(false);
                     return;

@@ -15,10 +15,11 @@ namespace Serval.Daemon;
 /// </summary>
 internal sealed class MetricsExporter : IDisposable
 {
-    private const string MeterName = Serval.Runtime.HostMetrics.MeterName;
+    private const string MeterName = ServalHost.MeterName;
     private readonly MeterListener _listener = new();
     private readonly HttpListener _http = new();
     private readonly Lock _lock = new();
+    private readonly Lock _renderLock = new();
     private readonly Dictionary<(Instrument Instrument, string Labels), double> _values = [];
     private readonly string _hostName;
     private readonly Task _serveLoop;
@@ -143,6 +144,24 @@ internal sealed class MetricsExporter : IDisposable
     /// <summary>The current exposition text.</summary>
     public string Render()
     {
+        lock (_renderLock)
+        {
+            return RenderLocked();
+        }
+    }
+
+    private string RenderLocked()
+    {
+        // Observable instruments report their present series afresh: a series that is gone (a service whose entry
+        // left the table) is not repeated with its last value.
+        lock (_lock)
+        {
+            foreach (var key in _values.Keys.Where(k => k.Instrument.IsObservable).ToList())
+            {
+                _values.Remove(key);
+            }
+        }
+
         _listener.RecordObservableInstruments();
         var text = new StringBuilder();
         lock (_lock)

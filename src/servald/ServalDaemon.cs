@@ -119,7 +119,8 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
         MetricsExporter? metrics = null;
         OtlpExporter? otlp = null;
         var owners = new FlowOwners();
-        var apps = new AppServer(host, loggerFactory.CreateLogger<AppServer>(), owners);
+        var serviceNames = new ServiceNames(); // told by servalctl (rules.add) and by attached applications (listen, connect)
+        var apps = new AppServer(host, loggerFactory.CreateLogger<AppServer>(), owners, serviceNames);
         try
         {
             foreach (var drained in plan.Drains)
@@ -127,7 +128,7 @@ internal sealed partial class ServalDaemon : IAsyncDisposable
                 await host.SetRouterDrainingAsync(drained, null, true, cancellationToken).ConfigureAwait(false);
             }
 
-            control = ControlServer.Start(options.ControlSocketOrDefault, new ControlHandler(host, owners, new ServiceNames()), loggerFactory.CreateLogger<ControlServer>(), apps);
+            control = ControlServer.Start(options.ControlSocketOrDefault, new ControlHandler(host, owners, serviceNames), loggerFactory.CreateLogger<ControlServer>(), apps);
             if (plan.MetricsPrefix is not null)
             {
                 metrics = MetricsExporter.Start(plan.MetricsPrefix, host.Name);

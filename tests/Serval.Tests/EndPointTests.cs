@@ -25,6 +25,21 @@ public sealed class EndPointTests
         Assert.True(ep.AdvisoryAddress.IsNone);
     }
 
+    [Fact]
+    public void An_end_point_made_from_a_name_keeps_it_and_one_made_from_an_id_has_none()
+    {
+        Assert.Equal("shop.api", ServiceEndPoint.Parse("shop.api").Name);
+        Assert.Equal("shop.api", ServiceEndPoint.Parse("shop.api@127.0.0.5:54325").Name);
+        Assert.Equal("shop.api", ServiceEndPoint.FromName("shop.api").Name);
+        Assert.Equal(ServiceEndPoint.FromName("shop.api"), ServiceEndPoint.Parse("shop.api"));
+        Assert.Null(ServiceEndPoint.Parse("shop.api/16").Name); // a prefix of a hash names no one service
+        Assert.Null(ServiceEndPoint.Parse(ServiceId.FromName("shop.api").ToString()).Name);
+        Assert.Null(new ServiceEndPoint(ServiceId.FromName("shop.api")).Name);
+
+        // The name is informative: equal end points whether or not they carry it.
+        Assert.Equal(new ServiceEndPoint(ServiceId.FromName("shop.api")), ServiceEndPoint.Parse("shop.api"));
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("x/300")]

@@ -119,7 +119,7 @@ public sealed class NetnsServiceRouterTests(ITestOutputHelper output)
             // the client, TTL 64 - 1 (sr_syn_b.pcap frame 3).
             var forwarded = serverTap.Packets.Where(p => p.Kind == ReferenceLayout.Kind.Syn).ToList();
             Assert.NotEmpty(forwarded);
-            Assert.All(forwarded, p => Assert.Equal((clientAddress.IPv4Value, serverAddress.IPv4Value, IPHopLimit.Default - 1), (p.SourceAddress, p.DestinationAddress, (int)p.Ttl)));
+            Assert.All(forwarded, p => Assert.Equal(((UInt128)clientAddress.IPv4Value, (UInt128)serverAddress.IPv4Value, IPHopLimit.Default - 1), (p.SourceAddress, p.DestinationAddress, (int)p.Ttl)));
             Assert.Equal(forwarded.Count, ReferenceLayout.CheckForwardedHopLimits(clientTap.Packets, serverTap.Packets));
 
             // Every packet both ways, close included: SAL and TCP fields as the reference's of the same kind, IPv4
@@ -141,20 +141,25 @@ public sealed class NetnsServiceRouterTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public async Task A_syn_whose_ttl_would_reach_zero_at_the_router_is_dropped_and_counted()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_syn_whose_ttl_would_reach_zero_at_the_router_is_dropped_and_counted(bool ipv6)
     {
         Require();
         var ct = TestNet.Timeout(30);
         await using var net = LineNetwork.Create();
-        var (router, server, _) = await StartRouterAndServerAsync(net, LineNetwork.RouterAddresses, LineNetwork.ServerAddress, ct);
+        var (clientIP, routerIPs, serverIP) = ipv6
+            ? (LineNetwork.ClientAddress6, LineNetwork.RouterAddresses6, LineNetwork.ServerAddress6)
+            : (LineNetwork.ClientAddress, LineNetwork.RouterAddresses, LineNetwork.ServerAddress);
+        var (router, server, _) = await StartRouterAndServerAsync(net, routerIPs, serverIP, ct);
         await using (router)
         await using (server)
         await using (var listener = await StreamTests.EchoServerAsync(server, Echo, ct))
         {
-            var clientAddress = LinkAddress.FromIPAddress(LineNetwork.ClientAddress);
+            var clientAddress = LinkAddress.FromIPAddress(clientIP);
             var routerAddress = router.Address(0);
-            using var serverTap = net.Server.Invoke(() => PacketTap.OnInterfaces(LinkAddress.FromIPAddress(LineNetwork.ServerAddress)));
+            using var serverTap = net.Server.Invoke(() => PacketTap.OnInterfaces(LinkAddress.FromIPAddress(serverIP)));
 
             // A SYN from the client's address with the TTL we choose, sent by a raw link in the client's namespace (no
             // host there: the server's SYN-ACK finds no one, which is fine here).
@@ -168,7 +173,7 @@ public sealed class NetnsServiceRouterTests(ITestOutputHelper output)
             };
             var buffer = new byte[512];
             var n = syn.Emit(buffer, default, new TransportPseudoHeader(clientAddress, routerAddress));
-            using var sender = Link(net.Client, LineNetwork.ClientAddress);
+            using var sender = Link(net.Client, clientIP);
             void SendWithTtl(int ttl)
             {
                 sender.Send(clientAddress, routerAddress, buffer.AsSpan(0, n), ttl);
@@ -188,7 +193,8 @@ public sealed class NetnsServiceRouterTests(ITestOutputHelper output)
             Assert.Empty(serverTap.Failures);
             var forwarded = Assert.Single(serverTap.Packets, p => p.Kind == ReferenceLayout.Kind.Syn);
             Assert.Equal(1, forwarded.Ttl);
-            Assert.Equal(clientAddress.IPv4Value, forwarded.SourceAddress);
+            Assert.Equal(ipv6, forwarded.IPv6);
+            Assert.Equal(AddressKey(clientIP), forwarded.SourceAddress);
             Assert.Equal(2, router.Counters.HopLimitExceeded);
             Assert.Equal(0, server.Counters.BadTransportChecksum);
         }
@@ -207,16 +213,40 @@ public sealed class NetnsServiceRouterTests(ITestOutputHelper output)
         {
             await using (server)
             await using (var client = await StartClientAsync(net, LineNetwork.ClientAddress6, router, ct))
-            await using (var listener = await StreamTests.EchoServerAsync(server, Echo, ct))
             {
-                Assert.True(serverLink.WritesIPHeader && serverLink.ReportsHopLimit, "IPV6_HDRINCL or IPV6_RECVHOPLIMIT is not in use");
-                var (sent, received) = await StreamTests.TransferAsync(client, Echo, 200_000, ct);
-                Assert.Equal(SHA256.HashData(sent), SHA256.HashData(received));
+                var clientAddress = LinkAddress.FromIPAddress(LineNetwork.ClientAddress6);
+                var serverAddress = LinkAddress.FromIPAddress(LineNetwork.ServerAddress6);
+                using var clientTap = net.Client.Invoke(() => PacketTap.OnInterfaces(clientAddress));
+                using var serverTap = net.Server.Invoke(() => PacketTap.OnInterfaces(serverAddress));
+                await using (var listener = await StreamTests.EchoServerAsync(server, Echo, ct))
+                {
+                    Assert.True(serverLink.WritesIPHeader && serverLink.ReportsHopLimit, "IPV6_HDRINCL or IPV6_RECVHOPLIMIT is not in use");
+                    var (sent, received) = await StreamTests.TransferAsync(client, Echo, 200_000, ct);
+                    Assert.Equal(SHA256.HashData(sent), SHA256.HashData(received));
 
-                // The server verifies transport checksums strictly against the IPv6 source: nothing failed.
-                Assert.Equal(0, server.Counters.BadTransportChecksum);
-                Assert.InRange(router.Counters.Forwarded, 1, 3);
-                Assert.Equal(router.Counters.Forwarded, router.Counters.PacketsReceived);
+                    // The server verifies transport checksums strictly against the IPv6 source: nothing failed.
+                    Assert.Equal(0, server.Counters.BadTransportChecksum);
+                    Assert.InRange(router.Counters.Forwarded, 1, 3);
+                    Assert.Equal(router.Counters.Forwarded, router.Counters.PacketsReceived);
+                    Assert.True(await TestNet.EventuallyAsync(async () => await client.GetFlowCountAsync(ct) == 0 && await server.GetFlowCountAsync(ct) == 0, seconds: 10), "the connection did not close");
+                }
+
+                // Every packet both ways, close included, checked independently as over IPv4 (SOURCE6 instead of
+                // SOURCE, the IPv6 pseudo-header): the shapes of the reference's packets of the same kind, its
+                // control arithmetic, and the IP headers (who to whom, hop limit) of the reference's captures taken
+                // at the same places of the same topology.
+                clientTap.Dispose();
+                serverTap.Dispose();
+                Assert.True(clientTap.Failures.Count == 0, "client side: " + string.Join("\n", clientTap.Failures));
+                Assert.True(serverTap.Failures.Count == 0, "server side: " + string.Join("\n", serverTap.Failures));
+                Assert.All(clientTap.Packets.Concat(serverTap.Packets), p => Assert.True(p.IPv6, "an IPv4 packet on the IPv6 line"));
+                var forwarded = serverTap.Packets.Where(p => p.Kind == ReferenceLayout.Kind.Syn).ToList();
+                Assert.NotEmpty(forwarded);
+                Assert.Equal(forwarded.Count, ReferenceLayout.CheckForwardedHopLimits(clientTap.Packets, serverTap.Packets));
+                RawIpLayoutTests.AssertReferenceLayout(clientTap.Packets, requireEveryKind: true, minConnections: 1);
+                RawIpLayoutTests.AssertReferenceLayout(serverTap.Packets, requireEveryKind: true, minConnections: 1);
+                RawIpLayoutTests.AssertReferenceIPLayout(clientTap.Packets, "sr_syn_a.pcap");
+                RawIpLayoutTests.AssertReferenceIPLayout(serverTap.Packets, "sr_syn_b.pcap");
             }
 
             // The server's capture link recorded what its raw link reported for the first packet received: the
@@ -243,5 +273,12 @@ public sealed class NetnsServiceRouterTests(ITestOutputHelper output)
 
             Assert.True(found, "no SYN in the server's capture");
         }
+    }
+
+    /// <summary>An address as <see cref="ReferenceLayout.Packet"/> holds it (IPv4 in the low 32 bits).</summary>
+    private static UInt128 AddressKey(IPAddress address)
+    {
+        var bytes = address.GetAddressBytes();
+        return bytes.Length == 4 ? System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(bytes) : System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(bytes);
     }
 }

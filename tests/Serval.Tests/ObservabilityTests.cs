@@ -214,7 +214,7 @@ public sealed class ObservabilityTests
         await using var l = await ServalListener.ListenAsync(new ServalListenerOptions { Host = server, ListenEndPoint = new ServiceEndPoint(svc) }, ct);
 
         // Connected by name: the host knows the name from then on.
-        await using var connection = await ServalConnection.ConnectNamedAsync(new ServalConnectionOptions { Host = client, Service = svc, AdvisoryAddress = server.Address() }, "test.logs.migrate", ct);
+        await using var connection = await ServalConnection.ConnectAsync(new ServalConnectionOptions { Host = client, Service = svc, AdvisoryAddress = server.Address(), ServiceName = "test.logs.migrate" }, ct);
         await using var accepted = await l.AcceptConnectionAsync(ct);
         var flow = (await connection.GetFlowInfoAsync(ct))!;
         await connection.MigrateAsync(1, ct);

@@ -7,7 +7,7 @@ using Serval.Wire;
 namespace Serval.Tests;
 
 /// <summary>
-/// Reads the real IPv4 packets of protocol 144 that the kernel sends and receives, as the wire has them (kernel-made
+/// Reads the real IPv4 and IPv6 packets of protocol 144 that the kernel sends and receives, as the wire has them (kernel-made
 /// IP header included), and checks each with <see cref="ReferenceLayout.Check"/> on a background thread; keeps only the
 /// results, so long transfers cost no memory. Either a packet socket (<c>AF_PACKET</c>, <c>SOCK_DGRAM</c>, <c>ETH_P_ALL</c>,
 /// both directions of every interface of the namespace it is created in), or a raw protocol-144 socket (every
@@ -21,7 +21,7 @@ internal sealed class PacketTap : IDisposable
     private const int SoRcvBufForce = 33;
     private const int EthPAllNetworkOrder = 0x0300; // htons(ETH_P_ALL): only "all" taps see outgoing packets too
     private readonly Socket _socket;
-    private readonly HashSet<uint> _addresses;
+    private readonly HashSet<UInt128> _addresses;
     private readonly Thread _thread;
     private readonly List<ReferenceLayout.Packet> _packets = [];
     private readonly List<string> _failures = [];
@@ -34,7 +34,7 @@ internal sealed class PacketTap : IDisposable
         _socket.ReceiveTimeout = 100;
         // SO_RCVBUFFORCE (root) passes net.core.rmem_max, so bursts at full speed queue instead of being dropped.
         _socket.SetRawSocketOption(LinuxSockets.SolSocket, SoRcvBufForce, BitConverter.GetBytes(64 * 1024 * 1024));
-        _addresses = [.. addresses.Select(a => BinaryPrimitives.ReadUInt32BigEndian(a.ToIPAddress().GetAddressBytes()))];
+        _addresses = [.. addresses.Select(a => Key(a.ToIPAddress().GetAddressBytes()))];
         _thread = new Thread(Run) { IsBackground = true, Name = "packet tap" };
         _thread.Start();
     }
@@ -92,6 +92,28 @@ internal sealed class PacketTap : IDisposable
         return new Socket(new SafeSocketHandle(fd, ownsHandle: true));
     }
 
+    private static UInt128 Key(ReadOnlySpan<byte> address) =>
+        address.Length == 4 ? BinaryPrimitives.ReadUInt32BigEndian(address) : BinaryPrimitives.ReadUInt128BigEndian(address);
+
+    /// <summary>Whether <paramref name="ip"/> is an IPv4 or IPv6 packet of protocol 144 (no IPv6 extension headers).</summary>
+    private static bool IsProtocol144(ReadOnlySpan<byte> ip, out UInt128 source, out UInt128 destination)
+    {
+        (source, destination) = (0, 0);
+        if (ip.Length >= 20 && ip[0] >> 4 == 4 && ip[9] == ServalInfo.IPProtocolNumber)
+        {
+            (source, destination) = (Key(ip[12..16]), Key(ip[16..20]));
+            return true;
+        }
+
+        if (ip.Length >= 40 && ip[0] >> 4 == 6 && ip[6] == ServalInfo.IPProtocolNumber)
+        {
+            (source, destination) = (Key(ip[8..24]), Key(ip[24..40]));
+            return true;
+        }
+
+        return false;
+    }
+
     private void Run()
     {
         var buffer = new byte[65536];
@@ -117,8 +139,7 @@ internal sealed class PacketTap : IDisposable
             }
 
             var ip = buffer.AsSpan(0, n);
-            if (n < 20 || ip[0] >> 4 != 4 || ip[9] != ServalInfo.IPProtocolNumber
-                || !(_addresses.Contains(BinaryPrimitives.ReadUInt32BigEndian(ip[12..])) || _addresses.Contains(BinaryPrimitives.ReadUInt32BigEndian(ip[16..]))))
+            if (!IsProtocol144(ip, out var source, out var destination) || !(_addresses.Contains(source) || _addresses.Contains(destination)))
             {
                 continue;
             }

@@ -4,24 +4,28 @@ using Xunit;
 namespace Serval.Tests;
 
 /// <summary>
-/// The public surface of the Serval assembly, as sorted text, must equal <c>PublicApi.txt</c>. After an intended API
+/// The public surface of the Serval assembly, as sorted text, must equal <c>PublicApi.txt</c>, and that of the daemon
+/// protocol <c>PublicApi.Daemon.Protocol.txt</c>. After an intended API
 /// change, regenerate it with <c>SERVAL_UPDATE_PUBLIC_API=1 dotnet test tests/Serval.Tests --filter PublicApi</c>
 /// and review the diff.
 /// </summary>
 public sealed class PublicApiTests
 {
-    [Fact]
-    public void Public_api_matches_the_snapshot()
+    [Theory]
+    [InlineData("Serval", "PublicApi.txt")]
+    [InlineData("Serval.Daemon.Protocol", "PublicApi.Daemon.Protocol.txt")]
+    public void Public_api_matches_the_snapshot(string assembly, string snapshot)
     {
-        var actual = Serval.Testing.PublicApiText.Describe(typeof(ServalHost).Assembly);
-        var path = Path.Combine(SourceDirectory(), "PublicApi.txt");
+        var type = assembly == "Serval" ? typeof(ServalHost) : typeof(Serval.Daemon.Protocol.DaemonChannel);
+        var actual = Serval.Testing.PublicApiText.Describe(type.Assembly);
+        var path = Path.Combine(SourceDirectory(), snapshot);
         if (Environment.GetEnvironmentVariable("SERVAL_UPDATE_PUBLIC_API") == "1")
         {
             File.WriteAllText(path, actual);
         }
 
         var expected = File.Exists(path) ? File.ReadAllText(path).ReplaceLineEndings("\n") : "";
-        Assert.True(expected == actual, $"The public API changed. Review and regenerate PublicApi.txt (SERVAL_UPDATE_PUBLIC_API=1). Current:\n{actual}");
+        Assert.True(expected == actual, $"The public API of {assembly} changed. Review and regenerate {snapshot} (SERVAL_UPDATE_PUBLIC_API=1). Current:\n{actual}");
     }
 
     [Fact]

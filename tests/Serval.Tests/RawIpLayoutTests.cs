@@ -137,6 +137,123 @@ public sealed class RawIpLayoutTests
         Assert.False(IPShapes(serverSide).SetEquals(IPShapes(ReferencePackets("sr_syn_b.pcap"))));
     }
 
+    /// <summary>
+    /// The reference's IPv4 packet rewritten, by hand, as the same packet over raw IPv6: a 40-byte header (no
+    /// extension headers), IPv4 addresses mapped to fd00::a.b.c.d, SOURCE as SOURCE6, checksums recomputed (the TCP
+    /// checksum over the IPv6 pseudo-header unless <paramref name="ipv4PseudoHeader"/>).
+    /// </summary>
+    private static byte[] AsIPv6(byte[] ipv4, byte hopLimit, bool ipv4PseudoHeader = false, bool keepSourceAsIPv4 = false)
+    {
+        static void Mapped(Span<byte> to, ReadOnlySpan<byte> v4)
+        {
+            to.Clear();
+            to[0] = 0xfd;
+            v4.CopyTo(to[12..]);
+        }
+
+        var sal4 = ipv4.AsSpan(20);
+        var salLength4 = sal4[8] * 4;
+        var sal = new List<byte>(sal4[..12].ToArray());
+        for (var at = 12; at < salLength4;)
+        {
+            var length = sal4[at + 1];
+            if (sal4[at] >> 4 == 4 && !keepSourceAsIPv4)
+            {
+                var n = (length - 4) / 4;
+                var ext = new byte[4 + (16 * n)];
+                ext[0] = 5 << 4;
+                ext[1] = (byte)ext.Length;
+                for (var i = 0; i < n; i++)
+                {
+                    Mapped(ext.AsSpan(4 + (16 * i), 16), sal4.Slice(at + 4 + (4 * i), 4));
+                }
+
+                sal.AddRange(ext);
+            }
+            else
+            {
+                sal.AddRange(sal4.Slice(at, length).ToArray());
+            }
+
+            at += length;
+        }
+
+        var salLength = sal.Count;
+        sal.AddRange(sal4[salLength4..].ToArray());
+        var packet = new byte[40 + sal.Count];
+        packet[0] = 0x60;
+        (packet[4], packet[5]) = ((byte)(sal.Count >> 8), (byte)sal.Count);
+        packet[6] = ServalInfo.IPProtocolNumber;
+        packet[7] = hopLimit;
+        Mapped(packet.AsSpan(8, 16), ipv4.AsSpan(12, 4));
+        Mapped(packet.AsSpan(24, 16), ipv4.AsSpan(16, 4));
+        sal.CopyTo(packet, 40);
+        var s = packet.AsSpan(40);
+        s[8] = (byte)(salLength / 4);
+        s[10] = s[11] = 0;
+        var salSum = ReferenceLayout.Checksum(0, s[..salLength]);
+        (s[10], s[11]) = ((byte)(salSum >> 8), (byte)salSum);
+        var segment = s[salLength..];
+        if (segment.Length == 0)
+        {
+            return packet; // a control-only SAL packet: no transport header
+        }
+
+        segment[16] = segment[17] = 0;
+
+        // The MSS option is 20 bytes smaller over IPv6 (a 20-byte longer IP header on the same path).
+        for (var i = 20; i + 1 < (segment[12] >> 4) * 4 && segment[i] != 0; i += segment[i] == 1 ? 1 : segment[i + 1])
+        {
+            if (segment[i] == 2)
+            {
+                var mss = ((segment[i + 2] << 8) | segment[i + 3]) - 20;
+                (segment[i + 2], segment[i + 3]) = ((byte)(mss >> 8), (byte)mss);
+            }
+        }
+
+        var addresses = ipv4PseudoHeader ? ipv4.AsSpan(12, 8) : packet.AsSpan(8, 32);
+        var pseudo = 0UL;
+        for (var i = 0; i < addresses.Length; i += 2)
+        {
+            pseudo += (ulong)((addresses[i] << 8) | addresses[i + 1]);
+        }
+
+        var tcpSum = ReferenceLayout.Checksum(pseudo + 6 + (ulong)segment.Length, segment);
+        (segment[16], segment[17]) = ((byte)(tcpSum >> 8), (byte)tcpSum);
+        return packet;
+    }
+
+    [Fact]
+    public void Over_ipv6_the_check_applies_the_same_rules_and_reduces_to_the_ipv4_shape()
+    {
+        // The reference's forwarded SYN and its stream as they would be over IPv6 pass, with the IPv4 shapes.
+        var (syn, _) = ReferenceForwardedSyn();
+        var v4 = ReferenceLayout.Check(syn);
+        var v6 = ReferenceLayout.Check(AsIPv6(syn, hopLimit: 63));
+        Assert.True(v6.IPv6);
+        Assert.Equal(v4.Shape, v6.Shape);
+        Assert.Equal((63, 2), (v6.Ttl, v6.SourceRoute.Count));
+        using (var file = File.OpenRead(ReferencePath("tcp_basic.pcap")))
+        {
+            var stream = ReferenceLayout.ReadIPPackets(file);
+            var shapes4 = stream.Select(p => ReferenceLayout.Check(p).Shape).ToList();
+            var shapes6 = stream.Select(p => ReferenceLayout.Check(AsIPv6(p, hopLimit: 64)).Shape).ToList();
+            Assert.Equal(shapes4, shapes6);
+        }
+
+        // What the IPv6 check refuses: hop limit 0, a TCP checksum over an IPv4 pseudo-header, SOURCE (IPv4 addresses)
+        // in an IPv6 packet, a forwarded SYN from the router's address, a payload length that is not the packet's.
+        Assert.Contains("hop limit is 0", Assert.Throws<LayoutException>(() => ReferenceLayout.Check(AsIPv6(syn, hopLimit: 0))).Message, StringComparison.Ordinal);
+        Assert.Contains("IPv6 header", Assert.Throws<LayoutException>(() => ReferenceLayout.Check(AsIPv6(syn, 63, ipv4PseudoHeader: true))).Message, StringComparison.Ordinal);
+        Assert.Contains("SOURCE (IPv4 addresses)", Assert.Throws<LayoutException>(() => ReferenceLayout.Check(AsIPv6(syn, 63, keepSourceAsIPv4: true))).Message, StringComparison.Ordinal);
+        var fromRouter = (byte[])syn.Clone();
+        (fromRouter[12], fromRouter[13], fromRouter[14], fromRouter[15]) = ((byte)10, (byte)202, (byte)3, (byte)254);
+        Assert.Contains("SOURCE[0]", Assert.Throws<LayoutException>(() => ReferenceLayout.Check(AsIPv6(fromRouter, 63))).Message, StringComparison.Ordinal);
+        var longer = AsIPv6(syn, 63);
+        longer[5]++;
+        Assert.Contains("payload length", Assert.Throws<LayoutException>(() => ReferenceLayout.Check(longer)).Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(0, 0x46, "version/IHL")] // an IP option word
     [InlineData(9, 6, "IP protocol")] // plain TCP instead of protocol 144

@@ -107,9 +107,18 @@ public sealed class RawIpTests
         await using var client = await RawHostAsync("raw6-client", new PcapCaptureLink(ns.Invoke(() => new RawIpLink(clientAddress)), capture, leaveOpen: true));
         Assert.Equal(1460, server.Links[0].Mtu);
 
+        // The stream's packets, both directions and the close, as the namespace's loopback carries them (each seen
+        // leaving and arriving), checked independently against the reference's layout (IPv6 as over IPv4).
+        using var tap = ns.Invoke(() => PacketTap.OnInterfaces(LinkAddress.FromIPAddress(serverAddress), LinkAddress.FromIPAddress(clientAddress)));
         await using var listener = await StreamTests.EchoServerAsync(server, Echo, ct);
         var (sent, received) = await StreamTests.TransferAsync(client, Echo, 2 * 1024 * 1024, ct, server.Address());
         Assert.Equal(SHA256.HashData(sent), SHA256.HashData(received));
+        Assert.True(await TestNet.EventuallyAsync(async () => await client.GetFlowCountAsync(ct) == 0 && await server.GetFlowCountAsync(ct) == 0, seconds: 10), "the connection did not close");
+        tap.Dispose();
+        Assert.True(tap.Failures.Count == 0, string.Join("\n", tap.Failures));
+        Assert.All(tap.Packets, p => Assert.True(p.IPv6, "an IPv4 packet between IPv6 addresses"));
+        RawIpLayoutTests.AssertReferenceLayout(tap.Packets, requireEveryKind: true, minConnections: 1);
+        RawIpLayoutTests.AssertReferenceIPLayout(tap.Packets, "tcp_basic.pcap");
 
         var service = ServiceId.FromName("test.raw6.dgram");
         await client.AddRuleAsync(ServicePrefix.Exact(service), client.ForwardTo(server.Address()), cancellationToken: ct);

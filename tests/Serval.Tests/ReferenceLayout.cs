@@ -6,7 +6,7 @@ using Serval.Wire.Pcap;
 namespace Serval.Tests;
 
 /// <summary>
-/// A byte-level check, written independently of the project's parser, that IPv4 packets carrying Serval streams have
+/// A byte-level check, written independently of the project's parser, that IP packets carrying Serval streams have
 /// the layout of the reference implementation (its captures in tests/Serval.Wire.Tests/TestData; docs/protocol.md §1–3, §8 and §9): IPv4 header of
 /// 20 bytes (no options, total length = packet length, not a fragment, valid checksum, TTL above 0) with protocol 144 (or
 /// a UDP header on port 54325 for encapsulation), SAL base header with its checksum, CONTROL (20 bytes), SERVICE (36)
@@ -40,8 +40,8 @@ internal static class ReferenceLayout
     public sealed record Packet(
         Kind Kind,
         string Shape,
-        uint SourceAddress,
-        uint DestinationAddress,
+        UInt128 SourceAddress,
+        UInt128 DestinationAddress,
         uint SourceFlow,
         uint DestinationFlow,
         uint Verno,
@@ -50,14 +50,17 @@ internal static class ReferenceLayout
         int PayloadLength,
         bool UdpEncapsulated)
     {
-        /// <summary>The IPv4 TTL.</summary>
+        /// <summary>The IPv4 TTL or IPv6 hop limit.</summary>
         public byte Ttl { get; init; }
 
-        /// <summary>The addresses of the SOURCE extension (empty without one).</summary>
-        public IReadOnlyList<uint> SourceRoute { get; init; } = [];
+        /// <summary>Whether the packet is IPv6 (addresses are then 128 bits; IPv4 addresses are the low 32).</summary>
+        public bool IPv6 { get; init; }
+
+        /// <summary>The addresses of the SOURCE or SOURCE6 extension (empty without one).</summary>
+        public IReadOnlyList<UInt128> SourceRoute { get; init; } = [];
     }
 
-    /// <summary>Reads every Serval packet of a capture (any link type <see cref="SalFrame"/> knows) as IPv4 packets.</summary>
+    /// <summary>Reads every Serval packet of a capture (any link type <see cref="SalFrame"/> knows) as IP packets.</summary>
     public static List<byte[]> ReadIPPackets(Stream pcap)
     {
         using var reader = new PcapReader(pcap);
@@ -73,8 +76,23 @@ internal static class ReferenceLayout
         return packets;
     }
 
-    /// <summary>Checks one IPv4 packet; throws <see cref="LayoutException"/> saying what is wrong.</summary>
+    /// <summary>
+    /// Checks one IP packet (IPv4, or IPv6, which the reference does not run over: its packets are checked by the same
+    /// rules and reduced to the shape the same packet would have over IPv4, see <see cref="CheckIPv6"/>); throws
+    /// <see cref="LayoutException"/> saying what is wrong.
+    /// </summary>
     public static Packet Check(ReadOnlySpan<byte> ip)
+    {
+        Require(ip.Length >= 1, "empty packet");
+        return (ip[0] >> 4) switch
+        {
+            4 => CheckIPv4(ip),
+            6 => CheckIPv6(ip),
+            var v => throw new LayoutException($"IP version {v}"),
+        };
+    }
+
+    private static Packet CheckIPv4(ReadOnlySpan<byte> ip)
     {
         Require(ip.Length >= 20, "shorter than an IPv4 header");
         Require(ip[0] == 0x45, $"IPv4 version/IHL byte is 0x{ip[0]:x2}, the reference sends 0x45 (no IP options)");
@@ -82,24 +100,42 @@ internal static class ReferenceLayout
         Require((BinaryPrimitives.ReadUInt16BigEndian(ip[6..]) & 0x3fff) == 0, "IPv4 packet is a fragment");
         Require(ip[8] > 0, "IPv4 TTL is 0");
         Require(Fold(Sum(0, ip[..20])) == 0, "IPv4 header checksum is wrong");
-        var ttl = ip[8];
-        var source = BinaryPrimitives.ReadUInt32BigEndian(ip[12..]);
-        var destination = BinaryPrimitives.ReadUInt32BigEndian(ip[16..]);
+        return CheckAboveIP(ip, 20, ip[9], ip[8], BinaryPrimitives.ReadUInt32BigEndian(ip[12..]), BinaryPrimitives.ReadUInt32BigEndian(ip[16..]), Sum(0, ip[12..20]), ipv6: false);
+    }
+
+    /// <summary>
+    /// IPv6 (docs/protocol.md: raw IPv6 with next header 144, or UDP): a 40-byte header with no extension headers,
+    /// payload length = packet length - 40, hop limit above 0; SOURCE6 (type 5, 16-byte addresses) where IPv4 has
+    /// SOURCE; the transport checksum over the IPv6 pseudo-header (RFC 8200 §8.1). The shape is the IPv4 one: SOURCE6 is
+    /// written as SOURCE and the MSS 20 bytes larger (the IPv6 header is 20 bytes longer), so that it compares with the
+    /// reference's IPv4 captures.
+    /// </summary>
+    private static Packet CheckIPv6(ReadOnlySpan<byte> ip)
+    {
+        Require(ip.Length >= 40, "shorter than an IPv6 header");
+        Require(BinaryPrimitives.ReadUInt16BigEndian(ip[4..]) == ip.Length - 40, "IPv6 payload length differs from the packet length - 40");
+        Require(ip[7] > 0, "IPv6 hop limit is 0");
+        Require(ip[6] is ServalInfo.IPProtocolNumber or 17, $"IPv6 next header {ip[6]}, neither 144 nor UDP (no extension headers expected)");
+        return CheckAboveIP(ip, 40, ip[6], ip[7], BinaryPrimitives.ReadUInt128BigEndian(ip[8..]), BinaryPrimitives.ReadUInt128BigEndian(ip[24..]), Sum(0, ip[8..40]), ipv6: true);
+    }
+
+    private static Packet CheckAboveIP(ReadOnlySpan<byte> ip, int headerLength, byte protocol, byte ttl, UInt128 source, UInt128 destination, ulong addressSum, bool ipv6)
+    {
         ReadOnlySpan<byte> sal;
         bool udp;
-        if (ip[9] == ServalInfo.IPProtocolNumber)
+        if (protocol == ServalInfo.IPProtocolNumber)
         {
-            sal = ip[20..];
+            sal = ip[headerLength..];
             udp = false;
         }
         else
         {
-            Require(ip[9] == 17, $"IP protocol {ip[9]}, neither 144 nor UDP");
-            Require(ip.Length >= 28, "shorter than a UDP header");
-            var ports = (BinaryPrimitives.ReadUInt16BigEndian(ip[20..]), BinaryPrimitives.ReadUInt16BigEndian(ip[22..]));
+            Require(protocol == 17, $"IP protocol {protocol}, neither 144 nor UDP");
+            Require(ip.Length >= headerLength + 8, "shorter than a UDP header");
+            var ports = (BinaryPrimitives.ReadUInt16BigEndian(ip[headerLength..]), BinaryPrimitives.ReadUInt16BigEndian(ip[(headerLength + 2)..]));
             Require(ports.Item1 == ServalInfo.DefaultUdpPort || ports.Item2 == ServalInfo.DefaultUdpPort, $"UDP ports {ports} do not include 54325");
-            Require(BinaryPrimitives.ReadUInt16BigEndian(ip[24..]) == ip.Length - 20, "UDP length differs from the packet length");
-            sal = ip[28..];
+            Require(BinaryPrimitives.ReadUInt16BigEndian(ip[(headerLength + 4)..]) == ip.Length - headerLength, "UDP length differs from the packet length");
+            sal = ip[(headerLength + 8)..];
             udp = true;
         }
 
@@ -114,13 +150,13 @@ internal static class ReferenceLayout
         Require(sourceFlow != 0, "source flowID is 0");
 
         // Extensions (docs/protocol.md §3), walked by hand.
-        var shape = new StringBuilder($"sal hl={salLength} proto={sal[9]} ext=");
+        var shape = new StringBuilder($"sal hl=# proto={sal[9]} ext=");
         var at = 12;
         int control = 0, service = 0, sourceRoute = 0;
         byte controlFlags = 0;
         uint verno = 0, ackno = 0;
         ulong nonce = 0;
-        var route = new List<uint>();
+        var route = new List<UInt128>();
         while (at < salLength)
         {
             var type = sal[at] >> 4;
@@ -146,6 +182,7 @@ internal static class ReferenceLayout
                     Require(body[0] == 0 && body[1] == 0, "SERVICE reserved bytes are not zero");
                     break;
                 case 4:
+                    Require(!ipv6, "SOURCE (IPv4 addresses) in an IPv6 packet");
                     Require((length - 4) % 4 == 0 && (length - 4) / 4 is >= 2 and <= 20 && ++sourceRoute == 1, $"SOURCE length {length} is not 4 + 4n (2 <= n <= 20) or repeated");
                     Require(body[0] == 0 && body[1] == 0, "SOURCE reserved bytes are not zero");
                     for (var a = 2; a + 4 <= body.Length; a += 4)
@@ -154,15 +191,28 @@ internal static class ReferenceLayout
                     }
 
                     break;
+                case 5:
+                    Require(ipv6, "SOURCE6 (IPv6 addresses) in an IPv4 packet");
+                    Require((length - 4) % 16 == 0 && (length - 4) / 16 is >= 2 and <= 15 && ++sourceRoute == 1, $"SOURCE6 length {length} is not 4 + 16n (2 <= n <= 15) or repeated");
+                    Require(body[0] == 0 && body[1] == 0, "SOURCE6 reserved bytes are not zero");
+                    for (var a = 2; a + 16 <= body.Length; a += 16)
+                    {
+                        route.Add(BinaryPrimitives.ReadUInt128BigEndian(body[a..]));
+                    }
+
+                    break;
                 default:
                     throw new LayoutException($"extension type {type} the reference does not send in a stream");
             }
 
-            shape.Append(type switch { 1 => "CONTROL", 2 => "SERVICE", _ => "SOURCE" }).Append('/').Append(type == 4 ? "4+4n" : length.ToString(System.Globalization.CultureInfo.InvariantCulture)).Append(',');
+            shape.Append(type switch { 1 => "CONTROL", 2 => "SERVICE", _ => "SOURCE" }).Append('/').Append(type is 4 or 5 ? "4+4n" : length.ToString(System.Globalization.CultureInfo.InvariantCulture)).Append(',');
             at += length;
         }
 
         Require(at == salLength, "extensions do not end at the SAL header length");
+
+        // Over IPv6 the header length is the one the same packet has over IPv4: each SOURCE6 address is 12 bytes longer.
+        shape.Replace("hl=#", "hl=" + (ipv6 ? salLength - (12 * route.Count) : salLength).ToString(System.Globalization.CultureInfo.InvariantCulture));
         if (control == 1)
         {
             shape.Append(" control=0x").Append(controlFlags.ToString("x2", System.Globalization.CultureInfo.InvariantCulture));
@@ -190,7 +240,7 @@ internal static class ReferenceLayout
             Require(control == 1 && controlFlags is 0x04 or 0x20, "a control-only packet must be a SAL FIN or ACK");
             shape.Append(" control-only");
             var k = controlFlags == 0x04 ? Kind.SalFin : Kind.SalAck;
-            return new Packet(k, shape.ToString(), source, destination, sourceFlow, destinationFlow, verno, ackno, nonce, 0, udp) { Ttl = ttl, SourceRoute = route };
+            return new Packet(k, shape.ToString(), source, destination, sourceFlow, destinationFlow, verno, ackno, nonce, 0, udp) { Ttl = ttl, SourceRoute = route, IPv6 = ipv6 };
         }
 
         Require(segment.Length >= 20, "TCP segment shorter than its header");
@@ -199,8 +249,8 @@ internal static class ReferenceLayout
         Require(tcpLength >= 20 && tcpLength <= segment.Length, $"TCP data offset {tcpLength} out of range");
         Require((segment[12] & 0x0f) == 0, "TCP reserved bits are set");
         Require(BinaryPrimitives.ReadUInt16BigEndian(segment[18..]) == 0, "TCP urgent pointer is set");
-        var pseudo = udp ? 0UL : (ulong)(source >> 16) + (source & 0xffff) + (destination >> 16) + (destination & 0xffff);
-        Require(Fold(Sum(pseudo + 6 + (ulong)segment.Length, segment)) == 0, "TCP checksum (pseudo-header of this IPv4 header, protocol 6) is wrong");
+        var pseudo = udp ? 0UL : addressSum;
+        Require(Fold(Sum(pseudo + 6 + (ulong)segment.Length, segment)) == 0, $"TCP checksum (pseudo-header of this {(ipv6 ? "IPv6" : "IPv4")} header, protocol 6) is wrong");
         var flags = segment[13];
         const byte fin = 0x01, syn = 0x02, rst = 0x04, ack = 0x10;
         Require((flags & rst) == 0 && (flags & 0xc0) == 0, $"TCP flags 0x{flags:x2} (RST/ECN) in a normal stream");
@@ -228,7 +278,7 @@ internal static class ReferenceLayout
             {
                 case 2:
                     Require(len == 4, "MSS option length");
-                    kinds.Add("MSS=" + BinaryPrimitives.ReadUInt16BigEndian(options[(i + 2)..]).ToString(System.Globalization.CultureInfo.InvariantCulture));
+                    kinds.Add("MSS=" + (BinaryPrimitives.ReadUInt16BigEndian(options[(i + 2)..]) + (ipv6 ? 20 : 0)).ToString(System.Globalization.CultureInfo.InvariantCulture));
                     break;
                 case 3:
                     Require(len == 3, "window scale option length");
@@ -269,7 +319,7 @@ internal static class ReferenceLayout
             result = (flags & fin) != 0 ? Kind.TcpFin : payload > 0 ? Kind.Data : Kind.PureAck;
         }
 
-        return new Packet(result, shape.ToString(), source, destination, sourceFlow, destinationFlow, verno, ackno, nonce, payload, udp) { Ttl = ttl, SourceRoute = route };
+        return new Packet(result, shape.ToString(), source, destination, sourceFlow, destinationFlow, verno, ackno, nonce, payload, udp) { Ttl = ttl, SourceRoute = route, IPv6 = ipv6 };
     }
 
     /// <summary>
@@ -277,9 +327,9 @@ internal static class ReferenceLayout
     /// destination and source, or its SOURCE extension's first and last addresses), "router" for the addresses between
     /// them in a SOURCE extension and for the destination of a client's SYN that is not the server.
     /// </summary>
-    public static Dictionary<uint, string> Roles(IReadOnlyList<Packet> packets)
+    public static Dictionary<UInt128, string> Roles(IReadOnlyList<Packet> packets)
     {
-        var roles = new Dictionary<uint, string>();
+        var roles = new Dictionary<UInt128, string>();
         foreach (var p in packets.Where(p => p.Kind == Kind.SynAck))
         {
             var client = p.SourceRoute.Count > 0 ? p.SourceRoute[0] : p.DestinationAddress;
@@ -305,9 +355,9 @@ internal static class ReferenceLayout
     /// to whom (<see cref="Roles"/>), and the TTL. Version, header length (no options), protocol 144, total length and
     /// checksum are required by <see cref="Check"/> already.
     /// </summary>
-    public static string IPShape(Packet p, IReadOnlyDictionary<uint, string> roles)
+    public static string IPShape(Packet p, IReadOnlyDictionary<UInt128, string> roles)
     {
-        string Role(uint a) => roles.TryGetValue(a, out var r) ? r : "unknown " + Dotted(a);
+        string Role(UInt128 a) => roles.TryGetValue(a, out var r) ? r : "unknown " + Dotted(a);
         return $"{(p.Kind == Kind.Syn ? "syn" : "flow")} {Role(p.SourceAddress)}->{Role(p.DestinationAddress)} ttl={p.Ttl}";
     }
 
@@ -334,7 +384,17 @@ internal static class ReferenceLayout
         return count;
     }
 
-    private static string Dotted(uint a) => $"{a >> 24}.{(a >> 16) & 0xff}.{(a >> 8) & 0xff}.{a & 0xff}";
+    private static string Dotted(UInt128 a)
+    {
+        if (a <= uint.MaxValue)
+        {
+            return $"{a >> 24}.{(a >> 16) & 0xff}.{(a >> 8) & 0xff}.{a & 0xff}";
+        }
+
+        var bytes = new byte[16];
+        BinaryPrimitives.WriteUInt128BigEndian(bytes, a);
+        return new System.Net.IPAddress(bytes).ToString();
+    }
 
     /// <summary>
     /// Checks the SAL control exchange of every connection in <paramref name="packets"/> against the reference's verno

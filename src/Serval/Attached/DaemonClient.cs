@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
+using Serval.Daemon.Protocol;
 using Serval.Stack;
 using Serval.Wire;
 

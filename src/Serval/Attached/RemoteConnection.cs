@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
+using Serval.Daemon.Protocol;
 using Serval.Stack;
 using Serval.Wire;
 
@@ -67,7 +68,8 @@ internal sealed class RemoteConnection : IRemoteObject
 
     public TaskCompletionSource WritesClosed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public static async Task<RemoteConnection> ConnectAsync(DaemonClient client, ServiceId service, TransportProtocol protocol, LinkAddress advisory, CancellationToken cancellationToken)
+    /// <summary>Opens a connection in servald; <paramref name="name"/>, the name the service was given by, if any, is shown in servald's tables and logs.</summary>
+    public static async Task<RemoteConnection> ConnectAsync(DaemonClient client, ServiceId service, TransportProtocol protocol, LinkAddress advisory, CancellationToken cancellationToken, string? name = null)
     {
         var (channel, reply) = await client.OpenAsync(
             new JsonObject
@@ -76,6 +78,7 @@ internal sealed class RemoteConnection : IRemoteObject
                 ["service"] = service.ToString(),
                 ["protocol"] = protocol.ToString(),
                 ["advisory"] = advisory.ToString(),
+                ["name"] = name,
             },
             cancellationToken).ConfigureAwait(false);
         return new RemoteConnection(client, channel, protocol, (long?)reply["id"] ?? 0);

@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
-using System.Text;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
+using Serval.Daemon.Protocol;
 using Serval.Wire;
 
 namespace Serval.Attached;
@@ -135,14 +135,10 @@ internal sealed class RemoteDatagramSocket : IRemoteObject
                 {
                     try
                     {
-                        var span = frame.Span;
-                        var source = ServiceId.Read(span);
-                        var addressLength = span[ServiceId.Size];
-                        var address = Encoding.ASCII.GetString(span.Slice(ServiceId.Size + 1, addressLength));
-                        var data = span[(ServiceId.Size + 1 + addressLength)..];
+                        var source = DaemonProtocol.DecodeReceivedFrom(frame.Span, out var address, out var data);
                         var n = Math.Min(data.Length, buffer.Length);
                         data[..n].CopyTo(buffer.Span);
-                        return new ServalReceiveResult(n, source, address == "-" ? LinkAddress.None : LinkAddress.Parse(address));
+                        return new ServalReceiveResult(n, source, address);
                     }
                     finally
                     {
@@ -168,18 +164,6 @@ internal sealed class RemoteDatagramSocket : IRemoteObject
         {
             throw closed;
         }
-    }
-
-    /// <summary>Writes a received datagram as a <see cref="FrameType.ReceivedFrom"/> payload (daemon side).</summary>
-    public static byte[] EncodeReceived(ServiceId source, LinkAddress address, ReadOnlySpan<byte> datagram)
-    {
-        var text = address.ToString();
-        var payload = new byte[ServiceId.Size + 1 + text.Length + datagram.Length];
-        source.WriteTo(payload);
-        payload[ServiceId.Size] = checked((byte)text.Length);
-        Encoding.ASCII.GetBytes(text, payload.AsSpan(ServiceId.Size + 1));
-        datagram.CopyTo(payload.AsSpan(ServiceId.Size + 1 + text.Length));
-        return payload;
     }
 
     /// <summary>Closes the socket and waits (bounded) until the daemon has closed its socket (and unbound its service).</summary>

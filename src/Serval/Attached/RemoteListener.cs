@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Serval.Daemon.Protocol;
 using Serval.Stack;
 
 namespace Serval.Attached;
@@ -40,6 +41,9 @@ internal sealed class RemoteListener : IRemoteObject
                 ["bits"] = options.ListenEndPoint.PrefixLength,
                 ["protocol"] = options.Protocol.ToString(),
                 ["backlog"] = options.ListenBacklog,
+
+                // The name the service was bound by, if any: servald shows it in its tables and logs.
+                ["name"] = options.ListenEndPoint.Name,
             },
             cancellationToken).ConfigureAwait(false);
         return new RemoteListener(client, channel, (long?)reply["id"] ?? 0, options.Protocol);

@@ -7,10 +7,23 @@ namespace Serval.Runtime;
 /// The host's instruments on the meter <see cref="MeterName"/> (one meter per host, instruments named
 /// <c>serval.&lt;area&gt;.&lt;thing&gt;</c> with units; docs/design.md, "Observability"): observable counters over the
 /// engine's counters and observable gauges of flows and rules, all tagged with the host name (never a flowID).
+/// Per-service counters carry the service (<c>serval.service.id</c>, and <c>serval.service.name</c> when the host knows
+/// it) for at most <see cref="MaxServiceSeries"/> services; the rest are summed under <c>serval.service.id</c> =
+/// <c>other</c>, so a router with many registrations has a bounded number of series.
 /// </summary>
 internal sealed class HostMetrics : IDisposable
 {
     public const string MeterName = "Serval.Host";
+
+    /// <summary>Most services with series of their own; further services are summed into <c>other</c>.</summary>
+    public const int MaxServiceSeries = 64;
+
+    /// <summary>The <c>serval.service.id</c> of the services beyond <see cref="MaxServiceSeries"/>.</summary>
+    public const string OtherServices = "other";
+
+    private readonly EngineDriver _driver;
+    private readonly Lock _seriesLock = new();
+    private readonly HashSet<Serval.Wire.ServicePrefix> _serviceSeries = [];
 
     private readonly Meter _meter;
     private readonly Counter<long> _connectionsOpened;
@@ -22,6 +35,7 @@ internal sealed class HostMetrics : IDisposable
         _hostTag = new KeyValuePair<string, object?>("serval.host", host);
         var options = new MeterOptions(MeterName) { Tags = [_hostTag] };
         _meter = factory?.Create(options) ?? new Meter(options);
+        _driver = driver;
         var c = driver.Counters;
         ObserveDirections("serval.packets", "{packet}", "SAL packets handed to the engine (receive) and transmitted by it (transmit).", () => c.PacketsReceived, () => c.PacketsSent);
         ObserveDirections("serval.io", "By", "SAL bytes handed to the engine (receive) and transmitted by it (transmit).", () => c.BytesReceived, () => c.BytesSent);
@@ -75,6 +89,18 @@ internal sealed class HostMetrics : IDisposable
             Observe("serval.router.registry.snapshots", "{snapshot}", "Registry snapshots taken.", () => status.Snapshots);
         }
 
+        // Per service (an entry of the service table): what its rules resolved and dropped.
+        _meter.CreateObservableCounter(
+            "serval.service.packets",
+            () => ServiceMeasurements(static (c, resolved) => resolved ? c.PacketsResolved : c.PacketsDropped),
+            "{packet}",
+            "Packets the service-table entry of a service resolved (serval.service.outcome = resolved: first packets of flows, unconnected datagrams) or dropped (dropped).");
+        _meter.CreateObservableCounter(
+            "serval.service.io",
+            () => ServiceMeasurements(static (c, resolved) => resolved ? c.BytesResolved : c.BytesDropped),
+            "By",
+            "Bytes of the packets counted by serval.service.packets.");
+
         _connectionsOpened = _meter.CreateCounter<long>("serval.connections.opened", "{connection}", "Connections established (connected or accepted).");
         _connectionsFailed = _meter.CreateCounter<long>("serval.connections.failed", "{connection}", "Connection attempts that failed.");
     }
@@ -90,6 +116,69 @@ internal sealed class HostMetrics : IDisposable
             },
             unit,
             description);
+
+    /// <summary>
+    /// One measurement per service and outcome (resolved, dropped): the services of the table's entries, the first
+    /// <see cref="MaxServiceSeries"/> seen keeping a series while their entry exists (a slot frees when it goes), the
+    /// others summed under <see cref="OtherServices"/>.
+    /// </summary>
+    private Measurement<long>[] ServiceMeasurements(Func<Stack.Services.ServiceCounters, bool, long> read)
+    {
+        var entries = _driver.Engine.Services.Entries.ToList();
+        var own = new List<Stack.Services.ServiceEntry>(Math.Min(entries.Count, MaxServiceSeries));
+        long otherResolved = 0, otherDropped = 0;
+        var hasOther = false;
+        lock (_seriesLock)
+        {
+            var present = entries.Select(e => e.Prefix).ToHashSet();
+            _serviceSeries.RemoveWhere(p => !present.Contains(p));
+            foreach (var e in entries)
+            {
+                if (_serviceSeries.Contains(e.Prefix) || (_serviceSeries.Count < MaxServiceSeries && _serviceSeries.Add(e.Prefix)))
+                {
+                    own.Add(e);
+                }
+                else
+                {
+                    hasOther = true;
+                    otherResolved += read(e.Counters, true);
+                    otherDropped += read(e.Counters, false);
+                }
+            }
+        }
+
+        var result = new List<Measurement<long>>(2 * own.Count + 2);
+        foreach (var e in own)
+        {
+            var id = new KeyValuePair<string, object?>(ServiceIdTag, e.Prefix.Length == Serval.Wire.ServiceId.Bits ? e.Prefix.Id.ToString() : e.Prefix.ToString());
+            var name = _driver.ServiceLabels.NameOf(e.Prefix);
+            result.Add(ServiceMeasurement(read(e.Counters, true), id, name, "resolved"));
+            result.Add(ServiceMeasurement(read(e.Counters, false), id, name, "dropped"));
+        }
+
+        if (hasOther)
+        {
+            var other = new KeyValuePair<string, object?>(ServiceIdTag, OtherServices);
+            result.Add(ServiceMeasurement(otherResolved, other, null, "resolved"));
+            result.Add(ServiceMeasurement(otherDropped, other, null, "dropped"));
+        }
+
+        return [.. result];
+    }
+
+    /// <summary>The serviceID (64 hex digits) or prefix (<c>ID/bits</c>) of a per-service series.</summary>
+    public const string ServiceIdTag = "serval.service.id";
+
+    /// <summary>The service's name, on a per-service series of a service whose name the host knows.</summary>
+    public const string ServiceNameTag = "serval.service.name";
+
+    /// <summary>Whether a per-service measurement counts resolved or dropped packets.</summary>
+    public const string OutcomeTag = "serval.service.outcome";
+
+    private static Measurement<long> ServiceMeasurement(long value, KeyValuePair<string, object?> id, string? name, string outcome) =>
+        name is null
+            ? new Measurement<long>(value, id, new KeyValuePair<string, object?>(OutcomeTag, outcome))
+            : new Measurement<long>(value, id, new KeyValuePair<string, object?>(ServiceNameTag, name), new KeyValuePair<string, object?>(OutcomeTag, outcome));
 
     private void Observe(string name, string unit, string description, Func<long> read) =>
         _meter.CreateObservableCounter(name, read, unit, description);

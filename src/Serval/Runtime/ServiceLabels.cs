@@ -26,6 +26,10 @@ internal sealed class ServiceLabels
         }
     }
 
+    /// <summary>The name of a whole serviceID (a /256 prefix) when known, else null.</summary>
+    public string? NameOf(ServicePrefix prefix) =>
+        prefix.Length == ServiceId.Bits && _names.TryGetValue(prefix.Id, out var name) ? name : null;
+
     /// <summary>The label of a service.</summary>
     public string Of(ServiceId service) =>
         _names.TryGetValue(service, out var name) ? $"{name} ({Short(service)})" : Short(service);

@@ -2,8 +2,9 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
+using Serval.Stack;
 
-namespace Serval.Attached;
+namespace Serval.Daemon.Protocol;
 
 /// <summary>
 /// One Unix stream connection between an application and servald carrying length-prefixed frames
@@ -11,7 +12,7 @@ namespace Serval.Attached;
 /// in one system call per frame (a pooled buffer); one reader at a time receives through a small buffer (so small
 /// frames cost no extra system call; large payloads are received straight into their pooled buffer).
 /// </summary>
-internal sealed class DaemonChannel : IDisposable
+public sealed class DaemonChannel : IDisposable
 {
     private readonly Socket _socket;
     private readonly SemaphoreSlim _sendLock = new(1, 1);
@@ -22,18 +23,21 @@ internal sealed class DaemonChannel : IDisposable
     private bool _preamble;
     private int _disposed;
 
+    /// <summary>A channel on a connected Unix stream socket; the application side sends the preamble before its first frame.</summary>
     public DaemonChannel(Socket socket, bool sendPreamble)
     {
         _socket = socket;
         _preamble = sendPreamble;
     }
 
+    /// <summary>The underlying socket (the daemon asks it for the peer's credentials).</summary>
     public Socket Socket => _socket;
 
+    /// <summary>Whether the channel has been disposed.</summary>
     public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
     /// <summary>Connects to servald's socket at <paramref name="path"/>.</summary>
-    /// <exception cref="ServalException">Nothing listens there (<see cref="Stack.ServalError.ConnectionRefused"/>).</exception>
+    /// <exception cref="ServalException">Nothing listens there (<see cref="ServalError.ConnectionRefused"/>).</exception>
     public static async Task<DaemonChannel> ConnectAsync(string path, CancellationToken cancellationToken)
     {
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
@@ -46,7 +50,7 @@ internal sealed class DaemonChannel : IDisposable
         {
             socket.Dispose();
             throw new ServalException(
-                Stack.ServalError.ConnectionRefused,
+                ServalError.ConnectionRefused,
                 $"No Serval daemon (servald) answers on {path}: {e.Message}. Start servald, or pass the path of its control socket.",
                 e);
         }
@@ -60,11 +64,14 @@ internal sealed class DaemonChannel : IDisposable
     // ------------------------------------------------------------------------------------------------------------
     // Sending
 
+    /// <summary>Sends a frame without payload.</summary>
     public ValueTask SendAsync(FrameType type, CancellationToken cancellationToken = default) => SendAsync(type, ReadOnlyMemory<byte>.Empty, cancellationToken);
 
+    /// <summary>Sends a JSON request frame.</summary>
     public ValueTask SendJsonAsync(JsonObject message, CancellationToken cancellationToken = default) =>
         SendAsync(FrameType.Request, DaemonProtocol.Serialize(message), cancellationToken);
 
+    /// <summary>Sends a JSON reply frame.</summary>
     public ValueTask SendReplyAsync(JsonObject message, CancellationToken cancellationToken = default) =>
         SendAsync(FrameType.Reply, DaemonProtocol.Serialize(message), cancellationToken);
 
@@ -325,12 +332,18 @@ internal sealed class DaemonChannel : IDisposable
     }
 
     /// <summary>One received frame; its payload is a pooled buffer.</summary>
-    internal readonly record struct Frame(FrameType Type, byte[]? Buffer, int Length)
+    /// <param name="Type">The frame's type (<see cref="FrameType.None"/>: the channel closed).</param>
+    /// <param name="Buffer">The pooled buffer holding the payload, or null.</param>
+    /// <param name="Length">The payload's length in <paramref name="Buffer"/>.</param>
+    public readonly record struct Frame(FrameType Type, byte[]? Buffer, int Length)
     {
+        /// <summary>The payload.</summary>
         public ReadOnlySpan<byte> Span => Buffer.AsSpan(0, Length);
 
+        /// <summary>The payload.</summary>
         public ReadOnlyMemory<byte> Memory => Buffer.AsMemory(0, Length);
 
+        /// <summary>Gives the payload's buffer back to the pool; the frame must not be used afterwards.</summary>
         public void Return()
         {
             if (Buffer is not null)

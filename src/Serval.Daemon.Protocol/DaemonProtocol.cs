@@ -1,14 +1,15 @@
 using System.Globalization;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Serval.Stack;
 using Serval.Wire;
 
-namespace Serval.Attached;
+namespace Serval.Daemon.Protocol;
 
-/// <summary>Frame types of the application protocol between an attached <see cref="ServalHost"/> and servald (docs/daemon-mode.md).</summary>
-internal enum FrameType : byte
+/// <summary>Frame types of the application protocol between an attached <c>ServalHost</c> and servald (docs/daemon-mode.md).</summary>
+public enum FrameType : byte
 {
     /// <summary>No frame: the peer closed the channel.</summary>
     None = 0,
@@ -54,7 +55,7 @@ internal enum FrameType : byte
 }
 
 /// <summary>Constants and JSON helpers of the application protocol.</summary>
-internal static class DaemonProtocol
+public static class DaemonProtocol
 {
     /// <summary>The first bytes an application sends on every connection: a byte no JSON line starts with, "SV", version 1.</summary>
     public static ReadOnlySpan<byte> Magic => [0xA5, (byte)'S', (byte)'V', 1];
@@ -71,6 +72,7 @@ internal static class DaemonProtocol
     /// <summary>The largest frame accepted (JSON replies such as a flow list may exceed a data chunk).</summary>
     public const int MaxFrame = 16 * 1024 * 1024;
 
+    /// <summary>The JSON options of requests and replies: web defaults, enums as names, serviceIDs, prefixes and link addresses as text, flowIDs and socket handles as numbers.</summary>
     public static JsonSerializerOptions Json { get; } = CreateOptions();
 
     private static JsonSerializerOptions CreateOptions()
@@ -85,8 +87,10 @@ internal static class DaemonProtocol
         return o;
     }
 
+    /// <summary>A successful reply: <c>{"ok":true}</c>, to which the operation adds its fields.</summary>
     public static JsonObject Ok() => new() { ["ok"] = true };
 
+    /// <summary>A failed reply: <c>{"ok":false,"error":ERROR}</c> for <paramref name="e"/>.</summary>
     public static JsonObject Fail(Exception e) => new() { ["ok"] = false, ["error"] = Error(e) };
 
     /// <summary>ERROR: <c>{"kind":…,"code":…,"message":…}</c>, kind one of serval, disposed, invalid, argument, unsupported, canceled, other.</summary>
@@ -119,19 +123,48 @@ internal static class DaemonProtocol
         };
     }
 
+    /// <summary>A request or reply as UTF-8 JSON (a frame's payload).</summary>
     public static byte[] Serialize(JsonObject o) => JsonSerializer.SerializeToUtf8Bytes(o, Json);
 
+    /// <summary>A request or reply from a frame's payload.</summary>
+    /// <exception cref="InvalidDataException">The payload is JSON but not an object.</exception>
     public static JsonObject Parse(ReadOnlySpan<byte> utf8) =>
         JsonNode.Parse(utf8) as JsonObject ?? throw new InvalidDataException("A request or reply must be a JSON object.");
 
+    /// <summary>A value as a JSON node with the protocol's converters.</summary>
     public static JsonNode? ToNode<T>(T value) => JsonSerializer.SerializeToNode(value, Json);
 
+    /// <summary>A value from a JSON node with the protocol's converters; default for a missing node.</summary>
     public static T? FromNode<T>(JsonNode? node) => node is null ? default : node.Deserialize<T>(Json);
 
     /// <summary>Writes an ERROR as a frame payload.</summary>
     public static byte[] ErrorPayload(Exception e) => JsonSerializer.SerializeToUtf8Bytes(Error(e), Json);
 
+    /// <summary>The exception an ERROR frame payload stands for.</summary>
     public static Exception ErrorFromPayload(ReadOnlySpan<byte> payload) => ToException(JsonNode.Parse(payload));
+
+    /// <summary>Writes a received datagram as a <see cref="FrameType.ReceivedFrom"/> payload (daemon side).</summary>
+    public static byte[] EncodeReceivedFrom(ServiceId source, LinkAddress address, ReadOnlySpan<byte> datagram)
+    {
+        var text = address.ToString();
+        var payload = new byte[ServiceId.Size + 1 + text.Length + datagram.Length];
+        source.WriteTo(payload);
+        payload[ServiceId.Size] = checked((byte)text.Length);
+        Encoding.ASCII.GetBytes(text, payload.AsSpan(ServiceId.Size + 1));
+        datagram.CopyTo(payload.AsSpan(ServiceId.Size + 1 + text.Length));
+        return payload;
+    }
+
+    /// <summary>Reads a <see cref="FrameType.ReceivedFrom"/> payload (application side): the source, its address and the datagram.</summary>
+    public static ServiceId DecodeReceivedFrom(ReadOnlySpan<byte> payload, out LinkAddress address, out ReadOnlySpan<byte> datagram)
+    {
+        var source = ServiceId.Read(payload);
+        var addressLength = payload[ServiceId.Size];
+        var text = Encoding.ASCII.GetString(payload.Slice(ServiceId.Size + 1, addressLength));
+        address = text == "-" ? LinkAddress.None : LinkAddress.Parse(text);
+        datagram = payload[(ServiceId.Size + 1 + addressLength)..];
+        return source;
+    }
 
     private sealed class ServiceIdConverter : JsonConverter<ServiceId>
     {
