@@ -66,6 +66,15 @@
 #                                 carry no nonce and are only rejected with high probability, printed separately):
 #                                 hostile: synflood_pps=<n> legit_success=<n> legit_p99_ms=<n> spoofs_sent=<n> spoofs_accepted=<n>
 #                                   timewait_bytes_per_flow=<n> soak_heap_growth=<n> flow_faults=<n>
+#   bench/run.sh fig7             (root) the replicated web service of docs/evaluation.md: ASP.NET Core instances over
+#                                 Serval (egress FIG7_RATE_MBPS each, default 20) behind a servald service router, 4
+#                                 clients x 20 requests of 3 MB in flight; 2 -> 4 -> 2 -> 3 instances at 60/120/180 s;
+#                                 then haproxy (TCP mode, same link rate) in front of 4 Kestrel-over-TCP instances:
+#                                 fig7: phases_rps=<a,b,c,d> phases_gbps=<a,b,c,d> per_instance_spread=<n> haproxy_gbps=<n>
+#   bench/run.sh fig8             (root) the partitioned key-value store of docs/evaluation.md: memcached-protocol SETs
+#                                 of 1 KiB over Serval datagrams at FIG8_RATE requests/s (default 300) to prefix + key,
+#                                 16 partitions over 4 servers reassigned as servers leave (10, 20 s) and return (30, 40 s):
+#                                 fig8: offered_rps=<n> served_rps=<n> lost=<n> partition_moves=<n> max_imbalance=<n>
 #   bench/run.sh fleet            (root, etcd installed) three servald service routers sharing their registrations through
 #                                 a 3-member etcd cluster, all in namespaces; FLEET_ARGS="HOSTS SERVICES SAMPLES CONNECTS"
 #                                 (default "100 50 100 100") simulated hosts x services registering (host k with router
@@ -105,7 +114,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 usage() {
   echo "usage: $0 NAME" >&2
   echo "  names: wire service-table stream-sim secure stream-veth connect-rate registration delay-release migration mobility adhoc http hostile fleet" >&2
-  echo "         translate paper fig9 fig10 table" >&2
+  echo "         translate paper fig7 fig8 fig9 fig10 table" >&2
   exit 2
 }
 
@@ -147,6 +156,13 @@ summary_of() {
 }
 
 case "$1" in
+  fig7)
+    # haproxy is installed (apt-get) when missing; servald is built with serval-experiments.
+    experiment fig7 --rate-mbps "${FIG7_RATE_MBPS:-20}"
+    ;;
+  fig8)
+    experiment fig8 --rate "${FIG8_RATE:-300}"
+    ;;
   wire)
     dotnet build "$project" -c Release --nologo -v quiet >&2
     log=$(mktemp)

@@ -6,6 +6,8 @@ using Serval.Experiments;
 // Each experiment adds itself here, one line each.
 var experiments = new List<Experiment>
 {
+    new Fig7WebService(),
+    new Fig8KeyValue(),
     new Fig9InterfaceBalancing(),
     new Fig10HostMove(),
 };
