@@ -56,7 +56,7 @@ public sealed class ServalException : IOException
         ServalError.OwnershipProofFailed => SocketError.AccessDenied,
         ServalError.SecurityNotNegotiated => SocketError.ProtocolNotSupported,
         ServalError.AlreadyExists => SocketError.AddressAlreadyInUse,
-        ServalError.NotFound => SocketError.SocketError,
+        ServalError.NotFound => SocketError.NoData,
         _ => SocketError.SocketError,
     };
 
