@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using Serval.Netns;
@@ -15,15 +14,15 @@ namespace Serval.Tests;
 [Trait("Tier", "slow")]
 public sealed partial class PaperExperimentTests(ITestOutputHelper output) : IDisposable
 {
-    private readonly string _out = Directory.CreateTempSubdirectory("serval-paper-").FullName;
+    private readonly ExperimentRun _run = new(output);
 
-    public void Dispose() => Directory.Delete(_out, recursive: true);
+    public void Dispose() => _run.Dispose();
 
     [Fact]
     public async Task Fig9_the_moved_flow_gains_an_interface_and_the_other_keeps_its_share()
     {
         Assert.SkipUnless(NetNamespace.IsSupported, NetNamespace.UnsupportedReason ?? string.Empty);
-        var line = await RunAsync("fig9", "--scale", "0.3", "--rate-mbps", "40");
+        var line = await _run.RunAsync("fig9", TimeSpan.FromMinutes(4), "--scale", "0.3", "--rate-mbps", "40");
         var m = Fig9Line().Match(line);
         Assert.True(m.Success, $"summary line: {line}");
         var before = new[] { Number(m.Groups[1]), Number(m.Groups[2]) };
@@ -33,21 +32,21 @@ public sealed partial class PaperExperimentTests(ITestOutputHelper output) : IDi
         Assert.True(after[1] > 1.4 * before[1], $"the moved flow went from {before[1]} to {after[1]} Mbit/s ({line})");
         Assert.True(after[0] + after[1] > 1.5 * (before[0] + before[1]), $"the total went from {before[0] + before[1]} to {after[0] + after[1]} Mbit/s ({line})");
         Assert.True(after[0] > 0.5 * before[0], $"the flow that stayed fell from {before[0]} to {after[0]} Mbit/s ({line})");
-        AssertFigure("fig9", 2);
+        _run.AssertFigure("fig9", 2);
     }
 
     [Fact]
     public async Task Fig10_throughput_returns_after_the_host_moves_to_another_subnet_and_nothing_is_lost()
     {
         Assert.SkipUnless(NetNamespace.IsSupported, NetNamespace.UnsupportedReason ?? string.Empty);
-        var line = await RunAsync("fig10", "--scale", "0.4", "--rate-mbps", "40");
+        var line = await _run.RunAsync("fig10", TimeSpan.FromMinutes(4), "--scale", "0.4", "--rate-mbps", "40");
         var m = Fig10Line().Match(line);
         Assert.True(m.Success, $"summary line: {line}");
         Assert.Equal("0", m.Groups[2].Value);
         Assert.True(Number(m.Groups[1]) is > 0 and < 5000, $"stall of {m.Groups[1].Value} ms ({line})");
 
         // From the CSV: the rate after the stall comes back to at least half the rate before the move.
-        var rows = AssertFigure("fig10", 1);
+        var rows = _run.AssertFigure("fig10", 1);
         var moved = rows.First(r => r.Series == "event").Time;
         var series = rows.Where(r => r.Series != "event").ToArray();
         var end = series.Max(r => r.Time);
@@ -63,62 +62,4 @@ public sealed partial class PaperExperimentTests(ITestOutputHelper output) : IDi
     private static partial Regex Fig10Line();
 
     private static double Number(Group g) => double.Parse(g.Value, CultureInfo.InvariantCulture);
-
-    /// <summary>Runs serval-experiments NAME (at most 4 minutes); asserts exit code 0; returns its last output line.</summary>
-    private async Task<string> RunAsync(string name, params string[] args)
-    {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in (string[])[ExperimentsDll(), name, "--out", _out, .. args])
-        {
-            info.ArgumentList.Add(a);
-        }
-
-        using var process = Process.Start(info) ?? throw new InvalidOperationException("could not start serval-experiments");
-        var stderr = process.StandardError.ReadToEndAsync();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(4));
-        try
-        {
-            await process.WaitForExitAsync(limit.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-
-        output.WriteLine(await stderr);
-        var lines = (await stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        output.WriteLine(string.Join('\n', lines));
-        Assert.True(process.ExitCode == 0, $"serval-experiments {name} exited with {process.ExitCode}; last line: {lines.LastOrDefault()}");
-        return lines.Last();
-    }
-
-    /// <summary>Asserts NAME.csv and NAME.png exist and are not empty, with at least <paramref name="series"/> series and one event; returns the CSV's rows.</summary>
-    private List<(string Series, double Time, double Value)> AssertFigure(string name, int series)
-    {
-        var png = new FileInfo(Path.Combine(_out, name + ".png"));
-        Assert.True(png.Exists && png.Length > 1000, $"{png.FullName}: {(png.Exists ? png.Length + " bytes" : "missing")}");
-        var rows = File.ReadAllLines(Path.Combine(_out, name + ".csv")).Skip(1).Select(l => l.Split(',')).Select(f =>
-            (f[0], double.Parse(f[1], CultureInfo.InvariantCulture), f[0] == "event" ? 0 : double.Parse(f[2], CultureInfo.InvariantCulture))).ToList();
-        Assert.True(rows.Select(r => r.Item1).Where(s => s != "event").Distinct().Count() >= series, $"{name}.csv series: {string.Join(", ", rows.Select(r => r.Item1).Distinct())}");
-        Assert.Contains(rows, r => r.Item1 == "event");
-        return rows;
-    }
-
-    /// <summary>serval-experiments.dll of the same configuration, next to this repository's bench/experiments project.</summary>
-    private static string ExperimentsDll()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Serval.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        Assert.NotNull(dir);
-        var configuration = new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory)).Parent!.Name; // bin/<Configuration>/<tfm>
-        var dll = Path.Combine(dir.FullName, "bench", "experiments", "Serval.Experiments", "bin", configuration, "net10.0", "serval-experiments.dll");
-        Assert.True(File.Exists(dll), $"{dll} is missing (built with this test project)");
-        return dll;
-    }
 }

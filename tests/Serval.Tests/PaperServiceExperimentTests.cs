@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using Serval.Netns;
@@ -15,15 +14,15 @@ namespace Serval.Tests;
 [Trait("Tier", "slow")]
 public sealed partial class PaperServiceExperimentTests(ITestOutputHelper output) : IDisposable
 {
-    private readonly string _out = Directory.CreateTempSubdirectory("serval-paper-b-").FullName;
+    private readonly ExperimentRun _run = new(output);
 
-    public void Dispose() => Directory.Delete(_out, recursive: true);
+    public void Dispose() => _run.Dispose();
 
     [Fact]
     public async Task Fig7_the_request_rate_follows_the_instances_and_haproxy_is_held_to_one_link()
     {
         Assert.SkipUnless(NetNamespace.IsSupported, NetNamespace.UnsupportedReason ?? string.Empty);
-        var line = await RunAsync("fig7", "--scale", "0.2", "--rate-mbps", "10", "--object-kb", "128", "--inflight", "4", "--clients", "2");
+        var line = await _run.RunAsync("fig7", TimeSpan.FromMinutes(5), "--scale", "0.2", "--rate-mbps", "10", "--object-kb", "128", "--inflight", "4", "--clients", "2");
         var m = Fig7Line().Match(line);
         Assert.True(m.Success, $"summary line: {line}");
         var rps = m.Groups[1].Value.Split(',').Select(Parse).ToArray();
@@ -38,16 +37,16 @@ public sealed partial class PaperServiceExperimentTests(ITestOutputHelper output
         // haproxy's own link (10 Mbit/s) carries every response: it stays below what four instances served over Serval.
         Assert.True(haproxy > 0 && haproxy < gbps[1], $"haproxy {haproxy} Gbit/s, Serval with 4 instances {gbps[1]} ({line})");
 
-        var rows = AssertFigure("fig7", 6);
+        var rows = _run.AssertFigure("fig7", 6);
         Assert.Contains(rows, r => r.Series == "instance 5" && r.Value > 0);
-        AssertFigure("fig7-rps", 6);
+        _run.AssertFigure("fig7-rps", 6);
     }
 
     [Fact]
     public async Task Fig8_partitions_move_to_the_remaining_servers_and_back_without_losing_requests()
     {
         Assert.SkipUnless(NetNamespace.IsSupported, NetNamespace.UnsupportedReason ?? string.Empty);
-        var line = await RunAsync("fig8", "--scale", "0.3", "--rate", "300");
+        var line = await _run.RunAsync("fig8", TimeSpan.FromMinutes(5), "--scale", "0.3", "--rate", "300");
         var m = Fig8Line().Match(line);
         Assert.True(m.Success, $"summary line: {line}");
         var offered = Parse(m.Groups[1].Value);
@@ -61,7 +60,7 @@ public sealed partial class PaperServiceExperimentTests(ITestOutputHelper output
         Assert.Equal(18, moves);
 
         // Server 4 (left at 3 s, back at 9 s) serves nothing in the second half of its absence and again after it returns.
-        var rows = AssertFigure("fig8", 4);
+        var rows = _run.AssertFigure("fig8", 4);
         var server4 = rows.Where(r => r.Series == "server 4").ToArray();
         var absent = server4.Where(r => r.Time > 5 && r.Time <= 9).Select(r => r.Value).ToArray();
         var back = server4.Where(r => r.Time > 10.5).Select(r => r.Value).ToArray();
@@ -76,63 +75,4 @@ public sealed partial class PaperServiceExperimentTests(ITestOutputHelper output
     private static partial Regex Fig8Line();
 
     private static double Parse(string s) => double.Parse(s, CultureInfo.InvariantCulture);
-
-    /// <summary>Runs serval-experiments NAME (at most 5 minutes); asserts exit code 0; returns its last output line.</summary>
-    private async Task<string> RunAsync(string name, params string[] args)
-    {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in (string[])[ExperimentsDll(), name, "--out", _out, .. args])
-        {
-            info.ArgumentList.Add(a);
-        }
-
-        using var process = Process.Start(info) ?? throw new InvalidOperationException("could not start serval-experiments");
-        var stderr = process.StandardError.ReadToEndAsync();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(5));
-        try
-        {
-            await process.WaitForExitAsync(limit.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-
-        output.WriteLine(await stderr);
-        var lines = (await stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        output.WriteLine(string.Join('\n', lines));
-        Assert.True(process.ExitCode == 0, $"serval-experiments {name} exited with {process.ExitCode}; last line: {lines.LastOrDefault()}");
-        Assert.NotEmpty(lines);
-        return lines[^1];
-    }
-
-    /// <summary>Asserts NAME.csv and NAME.png exist and are not empty, with at least <paramref name="series"/> series and an event; returns the CSV's rows.</summary>
-    private List<(string Series, double Time, double Value)> AssertFigure(string name, int series)
-    {
-        var png = new FileInfo(Path.Combine(_out, name + ".png"));
-        Assert.True(png.Exists && png.Length > 1000, $"{png.FullName}: {(png.Exists ? png.Length + " bytes" : "missing")}");
-        var rows = File.ReadAllLines(Path.Combine(_out, name + ".csv")).Skip(1).Select(l => l.Split(',')).Select(f =>
-            (f[0], double.Parse(f[1], CultureInfo.InvariantCulture), f[0] == "event" ? 0 : double.Parse(f[2], CultureInfo.InvariantCulture))).ToList();
-        Assert.True(rows.Select(r => r.Item1).Where(s => s != "event").Distinct().Count() >= series, $"{name}.csv series: {string.Join(", ", rows.Select(r => r.Item1).Distinct())}");
-        Assert.Contains(rows, r => r.Item1 == "event");
-        return rows;
-    }
-
-    /// <summary>serval-experiments.dll of the same configuration, next to this repository's bench/experiments project.</summary>
-    private static string ExperimentsDll()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Serval.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        Assert.NotNull(dir);
-        var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name; // bin/<Configuration>/<tfm>/
-        var dll = Path.Combine(dir.FullName, "bench", "experiments", "Serval.Experiments", "bin", configuration, "net10.0", "serval-experiments.dll");
-        Assert.True(File.Exists(dll), $"{dll} is missing (built with this test project)");
-        return dll;
-    }
 }
