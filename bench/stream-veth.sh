@@ -50,38 +50,9 @@ fi
 dotnet build "$root/src/serval-perf/serval-perf.csproj" -c Release --nologo -v quiet >&2
 perf_dll="$root/src/serval-perf/bin/Release/net10.0/serval-perf.dll"
 
-suffix="$(printf '%04x%02x' $((RANDOM)) $((RANDOM % 256)))"
-ns_a="sv-a-$suffix"
-ns_b="sv-b-$suffix"
-veth_a="sva$suffix"
-veth_b="svb$suffix"
-addr_a=192.168.77.1
-addr_b=192.168.77.2
-work="$(mktemp -d)"
-
-# Servers run under timeout (bounded) and their PIDs are kept in a file (they start in command substitutions).
-cleanup() {
-  if [ -f "$work/pids" ]; then
-    while read -r pid; do
-      kill "$pid" 2>/dev/null || true
-    done <"$work/pids"
-  fi
-  ip netns del "$ns_a" 2>/dev/null || true
-  ip netns del "$ns_b" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-
-ip netns add "$ns_a"
-ip netns add "$ns_b"
-ip link add "$veth_a" netns "$ns_a" type veth peer name "$veth_b" netns "$ns_b"
-ip -n "$ns_a" addr add "$addr_a/24" dev "$veth_a"
-ip -n "$ns_b" addr add "$addr_b/24" dev "$veth_b"
-for ns in "$ns_a" "$ns_b"; do
-  ip -n "$ns" link set lo up
-done
-ip -n "$ns_a" link set "$veth_a" up
-ip -n "$ns_b" link set "$veth_b" up
+# Two namespaces on one veth pair, cleaned up (with every PID in "$work/pids") on exit.
+. "$here/veth-pair.sh"
+veth_pair "" 192.168.77
 echo "stream-veth: namespaces $ns_a ($addr_a) and $ns_b ($addr_b), veth MTU $(ip -n "$ns_a" -o link show "$veth_a" | sed -E 's/.* mtu ([0-9]+).*/\1/'), $runs run(s) of $seconds s, nice $nice_level, $load busy loop(s)" >&2
 
 # Busy loops for STREAM_VETH_LOAD: bounded by the longest the whole bench can take (5 measurements of RUNS runs).
@@ -90,19 +61,6 @@ for _ in $(seq "$load"); do
   echo "$!" >>"$work/pids"
 done
 
-# Waits (bounded) until FILE contains TEXT.
-wait_for() {
-  local file="$1" text="$2"
-  for _ in $(seq 200); do
-    if grep -q "$text" "$file" 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "stream-veth: timed out waiting for '$text' in $file:" >&2
-  cat "$file" >&2 || true
-  return 1
-}
 
 # One kernel TCP run: prints Gbit/s received.
 kernel_run() {

@@ -34,63 +34,23 @@ fi
 dotnet build "$root/src/serval-translate/serval-translate.csproj" -c Release --nologo -v quiet >&2
 translate_dll="$root/src/serval-translate/bin/Release/net10.0/serval-translate.dll"
 
-suffix="$(printf '%04x%02x' $((RANDOM)) $((RANDOM % 256)))"
-ns_a="sv-ta-$suffix"
-ns_b="sv-tb-$suffix"
-addr_a=192.168.78.1
-addr_b=192.168.78.2
-work="$(mktemp -d)"
-
-# Every process is started under timeout (bounded) and its PID kept in a file; ended by PID on exit.
-cleanup() {
-  if [ -f "$work/pids" ]; then
-    while read -r pid; do
-      kill "$pid" 2>/dev/null || true
-    done <"$work/pids"
-  fi
-  ip netns del "$ns_a" 2>/dev/null || true
-  ip netns del "$ns_b" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-
-ip netns add "$ns_a"
-ip netns add "$ns_b"
-ip link add tva netns "$ns_a" type veth peer name tvb netns "$ns_b"
-ip -n "$ns_a" addr add "$addr_a/24" dev tva
-ip -n "$ns_b" addr add "$addr_b/24" dev tvb
-for ns in "$ns_a" "$ns_b"; do
-  ip -n "$ns" link set lo up
-done
-ip -n "$ns_a" link set tva up
-ip -n "$ns_b" link set tvb up
+# Two namespaces on one veth pair, cleaned up (with every PID in "$work/pids") on exit.
+. "$here/veth-pair.sh"
+veth_pair t 192.168.78
 if [ "$rate" != none ]; then
-  ip netns exec "$ns_a" tc qdisc add dev tva root tbf rate "$rate" burst 256kb latency 20ms
-  ip netns exec "$ns_b" tc qdisc add dev tvb root tbf rate "$rate" burst 256kb latency 20ms
+  ip netns exec "$ns_a" tc qdisc add dev "$veth_a" root tbf rate "$rate" burst 256kb latency 20ms
+  ip netns exec "$ns_b" tc qdisc add dev "$veth_b" root tbf rate "$rate" burst 256kb latency 20ms
 fi
 echo "translate: namespaces $ns_a ($addr_a) and $ns_b ($addr_b), veth shaped to $rate, $runs run(s) of $seconds s" >&2
 
-# Waits (bounded) until FILE contains TEXT.
-wait_for() {
-  local file="$1" text="$2"
-  for _ in $(seq 600); do
-    if grep -q "$text" "$file" 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "translate: timed out waiting for '$text' in $file:" >&2
-  cat "$file" >&2 || true
-  return 1
-}
 
 # The translators, started once: a's TCP 127.0.0.1:9000 -> service perf.translate at b -> b's 127.0.0.1:5201.
 ip netns exec "$ns_b" timeout 900 dotnet "$translate_dll" serval-to-tcp --udp "$addr_b" --service perf.translate --target 127.0.0.1:5201 >"$work/to-tcp.log" 2>&1 &
 echo "$!" >>"$work/pids"
 ip netns exec "$ns_a" timeout 900 dotnet "$translate_dll" tcp-to-serval --udp "$addr_a" --listen 127.0.0.1:9000 --service perf.translate --peer "$addr_b" >"$work/to-serval.log" 2>&1 &
 echo "$!" >>"$work/pids"
-wait_for "$work/to-tcp.log" "listening"
-wait_for "$work/to-serval.log" "listening"
+wait_for "$work/to-tcp.log" "listening" 600
+wait_for "$work/to-serval.log" "listening" 600
 
 # One iperf3 run from a to TARGET:PORT, the server in b on BIND: prints Gbit/s received.
 run() {
@@ -98,7 +58,7 @@ run() {
   ip netns exec "$ns_b" timeout $((seconds + 60)) iperf3 -s -1 --forceflush -B "$bind" >"$work/iperf-server.log" 2>&1 &
   local server=$!
   echo "$server" >>"$work/pids"
-  wait_for "$work/iperf-server.log" "listening"
+  wait_for "$work/iperf-server.log" "listening" 600
   ip netns exec "$ns_a" timeout $((seconds + 30)) iperf3 -c "$target" -p "$port" -t "$seconds" -J >"$work/iperf.json"
   wait "$server" || true
   python3 -c 'import json,sys; print("%.3f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"] / 1e9))' "$work/iperf.json"
