@@ -25,6 +25,9 @@ internal sealed partial class EngineDriver : IPacketSink
     private const int InboundPerRound = 64;
     private const int WorkPerRound = 256;
 
+    /// <summary>Bytes reserved in front of each received packet for the SOURCE extension a router inserts.</summary>
+    private const int InboundHeadroom = 64;
+
     private LinkSlot[] _slots = [];
     private readonly ConcurrentQueue<IWorkItem> _work = new();
     private readonly ConcurrentQueue<InboundPacket> _inbound = new();
@@ -282,8 +285,9 @@ internal sealed partial class EngineDriver : IPacketSink
             return;
         }
 
-        var buffer = ArrayPool<byte>.Shared.Rent(packet.Length);
-        packet.CopyTo(buffer);
+        // Headroom in front of the packet: a service router forwards a first packet in this buffer (docs/runtime.md).
+        var buffer = ArrayPool<byte>.Shared.Rent(InboundHeadroom + packet.Length);
+        packet.CopyTo(buffer.AsSpan(InboundHeadroom));
         _inbound.Enqueue(new InboundPacket(iface, source, destination, buffer, packet.Length, hopLimit));
         Signal();
     }
@@ -363,7 +367,7 @@ internal sealed partial class EngineDriver : IPacketSink
                 Interlocked.Decrement(ref _inboundCount);
                 try
                 {
-                    Engine.Receive(p.Interface, p.Source, p.Destination, p.Buffer.AsSpan(0, p.Length), p.HopLimit, now);
+                    Engine.Receive(p.Interface, p.Source, p.Destination, p.Buffer, InboundHeadroom, p.Length, p.HopLimit, now, this);
                 }
                 catch (Exception e)
                 {
