@@ -5,7 +5,7 @@
 #   kernel: plain UDP datagrams to the receiver, routed by the router namespace's kernel (ip_forward=1);
 #   serval: unconnected Serval datagrams to a serviceID, UDP-encapsulated to a ServalHost in service-router mode
 #           (bench/Serval.Benchmarks forward-router), whose FORWARD rule sends them on to the receiver.
-# The receiver counts what arrives over FORWARD_SECONDS (default 5) after FORWARD_WARMUP (2) seconds; the router
+# The receiver counts what arrives over FORWARD_SECONDS (default 5) after FORWARD_WARMUP (3) seconds; the router
 # measures its own CPU time (/proc via Process.TotalProcessorTime, all threads) and the bytes it allocated
 # (GC.GetTotalAllocatedBytes) over the same kind of window. FORWARD_RUNS (default 1) alternating runs; the medians
 # are reported. Bounded (timeouts on every process); namespaces and processes removed on exit, INT and TERM.
@@ -17,7 +17,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 binary="$here/Serval.Benchmarks/bin/Release/net10.0/Serval.Benchmarks.dll"
 runs="${FORWARD_RUNS:-1}"
 seconds="${FORWARD_SECONDS:-5}"
-warmup="${FORWARD_WARMUP:-2}"
+warmup="${FORWARD_WARMUP:-3}"
 send_seconds=$((warmup + seconds + 4))
 
 if [ "$(id -u)" != 0 ]; then
@@ -120,7 +120,7 @@ run_serval() {
   wait "$recv" || true
   wait "$router" || true
   wait "$send" || true
-  echo "  serval: $(tail -n 1 "$clog"); $(tail -n 1 "$rlog"); $(tail -n 1 "$work/serval-send.log")" >&2
+  echo "  serval: $(tail -n 1 "$clog"); $(grep 'by thread' "$rlog" || true); $(tail -n 1 "$rlog"); $(tail -n 1 "$work/serval-send.log")" >&2
   field "$clog" pps >>"$work/serval_pps"
   field "$rlog" cpu_ns_per_packet >>"$work/cpu"
   field "$rlog" alloc_bytes_per_packet >>"$work/alloc"

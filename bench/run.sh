@@ -52,7 +52,7 @@
 #   bench/run.sh forward          (root) a service router's forwarding against the kernel's IP forwarding (bench/forward.sh):
 #                                 sender -> router -> receiver namespaces, one sender thread of 48-byte datagrams, to a
 #                                 serviceID through a ServalHost in service-router mode and as plain UDP routed by the
-#                                 kernel, same run (FORWARD_RUNS=1, FORWARD_SECONDS=5, FORWARD_WARMUP=2); router CPU from
+#                                 kernel, same run (FORWARD_RUNS=1, FORWARD_SECONDS=5, FORWARD_WARMUP=3); router CPU from
 #                                 the router process's CPU time, allocation from its GC.GetTotalAllocatedBytes:
 #                                 forward: serval_pps=<n> kernel_pps=<n> ratio=<n> router_cpu_ns_per_packet=<n> alloc_bytes_per_packet=<n>
 #   bench/run.sh connect-rate     (root) connections/s through a middle box (bench/connect-rate.sh): a client, a router

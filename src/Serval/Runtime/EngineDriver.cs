@@ -36,6 +36,7 @@ internal sealed partial class EngineDriver : IPacketSink
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly long _startTimestamp = Stopwatch.GetTimestamp();
     private readonly int _inboundCapacity;
+    private readonly InboundBufferPool _inboundBuffers;
     private readonly HostMetrics _metrics;
     private readonly List<Stack.ControlPlane.IEngineController> _controllers = [];
     private readonly ResolverBridge? _resolver;
@@ -53,6 +54,7 @@ internal sealed partial class EngineDriver : IPacketSink
         Logger = options.LoggerFactory.CreateLogger("Serval.Host");
         Engine = new Engine(options.Engine, options.Random ?? CryptoRandomSource.Instance) { StreamOptions = options.Stream };
         _inboundCapacity = options.InboundQueueCapacity;
+        _inboundBuffers = new InboundBufferPool(_inboundCapacity, Math.Min(_inboundCapacity, 4096));
         CreateMonitor(options);
         var links = new List<(ServalLink Link, bool Up)>(options.Links.Select(l => (l, true)));
         if (_monitor is { } monitor)
@@ -286,7 +288,7 @@ internal sealed partial class EngineDriver : IPacketSink
         }
 
         // Headroom in front of the packet: a service router forwards a first packet in this buffer (docs/runtime.md).
-        var buffer = ArrayPool<byte>.Shared.Rent(InboundHeadroom + packet.Length);
+        var buffer = _inboundBuffers.Rent(InboundHeadroom + packet.Length);
         packet.CopyTo(buffer.AsSpan(InboundHeadroom));
         _inbound.Enqueue(new InboundPacket(iface, source, destination, buffer, packet.Length, hopLimit));
         Signal();
@@ -375,7 +377,7 @@ internal sealed partial class EngineDriver : IPacketSink
                 }
                 finally
                 {
-                    ArrayPool<byte>.Shared.Return(p.Buffer);
+                    _inboundBuffers.Return(p.Buffer);
                 }
             }
 
@@ -735,7 +737,7 @@ internal sealed partial class EngineDriver : IPacketSink
 
         while (_inbound.TryDequeue(out var p))
         {
-            ArrayPool<byte>.Shared.Return(p.Buffer);
+            _inboundBuffers.Return(p.Buffer);
         }
 
         _metrics.Dispose();
