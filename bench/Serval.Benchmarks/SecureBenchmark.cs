@@ -28,6 +28,7 @@ internal static class SecureBenchmark
         var plain = Goodput(FlowProtection.None, bytes, key);
         var auth = Goodput(FlowProtection.Authenticated, bytes, key);
         var aead = Goodput(FlowProtection.Encrypted, bytes, key);
+        Primitives(key);
         var plainCps = ConnectRate(connects, proof: false, key);
         var proofCps = ConnectRate(connects, proof: true, key);
         var (sent, accepted, intact) = OnPath(spoofs, key);
@@ -173,6 +174,61 @@ internal static class SecureBenchmark
         var gbps = (measuredTo - measuredFrom) * 8 / cpu.TotalSeconds / 1e9;
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{protection}: {measuredTo - measuredFrom} bytes in {cpu.TotalSeconds:F2} s CPU: {gbps:F2} Gbit/s"));
         return gbps;
+    }
+
+    /// <summary>
+    /// CPU cost of each public-key primitive a connect with an ownership proof uses (stderr), to compare with the cost of
+    /// a whole connect: an X25519 key from a seed (a base-point multiplication), an X25519 agreement, an Ed25519
+    /// signature and its verification, and the HKDF of the flow keys.
+    /// </summary>
+    private static void Primitives(ServiceKey key)
+    {
+        const int n = 2000;
+        var x25519 = NSec.Cryptography.KeyAgreementAlgorithm.X25519;
+        var seed = new byte[32];
+        var message = new byte[57];
+        var signature = new byte[64];
+        var peer = NSec.Cryptography.Key.Create(x25519);
+        var peerPublic = peer.PublicKey.Export(NSec.Cryptography.KeyBlobFormat.RawPublicKey);
+        key.Sign(message, signature);
+        var us = new Dictionary<string, double>
+        {
+            ["x25519_keygen"] = Time(() =>
+            {
+                seed[0]++;
+                using var k = NSec.Cryptography.Key.Import(x25519, seed, NSec.Cryptography.KeyBlobFormat.RawPrivateKey);
+                _ = k.PublicKey.Export(NSec.Cryptography.KeyBlobFormat.RawPublicKey);
+            }),
+            ["x25519_agree"] = Time(() =>
+            {
+                NSec.Cryptography.PublicKey.TryImport(x25519, peerPublic, NSec.Cryptography.KeyBlobFormat.RawPublicKey, out var pk);
+                using var secret = x25519.Agree(peer, pk!);
+            }),
+            ["ed25519_sign"] = Time(() => key.Sign(message, signature)),
+            ["ed25519_verify"] = Time(() => ServiceKey.Verify(key.PublicKey, message, signature)),
+            ["sha256"] = Time(() => SHA256.HashData(message)),
+        };
+        peer.Dispose();
+        var connect = us["x25519_keygen"] * 2 + us["x25519_agree"] * 2 + us["ed25519_sign"] + us["ed25519_verify"];
+        Console.Error.WriteLine(string.Create(
+            CultureInfo.InvariantCulture,
+            $"primitives (us of CPU each): {string.Join(" ", us.Select(p => $"{p.Key}={p.Value:F1}"))}; per connect with a proof (2 keygen, 2 agree, sign, verify): {connect:F0} us = at most {1e6 / connect:F0} connects per CPU-second"));
+
+        static double Time(Action action)
+        {
+            for (var i = 0; i < 100; i++)
+            {
+                action();
+            }
+
+            var start = Process.GetCurrentProcess().TotalProcessorTime;
+            for (var i = 0; i < n; i++)
+            {
+                action();
+            }
+
+            return (Process.GetCurrentProcess().TotalProcessorTime - start).TotalMicroseconds / n;
+        }
     }
 
     private static double ConnectRate(int count, bool proof, ServiceKey key)

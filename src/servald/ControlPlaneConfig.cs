@@ -84,9 +84,13 @@ internal static class ControlPlaneConfig
         var aggregates = r.Aggregates.Select((text, i) => ServicePrefix.TryParse(text, out var p, out var why)
             ? p
             : throw new DaemonException($"Serval:Router:Aggregates:{i}: bad prefix '{text}': {why}")).ToList();
+        var selfCertifying = r.SelfCertifyingPrefixes.Select((text, i) => ServicePrefix.TryParse(text, out var p, out var why)
+            ? p
+            : throw new DaemonException($"Serval:Router:SelfCertifyingPrefixes:{i}: bad prefix '{text}': {why}")).ToList();
         return Validated(
             new RouterControllerOptions
             {
+                SelfCertifyingPrefixes = selfCertifying,
                 ServiceId = ParseServiceId(r.ServiceId, "Serval:Router:ServiceId"),
                 MinLease = Milliseconds(r.MinLeaseMs, "Serval:Router:MinLeaseMs"),
                 MaxLease = Milliseconds(r.MaxLeaseMs, "Serval:Router:MaxLeaseMs"),

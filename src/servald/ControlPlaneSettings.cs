@@ -67,6 +67,9 @@ internal sealed class RouterSettings
     /// <summary>Prefixes exported upstream in place of the registrations they cover.</summary>
     public List<string> Aggregates { get; set; } = [];
 
+    /// <summary>Where self-certifying serviceIDs live: registrations there must be signed by the serviceID's key (docs/control-protocol.md §5.1).</summary>
+    public List<string> SelfCertifyingPrefixes { get; set; } = [];
+
     /// <summary>Upstream refresh interval, milliseconds (default 1000).</summary>
     public int UpstreamRefreshMs { get; set; } = 1000;
 

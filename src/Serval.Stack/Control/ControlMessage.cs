@@ -8,7 +8,7 @@ namespace Serval.Stack.ControlPlane;
 /// A control-plane message (docs/control-protocol.md): one registration, unregistration, resolution query or
 /// acknowledgement, carried as the payload of an unconnected Serval datagram. <see cref="TryParse"/> validates every
 /// field; malformed input is <c>false</c> and a <see cref="ControlMessageError"/>, never an exception.
-/// <see cref="Emit"/> writes the 76-byte body (a ResolveAck: followed by its target records) and, given a key, the
+/// <see cref="Emit(Span{byte}, ReadOnlySpan{byte}, ServiceKey)"/> writes the 76-byte body (a ResolveAck: followed by its target records) and, given a key, the
 /// HMAC-SHA256 trailer.
 /// </summary>
 public readonly record struct ControlMessage
@@ -18,7 +18,7 @@ public readonly record struct ControlMessage
 
     /// <summary>
     /// Flags. <see cref="ControlMessageFlags.Authenticated"/> is set by <see cref="TryParse"/> when a MAC is present
-    /// (not verified — see <see cref="ControlMessageView.VerifyMac"/>) and ignored by <see cref="Emit"/>, which sets
+    /// (not verified — see <see cref="ControlMessageView.VerifyMac"/>) and ignored by <see cref="Emit(Span{byte}, ReadOnlySpan{byte}, ServiceKey)"/>, which sets
     /// it from the key.
     /// </summary>
     public ControlMessageFlags Flags { get; init; }
@@ -72,9 +72,13 @@ public readonly record struct ControlMessage
     /// <summary>The lease as a time span.</summary>
     public TimeSpan Lease => TimeSpan.FromMilliseconds(LeaseMilliseconds);
 
-    /// <summary>Bytes <see cref="Emit"/> writes: 76, or 108 with a key; plus 24 per target of a ResolveAck.</summary>
-    public static int GetLength(bool authenticated, int targets = 0) =>
-        (authenticated ? ControlProtocol.AuthenticatedLength : ControlProtocol.BodyLength) + (targets * ControlProtocol.TargetLength);
+    /// <summary>Whether the signature trailer of a self-certifying serviceID was present when parsed (not verified — see <see cref="ControlMessageView.VerifySignature"/>).</summary>
+    public bool IsSigned => (Flags & ControlMessageFlags.Signed) != 0;
+
+    /// <summary>Bytes <see cref="Emit(Span{byte}, ReadOnlySpan{byte}, ServiceKey)"/> writes: 76, or 108 with a key; plus 24 per target of a ResolveAck; plus 100 when signed.</summary>
+    public static int GetLength(bool authenticated, int targets = 0, bool signed = false) =>
+        (authenticated ? ControlProtocol.AuthenticatedLength : ControlProtocol.BodyLength) + (targets * ControlProtocol.TargetLength)
+        + (signed ? ControlProtocol.SignatureTrailerLength : 0);
 
     /// <summary>Parses and validates a whole message (docs/control-protocol.md, "Validation").</summary>
     public static bool TryParse(ReadOnlySpan<byte> data, out ControlMessage message, out ControlMessageError error)
@@ -134,7 +138,8 @@ public readonly record struct ControlMessage
         var flags = (ControlMessageFlags)v.Flags;
         var allowed = ControlMessageFlags.Authenticated | type switch
         {
-            ControlMessageType.Register => ControlMessageFlags.Draining | ControlMessageFlags.Refresh,
+            ControlMessageType.Register => ControlMessageFlags.Draining | ControlMessageFlags.Refresh | ControlMessageFlags.Signed,
+            ControlMessageType.Unregister => ControlMessageFlags.Signed,
             ControlMessageType.RegisterAck => ControlMessageFlags.Draining,
             _ => ControlMessageFlags.None,
         };
@@ -199,7 +204,14 @@ public readonly record struct ControlMessage
             return ControlMessageError.BadTransports;
         }
 
-        return v.Reserved != 0 ? ControlMessageError.BadReserved : ControlMessageError.None;
+        if (v.Reserved != 0)
+        {
+            return ControlMessageError.BadReserved;
+        }
+
+        return v.HasSignature && (v.PrefixLength != ServiceId.Bits || v.SignerPrefixLength > ServiceId.MaxSelfCertifyingPrefixLength || !v.SignatureReservedZero)
+            ? ControlMessageError.BadSignatureTrailer
+            : ControlMessageError.None;
     }
 
     /// <summary>
@@ -208,25 +220,44 @@ public readonly record struct ControlMessage
     /// trailer. Returns the number of bytes written (76 or 108, plus 24 per target).
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="buffer"/> is too small, or targets on a type other than ResolveAck or more than <see cref="ControlProtocol.MaxResolveTargets"/>.</exception>
-    public int Emit(Span<byte> buffer, ReadOnlySpan<byte> key = default)
+    public int Emit(Span<byte> buffer, ReadOnlySpan<byte> key = default) => Emit(buffer, key, null);
+
+    /// <summary>
+    /// Writes the message as <see cref="Emit(Span{byte}, ReadOnlySpan{byte})"/> does; with <paramref name="signer"/> (a
+    /// Register or Unregister of the signer's serviceID, /256) also the Signed flag and the signature trailer
+    /// (docs/control-protocol.md §5.1), before the MAC. Returns the number of bytes written.
+    /// </summary>
+    /// <exception cref="ArgumentException">As the other overload; or a signer on another type or another prefix than its serviceID.</exception>
+    public int Emit(Span<byte> buffer, ReadOnlySpan<byte> key, ServiceKey? signer)
     {
         var authenticated = !key.IsEmpty;
+        var signed = signer is not null;
+        if (signer is not null && (Type is not (ControlMessageType.Register or ControlMessageType.Unregister) || Prefix != ServicePrefix.Exact(signer.ServiceId)))
+        {
+            throw new ArgumentException($"Only a Register or Unregister of the key's serviceID (/256) is signed (was a {Type} of {Prefix}).", nameof(signer));
+        }
+
         var targets = Targets;
         if (targets.Count > (Type == ControlMessageType.ResolveAck ? ControlProtocol.MaxResolveTargets : 0))
         {
             throw new ArgumentException($"A {Type} message carries at most {(Type == ControlMessageType.ResolveAck ? ControlProtocol.MaxResolveTargets : 0)} targets.", nameof(buffer));
         }
 
-        var length = GetLength(authenticated, targets.Count);
+        var length = GetLength(authenticated, targets.Count, signed);
         if (buffer.Length < length)
         {
             throw new ArgumentException($"A control message needs {length} bytes; the buffer has {buffer.Length}.", nameof(buffer));
         }
 
-        var flags = Flags & ~ControlMessageFlags.Authenticated;
+        var flags = Flags & ~(ControlMessageFlags.Authenticated | ControlMessageFlags.Signed);
         if (authenticated)
         {
             flags |= ControlMessageFlags.Authenticated;
+        }
+
+        if (signed)
+        {
+            flags |= ControlMessageFlags.Signed;
         }
 
         buffer[0] = ControlProtocol.Version;
@@ -248,6 +279,21 @@ public readonly record struct ControlMessage
         {
             t.Write(buffer.Slice(body, ControlProtocol.TargetLength));
             body += ControlProtocol.TargetLength;
+        }
+
+        if (signer is not null)
+        {
+            var trailer = buffer.Slice(body, ControlProtocol.SignatureTrailerLength);
+            trailer[0] = (byte)signer.Prefix.Length;
+            trailer[1..4].Clear();
+            signer.PublicKey.CopyTo(trailer[4..]);
+            var label = ControlProtocol.SignatureLabel;
+            Span<byte> data = stackalloc byte[label.Length + ControlProtocol.BodyLength + ControlProtocol.SignedTrailerLength];
+            label.CopyTo(data);
+            buffer[..ControlProtocol.BodyLength].CopyTo(data[label.Length..]);
+            trailer[..ControlProtocol.SignedTrailerLength].CopyTo(data[(label.Length + ControlProtocol.BodyLength)..]);
+            signer.Sign(data, trailer[ControlProtocol.SignedTrailerLength..]);
+            body += ControlProtocol.SignatureTrailerLength;
         }
 
         if (authenticated)

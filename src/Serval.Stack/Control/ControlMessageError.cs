@@ -44,4 +44,7 @@ public enum ControlMessageError
 
     /// <summary>A ResolveAck's target records are malformed (family, reserved bits, weight, address), or a target list where none belongs.</summary>
     BadTargets,
+
+    /// <summary>A signature trailer on a type other than Register or Unregister, on a prefix that is not a whole serviceID (/256), or with a prefix length over 128 bits or a reserved byte set.</summary>
+    BadSignatureTrailer,
 }

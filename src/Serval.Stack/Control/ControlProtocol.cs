@@ -20,6 +20,18 @@ public static class ControlProtocol
     /// <summary>Length of an authenticated message (body + MAC).</summary>
     public const int AuthenticatedLength = BodyLength + MacLength;
 
+    /// <summary>
+    /// Length of the signature trailer of a signed Register or Unregister (docs/control-protocol.md §5.1): the
+    /// self-certifying prefix length (1 byte), 3 reserved bytes, the 32-byte Ed25519 public key and the 64-byte signature.
+    /// </summary>
+    public const int SignatureTrailerLength = 100;
+
+    /// <summary>The part of the signature trailer the signature covers (prefix length, reserved bytes, public key).</summary>
+    internal const int SignedTrailerLength = 36;
+
+    /// <summary>What a registration signature is over: this label, the 76-byte body, then the first 36 bytes of the trailer.</summary>
+    internal static ReadOnlySpan<byte> SignatureLabel => "serval registration v1"u8;
+
     /// <summary>Length of one target record of a ResolveAck: family, reserved, port, weight, 16 address bytes.</summary>
     public const int TargetLength = 24;
 

@@ -251,7 +251,7 @@ public sealed class HostController : IEngineController
             transports |= p == TransportProtocol.Stream ? ServiceTransports.Stream : ServiceTransports.Datagram;
         }
 
-        _client.Set(prefix, WeightOf(prefix), _draining.Contains(prefix), transports, now);
+        _client.Set(prefix, WeightOf(prefix), _draining.Contains(prefix), transports, now, _engine.FindServiceKey(prefix));
     }
 
     private uint WeightOf(ServicePrefix prefix) =>

@@ -23,7 +23,7 @@ internal sealed class RegistrationClient
     private readonly PriorityQueue<(ClientSlot Slot, long Generation), TimeSpan> _timers = new();
     private readonly Dictionary<ServicePrefix, ServiceTarget> _pinned = [];
     private readonly List<ServiceTarget> _defaults = [];
-    private readonly byte[] _message = new byte[ControlProtocol.AuthenticatedLength];
+    private readonly byte[] _message = new byte[ControlProtocol.AuthenticatedLength + ControlProtocol.SignatureTrailerLength];
     private readonly byte[] _receive = new byte[ControlProtocol.MaxMessageLength + 1];
     private readonly Dictionary<ServiceId, PendingQuery> _queries = [];
     private readonly Dictionary<uint, PendingQuery> _querySequences = [];
@@ -129,7 +129,7 @@ internal sealed class RegistrationClient
     }
 
     /// <summary>Registers (or updates) <paramref name="prefix"/>; false when the limit of tracked prefixes is reached.</summary>
-    public bool Set(ServicePrefix prefix, uint weight, bool draining, ServiceTransports transports, TimeSpan now)
+    public bool Set(ServicePrefix prefix, uint weight, bool draining, ServiceTransports transports, TimeSpan now, ServiceKey? signer = null)
     {
         if (!_entries.TryGetValue(prefix, out var e))
         {
@@ -142,11 +142,12 @@ internal sealed class RegistrationClient
             e = new ClientEntry(prefix, _routers.Length);
             _entries.Add(prefix, e);
         }
-        else if (!e.Withdrawn && e.Weight == weight && e.Draining == draining && e.Transports == transports)
+        else if (!e.Withdrawn && e.Weight == weight && e.Draining == draining && e.Transports == transports && e.Signer == signer)
         {
             return true;
         }
 
+        e.Signer = signer;
         e.Weight = weight;
         e.Draining = draining;
         e.Transports = transports;
@@ -636,7 +637,7 @@ internal sealed class RegistrationClient
             Prefix = e.Prefix,
             Transports = e.Transports,
         };
-        var n = message.Emit(_message, _options.Key.Span);
+        var n = message.Emit(_message, _options.Key.Span, e.Signer);
         EnsureRoute(r, now);
         if (_engine.SendTo(_socket, r.Endpoint.ServiceId, _message.AsSpan(0, n), now) == ServalError.None)
         {

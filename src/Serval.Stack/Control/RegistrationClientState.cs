@@ -93,6 +93,9 @@ internal sealed class ClientEntry
 
     public ServiceTransports Transports { get; set; }
 
+    /// <summary>The key of the prefix's self-certifying serviceID, if a listener holds it: Registers and Unregisters are signed with it.</summary>
+    public ServiceKey? Signer { get; set; }
+
     /// <summary>Being unregistered.</summary>
     public bool Withdrawn { get; set; }
 

@@ -28,7 +28,7 @@ public sealed partial class RouterController
             Address = source,
             Interface = iface,
             LastAccepted = now,
-            Replay = _options.Key.IsEmpty ? null : new ReplayWindow(),
+            Replay = new ReplayWindow(),
         };
         _peers.Add(sender, peer);
         _peerExpiry.Enqueue(peer, now + _options.PeerRetention);
@@ -123,6 +123,20 @@ public sealed partial class RouterController
 
     private void RemoveRegistration(Registration reg, TimeSpan now)
     {
+        if (reg.Signed)
+        {
+            reg.Signed = false;
+            reg.Peer.SignedRegistrations--;
+            if (_signedServices.TryGetValue(reg.Prefix.Id, out var n) && n > 1)
+            {
+                _signedServices[reg.Prefix.Id] = n - 1;
+            }
+            else
+            {
+                _signedServices.Remove(reg.Prefix.Id);
+            }
+        }
+
         reg.Removed = true;
         reg.Peer.Registrations.Remove(reg.Prefix);
         _registrationCount--;
@@ -275,8 +289,11 @@ public sealed partial class RouterController
 
         public TimeSpan LastAccepted { get; set; }
 
-        /// <summary>With a key: its sequence numbers seen.</summary>
-        public ReplayWindow? Replay { get; init; }
+        /// <summary>Its sequence numbers accepted (with a key: all; without: those of signed messages).</summary>
+        public ReplayWindow Replay { get; init; } = null!;
+
+        /// <summary>How many of its registrations were signed with the key of their serviceID.</summary>
+        public int SignedRegistrations { get; set; }
 
         public Dictionary<ServicePrefix, Registration> Registrations { get; } = [];
 
@@ -290,6 +307,9 @@ public sealed partial class RouterController
         public ServicePrefix Prefix { get; } = prefix;
 
         public uint Weight { get; set; }
+
+        /// <summary>Registered with a signature by the key of its serviceID: every later request for it must be signed too.</summary>
+        public bool Signed { get; set; }
 
         public bool Draining { get; set; }
 

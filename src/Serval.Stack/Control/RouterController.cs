@@ -23,6 +23,7 @@ public sealed partial class RouterController : IEngineController
     private readonly Engine _engine;
     private readonly RouterControllerOptions _options;
     private readonly Dictionary<ulong, Peer> _peers = [];
+    private readonly Dictionary<ServiceId, int> _signedServices = [];
     private readonly Dictionary<(ServicePrefix Prefix, ServiceTarget Target), RuleUse> _rules = [];
     private readonly PriorityQueue<Registration, TimeSpan> _expiry = new();
     private readonly PriorityQueue<Peer, TimeSpan> _peerExpiry = new();
@@ -134,6 +135,7 @@ public sealed partial class RouterController : IEngineController
         }
 
         _peers.Clear();
+        _signedServices.Clear();
         StopFleet();
         _exports.Clear();
         _expiry.Clear();
@@ -255,8 +257,35 @@ public sealed partial class RouterController : IEngineController
             }
         }
 
+        // A signed Register or Unregister of a self-certifying serviceID (§5.1): the key must make the serviceID and
+        // sign the message; then it must be as fresh as an authenticated one (epoch, timestamp, sequence number).
+        var signed = false;
+        if (m.IsSigned)
+        {
+            ControlMessageView.TryCreate(data, out var signedView, out _);
+            switch (signedView.VerifySignature())
+            {
+                case RegistrationSignatureCheck.Valid:
+                    signed = true;
+                    break;
+                case RegistrationSignatureCheck.ForeignKey:
+                    Counters.CountForeignKeys();
+                    return;
+                default:
+                    Counters.CountBadSignatures();
+                    return;
+            }
+        }
+
         _peers.TryGetValue(m.Sender, out var peer);
-        if (keyed && !IsCurrent(m, now))
+        if (!signed && m.Type != ControlMessageType.Resolve && NeedsSignature(m.Prefix, peer))
+        {
+            Counters.CountUnsignedRegistrations();
+            return;
+        }
+
+        var fresh = keyed || signed;
+        if (fresh && !IsCurrent(m, now))
         {
             // Authentic but from another epoch or outside the replay window: not applied; tell the sender our epoch
             // and clock. An existing sender's reply route is not moved by such a message.
@@ -270,7 +299,16 @@ public sealed partial class RouterController : IEngineController
             return;
         }
 
-        if (keyed && peer?.Replay is { } window && !window.TryAccept(m.Sequence))
+        if (peer is not null && (peer.ReplyService != from || peer.Address != source) && peer.SignedRegistrations > 0
+            && !(signed && peer.Registrations.TryGetValue(m.Prefix, out var held) && held.Signed))
+        {
+            // A sender holding signed registrations moves only with a signed message for one of them: anyone who
+            // saw its sender identifier could otherwise take its registrations to an address of their choosing.
+            Counters.CountRefusedMoves();
+            return;
+        }
+
+        if (fresh && peer is not null && !peer.Replay.TryAccept(m.Sequence))
         {
             Counters.CountReplayed();
             return;
@@ -284,18 +322,26 @@ public sealed partial class RouterController : IEngineController
                 return;
             }
 
-            peer.Replay?.TryAccept(m.Sequence);
+            if (fresh)
+            {
+                peer.Replay.TryAccept(m.Sequence);
+            }
         }
         else if (!Relocate(peer, from, source, now))
         {
             return;
         }
 
+        if (signed)
+        {
+            Counters.CountSignedAccepted();
+        }
+
         peer.LastAccepted = now;
         switch (m.Type)
         {
             case ControlMessageType.Register:
-                OnRegister(peer, m, now);
+                OnRegister(peer, m, signed, now);
                 break;
             case ControlMessageType.Unregister:
                 OnUnregister(peer, m, now);
@@ -322,7 +368,26 @@ public sealed partial class RouterController : IEngineController
 
     private static ulong Clock(TimeSpan now) => (ulong)Math.Max(0, now.Ticks / TimeSpan.TicksPerMillisecond);
 
-    private void OnRegister(Peer peer, in ControlMessage m, TimeSpan now)
+    /// <summary>
+    /// Whether a Register or Unregister of <paramref name="prefix"/> must be signed: the prefix lies within or contains
+    /// one of <see cref="RouterControllerOptions.SelfCertifyingPrefixes"/>, or its serviceID holds a signed
+    /// registration here (from any sender).
+    /// </summary>
+    private bool NeedsSignature(ServicePrefix prefix, Peer? peer)
+    {
+        foreach (var region in _options.SelfCertifyingPrefixes)
+        {
+            if (region.Contains(prefix) || prefix.Contains(region))
+            {
+                return true;
+            }
+        }
+
+        return (peer is not null && peer.Registrations.TryGetValue(prefix, out var reg) && reg.Signed)
+            || (prefix.Length == ServiceId.Bits && _signedServices.ContainsKey(prefix.Id));
+    }
+
+    private void OnRegister(Peer peer, in ControlMessage m, bool signed, TimeSpan now)
     {
         if (m.Prefix.Length < _options.MinPrefixLength)
         {
@@ -349,6 +414,13 @@ public sealed partial class RouterController : IEngineController
         else
         {
             Counters.CountRefreshed();
+        }
+
+        if (signed && !reg!.Signed)
+        {
+            reg.Signed = true;
+            peer.SignedRegistrations++;
+            _signedServices[reg.Prefix.Id] = _signedServices.GetValueOrDefault(reg.Prefix.Id) + 1;
         }
 
         var lease = m.Lease < _options.MinLease ? _options.MinLease : m.Lease > _options.MaxLease ? _options.MaxLease : m.Lease;

@@ -23,6 +23,11 @@ public sealed class RouterControllerCounters
     private long _registryWrites;
     private long _registryMalformed;
     private long _fleetApplied;
+    private long _unsignedRegistrations;
+    private long _badSignatures;
+    private long _foreignKeys;
+    private long _refusedMoves;
+    private long _signedAccepted;
 
     internal RouterControllerCounters()
     {
@@ -55,10 +60,10 @@ public sealed class RouterControllerCounters
     /// <summary>With a key: requests whose MAC did not verify.</summary>
     public long BadMac => CrossThread.Read(ref _badMac);
 
-    /// <summary>With a key: authentic requests with an old epoch or a timestamp outside the replay window (answered Stale, not applied).</summary>
+    /// <summary>With a key, and for signed requests: authentic requests with an old epoch or a timestamp outside the replay window (answered Stale, not applied).</summary>
     public long Stale => CrossThread.Read(ref _stale);
 
-    /// <summary>With a key: authentic, current requests whose sequence number was already seen or is older than the window.</summary>
+    /// <summary>With a key, and for signed requests: authentic, current requests whose sequence number was already seen or is older than the window.</summary>
     public long Replayed => CrossThread.Read(ref _replayed);
 
     /// <summary>Requests refused by policy or limits (prefix too short, table, per-sender or sender limit).</summary>
@@ -125,6 +130,35 @@ public sealed class RouterControllerCounters
     internal void CountMoved() => CrossThread.Write(ref _moved, _moved + 1);
 
     internal void CountAcksSent() => CrossThread.Write(ref _acksSent, _acksSent + 1);
+
+    /// <summary>
+    /// Registers and Unregisters without a signature for a prefix that needs one (docs/control-protocol.md §5.1: within
+    /// or containing <see cref="RouterControllerOptions.SelfCertifyingPrefixes"/>, or a serviceID registered here with
+    /// a signature); ignored.
+    /// </summary>
+    public long UnsignedRegistrations => CrossThread.Read(ref _unsignedRegistrations);
+
+    /// <summary>Signed requests whose key makes their serviceID but whose signature does not verify (forged or altered); ignored.</summary>
+    public long BadSignatures => CrossThread.Read(ref _badSignatures);
+
+    /// <summary>Signed requests whose key, with the prefix length given, does not make their serviceID (the key of another serviceID); ignored.</summary>
+    public long ForeignKeys => CrossThread.Read(ref _foreignKeys);
+
+    /// <summary>Requests from a new address (or control socket) of a sender holding signed registrations that were not signed for one of them; ignored, nothing moved.</summary>
+    public long RefusedMoves => CrossThread.Read(ref _refusedMoves);
+
+    /// <summary>Signed requests verified, current and applied.</summary>
+    public long SignedAccepted => CrossThread.Read(ref _signedAccepted);
+
+    internal void CountUnsignedRegistrations() => CrossThread.Write(ref _unsignedRegistrations, _unsignedRegistrations + 1);
+
+    internal void CountBadSignatures() => CrossThread.Write(ref _badSignatures, _badSignatures + 1);
+
+    internal void CountForeignKeys() => CrossThread.Write(ref _foreignKeys, _foreignKeys + 1);
+
+    internal void CountRefusedMoves() => CrossThread.Write(ref _refusedMoves, _refusedMoves + 1);
+
+    internal void CountSignedAccepted() => CrossThread.Write(ref _signedAccepted, _signedAccepted + 1);
 
     internal void CountSendFailures() => CrossThread.Write(ref _sendFailures, _sendFailures + 1);
 }

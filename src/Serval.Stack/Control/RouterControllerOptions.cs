@@ -21,7 +21,17 @@ public sealed record RouterControllerOptions
     /// <summary>Shared HMAC-SHA256 key (at least 16 bytes); when set, unauthenticated, stale and replayed messages are ignored and counted.</summary>
     public ReadOnlyMemory<byte> Key { get; init; }
 
-    /// <summary>With a key: how far a request's timestamp may be from the router clock (default 10 s).</summary>
+    /// <summary>
+    /// Where self-certifying serviceIDs live (docs/control-protocol.md §5.1; default none): a Register or Unregister
+    /// for a prefix that lies within one of these, or contains one, is accepted only when it is signed by the key of
+    /// its serviceID (a /256 prefix), fresh (this router's epoch, a timestamp within <see cref="ReplayWindow"/>, a
+    /// sequence number not seen before) and, for a router with a <see cref="Key"/>, authenticated as well. Signed
+    /// registrations of serviceIDs outside these prefixes are checked the same way; unsigned ones there keep the
+    /// rules of §5.
+    /// </summary>
+    public IReadOnlyList<ServicePrefix> SelfCertifyingPrefixes { get; init; } = [];
+
+    /// <summary>With a key, and for signed registrations: how far a request's timestamp may be from the router clock (default 10 s).</summary>
     public TimeSpan ReplayWindow { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>How long a sender's state (reply route, replay window) is kept after its last accepted message once it has no registration (default 30 s; above <see cref="ReplayWindow"/>).</summary>

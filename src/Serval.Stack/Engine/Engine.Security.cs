@@ -126,4 +126,26 @@ public sealed partial class Engine
         _sockets.TryGetValue(handle.Value, out var s) && s is Flow { Security: { Established: true } security }
             ? (security.Level, security.OwnershipProved)
             : (FlowProtection.None, false);
+
+    /// <summary>
+    /// The service key of a listener bound exactly to <paramref name="prefix"/> (a /256 prefix of the key's serviceID),
+    /// or null. The host controller signs that prefix's registrations with it (docs/control-protocol.md §5.1).
+    /// </summary>
+    internal ServiceKey? FindServiceKey(ServicePrefix prefix)
+    {
+        if (prefix.Length != ServiceId.Bits)
+        {
+            return null;
+        }
+
+        foreach (var socket in _sockets.Values)
+        {
+            if (socket is ListenerSocket { Released: false, Key: { } key } l && l.Prefix == prefix && key.ServiceId == prefix.Id)
+            {
+                return key;
+            }
+        }
+
+        return null;
+    }
 }

@@ -15,14 +15,13 @@ internal sealed class FlowSecurity : IDisposable
     /// <summary>Packets this far behind the highest packet number received are refused as replays.</summary>
     public const int ReplayWindow = 256;
 
-    private static readonly KeyAgreementAlgorithm Agreement = KeyAgreementAlgorithm.X25519;
     private static readonly byte[] TranscriptLabel = "serval keyx v1"u8.ToArray();
     private static readonly byte[] ProofLabel = "serval ownership proof v1"u8.ToArray();
     private static readonly byte[] KeyLabel = "serval flow keys v1"u8.ToArray();
 
     private static readonly AeadAlgorithm Aead = AeadAlgorithm.Aes256Gcm;
     private static readonly bool NativeAead = Aes256Gcm.IsSupported;
-    private Key? _ephemeral;
+    private byte[]? _ephemeral;
     private Key? _sendKey;
     private Key? _receiveKey;
     private AesGcm? _send;
@@ -34,13 +33,14 @@ internal sealed class FlowSecurity : IDisposable
     private bool _receivedAny;
     private readonly ulong[] _window = new ulong[ReplayWindow / 64];
 
-    private FlowSecurity(FlowProtection level, bool mustNegotiate, bool requireProof, Key ephemeral)
+    private FlowSecurity(FlowProtection level, bool mustNegotiate, bool requireProof, byte[] ephemeral)
     {
         Level = level;
         MustNegotiate = mustNegotiate;
         RequireProof = requireProof;
         _ephemeral = ephemeral;
-        LocalShare = ephemeral.PublicKey.Export(KeyBlobFormat.RawPublicKey);
+        LocalShare = new byte[X25519.Length];
+        X25519.PublicKey(ephemeral, LocalShare);
     }
 
     /// <summary>The protection this side offered or accepted.</summary>
@@ -70,15 +70,13 @@ internal sealed class FlowSecurity : IDisposable
     /// <summary>A new handshake state with an ephemeral key drawn from <paramref name="random"/>.</summary>
     public static FlowSecurity Create(FlowProtection level, bool mustNegotiate, bool requireProof, IRandomSource random)
     {
-        Span<byte> seed = stackalloc byte[32];
-        for (var i = 0; i < 32; i += 8)
+        var seed = new byte[X25519.Length];
+        for (var i = 0; i < X25519.Length; i += 8)
         {
-            BinaryPrimitives.WriteUInt64LittleEndian(seed[i..], random.NextUInt64());
+            BinaryPrimitives.WriteUInt64LittleEndian(seed.AsSpan(i), random.NextUInt64());
         }
 
-        var key = Key.Import(Agreement, seed, KeyBlobFormat.RawPrivateKey);
-        CryptographicOperations.ZeroMemory(seed);
-        return new FlowSecurity(level, mustNegotiate, requireProof, key);
+        return new FlowSecurity(level, mustNegotiate, requireProof, seed);
     }
 
     /// <summary>
@@ -143,19 +141,17 @@ internal sealed class FlowSecurity : IDisposable
     /// </summary>
     public bool DeriveKeys(ReadOnlySpan<byte> peerShare, ReadOnlySpan<byte> transcript, bool isClient, FlowProtection level)
     {
-        if (_ephemeral is null || !NSec.Cryptography.PublicKey.TryImport(Agreement, peerShare, KeyBlobFormat.RawPublicKey, out var peer) || peer is null)
+        Span<byte> secret = stackalloc byte[X25519.Length];
+        if (_ephemeral is null || !X25519.Agree(_ephemeral, peerShare, secret))
         {
+            CryptographicOperations.ZeroMemory(secret);
             return false;
         }
 
-        using var secret = Agreement.Agree(_ephemeral, peer);
-        if (secret is null)
-        {
-            return false;
-        }
-
+        // HKDF-SHA256 (RFC 5869): salt the transcript hash, input the raw X25519 secret.
         Span<byte> okm = stackalloc byte[88];
-        KeyDerivationAlgorithm.HkdfSha256.DeriveBytes(secret, transcript, KeyLabel, okm);
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, secret, okm, transcript, KeyLabel);
+        CryptographicOperations.ZeroMemory(secret);
         var c2s = okm[..32];
         var c2sIv = okm.Slice(32, 12);
         var s2c = okm.Slice(44, 32);
@@ -344,7 +340,12 @@ internal sealed class FlowSecurity : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
-        _ephemeral?.Dispose();
+        if (_ephemeral is not null)
+        {
+            CryptographicOperations.ZeroMemory(_ephemeral);
+            _ephemeral = null;
+        }
+
         ForgetKeys();
     }
 

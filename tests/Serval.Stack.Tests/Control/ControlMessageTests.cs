@@ -168,7 +168,7 @@ public sealed class ControlMessageTests
     [InlineData(0, 2, ControlMessageError.UnsupportedVersion)]
     [InlineData(1, 0, ControlMessageError.UnknownType)]
     [InlineData(1, 9, ControlMessageError.UnknownType)]
-    [InlineData(2, 0x08, ControlMessageError.BadFlags)]
+    [InlineData(2, 0x10, ControlMessageError.BadFlags)]
     [InlineData(2, 0x01, ControlMessageError.BadLength)]
     [InlineData(3, 1, ControlMessageError.BadStatus)]
     [InlineData(42, 0x04, ControlMessageError.BadTransports)]

@@ -48,11 +48,12 @@ internal sealed class ControlTopology
         byte[]? key = null,
         Func<RouterControllerOptions, RouterControllerOptions>? router = null,
         Func<HostControllerOptions, HostControllerOptions>? host = null,
-        LinkConditions? conditions = null)
+        LinkConditions? conditions = null,
+        IRouterRegistry? registry = null)
     {
         var net = new SimulatedNetwork(seed);
         var t = new ControlTopology(net, net.AddLink("lan", conditions ?? LinkConditions.Perfect with { Delay = TimeSpan.FromMilliseconds(1) }));
-        t.StartRouter(key, router);
+        t.StartRouter(key, router, registry);
         var hostOptions = HostOptions(key);
         hostOptions = host?.Invoke(hostOptions) ?? hostOptions;
         (t.Client, t.ClientController, _) = t.AddHost("client", ClientAddr, hostOptions);
@@ -71,14 +72,14 @@ internal sealed class ControlTopology
     };
 
     /// <summary>Starts a (new) router host on the LAN at <see cref="RouterAddr"/> with a fresh controller (new epoch).</summary>
-    public void StartRouter(byte[]? key = null, Func<RouterControllerOptions, RouterControllerOptions>? configure = null)
+    public void StartRouter(byte[]? key = null, Func<RouterControllerOptions, RouterControllerOptions>? configure = null, IRouterRegistry? registry = null)
     {
         var host = Net.AddHost($"router{Net.Hosts.Count}", EngineOptions.Default with { Mode = EngineMode.ServiceRouter });
         RouterInterface = host.Attach(Lan, RouterAddr);
         Router = new ControlNode(Net, host);
         var options = new RouterControllerOptions { Key = key ?? ReadOnlyMemory<byte>.Empty };
         options = configure?.Invoke(options) ?? options;
-        RouterController = Router.Add(new RouterController(host.Engine, options, new SeededRandomSource(Net.Random.NextUInt64())));
+        RouterController = Router.Add(new RouterController(host.Engine, options, new SeededRandomSource(Net.Random.NextUInt64())) { Registry = registry });
         Assert.Equal(ServalError.None, Router.Do(() => RouterController.Start(Router.Now)));
     }
 

@@ -116,6 +116,52 @@ public sealed class SecureFlowTests
         Assert.True(net.RunUntil(() => a.Engine.FlowCount == 0 && b.Engine.FlowCount == 0, TimeSpan.FromMinutes(5)), "sealed flows did not close");
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_syn_answered_with_a_cookie_carries_no_key_exchange(bool required)
+    {
+        // The server's pending-request table holds one entry, filled by a SYN that never completes: the next SYN is
+        // answered with a cookie, which keeps no state and so cannot carry a key exchange (docs/security.md).
+        var net = new SimulatedNetwork(3);
+        var link = net.AddLink("lan", LinkConditions.Perfect with { Delay = TimeSpan.FromMilliseconds(1) });
+        var a = net.AddHost("a");
+        var b = net.AddHost("b", EngineOptions.Default with { MaxPendingRequests = 1 });
+        var ai = a.Attach(link, A);
+        var bi = b.Attach(link, B);
+        a.AddForward(ServicePrefix.Default, B, ai);
+        var service = ServiceId.FromName("cookie");
+        var l = Listen(b, ServicePrefix.Exact(service), null);
+        var junk = new SalPacketRepr
+        {
+            SourceFlow = new FlowId(77),
+            Protocol = SalPacketRepr.ProtocolTcp,
+            Control = new SalControl(SalControlFlags.Syn, 1, 0, new Nonce(12345)),
+            DestinationService = service,
+            Tcp = new TcpRepr { Flags = TcpFlags.Syn, SequenceNumber = 9, Window = 65535, MaxSegmentSize = 1400 },
+        };
+        var spoofed = LinkAddress.Parse("10.9.0.99");
+        var buffer = new byte[256];
+        var n = junk.Emit(buffer, [], new TransportPseudoHeader(spoofed, B));
+        b.Do(e => e.Receive(bi, spoofed, B, buffer.AsSpan(0, n), b.Now));
+
+        var c = Connect(a, service, new ConnectSecurity(FlowProtection.Authenticated, Required: required));
+        Assert.True(net.RunUntil(() => a.Engine.GetState(c) is SalState.Connected or SalState.Closed, SimApp.Patience), SimApp.Describe(a, c));
+        Assert.True(b.Engine.Counters.SynCookiesSent >= 1, $"cookies sent {b.Engine.Counters.SynCookiesSent}");
+        if (required)
+        {
+            Assert.Equal(ServalError.SecurityNotNegotiated, a.Engine.GetError(c));
+        }
+        else
+        {
+            Assert.True(a.IsConnected(c), SimApp.Describe(a, c));
+            Assert.Equal((FlowProtection.None, false), a.Engine.GetFlowSecurity(c));
+            var s = net.AcceptOne(b, l);
+            var data = SimApp.RandomBytes(5000, 4);
+            Assert.Equal(SimApp.Sha(data), SimApp.Sha(SimApp.Transfer(net, a, c, b, s, data, TimeSpan.FromMinutes(1))));
+        }
+    }
+
     [Fact]
     public void Encrypted_payload_does_not_appear_on_the_wire()
     {
