@@ -48,7 +48,8 @@
 #                                 then on the veth shaped to 1 Gbit/s (bench/stream-veth.sh; STREAM_VETH_RUNS, _SECONDS,
 #                                 _NICE, and _LOAD=N busy loops to measure a busy host):
 #                                 stream-veth: kernel_gbps=<n> serval_udp_gbps=<n> serval_raw_gbps=<n> ratio_udp=<n>
-#                                   shaped_kernel_gbps=<n> shaped_serval_gbps=<n> shaped_ratio=<n>
+#                                   shaped_kernel_gbps=<n> shaped_serval_gbps=<n> shaped_ratio=<n> udp_blast_gbps=<n> ratio_blast=<n> ratio_raw=<n>
+#                                 (udp_blast: a plain .NET UDP socket with GSO between the same namespaces, same MTU)
 #   bench/run.sh connect-rate     (root) connections/s through a middle box (bench/connect-rate.sh): a client, a router
 #                                 and 3 replica namespaces on a bridge; Serval (servald service router, 3 registering
 #                                 serval-perf replicas, weights 1:1:2) against haproxy in TCP mode in front of 3 kernel
