@@ -201,6 +201,35 @@ internal sealed unsafe class SocketIo : IDisposable
         SendManaged(destination, _managedSendBuffer.AsSpan(0, length));
     }
 
+    /// <summary>
+    /// The send queue's memory for the next datagram of at most <paramref name="maxLength"/> bytes (written in place,
+    /// then <see cref="CommitSend"/>), or empty when this socket does not batch or the datagram would not fit a slot.
+    /// </summary>
+    public Span<byte> GetSendSlot(int maxLength) =>
+        _send is { } queue && !_disposed && maxLength <= _slotSize ? queue.NextSlot(_slotSize) : default;
+
+    /// <summary>Queues the first <paramref name="length"/> bytes of the slot <see cref="GetSendSlot"/> returned.</summary>
+    public void CommitSend(LinkAddress destination, int length)
+    {
+        if (_send is not { } queue || _disposed || (uint)length > (uint)_slotSize)
+        {
+            _counters.SendError();
+            return;
+        }
+
+        if (destination.IsNone)
+        {
+            _counters.SendError();
+            return;
+        }
+
+        queue.Commit(destination, length);
+        if (queue.Count == SendQueueSize)
+        {
+            Flush();
+        }
+    }
+
     private void SendManaged(LinkAddress destination, ReadOnlySpan<byte> packet)
     {
         if (!_addressCache.TryGetValue(destination, out var address))
@@ -554,6 +583,20 @@ internal sealed unsafe class SocketIo : IDisposable
             var length = header.Length + packet.Length;
             header.CopyTo(new Span<byte>(Data + _used, header.Length));
             packet.CopyTo(new Span<byte>(Data + _used + header.Length, packet.Length));
+            _offsets[i] = _used;
+            _lengths[i] = length;
+            _destinations[i] = destination;
+            _used += length;
+            Count = i + 1;
+        }
+
+        /// <summary>Memory for the next datagram (at most a slot), right after the queued ones.</summary>
+        public Span<byte> NextSlot(int slotSize) => new(Data + _used, slotSize);
+
+        /// <summary>Queues the <paramref name="length"/> bytes written at <see cref="NextSlot"/>.</summary>
+        public void Commit(LinkAddress destination, int length)
+        {
+            var i = Count;
             _offsets[i] = _used;
             _lengths[i] = length;
             _destinations[i] = destination;

@@ -638,6 +638,23 @@ internal sealed partial class EngineDriver : IPacketSink
         }
     }
 
+    Span<byte> IPacketSink.GetTransmitSlot(int interfaceIndex, int maxLength)
+    {
+        var slots = _slots;
+        return (uint)(interfaceIndex - 1) < (uint)slots.Length && slots[interfaceIndex - 1] is { Retired: false } slot
+            ? slot.Link.GetSendSlot(maxLength)
+            : default;
+    }
+
+    void IPacketSink.CommitTransmitSlot(int interfaceIndex, LinkAddress source, LinkAddress destination, int length, int hopLimit)
+    {
+        var slots = _slots;
+        if ((uint)(interfaceIndex - 1) < (uint)slots.Length && slots[interfaceIndex - 1] is { Retired: false } slot)
+        {
+            slot.Link.CommitSend(source, destination, length, hopLimit);
+        }
+    }
+
     // ------------------------------------------------------------------------------------------------------------
     // Stopping
 
