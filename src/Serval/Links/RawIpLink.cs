@@ -248,6 +248,8 @@ public sealed class RawIpLink : ServalLink, ISocketIoHandler
 
     internal override void AttachLogger(Microsoft.Extensions.Logging.ILogger logger) => _io.Logger = logger;
 
+    internal override void AttachReceiveThreadStart(Action start) => _io.ReceiveThreadStart = start;
+
     /// <inheritdoc/>
     internal override System.Net.IPAddress? OsAddress => LocalAddress.ToIPAddress();
 

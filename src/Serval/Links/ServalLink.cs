@@ -74,6 +74,11 @@ public abstract class ServalLink : IDisposable
     {
     }
 
+    /// <summary>Gives the link an action its receive thread(s) run first, before Start (decorators pass it on).</summary>
+    internal virtual void AttachReceiveThreadStart(Action start)
+    {
+    }
+
     /// <summary>The operating-system address the link's socket is bound to (UDP, raw IP); null for links the interface monitor cannot watch.</summary>
     internal virtual System.Net.IPAddress? OsAddress => null;
 

@@ -105,6 +105,9 @@ internal sealed unsafe class SocketIo : IDisposable
     /// <summary>Called (engine thread) when a send fails because the network or the local address went away.</summary>
     public Action? NetworkUnavailable { get; set; }
 
+    /// <summary>Run first on the receive thread (the host applies the receive threads' nice value there).</summary>
+    public Action? ReceiveThreadStart { get; set; }
+
     /// <summary>The socket's file descriptor.</summary>
     public nint Handle => _socket.Handle;
 
@@ -348,6 +351,7 @@ internal sealed unsafe class SocketIo : IDisposable
     {
         try
         {
+            ReceiveThreadStart?.Invoke();
             if (_receive is { } batch)
             {
                 ReceiveNative(batch);

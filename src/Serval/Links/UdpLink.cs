@@ -128,6 +128,15 @@ public sealed class UdpLink : ServalLink, ISocketIoHandler
         _receiver?.Receive(source, LocalAddress, datagram, IPHopLimit.Unknown);
     }
 
+    internal override void AttachReceiveThreadStart(Action start)
+    {
+        _io.ReceiveThreadStart = start;
+        if (_broadcastIo is { } b)
+        {
+            b.ReceiveThreadStart = start;
+        }
+    }
+
     internal override void AttachLogger(Microsoft.Extensions.Logging.ILogger logger)
     {
         _io.Logger = logger;

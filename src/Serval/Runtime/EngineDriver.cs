@@ -3,6 +3,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Serval.Links;
+using Serval.Native;
 using Serval.Stack;
 using Serval.Stack.Services;
 using Serval.Wire;
@@ -30,6 +31,29 @@ internal sealed partial class EngineDriver : IPacketSink
     private readonly ConcurrentQueue<InboundPacket> _inbound = new();
     private readonly ManualResetEventSlim _wake = new(false, 10);
     private readonly Thread _thread;
+    private readonly int? _engineNice;
+    private readonly int? _receiveNice;
+
+    /// <summary>The nice value for the links' receive threads (<see cref="ServalHostOptions.ReceiveThreadNice"/>), or null.</summary>
+    internal int? ReceiveThreadNice => _receiveNice;
+
+    /// <summary>Gives <paramref name="link"/> the receive threads' nice value, if one is configured.</summary>
+    internal void AttachReceiveThreadNice(ServalLink link)
+    {
+        if (_receiveNice is not null)
+        {
+            link.AttachReceiveThreadStart(() => ApplyNice(_receiveNice));
+        }
+    }
+
+    /// <summary>Applies a nice value to the calling thread, logging a refusal (docs/runtime.md, "Threads").</summary>
+    internal void ApplyNice(int? nice)
+    {
+        if (nice is { } n && LinuxSockets.SetCurrentThreadNice(n) is var errno and not 0)
+        {
+            HostLog.ThreadNiceRefused(Logger, Name, Thread.CurrentThread.Name ?? "?", n, errno);
+        }
+    }
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly long _startTimestamp = Stopwatch.GetTimestamp();
     private readonly int _inboundCapacity;
@@ -50,6 +74,8 @@ internal sealed partial class EngineDriver : IPacketSink
         Logger = options.LoggerFactory.CreateLogger("Serval.Host");
         Engine = new Engine(options.Engine, options.Random ?? CryptoRandomSource.Instance) { StreamOptions = options.Stream };
         _inboundCapacity = options.InboundQueueCapacity;
+        _engineNice = options.EngineThreadNice;
+        _receiveNice = options.ReceiveThreadNice;
         CreateMonitor(options);
         var links = new List<(ServalLink Link, bool Up)>(options.Links.Select(l => (l, true)));
         if (_monitor is { } monitor)
@@ -226,6 +252,7 @@ internal sealed partial class EngineDriver : IPacketSink
         foreach (var slot in _slots)
         {
             slot.Link.AttachLogger(Logger);
+            AttachReceiveThreadNice(slot.Link);
             slot.Link.Start(slot.Port);
         }
 
@@ -295,6 +322,7 @@ internal sealed partial class EngineDriver : IPacketSink
     {
         try
         {
+            ApplyNice(_engineNice);
             StartControllers();
             while (!_stopRequested)
             {
