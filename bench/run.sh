@@ -48,6 +48,8 @@
 #                                 then on the veth shaped to 1 Gbit/s (bench/stream-veth.sh; STREAM_VETH_RUNS, _SECONDS,
 #                                 _NICE, and _LOAD=N busy loops to measure a busy host):
 #                                 stream-veth: kernel_gbps=<n> serval_udp_gbps=<n> serval_raw_gbps=<n> ratio_udp=<n>
+#                                   shaped_kernel_gbps=<n> shaped_serval_gbps=<n> shaped_ratio=<n> udp_blast_gbps=<n> ratio_blast=<n> ratio_raw=<n>
+#                                 (udp_blast: a plain .NET UDP socket with GSO between the same namespaces, same MTU)
 #                                   shaped_kernel_gbps=<n> shaped_serval_gbps=<n> shaped_ratio=<n>
 #   bench/run.sh forward          (root) a service router's forwarding against the kernel's IP forwarding (bench/forward.sh):
 #                                 sender -> router -> receiver namespaces, one sender thread of 48-byte datagrams, to a

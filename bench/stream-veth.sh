@@ -4,6 +4,10 @@
 # shaped to 1 Gbit/s with tbf: kernel TCP against Serval over UDP. Medians of STREAM_VETH_RUNS runs (default 3) of
 # STREAM_VETH_SECONDS seconds (default 5). Needs root; installs iperf3 if missing. The last line is the summary:
 #   stream-veth: kernel_gbps=<n> serval_udp_gbps=<n> serval_raw_gbps=<n> ratio_udp=<n> shaped_kernel_gbps=<n> shaped_serval_gbps=<n> shaped_ratio=<n>
+#     udp_blast_gbps=<n> ratio_blast=<n> ratio_raw=<n>
+# udp_blast_gbps: a second baseline measured in the same run, unshaped: what a plain .NET UDP socket with segmentation
+# offload (serval-perf udp-blast: one sending thread, 64 KiB per call; the receiver with UDP_GRO) delivers between the
+# same namespaces with datagrams filling the same MTU. ratio_blast = serval_udp / udp_blast, ratio_raw = serval_raw / kernel.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -98,6 +102,22 @@ print("  serval: %.3f Gbit/s, %d bytes in %.2f s, retrans %d, srtt %.0f us, clie
 PY
 }
 
+# One UDP blast run: a plain .NET UDP socket with segmentation offload (serval-perf udp-blast), datagrams of the size
+# that fills the veth's MTU, from a to b; prints the Gbit/s the receiver counted. The ceiling of any user-space stack
+# over UDP on this machine: what .NET pushes through a UDP socket at all.
+blast_run() {
+  local mtu
+  mtu="$(ip -n "$ns_a" -o link show "$veth_a" | sed -E 's/.* mtu ([0-9]+).*/\1/')"
+  ip netns exec "$ns_b" nice -n "$nice_level" timeout $((seconds + 60)) dotnet "$perf_dll" udp-blast receive --bind "$addr_b:54399" -t "$seconds" >"$work/blast-server.out" 2>"$work/blast-server.log" &
+  local server=$!
+  echo "$server" >>"$work/pids"
+  wait_for "$work/blast-server.log" "listening"
+  ip netns exec "$ns_a" nice -n "$nice_level" timeout $((seconds + 60)) dotnet "$perf_dll" udp-blast send --bind "$addr_a:0" --to "$addr_b:54399" -t $((seconds + 1)) -l $((mtu - 28)) 2>"$work/blast-client.log"
+  wait "$server" || true
+  sed "s/^/  /" "$work/blast-client.log" >&2
+  sed -n -E 's/^udp-blast: gbps=([0-9.]+).*/\1/p' "$work/blast-server.out"
+}
+
 # Median of the runs of a measurement: NAME FUNCTION ARGS...
 measure() {
   local name="$1"; shift
@@ -114,6 +134,7 @@ measure() {
 kernel="$(measure kernel_tcp kernel_run)"
 serval_udp="$(measure serval_udp serval_run udp)"
 serval_raw="$(measure serval_raw serval_run raw)"
+udp_blast="$(measure udp_blast blast_run)"
 
 # Shape both directions to 1 Gbit/s (the data direction is a → b).
 for pair in "$ns_a:$veth_a" "$ns_b:$veth_b"; do
@@ -123,11 +144,13 @@ echo "stream-veth: veth shaped with tbf rate 1gbit burst 256kb latency 20ms on b
 shaped_kernel="$(measure shaped_kernel_tcp kernel_run)"
 shaped_serval="$(measure shaped_serval_udp serval_run udp)"
 
-python3 - "$kernel" "$serval_udp" "$serval_raw" "$shaped_kernel" "$shaped_serval" <<'PY'
+python3 - "$kernel" "$serval_udp" "$serval_raw" "$shaped_kernel" "$shaped_serval" "$udp_blast" <<'PY'
 import sys
-k, su, sr, sk, ss = (float(x) for x in sys.argv[1:])
+k, su, sr, sk, ss, ub = (float(x) for x in sys.argv[1:])
 ratio = su / k if k > 0 else 0
 shaped_ratio = ss / sk if sk > 0 else 0
-print("stream-veth: kernel_gbps=%.3f serval_udp_gbps=%.3f serval_raw_gbps=%.3f ratio_udp=%.3f shaped_kernel_gbps=%.3f shaped_serval_gbps=%.3f shaped_ratio=%.3f"
-      % (k, su, sr, ratio, sk, ss, shaped_ratio))
+ratio_blast = su / ub if ub > 0 else 0
+ratio_raw = sr / k if k > 0 else 0
+print("stream-veth: kernel_gbps=%.3f serval_udp_gbps=%.3f serval_raw_gbps=%.3f ratio_udp=%.3f shaped_kernel_gbps=%.3f shaped_serval_gbps=%.3f shaped_ratio=%.3f udp_blast_gbps=%.3f ratio_blast=%.3f ratio_raw=%.3f"
+      % (k, su, sr, ratio, sk, ss, shaped_ratio, ub, ratio_blast, ratio_raw))
 PY

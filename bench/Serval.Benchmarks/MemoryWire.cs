@@ -46,6 +46,38 @@ internal sealed class MemoryWire(Engine peer, int peerInterface, bool observeTcp
         }
     }
 
+    /// <summary>
+    /// A transmit slot, as a link's send queue offers: a pooled buffer the engine builds its packet in, queued as it is
+    /// on commit (no copy here; the copy from the stream's send buffer into it is the engine's).
+    /// </summary>
+    public Span<byte> GetTransmitSlot(int interfaceIndex, int maxLength)
+    {
+        if (_slot is null || _slot.Length < maxLength)
+        {
+            _slot = _pool.Count > 0 ? _pool.Pop() : new byte[Math.Max(2048, maxLength)];
+            if (_slot.Length < maxLength)
+            {
+                _slot = new byte[maxLength];
+            }
+        }
+
+        return _slot;
+    }
+
+    public void CommitTransmitSlot(int interfaceIndex, LinkAddress source, LinkAddress destination, int length, int hopLimit)
+    {
+        var buf = _slot ?? throw new InvalidOperationException("no transmit slot to commit");
+        _slot = null;
+        _pending.Enqueue((source, destination, buf, length));
+        Packets++;
+        if (ObserveTcp)
+        {
+            Observe(buf.AsSpan(0, length));
+        }
+    }
+
+    private byte[]? _slot;
+
     private void Observe(ReadOnlySpan<byte> packet)
     {
         var hl = packet[8] * 4;

@@ -64,6 +64,74 @@ public static class InternetChecksum
         return sum;
     }
 
+    /// <summary>
+    /// Copies <paramref name="source"/> to the start of <paramref name="destination"/> and adds it to a running sum
+    /// as <see cref="Add(ulong, ReadOnlySpan{byte})"/> does, in one pass over the bytes (the copy and the checksum read
+    /// each byte once). The same rule on pieces applies; the two spans must not overlap.
+    /// </summary>
+    public static ulong CopyAndAdd(ulong sum, ReadOnlySpan<byte> source, Span<byte> destination)
+    {
+        if (destination.Length < source.Length)
+        {
+            throw new ArgumentException("The destination is shorter than the source.", nameof(destination));
+        }
+
+        var i = 0;
+        if (source.Length >= 8)
+        {
+            // As in Add: native-order 32-bit words into 64-bit accumulators, folded and swapped to network order.
+            ulong native = 0;
+            ref var from = ref MemoryMarshal.GetReference(source);
+            ref var to = ref MemoryMarshal.GetReference(destination);
+            if (Vector256.IsHardwareAccelerated && source.Length >= 64)
+            {
+                var blocks = source.Length & ~63;
+                Vector256<ulong> a0 = Vector256<ulong>.Zero, a1 = Vector256<ulong>.Zero;
+                for (; i < blocks; i += 64)
+                {
+                    var v0 = Vector256.LoadUnsafe(ref from, (nuint)i);
+                    var v1 = Vector256.LoadUnsafe(ref from, (nuint)i + 32);
+                    v0.StoreUnsafe(ref to, (nuint)i);
+                    v1.StoreUnsafe(ref to, (nuint)i + 32);
+                    var (l0, u0) = Vector256.Widen(v0.AsUInt32());
+                    var (l1, u1) = Vector256.Widen(v1.AsUInt32());
+                    a0 += l0 + l1;
+                    a1 += u0 + u1;
+                }
+
+                native = Vector256.Sum(a0 + a1);
+            }
+
+            var end = source.Length & ~7;
+            ulong a = 0, b = 0;
+            for (; i < end; i += 8)
+            {
+                var w = Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref from, i));
+                Unsafe.WriteUnaligned(ref Unsafe.Add(ref to, i), w);
+                a += (uint)w;
+                b += (uint)(w >> 32);
+            }
+
+            var folded = Fold(Fold(native) + a + b);
+            sum += BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(folded) : folded;
+        }
+
+        for (; i + 1 < source.Length; i += 2)
+        {
+            destination[i] = source[i];
+            destination[i + 1] = source[i + 1];
+            sum += (uint)((source[i] << 8) | source[i + 1]);
+        }
+
+        if (i < source.Length)
+        {
+            destination[i] = source[i];
+            sum += (uint)(source[i] << 8);
+        }
+
+        return sum;
+    }
+
     /// <summary>Adds a 16-bit value to a running sum.</summary>
     public static ulong Add(ulong sum, ushort value) => sum + value;
 

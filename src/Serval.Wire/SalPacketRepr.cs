@@ -372,7 +372,7 @@ public readonly record struct SalPacketRepr
 
     /// <summary>
     /// Writes SAL header and transport header for a payload of <paramref name="payloadLength"/> bytes that the caller
-    /// places right after them (then calls <see cref="FillTransportChecksum"/>). Returns the header length, or 0 when
+    /// places right after them (then calls <see cref="FillTransportChecksum(Span{byte}, in TransportPseudoHeader)"/>). Returns the header length, or 0 when
     /// the buffer cannot hold the whole packet.
     /// </summary>
     public int EmitHeaders(Span<byte> buffer, int payloadLength)
@@ -480,6 +480,33 @@ public readonly record struct SalPacketRepr
         {
             UdpRepr.FillChecksum(segment[..(BinaryPrimitives.ReadUInt16BigEndian(segment[4..]))], pseudoHeader);
         }
+    }
+
+    /// <summary>
+    /// As <see cref="FillTransportChecksum(Span{byte}, in TransportPseudoHeader)"/> for a packet whose payload, from
+    /// <paramref name="payloadOffset"/> to the end, was placed with its running sum <paramref name="payloadSum"/>
+    /// already computed (<see cref="InternetChecksum.CopyAndAdd"/>): only the headers are read again. The result is
+    /// the same field, bit for bit. Packets other than TCP segments are summed whole.
+    /// </summary>
+    public void FillTransportChecksum(Span<byte> packet, in TransportPseudoHeader pseudoHeader, int payloadOffset, ulong payloadSum)
+    {
+        if (Protocol != ProtocolTcp || ControlOnly)
+        {
+            FillTransportChecksum(packet, pseudoHeader);
+            return;
+        }
+
+        const int TcpMinHeaderLength = 20;
+        var sal = packet[8] * 4;
+        var segment = packet[sal..];
+        if (segment.Length < TcpMinHeaderLength || payloadOffset < sal + TcpMinHeaderLength || payloadOffset > packet.Length || ((payloadOffset - sal) & 1) != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(payloadOffset));
+        }
+
+        BinaryPrimitives.WriteUInt16BigEndian(segment[16..], 0);
+        var sum = InternetChecksum.Add(pseudoHeader.Sum(ProtocolTcp, segment.Length), packet[sal..payloadOffset]) + payloadSum;
+        BinaryPrimitives.WriteUInt16BigEndian(segment[16..], InternetChecksum.Finish(sum));
     }
 
     /// <summary>

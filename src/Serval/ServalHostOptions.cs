@@ -131,6 +131,19 @@ public sealed record ServalHostOptions
     /// <summary>Most received packets waiting for the engine thread; more are dropped and counted (default 65536).</summary>
     public int InboundQueueCapacity { get; init; } = 65_536;
 
+    /// <summary>
+    /// The Linux nice value (-20 to 19) of the engine thread ("serval engine NAME"), or null to inherit the process's
+    /// (the default). Below the process's own value needs CAP_SYS_NICE; a value the kernel refuses is logged and the
+    /// thread keeps its priority. Ignored on other systems. docs/runtime.md, "Threads".
+    /// </summary>
+    public int? EngineThreadNice { get; init; }
+
+    /// <summary>
+    /// The Linux nice value (-20 to 19) of the links' receive threads ("serval rx LINK"), or null to inherit (the
+    /// default); as <see cref="EngineThreadNice"/>.
+    /// </summary>
+    public int? ReceiveThreadNice { get; init; }
+
     /// <summary>Whether a link, or a link policy, can have an address of <paramref name="family"/>.</summary>
     private bool Reaches(System.Net.Sockets.AddressFamily family) =>
         Links.Any(l => l.LocalAddress.Family == family)

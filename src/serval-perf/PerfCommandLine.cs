@@ -93,9 +93,55 @@ internal static class PerfCommandLine
             ratePeer, rateTcp, rateAdvisory, rateDuration, rateParallel, echo, count, connectTimeout, warmup,
         };
 
+        var blastBind = new Option<string?>("--bind") { Description = "local ADDRESS:PORT (receive: required; send: optional)", HelpName = "ADDRESS:PORT" };
+        var blastTo = new Option<string>("--to") { Description = "the receiver's ADDRESS:PORT", HelpName = "ADDRESS:PORT", Required = true };
+        var blastSeconds = new Option<double>("--duration", "-t") { Description = "seconds (default 5; at most 600); the receiver counts from its first datagram", HelpName = "SECONDS", DefaultValueFactory = _ => 5 };
+        var blastSize = new Option<int>("--size", "-l") { Description = "UDP payload per datagram (default 1472: a 1500-byte IPv4 MTU)", DefaultValueFactory = _ => 1472 };
+        var blastReceive = new Command("receive", "count what arrives (UDP_GRO) and print udp-blast: gbps=<n> bytes=<n> seconds=<n>") { blastBind, blastSeconds };
+        var blastSend = new Command("send", "send datagrams as fast as one thread can (UDP_SEGMENT, 64 KiB per call)") { blastBind, blastTo, blastSeconds, blastSize };
+        var udpBlast = new Command("udp-blast", "baseline without Serval: a plain .NET UDP socket with segmentation offload") { blastReceive, blastSend };
+        blastSeconds.Validators.Add(r =>
+        {
+            if (r.GetValue(blastSeconds) is var d && (!(d > 0) || d > 600))
+            {
+                r.AddError("--duration must be more than 0 and at most 600 seconds.");
+            }
+        });
+        blastSize.Validators.Add(r =>
+        {
+            if (r.GetValue(blastSize) is < 1 or > 65_000)
+            {
+                r.AddError("--size must be 1 to 65000 bytes.");
+            }
+        });
+        blastReceive.SetAction(p =>
+        {
+            if (p.GetValue(blastBind) is not { } text || !TryParseEndPoint(text, 0, out var bind) || bind.Port == 0)
+            {
+                return Usage(error, "udp-blast receive needs --bind ADDRESS:PORT.");
+            }
+
+            return PerfUdpBlast.Receive(bind, p.GetValue(blastSeconds), output, error);
+        });
+        blastSend.SetAction(p =>
+        {
+            if (!TryParseEndPoint(p.GetValue(blastTo)!, 0, out var to) || to.Port == 0)
+            {
+                return Usage(error, "udp-blast send needs --to ADDRESS:PORT.");
+            }
+
+            IPEndPoint? bind = null;
+            if (p.GetValue(blastBind) is { } text && !TryParseEndPoint(text, 0, out bind))
+            {
+                return Usage(error, "--bind must be ADDRESS[:PORT].");
+            }
+
+            return PerfUdpBlast.Send(bind, to, p.GetValue(blastSize), p.GetValue(blastSeconds), error);
+        });
+
         var root = new RootCommand("serval-perf: measure Serval stream and datagram throughput between two hosts (like iperf).")
         {
-            udp, raw, service, json, noOffload, noPacing, buffer, server, client, connectRate,
+            udp, raw, service, json, noOffload, noPacing, buffer, server, client, connectRate, udpBlast,
         };
 
         rateDuration.Validators.Add(r =>
@@ -318,7 +364,7 @@ internal static class PerfCommandLine
         if (parse.CommandResult.Command == root && parse.Action is null)
         {
             // No command, and no --help or --version either (their actions print the usage and the version).
-            error.WriteLine("serval-perf: give a command: server, client or connect-rate. Run 'serval-perf --help' for usage.");
+            error.WriteLine("serval-perf: give a command: server, client, connect-rate or udp-blast. Run 'serval-perf --help' for usage.");
             return 2;
         }
 

@@ -518,13 +518,64 @@ public sealed partial class Engine
         _transmitScratch.Clear(); // (holds no removed flow until the next round)
     }
 
+    /// <summary>
+    /// Sends a stream segment whose payload is still in the send buffer at <paramref name="position"/>. During a poll,
+    /// on a link interface of a flow without keys, it is built in place: headers, then the payload copied from the send
+    /// buffer with its checksum summed in the same pass, into the link's transmit slot when the sink offers one (else
+    /// into the engine's packet buffer, handed to the sink at once). Otherwise through <see cref="SendOnFlow"/>.
+    /// docs/engine.md, "Output path".
+    /// </summary>
+    private void SendSegment(Flow flow, StreamConnection st, in SalPacketRepr repr, long position, int length)
+    {
+        var ifIndex = flow.Interface;
+        if (_sink is not { } sink || ifIndex == 0 || flow.Security is { Established: true })
+        {
+            var payload = _payloadScratch.AsSpan(0, length);
+            st.CopyPayload(position, payload);
+            SendOnFlow(flow, repr, payload);
+            return;
+        }
+
+        if (!TryGetUpInterface(ifIndex, out _))
+        {
+            return;
+        }
+
+        var source = flow.LocalAddress;
+        var destination = flow.PeerAddress;
+        DrainOutbound(sink); // packets queued before this one leave before it
+        var total = repr.GetLength(length);
+        var slot = sink.GetTransmitSlot(ifIndex, total);
+        var inSlot = slot.Length >= total;
+        var buffer = inSlot ? slot : _scratch.AsSpan();
+        var hl = repr.EmitHeaders(buffer, length);
+        flow.PacketsSent++;
+        if (hl == 0)
+        {
+            return;
+        }
+
+        var sum = st.CopyPayloadWithSum(position, buffer.Slice(hl, length));
+        repr.FillTransportChecksum(buffer[..total], TransportPseudoHeader.ForLink(source, destination), hl, sum);
+        Counters.Sent(total);
+        flow.BytesSent += total;
+        if (inSlot)
+        {
+            sink.CommitTransmitSlot(ifIndex, source, destination, total, IPHopLimit.Unknown);
+        }
+        else
+        {
+            sink.Send(ifIndex, source, destination, buffer[..total], IPHopLimit.Unknown);
+        }
+    }
+
     private void FlushTransport(Flow flow, TimeSpan now)
     {
         if (flow.Stream is { } st && flow.IsSynchronized)
         {
             var frozen = flow.Migration != MigrationState.None;
             var budget = 4096;
-            while (!frozen && budget-- > 0 && st.TryPoll(now, _payloadScratch, out var seg, out var len))
+            while (!frozen && budget-- > 0 && st.TryPollSegment(now, _payloadScratch.Length, out var seg, out var position, out var len))
             {
                 var repr = new SalPacketRepr
                 {
@@ -533,7 +584,7 @@ public sealed partial class Engine
                     Protocol = SalPacketRepr.ProtocolTcp,
                     Tcp = seg,
                 };
-                SendOnFlow(flow, repr, _payloadScratch.AsSpan(0, len));
+                SendSegment(flow, st, repr, position, len);
             }
 
             if (st.Error != StreamError.None && st.State == StreamState.Closed)

@@ -38,6 +38,9 @@ public sealed partial class Engine
     private readonly List<Flow> _transmitScratch = [];
     private readonly byte[] _scratch = new byte[ScratchSize];
     private readonly byte[] _payloadScratch = new byte[ScratchSize];
+
+    /// <summary>The sink of the <see cref="Poll"/> under way (null outside it): stream segments are built straight into its transmit slots.</summary>
+    private IPacketSink? _sink;
     private readonly byte[] _sealScratch = new byte[ScratchSize];
     private readonly byte[] _plainScratch = new byte[ScratchSize];
     private long _nextHandle = 1;
@@ -313,6 +316,35 @@ public sealed partial class Engine
     {
         ArgumentNullException.ThrowIfNull(sink);
         _now = now;
+        _sink = sink;
+        try
+        {
+            PollRounds(now, sink);
+        }
+        finally
+        {
+            _sink = null;
+        }
+    }
+
+    /// <summary>Hands every queued packet to <paramref name="sink"/>, in order.</summary>
+    private void DrainOutbound(IPacketSink sink)
+    {
+        while (_outbound.TryDequeue(out var o))
+        {
+            try
+            {
+                sink.Send(o.Interface, o.Source, o.Destination, o.Buffer.AsSpan(0, o.Length), o.HopLimit);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(o.Buffer);
+            }
+        }
+    }
+
+    private void PollRounds(TimeSpan now, IPacketSink sink)
+    {
         for (var round = 0; round < 64; round++)
         {
             RunTimers(now);
@@ -334,18 +366,7 @@ public sealed partial class Engine
                 }
             }
 
-            while (_outbound.TryDequeue(out var o))
-            {
-                try
-                {
-                    sink.Send(o.Interface, o.Source, o.Destination, o.Buffer.AsSpan(0, o.Length), o.HopLimit);
-                }
-                finally
-                {
-                    ArrayPool<byte>.Shared.Return(o.Buffer);
-                }
-            }
-
+            DrainOutbound(sink);
             if (!moved && _transmitPending.Count == 0)
             {
                 break;

@@ -14,4 +14,20 @@ public interface IPacketSink
     /// The span is only valid during the call.
     /// </summary>
     void Send(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit);
+
+    /// <summary>
+    /// A transmit slot: memory of interface <paramref name="interfaceIndex"/>'s link (its send queue) in which the
+    /// engine builds its next packet of at most <paramref name="maxLength"/> bytes in place, then hands it over with
+    /// <see cref="CommitTransmitSlot"/>; or an empty span when the sink has none (the engine then builds the packet in
+    /// its own buffer and calls <see cref="Send"/>). The span is valid until the next call on the sink; asking again
+    /// without committing returns the same memory. docs/engine.md, "Output path".
+    /// </summary>
+    Span<byte> GetTransmitSlot(int interfaceIndex, int maxLength) => default;
+
+    /// <summary>
+    /// Transmits the first <paramref name="length"/> bytes of the slot <see cref="GetTransmitSlot"/> last returned for
+    /// <paramref name="interfaceIndex"/>, as <see cref="Send"/> would transmit them.
+    /// </summary>
+    void CommitTransmitSlot(int interfaceIndex, LinkAddress source, LinkAddress destination, int length, int hopLimit) =>
+        throw new NotSupportedException("This sink offers no transmit slots.");
 }

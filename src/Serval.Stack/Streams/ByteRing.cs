@@ -1,3 +1,5 @@
+using Serval.Wire;
+
 namespace Serval.Stack.Streams;
 
 /// <summary>
@@ -79,6 +81,36 @@ internal sealed class ByteRing
         {
             _storage.AsSpan(0, destination.Length - first).CopyTo(destination[first..]);
         }
+    }
+
+    /// <summary>
+    /// Copies the bytes at <paramref name="offset"/> into <paramref name="destination"/> and returns their Internet
+    /// checksum running sum (as <see cref="InternetChecksum.Add(ulong, ReadOnlySpan{byte})"/> over
+    /// <paramref name="destination"/> would), computed during the copy.
+    /// </summary>
+    public ulong ReadWithSum(long offset, Span<byte> destination)
+    {
+        if (destination.IsEmpty)
+        {
+            return 0;
+        }
+
+        if (offset < Base || offset + destination.Length > Base + _storage.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(offset));
+        }
+
+        var start = (int)(offset & _mask);
+        var first = Math.Min(destination.Length, _storage.Length - start);
+        var sum = InternetChecksum.CopyAndAdd(0, _storage.AsSpan(start, first), destination);
+        if (first < destination.Length)
+        {
+            var rest = InternetChecksum.CopyAndAdd(0, _storage.AsSpan(0, destination.Length - first), destination[first..]);
+            // A piece that starts at an odd offset of the payload contributes its sum byte-swapped (RFC 1071 §2(B)).
+            sum += (first & 1) == 0 ? rest : System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(InternetChecksum.Fold(rest));
+        }
+
+        return sum;
     }
 
     /// <summary>Forgets every byte before <paramref name="newBase"/>, making room at the end.</summary>

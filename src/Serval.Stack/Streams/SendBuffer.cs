@@ -69,6 +69,9 @@ internal sealed class SendBuffer(int size)
     /// <summary>Copies the data at sequence <paramref name="position"/> into <paramref name="destination"/>.</summary>
     public void CopyOut(long position, Span<byte> destination) => _ring.Read(position - 1, destination);
 
+    /// <summary>Copies the data at sequence <paramref name="position"/> into <paramref name="destination"/> and returns its Internet checksum running sum.</summary>
+    public ulong CopyOutWithSum(long position, Span<byte> destination) => _ring.ReadWithSum(position - 1, destination);
+
     /// <summary>A first transmission of <paramref name="length"/> octets of sequence space went out (with our FIN when <paramref name="fin"/>).</summary>
     public void OnTransmitted(int length, bool fin)
     {

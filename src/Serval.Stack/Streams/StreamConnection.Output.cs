@@ -40,7 +40,26 @@ public sealed partial class StreamConnection
     /// </summary>
     public bool TryPoll(TimeSpan now, Span<byte> payloadBuffer, out TcpRepr segment, out int payloadLength)
     {
+        if (!TryPollSegment(now, payloadBuffer.Length, out segment, out var position, out payloadLength))
+        {
+            return false;
+        }
+
+        CopyPayload(position, payloadBuffer[..payloadLength]);
+        return true;
+    }
+
+    /// <summary>
+    /// As <see cref="TryPoll(TimeSpan, Span{byte}, out TcpRepr, out int)"/>, without copying the payload: the segment
+    /// carries the <paramref name="payloadLength"/> (at most <paramref name="maxPayload"/>) bytes of the send buffer at
+    /// <paramref name="payloadPosition"/>, which the caller copies with <see cref="CopyPayload"/> or
+    /// <see cref="CopyPayloadWithSum"/> straight into the packet it builds, before anything else touches the
+    /// connection (docs/stream-transport.md, "Output path").
+    /// </summary>
+    public bool TryPollSegment(TimeSpan now, int maxPayload, out TcpRepr segment, out long payloadPosition, out int payloadLength)
+    {
         payloadLength = 0;
+        payloadPosition = 0;
         if (_rstPending)
         {
             _rstPending = false;
@@ -69,20 +88,20 @@ public sealed partial class StreamConnection
 
         if (!_frozen)
         {
-            if (TrySendRetransmission(now, payloadBuffer, out segment, out payloadLength))
+            if (TrySendRetransmission(now, maxPayload, out segment, out payloadPosition, out payloadLength))
             {
                 return true;
             }
 
             if (_rack.TakeProbeRequest())
             {
-                if (TrySendTailLossProbe(now, payloadBuffer, out segment, out payloadLength))
+                if (TrySendTailLossProbe(now, maxPayload, out segment, out payloadPosition, out payloadLength))
                 {
                     return true;
                 }
             }
 
-            if (TrySendNewData(now, payloadBuffer, ignoreCongestionWindow: false, out segment, out payloadLength))
+            if (TrySendNewData(now, maxPayload, ignoreCongestionWindow: false, out segment, out payloadPosition, out payloadLength))
             {
                 return true;
             }
@@ -127,10 +146,20 @@ public sealed partial class StreamConnection
         return false;
     }
 
-    private bool TrySendRetransmission(TimeSpan now, Span<byte> buffer, out TcpRepr segment, out int payloadLength)
+    /// <summary>Copies <paramref name="destination"/>.Length bytes of the send buffer at <paramref name="payloadPosition"/> (from <see cref="TryPollSegment"/>).</summary>
+    public void CopyPayload(long payloadPosition, Span<byte> destination) => _send.CopyOut(payloadPosition, destination);
+
+    /// <summary>
+    /// As <see cref="CopyPayload"/>, adding the copied bytes to an Internet checksum running sum in the same pass
+    /// (<see cref="InternetChecksum.CopyAndAdd"/>): the payload is read once on its way to the link.
+    /// </summary>
+    public ulong CopyPayloadWithSum(long payloadPosition, Span<byte> destination) => _send.CopyOutWithSum(payloadPosition, destination);
+
+    private bool TrySendRetransmission(TimeSpan now, int bufferLimit, out TcpRepr segment, out long payloadPosition, out int payloadLength)
     {
         segment = default;
         payloadLength = 0;
+        payloadPosition = 0;
         if (_scoreboard.LostPending == 0)
         {
             return false;
@@ -154,11 +183,11 @@ public sealed partial class StreamConnection
         }
 
         var withSack = true;
-        var maxPayload = Math.Min(_sndMss - OptionsLength(withSack), buffer.Length);
+        var maxPayload = Math.Min(_sndMss - OptionsLength(withSack), bufferLimit);
         if (_scoreboard[index].DataLength > maxPayload)
         {
             withSack = false;
-            maxPayload = Math.Min(_sndMss - OptionsLength(withSack), buffer.Length);
+            maxPayload = Math.Min(_sndMss - OptionsLength(withSack), bufferLimit);
             if (_scoreboard[index].DataLength > maxPayload)
             {
                 _scoreboard.SplitLost(index, maxPayload);
@@ -167,7 +196,7 @@ public sealed partial class StreamConnection
 
         ref var s = ref _scoreboard[index];
         var dataLength = s.DataLength;
-        _send.CopyOut(s.Start, buffer[..dataLength]);
+        payloadPosition = s.Start;
         var flags = s.Has(SentSegmentFlags.Fin) ? TcpFlags.Fin | TcpFlags.Psh : TcpFlags.None;
         _scoreboard.OnRetransmit(ref s, now, repair: true);
         _pacer.Consume(s.Length);
@@ -187,17 +216,18 @@ public sealed partial class StreamConnection
         return true;
     }
 
-    private bool TrySendTailLossProbe(TimeSpan now, Span<byte> buffer, out TcpRepr segment, out int payloadLength)
+    private bool TrySendTailLossProbe(TimeSpan now, int bufferLimit, out TcpRepr segment, out long payloadPosition, out int payloadLength)
     {
         segment = default;
         payloadLength = 0;
+        payloadPosition = 0;
         if (_scoreboard.Count == 0)
         {
             return false;
         }
 
         // RFC 8985 §7.3: new data if the peer's window allows, else the last segment again.
-        if (!TrySendNewData(now, buffer, ignoreCongestionWindow: true, out segment, out payloadLength))
+        if (!TrySendNewData(now, bufferLimit, ignoreCongestionWindow: true, out segment, out payloadPosition, out payloadLength))
         {
             var index = _scoreboard.Count - 1;
             while (index >= 0 && _scoreboard[index].Has(SentSegmentFlags.Sacked))
@@ -205,14 +235,14 @@ public sealed partial class StreamConnection
                 index--;
             }
 
-            if (index < 0 || _scoreboard[index].DataLength > Math.Min(_sndMss - OptionsLength(false), buffer.Length))
+            if (index < 0 || _scoreboard[index].DataLength > Math.Min(_sndMss - OptionsLength(false), bufferLimit))
             {
                 return false;
             }
 
             ref var s = ref _scoreboard[index];
             var dataLength = s.DataLength;
-            _send.CopyOut(s.Start, buffer[..dataLength]);
+            payloadPosition = s.Start;
             var flags = s.Has(SentSegmentFlags.Fin) ? TcpFlags.Fin | TcpFlags.Psh : TcpFlags.None;
             _scoreboard.OnRetransmit(ref s, now, repair: false);
 
@@ -229,10 +259,11 @@ public sealed partial class StreamConnection
         return true;
     }
 
-    private bool TrySendNewData(TimeSpan now, Span<byte> buffer, bool ignoreCongestionWindow, out TcpRepr segment, out int payloadLength)
+    private bool TrySendNewData(TimeSpan now, int bufferLimit, bool ignoreCongestionWindow, out TcpRepr segment, out long payloadPosition, out int payloadLength)
     {
         segment = default;
         payloadLength = 0;
+        payloadPosition = 0;
         var finPending = _send.FinPending;
         var unsent = _send.Unsent;
         if (unsent == 0 && !finPending)
@@ -246,7 +277,7 @@ public sealed partial class StreamConnection
             return false;
         }
 
-        var maxPayload = Math.Min(_sndMss - OptionsLength(true), buffer.Length);
+        var maxPayload = Math.Min(_sndMss - OptionsLength(true), bufferLimit);
         long length = 0;
         if (unsent > 0)
         {
@@ -290,7 +321,7 @@ public sealed partial class StreamConnection
 
         var fin = finPending && length == unsent;
         var flags = (fin ? TcpFlags.Fin : TcpFlags.None) | (length > 0 && length == unsent ? TcpFlags.Psh : TcpFlags.None);
-        _send.CopyOut(_send.Nxt, buffer[..(int)length]);
+        payloadPosition = _send.Nxt;
         var record = new SentSegment
         {
             Start = _send.Nxt,

@@ -70,6 +70,8 @@ public sealed class FaultInjectionLink : ServalLink
 
     internal override void AttachLogger(Microsoft.Extensions.Logging.ILogger logger) => _inner.AttachLogger(logger);
 
+    internal override void AttachReceiveThreadStart(Action start) => _inner.AttachReceiveThreadStart(start);
+
     /// <inheritdoc/>
     internal override System.Net.IPAddress? OsAddress => _inner.OsAddress;
 

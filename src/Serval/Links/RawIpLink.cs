@@ -199,7 +199,56 @@ public sealed class RawIpLink : ServalLink, ISocketIoHandler
     /// <inheritdoc/>
     public override void Flush() => _io.Flush();
 
+    /// <summary>The IP header this link writes in front of each packet (v4 without options, or v6), or 0 when the kernel writes it.</summary>
+    private int HeaderRoom => !_writesHeader ? 0 : _ipv4 ? Ipv4Repr.MinHeaderLength : Ipv6Repr.HeaderLength;
+
+    /// <inheritdoc/>
+    internal override Span<byte> GetSendSlot(int maxLength)
+    {
+        var room = HeaderRoom;
+        var slot = _io.GetSendSlot(room + maxLength);
+        return slot.IsEmpty ? slot : slot[room..];
+    }
+
+    /// <inheritdoc/>
+    internal override void CommitSend(LinkAddress source, LinkAddress destination, int length, int hopLimit)
+    {
+        destination = destination.WithPort(0);
+        var room = HeaderRoom;
+        if (room == 0)
+        {
+            _io.CommitSend(destination, length);
+            return;
+        }
+
+        if (source.IsNone || source.Family != LocalAddress.Family)
+        {
+            source = LocalAddress;
+        }
+
+        if (destination.Family != LocalAddress.Family)
+        {
+            Counters.SendError();
+            return;
+        }
+
+        // The same header Send writes, in the room kept in front of the packet.
+        var slot = _io.GetSendSlot(room + length);
+        var written = _ipv4
+            ? new Ipv4Repr { Source = source.WithPort(0), Destination = destination, Protocol = ServalInfo.IPProtocolNumber, Ttl = IPHopLimit.OrDefault(hopLimit), DontFragment = true }.Emit(slot, length)
+            : new Ipv6Repr { Source = source.WithPort(0), Destination = destination, NextHeader = ServalInfo.IPProtocolNumber, HopLimit = IPHopLimit.OrDefault(hopLimit) }.Emit(slot, length);
+        if (written != room)
+        {
+            Counters.SendError();
+            return;
+        }
+
+        _io.CommitSend(destination, room + length);
+    }
+
     internal override void AttachLogger(Microsoft.Extensions.Logging.ILogger logger) => _io.Logger = logger;
+
+    internal override void AttachReceiveThreadStart(Action start) => _io.ReceiveThreadStart = start;
 
     /// <inheritdoc/>
     internal override System.Net.IPAddress? OsAddress => LocalAddress.ToIPAddress();

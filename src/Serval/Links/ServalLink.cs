@@ -51,6 +51,19 @@ public abstract class ServalLink : IDisposable
     /// </summary>
     public abstract void Send(LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit);
 
+    /// <summary>
+    /// A transmit slot: the link's own memory (its send queue) for the next packet of at most
+    /// <paramref name="maxLength"/> bytes, which the engine writes in place and hands over with
+    /// <see cref="CommitSend"/> — one copy fewer than <see cref="Send"/>. Empty when the link has none (the default,
+    /// and decorators): the engine then calls <see cref="Send"/>. Asking again without committing returns the same
+    /// memory. Engine thread only (docs/runtime.md, "Links").
+    /// </summary>
+    internal virtual Span<byte> GetSendSlot(int maxLength) => default;
+
+    /// <summary>Sends the first <paramref name="length"/> bytes of the slot <see cref="GetSendSlot"/> returned, as <see cref="Send"/> would.</summary>
+    internal virtual void CommitSend(LinkAddress source, LinkAddress destination, int length, int hopLimit) =>
+        throw new NotSupportedException($"The link {Name} has no transmit slots.");
+
     /// <summary>Transmits whatever <see cref="Send"/> queued (batching links send several packets per system call).</summary>
     public virtual void Flush()
     {
@@ -58,6 +71,11 @@ public abstract class ServalLink : IDisposable
 
     /// <summary>Gives the link the host's logger (decorators pass it on).</summary>
     internal virtual void AttachLogger(Microsoft.Extensions.Logging.ILogger logger)
+    {
+    }
+
+    /// <summary>Gives the link an action its receive thread(s) run first, before Start (decorators pass it on).</summary>
+    internal virtual void AttachReceiveThreadStart(Action start)
     {
     }
 

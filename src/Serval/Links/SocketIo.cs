@@ -105,6 +105,9 @@ internal sealed unsafe class SocketIo : IDisposable
     /// <summary>Called (engine thread) when a send fails because the network or the local address went away.</summary>
     public Action? NetworkUnavailable { get; set; }
 
+    /// <summary>Run first on the receive thread (the host applies the receive threads' nice value there).</summary>
+    public Action? ReceiveThreadStart { get; set; }
+
     /// <summary>The socket's file descriptor.</summary>
     public nint Handle => _socket.Handle;
 
@@ -199,6 +202,35 @@ internal sealed unsafe class SocketIo : IDisposable
         header.CopyTo(_managedSendBuffer);
         packet.CopyTo(_managedSendBuffer.AsSpan(header.Length));
         SendManaged(destination, _managedSendBuffer.AsSpan(0, length));
+    }
+
+    /// <summary>
+    /// The send queue's memory for the next datagram of at most <paramref name="maxLength"/> bytes (written in place,
+    /// then <see cref="CommitSend"/>), or empty when this socket does not batch or the datagram would not fit a slot.
+    /// </summary>
+    public Span<byte> GetSendSlot(int maxLength) =>
+        _send is { } queue && !_disposed && maxLength <= _slotSize ? queue.NextSlot(_slotSize) : default;
+
+    /// <summary>Queues the first <paramref name="length"/> bytes of the slot <see cref="GetSendSlot"/> returned.</summary>
+    public void CommitSend(LinkAddress destination, int length)
+    {
+        if (_send is not { } queue || _disposed || (uint)length > (uint)_slotSize)
+        {
+            _counters.SendError();
+            return;
+        }
+
+        if (destination.IsNone)
+        {
+            _counters.SendError();
+            return;
+        }
+
+        queue.Commit(destination, length);
+        if (queue.Count == SendQueueSize)
+        {
+            Flush();
+        }
     }
 
     private void SendManaged(LinkAddress destination, ReadOnlySpan<byte> packet)
@@ -319,6 +351,7 @@ internal sealed unsafe class SocketIo : IDisposable
     {
         try
         {
+            ReceiveThreadStart?.Invoke();
             if (_receive is { } batch)
             {
                 ReceiveNative(batch);
@@ -554,6 +587,20 @@ internal sealed unsafe class SocketIo : IDisposable
             var length = header.Length + packet.Length;
             header.CopyTo(new Span<byte>(Data + _used, header.Length));
             packet.CopyTo(new Span<byte>(Data + _used + header.Length, packet.Length));
+            _offsets[i] = _used;
+            _lengths[i] = length;
+            _destinations[i] = destination;
+            _used += length;
+            Count = i + 1;
+        }
+
+        /// <summary>Memory for the next datagram (at most a slot), right after the queued ones.</summary>
+        public Span<byte> NextSlot(int slotSize) => new(Data + _used, slotSize);
+
+        /// <summary>Queues the <paramref name="length"/> bytes written at <see cref="NextSlot"/>.</summary>
+        public void Commit(LinkAddress destination, int length)
+        {
+            var i = Count;
             _offsets[i] = _used;
             _lengths[i] = length;
             _destinations[i] = destination;

@@ -115,11 +115,26 @@ public sealed class UdpLink : ServalLink, ISocketIoHandler
     /// <inheritdoc/>
     public override void Flush() => _io.Flush();
 
+    /// <inheritdoc/>
+    internal override Span<byte> GetSendSlot(int maxLength) => _io.GetSendSlot(maxLength);
+
+    /// <inheritdoc/>
+    internal override void CommitSend(LinkAddress source, LinkAddress destination, int length, int hopLimit) => _io.CommitSend(destination, length);
+
     void ISocketIoHandler.OnDatagram(LinkAddress source, ReadOnlySpan<byte> datagram, int hopLimit)
     {
         // The outer TTL measures the tunnel's hop, not the SAL packet's path: reported as unknown.
         Counters.Received(datagram.Length);
         _receiver?.Receive(source, LocalAddress, datagram, IPHopLimit.Unknown);
+    }
+
+    internal override void AttachReceiveThreadStart(Action start)
+    {
+        _io.ReceiveThreadStart = start;
+        if (_broadcastIo is { } b)
+        {
+            b.ReceiveThreadStart = start;
+        }
     }
 
     internal override void AttachLogger(Microsoft.Extensions.Logging.ILogger logger)

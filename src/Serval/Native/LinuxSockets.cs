@@ -64,6 +64,33 @@ internal static unsafe partial class LinuxSockets
     [LibraryImport(Libc, EntryPoint = "recvmmsg", SetLastError = true)]
     public static partial int RecvMmsg(nint fd, MMsgHdr* messages, uint count, int flags, void* timeout);
 
+    [LibraryImport(Libc, EntryPoint = "setpriority", SetLastError = true)]
+    private static partial int SetPriority(int which, int who, int priority);
+
+    [LibraryImport(Libc, EntryPoint = "gettid")]
+    private static partial int GetTid();
+
+    /// <summary>
+    /// Sets the calling thread's nice value (Linux: PRIO_PROCESS with the thread's id applies to that thread only).
+    /// Returns 0, or the errno (EACCES/EPERM: raising priority needs CAP_SYS_NICE).
+    /// </summary>
+    public static int SetCurrentThreadNice(int nice)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return 0;
+        }
+
+        try
+        {
+            return SetPriority(0 /* PRIO_PROCESS */, GetTid(), nice) == 0 ? 0 : Marshal.GetLastPInvokeError();
+        }
+        catch (EntryPointNotFoundException)
+        {
+            return EOpNotSupp;
+        }
+    }
+
     [LibraryImport(Libc, EntryPoint = "sendmmsg", SetLastError = true)]
     public static partial int SendMmsg(nint fd, MMsgHdr* messages, uint count, int flags);
 

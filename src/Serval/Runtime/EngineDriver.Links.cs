@@ -87,6 +87,7 @@ internal sealed partial class EngineDriver
 
         Volatile.Write(ref _slots, slots);
         link.AttachLogger(Logger);
+        AttachReceiveThreadNice(link);
         if (_monitor is { } monitor)
         {
             link.AttachNetworkErrorHandler(monitor.RequestScan);

@@ -3,6 +3,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Serval.Links;
+using Serval.Native;
 using Serval.Stack;
 using Serval.Stack.Services;
 using Serval.Wire;
@@ -33,6 +34,29 @@ internal sealed partial class EngineDriver : IPacketSink
     private readonly ConcurrentQueue<InboundPacket> _inbound = new();
     private readonly ManualResetEventSlim _wake = new(false, 10);
     private readonly Thread _thread;
+    private readonly int? _engineNice;
+    private readonly int? _receiveNice;
+
+    /// <summary>The nice value for the links' receive threads (<see cref="ServalHostOptions.ReceiveThreadNice"/>), or null.</summary>
+    internal int? ReceiveThreadNice => _receiveNice;
+
+    /// <summary>Gives <paramref name="link"/> the receive threads' nice value, if one is configured.</summary>
+    internal void AttachReceiveThreadNice(ServalLink link)
+    {
+        if (_receiveNice is not null)
+        {
+            link.AttachReceiveThreadStart(() => ApplyNice(_receiveNice));
+        }
+    }
+
+    /// <summary>Applies a nice value to the calling thread, logging a refusal (docs/runtime.md, "Threads").</summary>
+    internal void ApplyNice(int? nice)
+    {
+        if (nice is { } n && LinuxSockets.SetCurrentThreadNice(n) is var errno and not 0)
+        {
+            HostLog.ThreadNiceRefused(Logger, Name, Thread.CurrentThread.Name ?? "?", n, errno);
+        }
+    }
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly long _startTimestamp = Stopwatch.GetTimestamp();
     private readonly int _inboundCapacity;
@@ -54,6 +78,8 @@ internal sealed partial class EngineDriver : IPacketSink
         Logger = options.LoggerFactory.CreateLogger("Serval.Host");
         Engine = new Engine(options.Engine, options.Random ?? CryptoRandomSource.Instance) { StreamOptions = options.Stream };
         _inboundCapacity = options.InboundQueueCapacity;
+        _engineNice = options.EngineThreadNice;
+        _receiveNice = options.ReceiveThreadNice;
         _inboundBuffers = new InboundBufferPool(_inboundCapacity, Math.Min(_inboundCapacity, 4096));
         CreateMonitor(options);
         var links = new List<(ServalLink Link, bool Up)>(options.Links.Select(l => (l, true)));
@@ -231,6 +257,7 @@ internal sealed partial class EngineDriver : IPacketSink
         foreach (var slot in _slots)
         {
             slot.Link.AttachLogger(Logger);
+            AttachReceiveThreadNice(slot.Link);
             slot.Link.Start(slot.Port);
         }
 
@@ -301,6 +328,7 @@ internal sealed partial class EngineDriver : IPacketSink
     {
         try
         {
+            ApplyNice(_engineNice);
             StartControllers();
             while (!_stopRequested)
             {
@@ -641,6 +669,23 @@ internal sealed partial class EngineDriver : IPacketSink
         if ((uint)(interfaceIndex - 1) < (uint)slots.Length && slots[interfaceIndex - 1] is { Retired: false } slot)
         {
             slot.Link.Send(source, destination, packet, hopLimit);
+        }
+    }
+
+    Span<byte> IPacketSink.GetTransmitSlot(int interfaceIndex, int maxLength)
+    {
+        var slots = _slots;
+        return (uint)(interfaceIndex - 1) < (uint)slots.Length && slots[interfaceIndex - 1] is { Retired: false } slot
+            ? slot.Link.GetSendSlot(maxLength)
+            : default;
+    }
+
+    void IPacketSink.CommitTransmitSlot(int interfaceIndex, LinkAddress source, LinkAddress destination, int length, int hopLimit)
+    {
+        var slots = _slots;
+        if ((uint)(interfaceIndex - 1) < (uint)slots.Length && slots[interfaceIndex - 1] is { Retired: false } slot)
+        {
+            slot.Link.CommitSend(source, destination, length, hopLimit);
         }
     }
 

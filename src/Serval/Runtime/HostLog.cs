@@ -40,6 +40,9 @@ internal static partial class HostLog
     [LoggerMessage(EventId = 203, Level = LogLevel.Warning, Message = "Link {Link}: receive error {Error}")]
     public static partial void LinkReceiveError(ILogger logger, string link, SocketError error);
 
+    [LoggerMessage(EventId = 107, Level = LogLevel.Warning, Message = "Serval host {Host}: thread {Thread} could not take nice value {Nice} (errno {Errno}); it keeps its priority")]
+    public static partial void ThreadNiceRefused(ILogger logger, string host, string thread, int nice, int errno);
+
     [LoggerMessage(EventId = 204, Level = LogLevel.Warning, Message = "Link {Link}: UDP segmentation offload failed ({Error}); sending one datagram per message from now on")]
     public static partial void LinkOffloadDisabled(ILogger logger, string link, SocketError error);
 
