@@ -49,6 +49,12 @@
 #                                 _NICE, and _LOAD=N busy loops to measure a busy host):
 #                                 stream-veth: kernel_gbps=<n> serval_udp_gbps=<n> serval_raw_gbps=<n> ratio_udp=<n>
 #                                   shaped_kernel_gbps=<n> shaped_serval_gbps=<n> shaped_ratio=<n>
+#   bench/run.sh forward          (root) a service router's forwarding against the kernel's IP forwarding (bench/forward.sh):
+#                                 sender -> router -> receiver namespaces, one sender thread of 48-byte datagrams, to a
+#                                 serviceID through a ServalHost in service-router mode and as plain UDP routed by the
+#                                 kernel, same run (FORWARD_RUNS=1, FORWARD_SECONDS=5, FORWARD_WARMUP=3); router CPU from
+#                                 the router process's CPU time, allocation from its GC.GetTotalAllocatedBytes:
+#                                 forward: serval_pps=<n> kernel_pps=<n> ratio=<n> router_cpu_ns_per_packet=<n> alloc_bytes_per_packet=<n>
 #   bench/run.sh connect-rate     (root) connections/s through a middle box (bench/connect-rate.sh): a client, a router
 #                                 and 3 replica namespaces on a bridge; Serval (servald service router, 3 registering
 #                                 serval-perf replicas, weights 1:1:2) against haproxy in TCP mode in front of 3 kernel
@@ -121,7 +127,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 usage() {
   echo "usage: $0 NAME" >&2
-  echo "  names: wire service-table stream-sim secure stream-veth connect-rate registration delay-release migration mobility adhoc http hostile fleet flows" >&2
+  echo "  names: wire service-table stream-sim secure stream-veth connect-rate forward registration delay-release migration mobility adhoc http hostile fleet flows" >&2
   echo "         translate paper fig7 fig8 fig9 fig10 table" >&2
   exit 2
 }
@@ -291,6 +297,10 @@ case "$1" in
     ;;
   connect-rate)
     exec "$here/connect-rate.sh"
+    ;;
+  forward)
+    build
+    exec "$here/forward.sh"
     ;;
   fig9)
     experiment fig9 --rate-mbps "${FIG9_RATE_MBPS:-50}"

@@ -12,6 +12,21 @@ if (args.Length > 0 && args[0] == "--service-table-summary")
     return ServiceTableSummary.Run(args[1..]);
 }
 
+if (args.Length > 0 && args[0] == "forward-send")
+{
+    return ForwardBenchmark.Send(args[1..]);
+}
+
+if (args.Length > 0 && args[0] == "forward-recv")
+{
+    return ForwardBenchmark.Receive(args[1..]);
+}
+
+if (args.Length > 0 && args[0] == "forward-router")
+{
+    return await ForwardBenchmark.RouterAsync(args[1..]).ConfigureAwait(false);
+}
+
 if (args.Length > 0 && args[0] == "stream-sim")
 {
     return StreamSimBenchmark.Run(args[1..]);

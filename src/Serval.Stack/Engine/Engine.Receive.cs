@@ -40,6 +40,44 @@ public sealed partial class Engine
         }
     }
 
+    /// <summary>
+    /// Hands the engine a packet that arrived on interface <paramref name="interfaceIndex"/>, as
+    /// <see cref="Receive(int, LinkAddress, LinkAddress, ReadOnlySpan{byte}, int, TimeSpan)"/> does, in a buffer the engine
+    /// may write to: the packet is <c>buffer[offset..(offset + length)]</c>, and the <paramref name="offset"/> bytes in
+    /// front of it are headroom (<see cref="SalForwarding.MaxGrowth"/> is enough). A service router then forwards a
+    /// first packet in place (docs/engine.md, "Forwarding in place"): the SOURCE extension is written into the
+    /// headroom, the checksums are updated incrementally, nothing is allocated, and the packet goes out through
+    /// <paramref name="sink"/> during this call — no copy, no queue — or, when <paramref name="sink"/> is null, is
+    /// queued for <see cref="Poll"/> with one copy. The buffer's contents are undefined afterwards; the engine keeps no
+    /// reference to it.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The offset or length lie outside the buffer.</exception>
+    public void Receive(int interfaceIndex, LinkAddress source, LinkAddress destination, byte[] buffer, int offset, int length, int hopLimit, TimeSpan now, IPacketSink? sink)
+    {
+        ArgumentNullException.ThrowIfNull(buffer);
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(offset + length, buffer.Length, nameof(length));
+        _now = now;
+        _rxBuffer = buffer;
+        _rxOffset = offset;
+        _rxSink = sink;
+        try
+        {
+            ReceiveCore(interfaceIndex, source, destination, buffer.AsSpan(offset, length), hopLimit, now);
+        }
+        catch (Exception e)
+        {
+            OnFault(_faultFlow, "receive", e, now);
+        }
+        finally
+        {
+            _faultFlow = null;
+            _rxBuffer = null;
+            _rxSink = null;
+        }
+    }
+
     private void ReceiveCore(int interfaceIndex, LinkAddress source, LinkAddress destination, ReadOnlySpan<byte> packet, int hopLimit, TimeSpan now)
     {
         Counters.Received(packet.Length);
@@ -59,13 +97,22 @@ public sealed partial class Engine
         // client's). Only a link that cannot carry that source (it delivers from the sending interface's own address,
         // as UDP encapsulation does) may show a forwarded first packet from the router, whose checksum then verifies
         // with SOURCE[0] (docs/engine.md, "checksums").
-        if (!SalPacketRepr.VerifyTransportChecksum(packet, TransportPseudoHeader.ForLink(source, destination))
-            && !(iface.RewritesSource && p.SourceRoute is { } route
-                && SalPacketRepr.VerifyTransportChecksum(packet, TransportPseudoHeader.ForLink(route.First, destination))))
+        _rxPseudo = TransportPseudoHeader.ForLink(source, destination);
+        if (!SalPacketRepr.VerifyTransportChecksum(packet, _rxPseudo))
         {
-            Counters.BadTransportChecksumPacket();
-            return;
+            if (iface.RewritesSource && p.SourceRoute is { } route
+                && SalPacketRepr.VerifyTransportChecksum(packet, TransportPseudoHeader.ForLink(route.First, destination)))
+            {
+                _rxPseudo = TransportPseudoHeader.ForLink(route.First, destination);
+            }
+            else
+            {
+                Counters.BadTransportChecksumPacket();
+                return;
+            }
         }
+
+        _rxEnd = payloadOffset + payloadLength;
 
         var payload = packet.Slice(payloadOffset, payloadLength);
         var broadcast = !iface.Broadcast.IsNone && destination.SameAddress(iface.Broadcast);

@@ -392,11 +392,11 @@ public sealed partial class Engine
         }
         else if (Services.TrySelect(entry, _random, out var rule))
         {
-            ResolveIncomingTo(rule, iface, source, destination, hopLimit, p, packet, payload, broadcast, now);
+            ResolveIncomingTo(rule, iface, source, destination, hopLimit, p, packet, payload, broadcast, now, inPlace: true);
         }
     }
 
-    private void ResolveIncomingTo(ServiceRule rule, EngineInterface iface, LinkAddress source, LinkAddress destination, int hopLimit, in SalPacketRepr p, ReadOnlySpan<byte> packet, ReadOnlySpan<byte> payload, bool broadcast, TimeSpan now)
+    private void ResolveIncomingTo(ServiceRule rule, EngineInterface iface, LinkAddress source, LinkAddress destination, int hopLimit, in SalPacketRepr p, ReadOnlySpan<byte> packet, ReadOnlySpan<byte> payload, bool broadcast, TimeSpan now, bool inPlace = false)
     {
         switch (rule.Target.Type)
         {
@@ -425,12 +425,15 @@ public sealed partial class Engine
                 DeliverToSocket(socket, iface, source, destination, p, payload, now);
                 return;
             case ServiceTargetType.Forward:
-                Forward(rule, iface, source, hopLimit, p, payload, packet.Length, broadcast, now);
                 if (_options.Mode == EngineMode.ServiceRouter && IsRelayedRsyn(p))
                 {
+                    // Held as received: the packet must stay intact, so it is not rewritten in place.
+                    Forward(rule, iface, source, hopLimit, p, payload, packet.Length, broadcast, now, inPlace: false);
                     HoldRelay(p, packet, iface, source, destination, hopLimit, rule.Target.Address, now);
+                    return;
                 }
 
+                Forward(rule, iface, source, hopLimit, p, payload, packet.Length, broadcast, now, inPlace);
                 return;
             case ServiceTargetType.Delay:
                 if (_delayed.Count >= _options.DelayQueueCapacity)
@@ -464,13 +467,15 @@ public sealed partial class Engine
     }
 
     /// <summary>
-    /// Forwards a first packet: never a link broadcast; loop if our address is already in SOURCE; append our
-    /// address (or create SOURCE [client, us]); rewrite only the destination; the IP source stays the client's
-    /// (SOURCE[0]); the IP TTL / hop limit goes down by one, and a packet whose hop limit would reach 0 is dropped
-    /// (<see cref="EngineCounters.HopLimitExceeded"/>; an unknown hop limit leaves the choice to the outgoing link);
-    /// checksums recomputed.
+    /// Forwards a first packet: never a link broadcast; loop if our address is already in SOURCE, the route is full or
+    /// of the other family; append our address (or create SOURCE [client, us]); rewrite only the destination; the IP
+    /// source stays the client's (SOURCE[0]); the IP TTL / hop limit goes down by one, and a packet whose hop limit
+    /// would reach 0 is dropped (<see cref="EngineCounters.HopLimitExceeded"/>; an unknown hop limit leaves the choice
+    /// to the outgoing link). With <paramref name="inPlace"/> and a writable receive buffer, the packet is rewritten
+    /// there (<see cref="SalForwarding"/>, docs/engine.md "Forwarding in place"); otherwise, or when its headers are
+    /// not in the form this stack emits, it is emitted again from its parsed value (checksums computed afresh).
     /// </summary>
-    private void Forward(ServiceRule rule, EngineInterface iface, LinkAddress source, int hopLimit, in SalPacketRepr p, ReadOnlySpan<byte> payload, int length, bool broadcast, TimeSpan now)
+    private void Forward(ServiceRule rule, EngineInterface iface, LinkAddress source, int hopLimit, in SalPacketRepr p, ReadOnlySpan<byte> payload, int length, bool broadcast, TimeSpan now, bool inPlace)
     {
         if (broadcast || !TryGetUpInterface(rule.Target.Interface, out var outIface))
         {
@@ -486,26 +491,17 @@ public sealed partial class Engine
             return;
         }
 
-        SalSourceRoute route;
-        if (p.SourceRoute is { } existing)
+        var v6 = iface.Address.IsIPv6;
+        var addressLength = v6 ? 16 : 4;
+        var existing = p.SourceRoute;
+        if (existing is not null
+            ? existing.ContainsAddress(iface.Address) || existing.IsIPv6 != v6
+                || existing.Count >= (v6 ? SalSourceRoute.MaxV6Addresses : SalSourceRoute.MaxV4Addresses)
+            : source.Family != iface.Address.Family)
         {
-            if (existing.ContainsAddress(iface.Address) || !existing.TryAppend(iface.Address, out route))
-            {
-                Services.RecordDropped(rule, length);
-                Counters.ForwardLoop();
-                return;
-            }
-        }
-        else
-        {
-            if (source.Family != iface.Address.Family)
-            {
-                Services.RecordDropped(rule, length);
-                Counters.ForwardLoop();
-                return;
-            }
-
-            route = new SalSourceRoute([source, iface.Address]);
+            Services.RecordDropped(rule, length);
+            Counters.ForwardLoop();
+            return;
         }
 
         if (rule.Target.Address.SameAddress(iface.Address) && rule.Target.Address.Port == iface.Address.Port)
@@ -515,8 +511,8 @@ public sealed partial class Engine
             return;
         }
 
-        var forwarded = p with { SourceRoute = route };
-        if (forwarded.GetLength(payload.Length) > outIface.Mtu)
+        var growth = existing is null ? 4 + (2 * addressLength) : addressLength;
+        if (p.GetLength(payload.Length) + growth > outIface.Mtu)
         {
             // The receiver would drop it (no link takes a packet above its MTU): refuse here, where it can be counted.
             Services.RecordDropped(rule, length);
@@ -524,8 +520,57 @@ public sealed partial class Engine
             return;
         }
 
-        Send(outIface.Index, route.First, rule.Target.Address, forwarded, payload, IPHopLimit.IsKnown(hopLimit) ? hopLimit - 1 : IPHopLimit.Unknown);
+        var client = existing?.First ?? source.WithPort(0);
+        var forwardedHopLimit = IPHopLimit.IsKnown(hopLimit) ? hopLimit - 1 : IPHopLimit.Unknown;
+        if (!(inPlace && TryForwardInPlace(outIface.Index, client, iface.Address, rule.Target.Address, p, payload.Length, forwardedHopLimit)))
+        {
+            var route = existing is not null && existing.TryAppend(iface.Address, out var appended) ? appended : new SalSourceRoute([source, iface.Address]);
+            Send(outIface.Index, client, rule.Target.Address, p with { SourceRoute = route }, payload, forwardedHopLimit);
+        }
+
         Services.RecordResolved(rule, length, now);
         Counters.ForwardedPacket();
+    }
+
+    /// <summary>
+    /// Forwards the packet being received in its own buffer (<see cref="SalForwarding.RewriteInPlace"/>) and sends it
+    /// through the receive call's sink, or queues it when there is none. False, with nothing sent, when the receive
+    /// buffer is read-only, its headroom too small, or the headers are not in the form this stack emits (a re-emit
+    /// would normalise them, so the caller emits the packet again instead, to send the same bytes either way).
+    /// </summary>
+    private bool TryForwardInPlace(int outIface, LinkAddress client, LinkAddress router, LinkAddress target, in SalPacketRepr p, int payloadLength, int hopLimit)
+    {
+        if (_rxBuffer is not { } buffer)
+        {
+            return false;
+        }
+
+        if (!SalForwarding.HasCanonicalHeaders(buffer.AsSpan(_rxOffset, _rxEnd), p, payloadLength, _scratch))
+        {
+            Counters.ForwardReemittedPacket();
+            return false;
+        }
+
+        var start = SalForwarding.RewriteInPlace(buffer, _rxOffset, _rxEnd, client, router, _rxPseudo, TransportPseudoHeader.ForLink(client, target), out var n);
+        if (start < 0)
+        {
+            return false;
+        }
+
+        // The buffer now holds the forwarded packet: it must not be read as the received one again.
+        _rxBuffer = null;
+        var bytes = buffer.AsSpan(start, n);
+        if (_rxSink is { } sink && outIface != 0)
+        {
+            Counters.Sent(n);
+            sink.Send(outIface, client, target, bytes, hopLimit);
+        }
+        else
+        {
+            Transmit(outIface, client, target, bytes, hopLimit);
+        }
+
+        Counters.ForwardedInPlacePacket();
+        return true;
     }
 }

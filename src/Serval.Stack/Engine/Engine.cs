@@ -41,6 +41,15 @@ public sealed partial class Engine
     private readonly byte[] _sealScratch = new byte[ScratchSize];
     private readonly byte[] _plainScratch = new byte[ScratchSize];
     private long _nextHandle = 1;
+
+    // The packet being received through the writable-buffer Receive overload (null otherwise): its buffer and offset,
+    // where its payload ends, the pseudo-header its transport checksum verified with, and the sink for in-place
+    // forwarding (docs/engine.md, "Forwarding in place").
+    private byte[]? _rxBuffer;
+    private int _rxOffset;
+    private int _rxEnd;
+    private TransportPseudoHeader _rxPseudo;
+    private IPacketSink? _rxSink;
     private TimeSpan _now;
 
     /// <summary>Creates an engine with its loopback interface (index 0).</summary>

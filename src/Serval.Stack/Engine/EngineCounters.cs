@@ -20,6 +20,8 @@ public sealed class EngineCounters
     private long _forwarded;
     private long _forwardLoops;
     private long _forwardTooBig;
+    private long _forwardedInPlace;
+    private long _forwardReemitted;
     private long _hopLimitExceeded;
     private long _noRoute;
     private long _delayed;
@@ -124,6 +126,18 @@ public sealed class EngineCounters
     /// exceed the egress link's MTU (docs/engine.md, "Forwarding and the MTU").
     /// </summary>
     public long ForwardTooBig => CrossThread.Read(ref _forwardTooBig);
+
+    /// <summary>
+    /// Of <see cref="Forwarded"/>, the packets rewritten in the receive buffer (docs/engine.md, "Forwarding in place").
+    /// </summary>
+    public long ForwardedInPlace => CrossThread.Read(ref _forwardedInPlace);
+
+    /// <summary>
+    /// Of <see cref="Forwarded"/>, the packets received in a writable buffer that were emitted again instead of being
+    /// rewritten in place, because their headers were not in the form this stack emits (PAD or ADDRESS extensions,
+    /// another extension order, reserved bits set, other TCP option layouts).
+    /// </summary>
+    public long ForwardReemitted => CrossThread.Read(ref _forwardReemitted);
 
     /// <summary>
     /// First packets a service router did not forward because their IP TTL / hop limit was 1 or 0 (it would have
@@ -319,6 +333,10 @@ public sealed class EngineCounters
     internal void ForwardLoop() => _forwardLoops++;
 
     internal void ForwardTooBigPacket() => _forwardTooBig++;
+
+    internal void ForwardedInPlacePacket() => _forwardedInPlace++;
+
+    internal void ForwardReemittedPacket() => _forwardReemitted++;
     internal void HopLimitExceededPacket() => _hopLimitExceeded++;
 
     internal void NoRoutePacket() => _noRoute++;

@@ -25,6 +25,9 @@ internal sealed partial class EngineDriver : IPacketSink
     private const int InboundPerRound = 64;
     private const int WorkPerRound = 256;
 
+    /// <summary>Bytes reserved in front of each received packet for the SOURCE extension a router inserts.</summary>
+    private const int InboundHeadroom = 64;
+
     private LinkSlot[] _slots = [];
     private readonly ConcurrentQueue<IWorkItem> _work = new();
     private readonly ConcurrentQueue<InboundPacket> _inbound = new();
@@ -33,6 +36,7 @@ internal sealed partial class EngineDriver : IPacketSink
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly long _startTimestamp = Stopwatch.GetTimestamp();
     private readonly int _inboundCapacity;
+    private readonly InboundBufferPool _inboundBuffers;
     private readonly HostMetrics _metrics;
     private readonly List<Stack.ControlPlane.IEngineController> _controllers = [];
     private readonly ResolverBridge? _resolver;
@@ -50,6 +54,7 @@ internal sealed partial class EngineDriver : IPacketSink
         Logger = options.LoggerFactory.CreateLogger("Serval.Host");
         Engine = new Engine(options.Engine, options.Random ?? CryptoRandomSource.Instance) { StreamOptions = options.Stream };
         _inboundCapacity = options.InboundQueueCapacity;
+        _inboundBuffers = new InboundBufferPool(_inboundCapacity, Math.Min(_inboundCapacity, 4096));
         CreateMonitor(options);
         var links = new List<(ServalLink Link, bool Up)>(options.Links.Select(l => (l, true)));
         if (_monitor is { } monitor)
@@ -282,8 +287,9 @@ internal sealed partial class EngineDriver : IPacketSink
             return;
         }
 
-        var buffer = ArrayPool<byte>.Shared.Rent(packet.Length);
-        packet.CopyTo(buffer);
+        // Headroom in front of the packet: a service router forwards a first packet in this buffer (docs/runtime.md).
+        var buffer = _inboundBuffers.Rent(InboundHeadroom + packet.Length);
+        packet.CopyTo(buffer.AsSpan(InboundHeadroom));
         _inbound.Enqueue(new InboundPacket(iface, source, destination, buffer, packet.Length, hopLimit));
         Signal();
     }
@@ -363,7 +369,7 @@ internal sealed partial class EngineDriver : IPacketSink
                 Interlocked.Decrement(ref _inboundCount);
                 try
                 {
-                    Engine.Receive(p.Interface, p.Source, p.Destination, p.Buffer.AsSpan(0, p.Length), p.HopLimit, now);
+                    Engine.Receive(p.Interface, p.Source, p.Destination, p.Buffer, InboundHeadroom, p.Length, p.HopLimit, now, this);
                 }
                 catch (Exception e)
                 {
@@ -371,7 +377,7 @@ internal sealed partial class EngineDriver : IPacketSink
                 }
                 finally
                 {
-                    ArrayPool<byte>.Shared.Return(p.Buffer);
+                    _inboundBuffers.Return(p.Buffer);
                 }
             }
 
@@ -731,7 +737,7 @@ internal sealed partial class EngineDriver : IPacketSink
 
         while (_inbound.TryDequeue(out var p))
         {
-            ArrayPool<byte>.Shared.Return(p.Buffer);
+            _inboundBuffers.Return(p.Buffer);
         }
 
         _metrics.Dispose();

@@ -44,6 +44,8 @@ internal sealed class HostMetrics : IDisposable
         Observe("serval.packets.unknown_flow", "{packet}", "Packets for a flowID no flow has.", () => c.UnknownFlow);
         Observe("serval.packets.forwarded", "{packet}", "First packets forwarded by service-router resolution.", () => c.Forwarded);
         Observe("serval.packets.forward_too_big", "{packet}", "First packets not forwarded because the SOURCE extension would take them over the egress MTU.", () => c.ForwardTooBig);
+        Observe("serval.packets.forwarded_in_place", "{packet}", "Forwarded first packets rewritten in the receive buffer (docs/engine.md, \"Forwarding in place\").", () => c.ForwardedInPlace);
+        Observe("serval.packets.forward_reemitted", "{packet}", "Forwarded first packets emitted again because their headers were not in the form this stack emits.", () => c.ForwardReemitted);
         Observe("serval.packets.forward_loops", "{packet}", "First packets not forwarded because this router was already in their SOURCE extension.", () => c.ForwardLoops);
         Observe("serval.packets.hop_limit_exceeded", "{packet}", "First packets not forwarded because their IP TTL / hop limit would have reached 0.", () => c.HopLimitExceeded);
         Observe("serval.packets.no_route", "{packet}", "First packets no rule resolved.", () => c.NoRoute);
