@@ -74,6 +74,14 @@
 #                                 carry no nonce and are only rejected with high probability, printed separately):
 #                                 hostile: synflood_pps=<n> legit_success=<n> legit_p99_ms=<n> spoofs_sent=<n> spoofs_accepted=<n>
 #                                   timewait_bytes_per_flow=<n> soak_heap_growth=<n> flow_faults=<n>
+#   bench/run.sh flows            FLOWS_N idle connections (default 50000, up to 1000000) between two hosts in one process
+#                                 (UDP links on loopback; both ends counted) against as many kernel TCP connections on
+#                                 loopback (FLOWS_KERNEL_N, default FLOWS_N capped by the file-descriptor limit), each in a
+#                                 process of its own; at most FLOWS_WINDOW (1024) connects in flight. Bytes per flow =
+#                                 RSS growth (plus, for the kernel, slab growth from /proc/slabinfo) / flows after a full
+#                                 collection; open_per_s = Serval connections opened and accepted per second; max_flows =
+#                                 Serval flows held open at once; ratio = serval_bytes_per_flow / kernel_bytes_per_flow:
+#                                 flows: serval_bytes_per_flow=<n> kernel_bytes_per_flow=<n> ratio=<n> open_per_s=<n> max_flows=<n>
 #   bench/run.sh fig7             (root) the replicated web service of docs/evaluation.md: ASP.NET Core instances over
 #                                 Serval (egress FIG7_RATE_MBPS each, default 20) behind a servald service router, 4
 #                                 clients x 20 requests of 3 MB in flight; 2 -> 4 -> 2 -> 3 instances at 60/120/180 s;
@@ -121,7 +129,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 usage() {
   echo "usage: $0 NAME" >&2
-  echo "  names: wire service-table stream-sim secure stream-veth connect-rate forward registration delay-release migration mobility adhoc http hostile fleet" >&2
+  echo "  names: wire service-table stream-sim secure stream-veth connect-rate forward registration delay-release migration mobility adhoc http hostile fleet flows" >&2
   echo "         translate paper fig7 fig8 fig9 fig10 table" >&2
   exit 2
 }
@@ -260,6 +268,31 @@ case "$1" in
     dotnet build "$project" -c Release --nologo -v quiet >&2
     # Bounded: flood and spoof parts of at most a few minutes, the soak HOSTILE_SOAK_SECONDS plus about a minute.
     timeout $((${HOSTILE_SOAK_SECONDS:-600} + 1200)) dotnet "$binary" hostile
+    ;;
+  flows)
+    build
+    n=${FLOWS_N:-50000}
+    case "$n" in ''|*[!0-9]*) echo "flows: FLOWS_N must be a whole number" >&2; exit 2 ;; esac
+    if [ "$n" -lt 1 ] || [ "$n" -gt 1000000 ]; then echo "flows: FLOWS_N must be 1-1000000" >&2; exit 2; fi
+    # The kernel baseline needs two descriptors per connection.
+    fd_max=$(cat /proc/sys/fs/nr_open)
+    kn=${FLOWS_KERNEL_N:-$n}
+    if [ $((2 * kn + 4096)) -gt "$fd_max" ]; then kn=$(((fd_max - 4096) / 2)); fi
+    ulimit -n $((2 * kn + 4096)) 2>/dev/null || { kn=$((($(ulimit -n) - 4096) / 2)); echo "flows: descriptor limit $(ulimit -n): kernel baseline with $kn connections" >&2; }
+    echo "flows: $n Serval flows, $kn kernel TCP connections; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+    # Bounded: each part times out; its sockets and hosts go with its process.
+    kernel=$(cd "$here/Serval.Benchmarks" && timeout 900 dotnet "$binary" flows kernel "$kn" | tail -n 1)
+    echo "$kernel" >&2
+    serval=$(cd "$here/Serval.Benchmarks" && timeout 3600 dotnet "$binary" flows serval "$n" | tail -n 1)
+    echo "$serval" >&2
+    case "$kernel$serval" in
+      flows-kernel:*flows-serval:*) ;;
+      *) echo "flows: a part failed (see above)" >&2; exit 1 ;;
+    esac
+    sb=$(field "$serval" bytes_per_flow)
+    kb=$(field "$kernel" bytes_per_flow)
+    echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+    echo "flows: serval_bytes_per_flow=$sb kernel_bytes_per_flow=$kb ratio=$(awk -v a="$sb" -v b="$kb" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }') open_per_s=$(field "$serval" open_per_s) max_flows=$(field "$serval" flows)"
     ;;
   stream-veth)
     exec "$here/stream-veth.sh"

@@ -64,6 +64,33 @@ internal sealed class MemNet
         }
     }
 
+    /// <summary>
+    /// <see cref="Step(TimeSpan)"/>, adding the seconds spent by A (its poll, what it receives, its events) to
+    /// <paramref name="parts"/>[1] and by B to <paramref name="parts"/>[2].
+    /// </summary>
+    public void Step(TimeSpan dt, double[] parts)
+    {
+        Now += dt;
+        var t = Stopwatch.GetTimestamp();
+        A.Poll(Now, ToB);
+        parts[1] += Stopwatch.GetElapsedTime(t).TotalSeconds;
+        t = Stopwatch.GetTimestamp();
+        ToB.Deliver(Now);
+        B.Poll(Now, ToA);
+        while (B.TryGetEvent(out _))
+        {
+        }
+
+        parts[2] += Stopwatch.GetElapsedTime(t).TotalSeconds;
+        t = Stopwatch.GetTimestamp();
+        ToA.Deliver(Now);
+        while (A.TryGetEvent(out _))
+        {
+        }
+
+        parts[1] += Stopwatch.GetElapsedTime(t).TotalSeconds;
+    }
+
     /// <summary>A new connection from A to B's listener, accepted; false if it did not come up.</summary>
     public bool Establish(out SocketHandle client, out SocketHandle server)
     {

@@ -67,6 +67,11 @@ if (args.Length > 0 && args[0] == "http")
     return await HttpBenchmark.RunAsync(args[1..]);
 }
 
+if (args.Length > 0 && args[0] == "flows")
+{
+    return await FlowsBenchmark.RunAsync(args[1..]).ConfigureAwait(false);
+}
+
 if (args.Length > 0 && args[0] == "hostile")
 {
     return await HostileBenchmark.RunAsync(args[1..]);

@@ -375,8 +375,30 @@ public sealed partial class Engine
     {
         // A secured flow's packets carry the AUTH extension (docs/security.md): its segments are that much smaller.
         var mss = iface.Mtu - SalHeaderView.BaseLength - TcpHeaderView.MinLength - (secured ? SalPacketAuth.Length : 0);
-        return StreamOptions.Mss == mss ? StreamOptions : StreamOptions with { Mss = mss };
+        var options = StreamOptions;
+        if (options.Mss == mss)
+        {
+            return options;
+        }
+
+        // One options object per segment size, shared by every connection (not a copy per connection).
+        if (!ReferenceEquals(_streamOptionsBase, options))
+        {
+            _streamOptionsByMss.Clear();
+            _streamOptionsBase = options;
+        }
+
+        if (!_streamOptionsByMss.TryGetValue(mss, out var sized))
+        {
+            sized = options with { Mss = mss };
+            _streamOptionsByMss[mss] = sized;
+        }
+
+        return sized;
     }
+
+    private readonly Dictionary<int, StreamOptions> _streamOptionsByMss = [];
+    private StreamOptions? _streamOptionsBase;
 
     /// <summary>The interface a first packet to <paramref name="service"/> would most likely leave through.</summary>
     private EngineInterface LikelyInterface(ServiceId service, LinkAddress advisory)
@@ -861,7 +883,7 @@ public sealed partial class Engine
             return;
         }
 
-        if (flow.Datagrams.Count >= _options.DatagramQueueCapacity)
+        if (flow.DatagramCount >= _options.DatagramQueueCapacity)
         {
             Counters.DatagramDropped();
             return;

@@ -293,7 +293,7 @@ public sealed partial class Engine
             return ServalError.None;
         }
 
-        if (flow.Datagrams.TryDequeue(out var d))
+        if (flow.TryDequeueDatagram(out var d))
         {
             read = Math.Min(d.Length, buffer.Length);
             d.AsSpan(0, read).CopyTo(buffer);
@@ -306,7 +306,7 @@ public sealed partial class Engine
 
     /// <summary>Bytes (stream) or datagrams (datagram flow) ready to read.</summary>
     public int Available(SocketHandle handle) => _sockets.TryGetValue(handle.Value, out var s) && s is Flow f
-        ? f.Stream?.BytesAvailable ?? f.Datagrams.Count
+        ? f.Stream?.BytesAvailable ?? f.DatagramCount
         : s is DatagramSocket d ? d.Queue.Count : 0;
 
     /// <summary>Free space in a stream's send buffer.</summary>

@@ -121,7 +121,20 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
     /// <summary>The flow's key exchange and packet protection (docs/security.md), or null for an ordinary flow.</summary>
     public FlowSecurity? Security { get; set; }
 
-    public Queue<byte[]> Datagrams { get; } = new();
+    private Queue<byte[]>? _datagrams;
+
+    /// <summary>Received datagrams not yet read (created on the first one: a stream flow never needs it).</summary>
+    public Queue<byte[]> Datagrams => _datagrams ??= new();
+
+    /// <summary>Received datagrams waiting to be read.</summary>
+    public int DatagramCount => _datagrams?.Count ?? 0;
+
+    /// <summary>Takes the oldest received datagram, if any.</summary>
+    public bool TryDequeueDatagram([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out byte[]? datagram)
+    {
+        datagram = null;
+        return _datagrams is { } q && q.TryDequeue(out datagram);
+    }
 
     /// <summary>The peer closed its direction (SAL FIN received).</summary>
     public bool PeerClosed { get; set; }

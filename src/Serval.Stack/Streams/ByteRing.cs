@@ -126,6 +126,26 @@ internal sealed class ByteRing
         }
     }
 
+    /// <summary>Whether no byte is held: every byte written was released.</summary>
+    public bool IsEmpty => _highWater <= Base;
+
+    /// <summary>
+    /// Gives the backing storage back when no byte is held (an idle connection); the next write allocates it again,
+    /// starting small. Returns the bytes released.
+    /// </summary>
+    public int ReleaseStorage()
+    {
+        if (!IsEmpty || _storage.Length == 0)
+        {
+            return 0;
+        }
+
+        var released = _storage.Length;
+        _storage = [];
+        _mask = -1;
+        return released;
+    }
+
     /// <summary>Forgets everything and moves the window to start at <paramref name="newBase"/>.</summary>
     public void Reset(long newBase)
     {

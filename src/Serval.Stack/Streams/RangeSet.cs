@@ -15,7 +15,7 @@ internal sealed class RangeSet
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxRanges, 1);
         _maxRanges = maxRanges;
-        _items = new (long, long)[Math.Min(8, maxRanges)];
+        _items = [];
     }
 
     /// <summary>Number of ranges.</summary>
@@ -68,7 +68,7 @@ internal sealed class RangeSet
 
             if (Count == _items.Length)
             {
-                Array.Resize(ref _items, Math.Min(_items.Length * 2, _maxRanges));
+                Array.Resize(ref _items, Math.Min(Math.Max(8, _items.Length * 2), _maxRanges));
             }
 
             Array.Copy(_items, first, _items, first + 1, Count - first);
@@ -129,4 +129,16 @@ internal sealed class RangeSet
 
     /// <summary>Removes every range.</summary>
     public void Clear() => Count = 0;
+
+    /// <summary>Bytes of storage held (for memory accounting).</summary>
+    public int StorageBytes => _items.Length * 16;
+
+    /// <summary>Gives the storage back when the set is empty; it is allocated again on use.</summary>
+    public void ReleaseStorage()
+    {
+        if (Count == 0)
+        {
+            _items = [];
+        }
+    }
 }

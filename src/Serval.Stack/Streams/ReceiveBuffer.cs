@@ -65,6 +65,25 @@ internal sealed class ReceiveBuffer
     /// <summary>SACK blocks the next ACK would like to carry (out-of-order ranges, plus a pending D-SACK).</summary>
     public int SackBlocksWanted => _outOfOrder.Count + (_dsackPending ? 1 : 0);
 
+    /// <summary>Bytes of storage held (data and out-of-order ranges).</summary>
+    public int StorageBytes => _ring.Capacity + _outOfOrder.StorageBytes;
+
+    /// <summary>Whether storage is held and nothing in it is waiting (everything received was read, no gap is open).</summary>
+    public bool CanReleaseStorage => StorageBytes > 0 && _ring.IsEmpty && _outOfOrder.Count == 0;
+
+    /// <summary>Gives the storage back when nothing is waiting in it; returns the bytes released.</summary>
+    public int ReleaseStorage()
+    {
+        if (_outOfOrder.Count != 0)
+        {
+            return 0;
+        }
+
+        var released = _outOfOrder.StorageBytes;
+        _outOfOrder.ReleaseStorage();
+        return released + _ring.ReleaseStorage();
+    }
+
     /// <summary>The peer's SYN was accepted: RCV.NXT is just past it.</summary>
     public void Open() => Next = 1;
 

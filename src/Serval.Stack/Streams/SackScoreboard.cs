@@ -26,6 +26,17 @@ internal sealed class SackScoreboard
     /// <summary>Number of segments held.</summary>
     public int Count => _sent.Count;
 
+    /// <summary>Bytes of storage held by the record of segments in flight.</summary>
+    public int StorageBytes => _sent.StorageBytes;
+
+    /// <summary>Gives the record's storage back when nothing is in flight; returns the bytes released.</summary>
+    public int ReleaseStorage()
+    {
+        var held = _sent.StorageBytes;
+        _sent.ReleaseStorage();
+        return held - _sent.StorageBytes;
+    }
+
     /// <summary>Segment <paramref name="index"/> (0 = oldest) by reference; change its flags only through <see cref="SetFlags"/>.</summary>
     public ref SentSegment this[int index] => ref _sent[index];
 

@@ -91,4 +91,13 @@ internal sealed class SendBuffer(int size)
 
     /// <summary>Our FIN was acknowledged.</summary>
     public void OnFinAcknowledged() => FinAcked = true;
+
+    /// <summary>Bytes of storage held.</summary>
+    public int StorageBytes => _ring.Capacity;
+
+    /// <summary>Whether every byte written was acknowledged and storage is held (it can be given back).</summary>
+    public bool CanReleaseStorage => _ring.Capacity > 0 && _ring.IsEmpty;
+
+    /// <summary>Gives the storage back when every byte written was acknowledged; returns the bytes released.</summary>
+    public int ReleaseStorage() => _ring.ReleaseStorage();
 }

@@ -6,7 +6,9 @@ namespace Serval.Stack.Streams;
 /// </summary>
 internal sealed class SentSegmentQueue
 {
-    private SentSegment[] _items = new SentSegment[64];
+    private const int FirstCapacity = 8;
+
+    private SentSegment[] _items = [];
     private int _head;
 
     /// <summary>Number of segments.</summary>
@@ -99,9 +101,22 @@ internal sealed class SentSegmentQueue
         this[index + 1] = b;
     }
 
+    /// <summary>Bytes of storage held (for memory accounting).</summary>
+    public int StorageBytes => _items.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<SentSegment>();
+
+    /// <summary>Gives the storage back when the queue is empty (an idle connection); it is allocated again on use.</summary>
+    public void ReleaseStorage()
+    {
+        if (Count == 0)
+        {
+            _items = [];
+            _head = 0;
+        }
+    }
+
     private void Grow()
     {
-        var grown = new SentSegment[_items.Length * 2];
+        var grown = new SentSegment[Math.Max(FirstCapacity, _items.Length * 2)];
         for (var i = 0; i < Count; i++)
         {
             grown[i] = this[i];

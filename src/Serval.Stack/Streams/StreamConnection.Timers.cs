@@ -43,6 +43,7 @@ public sealed partial class StreamConnection
             next = Earliest(next, _pacer.Deadline);
             next = Earliest(next, KeepAliveDeadline);
             next = Earliest(next, UserTimeoutDeadline);
+            next = Earliest(next, IdleReleaseDeadline);
             return next;
         }
     }
@@ -90,6 +91,16 @@ public sealed partial class StreamConnection
         return true;
     }
 
+    /// <summary>
+    /// When an idle connection gives back its buffers' storage (<see cref="StreamOptions.IdleBufferRelease"/> after the
+    /// last segment received), or null while no buffer holds storage it could give back.
+    /// </summary>
+    private TimeSpan? IdleReleaseDeadline =>
+        _options.IdleBufferRelease is { } idle && CanReleaseBuffers ? _lastReceived + idle : null;
+
+    private bool CanReleaseBuffers =>
+        _send.CanReleaseStorage || _receive.CanReleaseStorage || (_scoreboard.Count == 0 && _scoreboard.StorageBytes > 0);
+
     private TimeSpan? KeepAliveDeadline =>
         _options.KeepAlive is { } idle && _state is not StreamState.TimeWait && _scoreboard.Count == 0 && !_send.HasUnsentData
             ? _lastReceived + idle + (_keepAliveSent * _options.KeepAliveInterval)
@@ -111,6 +122,11 @@ public sealed partial class StreamConnection
         {
             _delayedAckDeadline = null;
             _ackNow = true;
+        }
+
+        if (IdleReleaseDeadline is { } release && now >= release)
+        {
+            ReleaseIdleBuffers();
         }
 
         if (_frozen)

@@ -219,6 +219,7 @@ public sealed partial class StreamConnection
         SendWindow = _sndWnd,
         ReceiveWindow = _receive.Window,
         Mss = _sndMss,
+        BufferStorageBytes = BufferStorageBytes,
     };
 
     /// <summary>
@@ -251,6 +252,30 @@ public sealed partial class StreamConnection
         }
 
         return n;
+    }
+
+    /// <summary>
+    /// Bytes of buffer storage the connection holds now: send and receive data, out-of-order ranges and the record of
+    /// segments in flight. 0 for a connection that never carried data or gave its storage back while idle
+    /// (<see cref="StreamOptions.IdleBufferRelease"/>); the fixed control state is not counted.
+    /// </summary>
+    public int BufferStorageBytes => _send.StorageBytes + _receive.StorageBytes + _scoreboard.StorageBytes;
+
+    /// <summary>
+    /// Gives back the storage of every buffer that holds nothing (all written bytes acknowledged; all received bytes
+    /// read and no gap open; nothing in flight) and returns the bytes released. Buffers are allocated again when data
+    /// flows. The connection calls this itself <see cref="StreamOptions.IdleBufferRelease"/> after it last heard from
+    /// the peer; a host short of memory may call it at any time.
+    /// </summary>
+    public int ReleaseIdleBuffers()
+    {
+        var released = _send.ReleaseStorage() + _receive.ReleaseStorage();
+        if (_scoreboard.Count == 0)
+        {
+            released += _scoreboard.ReleaseStorage();
+        }
+
+        return released;
     }
 
     /// <summary>

@@ -57,6 +57,14 @@ public sealed record StreamOptions
     /// </summary>
     public TimeSpan DelayedAck { get; init; } = TimeSpan.FromMilliseconds(40);
 
+    /// <summary>
+    /// How long a connection whose buffers hold nothing (every byte sent was acknowledged, every byte received was read)
+    /// keeps their storage before giving it back (default 1 s; null keeps it for the connection's life). The storage is
+    /// allocated again, small, when data flows; an idle connection then holds only its control state
+    /// (docs/stream-transport.md, "Memory").
+    /// </summary>
+    public TimeSpan? IdleBufferRelease { get; init; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Idle time before the first keepalive probe; null (the default) disables keepalives.</summary>
     public TimeSpan? KeepAlive { get; init; }
 
@@ -129,6 +137,11 @@ public sealed record StreamOptions
         if (DelayedAck < TimeSpan.Zero || DelayedAck > TimeSpan.FromMilliseconds(500))
         {
             throw new ArgumentException($"{nameof(DelayedAck)} must be between 0 and 500 ms (RFC 9293 §3.8.6.3; was {DelayedAck}).", nameof(DelayedAck));
+        }
+
+        if (IdleBufferRelease is { } release && release < TimeSpan.Zero)
+        {
+            throw new ArgumentException($"{nameof(IdleBufferRelease)} must be zero or more, or null (was {release}).", nameof(IdleBufferRelease));
         }
 
         if (KeepAlive is { } idle && idle <= TimeSpan.Zero)

@@ -104,4 +104,7 @@ public readonly record struct StreamStatistics
 
     /// <summary>Sender segment size in use (payload plus options).</summary>
     public int Mss { get; init; }
+
+    /// <summary>Bytes of buffer storage the connection holds (0 when idle: docs/stream-transport.md, "Memory").</summary>
+    public int BufferStorageBytes { get; init; }
 }

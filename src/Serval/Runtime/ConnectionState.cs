@@ -57,7 +57,10 @@ internal sealed class ConnectionState : SocketState
     public bool IsReleased { get; private set; }
 
     /// <summary>What operations after release fail with.</summary>
-    private Exception _releaseReason = new ObjectDisposedException(nameof(ServalStream));
+    // Created when first needed (most connections are never used after release): not an exception object per connection.
+    private Exception? _releaseReasonOrNull;
+
+    private Exception ReleaseReasonException => _releaseReasonOrNull ??= new ObjectDisposedException(nameof(ServalStream));
 
     /// <summary>The error the connection failed with (None while it has not): reads and writes fail with it from then on.</summary>
     private ServalError _failure;
@@ -151,7 +154,7 @@ internal sealed class ConnectionState : SocketState
     {
         if (IsReleased)
         {
-            op.TrySetException(_releaseReason);
+            op.TrySetException(ReleaseReasonException);
             return;
         }
 
@@ -215,7 +218,7 @@ internal sealed class ConnectionState : SocketState
     {
         if (IsReleased)
         {
-            op.TrySetException(_releaseReason);
+            op.TrySetException(ReleaseReasonException);
             return;
         }
 
@@ -346,15 +349,15 @@ internal sealed class ConnectionState : SocketState
         }
 
         IsReleased = true;
-        _releaseReason = reason ?? _releaseReason;
+        _releaseReasonOrNull = reason ?? _releaseReasonOrNull;
         CloseStage();
         if (!abort && !DrainStage(driver))
         {
             // Graceful close with bytes still staged: keep the socket until they are in the flow, then close.
             // Operations still pending fail as on any close (the application is closing while it reads or writes).
             _closeAfterDrain = true;
-            _pendingRead?.TrySetException(_releaseReason);
-            _pendingWrite?.TrySetException(_releaseReason);
+            _pendingRead?.TrySetException(ReleaseReasonException);
+            _pendingWrite?.TrySetException(ReleaseReasonException);
             _pendingRead = null;
             _pendingWrite = null;
             _completeWritesAfterWrite = false;
@@ -363,7 +366,7 @@ internal sealed class ConnectionState : SocketState
 
         if (abort)
         {
-            DiscardStage(_releaseReason);
+            DiscardStage(ReleaseReasonException);
         }
 
         FinishReleaseCore(driver, abort, reason);
@@ -377,7 +380,7 @@ internal sealed class ConnectionState : SocketState
         }
 
         _closeAfterDrain = false;
-        FinishReleaseCore(driver, abort, _releaseReason);
+        FinishReleaseCore(driver, abort, ReleaseReasonException);
     }
 
     private void FinishReleaseCore(EngineDriver driver, bool abort, Exception? reason)
@@ -577,7 +580,7 @@ internal sealed class ConnectionState : SocketState
         {
             if (owner.IsReleased && !owner._closeAfterDrain)
             {
-                owner.DiscardStage(owner._releaseReason);
+                owner.DiscardStage(owner.ReleaseReasonException);
                 return;
             }
 
