@@ -1,4 +1,4 @@
-using Serval.Attached;
+using Serval.Backends;
 using Serval.Runtime;
 using Serval.Stack;
 using Serval.Wire;
@@ -10,35 +10,28 @@ namespace Serval;
 /// a Serval stream flow carries: <see cref="GetStream"/>). Disposing closes gracefully; the flow lingers in the
 /// engine only for the closing handshake.
 /// </summary>
+/// <remarks>
+/// A facade: the flow is behind an <see cref="IConnectionBackend"/>, in this process's engine or in servald
+/// (docs/api.md, "Embedded and attached").
+/// </remarks>
 public sealed class ServalConnection : IAsyncDisposable
 {
-    private readonly EngineDriver? _driver;
-    private readonly ConnectionState? _state;
+    private readonly IConnectionBackend _backend;
+    private readonly ServalStream _stream;
+    private int _disposed;
 
-    /// <summary>The engine socket of an embedded connection (servald records which application owns it); null when attached.</summary>
+    internal ServalConnection(IConnectionBackend backend, ServiceId service)
+    {
+        _backend = backend;
+        Service = service;
+        _stream = new ServalStream(this, backend);
+    }
+
     /// <summary>
     /// The engine socket behind this connection, as <see cref="FlowInfo.Socket"/> names it in
     /// <see cref="ServalHost.GetFlowsAsync"/>; null on an attached host (the socket lives in servald).
     /// </summary>
-    public SocketHandle? EngineSocket => _state?.Handle;
-    private readonly RemoteConnection? _remote;
-    private readonly ServalStream _stream;
-    private int _disposed;
-
-    internal ServalConnection(EngineDriver driver, ConnectionState state, ServiceId service)
-    {
-        _driver = driver;
-        _state = state;
-        Service = service;
-        _stream = new ServalStream(this, driver, state);
-    }
-
-    internal ServalConnection(RemoteConnection remote, ServiceId service)
-    {
-        _remote = remote;
-        Service = service;
-        _stream = new ServalStream(this, remote);
-    }
+    public SocketHandle? EngineSocket => _backend.EngineSocket;
 
     /// <summary>The service this connection was made to (on the server side: the service the listener is bound to).</summary>
     public ServiceId Service { get; }
@@ -60,33 +53,16 @@ public sealed class ServalConnection : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         var serviceName = options.ServiceName;
-        if (options.Host.Daemon is null)
-        {
-            options.Host.Driver.ServiceLabels.Remember(options.Service, serviceName);
-        }
+        var host = options.Host.Backend;
+        host.NameService(options.Service, serviceName);
 
         using var activity = ServalTelemetry.Start("serval.connect", System.Diagnostics.ActivityKind.Client, options.Host.Name, options.Service, serviceName);
         activity?.SetTag(ServalTelemetry.TransportTag, "stream");
         ServalConnection connection;
         try
         {
-            if (options.Host.Daemon is { } daemon)
-            {
-                if (options.Security.Offers)
-                {
-                    throw new NotSupportedException("Authenticated flows are not available to applications attached to servald yet; connect from a host of the application's own.");
-                }
-
-                cancellationToken.ThrowIfCancellationRequested();
-                var remote = await RemoteConnection.ConnectAsync(daemon, options.Service, TransportProtocol.Stream, options.AdvisoryAddress, cancellationToken, serviceName).ConfigureAwait(false);
-                connection = new ServalConnection(remote, options.Service);
-            }
-            else
-            {
-                var driver = options.Host.Driver;
-                var state = await StartConnectAsync(driver, options, TransportProtocol.Stream, cancellationToken, activity).ConfigureAwait(false);
-                connection = new ServalConnection(driver, state, options.Service);
-            }
+            var backend = await host.ConnectAsync(options, TransportProtocol.Stream, serviceName, activity, cancellationToken).ConfigureAwait(false);
+            connection = new ServalConnection(backend, options.Service);
         }
         catch (Exception e)
         {
@@ -116,41 +92,6 @@ public sealed class ServalConnection : IAsyncDisposable
         }
     }
 
-    internal static async Task<ConnectionState> StartConnectAsync(EngineDriver driver, ServalConnectionOptions options, TransportProtocol protocol, CancellationToken cancellationToken, System.Diagnostics.Activity? activity = null)
-    {
-        cancellationToken.ThrowIfCancellationRequested();
-        var context = activity?.Context ?? default;
-        var state = await driver.InvokeAsync(d =>
-        {
-            // An on-demand resolution this SYN starts becomes a child of the connect span.
-            d.NoteConnectContext(options.Service, context);
-            var r = d.Engine.Connect(options.Service, protocol, d.Now, out var handle, options.AdvisoryAddress, options.Security);
-            if (r != ServalError.None)
-            {
-                throw new ServalException(r);
-            }
-
-            var s = new ConnectionState(handle, protocol) { Connect = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) };
-            d.Sockets[handle.Value] = s;
-            return s;
-        }).ConfigureAwait(false);
-        try
-        {
-            await state.Connect!.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            driver.Post(new FuncWorkItem<bool>(d =>
-            {
-                state.Close(d, abort: true);
-                return true;
-            }));
-            throw;
-        }
-
-        return state;
-    }
-
     /// <summary>The connection's stream (always the same instance).</summary>
     public ServalStream GetStream() => _stream;
 
@@ -158,13 +99,7 @@ public sealed class ServalConnection : IAsyncDisposable
     public async ValueTask<FlowInfo?> GetFlowInfoAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        if (_remote is not null)
-        {
-            return await _remote.GetFlowInfoAsync(cancellationToken).ConfigureAwait(false);
-        }
-
-        var handle = _state!.Handle;
-        return await _driver!.InvokeAsync(d => d.Engine.GetFlow(handle)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return await _backend.GetFlowInfoAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -177,7 +112,7 @@ public sealed class ServalConnection : IAsyncDisposable
     public async ValueTask MigrateAsync(int linkIndex, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        using var activity = ServalTelemetry.Start("serval.migrate", System.Diagnostics.ActivityKind.Internal, _remote is null ? _driver!.Name : "attached", Service);
+        using var activity = ServalTelemetry.Start("serval.migrate", System.Diagnostics.ActivityKind.Internal, _backend.TelemetryHostName, Service);
         activity?.SetTag(ServalTelemetry.LinkTag, linkIndex);
         if (activity is { IsAllDataRequested: true } && await FlowInfoOrNullAsync().ConfigureAwait(false) is { } flow)
         {
@@ -187,24 +122,7 @@ public sealed class ServalConnection : IAsyncDisposable
 
         try
         {
-            if (_remote is not null)
-            {
-                await _remote.MigrateAsync(linkIndex, cancellationToken).ConfigureAwait(false);
-            }
-            else
-            {
-                var handle = _state!.Handle;
-                var r = await _driver!.InvokeAsync(d =>
-                {
-                    var result = d.Engine.Migrate(handle, linkIndex + 1, d.Now);
-                    d.NoteMigrations();
-                    return result;
-                }).WaitAsync(cancellationToken).ConfigureAwait(false);
-                if (r != ServalError.None)
-                {
-                    throw new ServalException(r, $"Cannot move the connection to link {linkIndex}: {r}.");
-                }
-            }
+            await _backend.MigrateAsync(linkIndex, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -218,33 +136,8 @@ public sealed class ServalConnection : IAsyncDisposable
     /// <summary>Closes gracefully: queued data is delivered, then the flow's FIN exchange runs in the engine (a reset instead if received data was left unread).</summary>
     public ValueTask DisposeAsync() => CloseAsync(abort: false);
 
-    internal async ValueTask CloseAsync(bool abort)
-    {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
-        {
-            return;
-        }
-
-        if (_remote is not null)
-        {
-            await _remote.CloseAsync(abort).ConfigureAwait(false);
-            return;
-        }
-
-        var state = _state!;
-        try
-        {
-            await _driver!.InvokeAsync(d =>
-            {
-                state.Close(d, abort);
-                return true;
-            }).ConfigureAwait(false);
-        }
-        catch (ObjectDisposedException)
-        {
-            // The host stopped first and released everything.
-        }
-    }
+    internal ValueTask CloseAsync(bool abort) =>
+        Interlocked.Exchange(ref _disposed, 1) != 0 ? default : _backend.CloseAsync(abort);
 
     /// <inheritdoc/>
     public override string ToString() => $"connection to {Service}";

@@ -1,12 +1,10 @@
 using System.Runtime.InteropServices;
-using System.Text.Json.Nodes;
 using Serval.Attached;
-using Serval.Daemon.Protocol;
+using Serval.Backends;
+using Serval.Embedded;
 using Serval.Links;
 using Serval.Runtime;
 using Serval.Stack;
-using Serval.Stack.Services;
-using Serval.Wire;
 
 namespace Serval;
 
@@ -20,25 +18,19 @@ namespace Serval;
 /// (<see cref="AttachAsync"/>: the engine runs in servald and this process uses it through a Unix domain socket, see
 /// docs/daemon-mode.md). Listeners, connections, streams and datagram sockets work the same on both; the members
 /// that need the engine in this process (<see cref="Links"/>, <see cref="Interfaces"/>, <see cref="Counters"/>)
-/// throw <see cref="NotSupportedException"/> on an attached host.
+/// throw <see cref="NotSupportedException"/> on an attached host. The host is a facade over an
+/// <see cref="IHostBackend"/>, one per mode (docs/api.md, "Embedded and attached").
 /// </para>
 /// </summary>
 public sealed partial class ServalHost : IAsyncDisposable
 {
-    private readonly EngineDriver? _driver;
-    private readonly DaemonClient? _daemon;
+    private readonly IHostBackend _backend;
     private ServalHostAdministration? _admin;
 
-    private ServalHost(EngineDriver driver, ServalHostOptions options)
+    private ServalHost(IHostBackend backend, ServalHostOptions options)
     {
-        _driver = driver;
+        _backend = backend;
         Options = options;
-    }
-
-    private ServalHost(DaemonClient daemon)
-    {
-        _daemon = daemon;
-        Options = new ServalHostOptions { Name = daemon.Name };
     }
 
     /// <summary>Starts a host: creates its engine, brings up one interface per link and starts the engine thread.</summary>
@@ -50,7 +42,7 @@ public sealed partial class ServalHost : IAsyncDisposable
         cancellationToken.ThrowIfCancellationRequested();
         var driver = new EngineDriver(options);
         driver.Start();
-        return ValueTask.FromResult(new ServalHost(driver, options));
+        return ValueTask.FromResult(new ServalHost(new EmbeddedHost(driver), options));
     }
 
     /// <summary>
@@ -67,7 +59,7 @@ public sealed partial class ServalHost : IAsyncDisposable
         ArgumentException.ThrowIfNullOrEmpty(socketPath);
         cancellationToken.ThrowIfCancellationRequested();
         var client = await DaemonClient.AttachAsync(socketPath, cancellationToken).ConfigureAwait(false);
-        return new ServalHost(client);
+        return new ServalHost(new AttachedHost(client), new ServalHostOptions { Name = client.Name });
     }
 
     /// <summary>
@@ -106,16 +98,16 @@ public sealed partial class ServalHost : IAsyncDisposable
     public const string MeterName = Runtime.HostMetrics.MeterName;
 
     /// <summary>Whether this host is attached to servald (<see cref="AttachAsync"/>) rather than embedded.</summary>
-    public bool IsAttached => _daemon is not null;
+    public bool IsAttached => _backend.IsAttached;
 
     /// <summary>The options the host was started with (attached: only the daemon host's <see cref="ServalHostOptions.Name"/>).</summary>
     public ServalHostOptions Options { get; }
 
     /// <summary>The host's name (logs and the <c>serval.host</c> metric tag); attached: the daemon host's name.</summary>
-    public string Name => _daemon?.Name ?? _driver!.Name;
+    public string Name => _backend.Name;
 
     /// <summary>Whether the host has stopped (attached: detached, or the daemon went away).</summary>
-    public bool IsStopped => _daemon?.IsDetached ?? _driver!.IsClosed;
+    public bool IsStopped => _backend.IsStopped;
 
     /// <summary>The interfaces as of start: loopback (index 0), then one per link.</summary>
     /// <exception cref="NotSupportedException">The host is attached (the interfaces belong to the daemon).</exception>
@@ -133,22 +125,19 @@ public sealed partial class ServalHost : IAsyncDisposable
     /// <exception cref="NotSupportedException">The host is attached (servalctl stats shows the daemon's counters).</exception>
     public EngineCounters Counters => Embedded(nameof(Counters)).Counters;
 
-    /// <summary>The engine driver of an embedded host.</summary>
-    /// <exception cref="InvalidOperationException">The host is attached.</exception>
-    internal EngineDriver Driver => _driver ?? throw new InvalidOperationException("This Serval host is attached to servald: it has no engine in this process.");
+    /// <summary>The engine driver of an embedded host (tests).</summary>
+    /// <exception cref="NotSupportedException">The host is attached.</exception>
+    internal EngineDriver Driver => _backend.RequireEngine(nameof(Driver));
 
-    /// <summary>The daemon client of an attached host, or null.</summary>
-    internal DaemonClient? Daemon => _daemon;
+    /// <summary>What the host's public members and the objects created on it use: the engine here, or servald.</summary>
+    internal IHostBackend Backend => _backend;
 
     /// <summary>The host's administration: rules, link state, migration of any flow, router control (docs/api.md, "Administration").</summary>
     public ServalHostAdministration Admin => _admin ??= new ServalHostAdministration(this);
 
     /// <summary>The engine driver of an embedded host for <paramref name="member"/>.</summary>
     /// <exception cref="NotSupportedException">The host is attached.</exception>
-    internal EngineDriver EmbeddedDriver(string member) => Embedded(member);
-
-    private EngineDriver Embedded(string member) =>
-        _driver ?? throw new NotSupportedException($"ServalHost.{member} is not available on a host attached to servald ({_daemon!.SocketPath}): the engine runs in the daemon.");
+    private EngineDriver Embedded(string member) => _backend.RequireEngine(member);
 
     /// <summary>The interfaces as they are now (loopback at index 0, then one per link, with <see cref="InterfaceInfo.IsUp"/>).</summary>
     public async ValueTask<IReadOnlyList<InterfaceInfo>> GetInterfacesAsync(CancellationToken cancellationToken = default)
@@ -161,42 +150,21 @@ public sealed partial class ServalHost : IAsyncDisposable
     public async ValueTask<IReadOnlyList<FlowInfo>> GetFlowsAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        if (_daemon is { } daemon)
-        {
-            var reply = await daemon.RequestAsync(new JsonObject { ["op"] = "flows.list" }, cancellationToken).ConfigureAwait(false);
-            return DaemonProtocol.FromNode<FlowInfo[]>(reply["flows"]) ?? [];
-        }
-
-        return await Driver.InvokeAsync(d => d.Engine.GetFlows()).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return await _backend.GetFlowsAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The number of live flows, read on the engine thread.</summary>
     public async ValueTask<int> GetFlowCountAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        if (_daemon is { } daemon)
-        {
-            var reply = await daemon.RequestAsync(new JsonObject { ["op"] = "flows.count" }, cancellationToken).ConfigureAwait(false);
-            return (int)reply["count"]!;
-        }
-
-        return await Driver.InvokeAsync(d => d.Engine.FlowCount).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return await _backend.GetFlowCountAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
     /// Stops the host: resets open connections, releases bound services, closes the links, ends the thread. Attached:
     /// closes this application's listeners, connections and sockets in the daemon (the daemon keeps running).
     /// </summary>
-    public async ValueTask StopAsync(CancellationToken cancellationToken = default)
-    {
-        if (_daemon is { } daemon)
-        {
-            await daemon.DetachAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
-            return;
-        }
-
-        await _driver!.StopAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
-    }
+    public ValueTask StopAsync(CancellationToken cancellationToken = default) => _backend.StopAsync(cancellationToken);
 
     /// <summary>Stops the host (see <see cref="StopAsync"/>).</summary>
     public ValueTask DisposeAsync() => StopAsync(CancellationToken.None);

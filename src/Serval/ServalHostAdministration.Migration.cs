@@ -18,7 +18,7 @@ public sealed partial class ServalHostAdministration
     public async ValueTask<int> MigrateLinkAsync(int fromLink, int toLink, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return await _host.EmbeddedDriver("Admin." + nameof(MigrateLinkAsync)).InvokeAsync(d => d.MigrateLink(fromLink, toLink)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return await _host.Backend.RequireEngine("Admin." + nameof(MigrateLinkAsync)).InvokeAsync(d => d.MigrateLink(fromLink, toLink)).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -32,7 +32,7 @@ public sealed partial class ServalHostAdministration
     public async ValueTask<int> MigrateServiceAsync(ServicePrefix service, int toLink, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return await _host.EmbeddedDriver("Admin." + nameof(MigrateServiceAsync)).InvokeAsync(d => d.MigrateService(service, toLink)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return await _host.Backend.RequireEngine("Admin." + nameof(MigrateServiceAsync)).InvokeAsync(d => d.MigrateService(service, toLink)).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -50,7 +50,7 @@ public sealed partial class ServalHostAdministration
     public async ValueTask MigrateFlowAsync(FlowId flow, int toLink, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var driver = _host.EmbeddedDriver("Admin." + nameof(MigrateFlowAsync));
+        var driver = _host.Backend.RequireEngine("Admin." + nameof(MigrateFlowAsync));
         using var activity = Runtime.ServalTelemetry.Source.StartActivity("serval.migrate");
         activity?.SetTag(Runtime.ServalTelemetry.HostTag, _host.Name);
         activity?.SetTag(Runtime.ServalTelemetry.FlowIdTag, flow.ToString());
@@ -83,6 +83,6 @@ public sealed partial class ServalHostAdministration
     public async ValueTask SetLinkUpAsync(int linkIndex, bool up, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        await _host.EmbeddedDriver("Admin." + nameof(SetLinkUpAsync)).InvokeAsync(d => d.SetLinkUp(linkIndex, up)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await _host.Backend.RequireEngine("Admin." + nameof(SetLinkUpAsync)).InvokeAsync(d => d.SetLinkUp(linkIndex, up)).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 }

@@ -15,7 +15,7 @@ public sealed partial class ServalHostAdministration
     public async ValueTask<RouterSnapshot> GetRouterSnapshotAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var driver = _host.EmbeddedDriver("Admin." + nameof(GetRouterSnapshotAsync));
+        var driver = _host.Backend.RequireEngine("Admin." + nameof(GetRouterSnapshotAsync));
         RequireRouter();
         return await driver.InvokeAsync(d =>
         {
@@ -64,7 +64,7 @@ public sealed partial class ServalHostAdministration
             throw new ArgumentException("A drain names a host address.", nameof(registeredHost));
         }
 
-        return await _host.EmbeddedDriver("Admin." + nameof(SetRouterDrainingAsync)).InvokeAsync(d => d.RouterController!.SetDraining(registeredHost, prefix, draining, d.Now)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return await _host.Backend.RequireEngine("Admin." + nameof(SetRouterDrainingAsync)).InvokeAsync(d => d.RouterController!.SetDraining(registeredHost, prefix, draining, d.Now)).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -77,7 +77,7 @@ public sealed partial class ServalHostAdministration
     public async ValueTask<IReadOnlyList<HostRegistration>> GetRegistrationsAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return await _host.EmbeddedDriver("Admin." + nameof(GetRegistrationsAsync)).InvokeAsync(d =>
+        return await _host.Backend.RequireEngine("Admin." + nameof(GetRegistrationsAsync)).InvokeAsync(d =>
         {
             var all = new List<HostRegistration>();
             if (d.HostController is { } host)
@@ -104,7 +104,7 @@ public sealed partial class ServalHostAdministration
     public async ValueTask<RouterDiscoverySnapshot?> GetRouterDiscoveryAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return await _host.EmbeddedDriver("Admin." + nameof(GetRouterDiscoveryAsync)).InvokeAsync(d => d.RouterDiscovery is { } discovery
+        return await _host.Backend.RequireEngine("Admin." + nameof(GetRouterDiscoveryAsync)).InvokeAsync(d => d.RouterDiscovery is { } discovery
             ? new RouterDiscoverySnapshot { Routers = discovery.GetRouters(), Counters = discovery.Counters, Listening = discovery.Started }
             : null).WaitAsync(cancellationToken).ConfigureAwait(false);
     }

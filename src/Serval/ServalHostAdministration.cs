@@ -28,24 +28,20 @@ public sealed partial class ServalHostAdministration
     public void NameService(ServiceId service, string name)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
-        if (!_host.IsAttached)
-        {
-            _host.Driver.ServiceLabels.Remember(service, name);
-        }
+        _host.Backend.NameService(service, name);
     }
 
     /// <summary>
     /// A service as this host's log lines show it: <c>name (1a2b3c4d…)</c> when the host knows the name of a whole
     /// serviceID (<see cref="NameService"/>, or bound by name), else the prefix's text. Attached: the prefix's text.
     /// </summary>
-    public string DescribeService(ServicePrefix prefix) =>
-        _host.IsAttached ? prefix.ToString() : _host.Driver.ServiceLabels.Of(prefix);
+    public string DescribeService(ServicePrefix prefix) => _host.Backend.DescribeService(prefix);
 
     /// <summary>The counters of the host's resolver controller, or null when the host resolves no services (no <see cref="ServalHostOptions.Resolver"/>).</summary>
     /// <exception cref="NotSupportedException">The host is attached (servalctl stats shows the daemon's counters).</exception>
     public async ValueTask<ResolverControllerCounters?> GetResolverCountersAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return await _host.EmbeddedDriver(nameof(GetResolverCountersAsync)).InvokeAsync(d => d.ResolverController?.Counters).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return await _host.Backend.RequireEngine(nameof(GetResolverCountersAsync)).InvokeAsync(d => d.ResolverController?.Counters).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 }

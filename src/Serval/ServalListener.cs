@@ -1,4 +1,4 @@
-using Serval.Attached;
+using Serval.Backends;
 using Serval.Runtime;
 using Serval.Stack;
 
@@ -9,18 +9,18 @@ namespace Serval;
 /// shape). Binding installs the DEMUX rule and reports the service as registered; disposing removes both and resets
 /// connections not yet accepted.
 /// </summary>
+/// <remarks>
+/// A facade: the bound service is behind an <see cref="IListenerBackend"/>, in this process's engine or in servald
+/// (docs/api.md, "Embedded and attached").
+/// </remarks>
 public sealed class ServalListener : IAsyncDisposable
 {
-    private readonly EngineDriver? _driver;
-    private readonly ListenerState? _state;
-    private readonly RemoteListener? _remote;
+    private readonly IListenerBackend _backend;
     private int _disposed;
 
-    private ServalListener(EngineDriver? driver, ListenerState? state, RemoteListener? remote, ServalListenerOptions options)
+    private ServalListener(IListenerBackend backend, ServalListenerOptions options)
     {
-        _driver = driver;
-        _state = state;
-        _remote = remote;
+        _backend = backend;
         LocalEndPoint = options.ListenEndPoint.WithoutAddress();
         Protocol = options.Protocol;
     }
@@ -40,34 +40,8 @@ public sealed class ServalListener : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         cancellationToken.ThrowIfCancellationRequested();
-        if (options.Host.Daemon is { } daemon)
-        {
-            if (options.ServiceKey is not null)
-            {
-                throw new NotSupportedException("A listener attached to servald cannot hold a service key yet; listen on a host of the application's own.");
-            }
-
-            var remote = await RemoteListener.ListenAsync(daemon, options, cancellationToken).ConfigureAwait(false);
-            return new ServalListener(null, null, remote, options);
-        }
-
-        var driver = options.Host.Driver;
-        var prefix = options.ListenEndPoint.Prefix;
-        driver.ServiceLabels.Remember(prefix.Id, options.ListenEndPoint.Name); // bound by name: logs show it
-        var state = await driver.InvokeAsync(d =>
-        {
-            var handle = SocketHandle.None;
-            var r = d.Engine.Listen(prefix, options.Protocol, options.ListenBacklog, d.Now, out handle, options.ServiceKey); // AddressInUse when bound
-            if (r != ServalError.None)
-            {
-                throw new ServalException(r, $"Cannot listen on {prefix}: {r}.");
-            }
-
-            var s = new ListenerState(handle, options.Protocol);
-            d.Sockets[handle.Value] = s;
-            return s;
-        }).ConfigureAwait(false);
-        return new ServalListener(driver, state, null, options);
+        var backend = await options.Host.Backend.ListenAsync(options, cancellationToken).ConfigureAwait(false);
+        return new ServalListener(backend, options);
     }
 
     /// <summary>Waits for the next established stream connection.</summary>
@@ -81,17 +55,7 @@ public sealed class ServalListener : IAsyncDisposable
             throw new InvalidOperationException("This listener accepts datagram flows: use AcceptDatagramSocketAsync.");
         }
 
-        ServalConnection connection;
-        if (_remote is not null)
-        {
-            var remote = await AcceptRemoteAsync(_remote, cancellationToken).ConfigureAwait(false);
-            connection = new ServalConnection(remote, LocalEndPoint.Service);
-        }
-        else
-        {
-            var state = await AcceptAsync(cancellationToken).ConfigureAwait(false);
-            connection = new ServalConnection(_driver!, state, LocalEndPoint.Service);
-        }
+        var connection = new ServalConnection(await AcceptAsync(cancellationToken).ConfigureAwait(false), LocalEndPoint.Service);
 
         // The span marks the accept (the wait for a client is not part of it): the flow and who it came from.
         if (ServalTelemetry.Source.HasListeners())
@@ -104,7 +68,7 @@ public sealed class ServalListener : IAsyncDisposable
 
     private async Task RecordAcceptAsync(ServalConnection connection)
     {
-        using var activity = ServalTelemetry.Start("serval.accept", System.Diagnostics.ActivityKind.Server, _driver?.Name ?? "attached", LocalEndPoint.Service);
+        using var activity = ServalTelemetry.Start("serval.accept", System.Diagnostics.ActivityKind.Server, _backend.TelemetryHostName, LocalEndPoint.Service);
         if (activity is null)
         {
             return;
@@ -132,32 +96,14 @@ public sealed class ServalListener : IAsyncDisposable
             throw new InvalidOperationException("This listener accepts stream connections: use AcceptConnectionAsync.");
         }
 
-        if (_remote is not null)
-        {
-            var remote = await AcceptRemoteAsync(_remote, cancellationToken).ConfigureAwait(false);
-            return new ServalDatagramSocket(remote);
-        }
-
-        var state = await AcceptAsync(cancellationToken).ConfigureAwait(false);
-        return new ServalDatagramSocket(_driver!, state);
+        return new ServalDatagramSocket(await AcceptAsync(cancellationToken).ConfigureAwait(false));
     }
 
-    private async Task<RemoteConnection> AcceptRemoteAsync(RemoteListener remote, CancellationToken cancellationToken)
+    private ValueTask<IConnectionBackend> AcceptAsync(CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         cancellationToken.ThrowIfCancellationRequested();
-        return await remote.AcceptAsync(cancellationToken).ConfigureAwait(false);
-    }
-
-    private async Task<ConnectionState> AcceptAsync(CancellationToken cancellationToken)
-    {
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        cancellationToken.ThrowIfCancellationRequested();
-        var accept = new TaskCompletionSource<ConnectionState>(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var registration = cancellationToken.UnsafeRegister(static (s, ct) => ((TaskCompletionSource<ConnectionState>)s!).TrySetCanceled(ct), accept);
-        var state = _state!;
-        _driver!.Post(new ActionWorkItem<ConnectionState>(d => state.BeginAccept(d, accept), accept));
-        return await accept.Task.ConfigureAwait(false);
+        return _backend.AcceptAsync(cancellationToken);
     }
 
     /// <summary>Unbinds the service and resets connections not yet accepted; pending accepts fail with <see cref="ObjectDisposedException"/>.</summary>
@@ -168,25 +114,7 @@ public sealed class ServalListener : IAsyncDisposable
             return;
         }
 
-        if (_remote is not null)
-        {
-            await _remote.CloseAsync().ConfigureAwait(false);
-            return;
-        }
-
-        var state = _state!;
-        try
-        {
-            await _driver!.InvokeAsync(d =>
-            {
-                state.Close(d, new ObjectDisposedException(nameof(ServalListener)));
-                return true;
-            }).ConfigureAwait(false);
-        }
-        catch (ObjectDisposedException)
-        {
-            // The host stopped first and released everything.
-        }
+        await _backend.CloseAsync().ConfigureAwait(false);
     }
 
     /// <inheritdoc/>

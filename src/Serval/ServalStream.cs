@@ -1,6 +1,5 @@
 using System.IO.Pipelines;
-using Serval.Attached;
-using Serval.Runtime;
+using Serval.Backends;
 
 namespace Serval;
 
@@ -13,32 +12,23 @@ namespace Serval;
 public sealed class ServalStream : Stream
 {
     private readonly ServalConnection _connection;
-    private readonly EngineDriver? _driver;
-    private readonly ConnectionState? _state;
-    private readonly RemoteConnection? _remote;
+    private readonly IConnectionBackend _backend;
     private IDuplexPipe? _pipe;
 
-    internal ServalStream(ServalConnection connection, EngineDriver driver, ConnectionState state)
+    internal ServalStream(ServalConnection connection, IConnectionBackend backend)
     {
         _connection = connection;
-        _driver = driver;
-        _state = state;
-    }
-
-    internal ServalStream(ServalConnection connection, RemoteConnection remote)
-    {
-        _connection = connection;
-        _remote = remote;
+        _backend = backend;
     }
 
     /// <summary>Completes when the peer's end of stream has been read; faults if the connection failed or was aborted.</summary>
-    public Task ReadsClosed => _remote is null ? _state!.ReadsClosed.Task : _remote.ReadsClosed.Task;
+    public Task ReadsClosed => _backend.ReadsClosed;
 
     /// <summary>
     /// Completes when writing is finished (<see cref="CompleteWrites"/>, or a graceful close); faults if the connection
     /// failed or was aborted. Attached (<see cref="ServalHost.IsAttached"/>): completes when the daemon reports it.
     /// </summary>
-    public Task WritesClosed => _remote is null ? _state!.WritesClosed.Task : _remote.WritesClosed.Task;
+    public Task WritesClosed => _backend.WritesClosed;
 
     /// <inheritdoc/>
     public override bool CanRead => true;
@@ -67,7 +57,7 @@ public sealed class ServalStream : Stream
     /// <exception cref="ServalException">The connection was reset, timed out or aborted.</exception>
     /// <exception cref="InvalidOperationException">Another read is in progress.</exception>
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-        _remote is null ? _state!.ReadOperation.Start(_driver!, buffer, default, cancellationToken) : _remote.ReadAsync(buffer, cancellationToken);
+        _backend.ReadAsync(buffer, cancellationToken);
 
     /// <inheritdoc/>
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
@@ -82,41 +72,8 @@ public sealed class ServalStream : Stream
     /// </summary>
     /// <exception cref="ServalException">The connection was reset, timed out or aborted, or writes were completed.</exception>
     /// <exception cref="InvalidOperationException">Another write is in progress.</exception>
-    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        if (_remote is not null)
-        {
-            return _remote.WriteAsync(buffer, cancellationToken);
-        }
-
-        if (cancellationToken.IsCancellationRequested)
-        {
-            return ValueTask.FromCanceled(cancellationToken);
-        }
-
-        try
-        {
-            if (_state!.TryStage(_driver!, buffer.Span))
-            {
-                return default;
-            }
-        }
-        catch (ServalException e)
-        {
-            return ValueTask.FromException(e);
-        }
-
-        var pending = _state.WriteOperation.Start(_driver!, default, buffer, cancellationToken);
-        if (pending.IsCompletedSuccessfully)
-        {
-            _ = pending.Result;
-            return default;
-        }
-
-        return AwaitWrite(pending);
-    }
-
-    private static async ValueTask AwaitWrite(ValueTask<int> pending) => await pending.ConfigureAwait(false);
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
+        _backend.WriteAsync(buffer, cancellationToken);
 
     /// <inheritdoc/>
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
@@ -150,22 +107,7 @@ public sealed class ServalStream : Stream
     /// FIN follows that data and the SAL FIN follows its acknowledgement, without waiting for the dispose. Reading goes on
     /// until the peer finishes too.
     /// </summary>
-    public void CompleteWrites()
-    {
-        if (_remote is not null)
-        {
-            _remote.CompleteWrites();
-            return;
-        }
-
-        var state = _state!;
-        state.CloseStage(writesCompleted: true);
-        _driver!.Post(new FuncWorkItem<bool>(d =>
-        {
-            state.CompleteWrites(d);
-            return true;
-        }));
-    }
+    public void CompleteWrites() => _backend.CompleteWrites();
 
     /// <summary>Aborts the connection at once (a reset to the peer); pending and later operations fail with <see cref="ServalException"/>.</summary>
     public void Abort() => _ = _connection.CloseAsync(abort: true).AsTask();

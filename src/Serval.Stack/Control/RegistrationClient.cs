@@ -10,6 +10,12 @@ namespace Serval.Stack.ControlPlane;
 /// acknowledged, refreshed before the lease runs out, unregistered explicitly, and all sent again when a router
 /// answers with a new epoch.
 /// </summary>
+/// <remarks>
+/// <para><b>Why this type is large.</b> Registration, refresh, unregistration, failover between routers and the
+/// resolution queries all share one socket, one sequence space, one router list and its routes, and the retransmission
+/// timers of both; the per-prefix, per-router and per-query state are already types of their own (<see cref="ClientEntry"/>,
+/// <see cref="ClientSlot"/>, <see cref="RouterLink"/>, <see cref="PendingQuery"/>).</para>
+/// </remarks>
 internal sealed class RegistrationClient
 {
     /// <summary>Priority of the exact routes toward each router's serviceID (below socket DEMUX rules, above everything else we install).</summary>

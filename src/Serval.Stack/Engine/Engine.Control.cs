@@ -473,11 +473,10 @@ public sealed partial class Engine
         {
             s.OnTimeout(now);
             MarkTransmit(flow);
-            if (flow.Listener is null && !flow.HeardSinceHandshake && s.RetransmissionTimeouts != flow.SeenTimeouts && flow.State == SalState.Connected)
+            if (flow.Listener is null && flow.State == SalState.Connected && flow.HandshakeAckMayBeLost(s.RetransmissionTimeouts))
             {
                 // Our data went unanswered and nothing at all came back since the SYN-ACK: the handshake ACK may have
                 // been lost, and a server that answered with a SYN cookie has no other way to learn of the connection.
-                flow.SeenTimeouts = s.RetransmissionTimeouts;
                 SendRepeatedHandshakeAck(flow);
             }
         }
@@ -614,7 +613,7 @@ public sealed partial class Engine
             }
             else if (flow.Released && flow.State is SalState.Connected or SalState.CloseWait && !flow.CloseRequested)
             {
-                flow.CloseRequested = true;
+                flow.RequestClose();
                 st.CompleteWrites();
             }
         }

@@ -215,11 +215,10 @@ public sealed partial class Engine
         var flow = new Flow(NewHandle(), l.Protocol, p.DestinationFlow, cookie.Nonce, NewControl(verno))
         {
             State = SalState.Respond,
-            PeerFlow = p.SourceFlow,
-            PeerNonce = c.Nonce,
             Service = service,
             Listener = l,
         };
+        flow.UsePeer(p.SourceFlow, c.Nonce);
         flow.UsePath(iface.Index, iface.Address);
         flow.UsePeerAddress(source);
         flow.Control.OnSynSent();

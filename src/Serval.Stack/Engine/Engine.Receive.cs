@@ -334,12 +334,11 @@ public sealed partial class Engine
         var flow = new Flow(NewHandle(), l.Protocol, NewFlowId(), NewNonce(), NewControl(_random.NextUInt32()))
         {
             State = SalState.Respond,
-            PeerFlow = p.SourceFlow,
-            PeerNonce = c.Nonce,
             Service = p.DestinationService!.Value,
             SynSource = p.SourceRoute,
             Listener = l,
         };
+        flow.UsePeer(p.SourceFlow, c.Nonce);
         flow.UsePath(iface.Index, iface.Address);
         flow.UsePeerAddress(p.SourceRoute is { } r ? AdoptPort(r.First, source, iface) : source);
         flow.AwaitHandshakeAck(now + _options.PendingRequestLifetime, now + _options.InitialRto);
@@ -529,7 +528,7 @@ public sealed partial class Engine
                 return;
             }
 
-            flow.HeardSinceHandshake = true; // a control packet with the peer's nonce
+            flow.OnHeardFromPeer(); // a control packet with the peer's nonce
             if (c.Has(SalControlFlags.Syn | SalControlFlags.Ack))
             {
                 // Our handshake ACK was lost: the server retransmitted its SYN-ACK.
@@ -603,8 +602,7 @@ public sealed partial class Engine
             return;
         }
 
-        flow.PeerFlow = p.SourceFlow;
-        flow.PeerNonce = c.Nonce;
+        flow.UsePeer(p.SourceFlow, c.Nonce);
         flow.Control.OnPeerVerno(c.Verno);
         flow.Control.Acknowledge(c.Ackno, now);
         flow.UsePath(iface.Index, iface.Address);
@@ -639,8 +637,7 @@ public sealed partial class Engine
             Counters.SynDroppedPacket();
             if (!flow.HandshakeDeferred && (flow.Stream is null || (!p.ControlOnly && p.Protocol == SalPacketRepr.ProtocolTcp)))
             {
-                flow.HandshakeDeferred = true;
-                flow.DeferredAck = p.Tcp;
+                flow.DeferHandshakeAck(p.Tcp);
                 l.Deferred.Enqueue(flow);
             }
 
@@ -660,7 +657,7 @@ public sealed partial class Engine
     {
         while (l.AcceptQueue.Count < l.Backlog && l.Deferred.TryDequeue(out var flow))
         {
-            flow.HandshakeDeferred = false;
+            flow.EndHandshakeDeferral();
             if (flow.State != SalState.Respond || flow.Listener != l)
             {
                 continue;
@@ -693,7 +690,7 @@ public sealed partial class Engine
         flow.State = SalState.Connected;
         l.Pending.Remove((flow.PeerFlow.Value, flow.PeerNonce.Value));
         l.AcceptQueue.Enqueue(flow);
-        flow.InAcceptQueue = true;
+        flow.EnterAcceptQueue();
         if (flow.Stream is null && !payload.IsEmpty && !p.ControlOnly)
         {
             OnTransport(flow, p, payload, now);
@@ -722,7 +719,7 @@ public sealed partial class Engine
                     // Refused by the host our service table (or a router's) picked: resolve the SYN once more at once.
                     // A router whose registration for a replica that just left is still in flight, or a weighted
                     // choice, then picks a replica that serves the service.
-                    flow.RefusalRetried = true;
+                    flow.OnRefusalRetried();
                     Counters.RefusalRetry();
                     if (SendSyn(flow, now) == ServalError.None)
                     {
@@ -812,13 +809,12 @@ public sealed partial class Engine
 
     private void OnFin(Flow flow, SalControl c, TimeSpan now)
     {
-        if (flow.PeerClosed)
+        if (!flow.OnPeerFin())
         {
             SendPureAck(flow); // retransmitted FIN
             return;
         }
 
-        flow.PeerClosed = true;
         flow.Control.OnPeerVerno(c.Verno);
         SendPureAck(flow);
         switch (flow.State)
@@ -853,7 +849,7 @@ public sealed partial class Engine
 
     private void OnTransport(Flow flow, in SalPacketRepr p, ReadOnlySpan<byte> payload, TimeSpan now)
     {
-        flow.HeardSinceHandshake = true;
+        flow.OnHeardFromPeer();
         if (flow.Stream is { } st)
         {
             if (p.Protocol != SalPacketRepr.ProtocolTcp)

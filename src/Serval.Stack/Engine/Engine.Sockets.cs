@@ -67,13 +67,13 @@ public sealed partial class Engine
 
         while (l.AcceptQueue.TryDequeue(out var flow))
         {
-            flow.InAcceptQueue = false;
             if (flow.State == SalState.Closed)
             {
+                flow.LeaveAcceptQueue(accepted: false);
                 continue;
             }
 
-            flow.Accepted = true;
+            flow.LeaveAcceptQueue(accepted: true);
             connection = flow.Handle;
             if (l.Deferred.Count > 0)
             {
@@ -442,17 +442,17 @@ public sealed partial class Engine
                 Destroy(f);
                 return;
             case SalState.TimeWait when f.Security is null:
-                f.CloseRequested = true;
+                f.RequestClose();
                 CompactTimeWait(f);
                 return;
             case SalState.TimeWait:
                 // A secured flow keeps its keys through TIME-WAIT: its answers must be sealed.
-                f.CloseRequested = true;
+                f.RequestClose();
                 return;
             case SalState.FinWait1 or SalState.FinWait2 or SalState.Closing or SalState.LastAck:
                 // Our SAL FIN is already out (the writes were completed before the close): no second FIN. Unread data
                 // still resets, as in CONNECTED; a FIN-WAIT-2 flow now waits at most FinWait2Timeout for the peer.
-                f.CloseRequested = true;
+                f.RequestClose();
                 if (f.Stream is { BytesAvailable: > 0 })
                 {
                     ResetFlow(f, now, ServalError.Aborted);
@@ -468,7 +468,7 @@ public sealed partial class Engine
                 return;
         }
 
-        f.CloseRequested = true;
+        f.RequestClose();
         if (f.Stream is { } st)
         {
             if (st.BytesAvailable > 0)

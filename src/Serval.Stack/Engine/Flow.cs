@@ -16,14 +16,21 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
 
     public FlowId LocalFlow { get; } = localFlow;
 
-    public FlowId PeerFlow { get; set; }
+    public FlowId PeerFlow { get; private set; }
 
     public Nonce LocalNonce { get; } = localNonce;
 
-    public Nonce PeerNonce { get; set; }
+    public Nonce PeerNonce { get; private set; }
+
+    /// <summary>The peer's flowID and nonce, as its SYN (server) or SYN-ACK (client) gave them.</summary>
+    public void UsePeer(FlowId peerFlow, Nonce peerNonce)
+    {
+        PeerFlow = peerFlow;
+        PeerNonce = peerNonce;
+    }
 
     /// <summary>The serviceID the client asked for (both sides).</summary>
-    public ServiceId Service { get; set; }
+    public ServiceId Service { get; init; }
 
     public int Interface { get; private set; }
 
@@ -32,7 +39,7 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
     public LinkAddress PeerAddress { get; private set; }
 
     /// <summary>Optional address a client gave to skip resolution.</summary>
-    public LinkAddress AdvisoryAddress { get; set; }
+    public LinkAddress AdvisoryAddress { get; init; }
 
     /// <summary>The control channel: verno/ackno, the single control slot and its timer, the RTT estimate.</summary>
     public ControlChannel Control { get; } = control;
@@ -78,13 +85,16 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
     /// The application closed the flow (released it). The SAL FIN does not depend on it: it follows the acknowledgement of
     /// our transport FIN, which a close or an earlier <c>CompleteWrites</c> queued.
     /// </summary>
-    public bool CloseRequested { get; set; }
+    public bool CloseRequested { get; private set; }
+
+    /// <summary>The application closed (released) the flow.</summary>
+    public void RequestClose() => CloseRequested = true;
 
     /// <summary>Pending request's listener, or the listener an accepted child came from.</summary>
-    public ListenerSocket? Listener { get; set; }
+    public ListenerSocket? Listener { get; init; }
 
     /// <summary>Whether the application received this server-side flow from Accept.</summary>
-    public bool Accepted { get; set; }
+    public bool Accepted { get; private set; }
 
     /// <summary>Identifier of this flow's SYN held by a DELAY rule, or 0.</summary>
     public long DelayedPacketId { get; set; }
@@ -96,25 +106,66 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
     public uint MigrationVerno { get; private set; }
 
     /// <summary>The handshake ACK verified while the accept queue was full; the flow waits in the listener's deferred queue.</summary>
-    public bool HandshakeDeferred { get; set; }
+    public bool HandshakeDeferred { get; private set; }
 
     /// <summary>The transport part of that handshake ACK, replayed when the flow is promoted.</summary>
-    public TcpRepr DeferredAck { get; set; }
+    public TcpRepr DeferredAck { get; private set; }
 
-    /// <summary>Something arrived from the peer after our handshake ACK (so the peer has the connection).</summary>
-    public bool HeardSinceHandshake { get; set; }
+    /// <summary>The verified handshake ACK <paramref name="ack"/> waits for room in the accept queue.</summary>
+    public void DeferHandshakeAck(TcpRepr ack)
+    {
+        HandshakeDeferred = true;
+        DeferredAck = ack;
+    }
 
-    /// <summary>The stream's retransmission timeouts when the flow last checked (client flows, see HeardSinceHandshake).</summary>
-    public long SeenTimeouts { get; set; }
-
-    /// <summary>Our SYN was refused once and resolved again (a connect is re-resolved at most once).</summary>
-    public bool RefusalRetried { get; set; }
+    /// <summary>The flow left the listener's deferred queue (promoted, or found gone).</summary>
+    public void EndHandshakeDeferral() => HandshakeDeferred = false;
 
     /// <summary>Whether this flow sits in its listener's accept queue.</summary>
-    public bool InAcceptQueue { get; set; }
+    public bool InAcceptQueue { get; private set; }
+
+    /// <summary>The handshake completed: the flow waits in its listener's accept queue.</summary>
+    public void EnterAcceptQueue() => InAcceptQueue = true;
+
+    /// <summary>The flow left the accept queue; <paramref name="accepted"/>: the application received it.</summary>
+    public void LeaveAcceptQueue(bool accepted)
+    {
+        InAcceptQueue = false;
+        Accepted |= accepted;
+    }
+
+    /// <summary>Something arrived from the peer after our handshake ACK (so the peer has the connection).</summary>
+    public bool HeardSinceHandshake { get; private set; }
+
+    /// <summary>A packet with the peer's nonce arrived.</summary>
+    public void OnHeardFromPeer() => HeardSinceHandshake = true;
+
+    /// <summary>The stream's retransmission timeouts when the flow last checked (client flows, see HeardSinceHandshake).</summary>
+    public long SeenTimeouts { get; private set; }
+
+    /// <summary>
+    /// Whether the stream's retransmission timeouts (<paramref name="timeouts"/>) rose since the last call while nothing
+    /// came from the peer since the handshake: the handshake ACK may have been lost and is to be repeated.
+    /// </summary>
+    public bool HandshakeAckMayBeLost(long timeouts)
+    {
+        if (HeardSinceHandshake || timeouts == SeenTimeouts)
+        {
+            return false;
+        }
+
+        SeenTimeouts = timeouts;
+        return true;
+    }
+
+    /// <summary>Our SYN was refused once and resolved again (a connect is re-resolved at most once).</summary>
+    public bool RefusalRetried { get; private set; }
+
+    /// <summary>The SYN is resolved once more after a refusal.</summary>
+    public void OnRefusalRetried() => RefusalRetried = true;
 
     /// <summary>The SOURCE extension of the SYN, echoed (with our address appended) in the SYN-ACK.</summary>
-    public SalSourceRoute? SynSource { get; set; }
+    public SalSourceRoute? SynSource { get; init; }
 
     public StreamConnection? Stream { get; set; }
 
@@ -137,7 +188,19 @@ internal sealed class Flow(SocketHandle handle, TransportProtocol protocol, Flow
     }
 
     /// <summary>The peer closed its direction (SAL FIN received).</summary>
-    public bool PeerClosed { get; set; }
+    public bool PeerClosed { get; private set; }
+
+    /// <summary>The peer's SAL FIN arrived; false when it had already (a retransmitted FIN).</summary>
+    public bool OnPeerFin()
+    {
+        if (PeerClosed)
+        {
+            return false;
+        }
+
+        PeerClosed = true;
+        return true;
+    }
 
     /// <summary>Migration target interface, and the address the peer's RSYN came from.</summary>
     public int MigrationInterface { get; private set; } = -1;

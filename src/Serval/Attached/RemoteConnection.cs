@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
+using Serval.Backends;
 using Serval.Daemon.Protocol;
 using Serval.Stack;
 using Serval.Wire;
@@ -20,7 +21,7 @@ namespace Serval.Attached;
 /// fail with it once the bytes the daemon had already forwarded are read — never end of stream.
 /// </remarks>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The semaphores never allocate a wait handle (async waits only); nothing to dispose.")]
-internal sealed class RemoteConnection : IRemoteObject
+internal sealed class RemoteConnection : IRemoteObject, IConnectionBackend
 {
     private const int StreamQueueFrames = 64;
     private const int DatagramQueueFrames = 256;
@@ -67,6 +68,15 @@ internal sealed class RemoteConnection : IRemoteObject
     public TaskCompletionSource ReadsClosed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public TaskCompletionSource WritesClosed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Null: the engine socket lives in servald.</summary>
+    public SocketHandle? EngineSocket => null;
+
+    public string TelemetryHostName => "attached";
+
+    Task IConnectionBackend.ReadsClosed => ReadsClosed.Task;
+
+    Task IConnectionBackend.WritesClosed => WritesClosed.Task;
 
     /// <summary>Opens a connection in servald; <paramref name="name"/>, the name the service was given by, if any, is shown in servald's tables and logs.</summary>
     public static async Task<RemoteConnection> ConnectAsync(DaemonClient client, ServiceId service, TransportProtocol protocol, LinkAddress advisory, CancellationToken cancellationToken, string? name = null)

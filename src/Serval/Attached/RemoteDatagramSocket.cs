@@ -2,7 +2,9 @@ using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
+using Serval.Backends;
 using Serval.Daemon.Protocol;
+using Serval.Stack;
 using Serval.Wire;
 
 namespace Serval.Attached;
@@ -13,7 +15,7 @@ namespace Serval.Attached;
 /// bounded queue and are dropped when it is full, as datagrams are.
 /// </summary>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The semaphores never allocate a wait handle (async waits only); nothing to dispose.")]
-internal sealed class RemoteDatagramSocket : IRemoteObject
+internal sealed class RemoteDatagramSocket : IRemoteObject, IDatagramSocketBackend
 {
     private const int QueueDatagrams = 256;
 
@@ -167,6 +169,11 @@ internal sealed class RemoteDatagramSocket : IRemoteObject
     }
 
     /// <summary>Closes the socket and waits (bounded) until the daemon has closed its socket (and unbound its service).</summary>
+    /// <summary>Null: the engine socket lives in servald.</summary>
+    public SocketHandle? EngineSocket => null;
+
+    ValueTask IDatagramSocketBackend.CloseAsync() => new(CloseAsync());
+
     public async Task CloseAsync()
     {
         if (BeginClose(new ObjectDisposedException(nameof(ServalDatagramSocket))))

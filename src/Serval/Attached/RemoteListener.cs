@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Serval.Backends;
 using Serval.Daemon.Protocol;
 using Serval.Stack;
 
@@ -9,7 +10,7 @@ namespace Serval.Attached;
 /// (closing it, or the process ending, unbinds the service); each accept opens a fresh channel that the daemon answers
 /// when a connection is accepted and that then carries that connection.
 /// </summary>
-internal sealed class RemoteListener : IRemoteObject
+internal sealed class RemoteListener : IRemoteObject, IListenerBackend
 {
     private readonly DaemonClient _client;
     private readonly DaemonChannel _channel;
@@ -30,6 +31,8 @@ internal sealed class RemoteListener : IRemoteObject
     public long Id { get; }
 
     public TransportProtocol Protocol { get; }
+
+    public string TelemetryHostName => "attached";
 
     public static async Task<RemoteListener> ListenAsync(DaemonClient client, ServalListenerOptions options, CancellationToken cancellationToken)
     {
@@ -90,6 +93,11 @@ internal sealed class RemoteListener : IRemoteObject
         var (channel, reply) = await open.ConfigureAwait(false);
         return RemoteConnection.Accepted(_client, channel, Protocol, reply);
     }
+
+    async ValueTask<IConnectionBackend> IListenerBackend.AcceptAsync(CancellationToken cancellationToken) =>
+        await AcceptAsync(cancellationToken).ConfigureAwait(false);
+
+    ValueTask IListenerBackend.CloseAsync() => new(CloseAsync());
 
     /// <summary>Closes the listener and waits (bounded) until the daemon has unbound the service.</summary>
     public async Task CloseAsync()
