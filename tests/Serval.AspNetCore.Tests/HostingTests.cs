@@ -177,6 +177,7 @@ public sealed class HostingTests
             ["Serval:DefaultRouter"] = server.Links[0].LocalAddress.ToString(),
             ["Serval:MonitorInterfaces"] = "false",
         });
+        builder.WebHost.UseUrls("http://127.0.0.1:0"); // The caller serves nothing: not Kestrel's default port 5000.
         builder.Services.AddServal();
         builder.Services.AddHttpClient("shop", c => c.BaseAddress = new Uri("http://test.di.shop/")).UseServal(retries: 1);
         builder.Services.AddHttpClient<ShopClient>(c => c.BaseAddress = new Uri("http://test.di.shop/")).UseServal();

@@ -18,6 +18,9 @@ internal sealed class ScriptedPeer
         SendBufferSize = 64 * 1024,
         ReceiveBufferSize = 32 * 1024,
         Pacing = false,
+        // The scripts step from one protocol timer to the next; giving idle buffers back is a timer of its own,
+        // checked by IdleMemoryTests.
+        IdleBufferRelease = null,
     };
 
     /// <summary>The SYN (or SYN-ACK) options the scripted peer offers by default: MSS 1000, WS 0, SACK, no timestamps.</summary>
