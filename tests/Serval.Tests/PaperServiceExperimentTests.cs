@@ -62,7 +62,8 @@ public sealed partial class PaperServiceExperimentTests(ITestOutputHelper output
         // Server 4 (left at 3 s, back at 9 s) serves nothing in the second half of its absence and again after it returns.
         var rows = _run.AssertFigure("fig8", 4);
         var server4 = rows.Where(r => r.Series == "server 4").ToArray();
-        var absent = server4.Where(r => r.Time > 5 && r.Time <= 9).Select(r => r.Value).ToArray();
+        // Up to half a second before its return: a sample stamped just before 9 s can hold its first requests back.
+        var absent = server4.Where(r => r.Time > 5 && r.Time <= 8.5).Select(r => r.Value).ToArray();
         var back = server4.Where(r => r.Time > 10.5).Select(r => r.Value).ToArray();
         Assert.True(absent.Length > 0 && absent.Max() < 5, $"server 4 while away: {string.Join(", ", absent)} req/s");
         Assert.True(back.Length > 0 && back.Average() > 0.1 * offered, $"server 4 after its return: {string.Join(", ", back)} req/s");
