@@ -32,7 +32,9 @@ check() { # NAME COMMAND...: runs COMMAND (bounded by timeout), reports
 }
 # Waits (bounded) until a control socket exists.
 socket_up() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done; return 1; }
-export -f socket_up
+# Waits (bounded, 30 s) until the router behind a control socket lists a registration matching a pattern.
+registered() { for _ in $(seq 300); do $servalctl --socket "$1" router registrations 2>/dev/null | grep -q "$2" && return 0; sleep 0.1; done; return 1; }
+export -f socket_up registered
 export cat work servald servalctl
 
 # README.md: serval-cat copies a file over a stream.
@@ -118,7 +120,7 @@ check "servald.md: router with a key, a replica registering, router registration
     --Serval:Registration:Routers:0=127.0.11.1 > $work/h.log 2>&1 & h=$!
   socket_up $work/h.sock || exit 1
   $cat --attach $work/h.sock listen shop.keyed <<< "keyed replica" > /dev/null & l=$!
-  for _ in $(seq 100); do $servalctl --socket $work/r.sock router registrations | grep -q "shop.keyed\|127.0.11.2" && break; sleep 0.1; done
+  registered $work/r.sock "127.0.11.2"
   $servalctl --socket $work/r.sock router registrations
   $servalctl --socket $work/r.sock router registrations | grep -q "127.0.11.2" || exit 1
   got=$($cat --udp 127.0.12.5 --router 127.0.12.1 -w 5 connect shop.keyed < /dev/null)
@@ -197,7 +199,7 @@ check "router-fleet.md: etcd cluster, two routers, RouterSelection=One" '
     --Serval:Registration:Routers:1=127.0.2.1 --Serval:Registration:RouterSelection=One > $work/h7.log 2>&1 & pids="$pids $!"
   socket_up $work/h7.sock || exit 1
   $cat --attach $work/h7.sock listen shop.fleet <<< "from the fleet" > /dev/null & l=$!
-  for _ in $(seq 300); do $servalctl --socket $work/r2.sock router registrations 2>/dev/null | grep -q "r1" && break; sleep 0.1; done
+  registered $work/r2.sock "r1"
   $servalctl --socket $work/r2.sock router status; $servalctl --socket $work/r2.sock router registrations
   $servalctl --socket $work/r2.sock router registrations | grep "127.0.5.7" | grep -q "r1" || exit 1
   got=$($cat --udp 127.0.5.8 --router 127.0.2.1 -w 5 connect shop.fleet < /dev/null)
@@ -222,7 +224,7 @@ check "servald.md: LinkPolicies on eth0 (namespace), registering with a router" 
     --Serval:RegisterWithRouter=10.78.0.1 --Serval:ControlSocket=$work/ph.sock > $work/ph.log 2>&1 &
   socket_up $work/ph.sock || exit 1
   ip netns exec svdoc $cat --attach $work/ph.sock listen shop.policy <<< "from eth0" > /dev/null & l=$!
-  for _ in $(seq 100); do $servalctl --socket $work/pr.sock router registrations | grep -q "10.78.0.2" && break; sleep 0.1; done
+  registered $work/pr.sock "10.78.0.2"
   $servalctl --socket $work/pr.sock router registrations
   got=$($cat --udp 10.78.0.3 --router 10.78.0.1 -w 5 connect shop.policy < /dev/null)
   wait $l

@@ -19,67 +19,57 @@ internal sealed class InboundBufferPool(int smallCapacity, int largeCapacity)
     /// <summary>Size of a large buffer: headroom plus a 2048-byte packet.</summary>
     public const int LargeSize = 2048 + 64;
 
-    private readonly ConcurrentQueue<byte[]> _small = new();
-    private readonly ConcurrentQueue<byte[]> _large = new();
-    private int _smallCount;
-    private int _largeCount;
+    private readonly FreeList _small = new(SmallSize, smallCapacity);
+    private readonly FreeList _large = new(LargeSize, largeCapacity);
 
     /// <summary>A buffer of at least <paramref name="size"/> bytes.</summary>
-    public byte[] Rent(int size)
-    {
-        if (size <= SmallSize)
-        {
-            if (_small.TryDequeue(out var b))
-            {
-                Interlocked.Decrement(ref _smallCount);
-                return b;
-            }
-
-            return new byte[SmallSize];
-        }
-
-        if (size <= LargeSize)
-        {
-            if (_large.TryDequeue(out var b))
-            {
-                Interlocked.Decrement(ref _largeCount);
-                return b;
-            }
-
-            return new byte[LargeSize];
-        }
-
-        return ArrayPool<byte>.Shared.Rent(size);
-    }
+    public byte[] Rent(int size) =>
+        size <= SmallSize ? _small.Rent() : size <= LargeSize ? _large.Rent() : ArrayPool<byte>.Shared.Rent(size);
 
     /// <summary>Gives back a buffer from <see cref="Rent"/>.</summary>
     public void Return(byte[] buffer)
     {
         if (buffer.Length == SmallSize)
         {
-            if (Interlocked.Increment(ref _smallCount) <= smallCapacity)
-            {
-                _small.Enqueue(buffer);
-            }
-            else
-            {
-                Interlocked.Decrement(ref _smallCount);
-            }
+            _small.Return(buffer);
         }
         else if (buffer.Length == LargeSize)
         {
-            if (Interlocked.Increment(ref _largeCount) <= largeCapacity)
-            {
-                _large.Enqueue(buffer);
-            }
-            else
-            {
-                Interlocked.Decrement(ref _largeCount);
-            }
+            _large.Return(buffer);
         }
         else
         {
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Buffers of one size, at most <c>capacity</c> kept; rented on one thread, returned on another.</summary>
+    private sealed class FreeList(int size, int capacity)
+    {
+        private readonly ConcurrentQueue<byte[]> _buffers = new();
+        private int _count;
+
+        public byte[] Rent()
+        {
+            if (_buffers.TryDequeue(out var buffer))
+            {
+                Interlocked.Decrement(ref _count);
+                return buffer;
+            }
+
+            return new byte[size];
+        }
+
+        public void Return(byte[] buffer)
+        {
+            if (Interlocked.Increment(ref _count) <= capacity)
+            {
+                _buffers.Enqueue(buffer);
+            }
+            else
+            {
+                Interlocked.Decrement(ref _count);
+            }
         }
     }
 }
